@@ -1,0 +1,49 @@
+# The two commands of the README's quick start, and the checks CI runs.
+# Each target creates the virtualenv and installs what it needs itself.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STACK  ?= dev
+FORMAT ?= text
+
+.PHONY: plan test lint typecheck schema bench clean
+
+$(VENV)/.runtime: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import pulumi, pulumi_aws, pulumi_cloudflare, pulumi_tls, pulumi_random, yaml, jinja2"
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
+	$(PY) -c "import pytest, mypy, moto, boto3, pulumi_policy"
+	touch $@
+
+## plan: the offline plan of one stack (make plan STACK=prod FORMAT=markdown); no cloud account needed
+plan: $(VENV)/.runtime
+	$(PY) -m leanstack plan $(STACK) --format $(FORMAT)
+
+## test: lint, type-check and the whole test suite
+test: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(PY) -m pytest
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(PY) -m mypy
+
+## schema: regenerate the JSON Schema for stacks/Pulumi.<stack>.yaml
+schema: $(VENV)/.runtime
+	$(PY) -m leanstack schema > stacks/stack-config.schema.json
+
+bench: $(VENV)/.dev
+	$(PY) bench/plan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build

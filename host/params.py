@@ -1,0 +1,74 @@
+"""The values the host's files are rendered from.
+
+`components.proxy_host` builds a `HostParams` from the validated stack config and the
+resolved outputs of other components, and `host.render` turns it into the nginx config
+and the cloud-init document. Keeping this a plain frozen dataclass lets the tests render
+and run the host's files without Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class HostFile:
+    """One file cloud-init writes on the host."""
+
+    path: str
+    content: str
+    permissions: str = "0644"
+    owner: str = "root:root"
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    """What `leanstack-backup` and `leanstack-restore-drill` need on the host.
+
+    The database password is never here: the tools read it from the RDS-managed secret
+    (`database_secret_arn`) each time they connect, because RDS rotates it.
+    """
+
+    bucket: str
+    bucket_region: str
+    prefix: str
+    database_name: str
+    database_host: str
+    database_port: int
+    database_user: str
+    database_secret_arn: str
+    # Empty means: a throw-away database on the same RDS instance.
+    drill_database_url: str = ""
+    # systemd OnCalendar expressions, UTC.
+    backup_calendar: str = "*-*-* 03:30:00"
+    drill_calendar: str = "*-*-01 05:00:00"
+    metrics_namespace: str = "Leanstack"
+    stack: str = "dev"
+
+
+@dataclass(frozen=True)
+class HostParams:
+    """Everything the nginx config and cloud-init document are rendered from."""
+
+    stack: str
+    region: str
+    # Hostnames nginx answers for; validated by the stack config (RFC 1123, no `;`, no spaces).
+    hostnames: tuple[str, ...]
+    app_port: int
+    health_path: str = "/healthz"
+    # True when Cloudflare proxies the hostnames: nginx then requires Cloudflare's
+    # origin-pull client certificate and trusts CF-Connecting-IP from Cloudflare's ranges only.
+    cdn_proxied: bool = True
+    cloudflare_ipv4_cidrs: tuple[str, ...] = ()
+    cloudflare_ipv6_cidrs: tuple[str, ...] = ()
+    hsts_max_age_seconds: int = 31536000
+    max_body_mb: int = 10
+    # SSM Parameter Store path holding the origin certificate and key as SecureStrings:
+    # <prefix>/origin-cert and <prefix>/origin-key. cloud-init fetches them with the
+    # instance role at boot; they are never inlined in user data.
+    tls_parameter_prefix: str = "/leanstack/dev/tls"
+    # CloudWatch Logs group that receives nginx's JSON access log.
+    access_log_group: str = "/leanstack/dev/nginx/access"
+    metrics_namespace: str = "Leanstack"
+    backup: BackupSettings | None = None
+    extra_files: tuple[HostFile, ...] = field(default=())
