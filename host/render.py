@@ -35,6 +35,7 @@ __all__ = [
     "host_files",
     "render_cloud_config",
     "render_cloudwatch_agent_config",
+    "render_error_pages",
     "render_nginx_conf",
     "render_tls_fetch_script",
     "render_user_data",

@@ -228,9 +228,7 @@ def _run_script(tmp_path: Path, bin_dir: Path, paths: NginxPaths) -> subprocess.
         "FAKE_SSM_DIR": str(tmp_path / "ssm"),
         "LEANSTACK_RETRY_SECONDS": "0",
     }
-    return subprocess.run(
-        [bash, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    return subprocess.run([bash, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script sets owners, so it runs as root")
@@ -258,9 +256,7 @@ def test_fetch_script_installs_a_matching_pair_root_only(tmp_path: Path, fake_aw
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script sets owners, so it runs as root")
-def test_fetch_script_keeps_the_working_pair_when_ssm_gives_a_mismatched_key(
-    tmp_path: Path, fake_aws: Path
-) -> None:
+def test_fetch_script_keeps_the_working_pair_when_ssm_gives_a_mismatched_key(tmp_path: Path, fake_aws: Path) -> None:
     pki = make_pki(tmp_path / "pki", ("example.com",))
     other = make_pki(tmp_path / "other", ("example.com",))
     paths = loopback_paths(tmp_path / "host", 8443)
@@ -283,3 +279,41 @@ def test_fetch_script_fails_when_there_is_no_certificate_at_all(tmp_path: Path, 
     assert done.returncode == 1
     assert "ParameterNotFound" in done.stderr
     assert not Path(paths.key_path).exists()
+
+
+# --- the nginx.service drop-in, parsed by systemd ---------------------------------------
+
+
+def _verify_drop_in(tmp_path: Path, drop_in: str) -> subprocess.CompletedProcess[str]:
+    analyze = require_program("systemd-analyze", "systemd")
+    require_program("nginx", "nginx", extra_dirs=("/usr/sbin",))
+    packaged = Path("/lib/systemd/system/nginx.service")
+    if not packaged.exists():
+        pytest.skip("Debian's nginx.service is not installed")
+    units = tmp_path / "units"
+    (units / "nginx.service.d").mkdir(parents=True)
+    (units / "nginx.service").write_text(packaged.read_text())
+    # systemd checks that every ExecStartPre exists; the fetch script is not installed here.
+    (units / "nginx.service.d" / "leanstack.conf").write_text(
+        drop_in.replace("/usr/local/sbin/leanstack-fetch-origin-tls", "/bin/true")
+    )
+    return subprocess.run(
+        [analyze, "verify", str(units / "nginx.service")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_nginx_drop_in_parses_with_systemd(tmp_path: Path) -> None:
+    drop_in = _files(_typical())["/etc/systemd/system/nginx.service.d/leanstack.conf"]["content"]
+    checked = _verify_drop_in(tmp_path, drop_in)
+    assert checked.returncode == 0, checked.stderr
+    assert "leanstack.conf" not in checked.stderr, checked.stderr
+
+
+def test_systemd_check_flags_a_mistyped_drop_in(tmp_path: Path) -> None:
+    checked = _verify_drop_in(tmp_path, "[Service]\nExecStartPree=/bin/true\n")
+    assert "Unknown key" in checked.stderr and "leanstack.conf" in checked.stderr
