@@ -11,8 +11,11 @@ import gzip
 import http.client
 import json
 import re
+import socket
 import ssl
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -365,6 +368,49 @@ def test_app_down_gives_the_502_page_without_internals(nginx: str, pki: Pki, tmp
     assert response.header("Cache-Control") == "no-store"
     assert response.header("X-Content-Type-Options") == "nosniff"
     assert log and log[0]["status"] == 502 and log[0]["upstream_status"] == "502"
+
+
+def test_hung_app_gives_504_on_the_health_path_within_its_short_timeout(
+    nginx: str, pki: Pki, tmp_path: Path
+) -> None:
+    # An app that accepts connections and never answers.
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        with RunningNginx(
+            nginx,
+            _params(listener.getsockname()[1]),
+            loopback_paths(tmp_path, free_port()),
+            tmp_path,
+            client_ca=pki.pull_ca,
+            origin_cert=pki.origin_cert,
+            origin_key=pki.origin_key,
+        ) as running:
+            edge = client_context(pki, client_cert=pki.client_cert, client_key=pki.client_key)
+            started = time.monotonic()
+            response = request(running.paths.listen_port, "/healthz", host=HOST, context=edge, timeout=30)
+            waited = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for connection in accepted:
+            connection.close()
+        listener.close()
+    assert response.status == 504
+    assert "right back" in response.body.decode()
+    assert 4.5 <= waited < 15, waited
 
 
 def test_without_cdn_no_client_certificate_and_no_trusted_header(
