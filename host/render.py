@@ -115,7 +115,7 @@ def _fail(field: str, value: object, allowed: str) -> ValueError:
 def _check_hostname(field: str, name: object) -> str:
     if not isinstance(name, str) or not name or len(name) > 253 or name.endswith("."):
         raise _fail(field, name, "a plain RFC 1123 hostname such as www.example.com")
-    if not all(_LABEL.match(label) for label in name.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
         raise _fail(field, name, "a plain RFC 1123 hostname such as www.example.com")
     return name
 

@@ -48,6 +48,7 @@ def test_valid_params_render() -> None:
     "hostname",
     [
         "example.com\nserver_name evil.com",
+        "example.com\n",
         "example.com;",
         "exa mple.com",
         "*.example.com",
