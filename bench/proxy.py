@@ -125,9 +125,7 @@ class Measured:
     proxy_us: float
 
 
-def measure(
-    wrk: str, url: str, host: str, seconds: int, connections: int, app_pid: int, proxy_pid: int
-) -> Measured:
+def measure(wrk: str, url: str, host: str, seconds: int, connections: int, app_pid: int, proxy_pid: int) -> Measured:
     app_before, proxy_before = cpu_seconds(app_pid), cpu_seconds(proxy_pid)
     result = run_wrk(wrk, url, host, seconds, connections)
     app_cpu, proxy_cpu = cpu_seconds(app_pid) - app_before, cpu_seconds(proxy_pid) - proxy_before
@@ -246,10 +244,7 @@ def main() -> int:
     )
     # When app and proxy share the host's CPUs, proxied throughput is app/(app+proxy) of
     # direct: at least 80% whenever the app's CPU per request is at least 4x the proxy's.
-    print(
-        "  on a CPU-bound host the 80% target holds for any app needing"
-        f" >= {4 * proxy_us:.0f} us CPU per request"
-    )
+    print(f"  on a CPU-bound host the 80% target holds for any app needing >= {4 * proxy_us:.0f} us CPU per request")
     if ratio < 0.8:
         print(
             "  below target: wrk, proxy and app share the same cores here, and each proxied request"

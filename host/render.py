@@ -214,9 +214,7 @@ def _check_paths(paths: NginxPaths, p: HostParams) -> None:
             raise _fail("paths.listen_address", address, "empty or an IP address") from None
     _check_port("paths.listen_port", paths.listen_port)
     if paths.listen_port == p.app_port:
-        raise _fail(
-            "app_port", p.app_port, f"a port other than the one nginx listens on ({paths.listen_port})"
-        )
+        raise _fail("app_port", p.app_port, f"a port other than the one nginx listens on ({paths.listen_port})")
     for name in (
         "cert_path",
         "key_path",

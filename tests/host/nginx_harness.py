@@ -156,9 +156,7 @@ def _name(common_name: str) -> x509.Name:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 
@@ -346,9 +344,7 @@ class RunningNginx:
                 _, err = self.process.communicate()
                 raise AssertionError(f"nginx exited at start: {err.decode(errors='replace')}")
             try:
-                with socket.create_connection(
-                    (self.paths.listen_address, self.paths.listen_port), timeout=0.2
-                ):
+                with socket.create_connection((self.paths.listen_address, self.paths.listen_port), timeout=0.2):
                     return self
             except OSError:
                 time.sleep(0.02)
@@ -392,9 +388,7 @@ class Response:
         return self.headers.get(name)
 
 
-def client_context(
-    pki: Pki, *, client_cert: Path | None = None, client_key: Path | None = None
-) -> ssl.SSLContext:
+def client_context(pki: Pki, *, client_cert: Path | None = None, client_key: Path | None = None) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(pki.origin_cert))
     if client_cert is not None:
         context.load_cert_chain(str(client_cert), str(client_key) if client_key else None)

@@ -228,9 +228,7 @@ def _run_script(tmp_path: Path, bin_dir: Path, paths: NginxPaths) -> subprocess.
         "FAKE_SSM_DIR": str(tmp_path / "ssm"),
         "LEANSTACK_RETRY_SECONDS": "0",
     }
-    return subprocess.run(
-        [bash, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False
-    )
+    return subprocess.run([bash, str(script)], capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script sets owners, so it runs as root")
@@ -258,9 +256,7 @@ def test_fetch_script_installs_a_matching_pair_root_only(tmp_path: Path, fake_aw
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the script sets owners, so it runs as root")
-def test_fetch_script_keeps_the_working_pair_when_ssm_gives_a_mismatched_key(
-    tmp_path: Path, fake_aws: Path
-) -> None:
+def test_fetch_script_keeps_the_working_pair_when_ssm_gives_a_mismatched_key(tmp_path: Path, fake_aws: Path) -> None:
     pki = make_pki(tmp_path / "pki", ("example.com",))
     other = make_pki(tmp_path / "other", ("example.com",))
     paths = loopback_paths(tmp_path / "host", 8443)

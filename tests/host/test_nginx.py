@@ -201,9 +201,7 @@ def test_request_without_client_certificate_is_refused(stack: Stack) -> None:
 
 def test_client_certificate_from_another_ca_is_refused(stack: Stack) -> None:
     before = stack.upstream.count()
-    context = client_context(
-        stack.pki, client_cert=stack.pki.rogue_client_cert, client_key=stack.pki.rogue_client_key
-    )
+    context = client_context(stack.pki, client_cert=stack.pki.rogue_client_cert, client_key=stack.pki.rogue_client_key)
     response = request(stack.port, "/", host=HOST, context=context)
     assert response.status == 400
     assert b"could not be accepted" in response.body
@@ -247,17 +245,13 @@ def test_security_headers_and_no_version_or_app_internals(stack: Stack) -> None:
 
 
 def test_gzip_for_text_but_not_for_images(stack: Stack) -> None:
-    text = request(
-        stack.port, "/big.html", host=HOST, context=stack.edge(), headers={"Accept-Encoding": "gzip"}
-    )
+    text = request(stack.port, "/big.html", host=HOST, context=stack.edge(), headers={"Accept-Encoding": "gzip"})
     assert text.header("Content-Encoding") == "gzip"
     assert "Accept-Encoding" in (text.header("Vary") or "")
     assert gzip.decompress(text.body) == BIG_HTML
     assert len(text.body) < len(BIG_HTML) / 4
 
-    image = request(
-        stack.port, "/logo.png", host=HOST, context=stack.edge(), headers={"Accept-Encoding": "gzip"}
-    )
+    image = request(stack.port, "/logo.png", host=HOST, context=stack.edge(), headers={"Accept-Encoding": "gzip"})
     assert image.status == 200
     assert image.header("Content-Encoding") is None
 
@@ -370,9 +364,7 @@ def test_app_down_gives_the_502_page_without_internals(nginx: str, pki: Pki, tmp
     assert log and log[0]["status"] == 502 and log[0]["upstream_status"] == "502"
 
 
-def test_hung_app_gives_504_on_the_health_path_within_its_short_timeout(
-    nginx: str, pki: Pki, tmp_path: Path
-) -> None:
+def test_hung_app_gives_504_on_the_health_path_within_its_short_timeout(nginx: str, pki: Pki, tmp_path: Path) -> None:
     # An app that accepts connections and never answers.
     listener = socket.create_server(("127.0.0.1", 0))
     accepted: list[socket.socket] = []
@@ -413,9 +405,7 @@ def test_hung_app_gives_504_on_the_health_path_within_its_short_timeout(
     assert 4.5 <= waited < 15, waited
 
 
-def test_without_cdn_no_client_certificate_and_no_trusted_header(
-    nginx: str, pki: Pki, tmp_path: Path
-) -> None:
+def test_without_cdn_no_client_certificate_and_no_trusted_header(nginx: str, pki: Pki, tmp_path: Path) -> None:
     with TestUpstream() as upstream:
         params = _params(
             upstream.port,

@@ -160,10 +160,7 @@ def test_fetch_script_quotes_everything_for_the_shell() -> None:
 
 def test_embedded_origin_pull_ca_is_cloudflares() -> None:
     certificate = x509.load_pem_x509_certificate(ORIGIN_PULL_CA_PEM.encode())
-    assert (
-        certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        == "origin-pull.cloudflare.net"
-    )
+    assert certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "origin-pull.cloudflare.net"
     assert certificate.subject == certificate.issuer
     assert certificate.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert certificate.not_valid_after_utc == datetime.datetime(2029, 11, 1, 17, 0, tzinfo=datetime.UTC)
