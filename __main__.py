@@ -1,0 +1,71 @@
+"""The leanstack program: validate the stack config, then compose the components.
+
+No resource is declared here directly; each lives in its component under components/.
+Dev and prod differ only in stacks/Pulumi.<stack>.yaml.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.alerts import Alerts, AlertsArgs
+from components.backup_bucket import BackupBucket
+from components.cache import Cache
+from components.cdn import Cdn
+from components.database import Database
+from components.network import Network
+from components.origin_certificate import OriginCertificate, OriginCertificateArgs
+from components.providers import aws_provider
+from components.proxy_host import ProxyHost, host_role_name
+from leanstack.settings import ConfigError, load_stack_config
+from leanstack.stack_config import raw_stack_config
+
+stack = pulumi.get_stack()
+try:
+    cfg = load_stack_config(raw_stack_config(), stack)
+except ConfigError as error:
+    # RunError: Pulumi prints the one line, without a Python traceback.
+    raise pulumi.RunError(str(error)) from None
+
+main = pulumi.ResourceOptions(providers={"aws": aws_provider("aws", region=cfg.region, stack=stack)})
+
+alerts = Alerts("alerts", AlertsArgs(email=cfg.alert_email), stack=stack, opts=main)
+network = Network("network", cfg.network, opts=main)
+certificate = OriginCertificate("origin-cert", OriginCertificateArgs(hostnames=cfg.hostnames), opts=main)
+database = Database("database", cfg.database, stack=stack, network=network, alarm_topic_arn=alerts.topic_arn, opts=main)
+cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
+backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
+host = ProxyHost(
+    "host",
+    cfg.host,
+    cfg.app,
+    stack=stack,
+    region=cfg.region,
+    hostnames=cfg.hostnames,
+    network=network,
+    certificate=certificate,
+    alarm_topic_arn=alerts.topic_arn,
+    cdn_proxied=cfg.cdn.proxied,
+    database=database,
+    backups=backups,
+    opts=main,
+)
+database.allow_from("host", host.security_group_id)
+if cache is not None:
+    cache.allow_from("host", host.security_group_id)
+Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.public_ip, opts=main)
+
+pulumi.export("region", cfg.region)
+pulumi.export("hostnames", list(cfg.hostnames))
+pulumi.export("hostInstanceId", host.instance_id)
+pulumi.export("hostPublicIp", host.public_ip)
+pulumi.export("databaseAddress", database.address)
+pulumi.export("databaseName", cfg.database.database_name)
+pulumi.export("databaseSecretArn", database.secret_arn)
+pulumi.export("backupBucket", backups.bucket_name)
+pulumi.export("backupRegion", cfg.backup.region)
+pulumi.export("backupPrefix", cfg.backup.prefix)
+pulumi.export("alertTopicArn", alerts.topic_arn)
+if cache is not None:
+    pulumi.export("cacheAddress", cache.address)
+    pulumi.export("cacheAuthTokenParameter", cache.auth_token_parameter)

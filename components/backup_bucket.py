@@ -1,0 +1,179 @@
+"""BackupBucket: the off-site, immutable home of the database backups.
+
+Builds, through its own AWS provider in a second region (and, with `profile` or
+`role_arn`, a second account, so one leaked key cannot delete both the database and its
+backups), an S3 bucket with:
+- Object Lock with a default retention (COMPLIANCE: nobody can delete a backup before it
+  expires, not even the account root; GOVERNANCE: privileged users can, for dev),
+- versioning (Object Lock requires it), SSE-S3 encryption, bucket-owner-enforced ownership,
+- all public access blocked and a bucket policy that denies any request not over TLS,
+- a lifecycle: Glacier Instant Retrieval after `glacier_after_days`, expiry after
+  `expire_after_days` (noncurrent versions too), and clean-up of abandoned multipart
+  uploads a failed streamed backup can leave behind.
+
+The host's role may put, get and list under the prefix, and never delete: `writer_statements`
+is the IAM policy the host role gets, and the bucket policy admits that role by ARN.
+
+Cost: S3 Standard $0.023/GB-month, Glacier Instant Retrieval $0.004/GB-month (us-west-2);
+a 1 GB compressed daily dump kept a year is ~$2/month. Requests are cents.
+
+Replacement: changing `region` or `bucket_name` creates a new, empty bucket; the old one
+and its locked backups stay until their retention ends (the diff flags it).
+
+Example:
+    backups = BackupBucket("backups", BackupBucketArgs(region="us-west-2"), stack="prod",
+                           writer_role_name="leanstack-prod-host")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import LeanComponent
+from components.private_bucket import lock_down_bucket
+from components.providers import aws_provider
+from leanstack.settings import BackupBucketArgs
+
+__all__ = ["BackupBucket", "BackupBucketArgs", "writer_statements"]
+
+
+def writer_statements(bucket_arn: pulumi.Input[str], prefix: str) -> list[dict[str, Any]]:
+    """IAM statements for the backup writer: put, get and list its prefix; no delete, ever."""
+    objects = pulumi.Output.concat(bucket_arn, f"/{prefix}/*")
+    return [
+        {
+            "Sid": "WriteAndReadBackups",
+            "Effect": "Allow",
+            # AbortMultipartUpload lets a failed streamed upload clean up after itself; it
+            # cannot touch a completed object.
+            "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectAttributes", "s3:AbortMultipartUpload"],
+            "Resource": objects,
+        },
+        {
+            "Sid": "ListBackups",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/*", f"{prefix}/"]}},
+        },
+    ]
+
+
+class BackupBucket(LeanComponent):
+    bucket_name: pulumi.Output[str]
+    bucket_arn: pulumi.Output[str]
+    region: str
+    prefix: str
+
+    def __init__(
+        self,
+        name: str,
+        args: BackupBucketArgs,
+        *,
+        stack: str,
+        writer_role_name: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, opts)
+        self.args = args
+        self.stack = stack
+        self.region = args.region
+        self.prefix = args.prefix
+        self._provider = aws_provider(
+            self.child_name("aws"),
+            region=args.region,
+            stack=stack,
+            profile=args.profile,
+            role_arn=args.role_arn,
+            opts=self.child_opts(),
+        )
+        bucket = self._create_bucket()
+        self._lock_down(bucket, writer_role_name)
+        self._set_lifecycle(bucket)
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket.arn
+        self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
+
+    def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
+        return self.child_opts(provider=self._provider, **kwargs)
+
+    def _create_bucket(self) -> aws.s3.Bucket:
+        return aws.s3.Bucket(
+            self.child_name("bucket"),
+            bucket=self.args.bucket_name or None,
+            bucket_prefix=None if self.args.bucket_name else f"leanstack-{self.stack}-backups-",
+            # Object Lock can only be turned on when the bucket is created.
+            object_lock_enabled=True,
+            force_destroy=False,
+            tags=self.tags,
+            # Backups outlive the stack: `pulumi destroy` leaves the bucket (and its locked objects).
+            opts=self._opts(retain_on_delete=True),
+        )
+
+    def _lock_down(self, bucket: aws.s3.Bucket, writer_role_name: str) -> None:
+        versioning = lock_down_bucket(self, bucket, self._opts, self._writer_statements(bucket, writer_role_name))
+        aws.s3.BucketObjectLockConfiguration(
+            self.child_name("object-lock"),
+            bucket=bucket.id,
+            object_lock_enabled="Enabled",
+            rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                    mode=self.args.object_lock_mode, days=self.args.object_lock_days
+                )
+            ),
+            opts=self._opts(depends_on=[versioning]),
+        )
+
+    def _set_lifecycle(self, bucket: aws.s3.Bucket) -> None:
+        a = self.args
+        transitions = (
+            [
+                aws.s3.BucketLifecycleConfigurationRuleTransitionArgs(
+                    days=a.glacier_after_days, storage_class="GLACIER_IR"
+                )
+            ]
+            if a.glacier_after_days
+            else None
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            self.child_name("lifecycle"),
+            bucket=bucket.id,
+            rules=[
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="age-out-backups",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                    transitions=transitions,
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=a.expire_after_days),
+                    # Once expiry hides a version, remove it a day later (Object Lock still protects
+                    # it until its retention ends, so this never shortens the lock).
+                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                        noncurrent_days=1
+                    ),
+                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                        days_after_initiation=1
+                    ),
+                ),
+                aws.s3.BucketLifecycleConfigurationRuleArgs(
+                    id="remove-expired-delete-markers",
+                    status="Enabled",
+                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+                ),
+            ],
+            opts=self._opts(),
+        )
+
+    def _writer_statements(self, bucket: aws.s3.Bucket, writer_role_name: str) -> list[dict[str, Any]]:
+        # The writer is named by ARN in a condition rather than as the principal: a principal
+        # must exist when the policy is written, and the host's role may be created later.
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        writer_arn = pulumi.Output.concat("arn:aws:iam::", account, ":role/", writer_role_name)
+        return [
+            {**statement, "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account, ":root")},
+             "Condition": {**statement.get("Condition", {}), "ArnEquals": {"aws:PrincipalArn": writer_arn}}}
+            for statement in writer_statements(bucket.arn, self.args.prefix)
+        ]  # fmt: skip

@@ -1,0 +1,213 @@
+"""Database: managed PostgreSQL on RDS, reachable only from the host.
+
+Builds an RDS PostgreSQL instance in the private subnets (gp3 storage with an autoscaling
+ceiling, encrypted, not publicly accessible), its subnet group, a security group that
+admits 5432 only from the clients given to `allow_from`, a parameter group forcing TLS
+(`rds.force_ssl=1`) and logging slow statements, the PostgreSQL log exported to a
+CloudWatch log group with a retention, and a "storage almost full" alarm.
+
+The master password is generated and rotated by RDS in Secrets Manager
+(`manage_master_user_password`): it is never in config, code or Pulumi state. RDS rotates
+it every 7 days, so whatever needs it reads the secret when it connects, never a copy.
+
+Cost (us-east-1, on demand): db.t4g.micro ~$11.68/month + 20 GiB gp3 $2.30 + the managed
+secret $0.40; Multi-AZ doubles instance and storage. Backups up to the database size are
+free. See `python -m leanstack plan` for the priced plan.
+
+Replacement: changing `identifier`, `database_name` or `username` replaces the instance,
+and with it the data (restore from a snapshot or the off-site backups). `protect` makes
+Pulumi refuse that; `deletion_protection` makes RDS refuse it.
+
+Example:
+    db = Database("database", DatabaseArgs(multi_az=True), stack="prod", network=net, alarm_topic_arn=topic)
+    db.allow_from("host", host.security_group_id)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import LeanComponent
+from components.network import Network
+from leanstack.settings import DatabaseArgs
+
+__all__ = ["Database", "DatabaseArgs"]
+
+GIB = 1024**3
+
+
+def _first_secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret]) -> str:
+    # With manage_master_user_password, RDS creates exactly one secret.
+    return secrets[0].secret_arn or ""
+
+
+class Database(LeanComponent):
+    address: pulumi.Output[str]
+    port: pulumi.Output[int]
+    secret_arn: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    identifier: str
+
+    def __init__(
+        self,
+        name: str,
+        args: DatabaseArgs,
+        *,
+        stack: str,
+        network: Network,
+        alarm_topic_arn: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, opts)
+        self.args = args
+        self.stack = stack
+        self.identifier = args.identifier or f"leanstack-{stack}"
+        self.network = network
+        self._security_group = self._create_security_group()
+        subnet_group = self._create_subnet_group()
+        parameters = self._create_parameter_group()
+        log_group = self._create_log_group()
+        instance = self._create_instance(subnet_group, parameters, log_group)
+        self._create_storage_alarm(instance, alarm_topic_arn)
+
+        self.address = instance.address
+        self.port = instance.port
+        self.database_name = args.database_name
+        self.username = args.username
+        self.secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
+        self.security_group_id = self._security_group.id
+        self.register_outputs(
+            {
+                "address": self.address,
+                "port": self.port,
+                "secret_arn": self.secret_arn,
+                "security_group_id": self.security_group_id,
+            }
+        )
+
+    def allow_from(self, client: str, security_group_id: pulumi.Input[str]) -> None:
+        """Admit PostgreSQL connections from one client security group (and nothing else)."""
+        self._admit(self._security_group.id, client, security_group_id, 5432, "PostgreSQL")
+
+    def _create_security_group(self) -> aws.ec2.SecurityGroup:
+        # No inline rules: clients are admitted one by one with `allow_from`, and the
+        # database needs no egress at all.
+        return aws.ec2.SecurityGroup(
+            self.child_name("sg"),
+            name=f"{self.identifier}-db",
+            description="PostgreSQL: only from the clients admitted by leanstack",
+            vpc_id=self.network.vpc_id,
+            tags=self.named_tags(f"{self.identifier}-db"),
+            opts=self.child_opts(),
+        )
+
+    def _create_subnet_group(self) -> aws.rds.SubnetGroup:
+        return aws.rds.SubnetGroup(
+            self.child_name("subnets"),
+            name=self.identifier,
+            subnet_ids=self.network.private_subnet_ids,
+            description="Private subnets in two AZs",
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+
+    def _create_parameter_group(self) -> aws.rds.ParameterGroup:
+        major = self.args.engine_version.split(".")[0]
+        return aws.rds.ParameterGroup(
+            self.child_name("params"),
+            name=f"{self.identifier}-pg{major}",
+            family=f"postgres{major}",
+            description=f"leanstack PostgreSQL {major}: TLS only, slow statements logged",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                aws.rds.ParameterGroupParameterArgs(
+                    name="log_min_duration_statement", value=str(self.args.slow_query_ms)
+                ),
+            ],
+            tags=self.tags,
+            # A new major version needs a new family: create the new group before the old one goes.
+            opts=self.child_opts(),
+        )
+
+    def _create_log_group(self) -> aws.cloudwatch.LogGroup:
+        # RDS would create this group itself on first export, with no retention (kept and billed forever).
+        return aws.cloudwatch.LogGroup(
+            self.child_name("logs"),
+            name=f"/aws/rds/instance/{self.identifier}/postgresql",
+            retention_in_days=self.args.log_retention_days,
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+
+    def _create_instance(
+        self,
+        subnet_group: aws.rds.SubnetGroup,
+        parameters: aws.rds.ParameterGroup,
+        log_group: aws.cloudwatch.LogGroup,
+    ) -> aws.rds.Instance:
+        a = self.args
+        return aws.rds.Instance(
+            self.child_name("instance"),
+            identifier=self.identifier,
+            engine="postgres",
+            engine_version=a.engine_version,
+            instance_class=a.instance_class,
+            allocated_storage=a.allocated_storage_gb,
+            max_allocated_storage=a.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=a.database_name,
+            username=a.username,
+            manage_master_user_password=True,
+            port=5432,
+            publicly_accessible=False,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[self._security_group.id],
+            parameter_group_name=parameters.name,
+            multi_az=a.multi_az,
+            backup_retention_period=a.backup_retention_days,
+            backup_window=a.backup_window,
+            maintenance_window=a.maintenance_window,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            # Major upgrades are a deliberate change: bump engineVersion and review the diff.
+            allow_major_version_upgrade=True,
+            enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
+            deletion_protection=a.deletion_protection,
+            skip_final_snapshot=not a.final_snapshot,
+            final_snapshot_identifier=f"{self.identifier}-final" if a.final_snapshot else None,
+            # Changes wait for the maintenance window unless someone chooses otherwise in the console.
+            apply_immediately=False,
+            tags=self.named_tags(self.identifier),
+            opts=self.child_opts(protect=a.protect, depends_on=[log_group]),
+        )
+
+    def _create_storage_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
+        # 10% of the allocated size. Storage autoscaling grows the volume near that point;
+        # the alarm fires when it cannot (at the ceiling) or does not keep up.
+        threshold = int(self.args.allocated_storage_gb * GIB * 0.10)
+        aws.cloudwatch.MetricAlarm(
+            self.child_name("storage-low"),
+            name=f"{self.identifier}-storage-low",
+            alarm_description=(
+                "Data at risk: the database has under 10% free storage. When it fills, writes fail and "
+                "users see errors. First check: RDS console > Monitoring > Free storage; raise "
+                "database.maxAllocatedStorageGb or clean up. Runbook: #database-storage-low"
+            ),
+            namespace="AWS/RDS",
+            metric_name="FreeStorageSpace",
+            dimensions={"DBInstanceIdentifier": instance.identifier},
+            statistic="Minimum",
+            period=300,
+            evaluation_periods=2,
+            comparison_operator="LessThanThreshold",
+            threshold=threshold,
+            treat_missing_data="missing",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            tags=self.tags,
+            opts=self.child_opts(),
+        )

@@ -1,0 +1,38 @@
+"""The explicit AWS providers: one per region, carrying the default tags.
+
+Every taggable AWS resource gets `Project`, `Stack` and `ManagedBy=pulumi` through the
+provider's `default_tags`, so a resource found in the console can be traced to its stack.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import PROJECT
+
+
+def default_tags(stack: str) -> dict[str, str]:
+    return {"Project": PROJECT, "Stack": stack, "ManagedBy": "pulumi"}
+
+
+def aws_provider(
+    name: str,
+    *,
+    region: str,
+    stack: str,
+    profile: str = "",
+    role_arn: str = "",
+    opts: pulumi.ResourceOptions | None = None,
+) -> aws.Provider:
+    """An AWS provider for `region`; `profile`/`role_arn` reach a second account."""
+    return aws.Provider(
+        name,
+        region=region,
+        default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(stack)),
+        profile=profile or None,
+        assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=role_arn, session_name=f"{PROJECT}-{stack}")]
+        if role_arn
+        else None,
+        opts=opts,
+    )

@@ -1,0 +1,596 @@
+"""ProxyHost: the one EC2 host users' traffic reaches, running nginx in front of the app.
+
+Builds:
+- an EC2 instance (Graviton t4g.small by default, the current Amazon Linux 2023 arm64 AMI
+  by lookup unless `ami_id` pins one) in a public subnet, with an Elastic IP, an encrypted
+  gp3 root volume and IMDSv2 required;
+- no SSH key and no port 22: people get a shell through SSM Session Manager, which the
+  instance role allows (`aws ssm start-session --target <instance id>`);
+- a security group admitting 443 only from Cloudflare's published ranges (looked up with
+  the Cloudflare provider on every `pulumi up`); port 80 stays closed because Cloudflare
+  enforces HTTPS at the edge;
+- cloud-init user data, rendered by `host.render` from templates under `host/`: nginx as a
+  TLS reverse proxy to the app on 127.0.0.1:<app.port> requiring Cloudflare's origin-pull
+  client certificate, the CloudWatch agent shipping nginx's JSON access log, and the
+  backup and restore-drill timers;
+- the origin certificate and key as SSM SecureString parameters, which the host fetches at
+  boot with its role (user data is readable by anything on the host, so no secret goes there);
+- an instance role allowed exactly what the host does: SSM sessions, the CloudWatch agent,
+  reading its own parameters and the database's RDS-managed secret, writing and reading
+  backups (never deleting them), and publishing leanstack's metrics;
+- alarms: automatic recovery when AWS's system status check fails, a page when the host
+  stays broken, and the backup alarms ("backup stale", "restore drill stale", "restore
+  drill failed").
+
+Cost (us-east-1, on demand): t4g.small $12.26/month + 20 GiB gp3 $1.60 + public IPv4
+$3.65 + 5 alarms $0.50 + CloudWatch Logs ingestion (usage-based, $0.50/GB).
+
+Replacement: changing the user data (any host setting, the AMI, the certificate) replaces
+the instance: the host holds no state, the Elastic IP moves to the new one, and the site
+is down for the minutes the new host takes to boot. The diff shows it.
+
+Example:
+    host = ProxyHost("host", ProxyHostArgs(), AppArgs(port=3000), stack="prod", region="us-east-1",
+                     hostnames=("example.com",), network=net, certificate=cert, database=db,
+                     backups=backups, alarm_topic_arn=alerts.topic_arn)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_cloudflare as cloudflare
+
+from components.backup_bucket import BackupBucket, writer_statements
+from components.base import LeanComponent, policy_output
+from components.database import Database
+from components.network import Network
+from components.origin_certificate import OriginCertificate
+from components.private_bucket import lock_down_bucket
+from host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
+from host.params import BackupSettings, HostFile, HostParams
+from host.render import render_user_data
+from leanstack.settings import AppArgs, ProxyHostArgs
+
+__all__ = ["ProxyHost", "ProxyHostArgs", "host_role_name"]
+
+METRICS_NAMESPACE = "Leanstack"
+AL2023_ARM64 = "al2023-ami-2023.*-kernel-*-arm64"
+# EC2 user data is capped at 16 KB; files this large travel through the host-files bucket.
+BACKUP_TOOL_SOURCE = Path(__file__).resolve().parent.parent / "host" / "backup" / "leanstack_backup.py"
+FETCH_SCRIPT_PATH = "/usr/local/sbin/leanstack-fetch-host-files"
+FETCH_UNIT = "leanstack-host-files.service"
+
+
+def host_role_name(stack: str) -> str:
+    """The host role's name is fixed so the backup bucket's policy can name it before it exists."""
+    return f"leanstack-{stack}-host"
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """The Output values the user data is rendered from, once known."""
+
+    ipv4: Sequence[str]
+    ipv6: Sequence[str]
+    backup: BackupSettings | None
+    host_files_bucket: str
+
+
+@dataclass(frozen=True)
+class _FetchedFile:
+    """A host file too large for user data: uploaded to the host-files bucket, fetched at boot."""
+
+    path: str
+    key: str
+    content: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+def fetch_script(bucket: str, region: str, files: Sequence[_FetchedFile]) -> str:
+    """A boot-time script that downloads each file and refuses it unless its sha256 matches."""
+    lines = [
+        "#!/bin/sh",
+        "# leanstack: fetch the host files too large for EC2 user data, verifying each sha256.",
+        "set -eu",
+        "fetch() {",
+        "  tmp=$(mktemp)",
+        '  aws s3 cp --only-show-errors --region "$REGION" "s3://$BUCKET/$1" "$tmp"',
+        '  if ! echo "$2  $tmp" | sha256sum -c --status -; then',
+        '    echo "leanstack: $1 does not match its sha256; not installed" >&2',
+        '    rm -f "$tmp"',
+        "    exit 1",
+        "  fi",
+        '  install -m "$4" -o root -g root "$tmp" "$3"',
+        '  rm -f "$tmp"',
+        "}",
+        f"REGION={region}",
+        f"BUCKET={bucket}",
+    ]
+    lines += [f"fetch {f.key} {f.sha256} {f.path} 0755" for f in files]
+    return "\n".join(lines) + "\n"
+
+
+FETCH_UNIT_TEXT = """[Unit]
+Description=leanstack: fetch the host files too large for user data
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/leanstack-fetch-host-files
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+class ProxyHost(LeanComponent):
+    instance_id: pulumi.Output[str]
+    public_ip: pulumi.Output[str]
+    security_group_id: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: ProxyHostArgs,
+        app: AppArgs,
+        *,
+        stack: str,
+        region: str,
+        hostnames: Sequence[str],
+        network: Network,
+        certificate: OriginCertificate,
+        alarm_topic_arn: pulumi.Input[str],
+        cdn_proxied: bool = True,
+        database: Database | None = None,
+        backups: BackupBucket | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, opts)
+        self.args, self.app, self.stack, self.region = args, app, stack, region
+        self.hostnames = tuple(hostnames)
+        self.cdn_proxied = cdn_proxied
+        self.parameter_prefix = f"/leanstack/{stack}"
+        self.topic_arn = alarm_topic_arn
+        ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=self))
+
+        tls_parameters = self._store_origin_tls(certificate)
+        self._fetched = self._files_to_fetch(backups is not None and database is not None)
+        files_bucket, uploads = self._create_host_files_bucket()
+        role, profile = self._create_role(database, backups, files_bucket)
+        security_group = self._create_security_group(network, ranges.ipv4_cidrs)
+        user_data = self._render_user_data(ranges, database, backups, files_bucket)
+        instance = self._create_instance(network, security_group, profile, user_data, [*tls_parameters, *uploads, role])
+        eip = aws.ec2.Eip(
+            self.child_name("ip"),
+            domain="vpc",
+            instance=instance.id,
+            tags=self.named_tags(f"leanstack-{stack}-host"),
+            opts=self.child_opts(),
+        )
+        self.access_log_group = aws.cloudwatch.LogGroup(
+            self.child_name("access-log"),
+            name=f"/leanstack/{stack}/nginx/access",
+            # Enough to debug last month's incident; logs are billed per GB stored.
+            retention_in_days=30,
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        self._create_host_alarms(instance)
+        if backups is not None:
+            self._create_backup_alarms()
+
+        self.instance_id = instance.id
+        self.public_ip = eip.public_ip
+        self.security_group_id = security_group.id
+        self.role_arn = role.arn
+        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip, "role_arn": self.role_arn})
+
+    # ------------------------------------------------------------------ secrets for the host
+
+    def _store_origin_tls(self, certificate: OriginCertificate) -> list[aws.ssm.Parameter]:
+        prefix = f"{self.parameter_prefix}/tls"
+        return [
+            aws.ssm.Parameter(
+                self.child_name(f"tls-{part}"),
+                name=f"{prefix}/origin-{part}",
+                type="SecureString",
+                value=value,
+                description=f"Cloudflare origin {part} for nginx; fetched by the host at boot",
+                tags=self.tags,
+                opts=self.child_opts(),
+            )
+            for part, value in (("cert", certificate.certificate_pem), ("key", certificate.private_key_pem))
+        ]
+
+    # ------------------------------------------------------------------ identity
+
+    def _create_role(
+        self, database: Database | None, backups: BackupBucket | None, files_bucket: aws.s3.Bucket
+    ) -> tuple[aws.iam.Role, aws.iam.InstanceProfile]:
+        role = aws.iam.Role(
+            self.child_name("role"),
+            name=host_role_name(self.stack),
+            description="The leanstack proxy host: SSM sessions, logs, metrics, its secrets, backups",
+            assume_role_policy=policy_output(
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ),
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        for suffix, policy in (
+            ("ssm", "AmazonSSMManagedInstanceCore"),  # Session Manager instead of SSH
+            ("cloudwatch-agent", "CloudWatchAgentServerPolicy"),  # ships nginx's access log
+        ):
+            aws.iam.RolePolicyAttachment(
+                self.child_name(suffix),
+                role=role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                opts=self.child_opts(),
+            )
+        aws.iam.RolePolicy(
+            self.child_name("permissions"),
+            role=role.id,
+            policy=policy_output(*self._role_statements(database, backups, files_bucket)),
+            opts=self.child_opts(),
+        )
+        profile = aws.iam.InstanceProfile(
+            self.child_name("profile"), name=host_role_name(self.stack), role=role.name, tags=self.tags,
+            opts=self.child_opts(),
+        )  # fmt: skip
+        return role, profile
+
+    def _role_statements(
+        self, database: Database | None, backups: BackupBucket | None, files_bucket: aws.s3.Bucket
+    ) -> list[dict[str, Any]]:
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "ReadOwnParameters",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+                "Resource": pulumi.Output.concat(
+                    "arn:aws:ssm:", self.region, ":", account, ":parameter", self.parameter_prefix, "/*"
+                ),
+            },
+            {
+                "Sid": "ReadHostFiles",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": pulumi.Output.concat(files_bucket.arn, "/*"),
+            },
+            {
+                "Sid": "PublishLeanstackMetrics",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            },
+        ]
+        if database is not None:
+            statements.append(
+                {
+                    "Sid": "ReadDatabasePassword",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": database.secret_arn,
+                }
+            )
+        if backups is not None:
+            statements += writer_statements(backups.bucket_arn, backups.prefix)
+        return statements
+
+    # ------------------------------------------------------------------ files too large for user data
+
+    def _files_to_fetch(self, with_backups: bool) -> list[_FetchedFile]:
+        if not with_backups:
+            return []
+        return [_FetchedFile(BACKUP_TOOL_PATH, "bin/leanstack-backup", BACKUP_TOOL_SOURCE.read_text(encoding="utf-8"))]
+
+    def _create_host_files_bucket(self) -> tuple[aws.s3.Bucket, list[aws.s3.BucketObjectv2]]:
+        bucket = aws.s3.Bucket(
+            self.child_name("files"),
+            bucket_prefix=f"leanstack-{self.stack}-host-files-",
+            # Only leanstack's own files live here; they are rebuilt from the repo on every `pulumi up`.
+            force_destroy=True,
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        lock_down_bucket(self, bucket, self.child_opts, prefix="files-")
+        uploads = [
+            aws.s3.BucketObjectv2(
+                self.child_name(f"file-{Path(f.path).name}"),
+                bucket=bucket.id,
+                key=f.key,
+                content=f.content,
+                content_type="text/plain",
+                server_side_encryption="AES256",
+                tags=self.tags,
+                opts=self.child_opts(),
+            )
+            for f in self._fetched
+        ]
+        return bucket, uploads
+
+    # ------------------------------------------------------------------ network
+
+    def _create_security_group(
+        self, network: Network, cloudflare_ipv4: pulumi.Input[Sequence[str]]
+    ) -> aws.ec2.SecurityGroup:
+        # With the CDN proxying, only Cloudflare reaches the origin; without it (a debugging
+        # setting), 443 is open to everyone and nginx stops asking for Cloudflare's client cert.
+        sources = cloudflare_ipv4 if self.cdn_proxied else ["0.0.0.0/0"]
+        return aws.ec2.SecurityGroup(
+            self.child_name("sg"),
+            name=f"leanstack-{self.stack}-host",
+            description="HTTPS from Cloudflare only; no SSH (SSM Session Manager instead)",
+            vpc_id=network.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    description="HTTPS from Cloudflare" if self.cdn_proxied else "HTTPS from anywhere (CDN off)",
+                    protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    cidr_blocks=sources,
+                )
+            ],
+            # Outbound stays open: the host reaches SSM, S3, CloudWatch, the package mirrors
+            # and whatever APIs the app calls, with no NAT gateway to pay for.
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    description="All outbound",
+                    protocol="-1",
+                    from_port=0,
+                    to_port=0,
+                    cidr_blocks=["0.0.0.0/0"],
+                )
+            ],
+            tags=self.named_tags(f"leanstack-{self.stack}-host"),
+            opts=self.child_opts(),
+        )
+
+    # ------------------------------------------------------------------ the instance
+
+    def _render_user_data(
+        self,
+        ranges: pulumi.Output[cloudflare.GetIpRangesResult],
+        database: Database | None,
+        backups: BackupBucket | None,
+        files_bucket: aws.s3.Bucket,
+    ) -> pulumi.Output[str]:
+        backup_settings: pulumi.Output[BackupSettings | None] = pulumi.Output.from_input(None)
+        if database is not None and backups is not None:
+            backup_settings = pulumi.Output.all(
+                backups.bucket_name, database.address, database.port, database.secret_arn
+            ).apply(
+                lambda v: BackupSettings(
+                    bucket=v[0],
+                    bucket_region=backups.region,
+                    prefix=backups.prefix,
+                    database_name=database.database_name,
+                    database_host=v[1],
+                    database_port=int(v[2]),
+                    database_user=database.username,
+                    database_secret_arn=v[3],
+                    backup_calendar=backups.args.backup_calendar,
+                    drill_calendar=backups.args.drill_calendar,
+                    metrics_namespace=METRICS_NAMESPACE,
+                    stack=self.stack,
+                )
+            )
+        resolved = pulumi.Output.all(ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket).apply(
+            lambda v: _Resolved(ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3])
+        )
+        return resolved.apply(self._user_data)
+
+    def _user_data(self, resolved: _Resolved) -> str:
+        params = HostParams(
+            stack=self.stack,
+            region=self.region,
+            hostnames=self.hostnames,
+            app_port=self.app.port,
+            health_path=self.app.health_path,
+            cdn_proxied=self.cdn_proxied,
+            cloudflare_ipv4_cidrs=tuple(resolved.ipv4),
+            cloudflare_ipv6_cidrs=tuple(resolved.ipv6),
+            hsts_max_age_seconds=self.args.hsts_max_age_seconds,
+            max_body_mb=self.args.max_body_mb,
+            tls_parameter_prefix=f"{self.parameter_prefix}/tls",
+            access_log_group=f"/leanstack/{self.stack}/nginx/access",  # created in __init__
+            metrics_namespace=METRICS_NAMESPACE,
+            backup=resolved.backup,
+        )
+        if resolved.backup is None:
+            return render_user_data(params)
+        return render_user_data(
+            params,
+            extra_files=self._inline_files(resolved, backup_host_files(resolved.backup)),
+            packages=BACKUP_PACKAGES,
+            # The fetch unit first: runcmd enables units in order, so the tools are in place
+            # before their timers are armed.
+            enable_units=(FETCH_UNIT, *BACKUP_UNITS),
+        )
+
+    def _inline_files(self, resolved: _Resolved, files: Sequence[HostFile]) -> list[HostFile]:
+        """The files written from user data: all but the fetched ones, plus the fetch script and unit."""
+        fetched = {f.path: f for f in self._fetched}
+        inline = []
+        for host_file in files:
+            if host_file.path not in fetched:
+                inline.append(host_file)
+            elif host_file.content != fetched[host_file.path].content:
+                raise ValueError(f"{host_file.path}: the uploaded copy differs from the one the host needs")
+        return [
+            *inline,
+            HostFile(
+                FETCH_SCRIPT_PATH,
+                fetch_script(resolved.host_files_bucket, self.region, self._fetched),
+                "0750",
+            ),
+            HostFile(f"/etc/systemd/system/{FETCH_UNIT}", FETCH_UNIT_TEXT),
+        ]
+
+    def _create_instance(
+        self,
+        network: Network,
+        security_group: aws.ec2.SecurityGroup,
+        profile: aws.iam.InstanceProfile,
+        user_data: pulumi.Output[str],
+        depends_on: list[pulumi.Resource],
+    ) -> aws.ec2.Instance:
+        ami: pulumi.Input[str] = (
+            self.args.ami_id
+            or aws.ec2.get_ami_output(
+                most_recent=True,
+                owners=["amazon"],
+                filters=[
+                    aws.ec2.GetAmiFilterArgs(name="name", values=[AL2023_ARM64]),
+                    aws.ec2.GetAmiFilterArgs(name="architecture", values=["arm64"]),
+                ],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).id
+        )
+        return aws.ec2.Instance(
+            self.child_name("instance"),
+            ami=ami,
+            instance_type=self.args.instance_type,
+            subnet_id=network.public_subnet_ids[0],
+            vpc_security_group_ids=[security_group.id],
+            iam_instance_profile=profile.name,
+            # No key pair: there is no SSH. Shell access is SSM Session Manager.
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                http_tokens="required", http_endpoint="enabled", http_put_response_hop_limit=1
+            ),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_type="gp3",
+                volume_size=self.args.root_volume_gb,
+                encrypted=True,
+                delete_on_termination=True,
+            ),
+            user_data_base64=user_data,
+            # cloud-init runs once per instance: a changed user data only takes effect on a new host.
+            user_data_replace_on_change=True,
+            monitoring=False,
+            tags=self.named_tags(f"leanstack-{self.stack}-host"),
+            volume_tags=self.tags,
+            opts=self.child_opts(depends_on=depends_on),
+        )
+
+    # ------------------------------------------------------------------ alarms
+
+    def _alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
+        return aws.cloudwatch.MetricAlarm(
+            self.child_name(suffix),
+            name=f"leanstack-{self.stack}-{suffix}",
+            alarm_description=description,
+            tags=self.tags,
+            opts=self.child_opts(),
+            **kwargs,
+        )
+
+    def _create_host_alarms(self, instance: aws.ec2.Instance) -> None:
+        self._alarm(
+            "recover",
+            "AWS's hardware under the host failed its status check: EC2 moves the host to healthy "
+            "hardware (same IP, same disk). Nothing to do unless still-broken follows.",
+            namespace="AWS/EC2",
+            metric_name="StatusCheckFailed_System",
+            dimensions={"InstanceId": instance.id},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=2,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            alarm_actions=[pulumi.Output.concat("arn:aws:automate:", self.region, ":ec2:recover")],
+        )
+        self._alarm(
+            "still-broken",
+            "Site down for users: the host has failed a status check for 15 minutes and automatic "
+            "recovery did not fix it. First check: EC2 console > the host > Status checks and System log; "
+            "if needed, `pulumi up --replace` the instance. Runbook: #host-still-broken",
+            namespace="AWS/EC2",
+            metric_name="StatusCheckFailed",
+            dimensions={"InstanceId": instance.id},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=3,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            alarm_actions=[self.topic_arn],
+            ok_actions=[self.topic_arn],
+        )
+
+    def _create_backup_alarms(self) -> None:
+        dimensions = {"Stack": self.stack}
+        # 26 hourly periods with no successful backup, missing data counting as breaching:
+        # a dead host or a broken timer alarms as surely as a failing backup.
+        self._alarm(
+            "backup-stale",
+            "Data at risk: no successful off-site backup in 26 hours, so a disaster now would lose more "
+            "than a day. First check: `systemctl status leanstack-backup` on the host (SSM session) and "
+            "its journal. Runbook: #backup-stale",
+            namespace=METRICS_NAMESPACE,
+            metric_name="BackupSuccess",
+            dimensions=dimensions,
+            statistic="Sum",
+            period=3600,
+            evaluation_periods=26,
+            datapoints_to_alarm=26,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            treat_missing_data="breaching",
+            alarm_actions=[self.topic_arn],
+            ok_actions=[self.topic_arn],
+        )
+        # A CloudWatch alarm cannot look back 35 days, so each daily backup run publishes the
+        # age of the newest successful drill report, and this alarm watches that number.
+        self._alarm(
+            "restore-drill-stale",
+            "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
+            "First check: `journalctl -u leanstack-restore-drill` on the host; run "
+            "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
+            namespace=METRICS_NAMESPACE,
+            metric_name="RestoreDrillAgeDays",
+            dimensions=dimensions,
+            statistic="Maximum",
+            period=86400,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=35,
+            treat_missing_data="breaching",
+            alarm_actions=[self.topic_arn],
+            ok_actions=[self.topic_arn],
+        )
+        self._alarm(
+            "restore-drill-failed",
+            "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
+            "check: `journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
+            "Runbook: #restore-drill-failed",
+            namespace=METRICS_NAMESPACE,
+            metric_name="RestoreDrillFailure",
+            dimensions=dimensions,
+            statistic="Sum",
+            period=86400,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic_arn],
+        )

@@ -1,0 +1,355 @@
+"""Run the real Pulumi program offline, under Pulumi's mocks, and record every resource.
+
+The plan, the tests and (later) the diff all see the stack through this one module:
+`run_stack(stack)` runs `__main__.py` with the stack's config exactly as `pulumi up`
+would, except that the engine is replaced by a recording monitor and the cloud by
+`LeanMocks`, which answers lookups (AZs, the AMI, Cloudflare's IP ranges) and fills in
+the outputs a real provider would compute (ids, ARNs, endpoints) deterministically, so
+two runs on two machines produce byte-identical plans.
+
+What the mocks cannot tell: whether AWS or Cloudflare would accept the inputs. A real
+`pulumi preview` with credentials is still the final word (see the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = "leanstack"
+MOCK_ACCOUNT = "123456789012"
+SECRET = "[secret]"
+
+# Cloudflare's published origin ranges at the time of writing. Offline only: a real run
+# looks them up with the Cloudflare provider's IP-ranges data source on every `pulumi up`.
+CLOUDFLARE_IPV4 = (
+    "173.245.48.0/20", "103.21.244.0/22", "103.22.200.0/22", "103.31.4.0/22", "141.101.64.0/18",
+    "108.162.192.0/18", "190.93.240.0/20", "188.114.96.0/20", "197.234.240.0/22", "198.41.128.0/17",
+    "162.158.0.0/15", "104.16.0.0/13", "104.24.0.0/14", "172.64.0.0/13", "131.0.72.0/22",
+)  # fmt: skip
+CLOUDFLARE_IPV6 = (
+    "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32",
+    "2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
+)  # fmt: skip
+
+
+class StackFileError(ValueError):
+    """The stack file is missing, unreadable or not a Pulumi stack file."""
+
+
+@dataclass
+class Resource:
+    """One registered resource as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]
+    id: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    provider: str = ""  # URN of the explicit provider, "" for the default one
+    region: str = ""
+    dependencies: tuple[str, ...] = ()
+
+    @property
+    def component(self) -> str:
+        """The leanstack component this resource belongs to (its nearest `leanstack:` ancestor)."""
+        for part in reversed(self.urn.split("::")[2].split("$")):
+            if part.startswith(f"{PROJECT}:"):
+                return part.rsplit(":", 1)[1]
+        return "Stack"
+
+
+@dataclass
+class StackRun:
+    """Everything one offline run of the program registered."""
+
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Resource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+    def named(self, name: str) -> Resource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def components(self) -> list[Resource]:
+        return [r for r in self.resources if r.type.startswith(f"{PROJECT}:")]
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def redact(value: Any) -> Any:
+    """Replace every secret value with "[secret]" (the plan never prints one), and give
+    whole numbers back their int type (the engine's wire format turns them into floats)."""
+    if _is_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _unwrap(value: Any) -> Any:
+    if _is_secret(value):
+        return _unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+# --------------------------------------------------------------------------- the mocks
+
+
+def _digest(*parts: str, length: int = 8) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+class LeanMocks(pulumi_mocks.Mocks):
+    """Deterministic stand-ins for AWS, Cloudflare, TLS and random outputs."""
+
+    def __init__(self, default_region: str) -> None:
+        self.default_region = default_region
+        self.provider_regions: dict[str, str] = {}
+
+    def region_of(self, provider_ref: str) -> str:
+        urn = provider_ref.split("::")
+        return (
+            self.provider_regions.get("::".join(urn[:-1]), self.default_region)
+            if provider_ref
+            else (self.default_region)
+        )
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+        region = self.region_of(args.provider)
+        token = args.token
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{region}{z}" for z in "abc"]
+            return {"id": region, "names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)]}
+        if token == "aws:ec2/getAmi:getAmi":
+            ami = "ami-0" + _digest(region, "al2023-arm64", length=16)
+            return {"id": ami, "imageId": ami, "name": "al2023-ami-2023.9.20251110.0-kernel-6.1-arm64",
+                    "architecture": "arm64"}  # fmt: skip
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": MOCK_ACCOUNT, "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:user/mock",
+                    "userId": "AIDAMOCK", "id": MOCK_ACCOUNT}  # fmt: skip
+        if token == "aws:index/getRegion:getRegion":
+            return {"id": region, "name": region, "region": region}
+        if token == "cloudflare:index/getIpRanges:getIpRanges":
+            return {"ipv4Cidrs": list(CLOUDFLARE_IPV4), "ipv6Cidrs": list(CLOUDFLARE_IPV6), "etag": "mock"}
+        raise NotImplementedError(f"leanstack mocks have no answer for the lookup {token}")
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        name, typ = args.name, args.typ
+        if typ.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", inputs
+        region = inputs.get("region") or self.region_of(args.provider or "")
+        service = typ.split(":")[1].split("/")[0]
+        rid = f"{name}-{_digest(typ, name)}"
+        arn = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{name}"
+        state: dict[str, Any] = {**inputs, "arn": arn}
+
+        if typ == "aws:ec2/instance:Instance":
+            rid = "i-0" + _digest(typ, name, length=16)
+            state["privateIp"] = "10.20.0.10"
+        elif typ == "aws:ec2/eip:Eip":
+            rid = "eipalloc-0" + _digest(typ, name, length=16)
+            # 203.0.113.0/24 is TEST-NET-3: never a real host.
+            state.update(publicIp=f"203.0.113.{int(_digest(name, length=2), 16) % 250 + 1}", allocationId=rid)
+        elif typ == "aws:rds/instance:Instance":
+            ident = inputs.get("identifier", name)
+            address = f"{ident}.c{_digest(name, length=10)}.{region}.rds.amazonaws.com"
+            state.update(
+                address=address, endpoint=f"{address}:5432", port=inputs.get("port", 5432),
+                arn=f"arn:aws:rds:{region}:{MOCK_ACCOUNT}:db:{ident}",
+                masterUserSecrets=[{
+                    "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{_digest(name)}",
+                    "secretStatus": "active", "kmsKeyId": "alias/aws/secretsmanager",
+                }],
+            )  # fmt: skip
+            rid = ident
+        elif typ == "aws:s3/bucket:Bucket":
+            bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name)}{_digest(name)}"
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region,
+                         bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com")  # fmt: skip
+            rid = bucket
+        elif typ == "aws:iam/role:Role":
+            role = inputs.get("name", name)
+            state.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:role/{role}", name=role)
+            rid = role
+        elif typ == "aws:iam/instanceProfile:InstanceProfile":
+            profile = inputs.get("name", name)
+            state.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:instance-profile/{profile}", name=profile)
+            rid = profile
+        elif typ == "aws:sns/topic:Topic":
+            state["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT}:{inputs.get('name', name)}"
+        elif typ == "aws:ssm/parameter:Parameter":
+            state["arn"] = f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter{inputs.get('name', '/' + name)}"
+        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
+            group = inputs.get("replicationGroupId", name)
+            state["primaryEndpointAddress"] = f"master.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
+            rid = group
+        elif typ == "tls:index/privateKey:PrivateKey":
+            state.update(privateKeyPem="MOCK PRIVATE KEY", publicKeyPem="MOCK PUBLIC KEY")
+        elif typ == "tls:index/certRequest:CertRequest":
+            state["certRequestPem"] = "MOCK CSR"
+        elif typ == "cloudflare:index/originCaCertificate:OriginCaCertificate":
+            state.update(certificate="MOCK ORIGIN CERTIFICATE", expiresOn="2041-11-22T00:00:00Z")
+        elif typ == "random:index/randomPassword:RandomPassword":
+            state["result"] = "mock-" + _digest(name, length=24)
+        elif typ.startswith("aws:ec2/") and service == "ec2":
+            prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "InternetGateway": "igw",
+                      "RouteTable": "rtb"}.get(typ.rsplit(":", 1)[1], "")  # fmt: skip
+            if prefix:
+                rid = f"{prefix}-0{_digest(typ, name, length=16)}"
+        return rid, state
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock engine that keeps what the real engine would know: options, parents, providers."""
+
+    def __init__(self, mocks: LeanMocks) -> None:
+        super().__init__(mocks)
+        self.lean = mocks
+        self.recorded: dict[str, Resource] = {}
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object)
+        provider = request.provider.rsplit("::", 1)[0] if request.provider else ""
+        if request.type.startswith("pulumi:providers:") and "region" in inputs:
+            self.lean.provider_regions[response.urn] = str(_unwrap(inputs["region"]))
+        registration = self.resources.get(response.urn)
+        region = ""
+        if request.type.startswith("aws:"):
+            region = str(_unwrap(inputs.get("region", "")) or self.lean.region_of(request.provider))
+        self.recorded[response.urn] = Resource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=bool(request.custom),
+            id=registration.id if registration else "",
+            inputs={k: v for k, v in inputs.items() if not k.startswith("__")},
+            outputs=dict(registration.state) if registration else {},
+            protect=bool(request.protect),
+            retain_on_delete=bool(request.retainOnDelete),
+            delete_before_replace=bool(request.deleteBeforeReplace),
+            provider=provider,
+            region=region,
+            dependencies=tuple(sorted(request.dependencies)),
+        )
+        return response
+
+
+# --------------------------------------------------------------------------- running a stack
+
+
+def stack_file(stack: str, repo: Path | None = None) -> Path:
+    return (repo or REPO) / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(repo: Path | None = None) -> list[str]:
+    found = ((repo or REPO) / "stacks").glob("Pulumi.*.yaml")
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in found)
+
+
+def read_stack_config(stack: str, repo: Path | None = None) -> dict[str, Any]:
+    """The `config:` map of stacks/Pulumi.<stack>.yaml, or StackFileError in one line."""
+    path = stack_file(stack, repo)
+    if not path.exists():
+        known = ", ".join(available_stacks(repo)) or "none"
+        raise StackFileError(f"unknown stack {stack!r}: no stacks/{path.name} (stacks: {known})")
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise StackFileError(f"stacks/{path.name}: not valid YAML{at}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
+        raise StackFileError(f"stacks/{path.name}: expected a mapping with a 'config:' map")
+    config = document.get("config") or {}
+    return {str(k): v for k, v in config.items()}
+
+
+def _engine_value(value: Any) -> str:
+    """Config values as the Pulumi engine hands them to a program: strings, objects as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def run_program(stack: str, config: Mapping[str, Any], program: Path | None = None) -> StackRun:
+    """Run the Pulumi program for `stack` with `config` under the mocks; return what it registered."""
+    program = program or REPO / "__main__.py"
+    region = str(config.get("aws:region", "us-east-1"))
+    mocks = LeanMocks(default_region=region)
+    monitor = RecordingMonitor(mocks)
+    settings.reset_options(project=PROJECT, stack=stack)
+    pulumi.runtime.set_all_config({k: _engine_value(v) for k, v in config.items()}, [])
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+
+    def program_body() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program_body))
+    root = settings.get_root_resource()
+    exported: dict[str, Any] = {}
+    if isinstance(root, pulumi.runtime.stack.Stack):
+        for key, value in root.outputs.items():
+            output = pulumi.Output.from_input(value)
+            exported[key] = _sync_await(output.future())
+            if _sync_await(output.is_secret()):
+                exported[key] = SECRET
+    ordered = sorted(monitor.recorded.values(), key=lambda r: r.urn)
+    return StackRun(stack=stack, resources=ordered, outputs=exported)
+
+
+def run_stack(stack: str, repo: Path | None = None) -> StackRun:
+    """Run the program for stacks/Pulumi.<stack>.yaml offline."""
+    return run_program(stack, read_stack_config(stack, repo), (repo or REPO) / "__main__.py")

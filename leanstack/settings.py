@@ -1,0 +1,760 @@
+"""The typed stack config: one frozen dataclass per section, validated from a plain dict.
+
+`load_stack_config(raw, stack)` takes the stack's config as Pulumi hands it over (keys
+like `leanstack:database`, values either typed or the JSON strings the engine passes)
+and returns a `StackConfig`, or raises `ConfigError` with one line naming the full key,
+the value given and what is allowed. Nothing here imports Pulumi, so the tests (and
+`python -m leanstack`) can validate a stack file without the Pulumi runtime, and the
+JSON Schema for the stack files is generated from these same dataclasses.
+
+Each section doubles as the args dataclass of its component (`components.database`
+re-exports `DatabaseArgs`), so a default documented here is the component's default.
+Defaults are the lean, safe choice; the dev stack file relaxes the safety ones
+explicitly (deletion protection, final snapshot, `protect`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import json
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+PROJECT = "leanstack"
+
+# --------------------------------------------------------------------------- errors
+
+
+class ConfigError(ValueError):
+    """One invalid stack-config key; `str()` is the one line a user sees."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --------------------------------------------------------------------------- field helpers
+#
+# A field's metadata carries what the validator and the JSON Schema need:
+#   doc      what the key means (shown in the schema, so editors show it on hover)
+#   min/max  numeric bounds
+#   pattern  a regex a string must match fully, with `allowed` saying it in words
+#   check    a function returning an error message (or None) for values a regex can't judge
+#   replaces True when changing the value replaces a stateful resource (the diff flags it)
+
+Check = Callable[[Any], str | None]
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    doc: str,
+    min: float | None = None,
+    max: float | None = None,
+    pattern: str | None = None,
+    allowed: str | None = None,
+    check: Check | None = None,
+    replaces: bool = False,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    metadata = {
+        "doc": doc,
+        "min": min,
+        "max": max,
+        "pattern": pattern,
+        "allowed": allowed,
+        "check": check,
+        "replaces": replaces,
+    }
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
+HOSTNAME_ALLOWED = "a lower-case DNS name such as example.com (letters, digits, '-' and '.')"
+EMAIL_RE = r"[A-Za-z0-9._%+-]+@" + HOSTNAME_RE.replace("[a-z", "[A-Za-z")
+REGION_RE = r"[a-z]{2}(-gov)?-[a-z]+-\d"
+URL_PATH_RE = r"/[A-Za-z0-9._~/-]*"
+SUBNET_ID_RE = r"subnet-[0-9a-f]{8,17}"
+
+
+def _check_cidr(value: Any) -> str | None:
+    try:
+        net = ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        return "a valid IPv4 network such as 10.20.0.0/16"
+    if net.version != 4 or not net.is_private or not 16 <= net.prefixlen <= 24:
+        return "a private IPv4 network from /16 to /24 (room for four subnets), such as 10.20.0.0/16"
+    return None
+
+
+def _check_pg_version(value: Any) -> str | None:
+    return None if str(value) in POSTGRES_MAJOR_VERSIONS else f"one of {', '.join(POSTGRES_MAJOR_VERSIONS)}"
+
+
+# CloudWatch Logs only accepts these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+
+# PostgreSQL major versions RDS offers that are not past end of standard support.
+POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17")
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """The VPC: two public subnets (host) and two private subnets (database, cache) in two AZs."""
+
+    cidr: str = setting(
+        "10.20.0.0/16",
+        doc="VPC CIDR block; split into four equal subnets. Changing it replaces the VPC and everything in it.",
+        check=_check_cidr,
+        replaces=True,
+    )
+    existing_vpc_id: str = setting(
+        "",
+        doc="Use this existing VPC instead of creating one (then also give the subnet ids).",
+        pattern=r"(vpc-[0-9a-f]{8,17})?",
+        allowed="a VPC id such as vpc-0123456789abcdef0",
+    )
+    existing_public_subnet_ids: tuple[str, ...] = setting(
+        (),
+        doc="With existingVpcId: public subnets (with a route to an internet gateway) for the host.",
+        pattern=SUBNET_ID_RE,
+        allowed="subnet ids such as subnet-0123456789abcdef0",
+    )
+    existing_private_subnet_ids: tuple[str, ...] = setting(
+        (),
+        doc="With existingVpcId: private subnets in two different AZs for the database and cache.",
+        pattern=SUBNET_ID_RE,
+        allowed="subnet ids such as subnet-0123456789abcdef0",
+    )
+
+
+@dataclass(frozen=True)
+class AppArgs:
+    """The application the host proxies to."""
+
+    port: int = setting(3000, doc="Port the app listens on at 127.0.0.1.", min=1024, max=65535)
+    health_path: str = setting(
+        "/healthz",
+        doc="Path nginx and the site-down check call; the app answers 200 when healthy.",
+        pattern=URL_PATH_RE,
+        allowed="a URL path such as /healthz (letters, digits, '.', '_', '~', '-', '/')",
+    )
+
+
+@dataclass(frozen=True)
+class ProxyHostArgs:
+    """The one EC2 host running nginx in front of the app."""
+
+    instance_type: str = setting(
+        "t4g.small",
+        doc="EC2 instance type; Graviton (t4g, m7g, c7g...) to match the arm64 AMI.",
+        pattern=r"[a-z][a-z0-9]*g[a-z0-9-]*\.[a-z0-9]+",
+        allowed="a Graviton (arm64) instance type such as t4g.small",
+    )
+    ami_id: str = setting(
+        "",
+        doc="Pin an AMI; empty looks up the current Amazon Linux 2023 arm64 AMI.",
+        pattern=r"(ami-[0-9a-f]{8,17})?",
+        allowed="an AMI id such as ami-0123456789abcdef0, or empty",
+    )
+    root_volume_gb: int = setting(20, doc="Root gp3 volume size in GiB (encrypted).", min=8, max=1024)
+    max_body_mb: int = setting(10, doc="Largest request body nginx accepts, in MiB.", min=1, max=1024)
+    hsts_max_age_seconds: int = setting(
+        31536000, doc="Strict-Transport-Security max-age; 0 turns HSTS off.", min=0, max=63072000
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """RDS PostgreSQL in the private subnets."""
+
+    identifier: str = setting(
+        "",
+        doc="RDS instance identifier; empty means leanstack-<stack>. Changing it replaces the database.",
+        pattern=r"([a-z][a-z0-9-]{0,62})?",
+        allowed="lower-case letters, digits and '-', starting with a letter, at most 63",
+        replaces=True,
+    )
+    engine_version: str = setting("17", doc="PostgreSQL major version.", check=_check_pg_version, replaces=False)
+    instance_class: str = setting(
+        "db.t4g.micro",
+        doc="RDS instance class.",
+        pattern=r"db\.[a-z0-9]+\.[a-z0-9]+",
+        allowed="an RDS instance class starting with 'db.', such as db.t4g.micro",
+    )
+    allocated_storage_gb: int = setting(20, doc="Initial gp3 storage in GiB.", min=20, max=65536)
+    max_allocated_storage_gb: int = setting(
+        100, doc="Storage autoscaling ceiling in GiB (must exceed allocatedStorageGb).", min=21, max=65536
+    )
+    multi_az: bool = setting(False, doc="A standby in the second AZ with automatic failover (doubles cost).")
+    backup_retention_days: int = setting(
+        7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
+    )
+    deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
+    final_snapshot: bool = setting(True, doc="Take a final snapshot when the instance is deleted.")
+    protect: bool = setting(True, doc="Pulumi `protect`: `pulumi destroy` and replacements are refused.")
+    database_name: str = setting(
+        "app",
+        doc="Database created on the instance. Changing it replaces the database.",
+        pattern=r"[a-z][a-z0-9_]{0,62}",
+        allowed="lower-case letters, digits and '_', starting with a letter",
+        replaces=True,
+    )
+    username: str = setting(
+        "app",
+        doc="Master user name; its password is managed by RDS in Secrets Manager. Changing it replaces the database.",
+        pattern=r"[a-z][a-z0-9_]{0,15}",
+        allowed="lower-case letters, digits and '_', starting with a letter, at most 16",
+        replaces=True,
+    )
+    maintenance_window: str = setting(
+        "sun:04:00-sun:05:00",
+        doc="Weekly maintenance window, UTC (ddd:hh:mm-ddd:hh:mm).",
+        pattern=r"(mon|tue|wed|thu|fri|sat|sun):[0-2]\d:[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):[0-2]\d:[0-5]\d",
+        allowed="ddd:hh:mm-ddd:hh:mm in UTC, such as sun:04:00-sun:05:00",
+    )
+    backup_window: str = setting(
+        "02:00-03:00",
+        doc="Daily RDS backup window, UTC (hh:mm-hh:mm); must not overlap the maintenance window.",
+        pattern=r"[0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d",
+        allowed="hh:mm-hh:mm in UTC, such as 02:00-03:00",
+    )
+    slow_query_ms: int = setting(
+        500,
+        doc="Log statements slower than this (log_min_duration_statement); -1 disables.",
+        min=-1,
+        max=600000,
+    )
+    log_retention_days: int = setting(
+        30,
+        doc="Days CloudWatch keeps the exported PostgreSQL logs.",
+        check=lambda v: None if v in LOG_RETENTION_DAYS else f"one of {LOG_RETENTION_DAYS}",
+    )
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    """ElastiCache (Valkey or Redis OSS), off by default: off means no resources at all."""
+
+    enabled: bool = setting(False, doc="Create the cache. Off by default: add it when the app needs it.")
+    engine: Literal["valkey", "redis"] = setting("valkey", doc="valkey (cheaper) or redis (Redis OSS).")
+    engine_version: str = setting("8.0", doc="Engine version.", pattern=r"\d+\.\d+", allowed="major.minor such as 8.0")
+    node_type: str = setting(
+        "cache.t4g.micro",
+        doc="ElastiCache node type.",
+        pattern=r"cache\.[a-z0-9]+\.[a-z0-9]+",
+        allowed="a node type starting with 'cache.', such as cache.t4g.micro",
+    )
+    snapshot_retention_days: int = setting(1, doc="Days of daily cache snapshots; 0 disables.", min=0, max=35)
+
+
+@dataclass(frozen=True)
+class CdnArgs:
+    """Cloudflare in front of the host, on an existing zone."""
+
+    zone_id: str = setting(
+        doc="Cloudflare zone id of the domain (32 hex characters; Cloudflare dashboard > Overview).",
+        pattern=r"[0-9a-f]{32}",
+        allowed="32 lower-case hex characters",
+    )
+    proxied: bool = setting(
+        True,
+        doc=(
+            "Cloudflare proxies the hostnames (orange cloud). Off is for debugging only: the origin is "
+            "then open to the internet on 443 and browsers will not trust its Cloudflare origin certificate."
+        ),
+    )
+    static_paths: tuple[str, ...] = setting(
+        ("/assets/", "/static/"),
+        doc="Path prefixes of fingerprinted static files that Cloudflare caches for a long time.",
+        pattern=r"/[A-Za-z0-9._~/-]*/",
+        allowed="path prefixes starting and ending with '/', such as /assets/",
+    )
+
+
+@dataclass(frozen=True)
+class BackupBucketArgs:
+    """The off-site backup bucket, in a second region (optionally a second account)."""
+
+    region: str = setting(
+        doc="Region of the backup bucket; must differ from the stack's region. Changing it replaces the bucket.",
+        pattern=REGION_RE,
+        allowed="an AWS region such as us-west-2",
+        replaces=True,
+    )
+    bucket_name: str = setting(
+        "",
+        doc="Bucket name; empty means leanstack-<stack>-backups-<suffix>. Changing it replaces the bucket.",
+        pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
+        allowed="3-63 lower-case letters, digits, '.' and '-'",
+        replaces=True,
+    )
+    prefix: str = setting(
+        "postgres",
+        doc="Key prefix the host writes backups under.",
+        pattern=r"[a-z0-9][a-z0-9/_-]{0,62}",
+        allowed="lower-case letters, digits, '/', '_' and '-'",
+    )
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = setting(
+        "COMPLIANCE",
+        doc="COMPLIANCE: nobody, root included, can delete a backup before its lock expires. GOVERNANCE: "
+        "privileged users can.",
+    )
+    object_lock_days: int = setting(30, doc="Days each backup object is locked against deletion.", min=1, max=3650)
+    glacier_after_days: int = setting(
+        30,
+        doc="Move backups to Glacier Instant Retrieval after this many days; 0 keeps them in Standard.",
+        min=0,
+        max=3650,
+    )
+    expire_after_days: int = setting(
+        365,
+        doc="Delete backups (and old versions) this many days after they are written.",
+        min=2,
+        max=3650,
+    )
+    profile: str = setting(
+        "",
+        doc="AWS CLI profile of a second account for the bucket (isolates backups from the main account).",
+        pattern=r"[A-Za-z0-9_.-]*",
+        allowed="a profile name",
+    )
+    role_arn: str = setting(
+        "",
+        doc="IAM role to assume in a second account for the bucket.",
+        pattern=r"(arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+)?",
+        allowed="an IAM role ARN such as arn:aws:iam::123456789012:role/leanstack-backups",
+    )
+    backup_calendar: str = setting(
+        "*-*-* 03:30:00",
+        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC).",
+        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
+        allowed="a systemd OnCalendar expression such as *-*-* 03:30:00",
+    )
+    drill_calendar: str = setting(
+        "*-*-01 05:00:00",
+        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC).",
+        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
+        allowed="a systemd OnCalendar expression such as *-*-01 05:00:00",
+    )
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The whole validated stack config."""
+
+    stack: str
+    region: str
+    domain: str
+    hostnames: tuple[str, ...]
+    alert_email: str
+    cdn: CdnArgs
+    backup: BackupBucketArgs
+    network: NetworkArgs = field(default_factory=NetworkArgs)
+    app: AppArgs = field(default_factory=AppArgs)
+    host: ProxyHostArgs = field(default_factory=ProxyHostArgs)
+    database: DatabaseArgs = field(default_factory=DatabaseArgs)
+    cache: CacheArgs = field(default_factory=CacheArgs)
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of physical names: leanstack-<stack>."""
+        return f"{PROJECT}-{self.stack}"
+
+
+# Top-level keys of the `leanstack:` namespace and the section dataclass of each object key.
+SECTIONS: dict[str, type[Any]] = {
+    "network": NetworkArgs,
+    "app": AppArgs,
+    "host": ProxyHostArgs,
+    "database": DatabaseArgs,
+    "cache": CacheArgs,
+    "cdn": CdnArgs,
+    "backup": BackupBucketArgs,
+}
+SCALARS: dict[str, dict[str, Any]] = {
+    "domain": {
+        "doc": "The site's apex domain, in the Cloudflare zone.",
+        "pattern": HOSTNAME_RE,
+        "allowed": HOSTNAME_ALLOWED,
+        "required": True,
+    },
+    "hostnames": {
+        "doc": "Hostnames served; empty means the domain and www.<domain>.",
+        "pattern": HOSTNAME_RE,
+        "allowed": HOSTNAME_ALLOWED,
+        "required": False,
+    },
+    "alertEmail": {
+        "doc": "Address that receives every alarm (confirm the subscription email AWS sends).",
+        "pattern": EMAIL_RE,
+        "allowed": "an email address such as ops@example.com",
+        "required": True,
+    },
+}
+REQUIRED_SECTIONS = ("cdn", "backup")
+
+# --------------------------------------------------------------------------- naming
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    return {camel(f.name): f for f in dataclasses.fields(cls)}
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if not close:
+        lowered = {k.lower(): k for k in known}
+        if key.lower() in lowered:
+            close = [lowered[key.lower()]]
+    hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return "unknown key" + hint
+
+
+# --------------------------------------------------------------------------- value parsing
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi passes object values as JSON strings; typed YAML values arrive as they are."""
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _parse_scalar(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(key, f"got {_show(value)}; allowed: {', '.join(map(str, choices))}")
+        return value
+    if hint is bool:
+        # The engine passes scalars as strings ("true"); YAML gives real booleans.
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"got {_show(value)}; expected true or false")
+        return value
+    if hint is int:
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"got {_show(value)}; expected a whole number{_range(meta)}")
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ConfigError(key, f"got {value}; expected a whole number{_range(meta)}")
+        return value
+    if hint is str:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)  # `engineVersion: 17` in YAML is a number; accept it as "17"
+        if not isinstance(value, str):
+            raise ConfigError(key, f"got {_show(value)}; expected a string")
+        pattern = meta.get("pattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise ConfigError(key, f"got {_show(value)}; expected {meta.get('allowed') or 'match ' + pattern}")
+        check = meta.get("check")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise ConfigError(key, f"got {_show(value)}; expected {problem}")
+        return value
+    raise TypeError(f"unsupported setting type {hint!r} for {key}")  # a bug in this module
+
+
+def _range(meta: Mapping[str, Any]) -> str:
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and high is not None:
+        return f" from {low:g} to {high:g}"
+    if low is not None:
+        return f" of at least {low:g}"
+    if high is not None:
+        return f" of at most {high:g}"
+    return ""
+
+
+def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        value = _decode(value)
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
+        items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))
+        if len(set(items)) != len(items):
+            raise ConfigError(key, f"got {_show(value)}; expected no duplicates")
+        return items
+    if dataclasses.is_dataclass(hint):
+        return _parse_section(key, value, typing.cast(type[Any], hint))
+    if isinstance(hint, types.UnionType):
+        raise TypeError(f"unsupported union for {key}")
+    return _parse_scalar(key, value, hint, meta)
+
+
+def _parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
+    raw = _decode(raw)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(key, f"got {_show(raw)}; expected an object with keys {', '.join(_fields(cls))}")
+    known = _fields(cls)
+    hints = typing.get_type_hints(cls)
+    for name in raw:
+        if name not in known:
+            raise ConfigError(f"{key}.{name}", _suggest(str(name), list(known)))
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name in raw:
+            values[f.name] = _parse_value(f"{key}.{name}", raw[name], hints[f.name], f.metadata)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}.{name}", f"missing; expected {f.metadata.get('allowed') or 'a value'}")
+    return cls(**values)
+
+
+# --------------------------------------------------------------------------- whole stack
+
+
+def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate a stack's config (the `config:` map of Pulumi.<stack>.yaml) into a StackConfig.
+
+    Raises ConfigError for the first problem found, naming the full key.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,20}", stack):
+        raise ConfigError("stack", f"got {_show(stack)}; expected lower-case letters, digits and '-', at most 21")
+    ours = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
+    known = [*SCALARS, *SECTIONS]
+    for name in ours:
+        if name not in known:
+            raise ConfigError(f"{PROJECT}:{name}", _suggest(name, known))
+
+    region = raw.get("aws:region")
+    if region is None:
+        raise ConfigError("aws:region", "missing; expected the stack's AWS region such as us-east-1")
+    region = _parse_scalar("aws:region", region, str, {"pattern": REGION_RE, "allowed": "an AWS region"})
+
+    for name, spec in SCALARS.items():
+        if spec["required"] and name not in ours:
+            raise ConfigError(f"{PROJECT}:{name}", f"missing; expected {spec['allowed']}")
+    domain = _parse_scalar(f"{PROJECT}:domain", ours["domain"], str, SCALARS["domain"])
+    hostnames = _parse_value(
+        f"{PROJECT}:hostnames", ours.get("hostnames", []), tuple[str, ...], SCALARS["hostnames"]
+    ) or (domain, f"www.{domain}")
+    for i, name in enumerate(hostnames):
+        if name != domain and not name.endswith("." + domain):
+            raise ConfigError(f"{PROJECT}:hostnames[{i}]", f"got {_show(name)}; expected {domain} or a name under it")
+
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        key = f"{PROJECT}:{name}"
+        if name not in ours and name in REQUIRED_SECTIONS:
+            missing = [k for k, f in _fields(cls).items() if f.default is dataclasses.MISSING]
+            raise ConfigError(key, f"missing; expected an object with at least {', '.join(missing)}")
+        sections[name] = _parse_section(key, ours.get(name), cls)
+
+    alert_email = _parse_scalar(f"{PROJECT}:alertEmail", ours["alertEmail"], str, SCALARS["alertEmail"])
+    config = StackConfig(
+        stack=stack, region=region, domain=domain, hostnames=hostnames, alert_email=alert_email, **sections
+    )
+    _check_across(config)
+    return config
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _check_across(c: StackConfig) -> None:
+    """Rules that involve more than one key."""
+    p = PROJECT
+    if c.backup.region == c.region:
+        raise ConfigError(
+            f"{p}:backup.region",
+            f"got {_show(c.backup.region)}, the stack's own region; expected another region so that backups "
+            "survive a regional outage",
+        )
+    if c.backup.profile and c.backup.role_arn:
+        raise ConfigError(f"{p}:backup.roleArn", "give either backup.profile or backup.roleArn, not both")
+    if c.backup.expire_after_days <= c.backup.object_lock_days:
+        raise ConfigError(
+            f"{p}:backup.expireAfterDays",
+            f"got {c.backup.expire_after_days}; expected more than backup.objectLockDays "
+            f"({c.backup.object_lock_days}), or expired backups stay locked and billed",
+        )
+    if c.backup.glacier_after_days and c.backup.expire_after_days < c.backup.glacier_after_days + 90:
+        raise ConfigError(
+            f"{p}:backup.glacierAfterDays",
+            f"got {c.backup.glacier_after_days}; Glacier Instant Retrieval bills 90 days minimum, so expected "
+            f"expireAfterDays ({c.backup.expire_after_days}) >= glacierAfterDays + 90, or 0 to skip Glacier",
+        )
+
+    db = c.database
+    if db.max_allocated_storage_gb <= db.allocated_storage_gb:
+        raise ConfigError(
+            f"{p}:database.maxAllocatedStorageGb",
+            f"got {db.max_allocated_storage_gb}; expected more than allocatedStorageGb ({db.allocated_storage_gb})",
+        )
+    start, end = (_minutes(t) for t in db.backup_window.split("-"))
+    if (end - start) % 1440 < 30:
+        raise ConfigError(
+            f"{p}:database.backupWindow",
+            f"got {_show(db.backup_window)}; expected a window of at least 30 minutes",
+        )
+    # Both windows in minutes of the week, to reject an overlap RDS would refuse at apply time.
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    m_start_s, m_end_s = db.maintenance_window.split("-")
+    m_start = days.index(m_start_s[:3]) * 1440 + _minutes(m_start_s[4:])
+    m_end = days.index(m_end_s[:3]) * 1440 + _minutes(m_end_s[4:])
+    if (m_end - m_start) % 10080 < 30:
+        raise ConfigError(
+            f"{p}:database.maintenanceWindow",
+            f"got {_show(db.maintenance_window)}; expected a window of at least 30 minutes",
+        )
+    for day in range(7):
+        b_start = day * 1440 + start
+        b_end = b_start + (end - start) % 1440
+        if _overlaps(b_start, b_end, m_start, m_start + (m_end - m_start) % 10080):
+            raise ConfigError(
+                f"{p}:database.backupWindow",
+                f"got {_show(db.backup_window)}; it overlaps maintenanceWindow {_show(db.maintenance_window)}",
+            )
+
+    private = c.network.existing_private_subnet_ids
+    if c.network.existing_vpc_id:
+        if db.multi_az and len(private) < 2:
+            raise ConfigError(
+                f"{p}:database.multiAz",
+                f"got true with {len(private)} private subnet(s); Multi-AZ needs "
+                "network.existingPrivateSubnetIds in two AZs",
+            )
+        if len(private) < 2:
+            raise ConfigError(
+                f"{p}:network.existingPrivateSubnetIds",
+                f"got {len(private)} subnet(s); expected at least 2 in different AZs (RDS requires two AZs)",
+            )
+        if not c.network.existing_public_subnet_ids:
+            raise ConfigError(
+                f"{p}:network.existingPublicSubnetIds",
+                "missing; expected at least one public subnet for the host",
+            )
+    elif private or c.network.existing_public_subnet_ids:
+        raise ConfigError(
+            f"{p}:network.existingVpcId",
+            "missing; existing subnet ids are only used together with existingVpcId",
+        )
+
+
+def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    week = 10080
+    return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))
+
+
+# --------------------------------------------------------------------------- JSON Schema
+
+
+def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if meta.get("doc"):
+        out["description"] = meta["doc"]
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        item = _schema_for(typing.get_args(hint)[0], {k: v for k, v in meta.items() if k != "doc"})
+        out.update(type="array", items=item, uniqueItems=True)
+    elif origin is Literal:
+        out["enum"] = list(typing.get_args(hint))
+    elif hint is bool:
+        out["type"] = "boolean"
+    elif hint is int:
+        out["type"] = "integer"
+        if meta.get("min") is not None:
+            out["minimum"] = meta["min"]
+        if meta.get("max") is not None:
+            out["maximum"] = meta["max"]
+    elif hint is str:
+        out["type"] = "string"
+        if meta.get("pattern"):
+            out["pattern"] = f"^(?:{meta['pattern']})$"
+    elif dataclasses.is_dataclass(hint):
+        out.update(_section_schema(typing.cast(type[Any], hint)))
+    return out
+
+
+def _section_schema(cls: type[Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    props: dict[str, Any] = {}
+    required: list[str] = []
+    for name, f in _fields(cls).items():
+        prop = _schema_for(hints[f.name], f.metadata)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+            prop["default"] = list(default) if isinstance(default, tuple) else default
+        else:
+            required.append(name)
+        props[name] = prop
+    schema: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": False}
+    if cls.__doc__:
+        schema["description"] = cls.__doc__.strip().splitlines()[0]
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema for stacks/Pulumi.<stack>.yaml, generated from the dataclasses above."""
+    config_props: dict[str, Any] = {
+        "aws:region": {
+            "type": "string",
+            "description": "The stack's AWS region.",
+            "pattern": f"^(?:{REGION_RE})$",
+        }
+    }
+    for name, spec in SCALARS.items():
+        hint: Any = tuple[str, ...] if name == "hostnames" else str
+        config_props[f"{PROJECT}:{name}"] = _schema_for(hint, spec)
+    for name, cls in SECTIONS.items():
+        config_props[f"{PROJECT}:{name}"] = _section_schema(cls)
+    required = ["aws:region"] + [f"{PROJECT}:{n}" for n, s in SCALARS.items() if s["required"]]
+    required += [f"{PROJECT}:{n}" for n in REQUIRED_SECTIONS]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "leanstack stack config (stacks/Pulumi.<stack>.yaml)",
+        "type": "object",
+        "properties": {
+            "config": {
+                "type": "object",
+                "properties": config_props,
+                "required": required,
+                # Other namespaces (aws:, cloudflare:) belong to the providers; unknown leanstack: keys are errors.
+                "propertyNames": {"anyOf": [{"enum": sorted(config_props)}, {"not": {"pattern": f"^{PROJECT}:"}}]},
+            },
+            "secretsprovider": {"type": "string"},
+            "encryptedkey": {"type": "string"},
+            "encryptionsalt": {"type": "string"},
+        },
+        "required": ["config"],
+    }

@@ -1,0 +1,93 @@
+"""Database: RDS PostgreSQL, private, encrypted, TLS-only, password managed by RDS."""
+
+from __future__ import annotations
+
+from leanstack.mocks import StackRun
+from tests.components.helpers import children
+
+
+def test_engine_class_and_storage(dev: StackRun) -> None:
+    db = dev.one("aws:rds/instance:Instance").inputs
+    assert (db["engine"], db["engineVersion"], db["instanceClass"]) == ("postgres", "17", "db.t4g.micro")
+    assert (db["storageType"], db["allocatedStorage"], db["maxAllocatedStorage"]) == ("gp3", 20, 100)
+    assert db["storageEncrypted"] is True
+
+
+def test_password_is_managed_by_rds_and_never_in_the_program(dev: StackRun) -> None:
+    db = dev.one("aws:rds/instance:Instance").inputs
+    assert db["manageMasterUserPassword"] is True
+    assert "password" not in db
+    assert dev.outputs["databaseSecretArn"].startswith("arn:aws:secretsmanager:")
+
+
+def test_private_and_reachable_only_from_the_host(dev: StackRun) -> None:
+    assert dev.one("aws:rds/instance:Instance").inputs["publiclyAccessible"] is False
+    db_sg = dev.named("database-sg")
+    assert db_sg.inputs.get("ingress", []) == [] and db_sg.inputs.get("egress", []) == []
+    rules = [
+        r for r in dev.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if r.component == "Database"
+    ]
+    assert len(rules) == 1
+    rule = rules[0].inputs
+    assert (rule["fromPort"], rule["toPort"], rule["ipProtocol"]) == (5432, 5432, "tcp")
+    assert rule["securityGroupId"] == db_sg.id
+    assert rule["referencedSecurityGroupId"] == dev.named("host-sg").id
+    assert "cidrIpv4" not in rule and "cidrIpv6" not in rule
+
+
+def test_private_subnet_group_uses_the_private_subnets(dev: StackRun) -> None:
+    group = dev.one("aws:rds/subnetGroup:SubnetGroup").inputs["subnetIds"]
+    assert group == [dev.named(f"network-private-{x}").id for x in "ab"]
+
+
+def test_parameter_group_forces_tls_and_logs_slow_statements(dev: StackRun) -> None:
+    params = dev.one("aws:rds/parameterGroup:ParameterGroup").inputs
+    assert params["family"] == "postgres17"
+    values = {p["name"]: p["value"] for p in params["parameters"]}
+    assert values == {"rds.force_ssl": "1", "log_min_duration_statement": "500"}
+    db = dev.one("aws:rds/instance:Instance").inputs
+    assert db["parameterGroupName"] == params["name"]
+
+
+def test_logs_backups_and_maintenance(dev: StackRun, prod: StackRun) -> None:
+    db = dev.one("aws:rds/instance:Instance").inputs
+    assert db["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
+    assert dev.one("aws:cloudwatch/logGroup:LogGroup").inputs["retentionInDays"] == 30
+    assert db["copyTagsToSnapshot"] is True and db["autoMinorVersionUpgrade"] is True
+    assert (db["backupWindow"], db["maintenanceWindow"]) == ("02:00-03:00", "sun:04:00-sun:05:00")
+    assert db["backupRetentionPeriod"] == 1
+    assert prod.one("aws:rds/instance:Instance").inputs["backupRetentionPeriod"] == 14
+
+
+def test_dev_is_disposable(dev: StackRun) -> None:
+    db = dev.one("aws:rds/instance:Instance")
+    assert db.inputs["multiAz"] is False
+    assert db.inputs["deletionProtection"] is False
+    assert db.inputs["skipFinalSnapshot"] is True
+    assert db.protect is False
+
+
+def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(prod: StackRun) -> None:
+    db = prod.one("aws:rds/instance:Instance")
+    assert db.inputs["multiAz"] is True
+    assert db.inputs["deletionProtection"] is True
+    assert db.inputs["skipFinalSnapshot"] is False
+    assert db.inputs["finalSnapshotIdentifier"] == "leanstack-prod-final"
+    assert db.protect is True
+    assert db.inputs["instanceClass"] == "db.t4g.small"
+
+
+def test_storage_alarm_fires_below_ten_percent_free(dev: StackRun) -> None:
+    alarm = dev.named("database-storage-low").inputs
+    assert alarm["metricName"] == "FreeStorageSpace" and alarm["namespace"] == "AWS/RDS"
+    assert alarm["threshold"] == 2 * 1024**3  # 10% of 20 GiB
+    assert alarm["comparisonOperator"] == "LessThanThreshold"
+    assert alarm["alarmActions"] == [dev.outputs["alertTopicArn"]]
+
+
+def test_every_database_child_is_parented_to_the_component(dev: StackRun) -> None:
+    names = sorted(r.name for r in children(dev, "Database"))
+    assert names == [
+        "database-from-host", "database-instance", "database-logs", "database-params",
+        "database-sg", "database-storage-low", "database-subnets",
+    ]  # fmt: skip

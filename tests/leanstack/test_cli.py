@@ -1,0 +1,83 @@
+"""`python -m leanstack`: the commands a person runs, as subprocesses, with their exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leanstack.mocks import REPO
+
+
+def leanstack(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run(
+        [sys.executable, "-m", "leanstack", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def plan_dev_text() -> str:
+    done = leanstack("plan", "dev")
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_plan_groups_resources_by_component_with_key_settings(plan_dev_text: str) -> None:
+    assert plan_dev_text.startswith("leanstack plan — stack dev: ")
+    for heading in ("Alerts (", "BackupBucket (", "Cdn (", "Database (", "Network (", "ProxyHost ("):
+        assert f"\n{heading}" in plan_dev_text
+    assert '      instanceClass = "db.t4g.micro"' in plan_dev_text
+    assert "[retainOnDelete]" in plan_dev_text
+    assert "MOCK PRIVATE KEY" not in plan_dev_text and '"[secret]"' in plan_dev_text
+
+
+def test_plan_json_is_byte_identical_across_processes() -> None:
+    first, second = leanstack("plan", "prod", "--format", "json"), leanstack("plan", "prod", "--format", "json")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    plan = json.loads(first.stdout)
+    db = next(r for r in plan["resources"] if r["type"] == "aws:rds/instance:Instance")
+    assert db["options"]["protect"] is True and db["inputs"]["multiAz"] is True
+
+
+def test_unknown_stack_is_one_line_and_exit_2() -> None:
+    done = leanstack("plan", "staging")
+    assert done.returncode == 2
+    assert done.stderr == "leanstack: unknown stack 'staging': no stacks/Pulumi.staging.yaml (stacks: dev, prod)\n"
+    assert done.stdout == ""
+
+
+def test_invalid_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "stacks").mkdir()
+    text = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace("region: us-west-2", "region: us-east-1")
+    (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
+    (tmp_path / "stacks" / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    code = "import sys, leanstack.mocks as m, pathlib; m.REPO = pathlib.Path(sys.argv[1]); "
+    code += "from leanstack.__main__ import main; sys.exit(main(sys.argv[2:]))"
+    for stack, expected in (
+        ("dev", 'leanstack: leanstack:backup.region: got "us-east-1", the stack\'s own region;'),
+        ("broken", "leanstack: stacks/Pulumi.broken.yaml: not valid YAML at line 2:"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path), "validate", stack], env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_bad_arguments_are_one_line_and_exit_2() -> None:
+    done = leanstack("plan", "dev", "--format", "yaml")
+    assert done.returncode == 2
+    assert done.stderr.startswith("leanstack: argument --format: invalid choice: 'yaml'")
+    assert done.stderr.count("\n") == 1
+
+
+def test_make_plan_is_the_quick_start_command() -> None:
+    makefile = (REPO / "Makefile").read_text()
+    assert "plan: $(VENV)/.runtime\n\t$(PY) -m leanstack plan $(STACK)" in makefile

@@ -1,0 +1,212 @@
+"""The stack config model: plain Python, no Pulumi runtime; every error is one exact line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from leanstack.mocks import read_stack_config
+from leanstack.settings import ConfigError, StackConfig, load_stack_config
+from tests.conftest import merged
+
+
+def dev_config(**overrides: Any) -> dict[str, Any]:
+    return merged(read_stack_config("dev"), overrides)
+
+
+def load(overrides: dict[str, Any], stack: str = "dev") -> StackConfig:
+    return load_stack_config(merged(read_stack_config(stack), overrides), stack)
+
+
+def error_of(overrides: dict[str, Any]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(overrides)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_both_stack_files_load_with_their_differences() -> None:
+    dev, prod = load({}), load({}, "prod")
+    assert (dev.database.multi_az, prod.database.multi_az) == (False, True)
+    assert (dev.database.protect, prod.database.protect) == (False, True)
+    assert (dev.database.backup_retention_days, prod.database.backup_retention_days) == (1, 14)
+    assert (dev.backup.object_lock_mode, prod.backup.object_lock_mode) == ("GOVERNANCE", "COMPLIANCE")
+    assert dev.hostnames == ("dev.example.com", "www.dev.example.com")
+    assert dev.cache.enabled is False
+
+
+def test_defaults_are_the_safe_choice() -> None:
+    minimal = {
+        "aws:region": "eu-west-1",
+        "leanstack:domain": "example.org",
+        "leanstack:alertEmail": "a@example.org",
+        "leanstack:cdn": {"zoneId": "f" * 32},
+        "leanstack:backup": {"region": "eu-central-1"},
+    }
+    c = load_stack_config(minimal, "prod")
+    assert c.database.deletion_protection and c.database.final_snapshot and c.database.protect
+    assert c.database.backup_retention_days == 7
+    assert c.database.instance_class == "db.t4g.micro" and c.database.multi_az is False
+    assert c.cache.enabled is False
+    assert c.host.instance_type == "t4g.small"
+    assert c.backup.object_lock_mode == "COMPLIANCE"
+
+
+def test_engine_strings_are_coerced_like_pulumi_passes_them() -> None:
+    # The engine hands scalars over as strings and objects as JSON strings.
+    raw = dev_config()
+    raw["leanstack:database"] = '{"multiAz": "true", "backupRetentionDays": "3", "engineVersion": 16}'
+    c = load_stack_config(raw, "dev")
+    assert (c.database.multi_az, c.database.backup_retention_days, c.database.engine_version) == (
+        True,
+        3,
+        "16",
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"leanstack:backup": {"region": "us-east-1"}},
+            'leanstack:backup.region: got "us-east-1", the stack\'s own region; expected another region '
+            "so that backups survive a regional outage",
+        ),
+        (
+            {"leanstack:database": {"backupRetentionDays": 0}},
+            "leanstack:database.backupRetentionDays: got 0; expected a whole number from 1 to 35",
+        ),
+        (
+            {"leanstack:database": {"instanceClass": "t4g.micro"}},
+            'leanstack:database.instanceClass: got "t4g.micro"; expected an RDS instance class starting '
+            "with 'db.', such as db.t4g.micro",
+        ),
+        (
+            {
+                "leanstack:network": {
+                    "existingVpcId": "vpc-0123456789abcdef0",
+                    "existingPublicSubnetIds": ["subnet-0123456789abcdef0"],
+                    "existingPrivateSubnetIds": ["subnet-0123456789abcdef1"],
+                },
+                "leanstack:database": {"multiAz": True},
+            },
+            "leanstack:database.multiAz: got true with 1 private subnet(s); Multi-AZ needs "
+            "network.existingPrivateSubnetIds in two AZs",
+        ),
+        (
+            {"leanstack:alertEmail": "ops-at-example.com"},
+            'leanstack:alertEmail: got "ops-at-example.com"; expected an email address such as ops@example.com',
+        ),
+        (
+            {"leanstack:domain": "Example .com"},
+            'leanstack:domain: got "Example .com"; expected a lower-case DNS name such as example.com '
+            "(letters, digits, '-' and '.')",
+        ),
+        (
+            {"leanstack:database": {"instanceClas": "db.t4g.micro"}},
+            "leanstack:database.instanceClas: unknown key; did you mean instanceClass?",
+        ),
+        (
+            {"leanstack:databse": {}},
+            "leanstack:databse: unknown key; did you mean database?",
+        ),
+        (
+            {"leanstack:database": {"multiAz": "yes"}},
+            'leanstack:database.multiAz: got "yes"; expected true or false',
+        ),
+        (
+            {"leanstack:app": {"port": "http"}},
+            'leanstack:app.port: got "http"; expected a whole number from 1024 to 65535',
+        ),
+        (
+            {"leanstack:cdn": None},
+            "leanstack:cdn: missing; expected an object with at least zoneId",
+        ),
+        (
+            {"leanstack:cdn": {"zoneId": None}},
+            "leanstack:cdn.zoneId: missing; expected 32 lower-case hex characters",
+        ),
+        (
+            {"aws:region": None},
+            "aws:region: missing; expected the stack's AWS region such as us-east-1",
+        ),
+        (
+            {"leanstack:database": {"engineVersion": "12"}},
+            'leanstack:database.engineVersion: got "12"; expected one of 14, 15, 16, 17',
+        ),
+        (
+            {"leanstack:database": {"allocatedStorageGb": 100, "maxAllocatedStorageGb": 50}},
+            "leanstack:database.maxAllocatedStorageGb: got 50; expected more than allocatedStorageGb (100)",
+        ),
+        (
+            {
+                "leanstack:database": {
+                    "backupWindow": "03:30-04:30",
+                    "maintenanceWindow": "sun:04:00-sun:05:00",
+                }
+            },
+            'leanstack:database.backupWindow: got "03:30-04:30"; it overlaps maintenanceWindow "sun:04:00-sun:05:00"',
+        ),
+        (
+            {"leanstack:backup": {"expireAfterDays": 7, "objectLockDays": 7}},
+            "leanstack:backup.expireAfterDays: got 7; expected more than backup.objectLockDays (7), "
+            "or expired backups stay locked and billed",
+        ),
+        (
+            {"leanstack:backup": {"glacierAfterDays": 30, "expireAfterDays": 60}},
+            "leanstack:backup.glacierAfterDays: got 30; Glacier Instant Retrieval bills 90 days minimum, so "
+            "expected expireAfterDays (60) >= glacierAfterDays + 90, or 0 to skip Glacier",
+        ),
+        (
+            {"leanstack:host": {"instanceType": "t3.small"}},
+            'leanstack:host.instanceType: got "t3.small"; expected a Graviton (arm64) instance type such as t4g.small',
+        ),
+        (
+            {"leanstack:backup": {"objectLockMode": "governance"}},
+            'leanstack:backup.objectLockMode: got "governance"; allowed: GOVERNANCE, COMPLIANCE',
+        ),
+        (
+            {"leanstack:hostnames": ["dev.example.com", "api.other.com"]},
+            'leanstack:hostnames[1]: got "api.other.com"; expected dev.example.com or a name under it',
+        ),
+        (
+            {"leanstack:network": {"existingPrivateSubnetIds": ["subnet-0123456789abcdef1"]}},
+            "leanstack:network.existingVpcId: missing; existing subnet ids are only used together with existingVpcId",
+        ),
+        (
+            {"leanstack:network": {"cidr": "8.8.0.0/16"}},
+            'leanstack:network.cidr: got "8.8.0.0/16"; expected a private IPv4 network from /16 to /24 '
+            "(room for four subnets), such as 10.20.0.0/16",
+        ),
+    ],
+)
+def test_bad_config_fails_with_one_line_naming_the_key(overrides: dict[str, Any], expected: str) -> None:
+    assert error_of(overrides) == expected
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    [
+        "dev.example.com\nserver_name evil.com",
+        "dev.example.com;",
+        "www.dev.example.com; return 200",
+        "dev.example.com ",
+    ],
+)
+def test_hostnames_that_could_inject_into_nginx_are_rejected(hostname: str) -> None:
+    # These reach nginx's server_name and cloud-init; they must never get as far as rendering.
+    message = error_of({"leanstack:hostnames": [hostname]})
+    assert message.startswith("leanstack:hostnames[0]: got ")
+    assert "expected a lower-case DNS name" in message
+
+
+def test_health_path_with_nginx_syntax_is_rejected() -> None:
+    message = error_of({"leanstack:app": {"healthPath": "/healthz; return 200"}})
+    assert message.startswith("leanstack:app.healthPath: got ")
+
+
+def test_unknown_stack_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"^stack: got \"Prod!\""):
+        load_stack_config(dev_config(), "Prod!")
