@@ -26,6 +26,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from host.deploy.leanstack_app import upstream_text
 from host.params import HostFile, HostParams
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "render_error_pages",
     "render_nginx_conf",
     "render_tls_fetch_script",
+    "render_upstream",
     "render_user_data",
     "validate_host_params",
 ]
@@ -83,6 +85,9 @@ class NginxPaths:
     access_log_path: str = "/var/log/nginx/access.json.log"
     temp_dir: str = "/var/lib/nginx/tmp"
     error_root: str = "/usr/share/nginx/leanstack-errors"
+    # The app server nginx proxies to, in a file of its own: `leanstack-app deploy` rewrites
+    # it (atomically) and reloads nginx to switch between the two app ports.
+    upstream_path: str = "/etc/nginx/leanstack-upstream.conf"
     # The `user` directive; None leaves it out (nginx then uses its built-in default).
     user: str | None = "nginx"
     worker_processes: str = "auto"
@@ -224,6 +229,7 @@ def _check_paths(paths: NginxPaths, p: HostParams) -> None:
         "access_log_path",
         "temp_dir",
         "error_root",
+        "upstream_path",
     ):
         _check_path(f"paths.{name}", getattr(paths, name))
     if paths.user is not None:
@@ -276,7 +282,7 @@ def _listen(paths: NginxPaths) -> str:
 
 
 def render_nginx_conf(p: HostParams, *, paths: NginxPaths | None = None) -> str:
-    """The whole nginx.conf (one self-contained file: no includes)."""
+    """The whole nginx.conf; it includes one file, `paths.upstream_path` (see `render_upstream`)."""
     paths = paths or NginxPaths()
     validate_host_params(p)
     _check_paths(paths, p)
@@ -284,7 +290,6 @@ def render_nginx_conf(p: HostParams, *, paths: NginxPaths | None = None) -> str:
         "nginx.conf.j2",
         stack=p.stack,
         hostnames=[name.lower() for name in p.hostnames],
-        app_port=p.app_port,
         health_path=p.health_path,
         cdn_proxied=p.cdn_proxied,
         trusted_cidrs=_check_cidrs("cloudflare_ipv4_cidrs", p.cloudflare_ipv4_cidrs, 4)
@@ -294,6 +299,15 @@ def render_nginx_conf(p: HostParams, *, paths: NginxPaths | None = None) -> str:
         listen=_listen(paths),
         paths=paths,
     )
+
+
+def render_upstream(app_port: int) -> str:
+    """The included upstream file for the app on 127.0.0.1:`app_port`.
+
+    cloud-init writes it for `app.port`; the deploy script writes the same text (one
+    function, `host.deploy.leanstack_app.upstream_text`) for whichever port it switches to.
+    """
+    return upstream_text(_check_port("app_port", app_port))
 
 
 def render_error_pages() -> dict[str, str]:
@@ -335,6 +349,7 @@ def host_files(p: HostParams, *, paths: NginxPaths | None = None) -> tuple[HostF
     paths = paths or NginxPaths()
     files = [
         HostFile(NGINX_CONF_PATH, render_nginx_conf(p, paths=paths)),
+        HostFile(paths.upstream_path, render_upstream(p.app_port)),
         *(HostFile(f"{paths.error_root}/{name}", content) for name, content in render_error_pages().items()),
         HostFile(TLS_FETCH_SCRIPT_PATH, render_tls_fetch_script(p, paths=paths), permissions="0750"),
         HostFile(NGINX_DROP_IN_PATH, (_TEMPLATES / "nginx-leanstack.conf").read_text(encoding="utf-8")),

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from host.params import HostParams
-from host.render import NginxPaths, render_error_pages, render_nginx_conf
+from host.render import NginxPaths, render_error_pages, render_nginx_conf, render_upstream
 
 BIG_HTML = ("<p>" + "leanstack compressible text " * 200 + "</p>\n").encode()
 PNG_BYTES = bytes(range(256)) * 16
@@ -254,6 +254,7 @@ def loopback_paths(directory: Path, port: int, *, tls: bool = True, workers: str
         access_log_path=str(directory / "access.json.log"),
         temp_dir=str(directory / "tmp"),
         error_root=str(directory / "errors"),
+        upstream_path=str(directory / "upstream.conf"),
         # Tests run as root; nginx's workers then need no other account to exist.
         user="root" if os.geteuid() == 0 else None,
         worker_processes=workers,
@@ -315,6 +316,7 @@ class RunningNginx:
         ):
             if source is not None:
                 Path(target).write_bytes(source.read_bytes())
+        Path(self.paths.upstream_path).write_text(render_upstream(self.params.app_port), encoding="utf-8")
         self.conf.write_text(text, encoding="utf-8")
         return text
 

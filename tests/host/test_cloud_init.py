@@ -26,6 +26,7 @@ from host.render import (
     render_cloudwatch_agent_config,
     render_nginx_conf,
     render_tls_fetch_script,
+    render_upstream,
     render_user_data,
 )
 from tests.host.nginx_harness import loopback_paths, make_pki
@@ -129,6 +130,9 @@ def test_cloud_config_installs_packages_writes_files_and_starts_services() -> No
     nginx_conf = files["/etc/nginx/nginx.conf"]
     assert nginx_conf["content"] == render_nginx_conf(_params())
     assert (nginx_conf["owner"], nginx_conf["permissions"]) == ("root:root", "0644")
+    # The app upstream starts at app.port; `leanstack-app deploy` rewrites this file.
+    assert files["/etc/nginx/leanstack-upstream.conf"]["content"] == render_upstream(8000)
+    assert "include /etc/nginx/leanstack-upstream.conf;" in nginx_conf["content"]
     assert files["/etc/nginx/tls/cloudflare-origin-pull-ca.pem"]["content"] == ORIGIN_PULL_CA_PEM
     script = files["/usr/local/sbin/leanstack-fetch-origin-tls"]
     assert (script["owner"], script["permissions"]) == ("root:root", "0750")

@@ -19,6 +19,7 @@ from host.render import (
     render_cloud_config,
     render_nginx_conf,
     render_tls_fetch_script,
+    render_upstream,
 )
 from tests.system import require_program
 
@@ -38,10 +39,19 @@ def _params(**changes: object) -> HostParams:
 def test_valid_params_render() -> None:
     text = render_nginx_conf(_params())
     assert "server_name example.com www.example.com;" in text
-    assert "server 127.0.0.1:8000 max_fails=0;" in text
+    # The app server lives in the included file the deploy script rewrites.
+    assert "include /etc/nginx/leanstack-upstream.conf;" in text
+    assert "127.0.0.1:8000" not in text
+    assert render_upstream(8000).splitlines()[-1] == "server 127.0.0.1:8000 max_fails=0;"
     assert "set_real_ip_from 173.245.48.0/20;" in text
     assert "set_real_ip_from 2400:cb00::/32;" in text
     assert "client_max_body_size 10m;" in text
+
+
+@pytest.mark.parametrize("port", [0, 65536, True, "8000"])
+def test_upstream_for_a_bad_port_is_refused(port: object) -> None:
+    with pytest.raises(ValueError, match="app_port"):
+        render_upstream(port)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -130,6 +140,7 @@ def test_cdn_proxied_without_cloudflare_ranges_is_rejected() -> None:
         NginxPaths(listen_address="localhost"),
         NginxPaths(user="root; worker_processes 1"),
         NginxPaths(worker_processes="0"),
+        NginxPaths(upstream_path="/etc/nginx/upstream.conf; include /etc/shadow"),
     ],
 )
 def test_unsafe_nginx_paths_are_rejected(paths: NginxPaths) -> None:
