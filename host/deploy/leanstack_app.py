@@ -74,7 +74,8 @@ REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 SSM_NAME = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
-SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+")
+SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@!-]+")
+HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
 # What the app is told about its database; the password is read at each container start.
@@ -124,17 +125,19 @@ class Config:
 # Configuration
 
 
-def _field(raw: Mapping[str, Any], key: str, kind: type, default: Any = None) -> Any:
+def _field(raw: Mapping[str, Any], key: str, kind: type, default: Any = None, within: str = "") -> Any:
     value = raw.get(key, default)
-    if value is None or isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-        raise Failure(f"config {key}: {value!r} is not a {kind.__name__}", EXIT_USAGE)
+    if value is None or isinstance(value, bool) or not isinstance(value, kind):
+        raise Failure(f"config {within}{key}: {value!r} is not a {kind.__name__}", EXIT_USAGE)
     return value
 
 
-def _matching(raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], allowed: str, default: Any = None) -> str:
-    value = _field(raw, key, str, default)
+def _matching(
+    raw: Mapping[str, Any], key: str, pattern: re.Pattern[str], allowed: str, default: Any = None, within: str = ""
+) -> str:
+    value = _field(raw, key, str, default, within)
     if not pattern.fullmatch(value):
-        raise Failure(f"config {key}: {value!r} is not allowed: {allowed}", EXIT_USAGE)
+        raise Failure(f"config {within}{key}: {value!r} is not allowed: {allowed}", EXIT_USAGE)
     return str(value)
 
 
@@ -177,11 +180,11 @@ def parse_config(raw: Any) -> Config:
         if not isinstance(raw_database, dict):
             raise Failure("config database: not an object", EXIT_USAGE)
         database = Database(
-            host=_field(raw_database, "host", str),
+            host=_matching(raw_database, "host", HOSTNAME, "a hostname", within="database."),
             port=_port(raw_database.get("port"), "database.port"),
-            name=_field(raw_database, "name", str),
-            user=_field(raw_database, "user", str),
-            secret_arn=_matching(raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN"),
+            name=_matching(raw_database, "name", ENV_NAME, "a database name", within="database."),
+            user=_matching(raw_database, "user", ENV_NAME, "a user name", within="database."),
+            secret_arn=_matching(raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN", within="database."),
         )
     registry_secret = _field(raw, "registry_secret_arn", str, "")
     if registry_secret and not SECRET_ARN.fullmatch(registry_secret):
@@ -284,7 +287,11 @@ def deploy_lock(config: Config) -> Iterator[None]:
             ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} since {_now()}\n".encode(), 0)
-        yield
+        try:
+            yield
+        finally:
+            # Empty again before the lock goes: the text names a deploy that is running.
+            os.ftruncate(descriptor, 0)
     finally:
         os.close(descriptor)
 
@@ -323,8 +330,11 @@ def _last_line(done: subprocess.CompletedProcess[str]) -> str:
     return lines[-1] if lines else f"exit status {done.returncode}"
 
 
+_STARTED = time.monotonic()
+
+
 def _say(message: str) -> None:
-    print(f"{PROGRAM}: {message}", flush=True)
+    print(f"{PROGRAM}: [{time.monotonic() - _STARTED:.1f} s] {message}", flush=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,620 @@
+"""`leanstack-app`, run for real: Debian's nginx with the rendered config on loopback, in
+front of real HTTP server processes standing in for the old and new app containers.
+
+No container engine runs on these machines. The deploy script's container steps are the
+commands it lets the environment replace: "start" launches the script's own `run PORT`
+(the systemd unit's ExecStart) in the background, with a stand-in `docker` that reads the
+`docker run` arguments it is given and becomes a small HTTP app on the published port. A
+stand-in `aws` serves the secrets from files. Everything else is the real script, the real
+nginx and real processes: the upstream switch, the graceful reload, the lock.
+
+The stand-in app's behaviour comes from its image tag: "broken" answers 500 on the health
+path, "slow" starts listening only after 0.7 s.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from host.params import HostParams
+from tests.host.nginx_harness import (
+    Pki,
+    RunningNginx,
+    client_context,
+    free_port,
+    loopback_paths,
+    make_pki,
+    request,
+)
+from tests.system import require_program
+
+SCRIPT = Path(__file__).resolve().parents[2] / "host" / "deploy" / "leanstack_app.py"
+HOST = "app.leanstack.test"
+REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-test-app"
+DATABASE_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
+API_KEY_PARAMETER = "/leanstack/test/app/api-key"
+CONTAINER_PORT = 3000
+
+# The stand-in for `docker`: parses what `leanstack-app run` gives it, records it, and
+# becomes the app. Runs with the test's Python, as `python FAKE_DOCKER run ...`.
+FAKE_DOCKER = r"""
+import json, os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+args = sys.argv[1:]
+assert args[0] == "run", args
+host_port = None
+names = []
+env_file_values = {}
+i = 1
+while i < len(args) - 1:
+    if args[i] == "--publish":
+        address, host_port, container_port = args[i + 1].split(":")
+        assert address == "127.0.0.1", args[i + 1]
+        i += 2
+    elif args[i] == "--env":
+        names.append(args[i + 1])
+        i += 2
+    elif args[i] == "--env-file":
+        for line in open(args[i + 1], encoding="utf-8").read().splitlines():
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                env_file_values[key] = value
+        i += 2
+    elif args[i] in ("--rm", "--init"):
+        i += 1
+    else:
+        i += 2
+image = args[-1]
+tag = image.rsplit(":", 1)[1]
+state = os.environ["FAKE_STATE"]
+environment = {name: os.environ.get(name) for name in names}
+with open(os.path.join(state, f"docker-{host_port}.json"), "w", encoding="utf-8") as handle:
+    json.dump({"argv": args, "environment": environment, "env_file": env_file_values}, handle)
+if "slow" in tag:
+    time.sleep(0.7)
+log = open(os.path.join(state, f"requests-{tag}.log"), "a", encoding="utf-8", buffering=1)
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+    def do_GET(self):
+        log.write(self.path + "\n")
+        failing = "broken" in tag and self.path == "/healthz"
+        body = json.dumps({
+            "version": tag,
+            "port": int(host_port),
+            "password": environment.get("DATABASE_PASSWORD"),
+            "api_key": environment.get("API_KEY"),
+            "greeting": env_file_values.get("GREETING"),
+        }).encode()
+        self.send_response(500 if failing else 200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+server = ThreadingHTTPServer(("127.0.0.1", int(host_port)), Handler)
+server.daemon_threads = True
+server.serve_forever()
+"""
+
+# The stand-in for `aws`: secrets from files named after the last part of the id.
+FAKE_AWS = r"""#!/bin/sh
+echo "$*" >>"$FAKE_STATE/aws.log"
+while [ $# -gt 0 ]; do
+    case "$1" in --secret-id|--name) id=$2 ;; esac
+    shift
+done
+file="$FAKE_STATE/secrets/$(basename "$id")"
+[ -f "$file" ] || { echo "An error occurred (ResourceNotFoundException): $id not found" >&2; exit 254; }
+cat "$file"
+echo
+"""
+
+# "stop app on port P": end the process started for P and wait until it is gone.
+FAKE_STOP = r"""
+import os, signal, sys, time
+pid_file = os.path.join(os.environ["FAKE_STATE"], f"app-{sys.argv[1]}.pid")
+try:
+    pid = int(open(pid_file).read())
+except (OSError, ValueError):
+    sys.exit(0)
+try:
+    os.kill(pid, signal.SIGTERM)
+except ProcessLookupError:
+    pass
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    try:
+        if open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+    except OSError:
+        break
+    time.sleep(0.02)
+else:
+    sys.exit("process %d did not stop" % pid)
+os.unlink(pid_file)
+"""
+
+
+def _deploy_python() -> str:
+    """The interpreter for the script; DEPLOY_TOOL_PYTHON picks another (e.g. a 3.9)."""
+    return os.environ.get("DEPLOY_TOOL_PYTHON") or sys.executable
+
+
+@dataclass
+class Host:
+    """A test host: nginx, the script's config and state, the stand-ins; all under one directory."""
+
+    directory: Path
+    nginx: RunningNginx
+    pki: Pki
+    ports: tuple[int, int]
+    env: dict[str, str]
+    edge: ssl.SSLContext = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.edge = client_context(self.pki, client_cert=self.pki.client_cert, client_key=self.pki.client_key)
+
+    @property
+    def state(self) -> Path:
+        return self.directory / "fake"
+
+    def run(self, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [_deploy_python(), str(SCRIPT), *arguments],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def start(self, *arguments: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [_deploy_python(), str(SCRIPT), *arguments],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def deploy(self, tag: str) -> subprocess.CompletedProcess[str]:
+        done = self.run("deploy", tag)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    def get(self, path: str = "/") -> dict[str, Any]:
+        response = request(self.nginx.paths.listen_port, path, host=HOST, context=self.edge, timeout=5)
+        assert response.status == 200, (response.status, response.body[:200])
+        answer: dict[str, Any] = json.loads(response.body)
+        return answer
+
+    def current(self) -> dict[str, Any]:
+        current: dict[str, Any] = json.loads((self.directory / "state" / "current.json").read_text())
+        return current
+
+    def upstream(self) -> str:
+        return Path(self.nginx.paths.upstream_path).read_text()
+
+    def requests_seen(self, tag: str) -> list[str]:
+        log = self.state / f"requests-{tag}.log"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def set_secret(self, name: str, value: str) -> None:
+        (self.state / "secrets" / name).write_text(value)
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def nginx() -> str:
+    return require_program("nginx", "nginx", extra_dirs=("/usr/sbin",))
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), (HOST,))
+
+
+@pytest.fixture
+def host(nginx: str, pki: Pki, tmp_path: Path) -> Iterator[Host]:
+    ports = (free_port(), free_port())
+    while ports[1] == ports[0]:
+        ports = (ports[0], free_port())
+    params = HostParams(
+        stack="test",
+        region="eu-west-1",
+        hostnames=(HOST,),
+        app_port=ports[0],
+        cloudflare_ipv4_cidrs=("127.0.0.1/32",),
+    )
+    # Two workers: a reload then really hands over between sets of processes.
+    paths = loopback_paths(tmp_path / "nginx", free_port(), workers="2")
+    running = RunningNginx(
+        nginx,
+        params,
+        paths,
+        tmp_path / "nginx",
+        client_ca=pki.pull_ca,
+        origin_cert=pki.origin_cert,
+        origin_key=pki.origin_key,
+    )
+    fake = tmp_path / "fake"
+    (fake / "secrets").mkdir(parents=True)
+    bin_dir = fake / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(FAKE_AWS)
+    (bin_dir / "aws").chmod(0o755)
+    (fake / "docker.py").write_text(FAKE_DOCKER)
+    (fake / "stop.py").write_text(FAKE_STOP)
+    (fake / "secrets" / DATABASE_SECRET.rsplit("/", 1)[-1]).write_text(
+        json.dumps({"username": "app", "password": "first-password"})
+    )
+    (fake / "secrets" / "api-key").write_text("api-key-1")
+    env_file = tmp_path / "app.env"
+    env_file.write_text("# plain values from app.env\nGREETING=hello world\n")
+    config = {
+        "stack": "test",
+        "region": "eu-west-1",
+        "image": REPOSITORY,
+        "ports": list(ports),
+        "container_port": CONTAINER_PORT,
+        "health_path": "/healthz",
+        "health_timeout_seconds": 1.5,
+        "drain_timeout_seconds": 20,
+        "env_file": str(env_file),
+        "secrets": {"API_KEY": API_KEY_PARAMETER},
+        "database": {
+            "host": "db.internal",
+            "port": 5432,
+            "name": "app",
+            "user": "app",
+            "secret_arn": DATABASE_SECRET,
+        },
+        "upstream_path": paths.upstream_path,
+        "nginx_pid_path": paths.pid_path,
+        "state_dir": str(tmp_path / "state"),
+        "lock_path": str(tmp_path / "run" / "leanstack-app.lock"),
+    }
+    (tmp_path / "app.json").write_text(json.dumps(config))
+    python = sys.executable
+    nginx_args = f"{nginx} -p {tmp_path / 'nginx'} -e {tmp_path / 'nginx' / 'startup-error.log'} -c {running.conf}"
+    env = {
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "LANG": "C.UTF-8",
+        "FAKE_STATE": str(fake),
+        "LEANSTACK_APP_CONFIG": str(tmp_path / "app.json"),
+        "LEANSTACK_APP_PULL": f"sh -c 'echo \"$1\" >>{fake}/pulls.log' pull {{image}}",
+        # The script's own `run PORT`, detached like a service, with the stand-in docker.
+        "LEANSTACK_APP_START": (
+            f'sh -c \'setsid {_deploy_python()} {SCRIPT} run "$1" >>{fake}/app-"$1".out 2>&1 </dev/null & '
+            f'echo $! >{fake}/app-"$1".pid\' start {{port}}'
+        ),
+        "LEANSTACK_APP_STOP": f"{python} {fake / 'stop.py'} {{port}}",
+        "LEANSTACK_DOCKER": str(bin_dir / "docker"),
+        "LEANSTACK_NGINX_CHECK": f"{nginx_args} -t -q",
+        "LEANSTACK_NGINX_RELOAD": f"{nginx_args} -s reload",
+    }
+    # `docker` must be one program for execvpe: a two-line wrapper around the stand-in.
+    (bin_dir / "docker").write_text(f'#!/bin/sh\nexec {python} {fake / "docker.py"} "$@"\n')
+    (bin_dir / "docker").chmod(0o755)
+    with running:
+        test_host = Host(tmp_path, running, pki, ports, env)
+        try:
+            yield test_host
+        finally:
+            for port in ports:
+                subprocess.run([python, str(fake / "stop.py"), str(port)], env=env, timeout=20, check=False)
+
+
+@dataclass
+class Load:
+    """Requests through nginx from a few threads, bounded in count and time."""
+
+    host: Host
+    threads: int = 2
+    max_requests: int = 4000
+    max_seconds: float = 30.0
+    results: list[tuple[float, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Load:
+        deadline = time.monotonic() + self.max_seconds
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._loop, args=(deadline,), daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def _loop(self, deadline: float) -> None:
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            with self._lock:
+                if len(self.results) + len(self.failures) >= self.max_requests:
+                    return
+            try:
+                version = str(self.host.get("/work")["version"])
+            except (AssertionError, OSError, ValueError, KeyError) as error:
+                with self._lock:
+                    self.failures.append(f"{type(error).__name__}: {error}")
+                continue
+            with self._lock:
+                self.results.append((time.monotonic(), version))
+
+    def wait_for(self, count: int, timeout: float = 10) -> None:
+        """Wait until `count` more requests have completed."""
+        with self._lock:
+            target = len(self.results) + len(self.failures) + count
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.results) + len(self.failures) >= target:
+                    return
+            time.sleep(0.01)
+        raise AssertionError(f"the request loop did not complete {count} requests in {timeout} s")
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=10)
+
+    def versions(self, after: float = 0.0) -> Counter[str]:
+        return Counter(version for at, version in self.results if at > after)
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds the flock on `path` (tested by trying to take it)."""
+    if not path.exists():
+        return False
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("leanstack-app: "), lines[0]
+    return lines[0]
+
+
+def test_first_deploy_runs_the_image_with_secrets_only_in_its_environment(host: Host) -> None:
+    done = host.deploy("v1")
+
+    assert f"deployed {REPOSITORY}:v1: serving on port {host.ports[0]}\n" in done.stdout
+    answer = host.get()
+    assert answer == {
+        "version": "v1",
+        "port": host.ports[0],
+        "password": "first-password",
+        "api_key": "api-key-1",
+        "greeting": "hello world",
+    }
+    assert host.current()["port"] == host.ports[0]
+    assert host.current()["image"] == f"{REPOSITORY}:v1"
+    assert f"server 127.0.0.1:{host.ports[0]} max_fails=0;" in host.upstream()
+    assert (host.state / "pulls.log").read_text().splitlines() == [f"{REPOSITORY}:v1"]
+    recorded = json.loads((host.state / f"docker-{host.ports[0]}.json").read_text())
+    argv = recorded["argv"]
+    assert argv[argv.index("--publish") + 1] == f"127.0.0.1:{host.ports[0]}:{CONTAINER_PORT}"
+    assert argv[argv.index("--name") + 1] == f"app-{host.ports[0]}"
+    assert argv[-1] == f"{REPOSITORY}:v1"
+    assert {"DATABASE_PASSWORD", "API_KEY", "DATABASE_HOST"} <= set(recorded["environment"])
+    assert recorded["environment"]["DATABASE_HOST"] == "db.internal"
+    # Secrets reach docker through its environment, never its argv (visible in ps).
+    assert not any("first-password" in arg or "api-key-1" in arg for arg in argv)
+
+
+def test_good_deploy_switches_with_zero_failed_requests(host: Host) -> None:
+    host.deploy("v1")
+    with Load(host) as load:
+        load.wait_for(30)
+        started = time.monotonic()
+        done = host.run("deploy", "v2")
+        finished = time.monotonic()
+        load.wait_for(50)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    assert load.failures == [], load.failures[:5]
+    assert load.versions()["v1"] >= 30
+    after = load.versions(after=finished)
+    assert set(after) == {"v2"} and after["v2"] >= 50, after
+    assert host.current()["port"] == host.ports[1]
+    assert f"server 127.0.0.1:{host.ports[1]} max_fails=0;" in host.upstream()
+    assert not _listening(host.ports[0]), "the old version still runs"
+    print(
+        f"\nswitch: {len(load.results)} requests, 0 failed, deploy took {finished - started:.2f} s, "
+        f"versions {dict(load.versions())}"
+    )
+
+
+def test_a_failing_health_check_never_gets_traffic_and_the_old_version_serves(host: Host) -> None:
+    host.deploy("v1")
+    upstream_before = host.upstream()
+    with Load(host) as load:
+        load.wait_for(20)
+        done = host.run("deploy", "v2-broken")
+        load.wait_for(20)
+
+    assert done.returncode == 1
+    line = _one_line(done.stderr)
+    assert "v2-broken failed its health check" in line and "HTTP 500" in line
+    assert "the old version serves" in line
+    assert load.failures == []
+    assert set(load.versions()) == {"v1"}
+    # Only the deploy script's health checks ever reached the broken version.
+    seen = host.requests_seen("v2-broken")
+    assert seen and set(seen) == {"/healthz"}, seen
+    assert not _listening(host.ports[1]), "the failed container was not removed"
+    assert host.upstream() == upstream_before
+    assert host.current()["image"].endswith(":v1")
+    assert host.get()["version"] == "v1"
+
+
+def test_rollback_is_a_deploy_of_the_previous_tag(host: Host) -> None:
+    host.deploy("v1")
+    host.deploy("v2")
+    assert host.get()["version"] == "v2"
+
+    host.deploy("v1")
+
+    assert host.get()["version"] == "v1"
+    assert host.current()["port"] == host.ports[0]
+    assert host.current()["previous"] == f"{REPOSITORY}:v2"
+    assert not _listening(host.ports[1])
+
+
+def test_a_second_deploy_at_the_same_time_is_refused(host: Host) -> None:
+    host.deploy("v1")
+    first = host.start("deploy", "v2-slow")
+    try:
+        lock = host.directory / "run" / "leanstack-app.lock"
+        deadline = time.monotonic() + 10
+        while not _locked(lock) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _locked(lock), "the first deploy did not take the lock"
+        started = time.monotonic()
+        second = host.run("deploy", "v3")
+        refused_in = time.monotonic() - started
+        out, err = first.communicate(timeout=60)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+
+    assert second.returncode == 3
+    assert "another deploy is running (pid " in _one_line(second.stderr)
+    assert refused_in < 2, refused_in
+    assert first.returncode == 0, out + err
+    assert host.get()["version"] == "v2-slow"
+    assert host.requests_seen("v3") == []
+    assert [line for line in (host.state / "pulls.log").read_text().splitlines() if line.endswith(":v3")] == []
+
+
+def test_restart_after_a_password_rotation_uses_the_new_password_without_dropping_requests(host: Host) -> None:
+    host.deploy("v1")
+    assert host.get()["password"] == "first-password"
+    host.set_secret(DATABASE_SECRET.rsplit("/", 1)[-1], json.dumps({"username": "app", "password": "rotated"}))
+
+    with Load(host) as load:
+        load.wait_for(20)
+        done = host.run("restart")
+        finished = time.monotonic()
+        load.wait_for(20)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert load.failures == []
+    assert host.get() == {
+        "version": "v1",
+        "port": host.ports[1],
+        "password": "rotated",
+        "api_key": "api-key-1",
+        "greeting": "hello world",
+    }
+    assert set(load.versions(after=finished)) == {"v1"}
+
+
+def test_nginx_refusing_the_new_upstream_leaves_everything_as_it_was(host: Host) -> None:
+    host.deploy("v1")
+    before = host.upstream()
+    host.env["LEANSTACK_NGINX_CHECK"] = "sh -c 'echo \"nginx: [emerg] test failure\" >&2; exit 1'"
+
+    done = host.run("deploy", "v2")
+
+    assert done.returncode == 1
+    assert "nginx -t failed: nginx: [emerg] test failure; upstream restored" in _one_line(done.stderr)
+    assert host.upstream() == before
+    assert not _listening(host.ports[1])
+    assert host.get()["version"] == "v1"
+
+
+def test_a_failed_pull_changes_nothing(host: Host) -> None:
+    host.deploy("v1")
+    host.env["LEANSTACK_APP_PULL"] = "sh -c 'echo \"manifest unknown\" >&2; exit 1'"
+
+    done = host.run("deploy", "v9")
+
+    assert done.returncode == 1
+    assert _one_line(done.stderr) == f"leanstack-app: pulling {REPOSITORY}:v9 failed: manifest unknown; nothing changed"
+    assert not (host.state / f"docker-{host.ports[1]}.json").exists()
+    assert host.get()["version"] == "v1"
+
+
+def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
+    host.deploy("v1")
+    (host.state / "secrets" / "api-key").unlink()
+
+    done = host.run("deploy", "v2")
+
+    assert done.returncode == 1
+    assert "failed its health check" in _one_line(done.stderr)
+    # The unit's own log says why: `run` could not read the secret, so no container started.
+    out = (host.state / f"app-{host.ports[1]}.out").read_text()
+    assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ResourceNotFoundException)" in out
+    assert host.get()["version"] == "v1"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("deploy", "v1;reboot"), "tag 'v1;reboot' is not allowed"),
+        (("deploy",), "usage: leanstack-app deploy TAG"),
+        (("rollback",), "usage: leanstack-app deploy TAG"),
+        (("run", "22"), "run: port '22' is not allowed"),
+    ],
+)
+def test_bad_input_is_one_line_and_changes_nothing(host: Host, arguments: tuple[str, ...], message: str) -> None:
+    done = host.run(*arguments)
+    assert done.returncode == 2
+    assert message in _one_line(done.stderr)
+    assert not (host.directory / "state" / "current.json").exists()
+
+
+def test_nothing_deployed_restart_and_status(host: Host) -> None:
+    restart = host.run("restart")
+    assert restart.returncode == 1
+    assert _one_line(restart.stderr) == "leanstack-app: nothing is deployed yet; nothing to restart"
+    assert host.run("status").stdout == "nothing deployed\n"
+    host.deploy("v1")
+    assert host.run("status").stdout.startswith(f"serving {REPOSITORY}:v1 on port {host.ports[0]} since ")
+
+
+def test_a_bad_config_file_is_named(host: Host) -> None:
+    config = json.loads(Path(host.env["LEANSTACK_APP_CONFIG"]).read_text())
+    config["secrets"] = {"API_KEY": "not-a-parameter"}
+    Path(host.env["LEANSTACK_APP_CONFIG"]).write_text(json.dumps(config))
+    done = host.run("deploy", "v1")
+    assert done.returncode == 2
+    assert "config secrets.API_KEY: 'not-a-parameter' is not allowed" in _one_line(done.stderr)
