@@ -1,10 +1,16 @@
 """`python -m leanstack`: offline tooling for the stack, no cloud account needed.
 
-    python -m leanstack plan STACK [--format text|json]   every resource the stack declares
-    python -m leanstack validate STACK                    check stacks/Pulumi.<STACK>.yaml
-    python -m leanstack schema                            JSON Schema for the stack files
+    python -m leanstack plan STACK [--format text|markdown|json]   every resource, priced, with a diagram
+    python -m leanstack diff BASE [HEAD] [--stack S] [--format text|markdown|json]
+                                                                 what a change does, risk first
+    python -m leanstack validate STACK                           check stacks/Pulumi.<STACK>.yaml
+    python -m leanstack schema                                   JSON Schema for the stack files
 
-Exit codes: 0 success, 2 bad input (one line on stderr naming what is wrong).
+BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
+
+Exit codes: 0 success (for diff: no changes), 1 diff found changes, 2 bad input (one line
+on stderr naming what is wrong: unknown stack, invalid stack file, unknown revision,
+incompatible saved plan).
 """
 
 from __future__ import annotations
@@ -12,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from leanstack.mocks import StackFileError, read_stack_config
 from leanstack.settings import ConfigError, json_schema, load_stack_config
+
+FORMATS = ("text", "markdown", "json")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,12 +33,64 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class InputError(ValueError):
+    """Bad input a subcommand found: printed as one line, exit 2."""
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    raw = read_stack_config(args.stack)
+    load_stack_config(raw, args.stack)
+    # Imported here: loading the providers takes seconds, and validate/schema do not need them.
+    from leanstack.mocks import run_program
+    from leanstack.plan import RENDERERS, build_plan
+
+    plan = build_plan(run_program(args.stack, raw))
+    sys.stdout.write(RENDERERS[args.format](plan))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    load_stack_config(read_stack_config(args.stack), args.stack)
+    print(f"stacks/Pulumi.{args.stack}.yaml: valid")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from leanstack.diff import RENDERERS, DiffError, diff_sources
+
+    try:
+        result = diff_sources(args.base, args.head, stacks=args.stack or None)
+    except DiffError as error:
+        raise InputError(str(error)) from None
+    sys.stdout.write(RENDERERS[args.format](result))
+    return 1 if result["changed"] else 0
+
+
+# One function per subcommand; a new subcommand adds a parser below and an entry here.
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "plan": cmd_plan,
+    "diff": cmd_diff,
+    "validate": cmd_validate,
+    "schema": cmd_schema,
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m leanstack", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    plan = commands.add_parser("plan", help="print every resource the stack would create (offline)")
+    plan = commands.add_parser("plan", help="print every resource the stack would create (offline), priced")
     plan.add_argument("stack")
-    plan.add_argument("--format", choices=("text", "json"), default="text")
+    plan.add_argument("--format", choices=FORMATS, default="text")
+    diff = commands.add_parser("diff", help="compare two revisions or saved plans, risk first (exit 1 on changes)")
+    diff.add_argument("base", help="git revision or saved JSON plan")
+    diff.add_argument("head", nargs="?", default=None, help="git revision or saved JSON plan (default: working tree)")
+    diff.add_argument("--stack", action="append", help="only this stack (repeatable; default: every stack)")
+    diff.add_argument("--format", choices=FORMATS, default="text")
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
@@ -40,22 +100,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "schema":
-            sys.stdout.write(json.dumps(json_schema(), indent=2, sort_keys=True) + "\n")
-            return 0
-        raw = read_stack_config(args.stack)
-        load_stack_config(raw, args.stack)
-        if args.command == "validate":
-            print(f"stacks/Pulumi.{args.stack}.yaml: valid")
-            return 0
-        # Imported here: loading the providers takes seconds, and validate/schema do not need them.
-        from leanstack.mocks import run_program
-        from leanstack.plan import build_plan, render_json, render_text
-
-        plan = build_plan(run_program(args.stack, raw))
-        sys.stdout.write(render_json(plan) if args.format == "json" else render_text(plan))
-        return 0
-    except (ConfigError, StackFileError) as error:
+        return COMMANDS[args.command](args)
+    except (ConfigError, StackFileError, InputError) as error:
         print(f"leanstack: {error}", file=sys.stderr)
         return 2
 

@@ -1,16 +1,23 @@
-"""The offline plan: every resource a stack would create, grouped by component.
+"""The offline plan: every resource a stack would create, grouped by component, priced.
 
 `build_plan(run)` turns a recorded offline run into a plain, JSON-ready dict that is
-stable across runs and machines (sorted, no timestamps, secrets as "[secret]"), and
-`render_text` prints it for a terminal with the settings that matter for each resource.
+stable across runs and machines (sorted, no timestamps, secrets as "[secret]"). The
+renderers print it for a terminal (`render_text`), a pull-request comment
+(`render_markdown`, with a summary table and a Mermaid architecture diagram) or as a
+snapshot (`render_json`). Everything but `build_plan` works on the plain dict, so a saved
+JSON plan renders the same way, and none of it needs the Pulumi runtime.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leanstack.mocks import StackRun, redact
+from leanstack.cost import estimate, fmt_money, load_pricing
+
+if TYPE_CHECKING:
+    from leanstack.mocks import StackRun
 
 PLAN_FORMAT_VERSION = 1
 
@@ -50,6 +57,7 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("rules",),
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("blockPublicAcls", "restrictPublicBuckets"),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("metricName", "comparisonOperator", "threshold", "period"),
+    "aws:route53/healthCheck:HealthCheck": ("type", "fqdn", "resourcePath", "requestInterval"),
     "aws:sns/topicSubscription:TopicSubscription": ("protocol", "endpoint"),
     "aws:ssm/parameter:Parameter": ("name", "type", "value"),
     "aws:iam/role:Role": ("name",),
@@ -63,9 +71,14 @@ KEY_INPUTS: dict[str, tuple[str, ...]] = {
     "pulumi:providers:aws": ("region", "profile"),
 }
 
+ALARM_TYPES = frozenset({"aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm"})
+WORLD = frozenset({"0.0.0.0/0", "::/0"})
+
 
 def build_plan(run: StackRun) -> dict[str, Any]:
-    """A JSON-ready, deterministic description of everything the stack declares."""
+    """A JSON-ready, deterministic description of everything the stack declares, with its cost."""
+    from leanstack.mocks import redact
+
     components = {r.urn: r for r in run.components()}
     resources = []
     for r in run.resources:
@@ -77,6 +90,7 @@ def build_plan(run: StackRun) -> dict[str, Any]:
                 "type": r.type,
                 "name": r.name,
                 "urn": r.urn,
+                "id": r.id if r.custom else "",
                 "inputs": redact(r.inputs),
                 "options": {
                     "protect": r.protect,
@@ -87,13 +101,279 @@ def build_plan(run: StackRun) -> dict[str, Any]:
             }
         )
     resources.sort(key=lambda item: (item["component"], item["type"], item["name"]))
-    return {
+    plan: dict[str, Any] = {
         "leanstackPlan": PLAN_FORMAT_VERSION,
         "stack": run.stack,
         "components": sorted({str(item["component"]) for item in resources}),
         "resources": resources,
         "outputs": redact(run.outputs),
     }
+    plan["cost"] = estimate(plan)
+    plan["summary"] = summarize(plan)
+    return plan
+
+
+# --------------------------------------------------------------------------- exposure
+
+
+def _cloudflare_ranges() -> frozenset[str]:
+    from leanstack.mocks import CLOUDFLARE_IPV4, CLOUDFLARE_IPV6
+
+    return frozenset(CLOUDFLARE_IPV4) | frozenset(CLOUDFLARE_IPV6)
+
+
+def _ports(low: Any, high: Any, protocol: Any) -> str:
+    proto = str(protocol or "tcp")
+    if proto in ("-1", "all"):
+        return "all ports"
+    lo, hi = int(low or 0), int(high or low or 0)
+    return f"{lo}/{proto}" if lo == hi else f"{lo}-{hi}/{proto}"
+
+
+def source_kind(cidrs: list[str], cloudflare: frozenset[str] | None = None) -> str:
+    """'internet' for 0.0.0.0/0 or ::/0, 'cloudflare' for Cloudflare's ranges only, 'public' for
+    other public ranges, 'private' for addresses inside private networks only."""
+    if not cidrs:
+        return "private"
+    if any(c in WORLD for c in cidrs):
+        return "internet"
+    if cloudflare is not None and all(c in cloudflare for c in cidrs):
+        return "cloudflare"
+    try:
+        if all(ipaddress.ip_network(c, strict=False).is_private for c in cidrs):
+            return "private"
+    except ValueError:
+        return "public"
+    return "public"
+
+
+def ingress_openings(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every ingress opening declared by a security group or rule: port, CIDRs or source group."""
+    found: list[dict[str, Any]] = []
+    for r in resources:
+        i, kind = r["inputs"], r["type"]
+        entries: list[dict[str, Any]] = []
+        if kind == "aws:ec2/securityGroup:SecurityGroup":
+            for e in i.get("ingress") or []:
+                entries.append(
+                    {
+                        "port": _ports(e.get("fromPort"), e.get("toPort"), e.get("protocol")),
+                        "cidrs": list(e.get("cidrBlocks") or []) + list(e.get("ipv6CidrBlocks") or []),
+                        "groups": list(e.get("securityGroups") or []),
+                        "target": r.get("id") or r["name"],
+                    }
+                )
+        elif kind == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+            cidrs = [c for c in (i.get("cidrIpv4"), i.get("cidrIpv6")) if c]
+            ref = i.get("referencedSecurityGroupId")
+            entries.append(
+                {
+                    "port": _ports(i.get("fromPort"), i.get("toPort"), i.get("ipProtocol")),
+                    "cidrs": cidrs,
+                    "groups": [ref] if ref else [],
+                    "target": i.get("securityGroupId", ""),
+                }
+            )
+        elif kind == "aws:ec2/securityGroupRule:SecurityGroupRule" and i.get("type") == "ingress":
+            ref = i.get("sourceSecurityGroupId")
+            entries.append(
+                {
+                    "port": _ports(i.get("fromPort"), i.get("toPort"), i.get("protocol")),
+                    "cidrs": list(i.get("cidrBlocks") or []) + list(i.get("ipv6CidrBlocks") or []),
+                    "groups": [ref] if ref else [],
+                    "target": i.get("securityGroupId", ""),
+                }
+            )
+        for e in entries:
+            found.append({**e, "component": r["component"], "name": r["name"], "type": kind})
+    return found
+
+
+def internet_exposure(plan: dict[str, Any]) -> dict[str, list[str]]:
+    """Per component, what is reachable from outside AWS: ports and sources, as short lines."""
+    cloudflare = _cloudflare_ranges()
+    out: dict[str, set[str]] = {}
+    for o in ingress_openings(plan["resources"]):
+        kind = source_kind(o["cidrs"], cloudflare)
+        if o["groups"] and not o["cidrs"]:
+            continue
+        label = {
+            "internet": "anywhere (0.0.0.0/0 or ::/0)",
+            "cloudflare": "Cloudflare's IP ranges only",
+            "public": f"{len(o['cidrs'])} public CIDR(s)",
+        }.get(kind)
+        if label:
+            out.setdefault(o["component"], set()).add(f"{o['port']} from {label}")
+    for r in plan["resources"]:
+        i = r["inputs"]
+        if r["type"] == "aws:rds/instance:Instance" and i.get("publiclyAccessible"):
+            out.setdefault(r["component"], set()).add(f"{i.get('port', 5432)}/tcp: database publicly accessible")
+        if r["type"] == "cloudflare:index/dnsRecord:DnsRecord":
+            if i.get("proxied"):
+                out.setdefault(r["component"], set()).add(f"80,443/tcp at Cloudflare's edge: {i.get('name')}")
+            else:
+                out.setdefault(r["component"], set()).add(f"DNS {i.get('name')} points at the origin, not proxied")
+    return {c: sorted(v) for c, v in sorted(out.items())}
+
+
+def count_secrets(resources: list[dict[str, Any]]) -> dict[str, int]:
+    """Secrets someone must protect, per component: Secrets Manager secrets (RDS-managed ones
+    included) and SSM SecureString parameters."""
+    out: dict[str, int] = {}
+    for r in resources:
+        kind, i = r["type"], r["inputs"]
+        secret = (
+            kind == "aws:secretsmanager/secret:Secret"
+            or (kind == "aws:rds/instance:Instance" and bool(i.get("manageMasterUserPassword")))
+            or (kind == "aws:ssm/parameter:Parameter" and i.get("type") == "SecureString")
+        )
+        if secret:
+            out[r["component"]] = out.get(r["component"], 0) + 1
+    return out
+
+
+def summarize(plan: dict[str, Any]) -> dict[str, Any]:
+    """Per component: resources, monthly cost, secrets, alarms and internet exposure."""
+    cost = plan.get("cost") or estimate(plan)
+    secrets = count_secrets(plan["resources"])
+    exposure = internet_exposure(plan)
+    rows: dict[str, Any] = {}
+    for component in plan["components"]:
+        members = [r for r in plan["resources"] if r["component"] == component]
+        rows[component] = {
+            "resources": len(members),
+            "monthly": cost["components"][component]["monthly"],
+            "notPriced": len(cost["components"][component]["notPriced"]),
+            "secrets": secrets.get(component, 0),
+            "alarms": sum(1 for r in members if r["type"] in ALARM_TYPES),
+            "healthChecks": sum(1 for r in members if r["type"] == "aws:route53/healthCheck:HealthCheck"),
+            "internet": exposure.get(component, []),
+        }
+    return {
+        "components": rows,
+        "total": {
+            "resources": len(plan["resources"]),
+            "monthly": cost["total"],
+            "notPriced": len(cost["notPriced"]),
+            "secrets": sum(v["secrets"] for v in rows.values()),
+            "alarms": sum(v["alarms"] for v in rows.values()),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- diagram
+
+_NODE_IDS = {
+    "Cdn": "cdn",
+    "ProxyHost": "host",
+    "Database": "db",
+    "Cache": "cache",
+    "BackupBucket": "backup",
+    "Alerts": "alerts",
+}
+_NOT_DRAWN = frozenset({"Stack", "Network", "OriginCertificate"})
+
+
+def _node_id(component: str) -> str:
+    return _NODE_IDS.get(component) or "".join(ch for ch in component.lower() if ch.isalnum()) or "node"
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "'")
+
+
+def _describe(component: str, members: list[dict[str, Any]]) -> str:
+    by_type = {r["type"]: r for r in members}
+    if "aws:ec2/instance:Instance" in by_type:
+        i = by_type["aws:ec2/instance:Instance"]["inputs"]
+        eip = " + Elastic IP" if "aws:ec2/eip:Eip" in by_type else ""
+        return f"EC2 {i.get('instanceType', '?')}{eip}, nginx"
+    if "aws:rds/instance:Instance" in by_type:
+        i = by_type["aws:rds/instance:Instance"]["inputs"]
+        az = "Multi-AZ" if i.get("multiAz") else "Single-AZ"
+        return f"RDS PostgreSQL {i.get('engineVersion', '')} {i.get('instanceClass', '?')} {az}"
+    if "aws:elasticache/replicationGroup:ReplicationGroup" in by_type:
+        i = by_type["aws:elasticache/replicationGroup:ReplicationGroup"]["inputs"]
+        return f"ElastiCache {i.get('engine', '?')} {i.get('nodeType', '?')}"
+    buckets = [r for r in members if r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")]
+    if buckets:
+        return f"S3 in {buckets[0]['options'].get('region') or '?'}"
+    if "aws:sns/topic:Topic" in by_type:
+        return "SNS topic"
+    if any(r["type"].startswith("cloudflare:") for r in members):
+        return "Cloudflare proxy, TLS strict"
+    if "aws:route53/healthCheck:HealthCheck" in by_type:
+        return "Route 53 health check"
+    return ", ".join(sorted({r["type"].rsplit(":", 1)[-1] for r in members})[:3])
+
+
+def render_mermaid(plan: dict[str, Any]) -> str:
+    """The architecture as a Mermaid flowchart: components and who reaches whom, on which port."""
+    resources: list[dict[str, Any]] = plan["resources"]
+    drawn = [c for c in plan["components"] if c not in _NOT_DRAWN]
+    by_component = {c: [r for r in resources if r["component"] == c] for c in plan["components"]}
+    sg_owner: dict[str, str] = {}
+    for r in resources:
+        if r["type"] == "aws:ec2/securityGroup:SecurityGroup" and r.get("id"):
+            sg_owner[r["id"]] = r["component"]
+    lines = ["flowchart LR", '  users(("Users"))']
+    for c in drawn:
+        desc = _label(_describe(c, by_component[c]))
+        shape = '[("{}")]' if c in ("Database", "Cache", "BackupBucket") else '["{}"]'
+        lines.append(f"  {_node_id(c)}{shape.format(f'{c}<br/>{desc}')}")
+    edges: set[str] = set()
+    cloudflare = _cloudflare_ranges()
+    proxied = any(r["type"] == "cloudflare:index/dnsRecord:DnsRecord" and r["inputs"].get("proxied") for r in resources)
+    if proxied and "Cdn" in drawn:
+        edges.add('  users -->|"HTTPS 443"| cdn')
+    for o in ingress_openings(resources):
+        target = sg_owner.get(o["target"], o["component"])
+        if target not in drawn:
+            continue
+        kind = source_kind(o["cidrs"], cloudflare)
+        if o["cidrs"] and kind == "cloudflare" and "Cdn" in drawn:
+            edges.add(f'  cdn -->|"{o["port"]}"| {_node_id(target)}')
+        elif o["cidrs"] and kind in ("internet", "public"):
+            edges.add(f'  users -->|"{o["port"]} direct"| {_node_id(target)}')
+        for group in o["groups"]:
+            source = sg_owner.get(group)
+            if source and source in drawn and source != target:
+                edges.add(f'  {_node_id(source)} -->|"{o["port"]}"| {_node_id(target)}')
+    buckets = [r for r in resources if r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")]
+    for policy in (r for r in resources if r["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")):
+        text = json.dumps(policy["inputs"].get("policy", ""))
+        for b in buckets:
+            reaches = b.get("id") and b["id"] in text and b["component"] != policy["component"]
+            if reaches and b["component"] in drawn and policy["component"] in drawn:
+                edges.add(f'  {_node_id(policy["component"])} -->|"HTTPS 443, IAM"| {_node_id(b["component"])}')
+    topics = {
+        str(r["inputs"].get("name") or r["name"]): r["component"]
+        for r in resources
+        if r["type"] == "aws:sns/topic:Topic"
+    }
+    alarms: dict[tuple[str, str], int] = {}
+    for r in resources:
+        if r["type"] not in ALARM_TYPES or r["component"] not in drawn:
+            continue
+        for action in r["inputs"].get("alarmActions") or []:
+            for topic, owner in topics.items():
+                if str(action).endswith(f":{topic}") and owner in drawn:
+                    alarms[(r["component"], owner)] = alarms.get((r["component"], owner), 0) + 1
+    for (source, owner), n in alarms.items():
+        edges.add(f'  {_node_id(source)} -.->|"{n} alarm{"s" if n != 1 else ""}"| {_node_id(owner)}')
+    for r in resources:
+        if r["type"] == "aws:sns/topicSubscription:TopicSubscription" and r["component"] in drawn:
+            lines.append(f'  inbox(["{_label(str(r["inputs"].get("protocol", "?")))} inbox"])')
+            edges.add(f"  {_node_id(r['component'])} --> inbox")
+        if r["type"] == "aws:route53/healthCheck:HealthCheck" and r["component"] in drawn:
+            target = "cdn" if "Cdn" in drawn and r["inputs"].get("fqdn") else "host" if "ProxyHost" in drawn else ""
+            if target:
+                edges.add(f'  {_node_id(r["component"])} -.->|"health check"| {target}')
+    nodes = sorted(set(lines[2:]))
+    return "\n".join(lines[:2] + nodes + sorted(edges)) + "\n"
+
+
+# --------------------------------------------------------------------------- renderers
 
 
 def _short(value: Any) -> str:
@@ -101,27 +381,118 @@ def _short(value: Any) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
+def _cost_of(plan: dict[str, Any]) -> dict[str, Any]:
+    return plan.get("cost") or estimate(plan)
+
+
+def _summary_of(plan: dict[str, Any]) -> dict[str, Any]:
+    return plan.get("summary") or summarize({**plan, "cost": _cost_of(plan)})
+
+
 def render_text(plan: dict[str, Any]) -> str:
     resources: list[dict[str, Any]] = plan["resources"]
+    cost, summary = _cost_of(plan), _summary_of(plan)
     lines = [
         f"leanstack plan — stack {plan['stack']}: {len(resources)} resources in "
         f"{len(plan['components'])} components (offline, under mocks)",
+        "",
+        f"Summary: {fmt_money(cost['total'])}/month at on-demand list prices taken {cost['pricesTaken']}"
+        + (f", {len(cost['notPriced'])} resource(s) not priced" if cost["notPriced"] else ""),
     ]
+    width = max((len(c) for c in plan["components"]), default=10)
+    for component, row in summary["components"].items():
+        exposure = "; ".join(row["internet"]) or "not reachable from the internet"
+        lines.append(
+            f"  {component:<{width}}  {fmt_money(row['monthly']):>9}/mo  {row['secrets']} secret(s)  "
+            f"{row['alarms']} alarm(s)  {exposure}"
+        )
     for component in plan["components"]:
         members = [r for r in resources if r["component"] == component]
         lines += ["", f"{component} ({len(members)})"]
         for r in members:
             flags = [f for f in ("protect", "retainOnDelete") if r["options"][f]]
             region = f" @{r['options']['region']}" if r["options"]["region"] else ""
-            lines.append(f"  + {r['type']}  {r['name']}{region}{'  [' + ', '.join(flags) + ']' if flags else ''}")
+            price = cost["resources"].get(r["urn"], {})
+            money_note = ""
+            if price.get("status") == "priced":
+                money_note = f"  {fmt_money(price['monthly'])}/mo"
+            elif price.get("status") == "not priced":
+                money_note = "  not priced"
+            lines.append(
+                f"  + {r['type']}  {r['name']}{region}{'  [' + ', '.join(flags) + ']' if flags else ''}{money_note}"
+            )
             for key in KEY_INPUTS.get(r["type"], ()):
                 if key in r["inputs"]:
                     lines.append(f"      {key} = {_short(r['inputs'][key])}")
+    if cost["notPriced"]:
+        lines += ["", "Not priced (not counted in the total)"]
+        lines += [f"  {n['type']}  {n['name']}: {n['why']}" for n in cost["notPriced"]]
+    lines += ["", "Cost assumptions"] + [f"  - {a}" for a in cost["assumptions"]]
     if plan["outputs"]:
         lines += ["", "Outputs"]
         lines += [f"  {key} = {_short(value)}" for key, value in sorted(plan["outputs"].items())]
     return "\n".join(lines) + "\n"
 
 
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(plan: dict[str, Any]) -> str:
+    resources: list[dict[str, Any]] = plan["resources"]
+    cost, summary = _cost_of(plan), _summary_of(plan)
+    pricing = load_pricing()
+    lines = [
+        f"## leanstack plan: `{plan['stack']}`",
+        "",
+        f"**{fmt_money(cost['total'])}/month** for {len(resources)} resources in {len(plan['components'])} "
+        f"components, at AWS on-demand list prices taken {cost['pricesTaken']} "
+        f"(hand-transcribed, see `leanstack/pricing.json`). Offline plan under mocks: a real "
+        f"`pulumi preview` is still the final word.",
+        "",
+        "| Component | Resources | Monthly | Secrets | Alarms | Reachable from the internet |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for component, row in summary["components"].items():
+        monthly = fmt_money(row["monthly"]) + (f" + {row['notPriced']} not priced" if row["notPriced"] else "")
+        exposure = "<br>".join(_md(e) for e in row["internet"]) or "—"
+        lines.append(
+            f"| {component} | {row['resources']} | {monthly} | {row['secrets']} | {row['alarms']} | {exposure} |"
+        )
+    t = summary["total"]
+    lines.append(f"| **Total** | {t['resources']} | **{fmt_money(t['monthly'])}** | {t['secrets']} | {t['alarms']} | |")
+    lines += ["", "### Architecture", "", "```mermaid", render_mermaid(plan).rstrip("\n"), "```", ""]
+    if cost["notPriced"]:
+        lines += ["### Not priced (not counted in the total)", ""]
+        lines += [f"- `{n['type']}` `{n['name']}`: {_md(n['why'])}" for n in cost["notPriced"]]
+        lines.append("")
+    lines += ["### Cost assumptions", ""] + [f"- {_md(a)}" for a in cost["assumptions"]]
+    lines += ["", f"Prices: {', '.join(sorted(pricing['sources']))} pages, taken {pricing['takenOn']}.", ""]
+    lines += [
+        f"<details><summary>All {len(resources)} resources</summary>",
+        "",
+        "| Component | Type | Name | Region | Options | Monthly | Key settings |",
+        "| --- | --- | --- | --- | --- | ---: | --- |",
+    ]
+    for r in resources:
+        flags = ", ".join(f for f in ("protect", "retainOnDelete") if r["options"][f])
+        price = cost["resources"].get(r["urn"], {})
+        monthly = fmt_money(price.get("monthly")) if price.get("status") != "free" else "—"
+        settings = "<br>".join(
+            f"`{key}` = `{_md(_short(r['inputs'][key]))}`"
+            for key in KEY_INPUTS.get(r["type"], ())
+            if key in r["inputs"]
+        )
+        lines.append(
+            f"| {r['component']} | `{r['type']}` | {r['name']} | {r['options']['region'] or '—'} | "
+            f"{flags or '—'} | {monthly} | {settings or '—'} |"
+        )
+    lines += ["", "</details>", ""]
+    return "\n".join(lines)
+
+
 def render_json(plan: dict[str, Any]) -> str:
     return json.dumps(plan, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+RENDERERS = {"text": render_text, "markdown": render_markdown, "json": render_json}

@@ -1,0 +1,405 @@
+"""Monthly cost of a plan, per resource, per component and in total, from `pricing.json`.
+
+Pricing is by resource *type*: a function per priced type reads the resource's inputs
+(instance class, storage, Multi-AZ, engine, period...) and the region it lives in, and
+returns dollars a month with a one-line basis a reviewer can check by hand. Types known to
+cost nothing are listed in FREE with the reason; every other type is "not priced", shown
+as such and never counted as zero, so a new resource nobody priced stands out.
+
+Usage-based charges (log ingestion, backup storage, e-mails) are priced from the stated
+assumptions in pricing.json and named on each resource that uses one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+PRICING_FILE = Path(__file__).with_name("pricing.json")
+
+PRICED, FREE_STATUS, NOT_PRICED = "priced", "free", "not priced"
+
+# Types that cost nothing by themselves, with the reason shown in the plan.
+FREE: dict[str, str] = {
+    "aws:ec2/vpc:Vpc": "no charge",
+    "aws:ec2/subnet:Subnet": "no charge",
+    "aws:ec2/internetGateway:InternetGateway": "no charge (data transfer is billed, see assumptions)",
+    "aws:ec2/routeTable:RouteTable": "no charge",
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": "no charge",
+    "aws:ec2/route:Route": "no charge",
+    "aws:ec2/securityGroup:SecurityGroup": "no charge",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "no charge",
+    "aws:ec2/securityGroupRule:SecurityGroupRule": "no charge",
+    "aws:ec2/eipAssociation:EipAssociation": "no charge (the address is priced on the EIP)",
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "no charge",
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "no charge",
+    "aws:iam/role:Role": "no charge",
+    "aws:iam/rolePolicy:RolePolicy": "no charge",
+    "aws:iam/policy:Policy": "no charge",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "no charge",
+    "aws:iam/instanceProfile:InstanceProfile": "no charge",
+    "aws:rds/subnetGroup:SubnetGroup": "no charge",
+    "aws:rds/parameterGroup:ParameterGroup": "no charge",
+    "aws:elasticache/subnetGroup:SubnetGroup": "no charge",
+    "aws:elasticache/parameterGroup:ParameterGroup": "no charge",
+    "aws:s3/bucketPolicy:BucketPolicy": "no charge",
+    "aws:s3/bucketVersioning:BucketVersioning": "no charge (old versions are in the bucket's storage)",
+    "aws:s3/bucketVersioningV2:BucketVersioningV2": "no charge (old versions are in the bucket's storage)",
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "no charge",
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "no charge",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "no charge (SSE-S3)",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": "no charge (SSE-S3)",
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "no charge (transitions: see the bucket)",
+    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2": "no charge (transitions: see the bucket)",
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": "no charge",
+    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2": "no charge",
+    "aws:s3/bucketObjectv2:BucketObjectv2": "storage counted in its bucket",
+    "aws:s3/bucketObject:BucketObject": "storage counted in its bucket",
+    "aws:sns/topic:Topic": "no charge below 1M publishes a month",
+    "aws:sns/topicPolicy:TopicPolicy": "no charge",
+    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
+    "tls:index/privateKey:PrivateKey": "computed locally by Pulumi",
+    "tls:index/certRequest:CertRequest": "computed locally by Pulumi",
+    "tls:index/selfSignedCert:SelfSignedCert": "computed locally by Pulumi",
+    "random:index/randomPassword:RandomPassword": "computed locally by Pulumi",
+    "random:index/randomId:RandomId": "computed locally by Pulumi",
+    "random:index/randomString:RandomString": "computed locally by Pulumi",
+}
+FREE_PREFIXES: dict[str, str] = {
+    "pulumi:providers:": "a provider configuration, not a cloud resource",
+    "cloudflare:": "included in Cloudflare's Free plan",
+}
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one resource costs a month, and how that was worked out."""
+
+    status: str  # priced | free | not priced
+    monthly: float | None
+    basis: str
+    assumptions: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "monthly": self.monthly,
+            "basis": self.basis,
+            "assumptions": list(self.assumptions),
+        }
+
+
+@dataclass
+class Context:
+    """What a pricing function may consult besides the resource itself."""
+
+    pricing: dict[str, Any]
+    resources: list[dict[str, Any]]
+    default_region: str
+    assumptions_used: set[str] = field(default_factory=set)
+
+    def region_table(self, region: str) -> dict[str, Any] | None:
+        table: dict[str, Any] | None = self.pricing["regions"].get(region)
+        return table
+
+    @property
+    def hours(self) -> float:
+        return float(self.pricing["hoursPerMonth"])
+
+    def assume(self, key: str) -> str:
+        text: str = self.pricing["assumptionText"][key]
+        return text
+
+
+@lru_cache(maxsize=1)
+def load_pricing() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(PRICING_FILE.read_text(encoding="utf-8"))
+    return data
+
+
+def money(value: float) -> float:
+    """Round to cents (half up, so 0.125 is 0.13 on every machine)."""
+    return float(int(value * 100 + 0.5 + 1e-9)) / 100 if value >= 0 else -money(-value)
+
+
+def fmt_money(value: float | None) -> str:
+    if value is None:
+        return "not priced"
+    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+
+
+def fmt_delta(value: float) -> str:
+    return f"+${value:,.2f}" if value >= 0 else f"-${-value:,.2f}"
+
+
+PriceFn = Callable[[dict[str, Any], dict[str, Any], Context], Price]
+
+
+def _not_priced(why: str) -> Price:
+    return Price(NOT_PRICED, None, why)
+
+
+def _ec2_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    kind = str(r["inputs"].get("instanceType", ""))
+    hourly = t["ec2Hourly"].get(kind)
+    if hourly is None:
+        return _not_priced(f"no price for EC2 {kind or '?'} in {r['options']['region']}")
+    root = r["inputs"].get("rootBlockDevice") or {}
+    size = float(root.get("volumeSize") or 8)
+    volume_type = str(root.get("volumeType") or "gp3")
+    total = hourly * ctx.hours
+    basis = f"{kind} {ctx.hours:g} h x ${hourly}/h"
+    if volume_type == "gp3":
+        total += size * t["ebsGp3GbMonth"]
+        basis += f" + {size:g} GB gp3 x ${t['ebsGp3GbMonth']}/GB"
+    else:
+        basis += f" (root volume type {volume_type}: not priced)"
+    return Price(PRICED, money(total), basis)
+
+
+def _eip(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    hourly = t["publicIpv4Hourly"]
+    return Price(PRICED, money(hourly * ctx.hours), f"public IPv4 {ctx.hours:g} h x ${hourly}/h")
+
+
+def _rds_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    i = r["inputs"]
+    engine = str(i.get("engine", ""))
+    klass = str(i.get("instanceClass", ""))
+    if engine != "postgres":
+        return _not_priced(f"RDS engine {engine or '?'} is not in the price table")
+    hourly = t["rdsPostgresHourly"].get(klass)
+    if hourly is None:
+        return _not_priced(f"no price for RDS {klass or '?'} in {r['options']['region']}")
+    multi = bool(i.get("multiAz"))
+    factor = t["rdsMultiAzFactor"] if multi else 1
+    storage = float(i.get("allocatedStorage") or 20)
+    storage_type = str(i.get("storageType") or "gp3")
+    az = "Multi-AZ" if multi else "Single-AZ"
+    total = hourly * factor * ctx.hours
+    basis = f"{klass} {az} {ctx.hours:g} h x ${money(hourly * factor * 1000) / 1000:g}/h"
+    if storage_type == "gp3":
+        total += storage * t["rdsGp3GbMonth"] * factor
+        basis += f" + {storage:g} GB gp3 x ${t['rdsGp3GbMonth']}/GB" + (f" x {factor}" if multi else "")
+    else:
+        basis += f" (storage type {storage_type}: not priced)"
+    if i.get("manageMasterUserPassword"):
+        secret = ctx.pricing["global"]["secretsManagerSecretMonth"]
+        total += secret
+        basis += f" + RDS-managed master secret ${secret}"
+    ctx.assumptions_used.add("rdsBackups")
+    return Price(PRICED, money(total), basis, (ctx.assume("rdsBackups"),))
+
+
+def _elasticache_group(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    i = r["inputs"]
+    node = str(i.get("nodeType", ""))
+    engine = str(i.get("engine") or "redis")
+    hourly = t["elasticacheRedisHourly"].get(node)
+    if hourly is None or engine not in ("redis", "valkey"):
+        return _not_priced(f"no price for ElastiCache {engine} {node or '?'} in {r['options']['region']}")
+    if engine == "valkey":
+        hourly = hourly * t["elasticacheValkeyFactor"]
+    nodes = int(i.get("numCacheClusters") or (int(i.get("replicasPerNodeGroup") or 0) + 1))
+    shards = int(i.get("numNodeGroups") or 1)
+    count = nodes * shards
+    total = hourly * count * ctx.hours
+    return Price(
+        PRICED, money(total), f"{count} x {engine} {node} {ctx.hours:g} h x ${money(hourly * 10000) / 10000:g}/h"
+    )
+
+
+def _secret(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    price = ctx.pricing["global"]["secretsManagerSecretMonth"]
+    return Price(PRICED, money(price), f"1 secret x ${price}/month")
+
+
+def _ssm_parameter(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    tier = str(r["inputs"].get("tier") or "Standard")
+    if tier == "Advanced":
+        price = ctx.pricing["global"]["ssmAdvancedParameterMonth"]
+        return Price(PRICED, money(price), f"advanced parameter ${price}/month")
+    if tier == "Standard":
+        return Price(FREE_STATUS, 0.0, "standard parameter: no charge")
+    return _not_priced(f"SSM parameter tier {tier}")
+
+
+def _metric_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    i = r["inputs"]
+    queries = i.get("metricQueries") or []
+    standard, high = t["cloudwatchAlarmMetricMonth"], t["cloudwatchHighResAlarmMetricMonth"]
+    if queries:
+        metrics = [q for q in queries if q.get("metric")]
+        fast = any(int((q.get("metric") or {}).get("period") or 60) < 60 for q in metrics)
+        unit = high if fast else standard
+        kind = "high-resolution" if fast else "standard"
+        return Price(
+            PRICED, money(unit * len(metrics)), f"metric-math alarm over {len(metrics)} {kind} metrics x ${unit}"
+        )
+    period = int(i.get("period") or 60)
+    if period < 60:
+        return Price(PRICED, money(high), f"high-resolution alarm (period {period} s) ${high}/month")
+    return Price(PRICED, money(standard), f"standard alarm ${standard}/month")
+
+
+def _composite_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    price = t["cloudwatchCompositeAlarmMonth"]
+    return Price(PRICED, money(price), f"composite alarm ${price}/month")
+
+
+def _log_group(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    gb = float(ctx.pricing["assumptions"]["logsGbPerMonth"])
+    retention = int(r["inputs"].get("retentionInDays") or 0)
+    stored = gb * (min(retention, 30) / 30 if retention else 1)
+    total = gb * t["logsIngestGb"] + stored * t["logsStoreGbMonth"]
+    ctx.assumptions_used.add("logsGbPerMonth")
+    basis = f"{gb:g} GB ingested x ${t['logsIngestGb']} + {stored:g} GB stored x ${t['logsStoreGbMonth']}"
+    return Price(PRICED, money(total), basis, (ctx.assume("logsGbPerMonth"),))
+
+
+def _lifecycle_for(bucket: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    names = {str(bucket.get("id") or ""), str(bucket["inputs"].get("bucket") or "")} - {""}
+    prefix = str(bucket["inputs"].get("bucketPrefix") or "")
+    for other in ctx.resources:
+        if "bucketLifecycleConfiguration" not in other["type"]:
+            continue
+        target = str(other["inputs"].get("bucket") or "")
+        if target in names or (prefix and target.startswith(prefix)):
+            return other
+    return None
+
+
+def _s3_bucket(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    backup = bool(r["inputs"].get("objectLockEnabled")) or r["component"] == "BackupBucket"
+    key = "backupBucketGb" if backup else "otherBucketGb"
+    gb = float(ctx.pricing["assumptions"][key])
+    ctx.assumptions_used.add(key)
+    standard_share = 1.0
+    lifecycle = _lifecycle_for(r, ctx)
+    if lifecycle is not None:
+        for rule in lifecycle["inputs"].get("rules") or []:
+            if rule.get("status", "Enabled") != "Enabled":
+                continue
+            expire = int((rule.get("expiration") or {}).get("days") or 0)
+            for transition in rule.get("transitions") or []:
+                if transition.get("storageClass") == "GLACIER_IR" and expire:
+                    after = int(transition.get("days") or 0)
+                    standard_share = min(standard_share, min(after, expire) / expire)
+    std, gir = gb * standard_share, gb * (1 - standard_share)
+    total = std * t["s3StandardGbMonth"] + gir * t["s3GlacierIrGbMonth"]
+    basis = f"{std:.3g} GB Standard x ${t['s3StandardGbMonth']}"
+    if gir:
+        basis += f" + {gir:.3g} GB Glacier IR x ${t['s3GlacierIrGbMonth']}"
+    return Price(PRICED, money(total), basis, (ctx.assume(key), ctx.assume("requests")))
+
+
+def _sns_subscription(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    protocol = str(r["inputs"].get("protocol", ""))
+    if protocol != "email" and protocol != "email-json":
+        return _not_priced(f"SNS {protocol or '?'} delivery")
+    ctx.assumptions_used.add("alertEmailsPerMonth")
+    return Price(PRICED, 0.0, "e-mail delivery inside the free 1,000 a month", (ctx.assume("alertEmailsPerMonth"),))
+
+
+def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    i = r["inputs"]
+    prices = ctx.pricing["global"]["route53HealthCheck"]
+    kind = str(i.get("type", ""))
+    if kind in ("CALCULATED", "CLOUDWATCH_METRIC"):
+        return Price(PRICED, money(prices["awsEndpoint"]), f"{kind} health check ${prices['awsEndpoint']}/month")
+    # An endpoint given by name resolves through Cloudflare, which AWS bills as a non-AWS endpoint.
+    non_aws = bool(i.get("fqdn")) and not i.get("ipAddress")
+    base = prices["nonAwsEndpoint" if non_aws else "awsEndpoint"]
+    feature = prices["nonAwsEndpointOptionalFeature" if non_aws else "awsEndpointOptionalFeature"]
+    features = []
+    if kind.startswith("HTTPS"):
+        features.append("HTTPS")
+    if kind.endswith("_STR_MATCH"):
+        features.append("string matching")
+    if int(i.get("requestInterval") or 30) < 30:
+        features.append("fast interval")
+    if i.get("measureLatency"):
+        features.append("latency measurement")
+    total = base + feature * len(features)
+    where = "non-AWS endpoint (resolves to Cloudflare)" if non_aws else "AWS endpoint"
+    extra = f" + {len(features)} optional features ({', '.join(features)}) x ${feature}" if features else ""
+    return Price(PRICED, money(total), f"{kind} check of an {where} ${base}{extra}")
+
+
+REGIONAL: dict[str, PriceFn] = {
+    "aws:ec2/instance:Instance": _ec2_instance,
+    "aws:ec2/eip:Eip": _eip,
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:elasticache/replicationGroup:ReplicationGroup": _elasticache_group,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:ssm/parameter:Parameter": _ssm_parameter,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
+    "aws:cloudwatch/compositeAlarm:CompositeAlarm": _composite_alarm,
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:s3/bucket:Bucket": _s3_bucket,
+    "aws:s3/bucketV2:BucketV2": _s3_bucket,
+    "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
+}
+GLOBAL: dict[str, PriceFn] = {
+    "aws:route53/healthCheck:HealthCheck": _health_check,
+}
+PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
+
+
+def price_resource(resource: dict[str, Any], ctx: Context) -> Price:
+    kind = resource["type"]
+    if kind in FREE:
+        return Price(FREE_STATUS, 0.0, FREE[kind])
+    for prefix, why in FREE_PREFIXES.items():
+        if kind.startswith(prefix):
+            return Price(FREE_STATUS, 0.0, why)
+    if kind in GLOBAL:
+        return GLOBAL[kind](resource, {}, ctx)
+    if kind in REGIONAL:
+        region = resource["options"].get("region") or ctx.default_region
+        table = ctx.region_table(region)
+        if table is None:
+            return _not_priced(f"no prices for region {region}")
+        return REGIONAL[kind](resource, table, ctx)
+    return _not_priced(f"{kind} is not in leanstack's price table")
+
+
+def estimate(plan: dict[str, Any], pricing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cost of every resource of a plan, per component and in total (JSON-ready, deterministic)."""
+    pricing = pricing or load_pricing()
+    resources: list[dict[str, Any]] = plan["resources"]
+    region = str((plan.get("outputs") or {}).get("region") or "us-east-1")
+    ctx = Context(pricing=pricing, resources=resources, default_region=region)
+    per_resource: dict[str, dict[str, Any]] = {}
+    components: dict[str, dict[str, Any]] = {}
+    for r in resources:
+        price = price_resource(r, ctx)
+        per_resource[r["urn"]] = price.as_dict()
+        entry = components.setdefault(r["component"], {"monthly": 0.0, "notPriced": []})
+        if price.monthly is None:
+            entry["notPriced"].append(r["name"])
+        else:
+            entry["monthly"] = money(entry["monthly"] + price.monthly)
+    not_priced = [
+        {"type": r["type"], "name": r["name"], "why": per_resource[r["urn"]]["basis"]}
+        for r in sorted(resources, key=lambda x: (x["type"], x["name"]))
+        if per_resource[r["urn"]]["monthly"] is None
+    ]
+    total = money(sum(c["monthly"] for c in components.values()))
+    return {
+        "currency": "USD",
+        "pricesTaken": pricing["takenOn"],
+        "total": total,
+        "components": {name: components[name] for name in sorted(components)},
+        "resources": {urn: per_resource[urn] for urn in sorted(per_resource)},
+        "notPriced": not_priced,
+        "assumptions": sorted(
+            {pricing["assumptionText"][k] for k in ctx.assumptions_used}
+            | {pricing["assumptionText"][k] for k in ("dataTransfer", "requests", "customMetrics")}
+        ),
+    }
