@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import itertools
 import json
 import re
 import types
@@ -356,6 +357,62 @@ class BackupBucketArgs:
 
 
 @dataclass(frozen=True)
+class AlertThresholds:
+    """When the alarms page: on user pain and data at risk only, never on a busy server."""
+
+    error_rate_percent: int = setting(
+        5,
+        doc="Page when more than this percent of user requests get a 5xx for 5 minutes in a row.",
+        min=1,
+        max=50,
+    )
+    min_requests_per_minute: int = setting(
+        10,
+        doc="The 5xx share only counts in minutes with at least this many user requests (health checks "
+        "excluded), so one failed request at 3 a.m. does not page.",
+        min=1,
+        max=100000,
+    )
+    site_down_minutes: int = setting(
+        3,
+        doc="Page when the site-down health check (through the CDN) has failed for this many minutes.",
+        min=1,
+        max=30,
+    )
+    database_free_storage_percent: int = setting(
+        10,
+        doc="Page when the database's free storage falls below this percent of its allocated size.",
+        min=5,
+        max=50,
+    )
+    backup_stale_hours: int = setting(
+        26,
+        doc="Page when no off-site backup has succeeded for this many hours (more than the backup interval).",
+        min=2,
+        max=168,
+    )
+
+
+@dataclass(frozen=True)
+class RecoveryTargets:
+    """The recovery targets the runbook states and the config is checked against. Required for production."""
+
+    rto_minutes: int = setting(
+        0,
+        doc="Recovery time objective: minutes from disaster to the site serving again. 0 = not set (dev only).",
+        min=0,
+        max=10080,
+    )
+    rpo_hours: int = setting(
+        0,
+        doc="Recovery point objective: hours of data you accept to lose; at least the off-site backup interval "
+        "plus 1 hour. 0 = not set (dev only).",
+        min=0,
+        max=720,
+    )
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole validated stack config."""
 
@@ -371,6 +428,14 @@ class StackConfig:
     host: ProxyHostArgs = field(default_factory=ProxyHostArgs)
     database: DatabaseArgs = field(default_factory=DatabaseArgs)
     cache: CacheArgs = field(default_factory=CacheArgs)
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
+    recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
+    owner: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        """Production: named prod/production/prod-*, or its database is protected (see `is_production`)."""
+        return is_production(self.stack, self.database)
 
     @property
     def name_prefix(self) -> str:
@@ -387,6 +452,8 @@ SECTIONS: dict[str, type[Any]] = {
     "cache": CacheArgs,
     "cdn": CdnArgs,
     "backup": BackupBucketArgs,
+    "alerts": AlertThresholds,
+    "recovery": RecoveryTargets,
 }
 SCALARS: dict[str, dict[str, Any]] = {
     "domain": {
@@ -406,6 +473,12 @@ SCALARS: dict[str, dict[str, Any]] = {
         "pattern": EMAIL_RE,
         "allowed": "an email address such as ops@example.com",
         "required": True,
+    },
+    "owner": {
+        "doc": "Who owns this stack (a name, team or email); shown in the runbook. Required for production.",
+        "pattern": r"[A-Za-z0-9][A-Za-z0-9 .,'@_+()-]{0,79}",
+        "allowed": 'a name, team or email of 1-80 characters such as "Ada Lovelace, ada@example.com"',
+        "required": False,
     },
 }
 REQUIRED_SECTIONS = ("cdn", "backup")
@@ -577,11 +650,127 @@ def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         sections[name] = _parse_section(key, ours.get(name), cls)
 
     alert_email = _parse_scalar(f"{PROJECT}:alertEmail", ours["alertEmail"], str, SCALARS["alertEmail"])
+    owner = _parse_scalar(f"{PROJECT}:owner", ours["owner"], str, SCALARS["owner"]) if "owner" in ours else ""
     config = StackConfig(
-        stack=stack, region=region, domain=domain, hostnames=hostnames, alert_email=alert_email, **sections
+        stack=stack,
+        region=region,
+        domain=domain,
+        hostnames=hostnames,
+        alert_email=alert_email,
+        owner=owner,
+        **sections,
     )
     _check_across(config)
     return config
+
+
+# --------------------------------------------------------------------------- production and recovery
+
+PRODUCTION_NAME_RE = r"prod|production|prod-[a-z0-9-]+"
+
+
+def is_production(stack: str, database: DatabaseArgs) -> bool:
+    """Whether a stack holds data people care about, and so must name an owner and recovery targets.
+
+    A stack is production when its name is `prod`, `production` or starts with `prod-`, or when its
+    database is protected (`database.protect` or `database.deletionProtection`, both on by default).
+    The name alone is not enough (forks call it live, main, eu...), and a protected database is the
+    stack saying its data matters; a disposable stack turns both protections off, as dev does.
+    """
+    return bool(re.fullmatch(PRODUCTION_NAME_RE, stack)) or database.protect or database.deletion_protection
+
+
+# Margin on top of the backup interval for the worst-case recovery point: the timer's random delay
+# (up to 10 minutes) plus the time the dump and upload take.
+BACKUP_MARGIN_HOURS = 1
+_SHORTHAND_HOURS = {"minutely": 1 / 60, "hourly": 1, "daily": 24, "weekly": 168}
+
+
+def _hour_values(spec: str) -> list[int] | None:
+    """The hours of the day a systemd OnCalendar hour field matches: *, 3, 0,12, 0/6, 1..5."""
+    hours: set[int] = set()
+    for part in spec.split(","):
+        step_match = re.fullmatch(r"(\*|\d{1,2})/(\d{1,2})", part)
+        range_match = re.fullmatch(r"(\d{1,2})\.\.(\d{1,2})", part)
+        if part == "*":
+            hours.update(range(24))
+        elif step_match:
+            start = 0 if step_match.group(1) == "*" else int(step_match.group(1))
+            step = int(step_match.group(2))
+            if step == 0:
+                return None
+            hours.update(range(start, 24, step))
+        elif range_match:
+            hours.update(range(int(range_match.group(1)), int(range_match.group(2)) + 1))
+        elif re.fullmatch(r"\d{1,2}", part):
+            hours.add(int(part))
+        else:
+            return None
+    if not hours or max(hours) > 23:
+        return None
+    return sorted(hours)
+
+
+def backup_interval_hours(calendar: str) -> float | None:
+    """The longest gap between two runs of a daily-or-more-often OnCalendar expression, in hours.
+
+    Understands the shorthands (hourly, daily, weekly) and `*-*-* H:MM[:SS]` forms whose hour field
+    is *, a list, a range or a step; returns None for anything else (weekday lists, monthly dates),
+    which the RPO check then refuses rather than guess.
+    """
+    text = calendar.strip().removesuffix(" UTC").strip()
+    if text in _SHORTHAND_HOURS:
+        return float(_SHORTHAND_HOURS[text])
+    match = re.fullmatch(r"(?:\*-\*-\*\s+)?([0-9*,./]+):([0-9*,./]+)(?::[0-9*,./]+)?", text)
+    if match is None:
+        return None
+    hours = _hour_values(match.group(1))
+    if hours is None:
+        return None
+    # Several runs within an hour (minute field *, a list or a step) only shorten the gaps: the hour
+    # field bounds them from above, which is the safe side for an RPO check.
+    gaps = [b - a for a, b in itertools.pairwise(hours)] + [hours[0] + 24 - hours[-1]]
+    return float(max(gaps))
+
+
+def _check_recovery(c: StackConfig) -> None:
+    """Owner and recovery targets: required for production, and an RPO the backups can meet."""
+    p = PROJECT
+    why = f"stack {c.stack!r} is production (see leanstack.settings.is_production)"
+    if c.is_production:
+        if not c.owner:
+            raise ConfigError(f"{p}:owner", f'missing; {why}, so expected who owns it, e.g. "Ada, ada@example.com"')
+        if not c.recovery.rto_minutes:
+            raise ConfigError(f"{p}:recovery.rtoMinutes", f"missing; {why}, so expected minutes such as 240")
+        if not c.recovery.rpo_hours:
+            raise ConfigError(f"{p}:recovery.rpoHours", f"missing; {why}, so expected hours such as 25")
+    if c.recovery.rto_minutes and c.recovery.rto_minutes < 30:
+        raise ConfigError(
+            f"{p}:recovery.rtoMinutes",
+            f"got {c.recovery.rto_minutes}; expected at least 30: a new host boots and a restore runs in no less",
+        )
+    if c.recovery.rpo_hours:
+        interval = backup_interval_hours(c.backup.backup_calendar)
+        if interval is None:
+            raise ConfigError(
+                f"{p}:backup.backupCalendar",
+                f"got {_show(c.backup.backup_calendar)}; cannot tell how often it runs to check recovery.rpoHours; "
+                'expected a daily or more frequent form such as "*-*-* 03:30:00" or "*-*-* 00/6:00:00"',
+            )
+        worst = interval + BACKUP_MARGIN_HOURS
+        if c.recovery.rpo_hours < worst:
+            raise ConfigError(
+                f"{p}:recovery.rpoHours",
+                f"got {c.recovery.rpo_hours}; backups every {interval:g} h (backup.backupCalendar) can lose up to "
+                f"{worst:g} h of data, so expected at least {worst:g}, or back up more often",
+            )
+    interval = backup_interval_hours(c.backup.backup_calendar)
+    if interval is not None and c.alerts.backup_stale_hours <= interval:
+        raise ConfigError(
+            f"{p}:alerts.backupStaleHours",
+            f"got {c.alerts.backup_stale_hours}; expected more than the backup interval ({interval:g} h, "
+            "backup.backupCalendar), or the alarm fires between two good backups",
+        )
 
 
 def _minutes(hhmm: str) -> int:
@@ -667,6 +856,7 @@ def _check_across(c: StackConfig) -> None:
             f"{p}:network.existingVpcId",
             "missing; existing subnet ids are only used together with existingVpcId",
         )
+    _check_recovery(c)
 
 
 def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:

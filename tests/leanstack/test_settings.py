@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from leanstack.mocks import read_stack_config
-from leanstack.settings import ConfigError, StackConfig, load_stack_config
+from leanstack.settings import ConfigError, StackConfig, backup_interval_hours, is_production, load_stack_config
 from tests.conftest import merged
 
 
@@ -44,8 +44,13 @@ def test_defaults_are_the_safe_choice() -> None:
         "leanstack:alertEmail": "a@example.org",
         "leanstack:cdn": {"zoneId": "f" * 32},
         "leanstack:backup": {"region": "eu-central-1"},
+        "leanstack:owner": "Ada",
+        "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
     }
     c = load_stack_config(minimal, "prod")
+    assert c.is_production
+    assert (c.alerts.error_rate_percent, c.alerts.min_requests_per_minute, c.alerts.site_down_minutes) == (5, 10, 3)
+    assert (c.alerts.database_free_storage_percent, c.alerts.backup_stale_hours) == (10, 26)
     assert c.database.deletion_protection and c.database.final_snapshot and c.database.protect
     assert c.database.backup_retention_days == 7
     assert c.database.instance_class == "db.t4g.micro" and c.database.multi_az is False
@@ -57,7 +62,10 @@ def test_defaults_are_the_safe_choice() -> None:
 def test_engine_strings_are_coerced_like_pulumi_passes_them() -> None:
     # The engine hands scalars over as strings and objects as JSON strings.
     raw = dev_config()
-    raw["leanstack:database"] = '{"multiAz": "true", "backupRetentionDays": "3", "engineVersion": 16}'
+    raw["leanstack:database"] = (
+        '{"multiAz": "true", "backupRetentionDays": "3", "engineVersion": 16, "protect": "false", '
+        '"deletionProtection": "false"}'
+    )
     c = load_stack_config(raw, "dev")
     assert (c.database.multi_az, c.database.backup_retention_days, c.database.engine_version) == (
         True,
@@ -210,3 +218,131 @@ def test_health_path_with_nginx_syntax_is_rejected() -> None:
 def test_unknown_stack_name_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"^stack: got \"Prod!\""):
         load_stack_config(dev_config(), "Prod!")
+
+
+# --------------------------------------------------------------------------- alerts, owner, recovery targets
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            {"leanstack:alerts": {"errorRatePercent": 0}},
+            "leanstack:alerts.errorRatePercent: got 0; expected a whole number from 1 to 50",
+        ),
+        (
+            {"leanstack:alerts": {"siteDownMinutes": 60}},
+            "leanstack:alerts.siteDownMinutes: got 60; expected a whole number from 1 to 30",
+        ),
+        (
+            {"leanstack:alerts": {"databaseFreeStoragePercent": 2}},
+            "leanstack:alerts.databaseFreeStoragePercent: got 2; expected a whole number from 5 to 50",
+        ),
+        (
+            {"leanstack:alerts": {"minRequestsPerMinute": "many"}},
+            'leanstack:alerts.minRequestsPerMinute: got "many"; expected a whole number from 1 to 100000',
+        ),
+        (
+            {"leanstack:alerts": {"backupStaleHours": 20}},
+            "leanstack:alerts.backupStaleHours: got 20; expected more than the backup interval (24 h, "
+            "backup.backupCalendar), or the alarm fires between two good backups",
+        ),
+        (
+            {"leanstack:alerts": {"errorRate": 5}},
+            "leanstack:alerts.errorRate: unknown key; did you mean errorRatePercent?",
+        ),
+        (
+            {"leanstack:recovery": {"rpoHours": 12}},
+            "leanstack:recovery.rpoHours: got 12; backups every 24 h (backup.backupCalendar) can lose up to 25 h "
+            "of data, so expected at least 25, or back up more often",
+        ),
+        (
+            {"leanstack:recovery": {"rpoHours": 24}, "leanstack:backup": {"backupCalendar": "Mon *-*-* 03:00:00"}},
+            'leanstack:backup.backupCalendar: got "Mon *-*-* 03:00:00"; cannot tell how often it runs to check '
+            'recovery.rpoHours; expected a daily or more frequent form such as "*-*-* 03:30:00" or '
+            '"*-*-* 00/6:00:00"',
+        ),
+        (
+            {"leanstack:recovery": {"rtoMinutes": 10}},
+            "leanstack:recovery.rtoMinutes: got 10; expected at least 30: a new host boots and a restore runs in "
+            "no less",
+        ),
+        (
+            {"leanstack:owner": "<script>"},
+            'leanstack:owner: got "<script>"; expected a name, team or email of 1-80 characters such as '
+            '"Ada Lovelace, ada@example.com"',
+        ),
+    ],
+)
+def test_bad_alert_and_recovery_config_fails_with_one_line(overrides: dict[str, Any], expected: str) -> None:
+    assert error_of(overrides) == expected
+
+
+def test_an_rpo_the_backup_schedule_meets_is_accepted() -> None:
+    c = load({"leanstack:recovery": {"rpoHours": 7}, "leanstack:backup": {"backupCalendar": "*-*-* 00/6:00:00"}})
+    assert c.recovery.rpo_hours == 7
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        (
+            {"leanstack:owner": None},
+            "leanstack:owner: missing; stack 'prod' is production (see leanstack.settings.is_production), so "
+            'expected who owns it, e.g. "Ada, ada@example.com"',
+        ),
+        (
+            {"leanstack:recovery": {"rtoMinutes": None}},
+            "leanstack:recovery.rtoMinutes: missing; stack 'prod' is production (see "
+            "leanstack.settings.is_production), so expected minutes such as 240",
+        ),
+        (
+            {"leanstack:recovery": None},
+            "leanstack:recovery.rtoMinutes: missing; stack 'prod' is production (see "
+            "leanstack.settings.is_production), so expected minutes such as 240",
+        ),
+        (
+            {"leanstack:recovery": {"rpoHours": None}},
+            "leanstack:recovery.rpoHours: missing; stack 'prod' is production (see "
+            "leanstack.settings.is_production), so expected hours such as 25",
+        ),
+    ],
+)
+def test_production_needs_an_owner_and_recovery_targets(missing: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(missing, "prod")
+    assert str(caught.value) == expected
+
+
+def test_production_is_the_name_or_a_protected_database() -> None:
+    dev = load({})
+    assert not dev.is_production and dev.owner and dev.recovery.rpo_hours == 0
+    unprotected = dev.database
+    assert is_production("prod", unprotected) and is_production("production", unprotected)
+    assert is_production("prod-eu", unprotected) and not is_production("product", unprotected)
+    # Any stack whose database is protected holds data that matters: dev's file with protection on.
+    with pytest.raises(ConfigError, match=r"^leanstack:recovery.rtoMinutes: missing; stack 'dev' is production"):
+        load({"leanstack:database": {"protect": True}})
+    with pytest.raises(ConfigError, match=r"^leanstack:owner: missing; stack 'staging' is production"):
+        load_stack_config(merged(read_stack_config("dev"), {"leanstack:owner": None,
+                                                             "leanstack:database": {"deletionProtection": True}}),
+                          "staging")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("calendar", "hours"),
+    [
+        ("*-*-* 03:30:00", 24),
+        ("*-*-* 03:30:00 UTC", 24),
+        ("daily", 24),
+        ("hourly", 1),
+        ("*-*-* 00/6:00:00", 6),
+        ("*-*-* 0,12:15", 12),
+        ("*-*-* 1..5:00", 20),
+        ("*-*-* *:00:00", 1),
+        ("Mon *-*-* 03:00:00", None),
+        ("*-*-01 05:00:00", None),
+    ],
+)
+def test_backup_interval_of_a_calendar(calendar: str, hours: float | None) -> None:
+    assert backup_interval_hours(calendar) == hours
