@@ -17,6 +17,7 @@ from components.network import Network
 from components.origin_certificate import OriginCertificate, OriginCertificateArgs
 from components.providers import aws_provider
 from components.proxy_host import ProxyHost, host_role_name
+from components.uptime_check import UptimeCheck, UptimeCheckArgs
 from leanstack.settings import ConfigError, load_stack_config
 from leanstack.stack_config import raw_stack_config
 
@@ -29,10 +30,18 @@ except ConfigError as error:
 
 main = pulumi.ResourceOptions(providers={"aws": aws_provider("aws", region=cfg.region, stack=stack)})
 
-alerts = Alerts("alerts", AlertsArgs(email=cfg.alert_email), stack=stack, opts=main)
+alerts = Alerts("alerts", AlertsArgs(email=cfg.alert_email), stack=stack, region=cfg.region, opts=main)
 network = Network("network", cfg.network, opts=main)
 certificate = OriginCertificate("origin-cert", OriginCertificateArgs(hostnames=cfg.hostnames), opts=main)
-database = Database("database", cfg.database, stack=stack, network=network, alarm_topic_arn=alerts.topic_arn, opts=main)
+database = Database(
+    "database",
+    cfg.database,
+    stack=stack,
+    network=network,
+    alarm_topic_arn=alerts.topic_arn,
+    free_storage_percent=cfg.alerts.database_free_storage_percent,
+    opts=main,
+)
 cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
 host = ProxyHost(
@@ -48,12 +57,24 @@ host = ProxyHost(
     cdn_proxied=cfg.cdn.proxied,
     database=database,
     backups=backups,
+    thresholds=cfg.alerts,
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
 if cache is not None:
     cache.allow_from("host", host.security_group_id)
 Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.public_ip, opts=main)
+# Site down, asked from outside through the CDN; its alarm lives in us-east-1 (see UptimeCheck).
+UptimeCheck(
+    "uptime",
+    UptimeCheckArgs(
+        hostname=cfg.hostnames[0], health_path=cfg.app.health_path, site_down_minutes=cfg.alerts.site_down_minutes
+    ),
+    stack=stack,
+    topic_arn=alerts.global_topic_arn,
+    provider=alerts.global_provider,
+    opts=main,
+)
 
 pulumi.export("region", cfg.region)
 pulumi.export("hostnames", list(cfg.hostnames))

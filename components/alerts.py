@@ -3,14 +3,23 @@
 Builds one SNS topic and an email subscription to it. Every alarm in the stack notifies
 this topic, so there is one address to watch and one switch to mute.
 
-The topic is not encrypted with KMS on purpose: CloudWatch alarms cannot publish to a
+One exception, forced by AWS: Route 53 publishes health-check metrics only in us-east-1, and
+a CloudWatch alarm can only notify a topic in its own region. When the stack lives elsewhere,
+this component also builds a second topic in us-east-1 (through its own provider) with the
+same email subscribed, so the site-down alarm still reaches the same inbox
+(`global_topic_arn`; in a us-east-1 stack it is the one topic).
+
+The topics are not encrypted with KMS on purpose: CloudWatch alarms cannot publish to a
 topic encrypted with the AWS-managed SNS key, a customer-managed key costs $1/month plus
 a key policy to get right, and alarm messages carry alarm names and descriptions, not data.
 
 Cost: $0/month at a small team's alarm volume (SNS email: first 1,000 free, then $2 per 100,000).
 
+Replacement: changing the stack's region replaces the topics (and AWS emails a new
+confirmation link); changing the email replaces the subscription.
+
 Example:
-    alerts = Alerts("alerts", AlertsArgs(email="ops@example.com"), stack="prod")
+    alerts = Alerts("alerts", AlertsArgs(email="ops@example.com"), stack="prod", region="eu-west-1")
 """
 
 from __future__ import annotations
@@ -21,6 +30,10 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import LeanComponent
+from components.providers import aws_provider
+
+# Where Route 53 publishes its health-check metrics, and so where their alarms must live.
+GLOBAL_METRICS_REGION = "us-east-1"
 
 
 @dataclass(frozen=True)
@@ -31,21 +44,49 @@ class AlertsArgs:
 
 class Alerts(LeanComponent):
     topic_arn: pulumi.Output[str]
+    global_topic_arn: pulumi.Output[str]
+    # The provider for resources that must live in us-east-1 (None: the stack's own provider).
+    global_provider: aws.Provider | None
 
-    def __init__(self, name: str, args: AlertsArgs, *, stack: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: AlertsArgs,
+        *,
+        stack: str,
+        region: str = GLOBAL_METRICS_REGION,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__(name, opts)
-        topic = aws.sns.Topic(
-            self.child_name("topic"),
-            name=f"leanstack-{stack}-alerts",
-            tags=self.tags,
-            opts=self.child_opts(),
-        )
+        self.email = args.email
+        self.region = region
+        self.topic_arn = self._topic("", f"leanstack-{stack}-alerts", None)
+        self.global_provider = None
+        self.global_topic_arn = self.topic_arn
+        if region != GLOBAL_METRICS_REGION:
+            self.global_provider = aws_provider(
+                self.child_name(GLOBAL_METRICS_REGION),
+                region=GLOBAL_METRICS_REGION,
+                stack=stack,
+                opts=self.child_opts(),
+            )
+            self.global_topic_arn = self._topic(
+                f"{GLOBAL_METRICS_REGION}-",
+                f"leanstack-{stack}-alerts-{GLOBAL_METRICS_REGION}",
+                self.global_provider,
+            )
+        self.register_outputs({"topic_arn": self.topic_arn, "global_topic_arn": self.global_topic_arn})
+
+    def _topic(self, prefix: str, topic_name: str, provider: aws.Provider | None) -> pulumi.Output[str]:
+        def opts() -> pulumi.ResourceOptions:
+            return self.child_opts(provider=provider) if provider is not None else self.child_opts()
+
+        topic = aws.sns.Topic(self.child_name(f"{prefix}topic"), name=topic_name, tags=self.tags, opts=opts())
         aws.sns.TopicSubscription(
-            self.child_name("email"),
+            self.child_name(f"{prefix}email"),
             topic=topic.arn,
             protocol="email",
-            endpoint=args.email,
-            opts=self.child_opts(),
+            endpoint=self.email,
+            opts=opts(),
         )
-        self.topic_arn = topic.arn
-        self.register_outputs({"topic_arn": self.topic_arn})
+        return topic.arn

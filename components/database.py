@@ -59,10 +59,12 @@ class Database(LeanComponent):
         stack: str,
         network: Network,
         alarm_topic_arn: pulumi.Input[str],
+        free_storage_percent: int = 10,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.args = args
+        self.free_storage_percent = free_storage_percent
         self.stack = stack
         self.identifier = args.identifier or f"leanstack-{stack}"
         self.network = network
@@ -186,14 +188,15 @@ class Database(LeanComponent):
         )
 
     def _create_storage_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
-        # 10% of the allocated size. Storage autoscaling grows the volume near that point;
-        # the alarm fires when it cannot (at the ceiling) or does not keep up.
-        threshold = int(self.args.allocated_storage_gb * GIB * 0.10)
+        # 10% (alerts.databaseFreeStoragePercent) of the allocated size. Storage autoscaling grows
+        # the volume near that point; the alarm fires when it cannot (at the ceiling) or does not keep up.
+        percent = self.free_storage_percent
+        threshold = int(self.args.allocated_storage_gb * GIB * percent / 100)
         aws.cloudwatch.MetricAlarm(
             self.child_name("storage-low"),
             name=f"{self.identifier}-storage-low",
             alarm_description=(
-                "Data at risk: the database has under 10% free storage. When it fills, writes fail and "
+                f"Data at risk: the database has under {percent}% free storage. When it fills, writes fail and "
                 "users see errors. First check: RDS console > Monitoring > Free storage; raise "
                 "database.maxAllocatedStorageGb or clean up. Runbook: #database-storage-low"
             ),

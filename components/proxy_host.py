@@ -19,11 +19,15 @@ Builds:
   reading its own parameters and the database's RDS-managed secret, writing and reading
   backups (never deleting them), and publishing leanstack's metrics;
 - alarms: automatic recovery when AWS's system status check fails, a page when the host
-  stays broken, and the backup alarms ("backup stale", "restore drill stale", "restore
-  drill failed").
+  stays broken, "errors up" (the share of user requests answered with a 5xx, from two
+  metric filters on nginx's access log and metric math, above `alerts.errorRatePercent`
+  for 5 minutes, counted only in minutes with `alerts.minRequestsPerMinute` requests), and
+  the backup alarms ("backup stale", "restore drill stale", "restore drill failed").
 
 Cost (us-east-1, on demand): t4g.small $12.26/month + 20 GiB gp3 $1.60 + public IPv4
-$3.65 + 5 alarms $0.50 + CloudWatch Logs ingestion (usage-based, $0.50/GB).
+$3.65 + 5 standard alarms $0.50 + the error-rate alarm (metric math over 2 metrics: billed
+as 2 alarm metrics, $0.20) + 2 custom metrics from the log filters $0.60 + CloudWatch Logs
+ingestion (usage-based, $0.50/GB).
 
 Replacement: changing the user data (any host setting, the AMI, the certificate) replaces
 the instance: the host holds no state, the Elastic IP moves to the new one, and the site
@@ -56,7 +60,7 @@ from components.private_bucket import lock_down_bucket
 from host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
 from host.params import BackupSettings, HostFile, HostParams
 from host.render import render_user_data
-from leanstack.settings import AppArgs, ProxyHostArgs
+from leanstack.settings import AlertThresholds, AppArgs, ProxyHostArgs
 
 __all__ = ["ProxyHost", "ProxyHostArgs", "host_role_name"]
 
@@ -156,10 +160,12 @@ class ProxyHost(LeanComponent):
         cdn_proxied: bool = True,
         database: Database | None = None,
         backups: BackupBucket | None = None,
+        thresholds: AlertThresholds | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.args, self.app, self.stack, self.region = args, app, stack, region
+        self.thresholds = thresholds or AlertThresholds()
         self.hostnames = tuple(hostnames)
         self.cdn_proxied = cdn_proxied
         self.parameter_prefix = f"/leanstack/{stack}"
@@ -189,6 +195,7 @@ class ProxyHost(LeanComponent):
             opts=self.child_opts(),
         )
         self._create_host_alarms(instance)
+        self._create_error_rate_alarm()
         if backups is not None:
             self._create_backup_alarms()
 
@@ -537,22 +544,88 @@ class ProxyHost(LeanComponent):
             ok_actions=[self.topic_arn],
         )
 
+    def _create_error_rate_alarm(self) -> None:
+        """Errors up: the share of user requests answered with a 5xx, from nginx's access log."""
+        t = self.thresholds
+        # Health checks are left out of both counts: they are the site-down alarm's job, and
+        # Route 53's checkers (some 16 requests a minute) would otherwise dilute the share.
+        user_request = f'$.uri != "{self.app.health_path}"'
+        metrics = {
+            "errors": (f"Http5xxResponses-{self.stack}", f"{{ ($.status >= 500) && ({user_request}) }}"),
+            "requests": (f"HttpRequests-{self.stack}", f"{{ ($.status > 0) && ({user_request}) }}"),
+        }
+        for query_id, (metric_name, pattern) in metrics.items():
+            aws.cloudwatch.LogMetricFilter(
+                self.child_name(f"{query_id}-filter"),
+                name=f"leanstack-{self.stack}-{query_id}",
+                log_group_name=self.access_log_group.name,
+                pattern=pattern,
+                metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                    # The metric name carries the stack: filters cannot add a constant dimension.
+                    name=metric_name,
+                    namespace=METRICS_NAMESPACE,
+                    value="1",
+                    unit="Count",
+                ),
+                opts=self.child_opts(),
+            )
+
+        def metric(query_id: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=query_id,
+                return_data=False,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace=METRICS_NAMESPACE,
+                    metric_name=metrics[query_id][0],
+                    period=60,
+                    stat="Sum",
+                ),
+            )
+
+        self._alarm(
+            "error-rate",
+            f"Errors up for users: over {t.error_rate_percent}% of requests got a 5xx from the site for 5 minutes "
+            f"(counted in minutes with at least {t.min_requests_per_minute} requests). First check: the app's own "
+            "log on the host (SSM session) and the newest 5xx lines in CloudWatch Logs "
+            f"/leanstack/{self.stack}/nginx/access; if a deploy just went out, roll it back. Runbook: #error-rate",
+            metric_queries=[
+                metric("errors"),
+                metric("requests"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="share",
+                    label="Share of user requests answered with a 5xx (%)",
+                    # A minute without 5xx has no error datapoint: FILL makes it 0, not missing.
+                    expression=f"IF(requests >= {t.min_requests_per_minute}, 100 * FILL(errors, 0) / requests, 0)",
+                    return_data=True,
+                ),
+            ],
+            evaluation_periods=5,
+            datapoints_to_alarm=5,
+            comparison_operator="GreaterThanThreshold",
+            threshold=t.error_rate_percent,
+            # No traffic is not an error; the site-down check covers a silent site.
+            treat_missing_data="notBreaching",
+            alarm_actions=[self.topic_arn],
+            ok_actions=[self.topic_arn],
+        )
+
     def _create_backup_alarms(self) -> None:
         dimensions = {"Stack": self.stack}
-        # 26 hourly periods with no successful backup, missing data counting as breaching:
-        # a dead host or a broken timer alarms as surely as a failing backup.
+        # N hourly periods (26 by default) with no successful backup, missing data counting as
+        # breaching: a dead host or a broken timer alarms as surely as a failing backup.
+        hours = self.thresholds.backup_stale_hours
         self._alarm(
             "backup-stale",
-            "Data at risk: no successful off-site backup in 26 hours, so a disaster now would lose more "
-            "than a day. First check: `systemctl status leanstack-backup` on the host (SSM session) and "
-            "its journal. Runbook: #backup-stale",
+            f"Data at risk: no successful off-site backup in {hours} hours, so a disaster now would lose more "
+            "than the recovery point allows. First check: `systemctl status leanstack-backup` on the host (SSM "
+            "session) and its journal. Runbook: #backup-stale",
             namespace=METRICS_NAMESPACE,
             metric_name="BackupSuccess",
             dimensions=dimensions,
             statistic="Sum",
             period=3600,
-            evaluation_periods=26,
-            datapoints_to_alarm=26,
+            evaluation_periods=hours,
+            datapoints_to_alarm=hours,
             comparison_operator="LessThanThreshold",
             threshold=1,
             treat_missing_data="breaching",

@@ -48,6 +48,35 @@ def prod() -> StackRun:
     return stack_run("prod")
 
 
+# dev moved out of us-east-1 with every alert threshold changed: one run shared by the tests
+# of the second alert topic, the site-down alarm's region and thresholds from config.
+TUNED = {
+    "aws:region": "eu-west-1",
+    "leanstack:alerts": {
+        "errorRatePercent": 2,
+        "minRequestsPerMinute": 50,
+        "siteDownMinutes": 5,
+        "databaseFreeStoragePercent": 20,
+        "backupStaleHours": 30,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def tuned() -> StackRun:
+    return run_with(TUNED)
+
+
+# dev with the cache on and the CDN off: the optional resources present, the one exception to
+# "nothing open to the internet" in force.
+CACHE_NO_CDN = {"leanstack:cache": {"enabled": True}, "leanstack:cdn": {"proxied": False}}
+
+
+@pytest.fixture(scope="session")
+def dev_cache_no_cdn() -> StackRun:
+    return run_with(CACHE_NO_CDN)
+
+
 @pytest.fixture
 def run_dev_with() -> Callable[[dict[str, Any]], StackRun]:
     return run_with

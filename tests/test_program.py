@@ -85,7 +85,16 @@ def test_main_declares_no_resource_directly(dev: StackRun) -> None:
     components = {r.type for r in dev.components()}
     assert components == {
         f"leanstack:index:{name}"
-        for name in ("Alerts", "Network", "OriginCertificate", "Database", "BackupBucket", "ProxyHost", "Cdn")
+        for name in (
+            "Alerts",
+            "Network",
+            "OriginCertificate",
+            "Database",
+            "BackupBucket",
+            "ProxyHost",
+            "Cdn",
+            "UptimeCheck",
+        )
     }
 
 

@@ -52,7 +52,7 @@ def test_parameter_group_forces_tls_and_logs_slow_statements(dev: StackRun) -> N
 def test_logs_backups_and_maintenance(dev: StackRun, prod: StackRun) -> None:
     db = dev.one("aws:rds/instance:Instance").inputs
     assert db["enabledCloudwatchLogsExports"] == ["postgresql", "upgrade"]
-    assert dev.one("aws:cloudwatch/logGroup:LogGroup").inputs["retentionInDays"] == 30
+    assert dev.named("database-logs").inputs["retentionInDays"] == 30
     assert db["copyTagsToSnapshot"] is True and db["autoMinorVersionUpgrade"] is True
     assert (db["backupWindow"], db["maintenanceWindow"]) == ("02:00-03:00", "sun:04:00-sun:05:00")
     assert db["backupRetentionPeriod"] == 1
@@ -91,3 +91,9 @@ def test_every_database_child_is_parented_to_the_component(dev: StackRun) -> Non
         "database-from-host", "database-instance", "database-logs", "database-params",
         "database-sg", "database-storage-low", "database-subnets",
     ]  # fmt: skip
+
+
+def test_storage_alarm_threshold_follows_the_alerts_config(tuned: StackRun) -> None:
+    alarm = tuned.named("database-storage-low").inputs
+    assert alarm["threshold"] == 4 * 1024**3  # alerts.databaseFreeStoragePercent 20 of 20 GiB
+    assert "under 20% free storage" in alarm["alarmDescription"]

@@ -88,7 +88,9 @@ def test_user_data_installs_nginx_proxying_to_the_app_without_secrets(dev: Stack
     document = user_data_of(dev)
     assert "nginx" in document["packages"]
     nginx = written_file(dev, "/etc/nginx/nginx.conf")
-    assert "127.0.0.1:3000" in nginx
+    # The app's address lives in the one file nginx.conf includes (the deploy script rewrites it).
+    assert "include /etc/nginx/leanstack-upstream.conf;" in nginx
+    assert "127.0.0.1:3000" in written_file(dev, "/etc/nginx/leanstack-upstream.conf")
     assert "location = /healthz" in nginx or "location /healthz" in nginx
     assert "server_name dev.example.com www.dev.example.com;" in nginx
     instance = dev.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
@@ -100,7 +102,8 @@ def test_user_data_installs_nginx_proxying_to_the_app_without_secrets(dev: Stack
 def test_user_data_follows_the_app_port(run_dev_with: Callable[[dict[str, Any]], StackRun]) -> None:
     run = run_dev_with({"leanstack:app": {"port": 8080, "healthPath": "/up"}})
     nginx = written_file(run, "/etc/nginx/nginx.conf")
-    assert "127.0.0.1:8080" in nginx and "127.0.0.1:3000" not in nginx
+    upstream = written_file(run, "/etc/nginx/leanstack-upstream.conf")
+    assert "127.0.0.1:8080" in upstream and "127.0.0.1:3000" not in upstream + nginx
     assert "/up" in nginx
 
 
@@ -165,3 +168,48 @@ def test_nginx_access_log_is_shipped_to_a_log_group_with_retention(dev: StackRun
     assert group["name"] == "/leanstack/dev/nginx/access" and group["retentionInDays"] == 30
     agent = written_file(dev, "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json")
     assert '"/leanstack/dev/nginx/access"' in agent
+
+
+def test_two_metric_filters_count_user_requests_and_their_5xx(dev: StackRun) -> None:
+    filters = {f.name: f.inputs for f in dev.of_type("aws:cloudwatch/logMetricFilter:LogMetricFilter")}
+    assert set(filters) == {"host-errors-filter", "host-requests-filter"}
+    errors, requests = filters["host-errors-filter"], filters["host-requests-filter"]
+    assert errors["logGroupName"] == requests["logGroupName"] == "/leanstack/dev/nginx/access"
+    # Health checks are the site-down alarm's job; they are left out of both counts.
+    assert errors["pattern"] == '{ ($.status >= 500) && ($.uri != "/healthz") }'
+    assert requests["pattern"] == '{ ($.status > 0) && ($.uri != "/healthz") }'
+    assert errors["metricTransformation"] == {
+        "name": "Http5xxResponses-dev",
+        "namespace": "Leanstack",
+        "value": "1",
+        "unit": "Count",
+    }
+    assert requests["metricTransformation"]["name"] == "HttpRequests-dev"
+
+
+def test_error_rate_alarm_is_metric_math_over_five_breaching_minutes(dev: StackRun) -> None:
+    alarm = dev.named("host-error-rate").inputs
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert set(queries) == {"errors", "requests", "share"}
+    assert queries["errors"]["metric"] == {
+        "namespace": "Leanstack", "metricName": "Http5xxResponses-dev", "period": 60, "stat": "Sum",
+    }  # fmt: skip
+    assert queries["requests"]["metric"]["metricName"] == "HttpRequests-dev"
+    assert queries["share"]["expression"] == "IF(requests >= 10, 100 * FILL(errors, 0) / requests, 0)"
+    assert [q["id"] for q in alarm["metricQueries"] if q.get("returnData")] == ["share"]
+    assert (alarm["evaluationPeriods"], alarm["datapointsToAlarm"]) == (5, 5)
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("GreaterThanThreshold", 5)
+    assert alarm["treatMissingData"] == "notBreaching"
+    assert "metricName" not in alarm and "namespace" not in alarm
+    assert alarm["alarmActions"] == alarm["okActions"] == [dev.outputs["alertTopicArn"]]
+
+
+def test_error_rate_and_backup_stale_thresholds_come_from_config(tuned: StackRun) -> None:
+    alarm = tuned.named("host-error-rate").inputs
+    assert alarm["threshold"] == 2
+    share = next(q for q in alarm["metricQueries"] if q["id"] == "share")
+    assert share["expression"].startswith("IF(requests >= 50,")
+    assert "over 2% of requests" in alarm["alarmDescription"]
+    stale = tuned.named("host-backup-stale").inputs
+    assert (stale["evaluationPeriods"], stale["datapointsToAlarm"]) == (30, 30)
+    assert "in 30 hours" in stale["alarmDescription"]

@@ -1,0 +1,106 @@
+"""UptimeCheck: "is the site up?" asked the way users ask it, from outside, through the CDN.
+
+Builds a Route 53 health check that requests `https://<first hostname><health path>` on port
+443 every 30 seconds from Route 53's checkers around the world (so through Cloudflare, the
+path real users take: DNS, CDN, TLS, nginx and the app all have to work), and a CloudWatch
+alarm that pages when the check has been failing for `site_down_minutes` minutes in a row.
+
+Route 53 publishes health-check metrics only in us-east-1, so the alarm lives there: with
+the stack's provider when the stack is in us-east-1, otherwise with the Alerts component's
+us-east-1 provider and its us-east-1 topic (which has the same email subscribed).
+
+Cost: a health check on a non-AWS endpoint (Cloudflare) $0.75/month + HTTPS $2.00/month
+(Route 53 prices for optional features on non-AWS endpoints); the 10-second "fast" interval
+would add $2.00 more and tells a small team nothing the 30-second one does not. One alarm $0.10.
+
+Replacement: changing the hostname, path or interval replaces the health check (and so the
+alarm's dimension); history in CloudWatch starts again. Nothing stateful.
+
+Example:
+    UptimeCheck("uptime", UptimeCheckArgs(hostname="example.com", health_path="/healthz"),
+                stack="prod", topic_arn=alerts.global_topic_arn, provider=alerts.global_provider)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import LeanComponent
+
+# Standard interval (30 s) and three failures: a checker marks the site down after ~90 s,
+# and Route 53 reports it unhealthy once most checkers agree.
+REQUEST_INTERVAL_SECONDS = 30
+FAILURE_THRESHOLD = 3
+
+
+@dataclass(frozen=True)
+class UptimeCheckArgs:
+    hostname: str
+    health_path: str = "/healthz"
+    # Minutes the check must fail in a row before anyone is paged.
+    site_down_minutes: int = 3
+
+
+class UptimeCheck(LeanComponent):
+    health_check_id: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: UptimeCheckArgs,
+        *,
+        stack: str,
+        topic_arn: pulumi.Input[str],
+        provider: aws.Provider | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, opts)
+        self.args = args
+        self.url = f"https://{args.hostname}{args.health_path}"
+        extra = {"provider": provider} if provider is not None else {}
+        check = aws.route53.HealthCheck(
+            self.child_name("check"),
+            type="HTTPS",
+            fqdn=args.hostname,
+            port=443,
+            resource_path=args.health_path,
+            # SNI is required: Cloudflare serves many sites on the same addresses.
+            enable_sni=True,
+            request_interval=REQUEST_INTERVAL_SECONDS,
+            failure_threshold=FAILURE_THRESHOLD,
+            measure_latency=False,
+            tags=self.named_tags(f"leanstack-{stack}-site"),
+            opts=self.child_opts(**extra),
+        )
+        us_east_1 = " (this alarm lives in us-east-1, where Route 53 metrics are, and emails the same address)"
+        aws.cloudwatch.MetricAlarm(
+            self.child_name("site-down"),
+            name=f"leanstack-{stack}-site-down",
+            alarm_description=(
+                f"Site down for users: {self.url} has failed from Route 53's checkers around the world for "
+                f"{args.site_down_minutes} minutes. First check: open the URL yourself; a Cloudflare error page "
+                "means the origin is unreachable (host, nginx, security group), a 502/504 from nginx means the app "
+                f"is down (`journalctl -u` your app on the host via SSM){us_east_1 if provider else ''}. "
+                "Runbook: #site-down"
+            ),
+            namespace="AWS/Route53",
+            metric_name="HealthCheckStatus",
+            dimensions={"HealthCheckId": check.id},
+            statistic="Minimum",
+            period=60,
+            evaluation_periods=args.site_down_minutes,
+            datapoints_to_alarm=args.site_down_minutes,
+            comparison_operator="LessThanThreshold",
+            threshold=1,
+            # No data from Route 53 means the check itself is gone: say so rather than stay quiet.
+            treat_missing_data="breaching",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            tags=self.tags,
+            opts=self.child_opts(**extra),
+        )
+        self.health_check_id = check.id
+        self.register_outputs({"health_check_id": self.health_check_id})
