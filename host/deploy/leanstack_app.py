@@ -9,6 +9,9 @@
                                 container reads the secrets afresh (after an RDS password
                                 rotation), and no request is dropped
     leanstack-app status        one line: the serving port and image
+    leanstack-app boot          on a host that serves nothing yet (a new or replaced
+                                host), deploy the newest serving tag of the release
+                                history `python -m leanstack deploy` keeps in SSM
     leanstack-app run PORT      what systemd's leanstack-app@PORT.service runs: read the
                                 secrets, then exec `docker run` for the image recorded for
                                 PORT, with the secrets in the environment only
@@ -115,6 +118,7 @@ class Config:
     secrets: Mapping[str, str]
     database: Database | None
     registry_secret_arn: str
+    releases_parameter: str
     upstream_path: str
     nginx_pid_path: str
     state_dir: str
@@ -189,6 +193,9 @@ def parse_config(raw: Any) -> Config:
     registry_secret = _field(raw, "registry_secret_arn", str, "")
     if registry_secret and not SECRET_ARN.fullmatch(registry_secret):
         raise Failure(f"config registry_secret_arn: {registry_secret!r} is not a Secrets Manager ARN", EXIT_USAGE)
+    releases_parameter = _field(raw, "releases_parameter", str, "")
+    if releases_parameter and not SSM_NAME.fullmatch(releases_parameter):
+        raise Failure(f"config releases_parameter: {releases_parameter!r} is not an SSM parameter name", EXIT_USAGE)
     path_rule = "an absolute path of letters, digits and ._+@/-"
     return Config(
         stack=_field(raw, "stack", str),
@@ -203,6 +210,7 @@ def parse_config(raw: Any) -> Config:
         secrets=dict(secrets),
         database=database,
         registry_secret_arn=registry_secret,
+        releases_parameter=releases_parameter,
         upstream_path=_matching(raw, "upstream_path", ABSOLUTE_PATH, path_rule),
         nginx_pid_path=_matching(raw, "nginx_pid_path", ABSOLUTE_PATH, path_rule),
         state_dir=_matching(raw, "state_dir", ABSOLUTE_PATH, path_rule),
@@ -642,12 +650,66 @@ def restart(config: Config, env: Mapping[str, str]) -> None:
     deploy(config, image[len(prefix) :], env)
 
 
+# ---------------------------------------------------------------------------------------
+# The release history (shared with leanstack/deploy.py, which writes it)
+
+
+def serving_tags(history: Any) -> list[str]:
+    """The tags that served in turn, by the recorded history; the last one serves now.
+
+    A successful deploy puts its tag on top (unless it is already there); a successful
+    rollback takes the top one off, so rolling back twice goes two releases back rather
+    than returning to the release it rolled back from. Failed and unfinished entries
+    changed nothing on the host and are skipped.
+    """
+    serving: list[str] = []
+    for entry in history if isinstance(history, list) else []:
+        if not isinstance(entry, dict) or entry.get("result") != "succeeded":
+            continue
+        tag = entry.get("tag")
+        if not isinstance(tag, str) or not TAG.fullmatch(tag):
+            continue
+        if entry.get("action") == "rollback" and serving:
+            serving.pop()
+        if not serving or serving[-1] != tag:
+            serving.append(tag)
+    return serving
+
+
+def boot(config: Config, env: Mapping[str, str]) -> None:
+    if read_current(config) is not None:
+        _say("a release is deployed already; systemd starts it")
+        return
+    if not config.releases_parameter:
+        _say("no release history configured; waiting for the first deploy")
+        return
+    try:
+        text = _aws(
+            config.region,
+            ["ssm", "get-parameter", "--name", config.releases_parameter, "--query", "Parameter.Value"],
+            config.releases_parameter,
+        )
+    except Failure as failure:
+        if "ParameterNotFound" in str(failure):
+            _say("no release recorded yet; waiting for the first deploy")
+            return
+        raise
+    try:
+        tags = serving_tags(json.loads(text))
+    except ValueError:
+        raise Failure(f"{config.releases_parameter} is not a JSON list of releases") from None
+    if not tags:
+        _say("no successful release recorded yet; waiting for the first deploy")
+        return
+    deploy(config, tags[-1], env)
+
+
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     environment = dict(os.environ if env is None else env)
-    usage = f"usage: {PROGRAM} deploy TAG | restart | status | run PORT"
+    usage = f"usage: {PROGRAM} deploy TAG | restart | status | boot | run PORT"
     try:
-        if not arguments or arguments[0] not in ("deploy", "restart", "status", "run"):
+        if not arguments or arguments[0] not in ("deploy", "restart", "status", "boot", "run"):
             raise Failure(usage, EXIT_USAGE)
         command, rest = arguments[0], arguments[1:]
         if len(rest) != (1 if command in ("deploy", "run") else 0):
@@ -657,6 +719,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             deploy(config, rest[0], environment)
         elif command == "restart":
             restart(config, environment)
+        elif command == "boot":
+            boot(config, environment)
         elif command == "run":
             run(config, rest[0], environment)
         else:

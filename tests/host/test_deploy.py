@@ -125,7 +125,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 file="$FAKE_STATE/secrets/$(basename "$id")"
-[ -f "$file" ] || { echo "An error occurred (ResourceNotFoundException): $id not found" >&2; exit 254; }
+case "$*" in *secretsmanager*) error=ResourceNotFoundException ;; *) error=ParameterNotFound ;; esac
+[ -f "$file" ] || { echo "An error occurred ($error) when reading $id" >&2; exit 254; }
 cat "$file"
 echo
 """
@@ -220,6 +221,10 @@ class Host:
         log = self.state / f"requests-{tag}.log"
         return log.read_text().splitlines() if log.exists() else []
 
+    def configure(self, **changes: object) -> None:
+        path = Path(self.env["LEANSTACK_APP_CONFIG"])
+        path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
     def set_secret(self, name: str, value: str) -> None:
         (self.state / "secrets" / name).write_text(value)
 
@@ -286,7 +291,7 @@ def host(nginx: str, pki: Pki, tmp_path: Path) -> Iterator[Host]:
         "ports": list(ports),
         "container_port": CONTAINER_PORT,
         "health_path": "/healthz",
-        "health_timeout_seconds": 1.5,
+        "health_timeout_seconds": 8,
         "drain_timeout_seconds": 20,
         "env_file": str(env_file),
         "secrets": {"API_KEY": API_KEY_PARAMETER},
@@ -297,6 +302,7 @@ def host(nginx: str, pki: Pki, tmp_path: Path) -> Iterator[Host]:
             "user": "app",
             "secret_arn": DATABASE_SECRET,
         },
+        "releases_parameter": "/leanstack/test/releases",
         "upstream_path": paths.upstream_path,
         "nginx_pid_path": paths.pid_path,
         "state_dir": str(tmp_path / "state"),
@@ -462,6 +468,8 @@ def test_good_deploy_switches_with_zero_failed_requests(host: Host) -> None:
 
 def test_a_failing_health_check_never_gets_traffic_and_the_old_version_serves(host: Host) -> None:
     host.deploy("v1")
+    # The broken version answers from its first second on; waiting longer proves nothing.
+    host.configure(health_timeout_seconds=2.5)
     upstream_before = host.upstream()
     with Load(host) as load:
         load.wait_for(20)
@@ -574,6 +582,7 @@ def test_a_failed_pull_changes_nothing(host: Host) -> None:
 
 def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
     host.deploy("v1")
+    host.configure(health_timeout_seconds=1.5)
     (host.state / "secrets" / "api-key").unlink()
 
     done = host.run("deploy", "v2")
@@ -582,7 +591,7 @@ def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
     assert "failed its health check" in _one_line(done.stderr)
     # The unit's own log says why: `run` could not read the secret, so no container started.
     out = (host.state / f"app-{host.ports[1]}.out").read_text()
-    assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ResourceNotFoundException)" in out
+    assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ParameterNotFound)" in out
     assert host.get()["version"] == "v1"
 
 
@@ -612,9 +621,29 @@ def test_nothing_deployed_restart_and_status(host: Host) -> None:
 
 
 def test_a_bad_config_file_is_named(host: Host) -> None:
-    config = json.loads(Path(host.env["LEANSTACK_APP_CONFIG"]).read_text())
-    config["secrets"] = {"API_KEY": "not-a-parameter"}
-    Path(host.env["LEANSTACK_APP_CONFIG"]).write_text(json.dumps(config))
+    host.configure(secrets={"API_KEY": "not-a-parameter"})
     done = host.run("deploy", "v1")
     assert done.returncode == 2
     assert "config secrets.API_KEY: 'not-a-parameter' is not allowed" in _one_line(done.stderr)
+
+
+def test_boot_on_a_new_host_deploys_the_newest_serving_release(host: Host) -> None:
+    nothing = host.run("boot")
+    assert nothing.returncode == 0, nothing.stderr
+    assert "no release recorded yet; waiting for the first deploy" in nothing.stdout
+    assert not (host.directory / "state" / "current.json").exists()
+
+    history = [
+        {"tag": "v1", "action": "deploy", "result": "succeeded"},
+        {"tag": "v2", "action": "deploy", "result": "succeeded"},
+        {"tag": "v3", "action": "deploy", "result": "failed"},
+        {"tag": "v4", "action": "deploy", "result": "deploying"},
+    ]
+    host.set_secret("releases", json.dumps(history))
+    done = host.run("boot")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert host.get()["version"] == "v2"
+    again = host.run("boot")
+    assert "a release is deployed already" in again.stdout
+    assert host.current()["image"].endswith(":v2")

@@ -1,0 +1,206 @@
+"""The host files that run the app, for cloud-init to write.
+
+`app_host_files(settings)` returns every file: the `leanstack-app` tool, its config
+(/etc/leanstack/app.json, no secrets), the app's plain environment (/etc/leanstack/app.env),
+the templated systemd unit `leanstack-app@<port>.service`, the boot unit that brings back
+the recorded release on a new host, and Docker's credential-helper config for ECR.
+cloud-init installs `APP_PACKAGES` and enables `APP_UNITS` (in that order: Docker first).
+nginx's included upstream file is written by `host.render.host_files` with the nginx config.
+
+The tool is about 9 KB gzipped: with nginx's files it exceeds EC2's 16 KB of user data, so
+it travels like the backup tool, through the host-files bucket (`APP_TOOL_SOURCE` to
+`APP_TOOL_PATH`, mode 0755), and the units wait for `leanstack-host-files.service`.
+
+What the host role needs (see `leanstack-app`'s docstring for the steps):
+- ecr:GetAuthorizationToken (resource "*"), and ecr:BatchGetImage,
+  ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability on the app repository;
+- ssm:GetParameter on each `secrets` parameter and on `releases_parameter` (all under
+  /leanstack/<stack>/, which the role already reads), kms:Decrypt for SecureStrings under a
+  customer key;
+- secretsmanager:GetSecretValue on the database secret (already granted for the backups),
+  on each `secrets` ARN and on `registry_secret_arn`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from host.deploy import leanstack_app
+from host.params import HostFile
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+
+APP_TOOL_PATH = "/usr/local/sbin/leanstack-app"
+APP_TOOL_SOURCE = HERE / "leanstack_app.py"
+APP_CONFIG_PATH = leanstack_app.DEFAULT_CONFIG_PATH
+APP_ENV_PATH = "/etc/leanstack/app.env"
+APP_STATE_DIR = "/var/lib/leanstack/app"
+APP_LOCK_PATH = "/run/leanstack-app.lock"
+UNIT_DIR = "/etc/systemd/system"
+APP_UNIT_TEMPLATE = "leanstack-app@.service"
+BOOT_UNIT = "leanstack-app-boot.service"
+DOCKER_CONFIG_PATH = "/root/.docker/config.json"
+
+# Amazon Linux 2023 package names; not verifiable here (no AL2023 repository reachable
+# from this machine). amazon-ecr-credential-helper lets Docker pull from ECR with the
+# instance role, so no registry password is stored or refreshed on the host.
+APP_PACKAGES: tuple[str, ...] = ("docker", "amazon-ecr-credential-helper")
+APP_UNITS: tuple[str, ...] = ("docker.service", BOOT_UNIT)
+
+_ECR_REGISTRY = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """Where the app's database is; the password is read from `secret_arn` at each start."""
+
+    host: str
+    port: int
+    name: str
+    user: str
+    secret_arn: str
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the host needs to run the app: stack config `app.*` plus the stack's resources."""
+
+    stack: str
+    region: str
+    # The image repository without a tag, e.g. <account>.dkr.ecr.<region>.amazonaws.com/<name>.
+    image: str
+    # app.port: the app listens here inside its container; the host publishes it on
+    # 127.0.0.1:port and 127.0.0.1:port+1, one per version during a deploy.
+    port: int
+    health_path: str = "/healthz"
+    # app.env: plain values, written to a root-only file.
+    env: Mapping[str, str] = field(default_factory=dict)
+    # app.secrets: variable name -> SSM parameter name or Secrets Manager ARN, read at start.
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    database: AppDatabase | None = None
+    # Pull credentials ({"username", "password"}) for an image outside ECR.
+    registry_secret_arn: str = ""
+    health_timeout_seconds: int = 60
+    # The release history `python -m leanstack deploy` keeps; a new host deploys its newest
+    # serving tag at boot.
+    releases_parameter: str = ""
+
+
+def app_ports(port: int) -> tuple[int, int]:
+    """The two host ports a deploy alternates between."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65534:
+        raise ValueError(f"app.port: {port!r} is not allowed: a port from 1 to 65534 (the next one is used too)")
+    return port, port + 1
+
+
+def render_app_config(
+    settings: AppSettings,
+    *,
+    upstream_path: str = "/etc/nginx/leanstack-upstream.conf",
+    nginx_pid_path: str = "/run/nginx.pid",
+) -> str:
+    """/etc/leanstack/app.json, checked by the same parser `leanstack-app` uses on the host."""
+    releases = settings.releases_parameter or f"/leanstack/{settings.stack}/releases"
+    config = {
+        "stack": settings.stack,
+        "region": settings.region,
+        "image": settings.image,
+        "ports": list(app_ports(settings.port)),
+        "container_port": settings.port,
+        "health_path": settings.health_path,
+        "health_timeout_seconds": settings.health_timeout_seconds,
+        "drain_timeout_seconds": 90,
+        "env_file": APP_ENV_PATH,
+        "secrets": dict(sorted(settings.secrets.items())),
+        "database": None
+        if settings.database is None
+        else {
+            "host": settings.database.host,
+            "port": settings.database.port,
+            "name": settings.database.name,
+            "user": settings.database.user,
+            "secret_arn": settings.database.secret_arn,
+        },
+        "registry_secret_arn": settings.registry_secret_arn,
+        "releases_parameter": releases,
+        "upstream_path": upstream_path,
+        "nginx_pid_path": nginx_pid_path,
+        "state_dir": APP_STATE_DIR,
+        "lock_path": APP_LOCK_PATH,
+    }
+    try:
+        leanstack_app.parse_config(config)
+    except leanstack_app.Failure as failure:
+        raise ValueError(str(failure).replace("config ", "app ", 1)) from None
+    return json.dumps(config, indent=2) + "\n"
+
+
+def render_env_file(settings: AppSettings) -> str:
+    """The app's plain environment in `docker run --env-file` format (KEY=value, no quoting)."""
+    reserved = {*leanstack_app.DATABASE_VARIABLES, "PORT", *settings.secrets}
+    lines = ["# app.env from the stack config; secrets are not here (read at container start)."]
+    for name, value in sorted(settings.env.items()):
+        if not leanstack_app.ENV_NAME.fullmatch(name):
+            raise ValueError(f"app.env: {name!r} is not allowed: a variable name of letters, digits and _")
+        if name in reserved:
+            raise ValueError(f"app.env: {name!r} is not allowed: leanstack sets it (or it is in app.secrets)")
+        if not isinstance(value, str) or _CONTROL.search(value):
+            raise ValueError(f"app.env.{name}: the value must be one line of text without control characters")
+        lines.append(f"{name}={value}")
+    return "\n".join(lines) + "\n"
+
+
+def render_docker_config(image: str) -> str | None:
+    """Docker's config naming the ECR credential helper for the image's registry, if ECR."""
+    registry = image.split("/", 1)[0]
+    if not _ECR_REGISTRY.match(registry):
+        return None
+    return json.dumps({"credHelpers": {registry: "ecr-login"}}, indent=2) + "\n"
+
+
+BOOT_UNIT_TEXT = """# Brings back the app on a new host: deploys the newest serving release recorded in SSM
+# (nothing when the host already runs one, or none was ever deployed). Written by leanstack.
+[Unit]
+Description=leanstack: deploy the recorded release on a new host
+Requires=docker.service
+After=docker.service nginx.service network-online.target leanstack-host-files.service
+Wants=network-online.target leanstack-host-files.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/leanstack-app boot
+TimeoutStartSec=20min
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def app_host_files(
+    settings: AppSettings,
+    *,
+    upstream_path: str = "/etc/nginx/leanstack-upstream.conf",
+    nginx_pid_path: str = "/run/nginx.pid",
+) -> tuple[HostFile, ...]:
+    """Every file the app needs on the host; `ValueError` names the first bad setting."""
+    files = [
+        HostFile(APP_TOOL_PATH, APP_TOOL_SOURCE.read_text(encoding="utf-8"), permissions="0755"),
+        HostFile(
+            APP_CONFIG_PATH,
+            render_app_config(settings, upstream_path=upstream_path, nginx_pid_path=nginx_pid_path),
+        ),
+        HostFile(APP_ENV_PATH, render_env_file(settings), permissions="0600"),
+        HostFile(f"{UNIT_DIR}/{APP_UNIT_TEMPLATE}", (TEMPLATES / APP_UNIT_TEMPLATE).read_text(encoding="utf-8")),
+        HostFile(f"{UNIT_DIR}/{BOOT_UNIT}", BOOT_UNIT_TEXT),
+    ]
+    docker_config = render_docker_config(settings.image)
+    if docker_config is not None:
+        files.append(HostFile(DOCKER_CONFIG_PATH, docker_config, permissions="0600"))
+    return tuple(files)

@@ -1,0 +1,182 @@
+"""The app's host files: rendered, checked by the host tool's own parser, by systemd and by
+cloud-init, and refused when a setting cannot be written safely."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from host.deploy import leanstack_app
+from host.deploy.install import (
+    APP_PACKAGES,
+    APP_TOOL_PATH,
+    APP_UNITS,
+    AppDatabase,
+    AppSettings,
+    app_host_files,
+    render_app_config,
+    render_env_file,
+)
+from host.params import HostParams
+from host.render import USER_DATA_LIMIT_BYTES, render_cloud_config, render_user_data
+from tests.system import require_program
+
+ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-prod-app"
+DB_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b-AbCdEf"
+
+
+def _settings(**changes: object) -> AppSettings:
+    base = AppSettings(
+        stack="prod",
+        region="eu-west-1",
+        image=ECR_IMAGE,
+        port=3000,
+        env={"LOG_LEVEL": "info", "PUBLIC_URL": "https://example.com/a b"},
+        secrets={"STRIPE_KEY": "/leanstack/prod/app/stripe-key", "SENTRY_DSN": DB_SECRET.replace("rds!db", "sentry")},
+        database=AppDatabase("db.abc.eu-west-1.rds.amazonaws.com", 5432, "app", "app", DB_SECRET),
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _params() -> HostParams:
+    return HostParams(
+        stack="prod",
+        region="eu-west-1",
+        hostnames=("example.com",),
+        app_port=3000,
+        cloudflare_ipv4_cidrs=("173.245.48.0/20",),
+        tls_parameter_prefix="/leanstack/prod/tls",
+    )
+
+
+def _files() -> dict[str, str]:
+    return {f.path: f.content for f in app_host_files(_settings())}
+
+
+def test_config_is_what_the_host_tool_reads() -> None:
+    config = leanstack_app.parse_config(json.loads(_files()["/etc/leanstack/app.json"]))
+    assert config.image == ECR_IMAGE
+    assert config.ports == (3000, 3001)
+    assert config.container_port == 3000
+    assert config.upstream_path == "/etc/nginx/leanstack-upstream.conf"
+    assert config.releases_parameter == "/leanstack/prod/releases"
+    assert config.database is not None and config.database.secret_arn == DB_SECRET
+    assert dict(config.secrets) == dict(_settings().secrets)
+
+
+def test_secrets_are_references_and_the_env_file_is_root_only() -> None:
+    config = json.loads(_files()["/etc/leanstack/app.json"])
+    # Names of parameters and secrets only: the values are read at each container start.
+    assert set(config["database"]) == {"host", "port", "name", "user", "secret_arn"}
+    assert config["secrets"]["STRIPE_KEY"] == "/leanstack/prod/app/stripe-key"
+    modes = {f.path: (f.permissions, f.owner) for f in app_host_files(_settings())}
+    assert modes["/etc/leanstack/app.env"] == ("0600", "root:root")
+    assert modes["/usr/local/sbin/leanstack-app"] == ("0755", "root:root")
+
+
+def test_env_file_is_docker_env_file_format() -> None:
+    text = render_env_file(_settings())
+    assert text.splitlines()[1:] == ["LOG_LEVEL=info", "PUBLIC_URL=https://example.com/a b"]
+
+
+def test_ecr_gets_the_credential_helper_and_other_registries_do_not() -> None:
+    docker = json.loads(_files()["/root/.docker/config.json"])
+    assert docker == {"credHelpers": {"123456789012.dkr.ecr.eu-west-1.amazonaws.com": "ecr-login"}}
+    other = {f.path for f in app_host_files(_settings(image="ghcr.io/acme/app"))}
+    assert "/root/.docker/config.json" not in other
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"port": 65535}, "app.port"),
+        ({"env": {"DATABASE_PASSWORD": "x"}}, "app.env: 'DATABASE_PASSWORD'"),
+        ({"env": {"STRIPE_KEY": "x"}}, "app.env: 'STRIPE_KEY'"),
+        ({"env": {"BAD-NAME": "x"}}, "app.env: 'BAD-NAME'"),
+        ({"env": {"MULTI": "a\nb"}}, "app.env.MULTI"),
+        ({"secrets": {"KEY": "stripe-key"}}, "app secrets.KEY"),
+        ({"secrets": {"PORT": "/a/b"}}, "app secrets: 'PORT'"),
+        ({"image": "Registry/App:latest"}, "app image"),
+        ({"health_path": "/h;x"}, "app health_path"),
+        ({"registry_secret_arn": "secret"}, "app registry_secret_arn"),
+        ({"releases_parameter": "releases"}, "app releases_parameter"),
+    ],
+)
+def test_bad_settings_are_refused_naming_the_key(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match="^" + message.replace(".", r"\.")):
+        app_host_files(_settings(**changes))
+
+
+def test_cloud_config_with_the_app_passes_cloud_init_schema(tmp_path: Path) -> None:
+    document = render_cloud_config(
+        _params(), extra_files=app_host_files(_settings()), packages=APP_PACKAGES, enable_units=APP_UNITS
+    )
+    parsed = yaml.safe_load(document)
+    assert ["systemctl", "enable", "--now", "docker.service"] in parsed["runcmd"]
+    # Docker first, then the boot unit that deploys the recorded release with it.
+    assert parsed["runcmd"].index(["systemctl", "enable", "--now", "docker.service"]) < parsed["runcmd"].index(
+        ["systemctl", "enable", "--now", "leanstack-app-boot.service"]
+    )
+    cloud_init = require_program("cloud-init", "cloud-init")
+    path = tmp_path / "user-data.yaml"
+    path.write_text(document, encoding="utf-8")
+    checked = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_user_data_fits_when_the_tool_travels_through_the_host_files_bucket() -> None:
+    files = app_host_files(_settings())
+    inline = [f for f in files if f.path != APP_TOOL_PATH]
+    user_data = render_user_data(_params(), extra_files=inline, packages=APP_PACKAGES, enable_units=APP_UNITS)
+    size = len(base64.b64decode(user_data))
+    assert size <= USER_DATA_LIMIT_BYTES
+    assert "leanstack-app@.service" in gzip.decompress(base64.b64decode(user_data)).decode()
+    # Inline, the tool itself would not fit beside nginx's files: it is fetched at boot.
+    with pytest.raises(ValueError, match="exceeds EC2's limit"):
+        render_user_data(_params(), extra_files=files, packages=APP_PACKAGES, enable_units=APP_UNITS)
+    print(f"\nuser data with the app's files (tool fetched): {size} bytes gzipped of {USER_DATA_LIMIT_BYTES}")
+
+
+def _verify_units(tmp_path: Path, names: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    analyze = require_program("systemd-analyze", "systemd")
+    units = tmp_path / "units"
+    units.mkdir()
+    for f in app_host_files(_settings()):
+        if f.path.startswith("/etc/systemd/system/"):
+            # systemd checks that each program exists; none of these is installed here.
+            text = f.content
+            for program in ("/usr/local/sbin/leanstack-app", "/usr/bin/docker"):
+                text = text.replace(program, "/bin/true")
+            (units / Path(f.path).name).write_text(text)
+    # The units name docker.service and nginx.service; stand-ins keep verify about ours.
+    for dependency in ("docker.service", "nginx.service"):
+        (units / dependency).write_text("[Service]\nExecStart=/bin/true\n")
+    return subprocess.run(
+        [analyze, "verify", *(str(units / name) for name in names)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_units_parse_with_systemd(tmp_path: Path) -> None:
+    checked = _verify_units(tmp_path, ("leanstack-app@3001.service", "leanstack-app-boot.service"))
+    assert checked.returncode == 0, checked.stderr
+    assert "leanstack-app" not in checked.stderr, checked.stderr
+
+
+def test_render_app_config_checks_with_the_host_parser() -> None:
+    with pytest.raises(ValueError, match=r"^app upstream_path"):
+        render_app_config(_settings(), upstream_path="relative/path")
