@@ -84,27 +84,22 @@ MAX_PARTS = 10000
 # (metric name, value, CloudWatch unit)
 MetricValue = Tuple[str, float, "StandardUnitType"]
 
-# Exact row counts of every user table and the number of large objects, as one line of
-# JSON. query_to_xml runs each count inside the current transaction, so in the backup
-# they see the same exported snapshot as pg_dump. Tables that belong to an extension are
-# left out: CREATE EXTENSION recreates their contents, pg_dump does not carry them.
+# Exact row counts: the number of large objects on the first line, then one JSON object
+# {"schema.table": rows} per user table. The counts are plain top-level queries run by
+# psql's \gexec, so PostgreSQL may scan in parallel, and in the backup they run inside the
+# transaction that exported pg_dump's snapshot, so both see the same data. Tables that
+# belong to an extension are left out: CREATE EXTENSION recreates their contents.
 ROW_COUNTS_SQL = """
-SELECT json_build_object(
-  'tables', COALESCE((
-    SELECT json_object_agg(t.name, t.row_count ORDER BY t.name)
-    FROM (
-      SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS name,
-             (xpath('/row/c/text()', query_to_xml(
-                format('SELECT count(*) AS c FROM %I.%I', n.nspname, c.relname),
-                false, true, '')))[1]::text::bigint AS row_count
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind = 'r'
-        AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
-        AND NOT EXISTS (
-          SELECT 1 FROM pg_depend d
-          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-    ) t), '{}'::json),
-  'large_objects', (SELECT count(*) FROM pg_largeobject_metadata));
+SELECT count(*) FROM pg_largeobject_metadata;
+SELECT format('SELECT json_build_object(%L, count(*)) FROM %I.%I',
+              quote_ident(n.nspname) || '.' || quote_ident(c.relname), n.nspname, c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r'
+  AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+  AND NOT EXISTS (
+    SELECT 1 FROM pg_depend d
+    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1 \\gexec
 """
 
 
@@ -258,7 +253,10 @@ class Settings:
 
     def program(self, name: str) -> str:
         if self.bin_dir is not None:
-            return os.path.join(self.bin_dir, name)
+            path = os.path.join(self.bin_dir, name)
+            if not os.access(path, os.X_OK):
+                raise ConfigError(f"PG_BIN_DIR has no {name}")
+            return path
         found = shutil.which(name)
         if found is None:
             raise Failure(f"{name} is not installed (or set PG_BIN_DIR)")
@@ -428,8 +426,10 @@ class PsqlSession:
         assert self.process.stderr is not None
         self.stderr = StderrTail(self.process.stderr)
 
-    def query(self, sql: str) -> List[str]:
-        """Run SQL; returns its output lines. psql stops at the first error (ON_ERROR_STOP)."""
+    def query(self, sql: str, what: Optional[str] = None) -> List[str]:
+        """Run SQL; returns its output lines. psql stops at the first error (ON_ERROR_STOP).
+
+        `what` names the step in the failure message (default: the session's)."""
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         try:
@@ -444,7 +444,7 @@ class PsqlSession:
                 return lines
             lines.append(line)
         self.process.wait()
-        raise Failure(f"{self.what}: {self.stderr.last('psql exited')}")
+        raise Failure(f"{what or self.what}: {self.stderr.last('psql exited')}")
 
     def close(self) -> None:
         if self.process.stdin is not None:
@@ -465,10 +465,16 @@ def run_psql(settings: Settings, connection: Connection, what: str, sql: str) ->
 
 
 def parse_row_counts(lines: List[str]) -> Dict[str, Any]:
-    counted = json.loads("".join(lines))
-    if not isinstance(counted, dict) or "tables" not in counted:
-        raise Failure("unexpected row count result from the database")
-    return counted
+    """{"tables": {name: rows}, "large_objects": n} from ROW_COUNTS_SQL's output."""
+    try:
+        large_objects = int(lines[0])
+        tables: Dict[str, int] = {}
+        for line in lines[1:]:
+            if line.strip():
+                tables.update({str(name): int(rows) for name, rows in json.loads(line).items()})
+    except (IndexError, ValueError, AttributeError):
+        raise Failure("unexpected row count output from psql") from None
+    return {"tables": tables, "large_objects": large_objects}
 
 
 # ---------------------------------------------------------------------------------------
@@ -713,6 +719,9 @@ def dump_to_s3(
         # and the row counts run in this transaction, so both see the same data.
         lines = session.query(
             "SET row_security = off;\n"
+            # The counts run alongside pg_dump: one backend, not a parallel scan that
+            # would take the CPU pg_dump needs (on RDS, the server's CPU).
+            "SET max_parallel_workers_per_gather = 0;\n"
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n"
             "SELECT pg_export_snapshot() || '|' || current_setting('server_version') || '|' || "
             "pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database();"
@@ -736,7 +745,9 @@ def dump_to_s3(
         dump_errors = StderrTail(dump.stderr)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as counter:
             # Counting overlaps the dump: both only read, in the same snapshot.
-            counts = counter.submit(lambda: parse_row_counts(session.query(ROW_COUNTS_SQL)))
+            counts = counter.submit(
+                lambda: parse_row_counts(session.query(ROW_COUNTS_SQL, "counting rows failed"))
+            )
             upload = MultipartUpload(s3, settings.bucket, key)
             try:
                 whole = hashlib.sha256()
@@ -763,7 +774,7 @@ def dump_to_s3(
                     raise Failure(f"{error}; {abort_problem}") from None
                 raise
             upload.pool.shutdown(wait=True)
-        session.query("COMMIT;")
+        session.query("COMMIT;", "the snapshot transaction failed")
     finally:
         session.close()
     finished_at = utc_now()

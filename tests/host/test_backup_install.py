@@ -1,0 +1,217 @@
+"""The host files of the backup tools: what cloud-init writes, checked as systemd would."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import host.backup.leanstack_backup as tool
+from host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, render_env_file
+from host.params import BackupSettings, HostFile
+from tests.system import require_program
+
+SETTINGS = BackupSettings(
+    bucket="leanstack-prod-backups",
+    bucket_region="eu-central-1",
+    prefix="prod",
+    database_name="app",
+    database_host="app.abc123.eu-west-1.rds.amazonaws.com",
+    database_port=5432,
+    database_user="leanstack",
+    database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0a1b2c-AbCdEf",
+    drill_database_url="",
+    backup_calendar="*-*-* 03:30:00",
+    drill_calendar="*-*-01 05:00:00",
+    metrics_namespace="Leanstack",
+    stack="prod",
+)
+TOOL_SOURCE = Path(tool.__file__).read_text(encoding="utf-8")
+
+
+def files_by_path(settings: BackupSettings = SETTINGS) -> dict[str, HostFile]:
+    return {file.path: file for file in backup_host_files(settings)}
+
+
+def parse_env_file(content: str) -> dict[str, str]:
+    """Read an EnvironmentFile the way systemd does for these double-quoted values."""
+    values: dict[str, str] = {}
+    for line in content.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, raw = line.partition("=")
+        assert raw.startswith('"') and raw.endswith('"'), line
+        values[name] = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return values
+
+
+def test_every_file_with_its_mode() -> None:
+    files = files_by_path()
+    assert {path: (file.permissions, file.owner) for path, file in files.items()} == {
+        "/usr/local/bin/leanstack-backup": ("0755", "root:root"),
+        "/usr/local/bin/leanstack-restore-drill": ("0755", "root:root"),
+        "/etc/leanstack/backup.env": ("0640", "root:root"),
+        "/etc/systemd/system/leanstack-backup.service": ("0644", "root:root"),
+        "/etc/systemd/system/leanstack-backup.timer": ("0644", "root:root"),
+        "/etc/systemd/system/leanstack-restore-drill.service": ("0644", "root:root"),
+        "/etc/systemd/system/leanstack-restore-drill.timer": ("0644", "root:root"),
+    }
+    assert files["/usr/local/bin/leanstack-backup"].content == TOOL_SOURCE
+    assert TOOL_SOURCE.startswith("#!/usr/bin/python3\n")
+    drill = files["/usr/local/bin/leanstack-restore-drill"].content
+    assert drill.startswith("#!/bin/sh\n")
+    assert 'exec /usr/local/bin/leanstack-backup restore-drill "$@"\n' in drill
+    assert set(BACKUP_UNITS) == {"leanstack-backup.timer", "leanstack-restore-drill.timer"}
+    assert all(f"/etc/systemd/system/{unit}" in files for unit in BACKUP_UNITS)
+    assert any(package.startswith("postgresql") for package in BACKUP_PACKAGES)
+    assert "python3-boto3" in BACKUP_PACKAGES
+
+
+def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
+    content = files_by_path()["/etc/leanstack/backup.env"].content
+    values = parse_env_file(content)
+    assert values == {
+        "AWS_REGION": "eu-west-1",
+        "BACKUP_BUCKET": "leanstack-prod-backups",
+        "BACKUP_BUCKET_REGION": "eu-central-1",
+        "BACKUP_PREFIX": "prod",
+        "DATABASE_SECRET_ARN": SETTINGS.database_secret_arn,
+        "DATABASE_HOST": SETTINGS.database_host,
+        "DATABASE_PORT": "5432",
+        "DATABASE_NAME": "app",
+        "DATABASE_USER": "leanstack",
+        "DATABASE_SSLMODE": "require",
+        "DRILL_DATABASE_URL": "",
+        "STACK": "prod",
+        "METRICS_NAMESPACE": "Leanstack",
+    }
+    assert not {"DATABASE_URL", "PGPASSWORD", "DATABASE_PASSWORD"} & set(values)
+    # The tool accepts exactly this environment.
+    settings = tool.Settings.from_env(values)
+    assert (settings.bucket, settings.prefix, settings.region, settings.bucket_region) == (
+        "leanstack-prod-backups",
+        "prod",
+        "eu-west-1",
+        "eu-central-1",
+    )
+    assert settings.database_name() == "app"
+    assert settings.key("app", "x.dump") == "prod/app/x.dump"
+
+
+def test_env_file_refuses_secrets_and_injection() -> None:
+    with pytest.raises(ValueError, match="password"):
+        render_env_file(dataclasses.replace(SETTINGS, drill_database_url="postgresql://u:pw@h/postgres"))
+    with pytest.raises(ValueError, match="single line"):
+        render_env_file(dataclasses.replace(SETTINGS, bucket="b\nDATABASE_URL=postgresql://evil"))
+    with pytest.raises(ValueError, match="ARN"):
+        render_env_file(dataclasses.replace(SETTINGS, database_secret_arn="not-an-arn"))
+    quoted = render_env_file(dataclasses.replace(SETTINGS, prefix='we"ird\\prefix'))
+    assert parse_env_file(quoted)["BACKUP_PREFIX"] == 'we"ird\\prefix'
+    allowed = render_env_file(dataclasses.replace(SETTINGS, drill_database_url="postgresql://u@h/postgres"))
+    assert parse_env_file(allowed)["DRILL_DATABASE_URL"] == "postgresql://u@h/postgres"
+
+
+def test_units_schedule_and_hardening() -> None:
+    files = files_by_path()
+    backup_timer = files["/etc/systemd/system/leanstack-backup.timer"].content
+    drill_timer = files["/etc/systemd/system/leanstack-restore-drill.timer"].content
+    assert "OnCalendar=*-*-* 03:30:00 UTC\n" in backup_timer
+    assert "OnCalendar=*-*-01 05:00:00 UTC\n" in drill_timer
+    for timer in (backup_timer, drill_timer):
+        assert "Persistent=true\n" in timer
+        assert "RandomizedDelaySec=" in timer
+        assert "WantedBy=timers.target\n" in timer
+    for name in ("leanstack-backup", "leanstack-restore-drill"):
+        service = files[f"/etc/systemd/system/{name}.service"].content
+        assert f"ExecStart=/usr/local/bin/{name}\n" in service
+        assert f"RuntimeDirectory={name}\n" in service
+        assert "# The flock lives here; the tool finds it through $RUNTIME_DIRECTORY." in service
+        for setting in (
+            "Type=oneshot",
+            "EnvironmentFile=/etc/leanstack/backup.env",
+            "DynamicUser=yes",
+            "ProtectSystem=strict",
+            "PrivateTmp=yes",
+            "NoNewPrivileges=yes",
+            "CapabilityBoundingSet=",
+        ):
+            assert f"\n{setting}\n" in service, setting
+
+
+def install_into(root: Path, files: tuple[HostFile, ...]) -> None:
+    for file in files:
+        target = root / file.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(file.content, encoding="utf-8")
+        target.chmod(int(file.permissions, 8))
+
+
+def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
+    systemd_analyze = require_program("systemd-analyze", "systemd")
+    # verify loads each unit with its dependencies (timers.target, sysinit.target...) and
+    # checks ExecStart exists: run it on a root holding the installed files and a copy of
+    # this machine's system units, so nothing needs to be installed on the machine itself.
+    system_units = next(
+        (Path(d) for d in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(d).is_dir()), None
+    )
+    if system_units is None:
+        pytest.skip("no system unit directory to verify the units against")
+    root = tmp_path / "root"
+    shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    install_into(root, backup_host_files(SETTINGS))
+    units = [
+        str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))
+    ]
+    assert len(units) == 4
+    verified = subprocess.run(
+        [systemd_analyze, f"--root={root}", "verify", *units], capture_output=True, text=True, check=False
+    )
+    if verified.returncode != 0 and "Failed to" in verified.stderr and "leanstack" not in verified.stderr:
+        pytest.skip(f"systemd-analyze verify cannot run here: {verified.stderr.strip()}")
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stderr.strip() == "", verified.stderr
+
+    # The check can fail: an unknown setting and a missing program are both reported.
+    broken = Path(units[0])
+    broken.write_text(
+        broken.read_text().replace("ExecStart=/usr/local/bin/", "ExecStart=/usr/local/bin/missing-")
+        + "NoSuchSetting=1\n"
+    )
+    rejected = subprocess.run(
+        [systemd_analyze, f"--root={root}", "verify", str(broken)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rejected.returncode != 0
+    assert "NoSuchSetting" in rejected.stderr and "missing-" in rejected.stderr
+
+    for expression in (SETTINGS.backup_calendar, SETTINGS.drill_calendar):
+        calendar = subprocess.run(
+            [systemd_analyze, "calendar", f"{expression} UTC"], capture_output=True, text=True, check=False
+        )
+        assert calendar.returncode == 0, calendar.stderr
+
+
+def test_tool_is_python_3_9_syntax() -> None:
+    # Amazon Linux 2023's system Python is 3.9: no match statements, no 3.10+ syntax.
+    ast.parse(TOOL_SOURCE, feature_version=(3, 9))
+    with pytest.raises(SyntaxError):
+        ast.parse("match x:\n    case 1:\n        pass\n", feature_version=(3, 9))
+
+
+def test_help_and_bad_arguments() -> None:
+    shown = subprocess.run(
+        [sys.executable, tool.__file__, "--help"], capture_output=True, text=True, check=False, env={}
+    )
+    assert shown.returncode == 0 and "DRILL_DATABASE_URL" in shown.stdout
+    wrong = subprocess.run(
+        [sys.executable, tool.__file__, "restore-drill", "now"], capture_output=True, text=True, check=False
+    )
+    assert wrong.returncode == 2 and len(wrong.stderr.splitlines()) == 1
