@@ -6,7 +6,9 @@ commands it lets the environment replace: "start" launches the script's own `run
 (the systemd unit's ExecStart) in the background, with a stand-in `docker` that reads the
 `docker run` arguments it is given and becomes a small HTTP app on the published port. A
 stand-in `aws` serves the secrets from files. Everything else is the real script, the real
-nginx and real processes: the upstream switch, the graceful reload, the lock.
+nginx and real processes: the upstream switch, the graceful reload, the lock. One test drives
+the host through `leanstack.deploy` (the CLI), with moto's SSM holding the release history
+and the test running each sent command on the test host as the SSM agent would.
 
 The stand-in app's behaviour comes from its image tag: "broken" answers 500 on the health
 path, "slow" starts listening only after 0.7 s.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
 import socket
 import ssl
 import subprocess
@@ -29,9 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from host.params import HostParams
+from leanstack.deploy import HOST_TOOL
+from leanstack.deploy import main as deploy_cli
 from tests.host.nginx_harness import (
     Pki,
     RunningNginx,
@@ -491,17 +498,73 @@ def test_a_failing_health_check_never_gets_traffic_and_the_old_version_serves(ho
     assert host.get()["version"] == "v1"
 
 
-def test_rollback_is_a_deploy_of_the_previous_tag(host: Host) -> None:
-    host.deploy("v1")
-    host.deploy("v2")
-    assert host.get()["version"] == "v2"
+@dataclass
+class LocalAgent:
+    """SSM Run Command with the test host as its instance: moto records the command (and
+    holds the release history), and this runs the command's text on the test host the way
+    the SSM agent runs AWS-RunShellScript, then reports its exit code and output."""
 
-    host.deploy("v1")
+    moto: Any
+    host: Host
+    results: dict[str, subprocess.CompletedProcess[str]] = field(default_factory=dict)
 
-    assert host.get()["version"] == "v1"
-    assert host.current()["port"] == host.ports[0]
-    assert host.current()["previous"] == f"{REPOSITORY}:v2"
-    assert not _listening(host.ports[1])
+    def send_command(self, **kwargs: Any) -> Any:
+        assert kwargs["DocumentName"] == "AWS-RunShellScript"
+        (command,) = kwargs["Parameters"]["commands"]
+        program, *arguments = shlex.split(command)
+        assert program == HOST_TOOL, command
+        sent = self.moto.send_command(**kwargs)
+        self.results[sent["Command"]["CommandId"]] = self.host.run(*arguments)
+        return sent
+
+    def get_command_invocation(self, **kwargs: Any) -> Any:
+        done = self.results[kwargs["CommandId"]]
+        return {
+            "Status": "Success" if done.returncode == 0 else "Failed",
+            "ResponseCode": done.returncode,
+            "StandardOutputContent": done.stdout,
+            "StandardErrorContent": done.stderr,
+        }
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        return self.moto.get_parameter(**kwargs)
+
+    def put_parameter(self, **kwargs: Any) -> Any:
+        return self.moto.put_parameter(**kwargs)
+
+
+def test_rollback_from_the_cli_restores_the_previous_version(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
+    env = {"LEANSTACK_HOST_INSTANCE_ID": "i-0123456789abcdef0", "AWS_REGION": "eu-west-1"}
+    with mock_aws():
+        agent = LocalAgent(boto3.client("ssm", region_name="eu-west-1"), host)
+
+        def cli(*argv: str) -> int:
+            return deploy_cli(list(argv), ssm=agent, env=env, sleep=lambda _: None)
+
+        assert cli("deploy", "test", "v1") == 0
+        assert cli("deploy", "test", "v2") == 0
+        assert host.get()["version"] == "v2"
+        host.configure(health_timeout_seconds=1.5)
+        assert cli("deploy", "test", "v3-broken") == 1
+        assert host.get()["version"] == "v2"
+        capsys.readouterr()
+
+        assert cli("rollback", "test") == 0
+
+        assert "rolling test back from v2 to v1" in capsys.readouterr().out
+        assert host.get()["version"] == "v1"
+        assert host.current()["port"] == host.ports[0]
+        assert host.current()["previous"] == f"{REPOSITORY}:v2"
+        assert not _listening(host.ports[1])
+        history = json.loads(agent.moto.get_parameter(Name="/leanstack/test/releases")["Parameter"]["Value"])
+    assert [(entry["tag"], entry["action"], entry["result"]) for entry in history] == [
+        ("v1", "deploy", "succeeded"),
+        ("v2", "deploy", "succeeded"),
+        ("v3-broken", "deploy", "failed"),
+        ("v1", "rollback", "succeeded"),
+    ]
+    assert "failed its health check" in history[2]["detail"]
 
 
 def test_a_second_deploy_at_the_same_time_is_refused(host: Host) -> None:
