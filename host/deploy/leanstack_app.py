@@ -7,7 +7,8 @@
                                 finish their requests, then stop the old container
     leanstack-app restart       deploy the running tag again by the same path: the new
                                 container reads the secrets afresh (after an RDS password
-                                rotation), and no request is dropped
+                                rotation), and no request is dropped; waits for a running
+                                deploy to finish instead of being refused
     leanstack-app status        one line: the serving port and image
     leanstack-app boot          on a host that serves nothing yet (a new or replaced
                                 host), deploy the newest serving tag of the release
@@ -82,6 +83,8 @@ HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
 # What the app is told about its database; the password is read at each container start.
+# How long `restart` waits for a running deploy (pull, health check, drain) to finish.
+RESTART_WAIT_SECONDS = 1200.0
 # How long a reloaded nginx may take to start its new workers.
 NEW_WORKERS_SECONDS = 10.0
 DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
@@ -279,20 +282,26 @@ def upstream_text(port: int) -> str:
 
 
 @contextlib.contextmanager
-def deploy_lock(config: Config) -> Iterator[None]:
+def deploy_lock(config: Config, wait_seconds: float = 0) -> Iterator[None]:
+    """The one-deploy-at-a-time flock; waits up to `wait_seconds` for it, then refuses."""
     os.makedirs(os.path.dirname(config.lock_path) or ".", exist_ok=True)
     descriptor = os.open(config.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.EACCES):
-                raise
-            held_by = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip() or "unknown"
-            raise Failure(
-                f"another deploy is running ({held_by}); nothing changed, try again when it has finished",
-                EXIT_BUSY,
-            ) from None
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as error:
+                if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                held_by = os.pread(descriptor, 200, 0).decode("utf-8", "replace").strip() or "unknown"
+                raise Failure(
+                    f"another deploy is running ({held_by}); nothing changed, try again when it has finished",
+                    EXIT_BUSY,
+                ) from None
+            time.sleep(0.5)
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} since {_now()}\n".encode(), 0)
         try:
@@ -602,53 +611,62 @@ def _wait_new_workers(config: Config, old_workers: set[int]) -> bool:
 def deploy(config: Config, tag: str, env: Mapping[str, str]) -> None:
     if not TAG.fullmatch(tag):
         raise Failure(f"tag {tag!r} is not allowed: letters, digits and _.- (at most 128)", EXIT_USAGE)
-    image = f"{config.image}:{tag}"
     with deploy_lock(config):
-        os.makedirs(config.state_dir, exist_ok=True)
-        current = read_current(config)
-        old_port = current["port"] if current else None
-        new_port = config.ports[1] if old_port == config.ports[0] else config.ports[0]
-        _say(f"deploying {image} on port {new_port} (serving now: {current['image'] if current else 'nothing'})")
-        _pull(config, env, image)
+        _deploy_locked(config, tag, env)
 
-        # Whatever is left on the idle port (a crashed earlier attempt) goes first.
+
+def _deploy_locked(config: Config, tag: str, env: Mapping[str, str]) -> None:
+    image = f"{config.image}:{tag}"
+    os.makedirs(config.state_dir, exist_ok=True)
+    current = read_current(config)
+    old_port = current["port"] if current else None
+    new_port = config.ports[1] if old_port == config.ports[0] else config.ports[0]
+    _say(f"deploying {image} on port {new_port} (serving now: {current['image'] if current else 'nothing'})")
+    _pull(config, env, image)
+
+    # Whatever is left on the idle port (a crashed earlier attempt) goes first.
+    _stop(env, new_port)
+    _write_atomically(image_path(config, new_port), image + "\n")
+    started = _run(env, "LEANSTACK_APP_START", 300, port=new_port, image=image)
+    if started.returncode != 0:
         _stop(env, new_port)
-        _write_atomically(image_path(config, new_port), image + "\n")
-        started = _run(env, "LEANSTACK_APP_START", 300, port=new_port, image=image)
-        if started.returncode != 0:
-            _stop(env, new_port)
-            raise Failure(f"{image} did not start on port {new_port}: {_last_line(started)}; the old version serves")
-        try:
-            old_workers = _switch(config, env, image, new_port)
-        except BaseException:
-            # Anything short of a switched nginx leaves the old version serving, alone.
-            _stop(env, new_port)
-            raise
-        state = {"port": new_port, "image": image, "since": _now(), "previous": current["image"] if current else None}
-        _write_atomically(os.path.join(config.state_dir, "current.json"), json.dumps(state) + "\n")
+        raise Failure(f"{image} did not start on port {new_port}: {_last_line(started)}; the old version serves")
+    try:
+        old_workers = _switch(config, env, image, new_port)
+    except BaseException:
+        # Anything short of a switched nginx leaves the old version serving, alone.
+        _stop(env, new_port)
+        raise
+    state = {"port": new_port, "image": image, "since": _now(), "previous": current["image"] if current else None}
+    _write_atomically(os.path.join(config.state_dir, "current.json"), json.dumps(state) + "\n")
 
-        if not wait_drained(config, old_workers):
-            _say(
-                f"warning: old nginx workers still busy after {config.drain_timeout_seconds:g} s; "
-                "stopping the old version anyway"
-            )
-        if old_port is not None and old_port != new_port:
-            problem = _stop(env, old_port)
-            if problem is not None:
-                _say(f"warning: stopping the old version on port {old_port} failed: {problem}")
-        _say(f"deployed {image}: serving on port {new_port}")
+    if not wait_drained(config, old_workers):
+        _say(
+            f"warning: old nginx workers still busy after {config.drain_timeout_seconds:g} s; "
+            "stopping the old version anyway"
+        )
+    if old_port is not None and old_port != new_port:
+        problem = _stop(env, old_port)
+        if problem is not None:
+            _say(f"warning: stopping the old version on port {old_port} failed: {problem}")
+    _say(f"deployed {image}: serving on port {new_port}")
 
 
 def restart(config: Config, env: Mapping[str, str]) -> None:
-    """Redeploy the serving image: a fresh container reads the secrets again."""
-    current = read_current(config)
-    if current is None:
-        raise Failure("nothing is deployed yet; nothing to restart")
-    image = str(current["image"])
-    prefix = config.image + ":"
-    if not image.startswith(prefix):
-        raise Failure(f"the serving image {image} is not from {config.image}; deploy a tag first")
-    deploy(config, image[len(prefix) :], env)
+    """Redeploy the serving image: a fresh container reads the secrets again.
+
+    Unlike a deploy, a restart waits for a running deploy to finish rather than being
+    refused: after a password rotation, the version that serves must restart whichever it is.
+    """
+    with deploy_lock(config, wait_seconds=RESTART_WAIT_SECONDS):
+        current = read_current(config)
+        if current is None:
+            raise Failure("nothing is deployed yet; nothing to restart")
+        image = str(current["image"])
+        prefix = config.image + ":"
+        if not image.startswith(prefix):
+            raise Failure(f"the serving image {image} is not from {config.image}; deploy a tag first")
+        _deploy_locked(config, image[len(prefix) :], env)
 
 
 # ---------------------------------------------------------------------------------------

@@ -617,6 +617,29 @@ def test_restart_after_a_password_rotation_uses_the_new_password_without_droppin
     assert set(load.versions(after=finished)) == {"v1"}
 
 
+def test_a_restart_during_a_deploy_waits_for_it_then_restarts_what_it_deployed(host: Host) -> None:
+    host.deploy("v1")
+    deploying = host.start("deploy", "v2-slow")
+    try:
+        lock = host.directory / "run" / "leanstack-app.lock"
+        deadline = time.monotonic() + 10
+        while not _locked(lock) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _locked(lock)
+        host.set_secret(DATABASE_SECRET.rsplit("/", 1)[-1], json.dumps({"username": "app", "password": "rotated"}))
+        restarted = host.run("restart")
+        out, err = deploying.communicate(timeout=60)
+    finally:
+        if deploying.poll() is None:
+            deploying.kill()
+            deploying.communicate()
+
+    assert deploying.returncode == 0, out + err
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    answer = host.get()
+    assert (answer["version"], answer["password"]) == ("v2-slow", "rotated")
+
+
 def test_nginx_refusing_the_new_upstream_leaves_everything_as_it_was(host: Host) -> None:
     host.deploy("v1")
     before = host.upstream()
