@@ -9,7 +9,8 @@
   adapter unwraps them and turns each unknown into `rules.UNKNOWN`, so a rule decides what
   an unknown means (it passes, and CrossGuard runs again with known values during `up`);
 - region: the resource's own `region` property (pulumi-aws 7 has one) or else its provider's;
-- links: a stack resource's `property_dependencies` (which resources flow into which property);
+- links: a stack resource's `property_dependencies` (which resources flow into which
+  property), plus links by value (`rules.link_by_value`) in case the engine reports none;
 - the stack's name from `pulumi.get_stack()` (CrossGuard sets it from PULUMI_STACK), its
   region from the `aws:region` config when CrossGuard passes it, else the database's region.
 
@@ -43,7 +44,7 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
 )
 
-from policy.rules import RDS, RULES, UNKNOWN, Rule, StackView, Subject
+from policy.rules import RDS, RULES, UNKNOWN, Rule, StackView, Subject, link_by_value
 
 _UNKNOWNS = {
     UNKNOWN_ARCHIVE_VALUE,
@@ -113,7 +114,7 @@ def subject_of(
 
 
 def view_of_stack(resources: list[PolicyResource], stack: str, region: str) -> StackView:
-    subjects = tuple(
+    subjects = [
         subject_of(
             r.urn,
             r.resource_type,
@@ -125,11 +126,13 @@ def view_of_stack(resources: list[PolicyResource], stack: str, region: str) -> S
         )
         for r in resources
         if not r.resource_type.startswith("pulumi:")
-    )
+    ]
     if not region:
         # No config passed: the stack's region is where its database lives.
         region = next((s.region for s in subjects if s.type == RDS and s.region), "")
-    return StackView(stack=stack, region=region, resources=subjects)
+    # Property dependencies first; values as well, for whatever the engine did not report
+    # (a property set from a known value rather than another resource's output).
+    return StackView(stack=stack, region=region, resources=link_by_value(subjects))
 
 
 def resource_validation(rule: Rule) -> Callable[[ResourceValidationArgs, ReportViolation], None]:

@@ -5,21 +5,17 @@ returns one `PolicyResult` per passed rule and one per violation, for the test s
 `python -m leanstack plan`.
 
 The mocks record which resources a resource depends on, not which property carries which
-dependency, so a property's links are found by value: a property refers to a resource when
-its value (or an item of it) is that resource's id, ARN, name or bucket name. That is what
-the engine would resolve it to, and it is unambiguous in a leanstack stack (ids are unique).
+dependency, so a property's links are found by value (`rules.link_by_value`): a property
+refers to a resource when its value (or an item of it) is that resource's id, ARN, name or
+bucket name, which is what the engine resolves it to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from leanstack.mocks import Resource, StackRun
-from policy.rules import RULES, Rule, StackView, Subject, evaluate
-
-# Properties that can name another resource; anything else is left unlinked.
-LINK_OUTPUTS = ("arn", "name", "bucket", "id")
+from policy.rules import RULES, Rule, StackView, Subject, evaluate, link_by_value
 
 
 @dataclass(frozen=True)
@@ -32,34 +28,11 @@ class PolicyResult:
     message: str
 
 
-def _handles(resource: Resource) -> set[str]:
-    found = {resource.id} if resource.id else set()
-    for key in LINK_OUTPUTS:
-        value = resource.outputs.get(key)
-        if isinstance(value, str) and value:
-            found.add(value)
-    return found
-
-
-def _links(resource: Resource, index: Mapping[str, set[str]]) -> dict[str, tuple[str, ...]]:
-    links: dict[str, tuple[str, ...]] = {}
-    for prop, value in resource.inputs.items():
-        values = value if isinstance(value, list) else [value]
-        urns = sorted({urn for v in values if isinstance(v, str) for urn in index.get(v, ()) if urn != resource.urn})
-        if urns:
-            links[prop] = tuple(urns)
-    return links
-
-
 def view_of(run: StackRun) -> StackView:
-    """The rules' view of an offline run: the inputs of every custom resource, linked by value."""
+    """The rules' view of an offline run: every custom resource, linked by value."""
     custom = [r for r in run.resources if r.custom and not r.type.startswith("pulumi:providers:")]
-    index: dict[str, set[str]] = {}
-    for resource in custom:
-        for handle in _handles(resource):
-            index.setdefault(handle, set()).add(resource.urn)
     region = str(run.outputs.get("region") or _most_common_region(custom))
-    subjects = tuple(
+    subjects = [
         Subject(
             urn=r.urn,
             type=r.type,
@@ -69,11 +42,11 @@ def view_of(run: StackRun) -> StackView:
             props={**r.inputs, **r.outputs},
             protect=r.protect,
             region=r.region,
-            links=_links(r, index),
         )
         for r in custom
-    )
-    return StackView(stack=run.stack, region=region, resources=subjects)
+    ]
+    ids = {r.urn: [r.id] for r in custom if r.id}
+    return StackView(stack=run.stack, region=region, resources=link_by_value(subjects, ids))
 
 
 def _most_common_region(resources: list[Resource]) -> str:

@@ -156,6 +156,35 @@ class Violation:
     message: str
 
 
+# Outputs by which one resource names another (an id, an ARN, a name, a bucket name).
+HANDLE_PROPS = ("id", "arn", "name", "bucket")
+
+
+def link_by_value(
+    subjects: Sequence[Subject], handles: Mapping[str, Iterable[str]] | None = None
+) -> tuple[Subject, ...]:
+    """Add the links that values show: a property refers to a resource when its value (or an item
+    of it) is that resource's id, ARN, name or bucket name. `handles` maps a URN to extra values
+    that name it (an id the props do not carry). Links already present are kept."""
+    index: dict[str, set[str]] = {}
+    for subject in subjects:
+        names = {v for k in HANDLE_PROPS if isinstance(v := subject.props.get(k), str) and v}
+        names |= set((handles or {}).get(subject.urn, ()))
+        for name in names:
+            index.setdefault(name, set()).add(subject.urn)
+    linked = []
+    for subject in subjects:
+        links = {k: set(v) for k, v in subject.links.items()}
+        for prop, value in subject.props.items():
+            for item in value if isinstance(value, list | tuple) else [value]:
+                if isinstance(item, str):
+                    links.setdefault(prop, set()).update(u for u in index.get(item, ()) if u != subject.urn)
+        clean = {k: tuple(sorted(v)) for k, v in links.items() if v}
+        linked.append(Subject(subject.urn, subject.type, subject.name, subject.props, subject.protect, subject.region,
+                              clean))  # fmt: skip
+    return tuple(linked)
+
+
 ResourceCheck = Callable[[Subject, StackView], Iterable[str]]
 StackCheck = Callable[[StackView], Iterable[tuple[Subject, str]]]
 

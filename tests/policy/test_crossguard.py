@@ -25,7 +25,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policy import crossguard
-from policy.rules import RULES, UNKNOWN
+from policy.rules import RULES, UNKNOWN, evaluate
 
 PACK = Path(__file__).resolve().parents[2] / "policy" / "__main__.py"
 
@@ -146,3 +146,17 @@ def test_the_pack_imports_nothing_from_pulumi_policy_in_the_rules() -> None:
     rules_source = (PACK.parent / "rules.py").read_text()
     assert "pulumi_policy" not in rules_source.split('"""', 2)[2]
     assert "import pulumi" not in rules_source
+
+
+def test_without_property_dependencies_links_are_found_by_value() -> None:
+    # If the engine reports no property dependencies, a lock-down is still tied to its bucket
+    # by the bucket's name, so a locked-down bucket is not reported as unprotected.
+    bucket = _resource("aws:s3/bucket:Bucket", "files", {"bucket": "files-123"}, "us-east-1", {})
+    versioning = _resource(
+        "aws:s3/bucketVersioning:BucketVersioning", "v", {"bucket": "files-123",
+                                                          "versioningConfiguration": {"status": "Enabled"}},
+        "us-east-1", {},
+    )  # fmt: skip
+    view = crossguard.view_of_stack([bucket, versioning], "dev", "us-east-1")
+    assert [r.name for r in view.linked(view.resources[1], "bucket")] == ["files"]
+    assert evaluate(view)["s3-versioned"] == []
