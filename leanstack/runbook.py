@@ -18,13 +18,13 @@ and this sheet cannot drift apart.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
+from leanstack.plan import build_plan
 from leanstack.settings import StackConfig, backup_interval_hours, load_stack_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -151,19 +151,13 @@ def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> list[str]:
 
 
 def _component_costs(run: StackRun) -> Callable[[str], str]:
-    """Monthly cost per component from leanstack.cost when it is there; otherwise a pointer."""
-    fallback = "see `python -m leanstack plan`"
-    try:
-        cost = importlib.import_module("leanstack.cost")
-        plan = importlib.import_module("leanstack.plan")
-    except ImportError:
-        return lambda _component: fallback
-    components: dict[str, Any] = cost.estimate(plan.build_plan(run))["components"]
+    """Monthly cost per component, from the priced plan (`leanstack.cost`'s list prices)."""
+    components: dict[str, Any] = build_plan(run)["cost"]["components"]
 
     def lookup(component: str) -> str:
         entry = components.get(component)
         if not entry:
-            return fallback
+            return "see `python -m leanstack plan`"
         text = f"${entry['monthly']:,.2f}"
         return text + (" + usage not priced" if entry.get("notPriced") else "")
 
@@ -271,6 +265,7 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "```sh",
         "sudo -i",
         "set -a; . /etc/leanstack/backup.env; set +a   # bucket, prefix, database host and secret ARN; no secrets",
+        "df -h /tmp   # the dump is downloaded first (pg_restore --jobs needs a file): it must fit",
         'STAMP=$(aws s3 ls "s3://$BACKUP_BUCKET/$BACKUP_PREFIX/$DATABASE_NAME/" --region "$BACKUP_BUCKET_REGION" \\',
         "  | awk '{print $4}' | grep '.manifest.json$' | sort | tail -1 | sed 's/.manifest.json$//')",
         'aws s3 cp "s3://$BACKUP_BUCKET/$BACKUP_PREFIX/$DATABASE_NAME/$STAMP.dump" /tmp/restore.dump \\',

@@ -10,6 +10,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from leanstack.mocks import Resource, StackRun, read_stack_config
+from leanstack.plan import build_plan
 from leanstack.runbook import (
     ALARM_STEPS,
     STATEFUL_TYPES,
@@ -126,7 +127,8 @@ def test_the_sheet_covers_what_the_issue_asks(prod: StackRun) -> None:
         assert f"| {component} |" in services
     # A monthly cost per service (from leanstack.cost), never an invented number.
     row = next(line for line in services.splitlines() if line.startswith("| Database |"))
-    assert re.search(r"\| \$\d+\.\d\d( \+ usage not priced)? \|", row) or "see `python -m leanstack plan`" in row
+    assert re.search(r"\| \$\d+\.\d\d( \+ usage not priced)? \|", row), row
+    assert f"${build_plan(prod)['cost']['components']['Database']['monthly']:,.2f}" in row
 
 
 def test_dev_says_it_has_no_targets(dev: StackRun) -> None:
