@@ -12,7 +12,9 @@ rule never guesses about them: it passes, and CrossGuard checks again during `pu
 when the inputs are known.
 
 "Production": a stack named prod, production or prod-*, or whose database has Pulumi
-`protect` (the same idea as `leanstack.settings.is_production`, seen from the resources).
+`protect` (the same idea as `leanstack.settings.is_production`, seen from the resources;
+RDS deletion protection is not used to recognise it, since the rule requires it). "Dev",
+where one day of RDS backups is allowed: a stack named dev or dev-*.
 """
 
 from __future__ import annotations
