@@ -326,9 +326,9 @@ def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     if i.get("measureLatency"):
         features.append("latency measurement")
     total = base + feature * len(features)
-    where = "non-AWS endpoint (resolves to Cloudflare)" if non_aws else "AWS endpoint"
+    where = "a non-AWS endpoint (resolves to Cloudflare)" if non_aws else "an AWS endpoint"
     extra = f" + {len(features)} optional features ({', '.join(features)}) x ${feature}" if features else ""
-    return Price(PRICED, money(total), f"{kind} check of an {where} ${base}{extra}")
+    return Price(PRICED, money(total), f"{kind} check of {where} ${base}{extra}")
 
 
 REGIONAL: dict[str, PriceFn] = {

