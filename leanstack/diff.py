@@ -248,7 +248,7 @@ class Source:
             check=False,
         )
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("leanstack: ")
             raise DiffError(f"plan of stack {stack!r} at {self.spec} failed: {last}")
         try:
             data = json.loads(done.stdout)
