@@ -57,6 +57,7 @@ from typing import IO, TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping,
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -101,6 +102,11 @@ WHERE c.relkind = 'r'
     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
 ORDER BY 1 \\gexec
 """
+
+
+# What a failed AWS call raises: a service error, a transport error, or a response that
+# could not be parsed (not a BotoCoreError in botocore, e.g. an HTML error page).
+AWS_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 
 class Failure(Exception):
@@ -309,7 +315,7 @@ class Settings:
         )
         try:
             text = client.get_secret_value(SecretId=arn).get("SecretString", "")
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             raise Failure(f"cannot read the database secret: {describe_aws_error(error)}") from None
         try:
             secret = json.loads(text)
@@ -367,7 +373,7 @@ class Metrics:
         ]
         try:
             self.settings.cloudwatch().put_metric_data(Namespace=self.settings.namespace, MetricData=data)
-        except (BotoCoreError, ClientError) as error:
+        except Exception as error:  # whatever it is, metrics never fail the run itself
             names = ", ".join(name for name, _, _ in values)
             self.warnings.append(f"publishing metrics ({names}) failed: {describe_aws_error(error)}")
 
@@ -520,7 +526,7 @@ class MultipartUpload:
                 ChecksumAlgorithm="SHA256",
                 ContentType="application/octet-stream",
             )
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             raise Failure(
                 f"cannot start the upload to s3://{self.bucket}/{self.key}: {describe_aws_error(error)}"
             ) from None
@@ -542,7 +548,7 @@ class MultipartUpload:
         number, future = self.in_flight.popleft()
         try:
             self.completed.append(future.result())
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             raise Failure(f"upload of part {number} failed: {describe_aws_error(error)}") from None
 
     def add_part(self, data: bytes) -> None:
@@ -575,7 +581,7 @@ class MultipartUpload:
                 MultipartUpload={"Parts": self.completed},
                 **options,  # type: ignore[arg-type]
             )
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             raise Failure(f"cannot complete the upload: {describe_aws_error(error)}") from None
         self.upload_id = None
         expected = f"{b64(hashlib.sha256(b''.join(self.digests)).digest())}-{len(self.digests)}"
@@ -584,7 +590,7 @@ class MultipartUpload:
             raise Failure(f"checksum mismatch after upload: S3 has {stored}, expected {expected}")
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self.key)
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             raise Failure(f"cannot check the uploaded dump: {describe_aws_error(error)}") from None
         if head["ContentLength"] != size:
             raise Failure(
@@ -598,7 +604,7 @@ class MultipartUpload:
             return None
         try:
             self.client.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
-        except (BotoCoreError, ClientError) as error:
+        except AWS_ERRORS as error:
             return (
                 f"the incomplete upload {self.upload_id} could not be aborted ({describe_aws_error(error)}); "
                 "it is not an object and the bucket's lifecycle rule removes it"
@@ -672,7 +678,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
         manifest = dump_to_s3(settings, s3, source, key, part_size)
     except Failure:
         failure_metrics: List[MetricValue] = [("BackupFailure", 1, "Count")]
-        with contextlib.suppress(BotoCoreError, ClientError):
+        with contextlib.suppress(*AWS_ERRORS):
             failure_metrics.append(
                 ("RestoreDrillAgeDays", newest_successful_drill_age_days(settings, s3), "None")
             )
@@ -682,7 +688,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     manifest["duration_seconds"] = round(time.monotonic() - started, 3)
     try:
         put_json(s3, settings.bucket, manifest_key, manifest)
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         metrics.publish([("BackupFailure", 1, "Count")])
         raise Failure(
             "the dump was uploaded but its manifest was not, so it will never be used: "
@@ -691,7 +697,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     duration = time.monotonic() - started
     try:
         drill_age_days = newest_successful_drill_age_days(settings, s3)
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         warnings.append(f"cannot read the drill reports: {describe_aws_error(error)}")
         drill_age_days = NO_DRILL_AGE_DAYS
     metrics.publish(
@@ -818,7 +824,7 @@ def newest_complete_backup(settings: Settings, s3: S3Client, database: str) -> B
     folder = settings.key(database) + "/"
     try:
         keys = set(list_keys(s3, settings.bucket, folder))
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         raise Failure(f"cannot list s3://{settings.bucket}/{folder}: {describe_aws_error(error)}") from None
     stamps = sorted(
         (
@@ -836,7 +842,7 @@ def newest_complete_backup(settings: Settings, s3: S3Client, database: str) -> B
         raise Failure(f"manifest {manifest_key} has no dump next to it")
     try:
         manifest = json.loads(s3.get_object(Bucket=settings.bucket, Key=manifest_key)["Body"].read())
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         raise Failure(f"cannot read {manifest_key}: {describe_aws_error(error)}") from None
     except ValueError:
         raise Failure(f"manifest {manifest_key} is not JSON") from None
@@ -863,7 +869,7 @@ def stream_restore(settings: Settings, s3: S3Client, backup: Backup, scratch: Co
     """
     try:
         body = s3.get_object(Bucket=settings.bucket, Key=backup.dump_key)["Body"]
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         raise Failure(f"cannot download {backup.dump_key}: {describe_aws_error(error)}") from None
     restore = subprocess.Popen(
         [
@@ -898,7 +904,7 @@ def stream_restore(settings: Settings, s3: S3Client, backup: Backup, scratch: Co
         with contextlib.suppress(BrokenPipeError):
             restore.stdin.close()
         restore.wait()
-    except (BotoCoreError, ClientError, OSError) as error:
+    except (*AWS_ERRORS, OSError) as error:
         stop_process(restore)
         raise Failure(f"download of {backup.dump_key} failed: {describe_aws_error(error)}") from None
     except BaseException:
@@ -1065,7 +1071,7 @@ def finish_drill(settings: Settings, s3: S3Client, report: Dict[str, Any], start
     key = settings.key(DRILLS_FOLDER, stamp(finished_at) + ".json")
     try:
         put_json(s3, settings.bucket, key, report)
-    except (BotoCoreError, ClientError) as error:
+    except AWS_ERRORS as error:
         return f"cannot write the drill report {key}: {describe_aws_error(error)}"
     return None
 

@@ -74,13 +74,20 @@ class Moto:
     endpoint: str
     port: int
 
+    def session(self) -> boto3.session.Session:
+        """Credentials passed explicitly: the tests leave this process's environment alone."""
+        return boto3.session.Session(
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        )
+
     def client_s3(self) -> S3Client:
-        return boto3.client("s3", region_name=BUCKET_REGION, endpoint_url=self.endpoint)
+        return self.session().client("s3", region_name=BUCKET_REGION, endpoint_url=self.endpoint)
 
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[Moto]:
-    os.environ.update(FAKE_CREDENTIALS)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

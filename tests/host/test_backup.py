@@ -17,7 +17,6 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -112,7 +111,7 @@ def open_uploads(s3: S3Client, bucket: str) -> list[str]:
 
 
 def cloudwatch(moto: Moto) -> CloudWatchClient:
-    return boto3.client("cloudwatch", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    return moto.session().client("cloudwatch", region_name=HOST_REGION, endpoint_url=moto.endpoint)
 
 
 def metric_maximum(moto: Moto, stack: str, name: str) -> float | None:
@@ -468,7 +467,7 @@ def test_object_lock_refuses_overwrite_and_delete(
     assert overwriting.value.response["Error"]["Code"] == "PreconditionFailed"
     # Without an integrity checksum an Object Lock bucket takes no write at all, which is
     # why the tool always sends one (older botocore sends none by default).
-    unchecked = boto3.client(
+    unchecked = moto.session().client(
         "s3",
         region_name=BUCKET_REGION,
         endpoint_url=moto.endpoint,
@@ -515,7 +514,7 @@ def test_password_from_secrets_manager(
     postgres.psql(
         "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'ü');", app_database, APP_USER
     )
-    secrets = boto3.client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    secrets = moto.session().client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
     arn = secrets.create_secret(
         Name=f"rds!{app_database}", SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD})
     )["ARN"]
@@ -545,10 +544,8 @@ SECRET_SOURCE = {"DATABASE_URL": "", "DATABASE_SECRET_ARN": "arn:x", "DATABASE_N
     ("command", "change", "named"),
     [
         ("backup", {"BACKUP_BUCKET": ""}, "BACKUP_BUCKET is not set"),
-        ("backup", {"STACK": ""}, "STACK is not set"),
         ("backup", {"BACKUP_PART_SIZE_MIB": "4"}, "BACKUP_PART_SIZE_MIB must be between 5"),
         ("backup", {"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be a postgresql:// URL"),
-        ("backup", SECRET_SOURCE, "DATABASE_HOST is not set"),
         (
             "backup",
             {**SECRET_SOURCE, "DATABASE_HOST": "h", "DATABASE_PORT": "x"},
