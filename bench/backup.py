@@ -57,9 +57,7 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=int, default=70, help="pgbench scale (70 is about 1 GB)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     parser.add_argument(

@@ -113,9 +113,7 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     tool = (HERE / "leanstack_backup.py").read_text(encoding="utf-8")
     return (
         HostFile(path=BACKUP_TOOL_PATH, content=tool, permissions="0755"),
-        HostFile(
-            path=DRILL_TOOL_PATH, content=_template("restore-drill.in").substitute(), permissions="0755"
-        ),
+        HostFile(path=DRILL_TOOL_PATH, content=_template("restore-drill.in").substitute(), permissions="0755"),
         HostFile(path=ENV_FILE_PATH, content=render_env_file(settings), permissions="0640"),
         _service(
             "leanstack-backup",

@@ -280,9 +280,7 @@ class Settings:
     def database_name(self) -> str:
         """The source database's name, which names its backups' folder."""
         url = self.env.get("DATABASE_URL", "").strip()
-        name = (
-            parse_database_url("DATABASE_URL", url).database if url else env_value(self.env, "DATABASE_NAME")
-        )
+        name = parse_database_url("DATABASE_URL", url).database if url else env_value(self.env, "DATABASE_NAME")
         if "/" in name:
             raise ConfigError("DATABASE_NAME must not contain '/'")
         return name
@@ -305,9 +303,7 @@ class Settings:
         query = urllib.parse.urlencode({"sslmode": sslmode, "application_name": BACKUP_COMMAND})
         netloc = f"{urllib.parse.quote(user, safe='')}@{host}:{port}"
         path = "/" + urllib.parse.quote(database, safe="")
-        return Connection(
-            urllib.parse.urlunsplit(("postgresql", netloc, path, query, "")), password, database
-        )
+        return Connection(urllib.parse.urlunsplit(("postgresql", netloc, path, query, "")), password, database)
 
     def read_secret(self, arn: str) -> Dict[str, str]:
         client = boto3.session.Session().client(
@@ -341,9 +337,7 @@ def acquire_lock(env: Mapping[str, str], command: str) -> Optional[int]:
         # unit's dynamic user.
         descriptor = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as error:
-        raise ConfigError(
-            f"cannot open lock file {path} (set LEANSTACK_LOCK_DIR): {error.strerror}"
-        ) from None
+        raise ConfigError(f"cannot open lock file {path} (set LEANSTACK_LOCK_DIR): {error.strerror}") from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -513,9 +507,7 @@ class MultipartUpload:
         self.upload_id: Optional[str] = None
         self.digests: List[bytes] = []
         self.completed: List[CompletedPartTypeDef] = []
-        self.in_flight: Deque[Tuple[int, concurrent.futures.Future[CompletedPartTypeDef]]] = (
-            collections.deque()
-        )
+        self.in_flight: Deque[Tuple[int, concurrent.futures.Future[CompletedPartTypeDef]]] = collections.deque()
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
 
     def _start(self) -> str:
@@ -593,9 +585,7 @@ class MultipartUpload:
         except AWS_ERRORS as error:
             raise Failure(f"cannot check the uploaded dump: {describe_aws_error(error)}") from None
         if head["ContentLength"] != size:
-            raise Failure(
-                f"size mismatch after upload: S3 has {head['ContentLength']} bytes, expected {size}"
-            )
+            raise Failure(f"size mismatch after upload: S3 has {head['ContentLength']} bytes, expected {size}")
 
     def abort(self) -> Optional[str]:
         """Abort after in-flight parts settle; returns why it could not be aborted, if so."""
@@ -647,9 +637,7 @@ def list_keys(client: S3Client, bucket: str, prefix: str) -> List[str]:
 
 def newest_successful_drill_age_days(settings: Settings, client: S3Client) -> float:
     folder = settings.key(DRILLS_FOLDER) + "/"
-    reports = sorted(
-        (key for key in list_keys(client, settings.bucket, folder) if key.endswith(".json")), reverse=True
-    )
+    reports = sorted((key for key in list_keys(client, settings.bucket, folder) if key.endswith(".json")), reverse=True)
     for key in reports[:DRILL_REPORTS_SCANNED]:
         body = client.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
         try:
@@ -679,9 +667,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     except Failure:
         failure_metrics: List[MetricValue] = [("BackupFailure", 1, "Count")]
         with contextlib.suppress(*AWS_ERRORS):
-            failure_metrics.append(
-                ("RestoreDrillAgeDays", newest_successful_drill_age_days(settings, s3), "None")
-            )
+            failure_metrics.append(("RestoreDrillAgeDays", newest_successful_drill_age_days(settings, s3), "None"))
         metrics.publish(failure_metrics)
         raise
     manifest_key = key[: -len(DUMP_SUFFIX)] + MANIFEST_SUFFIX
@@ -691,8 +677,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     except AWS_ERRORS as error:
         metrics.publish([("BackupFailure", 1, "Count")])
         raise Failure(
-            "the dump was uploaded but its manifest was not, so it will never be used: "
-            + describe_aws_error(error)
+            "the dump was uploaded but its manifest was not, so it will never be used: " + describe_aws_error(error)
         ) from None
     duration = time.monotonic() - started
     try:
@@ -715,9 +700,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     )
 
 
-def dump_to_s3(
-    settings: Settings, s3: S3Client, source: Connection, key: str, part_size: int
-) -> Dict[str, Any]:
+def dump_to_s3(settings: Settings, s3: S3Client, source: Connection, key: str, part_size: int) -> Dict[str, Any]:
     started_at = utc_now()
     session = PsqlSession(settings, source, "cannot connect to the database")
     try:
@@ -751,9 +734,7 @@ def dump_to_s3(
         dump_errors = StderrTail(dump.stderr)
         with concurrent.futures.ThreadPoolExecutor(max_workers=1) as counter:
             # Counting overlaps the dump: both only read, in the same snapshot.
-            counts = counter.submit(
-                lambda: parse_row_counts(session.query(ROW_COUNTS_SQL, "counting rows failed"))
-            )
+            counts = counter.submit(lambda: parse_row_counts(session.query(ROW_COUNTS_SQL, "counting rows failed")))
             upload = MultipartUpload(s3, settings.bucket, key)
             try:
                 whole = hashlib.sha256()
@@ -930,9 +911,7 @@ def compare_row_counts(manifest: Mapping[str, Any], restored: Mapping[str, Any])
     ]
     expected_objects = int(manifest.get("large_objects", 0))
     if int(restored["large_objects"]) != expected_objects:
-        differences.append(
-            f"large objects: {expected_objects} in the backup, {restored['large_objects']} restored"
-        )
+        differences.append(f"large objects: {expected_objects} in the backup, {restored['large_objects']} restored")
     if differences:
         more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
         raise Failure("row counts differ: " + "; ".join(differences[:3]) + more)

@@ -170,12 +170,8 @@ def tool_command(command: str) -> list[str]:
 
 
 def run_tool(command: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        tool_command(command), env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return subprocess.run(tool_command(command), env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def start_tool(command: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        tool_command(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen(tool_command(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

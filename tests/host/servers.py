@@ -143,9 +143,7 @@ class PostgresServer:
     def stop(self) -> None:
         if self.data_dir.exists():
             subprocess.run(
-                self._as_server_user(
-                    [self.program("pg_ctl"), f"--pgdata={self.data_dir}", "--mode=immediate", "stop"]
-                ),
+                self._as_server_user([self.program("pg_ctl"), f"--pgdata={self.data_dir}", "--mode=immediate", "stop"]),
                 check=False,
                 capture_output=True,
             )

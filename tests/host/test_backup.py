@@ -63,8 +63,7 @@ CREATE VIEW recent_events AS SELECT * FROM events WHERE id > 119990;
 """
 TABLES = ("customers", "events", "billing.invoices", '"Mixed Case"')
 LARGE_OBJECTS_FINGERPRINT = (
-    "SELECT md5(string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid)) "
-    "FROM pg_largeobject_metadata"
+    "SELECT md5(string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid)) FROM pg_largeobject_metadata"
 )
 
 
@@ -129,9 +128,9 @@ def metric_maximum(moto: Moto, stack: str, name: str) -> float | None:
 
 
 def metric_names(moto: Moto, stack: str) -> set[str]:
-    listed = cloudwatch(moto).list_metrics(
-        Namespace="LeanstackTest", Dimensions=[{"Name": "Stack", "Value": stack}]
-    )["Metrics"]
+    listed = cloudwatch(moto).list_metrics(Namespace="LeanstackTest", Dimensions=[{"Name": "Stack", "Value": stack}])[
+        "Metrics"
+    ]
     return {metric["MetricName"] for metric in listed}
 
 
@@ -251,9 +250,7 @@ def test_drill_fails_when_verification_sql_fails(
     stack_name: str,
     tmp_path: Path,
 ) -> None:
-    postgres.psql(
-        "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);", app_database, APP_USER
-    )
+    postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);", app_database, APP_USER)
     assert run_tool("backup", tool_env).returncode == 0
     s3 = moto.client_s3()
     cases = {
@@ -420,9 +417,7 @@ def test_drill_ignores_a_dump_without_manifest(
     assert drilled.stdout.startswith(f"restore drill ok: {dump_key} ")
 
 
-def test_drill_without_any_backup_fails(
-    moto: Moto, bucket: str, tool_env: dict[str, str], stack_name: str
-) -> None:
+def test_drill_without_any_backup_fails(moto: Moto, bucket: str, tool_env: dict[str, str], stack_name: str) -> None:
     drilled = run_tool("restore-drill", tool_env)
     assert_one_line_failure(drilled, "no complete backup")
     assert metric_maximum(moto, stack_name, "RestoreDrillFailure") == 1
@@ -451,9 +446,7 @@ def test_object_lock_refuses_overwrite_and_delete(
     # A real backup, then what the bucket does with its objects.
     fresh_env = {**tool_env, "BACKUP_PREFIX": "elsewhere"}
     assert run_tool("backup", fresh_env).returncode == 0
-    dump_key = next(
-        key for key in object_keys(s3, bucket) if key.startswith("elsewhere/") and key.endswith(".dump")
-    )
+    dump_key = next(key for key in object_keys(s3, bucket) if key.startswith("elsewhere/") and key.endswith(".dump"))
     manifest_key = dump_key.removesuffix(".dump") + ".manifest.json"
     # The bucket's default retention locks every new object. moto applies it to PutObject
     # only, not to a completed multipart upload as S3 does, so the manifest shows it here.
@@ -511,9 +504,7 @@ def test_concurrent_runs_second_exits_cleanly(
 def test_password_from_secrets_manager(
     postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str]
 ) -> None:
-    postgres.psql(
-        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'ü');", app_database, APP_USER
-    )
+    postgres.psql("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'ü');", app_database, APP_USER)
     secrets = moto.session().client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
     arn = secrets.create_secret(
         Name=f"rds!{app_database}", SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD})

@@ -115,9 +115,7 @@ def test_region_comes_from_the_secret_arn() -> None:
 
 def test_row_count_differences_are_named() -> None:
     manifest = {"row_counts": {"public.a": 3, "public.b": 1}, "large_objects": 2}
-    assert (
-        tool.compare_row_counts(manifest, {"tables": {"public.a": 3, "public.b": 1}, "large_objects": 2}) == 4
-    )
+    assert tool.compare_row_counts(manifest, {"tables": {"public.a": 3, "public.b": 1}, "large_objects": 2}) == 4
     with pytest.raises(tool.Failure, match=r"public\.b: 1 in the backup, missing restored; large objects: 2"):
         tool.compare_row_counts(manifest, {"tables": {"public.a": 3}, "large_objects": 0})
 

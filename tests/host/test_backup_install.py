@@ -157,17 +157,13 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     # verify loads each unit with its dependencies (timers.target, sysinit.target...) and
     # checks ExecStart exists: run it on a root holding the installed files and a copy of
     # this machine's system units, so nothing needs to be installed on the machine itself.
-    system_units = next(
-        (Path(d) for d in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(d).is_dir()), None
-    )
+    system_units = next((Path(d) for d in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(d).is_dir()), None)
     if system_units is None:
         pytest.skip("no system unit directory to verify the units against")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
     install_into(root, backup_host_files(SETTINGS))
-    units = [
-        str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))
-    ]
+    units = [str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))]
     assert len(units) == 4
     verified = subprocess.run(
         [systemd_analyze, f"--root={root}", "verify", *units], capture_output=True, text=True, check=False
