@@ -10,6 +10,7 @@ real in tests/host/test_deploy.py and tests/host/test_deploy_cli.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -39,11 +40,25 @@ INSTANCE = "i-0123456789abcdef0"
 ENV = {"LEANSTACK_HOST_INSTANCE_ID": INSTANCE, "AWS_REGION": REGION, "LEANSTACK_DEPLOYED_BY": "ci"}
 
 
-@pytest.fixture
-def ssm() -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def moto_ssm() -> Iterator[Any]:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
     with mock_aws():
         yield boto3.client("ssm", region_name=REGION)
+
+
+# Commands sent by earlier tests of the module (moto keeps them; starting it anew per test is slow).
+_earlier_commands: set[str] = set()
+
+
+@pytest.fixture
+def ssm(moto_ssm: Any) -> Any:
+    """moto's SSM with no release history and no command sent yet, as far as the test sees."""
+    for stack in ("dev", "prod"):
+        with contextlib.suppress(moto_ssm.exceptions.ParameterNotFound):
+            moto_ssm.delete_parameter(Name=f"/leanstack/{stack}/releases")
+    _earlier_commands.update(command["CommandId"] for command in moto_ssm.list_commands()["Commands"])
+    return moto_ssm
 
 
 @dataclass
@@ -87,8 +102,8 @@ def _history(ssm: Any, stack: str = "dev") -> list[dict[str, Any]]:
 
 
 def _commands(ssm: Any) -> list[dict[str, Any]]:
-    commands: list[dict[str, Any]] = ssm.list_commands()["Commands"]
-    return sorted(commands, key=lambda command: command["RequestedDateTime"])
+    """The commands this test sent, in order."""
+    return [command for command in ssm.list_commands()["Commands"] if command["CommandId"] not in _earlier_commands]
 
 
 def _run(ssm: Any, *argv: str, **options: Any) -> int:
