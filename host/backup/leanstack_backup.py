@@ -39,6 +39,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -221,6 +222,12 @@ def region_of_arn(arn: str) -> Optional[str]:
     return fields[3] if len(fields) > 5 and fields[0] == "arn" and fields[3] else None
 
 
+@functools.lru_cache(maxsize=1)
+def aws_session() -> boto3.session.Session:
+    """One session for every client: each new session reloads botocore's service data."""
+    return boto3.session.Session()
+
+
 def client_config() -> Config:
     # Standard retries ride out a blip; a server that is gone fails within seconds. The
     # standard AWS_MAX_ATTEMPTS / AWS_RETRY_MODE, when set, win (botocore reads them).
@@ -269,10 +276,10 @@ class Settings:
         return found
 
     def s3(self) -> S3Client:
-        return boto3.session.Session().client("s3", region_name=self.bucket_region, config=client_config())
+        return aws_session().client("s3", region_name=self.bucket_region, config=client_config())
 
     def cloudwatch(self) -> CloudWatchClient:
-        return boto3.session.Session().client("cloudwatch", region_name=self.region, config=client_config())
+        return aws_session().client("cloudwatch", region_name=self.region, config=client_config())
 
     def key(self, *names: str) -> str:
         return "/".join(part for part in (self.prefix, *names) if part)
@@ -306,7 +313,7 @@ class Settings:
         return Connection(urllib.parse.urlunsplit(("postgresql", netloc, path, query, "")), password, database)
 
     def read_secret(self, arn: str) -> Dict[str, str]:
-        client = boto3.session.Session().client(
+        client = aws_session().client(
             "secretsmanager", region_name=region_of_arn(arn) or self.region, config=client_config()
         )
         try:
@@ -1073,7 +1080,7 @@ SUBCOMMANDS = {"backup": BACKUP_COMMAND, "restore-drill": DRILL_COMMAND, "drill"
 def main(argv: List[str]) -> int:
     program = os.path.basename(argv[0]) if argv else BACKUP_COMMAND
     arguments = argv[1:]
-    if arguments and arguments[0] in ("-h", "--help"):
+    if "-h" in arguments or "--help" in arguments:
         print(__doc__)
         return 0
     if arguments and arguments[0] in SUBCOMMANDS:

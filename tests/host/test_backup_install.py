@@ -203,10 +203,11 @@ def test_tool_is_python_3_9_syntax() -> None:
 
 
 def test_help_and_bad_arguments() -> None:
-    shown = subprocess.run(
-        [sys.executable, tool.__file__, "--help"], capture_output=True, text=True, check=False, env={}
-    )
-    assert shown.returncode == 0 and "DRILL_DATABASE_URL" in shown.stdout
+    for arguments in (["--help"], ["restore-drill", "--help"]):
+        shown = subprocess.run(
+            [sys.executable, tool.__file__, *arguments], capture_output=True, text=True, check=False, env={}
+        )
+        assert shown.returncode == 0 and "DRILL_DATABASE_URL" in shown.stdout
     wrong = subprocess.run(
         [sys.executable, tool.__file__, "restore-drill", "now"], capture_output=True, text=True, check=False
     )
