@@ -840,6 +840,29 @@ def newest_complete_backup(settings: Settings, s3: S3Client, database: str) -> B
     return Backup(dump_key, manifest_key, manifest)
 
 
+# Only names this tool makes: leanstack_drill_<stamp>_<pid>.
+SCRATCH_NAME_PATTERN = r"^leanstack_drill_[0-9]{8}t[0-9]{6}z_[0-9]+$"
+
+
+def drop_leftover_scratch_databases(settings: Settings, target: Connection, warnings: List[str]) -> None:
+    """Drop scratch databases a killed drill (SIGKILL, reboot) left: they are full copies
+    of production data. Safe because the lock lets one drill run at a time."""
+    leftovers = run_psql(
+        settings,
+        target,
+        "cannot list databases",
+        f"SELECT datname FROM pg_database WHERE datname ~ '{SCRATCH_NAME_PATTERN}' ORDER BY 1;",
+    )
+    for name in (line.strip() for line in leftovers if line.strip()):
+        run_psql(
+            settings,
+            target,
+            f"cannot drop the leftover scratch database {name}",
+            f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE);",
+        )
+        warnings.append(f"dropped the scratch database {name} an interrupted drill had left")
+
+
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -984,6 +1007,7 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
         encoding = str(chosen.manifest.get("encoding", "UTF8"))
         if not re.match(r"^[A-Za-z0-9_]+$", encoding):
             raise Failure(f"manifest {chosen.manifest_key} has an invalid encoding")
+        drop_leftover_scratch_databases(settings, target, warnings)
         run_psql(
             settings,
             target,

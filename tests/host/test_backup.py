@@ -412,9 +412,18 @@ def test_drill_ignores_a_dump_without_manifest(
     dump_key, _ = backup_and_manifest(s3, bucket, app_database)
     incomplete = f"backups/{app_database}/29991231T235959Z.dump"
     s3.put_object(Bucket=bucket, Key=incomplete, Body=b"half a dump", ChecksumAlgorithm="SHA256")
+    # A scratch database left by a drill that was killed outright: the next drill drops it.
+    postgres.psql("CREATE DATABASE leanstack_drill_20260101t000000z_4242;")
+    postgres.psql("CREATE DATABASE leanstack_drill_lookalike;")
     drilled = run_tool("restore-drill", tool_env)
     assert drilled.returncode == 0, drilled.stderr
     assert drilled.stdout.startswith(f"restore drill ok: {dump_key} ")
+    assert drilled.stderr.splitlines() == [
+        "leanstack-restore-drill: warning: dropped the scratch database leanstack_drill_20260101t000000z_4242 "
+        "an interrupted drill had left"
+    ]
+    assert scratch_databases(postgres) == ["leanstack_drill_lookalike"]
+    postgres.psql("DROP DATABASE leanstack_drill_lookalike;")
 
 
 def test_drill_without_any_backup_fails(moto: Moto, bucket: str, tool_env: dict[str, str], stack_name: str) -> None:
