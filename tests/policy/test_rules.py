@@ -5,16 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from leanstack.mocks import StackRun, run_program
+from leanstack.mocks import StackRun
 from policy.offline import evaluate_policies, render_results, view_of
 from policy.rules import RULES, UNKNOWN, StackView, Subject, evaluate
-
-UNSAFE_PROGRAM = Path(__file__).parent / "unsafe_program.py"
 
 # Each rule, and exactly the resources of the unsafe program it must flag.
 EXPECTED_IN_UNSAFE: dict[str, set[str]] = {
@@ -36,11 +33,6 @@ EXPECTED_IN_UNSAFE: dict[str, set[str]] = {
     "no-star-iam": {"admin-everything"},
     "host-cannot-delete-backups": {"host-may-delete-backups", "admin-everything"},
 }
-
-
-@pytest.fixture(scope="module")
-def unsafe() -> StackRun:
-    return run_program("unsafe", {"aws:region": "us-east-1"}, UNSAFE_PROGRAM)
 
 
 def test_every_rule_has_an_unsafe_case() -> None:
