@@ -3,6 +3,7 @@
     python -m leanstack plan STACK [--format text|markdown|json]   every resource, priced, with a diagram
     python -m leanstack diff BASE [HEAD] [--stack S] [--format text|markdown|json]
                                                                  what a change does, risk first
+    python -m leanstack runbook STACK                            the recovery sheet of a stack, in Markdown
     python -m leanstack validate STACK                           check stacks/Pulumi.<STACK>.yaml
     python -m leanstack schema                                   JSON Schema for the stack files
 
@@ -49,6 +50,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runbook(args: argparse.Namespace) -> int:
+    from leanstack.runbook import RunbookError, render_runbook
+
+    try:
+        sys.stdout.write(render_runbook(args.stack))
+    except RunbookError as error:
+        raise InputError(str(error)) from None
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     load_stack_config(read_stack_config(args.stack), args.stack)
     print(f"stacks/Pulumi.{args.stack}.yaml: valid")
@@ -75,6 +86,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "plan": cmd_plan,
     "diff": cmd_diff,
+    "runbook": cmd_runbook,
     "validate": cmd_validate,
     "schema": cmd_schema,
 }
@@ -91,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("head", nargs="?", default=None, help="git revision or saved JSON plan (default: working tree)")
     diff.add_argument("--stack", action="append", help="only this stack (repeatable; default: every stack)")
     diff.add_argument("--format", choices=FORMATS, default="text")
+    runbook = commands.add_parser("runbook", help="print the stack's recovery sheet (Markdown)")
+    runbook.add_argument("stack")
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")

@@ -10,6 +10,7 @@ JSON plan renders the same way, and none of it needs the Pulumi runtime.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
@@ -110,7 +111,23 @@ def build_plan(run: StackRun) -> dict[str, Any]:
     }
     plan["cost"] = estimate(plan)
     plan["summary"] = summarize(plan)
+    plan["policies"] = policy_results(run)
     return plan
+
+
+def policy_results(run: StackRun) -> list[dict[str, Any]]:
+    """The policy pack's rules (policy/rules.py) run against this plan, as plain dicts."""
+    from policy.offline import evaluate_policies
+
+    return [dataclasses.asdict(result) for result in evaluate_policies(run)]
+
+
+def _policy_lines(plan: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    results: list[dict[str, Any]] = plan.get("policies", [])
+    rules = sorted({r["name"] for r in results})
+    failed = [r for r in results if not r["passed"]]
+    headline = f"{len(rules) - len({r['name'] for r in failed})}/{len(rules)} policy rules pass"
+    return headline, failed
 
 
 # --------------------------------------------------------------------------- exposure
@@ -406,6 +423,10 @@ def render_text(plan: dict[str, Any]) -> str:
             f"  {component:<{width}}  {fmt_money(row['monthly']):>9}/mo  {row['secrets']} secret(s)  "
             f"{row['alarms']} alarm(s)  {exposure}"
         )
+    if "policies" in plan:
+        headline, failed = _policy_lines(plan)
+        lines += ["", f"Policies: {headline}" + (":" if failed else "")]
+        lines += [f"  FAIL {r['name']}: {r['message']}" for r in failed]
     for component in plan["components"]:
         members = [r for r in resources if r["component"] == component]
         lines += ["", f"{component} ({len(members)})"]
@@ -461,6 +482,10 @@ def render_markdown(plan: dict[str, Any]) -> str:
         )
     t = summary["total"]
     lines.append(f"| **Total** | {t['resources']} | **{fmt_money(t['monthly'])}** | {t['secrets']} | {t['alarms']} | |")
+    if "policies" in plan:
+        headline, failed = _policy_lines(plan)
+        lines += ["", f"**Policies:** {headline}" + ("" if failed else " ✅")]
+        lines += [f"- ❌ `{r['name']}`: {_md(r['message'])}" for r in failed]
     lines += ["", "### Architecture", "", "```mermaid", render_mermaid(plan).rstrip("\n"), "```", ""]
     if cost["notPriced"]:
         lines += ["### Not priced (not counted in the total)", ""]

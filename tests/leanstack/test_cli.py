@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from leanstack.__main__ import main
 from leanstack.mocks import REPO
 
 
@@ -29,7 +30,7 @@ def plan_dev_text() -> str:
 
 def test_plan_groups_resources_by_component_with_key_settings(plan_dev_text: str) -> None:
     assert plan_dev_text.startswith("leanstack plan — stack dev: ")
-    for heading in ("Alerts (", "BackupBucket (", "Cdn (", "Database (", "Network (", "ProxyHost ("):
+    for heading in ("Alerts (", "BackupBucket (", "Cdn (", "Database (", "Network (", "ProxyHost (", "UptimeCheck ("):
         assert f"\n{heading}" in plan_dev_text
     assert '      instanceClass = "db.t4g.micro"' in plan_dev_text
     assert "[retainOnDelete]" in plan_dev_text
@@ -81,3 +82,22 @@ def test_bad_arguments_are_one_line_and_exit_2() -> None:
 def test_make_plan_is_the_quick_start_command() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert "plan: $(VENV)/.runtime\n\t$(PY) -m leanstack plan $(STACK)" in makefile
+
+
+def test_plan_shows_policy_results(plan_dev_text: str) -> None:
+    assert "\nPolicies: 17/17 policy rules pass\n" in plan_dev_text
+
+
+def test_plan_json_carries_each_policy_result(capsys: pytest.CaptureFixture[str]) -> None:
+    # In-process: the subprocess tests above already prove the command line; this reads the JSON.
+    assert main(["plan", "dev", "--format", "json"]) == 0
+    results = json.loads(capsys.readouterr().out)["policies"]
+    assert len({r["name"] for r in results}) == 17
+    assert all(r["passed"] for r in results)
+
+
+def test_runbook_command_prints_the_recovery_sheet(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runbook", "prod"]) == 0
+    assert capsys.readouterr().out.startswith("# Recovery sheet: stack `prod`\n")
+    assert main(["runbook", "staging"]) == 2
+    assert capsys.readouterr().err.startswith("leanstack: unknown stack 'staging'")
