@@ -374,7 +374,7 @@ class Load:
                 if len(self.results) + len(self.failures) >= self.max_requests:
                     return
             try:
-                version = str(self.host.get("/work")["version"])
+                version = str(self.host.get("/page")["version"])
             except (AssertionError, OSError, ValueError, KeyError) as error:
                 with self._lock:
                     self.failures.append(f"{type(error).__name__}: {error}")
