@@ -14,6 +14,7 @@ it travels like the backup tool, through the host-files bucket (`APP_TOOL_SOURCE
 What the host role needs (see `leanstack-app`'s docstring for the steps):
 - ecr:GetAuthorizationToken (resource "*"), and ecr:BatchGetImage,
   ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability on the app repository;
+- logs:CreateLogStream and logs:PutLogEvents on `log_group` (Docker's awslogs driver);
 - ssm:GetParameter on each `secrets` parameter and on `releases_parameter` (all under
   /leanstack/<stack>/, which the role already reads), kms:Decrypt for SecureStrings under a
   customer key;
@@ -90,6 +91,8 @@ class AppSettings:
     # The release history `python -m leanstack deploy` keeps; a new host deploys its newest
     # serving tag at boot.
     releases_parameter: str = ""
+    # CloudWatch Logs group for the app's output (created by the stack); empty: journald only.
+    log_group: str = ""
 
 
 def app_ports(port: int) -> tuple[int, int]:
@@ -129,6 +132,7 @@ def render_app_config(
         },
         "registry_secret_arn": settings.registry_secret_arn,
         "releases_parameter": releases,
+        "log_group": settings.log_group,
         "upstream_path": upstream_path,
         "nginx_pid_path": nginx_pid_path,
         "state_dir": APP_STATE_DIR,

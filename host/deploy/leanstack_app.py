@@ -80,6 +80,7 @@ HEALTH_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 SSM_NAME = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
 SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@!-]+")
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
 # What the app is told about its database; the password is read at each container start.
@@ -122,6 +123,7 @@ class Config:
     database: Database | None
     registry_secret_arn: str
     releases_parameter: str
+    log_group: str
     upstream_path: str
     nginx_pid_path: str
     state_dir: str
@@ -199,6 +201,9 @@ def parse_config(raw: Any) -> Config:
     releases_parameter = _field(raw, "releases_parameter", str, "")
     if releases_parameter and not SSM_NAME.fullmatch(releases_parameter):
         raise Failure(f"config releases_parameter: {releases_parameter!r} is not an SSM parameter name", EXIT_USAGE)
+    log_group = _field(raw, "log_group", str, "")
+    if log_group and not LOG_GROUP.fullmatch(log_group):
+        raise Failure(f"config log_group: {log_group!r} is not a CloudWatch Logs group name", EXIT_USAGE)
     path_rule = "an absolute path of letters, digits and ._+@/-"
     return Config(
         stack=_field(raw, "stack", str),
@@ -214,6 +219,7 @@ def parse_config(raw: Any) -> Config:
         database=database,
         registry_secret_arn=registry_secret,
         releases_parameter=releases_parameter,
+        log_group=log_group,
         upstream_path=_matching(raw, "upstream_path", ABSOLUTE_PATH, path_rule),
         nginx_pid_path=_matching(raw, "nginx_pid_path", ABSOLUTE_PATH, path_rule),
         state_dir=_matching(raw, "state_dir", ABSOLUTE_PATH, path_rule),
@@ -428,15 +434,28 @@ def docker_run_argv(config: Config, port: int, image: str, names: Sequence[str],
         # deploy pulled it; a restart after a reboot must not depend on the registry.
         "--pull",
         "never",
-        # The unit's stdout and stderr go to journald: one copy of the logs, no json files.
-        "--log-driver",
-        "none",
         "--init",
         "--publish",
         f"127.0.0.1:{port}:{config.container_port}",
         "--label",
         f"leanstack.stack={config.stack}",
     ]
+    if config.log_group:
+        # To CloudWatch Logs (which outlives the host) with the instance role; docker run
+        # in the foreground also streams them to the unit's journal.
+        argv += [
+            "--log-driver",
+            "awslogs",
+            "--log-opt",
+            f"awslogs-region={config.region}",
+            "--log-opt",
+            f"awslogs-group={config.log_group}",
+            "--log-opt",
+            f"awslogs-stream=app-{port}-{image.rsplit(':', 1)[-1]}",
+        ]
+    else:
+        # The unit's journal only (through the attached output): no json files to fill the disk.
+        argv += ["--log-driver", "none"]
     if os.path.exists(config.env_file):
         argv += ["--env-file", config.env_file]
     # `-e NAME` without a value: docker takes the value from its own environment, so no

@@ -310,6 +310,7 @@ def host(nginx: str, pki: Pki, tmp_path: Path) -> Iterator[Host]:
             "secret_arn": DATABASE_SECRET,
         },
         "releases_parameter": "/leanstack/test/releases",
+        "log_group": "/leanstack/test/app",
         "upstream_path": paths.upstream_path,
         "nginx_pid_path": paths.pid_path,
         "state_dir": str(tmp_path / "state"),
@@ -444,6 +445,13 @@ def test_first_deploy_runs_the_image_with_secrets_only_in_its_environment(host: 
     assert argv[argv.index("--publish") + 1] == f"127.0.0.1:{host.ports[0]}:{CONTAINER_PORT}"
     assert argv[argv.index("--name") + 1] == f"app-{host.ports[0]}"
     assert argv[-1] == f"{REPOSITORY}:v1"
+    logging = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--log-opt"]
+    assert argv[argv.index("--log-driver") + 1] == "awslogs"
+    assert logging == [
+        "awslogs-region=eu-west-1",
+        "awslogs-group=/leanstack/test/app",
+        f"awslogs-stream=app-{host.ports[0]}-v1",
+    ]
     assert {"DATABASE_PASSWORD", "API_KEY", "DATABASE_HOST"} <= set(recorded["environment"])
     assert recorded["environment"]["DATABASE_HOST"] == "db.internal"
     # Secrets reach docker through its environment, never its argv (visible in ps).

@@ -42,6 +42,7 @@ def _settings(**changes: object) -> AppSettings:
         env={"LOG_LEVEL": "info", "PUBLIC_URL": "https://example.com/a b"},
         secrets={"STRIPE_KEY": "/leanstack/prod/app/stripe-key", "SENTRY_DSN": DB_SECRET.replace("rds!db", "sentry")},
         database=AppDatabase("db.abc.eu-west-1.rds.amazonaws.com", 5432, "app", "app", DB_SECRET),
+        log_group="/leanstack/prod/app",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -68,6 +69,7 @@ def test_config_is_what_the_host_tool_reads() -> None:
     assert config.container_port == 3000
     assert config.upstream_path == "/etc/nginx/leanstack-upstream.conf"
     assert config.releases_parameter == "/leanstack/prod/releases"
+    assert config.log_group == "/leanstack/prod/app"
     assert config.database is not None and config.database.secret_arn == DB_SECRET
     assert dict(config.secrets) == dict(_settings().secrets)
 
@@ -108,6 +110,7 @@ def test_ecr_gets_the_credential_helper_and_other_registries_do_not() -> None:
         ({"health_path": "/h;x"}, "app health_path"),
         ({"registry_secret_arn": "secret"}, "app registry_secret_arn"),
         ({"releases_parameter": "releases"}, "app releases_parameter"),
+        ({"log_group": "app logs"}, "app log_group"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_key(changes: dict[str, object], message: str) -> None:
