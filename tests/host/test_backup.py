@@ -153,6 +153,19 @@ def backup_and_manifest(s3: S3Client, bucket: str, database: str) -> tuple[str, 
     return dumps[0], json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
 
 
+def pg_dumps_of(database: str) -> list[int]:
+    """Live pg_dump processes dumping `database`, whoever their parent is now."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"pg_dump") and any(database.encode() in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
 def children_of(pid: int, name: str) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -302,7 +315,7 @@ def test_s3_going_away_mid_upload_leaves_no_backup(
     assert object_keys(s3, bucket) == []
     # With S3 unreachable the tool could not abort; an incomplete upload is not an object.
     assert len(open_uploads(s3, bucket)) <= 1
-    assert children_of(os.getpid(), "pg_dump") == []
+    assert pg_dumps_of(bulk_database) == []
 
 
 @pytest.mark.parametrize("interruption", ["pg_dump dies", "SIGTERM"])
@@ -326,6 +339,7 @@ def test_interrupted_backup_aborts_its_upload(
         assert proxy.exhausted.wait(timeout=60), "the upload never reached the proxy's budget"
         dumps = children_of(tool.pid, "pg_dump")
         assert len(dumps) == 1
+        assert pg_dumps_of(bulk_database) == dumps
         if interruption == "pg_dump dies":
             os.kill(dumps[0], signal.SIGKILL)
         else:
@@ -343,7 +357,7 @@ def test_interrupted_backup_aborts_its_upload(
     s3 = moto.client_s3()
     assert object_keys(s3, bucket) == []
     assert open_uploads(s3, bucket) == []
-    assert children_of(tool.pid, "pg_dump") == []
+    assert pg_dumps_of(bulk_database) == []
 
 
 @pytest.mark.parametrize("fault", ["wrong password", "nothing listening"])
