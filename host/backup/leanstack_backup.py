@@ -16,7 +16,8 @@ shelling out to pg_dump, pg_restore and psql. Configuration is by environment on
     BACKUP_BUCKET, BACKUP_PREFIX
     AWS_REGION                  Secrets Manager and CloudWatch (the stack's region)
     BACKUP_BUCKET_REGION        the bucket's region (default: AWS_REGION)
-    AWS_ENDPOINT_URL            honoured by boto3 itself (a local S3 for tests)
+    AWS_ENDPOINT_URL            honoured by botocore itself from 1.31.57 on, as are
+                                AWS_ENDPOINT_URL_S3 etc. (a local S3 for tests)
     DRILL_DATABASE_URL          where the drill creates its scratch database (a maintenance
                                 connection, e.g. .../postgres); empty: the source instance
     VERIFY_SQL_FILE             optional SQL run against the restored database; every row's
