@@ -9,6 +9,7 @@ from __future__ import annotations
 import pulumi
 
 from components.alerts import Alerts, AlertsArgs
+from components.app import App
 from components.backup_bucket import BackupBucket
 from components.cache import Cache
 from components.cdn import Cdn
@@ -44,6 +45,7 @@ database = Database(
 )
 cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
+app = App("app", cfg.app, stack=stack, region=cfg.region, opts=main)
 host = ProxyHost(
     "host",
     cfg.host,
@@ -58,9 +60,11 @@ host = ProxyHost(
     database=database,
     backups=backups,
     thresholds=cfg.alerts,
+    application=app,
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
+app.restart_on_password_rotation(host.instance_id, database.secret_arn)
 if cache is not None:
     cache.allow_from("host", host.security_group_id)
 Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.public_ip, opts=main)
@@ -87,6 +91,9 @@ pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("backupRegion", cfg.backup.region)
 pulumi.export("backupPrefix", cfg.backup.prefix)
 pulumi.export("alertTopicArn", alerts.topic_arn)
+pulumi.export("appRepositoryUrl", app.repository_url)
+pulumi.export("appReleasesParameter", app.releases_parameter)
+pulumi.export("appLogGroup", app.log_group_name)
 if cache is not None:
     pulumi.export("cacheAddress", cache.address)
     pulumi.export("cacheAuthTokenParameter", cache.auth_token_parameter)

@@ -51,6 +51,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
+from components.app import App
 from components.backup_bucket import BackupBucket, writer_statements
 from components.base import LeanComponent, policy_output
 from components.database import Database
@@ -58,6 +59,15 @@ from components.network import Network
 from components.origin_certificate import OriginCertificate
 from components.private_bucket import lock_down_bucket
 from host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
+from host.deploy.install import (
+    APP_PACKAGES,
+    APP_TOOL_PATH,
+    APP_TOOL_SOURCE,
+    APP_UNITS,
+    AppDatabase,
+    AppSettings,
+    app_host_files,
+)
 from host.params import BackupSettings, HostFile, HostParams
 from host.render import render_user_data
 from leanstack.settings import AlertThresholds, AppArgs, ProxyHostArgs
@@ -85,6 +95,7 @@ class _Resolved:
     ipv6: Sequence[str]
     backup: BackupSettings | None
     host_files_bucket: str
+    app: AppSettings | None
 
 
 @dataclass(frozen=True)
@@ -161,6 +172,7 @@ class ProxyHost(LeanComponent):
         database: Database | None = None,
         backups: BackupBucket | None = None,
         thresholds: AlertThresholds | None = None,
+        application: App | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
@@ -171,13 +183,14 @@ class ProxyHost(LeanComponent):
         self.parameter_prefix = f"/leanstack/{stack}"
         self.topic_arn = alarm_topic_arn
         ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
         tls_parameters = self._store_origin_tls(certificate)
-        self._fetched = self._files_to_fetch(backups is not None and database is not None)
+        self._fetched = self._files_to_fetch(backups is not None and database is not None, application is not None)
         files_bucket, uploads = self._create_host_files_bucket()
-        role, profile = self._create_role(database, backups, files_bucket)
+        role, profile = self._create_role(database, backups, files_bucket, application)
         security_group = self._create_security_group(network, ranges.ipv4_cidrs)
-        user_data = self._render_user_data(ranges, database, backups, files_bucket)
+        user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
         instance = self._create_instance(network, security_group, profile, user_data, [*tls_parameters, *uploads, role])
         eip = aws.ec2.Eip(
             self.child_name("ip"),
@@ -225,7 +238,11 @@ class ProxyHost(LeanComponent):
     # ------------------------------------------------------------------ identity
 
     def _create_role(
-        self, database: Database | None, backups: BackupBucket | None, files_bucket: aws.s3.Bucket
+        self,
+        database: Database | None,
+        backups: BackupBucket | None,
+        files_bucket: aws.s3.Bucket,
+        application: App | None,
     ) -> tuple[aws.iam.Role, aws.iam.InstanceProfile]:
         role = aws.iam.Role(
             self.child_name("role"),
@@ -254,7 +271,7 @@ class ProxyHost(LeanComponent):
         aws.iam.RolePolicy(
             self.child_name("permissions"),
             role=role.id,
-            policy=policy_output(*self._role_statements(database, backups, files_bucket)),
+            policy=policy_output(*self._role_statements(database, backups, files_bucket, application)),
             opts=self.child_opts(),
         )
         profile = aws.iam.InstanceProfile(
@@ -264,9 +281,13 @@ class ProxyHost(LeanComponent):
         return role, profile
 
     def _role_statements(
-        self, database: Database | None, backups: BackupBucket | None, files_bucket: aws.s3.Bucket
+        self,
+        database: Database | None,
+        backups: BackupBucket | None,
+        files_bucket: aws.s3.Bucket,
+        application: App | None,
     ) -> list[dict[str, Any]]:
-        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        account = self._account
         statements: list[dict[str, Any]] = [
             {
                 "Sid": "ReadOwnParameters",
@@ -302,14 +323,77 @@ class ProxyHost(LeanComponent):
             )
         if backups is not None:
             statements += writer_statements(backups.bucket_arn, backups.prefix)
+        if application is not None:
+            statements += self._app_statements(application)
+        return statements
+
+    def _app_statements(self, application: App) -> list[dict[str, Any]]:
+        """Pull the app's image, ship its logs, read the secrets it is configured with."""
+        statements: list[dict[str, Any]] = [
+            {
+                "Sid": "PullAppImages",
+                "Effect": "Allow",
+                "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                "Resource": application.repository_arn,
+            },
+            {
+                "Sid": "LogInToEcr",
+                "Effect": "Allow",
+                # GetAuthorizationToken has no resource-level permissions.
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "ShipAppLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": pulumi.Output.concat(
+                    "arn:aws:logs:", self.region, ":", self._account, ":log-group:", application.log_group_name, ":*"
+                ),
+            },
+        ]
+        secret_arns = sorted(
+            {v for v in application.args.secrets.values() if v.startswith("arn:")}
+            | ({application.args.registry_secret_arn} if application.args.registry_secret_arn else set())
+        )
+        if secret_arns:
+            statements.append(
+                {
+                    "Sid": "ReadAppSecrets",
+                    "Effect": "Allow",
+                    "Action": "secretsmanager:GetSecretValue",
+                    "Resource": secret_arns,
+                }
+            )
+        parameters = sorted(v for v in application.args.secrets.values() if v.startswith("/"))
+        outside = [p for p in parameters if not p.startswith(self.parameter_prefix + "/")]
+        if outside:
+            statements.append(
+                {
+                    "Sid": "ReadAppParameters",
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameter",
+                    "Resource": [
+                        pulumi.Output.concat("arn:aws:ssm:", self.region, ":", self._account, ":parameter", p)
+                        for p in outside
+                    ],
+                }
+            )
         return statements
 
     # ------------------------------------------------------------------ files too large for user data
 
-    def _files_to_fetch(self, with_backups: bool) -> list[_FetchedFile]:
-        if not with_backups:
-            return []
-        return [_FetchedFile(BACKUP_TOOL_PATH, "bin/leanstack-backup", BACKUP_TOOL_SOURCE.read_text(encoding="utf-8"))]
+    def _files_to_fetch(self, with_backups: bool, with_app: bool) -> list[_FetchedFile]:
+        fetched = []
+        if with_backups:
+            fetched.append(
+                _FetchedFile(BACKUP_TOOL_PATH, "bin/leanstack-backup", BACKUP_TOOL_SOURCE.read_text(encoding="utf-8"))
+            )
+        if with_app:
+            fetched.append(
+                _FetchedFile(APP_TOOL_PATH, "bin/leanstack-app", APP_TOOL_SOURCE.read_text(encoding="utf-8"))
+            )
+        return fetched
 
     def _create_host_files_bucket(self) -> tuple[aws.s3.Bucket, list[aws.s3.BucketObjectv2]]:
         bucket = aws.s3.Bucket(
@@ -381,6 +465,7 @@ class ProxyHost(LeanComponent):
         database: Database | None,
         backups: BackupBucket | None,
         files_bucket: aws.s3.Bucket,
+        application: App | None,
     ) -> pulumi.Output[str]:
         backup_settings: pulumi.Output[BackupSettings | None] = pulumi.Output.from_input(None)
         if database is not None and backups is not None:
@@ -402,10 +487,39 @@ class ProxyHost(LeanComponent):
                     stack=self.stack,
                 )
             )
-        resolved = pulumi.Output.all(ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket).apply(
-            lambda v: _Resolved(ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3])
-        )
+        app_settings: pulumi.Output[AppSettings | None] = pulumi.Output.from_input(None)
+        if application is not None:
+            app_settings = self._app_settings(application, database)
+        resolved = pulumi.Output.all(
+            ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket, app_settings
+        ).apply(lambda v: _Resolved(ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3], app=v[4]))
         return resolved.apply(self._user_data)
+
+    def _app_settings(self, application: App, database: Database | None) -> pulumi.Output[AppSettings | None]:
+        a = application.args
+        db: pulumi.Output[AppDatabase | None] = pulumi.Output.from_input(None)
+        if database is not None:
+            db = pulumi.Output.all(database.address, database.port, database.secret_arn).apply(
+                lambda v: AppDatabase(
+                    host=v[0], port=int(v[1]), name=database.database_name, user=database.username, secret_arn=v[2]
+                )
+            )
+        return pulumi.Output.all(application.image, db).apply(
+            lambda v: AppSettings(
+                stack=self.stack,
+                region=self.region,
+                image=v[0],
+                port=self.app.port,
+                health_path=self.app.health_path,
+                env=dict(a.env),
+                secrets=dict(a.secrets),
+                database=v[1],
+                registry_secret_arn=a.registry_secret_arn,
+                health_timeout_seconds=a.health_timeout_seconds,
+                releases_parameter=application.releases_parameter,
+                log_group=application.log_group_name,
+            )
+        )
 
     def _user_data(self, resolved: _Resolved) -> str:
         params = HostParams(
@@ -424,15 +538,26 @@ class ProxyHost(LeanComponent):
             metrics_namespace=METRICS_NAMESPACE,
             backup=resolved.backup,
         )
-        if resolved.backup is None:
+        files: list[HostFile] = []
+        packages: list[str] = []
+        units: list[str] = []
+        if resolved.backup is not None:
+            files += backup_host_files(resolved.backup)
+            packages += BACKUP_PACKAGES
+            units += BACKUP_UNITS
+        if resolved.app is not None:
+            files += app_host_files(resolved.app)
+            packages += APP_PACKAGES
+            units += APP_UNITS
+        if not files:
             return render_user_data(params)
         return render_user_data(
             params,
-            extra_files=self._inline_files(resolved, backup_host_files(resolved.backup)),
-            packages=BACKUP_PACKAGES,
+            extra_files=self._inline_files(resolved, files),
+            packages=packages,
             # The fetch unit first: runcmd enables units in order, so the tools are in place
-            # before their timers are armed.
-            enable_units=(FETCH_UNIT, *BACKUP_UNITS),
+            # before their timers and the app's boot unit start.
+            enable_units=(FETCH_UNIT, *units),
         )
 
     def _inline_files(self, resolved: _Resolved, files: Sequence[HostFile]) -> list[HostFile]:

@@ -5,13 +5,16 @@
                                                                  what a change does, risk first
     python -m leanstack runbook STACK                            the recovery sheet of a stack, in Markdown
     python -m leanstack validate STACK                           check stacks/Pulumi.<STACK>.yaml
+    python -m leanstack deploy STACK TAG | rollback STACK | releases STACK
+                                                                 ship the app (needs AWS credentials)
     python -m leanstack schema                                   JSON Schema for the stack files
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
-Exit codes: 0 success (for diff: no changes), 1 diff found changes, 2 bad input (one line
-on stderr naming what is wrong: unknown stack, invalid stack file, unknown revision,
-incompatible saved plan).
+Exit codes: 0 success (for diff: no changes), 1 diff found changes (for deploy: the deploy
+failed and the old version keeps serving), 2 bad input (one line on stderr naming what is
+wrong: unknown stack, invalid stack file, unknown revision, incompatible saved plan),
+3 another deploy is running.
 """
 
 from __future__ import annotations
@@ -108,10 +111,25 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
+    for name, text in zip(
+        DEPLOY_COMMANDS,
+        ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
+        strict=True,
+    ):
+        commands.add_parser(name, help=f"{text} (AWS credentials needed)", add_help=False)
     return parser
 
 
+# Commands that talk to AWS live in leanstack.deploy, with their own arguments.
+DEPLOY_COMMANDS = ("deploy", "rollback", "releases")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DEPLOY_COMMANDS:
+        from leanstack import deploy
+
+        return deploy.main(argv)
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -229,6 +229,14 @@ class LeanMocks(pulumi_mocks.Mocks):
             group = inputs.get("replicationGroupId", name)
             state["primaryEndpointAddress"] = f"master.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
             rid = group
+        elif typ == "aws:ecr/repository:Repository":
+            repo = inputs.get("name", name)
+            state.update(
+                arn=f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{repo}",
+                repositoryUrl=f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repo}",
+                name=repo,
+            )
+            rid = repo
         elif typ == "tls:index/privateKey:PrivateKey":
             state.update(privateKeyPem="MOCK PRIVATE KEY", publicKeyPem="MOCK PUBLIC KEY")
         elif typ == "tls:index/certRequest:CertRequest":

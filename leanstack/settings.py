@@ -68,9 +68,11 @@ def setting(
     allowed: str | None = None,
     check: Check | None = None,
     replaces: bool = False,
+    key_pattern: str | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
+        "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
         "max": max,
@@ -105,6 +107,9 @@ def _check_cidr(value: Any) -> str | None:
 def _check_pg_version(value: Any) -> str | None:
     return None if str(value) in POSTGRES_MAJOR_VERSIONS else f"one of {', '.join(POSTGRES_MAJOR_VERSIONS)}"
 
+
+# Environment variable names the app may receive; DATABASE_* are set by leanstack itself.
+ENV_NAME_RE = r"(?!DATABASE_)[A-Z_][A-Z0-9_]{0,63}"
 
 # CloudWatch Logs only accepts these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
@@ -147,14 +152,55 @@ class NetworkArgs:
 
 @dataclass(frozen=True)
 class AppArgs:
-    """The application the host proxies to."""
+    """The application the host runs (one container behind nginx) and how it is shipped."""
 
-    port: int = setting(3000, doc="Port the app listens on at 127.0.0.1.", min=1024, max=65535)
+    port: int = setting(
+        3000,
+        doc="Port the app listens on inside its container; the host publishes it on 127.0.0.1:port and, "
+        "during a deploy, port+1.",
+        min=1024,
+        max=65534,
+    )
     health_path: str = setting(
         "/healthz",
         doc="Path nginx and the site-down check call; the app answers 200 when healthy.",
         pattern=URL_PATH_RE,
         allowed="a URL path such as /healthz (letters, digits, '.', '_', '~', '-', '/')",
+    )
+    image: str = setting(
+        "",
+        doc="Image repository without a tag; empty means the stack's own ECR repository.",
+        pattern=r"([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._/-]+|",
+        allowed="an image repository without a tag, such as ghcr.io/acme/web, or empty",
+    )
+    env: dict[str, str] = setting(
+        doc="Plain environment variables for the app (name: value); never secrets.",
+        key_pattern=ENV_NAME_RE,
+        pattern=r"[^\x00-\x1f\x7f]*",
+        allowed="a single-line value",
+        default_factory=dict,
+    )
+    secrets: dict[str, str] = setting(
+        doc="Secret environment variables: name -> SSM parameter name or Secrets Manager ARN, read at start.",
+        key_pattern=ENV_NAME_RE,
+        pattern=r"/[A-Za-z0-9_.\-/]+|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+",
+        allowed="an SSM parameter name such as /leanstack/prod/app/stripe-key or a Secrets Manager ARN",
+        default_factory=dict,
+    )
+    registry_secret_arn: str = setting(
+        "",
+        doc="Secrets Manager secret ({username, password}) to pull an image from outside ECR.",
+        pattern=r"(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+)?",
+        allowed="a Secrets Manager ARN, or empty",
+    )
+    health_timeout_seconds: int = setting(
+        60, doc="How long a new version may take to pass its health check during a deploy.", min=5, max=900
+    )
+    keep_images: int = setting(
+        30,
+        doc="Images the ECR repository keeps (older ones expire); rollback needs the recent ones.",
+        min=20,
+        max=1000,
     )
 
 
@@ -582,6 +628,20 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         if len(set(items)) != len(items):
             raise ConfigError(key, f"got {_show(value)}; expected no duplicates")
         return items
+    if origin is dict:
+        value = _decode(value)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"got {_show(value)}; expected an object of NAME: value")
+        parsed: dict[str, Any] = {}
+        for name, item in sorted(value.items()):
+            if not re.fullmatch(meta["key_pattern"], str(name)):
+                raise ConfigError(
+                    f"{key}.{name}", "not an allowed name; expected A-Z, 0-9 and '_', not starting with DATABASE_"
+                )
+            parsed[str(name)] = _parse_scalar(f"{key}.{name}", item, str, meta)
+        return parsed
     if dataclasses.is_dataclass(hint):
         return _parse_section(key, value, typing.cast(type[Any], hint))
     if isinstance(hint, types.UnionType):
@@ -875,6 +935,13 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     if origin is tuple:
         item = _schema_for(typing.get_args(hint)[0], {k: v for k, v in meta.items() if k != "doc"})
         out.update(type="array", items=item, uniqueItems=True)
+    elif origin is dict:
+        value_schema = _schema_for(str, {k: v for k, v in meta.items() if k != "doc"})
+        out.update(
+            type="object",
+            propertyNames={"pattern": f"^(?:{meta['key_pattern']})$"},
+            additionalProperties=value_schema,
+        )
     elif origin is Literal:
         out["enum"] = list(typing.get_args(hint))
     elif hint is bool:
@@ -903,6 +970,8 @@ def _section_schema(cls: type[Any]) -> dict[str, Any]:
         if f.default is not dataclasses.MISSING:
             default = f.default
             prop["default"] = list(default) if isinstance(default, tuple) else default
+        elif f.default_factory is not dataclasses.MISSING:
+            prop["default"] = f.default_factory()
         else:
             required.append(name)
         props[name] = prop

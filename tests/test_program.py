@@ -87,6 +87,7 @@ def test_main_declares_no_resource_directly(dev: StackRun) -> None:
         f"leanstack:index:{name}"
         for name in (
             "Alerts",
+            "App",
             "Network",
             "OriginCertificate",
             "Database",

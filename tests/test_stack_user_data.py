@@ -56,15 +56,20 @@ def _fake_aws(tmp_path: Path, served: Path) -> Path:
     return bin_dir
 
 
+APP_TOOL = REPO / "host" / "deploy" / "leanstack_app.py"
+
+
 def _run_fetch(dev: StackRun, tmp_path: Path, tool_text: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     served = tmp_path / "served" / "bin"
     served.mkdir(parents=True)
     (served / "leanstack-backup").write_text(tool_text)
+    (served / "leanstack-app").write_text(APP_TOOL.read_text())
     target = tmp_path / "root"
     script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
-    # Run the real script, pointed at a scratch root instead of /usr/local/bin.
-    script = script.replace(" /usr/local/bin/", f" {target}/usr/local/bin/")
+    # Run the real script, pointed at a scratch root instead of /usr/local.
+    script = script.replace(" /usr/local/", f" {target}/usr/local/")
     (target / "usr/local/bin").mkdir(parents=True)
+    (target / "usr/local/sbin").mkdir(parents=True)
     path = tmp_path / "fetch.sh"
     path.write_text(script)
     env = dict(os.environ, PATH=f"{_fake_aws(tmp_path, tmp_path / 'served')}:{os.environ['PATH']}")
@@ -80,6 +85,8 @@ def test_fetch_script_installs_the_tool_when_its_sha256_matches(dev: StackRun, t
     assert done.returncode == 0, done.stderr
     assert hashlib.sha256(installed.read_bytes()).hexdigest() == hashlib.sha256(tool.encode()).hexdigest()
     assert stat.S_IMODE(installed.stat().st_mode) == 0o755
+    app_tool = installed.parent.parent / "sbin" / "leanstack-app"
+    assert app_tool.read_text() == APP_TOOL.read_text()
 
 
 def test_fetch_script_refuses_a_tampered_file(dev: StackRun, tmp_path: Path) -> None:

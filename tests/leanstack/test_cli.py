@@ -101,3 +101,12 @@ def test_runbook_command_prints_the_recovery_sheet(capsys: pytest.CaptureFixture
     assert capsys.readouterr().out.startswith("# Recovery sheet: stack `prod`\n")
     assert main(["runbook", "staging"]) == 2
     assert capsys.readouterr().err.startswith("leanstack: unknown stack 'staging'")
+
+
+def test_deploy_commands_are_reached_through_the_same_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
+    # Bad input is refused before anything talks to AWS: exit 2, one line.
+    assert main(["deploy", "dev", "bad tag!", "--instance-id", "i-0123456789abcdef0", "--region", "us-east-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("leanstack: tag 'bad tag!' is not allowed") and err.count("\n") == 1
+    assert main(["rollback"]) == 2
+    assert "required: stack" in capsys.readouterr().err

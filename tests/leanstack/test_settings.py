@@ -126,7 +126,7 @@ def test_engine_strings_are_coerced_like_pulumi_passes_them() -> None:
         ),
         (
             {"leanstack:app": {"port": "http"}},
-            'leanstack:app.port: got "http"; expected a whole number from 1024 to 65535',
+            'leanstack:app.port: got "http"; expected a whole number from 1024 to 65534',
         ),
         (
             {"leanstack:cdn": None},

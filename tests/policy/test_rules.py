@@ -123,8 +123,13 @@ def _allow_everything(p: dict[str, Any]) -> None:
 
 
 def _allow_deleting_backups(p: dict[str, Any]) -> None:
-    # The second-to-last statement is WriteAndReadBackups, on the backup bucket's prefix.
-    _policy_doc(p, lambda s: s[-2]["Action"].append("s3:DeleteObjectVersion"))
+    # WriteAndReadBackups is the statement on the backup bucket's prefix.
+    _policy_doc(
+        p,
+        lambda s: next(x for x in s if x.get("Sid") == "WriteAndReadBackups")["Action"].append(
+            "s3:DeleteObjectVersion"
+        ),
+    )
 
 
 def _unchanged(p: dict[str, Any]) -> None:

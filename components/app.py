@@ -1,0 +1,179 @@
+"""App: what the stack keeps for the application the host runs.
+
+Builds:
+- an ECR repository for the app's image: immutable tags (a tag always means the same
+  image, so a rollback is exact), scan on push, and a lifecycle that keeps the newest
+  `keep_images` images (more than the ~19 releases the deploy history remembers);
+- the release history parameter `/leanstack/<stack>/releases` that `python -m leanstack
+  deploy|rollback|releases` reads and writes (the stack creates it empty and then leaves
+  its value alone);
+- the CloudWatch Logs group the container's output goes to, with a retention;
+- with `restart_on_password_rotation`: an EventBridge rule that, when Secrets Manager
+  reports a successful rotation of the database's RDS-managed secret, runs
+  `leanstack-app restart` on the host through SSM Run Command, so the app picks up the
+  new password within minutes and without a human. The restart is a blue/green deploy of
+  the running tag: no request is dropped.
+
+Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
+usage-based ($0.50/GB ingested); EventBridge rules on AWS events and SSM Run Command are free.
+
+Replacement: renaming the repository (the stack name) creates a new, empty one; push the
+image again before deploying.
+
+Example:
+    app = App("app", AppArgs(port=3000), stack="prod")
+    app.restart_on_password_rotation(host.instance_id, database.secret_arn)
+"""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import LeanComponent, policy_output
+from leanstack.settings import AppArgs
+
+__all__ = ["App", "AppArgs"]
+
+RESTART_COMMAND = "/usr/local/sbin/leanstack-app restart"
+
+
+class App(LeanComponent):
+    repository_url: pulumi.Output[str]
+    repository_arn: pulumi.Output[str]
+    image: pulumi.Output[str]
+    releases_parameter: str
+    log_group_name: str
+
+    def __init__(
+        self, name: str, args: AppArgs, *, stack: str, region: str, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__(name, opts)
+        self.args, self.stack, self.region = args, stack, region
+        self.releases_parameter = f"/leanstack/{stack}/releases"
+        self.log_group_name = f"/leanstack/{stack}/app"
+        repository = self._create_repository()
+        self._create_release_history()
+        aws.cloudwatch.LogGroup(
+            self.child_name("logs"),
+            name=self.log_group_name,
+            retention_in_days=30,
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        self.repository_url = repository.repository_url
+        self.repository_arn = repository.arn
+        # The image the host runs: the configured one, or this stack's repository.
+        self.image = pulumi.Output.from_input(args.image) if args.image else repository.repository_url
+        self.register_outputs({"repository_url": self.repository_url, "image": self.image})
+
+    def _create_repository(self) -> aws.ecr.Repository:
+        repository = aws.ecr.Repository(
+            self.child_name("images"),
+            name=f"leanstack-{self.stack}-app",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        aws.ecr.LifecyclePolicy(
+            self.child_name("keep-recent"),
+            repository=repository.name,
+            policy=json.dumps(
+                {
+                    "rules": [
+                        {
+                            "rulePriority": 1,
+                            "description": f"Keep the newest {self.args.keep_images} images",
+                            "selection": {
+                                "tagStatus": "any",
+                                "countType": "imageCountMoreThan",
+                                "countNumber": self.args.keep_images,
+                            },
+                            "action": {"type": "expire"},
+                        }
+                    ]
+                },
+                sort_keys=True,
+            ),
+            opts=self.child_opts(),
+        )
+        return repository
+
+    def _create_release_history(self) -> None:
+        aws.ssm.Parameter(
+            self.child_name("releases"),
+            name=self.releases_parameter,
+            type="String",
+            # Not a secret: insecure_value keeps it readable in plans and diffs.
+            insecure_value="[]",
+            description="leanstack deploy history (tag, time, result); written by `python -m leanstack deploy`",
+            tags=self.tags,
+            # The deploy command owns the value; `pulumi up` must not reset the history.
+            opts=self.child_opts(ignore_changes=["insecureValue"]),
+        )
+
+    def restart_on_password_rotation(
+        self, instance_id: pulumi.Input[str], secret_arn: pulumi.Input[str]
+    ) -> aws.cloudwatch.EventRule:
+        """Restart the app on the host when RDS rotates the database password."""
+        rule = aws.cloudwatch.EventRule(
+            self.child_name("password-rotated"),
+            name=f"leanstack-{self.stack}-password-rotated",
+            description="RDS rotated the database password: restart the app so it reads the new one",
+            event_pattern=pulumi.Output.json_dumps(
+                {
+                    "source": ["aws.secretsmanager"],
+                    "detail-type": ["AWS Service Event via CloudTrail"],
+                    "detail": {
+                        "eventSource": ["secretsmanager.amazonaws.com"],
+                        "eventName": ["RotationSucceeded"],
+                        "additionalEventData": {"SecretId": [secret_arn]},
+                    },
+                }
+            ),
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        document = f"arn:aws:ssm:{self.region}::document/AWS-RunShellScript"
+        instance_arn = pulumi.Output.concat(
+            "arn:aws:ec2:",
+            self.region,
+            ":",
+            aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id,
+            ":instance/",
+            instance_id,
+        )
+        role = aws.iam.Role(
+            self.child_name("restarter"),
+            name=f"leanstack-{self.stack}-app-restarter",
+            description="EventBridge: run `leanstack-app restart` on the host after a password rotation",
+            assume_role_policy=policy_output(
+                {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ),
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        aws.iam.RolePolicy(
+            self.child_name("restarter"),
+            role=role.id,
+            policy=policy_output(
+                {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": [document, instance_arn]}
+            ),
+            opts=self.child_opts(),
+        )
+        aws.cloudwatch.EventTarget(
+            self.child_name("restart-app"),
+            rule=rule.name,
+            arn=document,
+            role_arn=role.arn,
+            run_command_targets=[
+                aws.cloudwatch.EventTargetRunCommandTargetArgs(key="InstanceIds", values=[instance_id])
+            ],
+            input=json.dumps({"commands": [RESTART_COMMAND]}),
+            opts=self.child_opts(),
+        )
+        return rule

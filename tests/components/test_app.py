@@ -1,0 +1,75 @@
+"""App: the image repository, release history, log group and restart on password rotation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from leanstack.mocks import StackRun
+from tests.components.helpers import actions, statements, written_file
+
+
+def test_repository_is_immutable_scanned_and_trimmed(dev: StackRun) -> None:
+    repository = dev.one("aws:ecr/repository:Repository").inputs
+    assert repository["name"] == "leanstack-dev-app"
+    assert repository["imageTagMutability"] == "IMMUTABLE"
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+    policy = json.loads(dev.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
+    selection = policy["rules"][0]["selection"]
+    assert (selection["countType"], selection["countNumber"]) == ("imageCountMoreThan", 30)
+    assert dev.outputs["appRepositoryUrl"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/leanstack-dev-app"
+
+
+def test_release_history_parameter_is_left_to_the_deploy_command(dev: StackRun) -> None:
+    history = dev.named("app-releases")
+    assert history.inputs["name"] == "/leanstack/dev/releases" == dev.outputs["appReleasesParameter"]
+    assert (history.inputs["type"], history.inputs["insecureValue"]) == ("String", "[]")
+    assert dev.named("app-logs").inputs["name"] == "/leanstack/dev/app"
+
+
+def test_password_rotation_restarts_the_app_through_ssm(dev: StackRun) -> None:
+    rule = dev.named("app-password-rotated").inputs
+    pattern = json.loads(rule["eventPattern"])
+    assert pattern["detail"]["eventName"] == ["RotationSucceeded"]
+    assert pattern["detail"]["additionalEventData"]["SecretId"] == [dev.outputs["databaseSecretArn"]]
+    target = dev.named("app-restart-app").inputs
+    assert target["arn"] == "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+    assert target["runCommandTargets"] == [{"key": "InstanceIds", "values": [dev.outputs["hostInstanceId"]]}]
+    assert json.loads(target["input"]) == {"commands": ["/usr/local/sbin/leanstack-app restart"]}
+    restarter = statements(next(r for r in dev.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "app-restarter"))
+    assert [actions(s) for s in restarter] == [["ssm:SendCommand"]]
+    assert restarter[0]["Resource"][1].endswith(f":instance/{dev.outputs['hostInstanceId']}")
+
+
+def test_host_may_pull_the_image_and_ship_app_logs_but_nothing_more(dev: StackRun) -> None:
+    by_sid = {s["Sid"]: s for s in statements(dev.named("host-permissions"))}
+    pull = by_sid["PullAppImages"]
+    assert pull["Resource"] == dev.one("aws:ecr/repository:Repository").outputs["arn"]
+    assert not any("Put" in a or "Delete" in a for a in actions(pull))
+    assert by_sid["ShipAppLogs"]["Resource"].endswith(":log-group:/leanstack/dev/app:*")
+    assert "ReadAppSecrets" not in by_sid  # no app.secrets in the dev stack
+
+
+def test_app_runs_from_user_data_with_its_tool_fetched(dev: StackRun) -> None:
+    config = json.loads(written_file(dev, "/etc/leanstack/app.json"))
+    assert config["image"] == dev.outputs["appRepositoryUrl"]
+    script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
+    assert "fetch bin/leanstack-app " in script and " /usr/local/sbin/leanstack-app 0755" in script
+    assert dev.named("host-file-leanstack-app").inputs["key"] == "bin/leanstack-app"
+
+
+def test_configured_secrets_are_readable_by_the_host_and_never_inlined(
+    run_dev_with: Callable[[dict[str, Any]], StackRun],
+) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stripe-AbCdEf"
+    run = run_dev_with(
+        {"leanstack:app": {"env": {"LOG_LEVEL": "info"}, "secrets": {"STRIPE_KEY": arn, "SENTRY": "/shared/sentry"}}}
+    )
+    by_sid = {s["Sid"]: s for s in statements(run.named("host-permissions"))}
+    assert by_sid["ReadAppSecrets"]["Resource"] == [arn]
+    assert by_sid["ReadAppParameters"]["Resource"] == ["arn:aws:ssm:us-east-1:123456789012:parameter/shared/sentry"]
+    env_file = written_file(run, "/etc/leanstack/app.env")
+    assert "LOG_LEVEL=info" in env_file
+    # Secrets travel by name only; their values are read on the host when the container starts.
+    assert arn not in env_file
