@@ -63,6 +63,12 @@ FREE: dict[str, str] = {
     "aws:sns/topicPolicy:TopicPolicy": "no charge",
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
     "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
+    "aws:ec2/launchTemplate:LaunchTemplate": "no charge (its hosts are priced on the Auto Scaling group)",
+    "aws:autoscaling/policy:Policy": "no charge (target tracking's own alarms are not priced: cents a month)",
+    "aws:lb/targetGroup:TargetGroup": "no charge (priced on the load balancer)",
+    "aws:lb/listener:Listener": "no charge (priced on the load balancer)",
+    "aws:lb/trustStore:TrustStore": "no charge (mutual TLS is billed in the load balancer's LCUs)",
+    "aws:acm/certificate:Certificate": "no charge for certificates imported into ACM",
     "tls:index/privateKey:PrivateKey": "computed locally by Pulumi",
     "tls:index/certRequest:CertRequest": "computed locally by Pulumi",
     "tls:index/selfSignedCert:SelfSignedCert": "computed locally by Pulumi",
@@ -162,13 +168,86 @@ def _ec2_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(total), basis)
 
 
+def _launch_template(ctx: Context, template_id: str) -> dict[str, Any] | None:
+    for other in ctx.resources:
+        if other["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and template_id in (other.get("id"), other["urn"]):
+            return other
+    return None
+
+
+def _autoscaling_group(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """The group's hosts at their steady count: instance hours, root volumes and public IPv4 addresses."""
+    i = r["inputs"]
+    spec = i.get("launchTemplate") or {}
+    template = _launch_template(ctx, str(spec.get("id") or ""))
+    if template is None:
+        return _not_priced("no launch template found for the group")
+    lt = template["inputs"]
+    kind = str(lt.get("instanceType", ""))
+    hourly = t["ec2Hourly"].get(kind)
+    if hourly is None:
+        return _not_priced(f"no price for EC2 {kind or '?'} in {r['options']['region']}")
+    # Desired capacity when fixed; an autoscaled group (no desired capacity) is priced at its minimum.
+    count = int(i.get("desiredCapacity") or i.get("minSize") or 0)
+    maximum = int(i.get("maxSize") or count)
+    size = sum(
+        float((m.get("ebs") or {}).get("volumeSize") or 8)
+        for m in lt.get("blockDeviceMappings") or []
+        if str((m.get("ebs") or {}).get("volumeType") or "gp3") == "gp3"
+    )
+    public = any(n.get("associatePublicIpAddress") in (True, "true") for n in lt.get("networkInterfaces") or [])
+    ipv4 = t["publicIpv4Hourly"] if public else 0.0
+    each = hourly * ctx.hours + size * t["ebsGp3GbMonth"] + ipv4 * ctx.hours
+    basis = f"{count} x ({kind} {ctx.hours:g} h x ${hourly}/h + {size:g} GB gp3 x ${t['ebsGp3GbMonth']}/GB"
+    basis += f" + public IPv4 {ctx.hours:g} h x ${ipv4}/h)" if public else ")"
+    if maximum > count:
+        basis += f"; up to {maximum} hosts when scaled out: {fmt_money(money(each * maximum))}"
+    return Price(PRICED, money(each * count), basis)
+
+
+def _load_balancer(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    i = r["inputs"]
+    kind = str(i.get("loadBalancerType") or "application")
+    if kind != "application":
+        return _not_priced(f"{kind} load balancers are not in the price table")
+    prices = t.get("alb")
+    if prices is None:
+        return _not_priced(f"no Application Load Balancer price for {r['options']['region']}")
+    lcus = float(ctx.pricing["assumptions"]["albLcus"])
+    ctx.assumptions_used.add("albLcus")
+    total = prices["hourly"] * ctx.hours + lcus * prices["lcuHourly"] * ctx.hours
+    basis = f"ALB {ctx.hours:g} h x ${prices['hourly']}/h + {lcus:g} LCU x {ctx.hours:g} h x ${prices['lcuHourly']}/h"
+    if not i.get("internal"):
+        # An internet-facing ALB holds one public IPv4 address per subnet (AZ), billed like any other.
+        addresses = len(i.get("subnets") or i.get("subnetMappings") or []) or 2
+        total += addresses * t["publicIpv4Hourly"] * ctx.hours
+        basis += f" + {addresses} public IPv4 x {ctx.hours:g} h x ${t['publicIpv4Hourly']}/h"
+    return Price(PRICED, money(total), basis, (ctx.assume("albLcus"),))
+
+
 def _eip(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     hourly = t["publicIpv4Hourly"]
     return Price(PRICED, money(hourly * ctx.hours), f"public IPv4 {ctx.hours:g} h x ${hourly}/h")
 
 
+def _replica_source(r: dict[str, Any], ctx: Context) -> dict[str, Any] | None:
+    source = r["inputs"].get("replicateSourceDb")
+    for other in ctx.resources:
+        if other["type"] == r["type"] and source and source in (other["inputs"].get("identifier"), other.get("id")):
+            return other
+    return None
+
+
 def _rds_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     i = r["inputs"]
+    replica = bool(i.get("replicateSourceDb"))
+    if replica:
+        # A read replica inherits engine and storage size from its source; it has no secret of its own.
+        source = _replica_source(r, ctx)
+        if source is None:
+            return _not_priced(f"read replica of {i.get('replicateSourceDb')}, which is not in this plan")
+        inherited = {k: source["inputs"].get(k) for k in ("engine", "allocatedStorage", "storageType")}
+        i = {**inherited, **{k: v for k, v in i.items() if v is not None}, "manageMasterUserPassword": False}
     engine = str(i.get("engine", ""))
     klass = str(i.get("instanceClass", ""))
     if engine != "postgres":
@@ -182,7 +261,9 @@ def _rds_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     storage_type = str(i.get("storageType") or "gp3")
     az = "Multi-AZ" if multi else "Single-AZ"
     total = hourly * factor * ctx.hours
-    basis = f"{klass} {az} {ctx.hours:g} h x ${money(hourly * factor * 1000) / 1000:g}/h"
+    basis = (
+        "read replica: " if replica else ""
+    ) + f"{klass} {az} {ctx.hours:g} h x ${money(hourly * factor * 1000) / 1000:g}/h"
     if storage_type == "gp3":
         total += storage * t["rdsGp3GbMonth"] * factor
         basis += f" + {storage:g} GB gp3 x ${t['rdsGp3GbMonth']}/GB" + (f" x {factor}" if multi else "")
@@ -334,6 +415,8 @@ def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
 REGIONAL: dict[str, PriceFn] = {
     "aws:ec2/instance:Instance": _ec2_instance,
     "aws:ec2/eip:Eip": _eip,
+    "aws:autoscaling/group:Group": _autoscaling_group,
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:rds/instance:Instance": _rds_instance,
     "aws:elasticache/replicationGroup:ReplicationGroup": _elasticache_group,
     "aws:secretsmanager/secret:Secret": _secret,
