@@ -8,11 +8,12 @@ added, removed and changed (properties old → new) and the monthly cost delta, 
 this checkout's price table on both sides.
 
 Risk comes first. A finding is raised when a change would lose data or open the stack up:
-a stateful resource (database, cache, bucket, Elastic IP) replaced or deleted, a URN change
-(Pulumi replaces a renamed resource unless it is aliased), `protect` or deletion protection
-removed, a port newly open to the internet, encryption turned off, backup retention or
-Object Lock weakened. Which property changes force a replacement is the explicit table
-REPLACES below, kept in step with the AWS provider's schema and tested.
+a stateful resource (database, cache, bucket, Elastic IP; not a read replica, which holds a
+copy of its source) replaced or deleted, a URN change (Pulumi replaces a renamed resource
+unless it is aliased), `protect` or deletion protection removed, a port newly open to the
+internet, encryption turned off, backup retention or Object Lock weakened. Which property
+changes force a replacement is the explicit table REPLACES below, kept in step with the AWS
+provider's schema and tested.
 
 Nothing here imports Pulumi: the diff of two saved plans takes a fraction of a second.
 """
@@ -100,6 +101,12 @@ REPLACES: dict[str, frozenset[str]] = {
     "aws:cloudwatch/logGroup:LogGroup": frozenset({"name", "namePrefix"}),
     "aws:rds/parameterGroup:ParameterGroup": frozenset({"name", "namePrefix", "family"}),
     "aws:rds/subnetGroup:SubnetGroup": frozenset({"name", "namePrefix"}),
+    "aws:lb/loadBalancer:LoadBalancer": frozenset({"name", "namePrefix", "internal", "loadBalancerType"}),
+    "aws:lb/targetGroup:TargetGroup": frozenset(
+        {"name", "namePrefix", "port", "protocol", "protocolVersion", "targetType", "vpcId"}
+    ),
+    "aws:autoscaling/group:Group": frozenset({"name", "namePrefix"}),
+    "aws:ec2/launchTemplate:LaunchTemplate": frozenset({"name", "namePrefix"}),
 }
 
 ENCRYPTION_FLAGS: dict[str, tuple[str, ...]] = {
@@ -304,12 +311,20 @@ def _replacing(kind: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
+def holds_data(r: dict[str, Any]) -> bool:
+    """Whether replacing or deleting `r` loses something: a STATEFUL type, except a read replica,
+    whose data is its source's copy (removing one loses nothing; the source is still there)."""
+    return r["type"] in STATEFUL and not r["inputs"].get("replicateSourceDb")
+
+
 def _short(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _what(r: dict[str, Any]) -> str:
+    if r["inputs"].get("replicateSourceDb"):
+        return f"read replica `{r['name']}`"
     return f"{STATEFUL.get(r['type'], r['type'].rsplit(':', 1)[-1])} `{r['name']}`"
 
 
@@ -349,7 +364,7 @@ def risks_for(
     for c in diff["changed"]:
         old, new = c["old"], c["new"]
         kind = new["type"]
-        if c["replaced"] and kind in STATEFUL:
+        if c["replaced"] and holds_data(new):
             why = "; ".join(f"`{x['property']}` {_short(x['old'])} → {_short(x['new'])}" for x in c["replacedBy"])
             flag(
                 "replaces stateful data",
@@ -415,7 +430,7 @@ def risks_for(
                 )
 
     for r in diff["removed"]:
-        if r["type"] in STATEFUL:
+        if holds_data(r):
             renamed = next((a for a in diff["added"] if a["type"] == r["type"] and a["name"] == r["name"]), None)
             renamed = renamed or next(
                 (a for a in diff["added"] if a["type"] == r["type"] and a["component"] == r["component"]), None

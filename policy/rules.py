@@ -45,6 +45,7 @@ CACHE_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
 INSTANCE = "aws:ec2/instance:Instance"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 EBS_VOLUME = "aws:ebs/volume:Volume"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
@@ -346,12 +347,33 @@ def _ebs_encrypted(subject: Subject, view: StackView) -> Iterator[str]:
         if known(subject.get("encrypted")) and subject.get("encrypted") is not True:
             yield f"{subject.name} is an unencrypted EBS volume; set encrypted=True"
         return
+    if subject.type == LAUNCH_TEMPLATE:
+        yield from _launch_template_encrypted(subject)
+        return
     root = subject.get("rootBlockDevice")
     if not isinstance(root, Mapping) or (known(root.get("encrypted")) and root.get("encrypted") is not True):
         yield f"{subject.name}'s root volume is not encrypted; set root_block_device.encrypted=True"
     for device in as_list(subject.get("ebsBlockDevices")):
         if isinstance(device, Mapping) and known(device.get("encrypted")) and device.get("encrypted") is not True:
             yield f"{subject.name}'s EBS volume {device.get('deviceName', '?')} is not encrypted; set encrypted=True"
+
+
+def _launch_template_encrypted(template: Subject) -> Iterator[str]:
+    """A launch template states its volumes' encryption per block device, as "true"/"false" strings."""
+    mappings = [m for m in as_list(template.get("blockDeviceMappings")) if isinstance(m, Mapping)]
+    if not mappings and known(template.get("blockDeviceMappings")):
+        yield (
+            f"{template.name} launches hosts with the AMI's root volume, encrypted only if the AMI's is; "
+            "add block_device_mappings with ebs.encrypted=true"
+        )
+    for mapping in mappings:
+        ebs = mapping.get("ebs")
+        encrypted = ebs.get("encrypted") if isinstance(ebs, Mapping) else None
+        if known(encrypted) and str(encrypted).lower() != "true":
+            yield (
+                f"{template.name}'s EBS volume {mapping.get('deviceName', '?')} is not encrypted; "
+                "set ebs.encrypted=true"
+            )
 
 
 def _imdsv2(subject: Subject, view: StackView) -> Iterator[str]:
@@ -376,7 +398,9 @@ def _cdn_proxied(view: StackView) -> bool:
 
 
 def _proxy_host_groups(view: StackView) -> set[str]:
-    return {urn for instance in view.of_type(INSTANCE) for urn in _attached_groups(instance)}
+    """Security groups users' traffic enters by: the host's, or, scaled out, the load balancer's."""
+    groups = {urn for instance in view.of_type(INSTANCE) for urn in _attached_groups(instance)}
+    return groups | {urn for lb in view.of_type(LOAD_BALANCER) for urn in _attached_groups(lb)}
 
 
 def _no_world_ingress(view: StackView) -> Iterator[tuple[Subject, str]]:
@@ -529,7 +553,9 @@ def _rds_retention(db: Subject, view: StackView) -> Iterator[str]:
 
 
 def _rds_production_protection(db: Subject, view: StackView) -> Iterator[str]:
-    if not view.production:
+    # A read replica holds a copy of its source's data, nothing of its own: deleting it loses
+    # nothing, and RDS refuses a final snapshot of one. The source carries the protection.
+    if not view.production or db.get("replicateSourceDb"):
         return
     if known(db.get("deletionProtection")) and db.get("deletionProtection") is not True:
         yield f"{db.name} is a production database without deletion protection; set deletion_protection=True"
@@ -665,7 +691,12 @@ RULES: tuple[Rule, ...] = (
         (CACHE_GROUP,),
         _cache_encrypted,
     ),
-    Rule("ebs-encrypted", "EC2 root and EBS volumes are encrypted.", (INSTANCE, EBS_VOLUME), _ebs_encrypted),
+    Rule(
+        "ebs-encrypted",
+        "EC2 root and EBS volumes, and those launch templates create, are encrypted.",
+        (INSTANCE, EBS_VOLUME, LAUNCH_TEMPLATE),
+        _ebs_encrypted,
+    ),
     Rule("imdsv2-required", "Instances require IMDSv2 (session tokens).", (INSTANCE, LAUNCH_TEMPLATE), _imdsv2),
     Rule("no-ssh", "No security group rule admits port 22, from anywhere.", check_stack=_no_ssh),
     Rule(
@@ -697,7 +728,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "rds-production-protection",
-        "A production database has deletion protection and a final snapshot.",
+        "A production database (not a read replica: its data is the source's) has deletion protection and a "
+        "final snapshot.",
         (RDS, RDS_CLUSTER),
         _rds_production_protection,
     ),
