@@ -61,13 +61,18 @@ host = ProxyHost(
     backups=backups,
     thresholds=cfg.alerts,
     application=app,
+    hosts=cfg.hosts,
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
-app.restart_on_password_rotation(host.instance_id, database.secret_arn)
+if host.instance_id is not None:
+    app.restart_on_password_rotation(host.instance_id, database.secret_arn)
+# Scaled out there is no one instance id to target: App's restart needs targeting the hosts by tag
+# (the launch templates tag every host Name=leanstack-<stack>-host) before scale mode can rotate safely.
 if cache is not None:
     cache.allow_from("host", host.security_group_id)
-Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.public_ip, opts=main)
+# Scaled out, the origin is the load balancer's DNS name rather than the Elastic IP.
+Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.origin, opts=main)
 # Site down, asked from outside through the CDN; its alarm lives in us-east-1 (see UptimeCheck).
 UptimeCheck(
     "uptime",
@@ -82,11 +87,18 @@ UptimeCheck(
 
 pulumi.export("region", cfg.region)
 pulumi.export("hostnames", list(cfg.hostnames))
-pulumi.export("hostInstanceId", host.instance_id)
-pulumi.export("hostPublicIp", host.public_ip)
+if host.group is None:
+    pulumi.export("hostInstanceId", host.instance_id)
+    pulumi.export("hostPublicIp", host.public_ip)
+else:
+    pulumi.export("loadBalancerDnsName", host.group.load_balancer_dns_name)
+    pulumi.export("hostWebGroup", host.group.web_group_name)
+    pulumi.export("hostJobsGroup", host.group.jobs_group_name)
 pulumi.export("databaseAddress", database.address)
 pulumi.export("databaseName", cfg.database.database_name)
 pulumi.export("databaseSecretArn", database.secret_arn)
+if database.replica_addresses:
+    pulumi.export("databaseReplicaAddresses", database.replica_addresses)
 pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("backupRegion", cfg.backup.region)
 pulumi.export("backupPrefix", cfg.backup.prefix)
@@ -96,4 +108,6 @@ pulumi.export("appReleasesParameter", app.releases_parameter)
 pulumi.export("appLogGroup", app.log_group_name)
 if cache is not None:
     pulumi.export("cacheAddress", cache.address)
+    if cfg.cache.replicas:
+        pulumi.export("cacheReaderAddress", cache.reader_address)
     pulumi.export("cacheAuthTokenParameter", cache.auth_token_parameter)

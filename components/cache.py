@@ -8,11 +8,18 @@ group that admits 6379 only from the clients given to `allow_from`.
 Off by default, and off means no resources at all: `__main__` does not create it unless
 `cache.enabled` is true. Add it when the app needs it, not before.
 
+With `replicas` > 0, the group gets that many replica nodes in the other AZ(s), automatic
+failover (a replica is promoted when the primary fails, keeping the primary endpoint) and
+Multi-AZ; the replicas also serve reads at `reader_address`. Without replicas a failed node
+is an empty cache for the minutes ElastiCache takes to replace it.
+
 Cost (us-east-1, on demand): cache.t4g.micro ~$11.68/month (Valkey is priced ~20% below
-Redis OSS on node-based clusters: ~$9.34). Snapshots within one day's retention are free.
+Redis OSS on node-based clusters: ~$9.34) per node, so each replica adds one node's price.
+Snapshots within one day's retention are free.
 
 Replacement: changing the engine, the node type family or the subnet group replaces the
-group and empties the cache (a cache holds nothing that cannot be rebuilt).
+group and empties the cache (a cache holds nothing that cannot be rebuilt). Adding or
+removing replicas, failover and Multi-AZ change the group in place.
 
 Example:
     cache = Cache("cache", CacheArgs(enabled=True), stack="prod", network=net)
@@ -34,6 +41,8 @@ __all__ = ["Cache", "CacheArgs"]
 
 class Cache(LeanComponent):
     address: pulumi.Output[str]
+    # The reader endpoint: spreads reads over the replicas (the primary alone without replicas).
+    reader_address: pulumi.Output[str]
     port: int
     auth_token_parameter: str
     security_group_id: pulumi.Output[str]
@@ -76,8 +85,10 @@ class Cache(LeanComponent):
             engine=args.engine,
             engine_version=args.engine_version,
             node_type=args.node_type,
-            num_cache_clusters=1,
-            automatic_failover_enabled=False,
+            num_cache_clusters=1 + args.replicas,
+            # ElastiCache requires a replica for either; both come with the first one.
+            automatic_failover_enabled=args.replicas > 0,
+            multi_az_enabled=args.replicas > 0,
             port=self.port,
             subnet_group_name=subnets.name,
             security_group_ids=[self._security_group.id],
@@ -91,8 +102,15 @@ class Cache(LeanComponent):
             opts=self.child_opts(),
         )
         self.address = group.primary_endpoint_address
+        self.reader_address = group.reader_endpoint_address
         self.security_group_id = self._security_group.id
-        self.register_outputs({"address": self.address, "security_group_id": self.security_group_id})
+        self.register_outputs(
+            {
+                "address": self.address,
+                "reader_address": self.reader_address,
+                "security_group_id": self.security_group_id,
+            }
+        )
 
     def _create_auth_token(self) -> random.RandomPassword:
         # ElastiCache tokens: 16-128 printable characters without '/', '"' or '@'; letters and digits suffice.

@@ -10,17 +10,30 @@ The master password is generated and rotated by RDS in Secrets Manager
 (`manage_master_user_password`): it is never in config, code or Pulumi state. RDS rotates
 it every 7 days, so whatever needs it reads the secret when it connects, never a copy.
 
+With `read_replicas` > 0 (off by default: earn it with read load the primary cannot take),
+it also builds that many read replicas (`replicate_source_db`), each with its own endpoint
+(`replica_addresses`), in the same private subnets, security group and parameter group,
+encrypted like the primary (RDS encrypts a replica with its source's key), Single-AZ unless
+`replica_multi_az`. A replica is a copy the primary streams to: the app sends it only reads
+that can be a few seconds stale, and the primary's inputs do not change when replicas come
+or go, so adding or removing one never touches the primary or its data.
+
 Cost (us-east-1, on demand): db.t4g.micro ~$11.68/month + 20 GiB gp3 $2.30 + the managed
 secret $0.40; Multi-AZ doubles instance and storage. Backups up to the database size are
-free. See `python -m leanstack plan` for the priced plan.
+free. Each read replica costs what a Single-AZ instance of the same class and storage does
+(no secret of its own). See `python -m leanstack plan` for the priced plan.
 
 Replacement: changing `identifier`, `database_name` or `username` replaces the instance,
 and with it the data (restore from a snapshot or the off-site backups). `protect` makes
-Pulumi refuse that; `deletion_protection` makes RDS refuse it.
+Pulumi refuse that; `deletion_protection` makes RDS refuse it. Replicas hold no data of
+their own: lowering `read_replicas` deletes the highest-numbered ones (RDS cannot take a
+final snapshot of a replica, and needs none), and a replica is never Pulumi-protected.
 
 Example:
-    db = Database("database", DatabaseArgs(multi_az=True), stack="prod", network=net, alarm_topic_arn=topic)
+    db = Database("database", DatabaseArgs(multi_az=True, read_replicas=1), stack="prod", network=net,
+                  alarm_topic_arn=topic)
     db.allow_from("host", host.security_group_id)
+    pulumi.export("replicas", db.replica_addresses)
 """
 
 from __future__ import annotations
@@ -50,6 +63,8 @@ class Database(LeanComponent):
     secret_arn: pulumi.Output[str]
     security_group_id: pulumi.Output[str]
     identifier: str
+    # One endpoint per read replica, replica 1 first; empty without replicas.
+    replica_addresses: list[pulumi.Output[str]]
 
     def __init__(
         self,
@@ -74,6 +89,7 @@ class Database(LeanComponent):
         log_group = self._create_log_group()
         instance = self._create_instance(subnet_group, parameters, log_group)
         self._create_storage_alarm(instance, alarm_topic_arn)
+        replicas = [self._create_replica(n, instance, parameters) for n in range(1, args.read_replicas + 1)]
 
         self.address = instance.address
         self.port = instance.port
@@ -81,12 +97,14 @@ class Database(LeanComponent):
         self.username = args.username
         self.secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
         self.security_group_id = self._security_group.id
+        self.replica_addresses = [replica.address for replica in replicas]
         self.register_outputs(
             {
                 "address": self.address,
                 "port": self.port,
                 "secret_arn": self.secret_arn,
                 "security_group_id": self.security_group_id,
+                "replica_addresses": self.replica_addresses,
             }
         )
 
@@ -185,6 +203,43 @@ class Database(LeanComponent):
             apply_immediately=False,
             tags=self.named_tags(self.identifier),
             opts=self.child_opts(protect=a.protect, depends_on=[log_group]),
+        )
+
+    def _create_replica(
+        self, number: int, primary: aws.rds.Instance, parameters: aws.rds.ParameterGroup
+    ) -> aws.rds.Instance:
+        """Read replica `number`: engine, version, storage size, database and user come from the primary."""
+        a = self.args
+        identifier = f"{self.identifier}-replica-{number}"
+        return aws.rds.Instance(
+            self.child_name(f"replica-{number}"),
+            identifier=identifier,
+            # Same region: the primary's identifier. The replica depends on the primary, never the reverse.
+            replicate_source_db=primary.identifier,
+            instance_class=a.instance_class,
+            max_allocated_storage=a.max_allocated_storage_gb,
+            storage_type="gp3",
+            # RDS encrypts a replica with its source's key; stated so the plan and the policy pack see it.
+            storage_encrypted=True,
+            port=5432,
+            publicly_accessible=False,
+            vpc_security_group_ids=[self._security_group.id],
+            parameter_group_name=parameters.name,
+            multi_az=a.replica_multi_az,
+            # Kept like the primary's, so a replica promoted in an emergency has point-in-time recovery at once.
+            backup_retention_period=a.backup_retention_days,
+            backup_window=a.backup_window,
+            maintenance_window=a.maintenance_window,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            # No log export: RDS would create the replica's log group itself, without a retention.
+            # A replica's data is the primary's: nothing to protect or snapshot when it goes
+            # (RDS refuses a final snapshot of a read replica).
+            deletion_protection=False,
+            skip_final_snapshot=True,
+            apply_immediately=False,
+            tags=self.named_tags(identifier),
+            opts=self.child_opts(depends_on=[primary]),
         )
 
     def _create_storage_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:

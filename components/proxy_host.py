@@ -33,6 +33,14 @@ Replacement: changing the user data (any host setting, the AMI, the certificate)
 the instance: the host holds no state, the Elastic IP moves to the new one, and the site
 is down for the minutes the new host takes to boot. The diff shows it.
 
+Scaled out (`hosts.count` > 1 or `hosts.autoscale`, see HostGroup): the instance, its
+Elastic IP and its two instance-status alarms give way to a HostGroup child: an Auto Scaling
+group of hosts built from the same role, user data and AMI behind an Application Load
+Balancer; the security group then admits 443 from the load balancer only. Exactly one host
+(the group's "jobs" member) enables the backup and restore-drill timers. Everything else here
+(role, parameters, host-files bucket, access log, error-rate and backup alarms) keeps its
+URN, so growing and shrinking never recreates it.
+
 Example:
     host = ProxyHost("host", ProxyHostArgs(), AppArgs(port=3000), stack="prod", region="us-east-1",
                      hostnames=("example.com",), network=net, certificate=cert, database=db,
@@ -55,6 +63,7 @@ from components.app import App
 from components.backup_bucket import BackupBucket, writer_statements
 from components.base import LeanComponent, policy_output
 from components.database import Database
+from components.host_group import HostGroup, HostLaunch
 from components.network import Network
 from components.origin_certificate import OriginCertificate
 from components.private_bucket import lock_down_bucket
@@ -70,7 +79,7 @@ from host.deploy.install import (
 )
 from host.params import BackupSettings, HostFile, HostParams
 from host.render import render_user_data
-from leanstack.settings import AlertThresholds, AppArgs, ProxyHostArgs
+from leanstack.settings import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 
 __all__ = ["ProxyHost", "ProxyHostArgs", "host_role_name"]
 
@@ -151,8 +160,12 @@ WantedBy=multi-user.target
 
 
 class ProxyHost(LeanComponent):
-    instance_id: pulumi.Output[str]
-    public_ip: pulumi.Output[str]
+    # The single host's instance and Elastic IP; None when scaled out (see `group`).
+    instance_id: pulumi.Output[str] | None
+    public_ip: pulumi.Output[str] | None
+    # Where Cloudflare sends users: the Elastic IP, or the load balancer's DNS name when scaled out.
+    origin: pulumi.Output[str]
+    group: HostGroup | None
     security_group_id: pulumi.Output[str]
     role_arn: pulumi.Output[str]
 
@@ -173,6 +186,7 @@ class ProxyHost(LeanComponent):
         backups: BackupBucket | None = None,
         thresholds: AlertThresholds | None = None,
         application: App | None = None,
+        hosts: HostsArgs | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
@@ -189,16 +203,49 @@ class ProxyHost(LeanComponent):
         self._fetched = self._files_to_fetch(backups is not None and database is not None, application is not None)
         files_bucket, uploads = self._create_host_files_bucket()
         role, profile = self._create_role(database, backups, files_bucket, application)
+        self.group = None
+        if hosts is not None and hosts.scaled:
+            self.group = HostGroup(
+                self.child_name("group"),
+                hosts,
+                stack=stack,
+                network=network,
+                certificate=certificate,
+                health_path=app.health_path,
+                cloudflare_ipv4=ranges.ipv4_cidrs,
+                files_bucket=files_bucket.bucket,
+                alarm_topic_arn=alarm_topic_arn,
+                cdn_proxied=cdn_proxied,
+                thresholds=self.thresholds,
+                opts=self.child_opts(),
+            )
         security_group = self._create_security_group(network, ranges.ipv4_cidrs)
         user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
-        instance = self._create_instance(network, security_group, profile, user_data, [*tls_parameters, *uploads, role])
-        eip = aws.ec2.Eip(
-            self.child_name("ip"),
-            domain="vpc",
-            instance=instance.id,
-            tags=self.named_tags(f"leanstack-{stack}-host"),
-            opts=self.child_opts(),
-        )
+        boot_after: list[pulumi.Resource] = [*tls_parameters, *uploads, role]
+        if self.group is None:
+            instance = self._create_instance(network, security_group, profile, user_data, boot_after)
+            eip = aws.ec2.Eip(
+                self.child_name("ip"),
+                domain="vpc",
+                instance=instance.id,
+                tags=self.named_tags(f"leanstack-{stack}-host"),
+                opts=self.child_opts(),
+            )
+        else:
+            # The same cloud-init on every host, but only the jobs host arms the backup timers.
+            web_user_data = self._render_user_data(ranges, database, backups, files_bucket, application, jobs=False)
+            self.group.launch(
+                HostLaunch(
+                    ami=self._ami(),
+                    instance_type=args.instance_type,
+                    root_volume_gb=args.root_volume_gb,
+                    instance_profile_name=profile.name,
+                    security_group_id=security_group.id,
+                    user_data=web_user_data,
+                    jobs_user_data=user_data,
+                    depends_on=tuple(boot_after),
+                )
+            )
         self.access_log_group = aws.cloudwatch.LogGroup(
             self.child_name("access-log"),
             name=f"/leanstack/{stack}/nginx/access",
@@ -207,16 +254,21 @@ class ProxyHost(LeanComponent):
             tags=self.tags,
             opts=self.child_opts(),
         )
-        self._create_host_alarms(instance)
+        if self.group is None:
+            self._create_host_alarms(instance)
         self._create_error_rate_alarm()
         if backups is not None:
             self._create_backup_alarms()
 
-        self.instance_id = instance.id
-        self.public_ip = eip.public_ip
+        if self.group is None:
+            self.instance_id, self.public_ip = instance.id, eip.public_ip
+            self.origin = eip.public_ip
+        else:
+            self.instance_id = self.public_ip = None
+            self.origin = self.group.origin
         self.security_group_id = security_group.id
         self.role_arn = role.arn
-        self.register_outputs({"instance_id": self.instance_id, "public_ip": self.public_ip, "role_arn": self.role_arn})
+        self.register_outputs({"origin": self.origin, "role_arn": self.role_arn})
 
     # ------------------------------------------------------------------ secrets for the host
 
@@ -427,21 +479,30 @@ class ProxyHost(LeanComponent):
     ) -> aws.ec2.SecurityGroup:
         # With the CDN proxying, only Cloudflare reaches the origin; without it (a debugging
         # setting), 443 is open to everyone and nginx stops asking for Cloudflare's client cert.
+        # Scaled out, the load balancer is the origin and the hosts admit it alone. The group's
+        # name and description stay: a new description would replace the group.
         sources = cloudflare_ipv4 if self.cdn_proxied else ["0.0.0.0/0"]
+        https = aws.ec2.SecurityGroupIngressArgs(
+            description="HTTPS from Cloudflare" if self.cdn_proxied else "HTTPS from anywhere (CDN off)",
+            protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_blocks=sources,
+        )
+        if self.group is not None:
+            https = aws.ec2.SecurityGroupIngressArgs(
+                description="HTTPS from the load balancer only",
+                protocol="tcp",
+                from_port=443,
+                to_port=443,
+                security_groups=[self.group.security_group_id],
+            )
         return aws.ec2.SecurityGroup(
             self.child_name("sg"),
             name=f"leanstack-{self.stack}-host",
             description="HTTPS from Cloudflare only; no SSH (SSM Session Manager instead)",
             vpc_id=network.vpc_id,
-            ingress=[
-                aws.ec2.SecurityGroupIngressArgs(
-                    description="HTTPS from Cloudflare" if self.cdn_proxied else "HTTPS from anywhere (CDN off)",
-                    protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    cidr_blocks=sources,
-                )
-            ],
+            ingress=[https],
             # Outbound stays open: the host reaches SSM, S3, CloudWatch, the package mirrors
             # and whatever APIs the app calls, with no NAT gateway to pay for.
             egress=[
@@ -466,7 +527,9 @@ class ProxyHost(LeanComponent):
         backups: BackupBucket | None,
         files_bucket: aws.s3.Bucket,
         application: App | None,
+        jobs: bool = True,
     ) -> pulumi.Output[str]:
+        """The host's cloud-init; `jobs=False` leaves the backup and restore-drill timers unarmed."""
         backup_settings: pulumi.Output[BackupSettings | None] = pulumi.Output.from_input(None)
         if database is not None and backups is not None:
             backup_settings = pulumi.Output.all(
@@ -493,7 +556,7 @@ class ProxyHost(LeanComponent):
         resolved = pulumi.Output.all(
             ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket, app_settings
         ).apply(lambda v: _Resolved(ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3], app=v[4]))
-        return resolved.apply(self._user_data)
+        return resolved.apply(lambda r: self._user_data(r, jobs=jobs))
 
     def _app_settings(self, application: App, database: Database | None) -> pulumi.Output[AppSettings | None]:
         a = application.args
@@ -521,7 +584,7 @@ class ProxyHost(LeanComponent):
             )
         )
 
-    def _user_data(self, resolved: _Resolved) -> str:
+    def _user_data(self, resolved: _Resolved, jobs: bool = True) -> str:
         params = HostParams(
             stack=self.stack,
             region=self.region,
@@ -544,7 +607,8 @@ class ProxyHost(LeanComponent):
         if resolved.backup is not None:
             files += backup_host_files(resolved.backup)
             packages += BACKUP_PACKAGES
-            units += BACKUP_UNITS
+            # The tools are on every host (for a manual run); the timers only where jobs run.
+            units += BACKUP_UNITS if jobs else ()
         if resolved.app is not None:
             files += app_host_files(resolved.app)
             packages += APP_PACKAGES
@@ -587,21 +651,9 @@ class ProxyHost(LeanComponent):
         user_data: pulumi.Output[str],
         depends_on: list[pulumi.Resource],
     ) -> aws.ec2.Instance:
-        ami: pulumi.Input[str] = (
-            self.args.ami_id
-            or aws.ec2.get_ami_output(
-                most_recent=True,
-                owners=["amazon"],
-                filters=[
-                    aws.ec2.GetAmiFilterArgs(name="name", values=[AL2023_ARM64]),
-                    aws.ec2.GetAmiFilterArgs(name="architecture", values=["arm64"]),
-                ],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).id
-        )
         return aws.ec2.Instance(
             self.child_name("instance"),
-            ami=ami,
+            ami=self._ami(),
             instance_type=self.args.instance_type,
             subnet_id=network.public_subnet_ids[0],
             vpc_security_group_ids=[security_group.id],
@@ -623,6 +675,21 @@ class ProxyHost(LeanComponent):
             tags=self.named_tags(f"leanstack-{self.stack}-host"),
             volume_tags=self.tags,
             opts=self.child_opts(depends_on=depends_on),
+        )
+
+    def _ami(self) -> pulumi.Input[str]:
+        """The pinned AMI, or the current Amazon Linux 2023 arm64 one."""
+        return (
+            self.args.ami_id
+            or aws.ec2.get_ami_output(
+                most_recent=True,
+                owners=["amazon"],
+                filters=[
+                    aws.ec2.GetAmiFilterArgs(name="name", values=[AL2023_ARM64]),
+                    aws.ec2.GetAmiFilterArgs(name="architecture", values=["arm64"]),
+                ],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).id
         )
 
     # ------------------------------------------------------------------ alarms

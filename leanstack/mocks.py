@@ -228,6 +228,7 @@ class LeanMocks(pulumi_mocks.Mocks):
         elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
             group = inputs.get("replicationGroupId", name)
             state["primaryEndpointAddress"] = f"master.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
+            state["readerEndpointAddress"] = f"replica.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
             rid = group
         elif typ == "aws:ecr/repository:Repository":
             repo = inputs.get("name", name)
@@ -237,6 +238,20 @@ class LeanMocks(pulumi_mocks.Mocks):
                 name=repo,
             )
             rid = repo
+        elif typ in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+            kind = "app" if typ.endswith("LoadBalancer") else "targetgroup"
+            suffix = f"{kind}/{name}/{_digest(typ, name, length=16)}"
+            state.update(arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:{suffix}", arnSuffix=suffix)
+            if kind == "app":
+                state["dnsName"] = f"{name}-{_digest(name, length=10)}.{region}.elb.amazonaws.com"
+            rid = state["arn"]
+        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            rid = "lt-0" + _digest(typ, name, length=16)
+            state.update(latestVersion=1, defaultVersion=1)
+        elif typ == "aws:autoscaling/group:Group":
+            group_name = inputs.get("name") or f"{inputs.get('namePrefix', name)}{_digest(name, length=12)}"
+            state.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:{name}")
+            rid = group_name
         elif typ == "tls:index/privateKey:PrivateKey":
             state.update(privateKeyPem="MOCK PRIVATE KEY", publicKeyPem="MOCK PUBLIC KEY")
         elif typ == "tls:index/certRequest:CertRequest":

@@ -50,6 +50,11 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("Cdn", "Cloudflare in front of the site: DNS, TLS for visitors, caching of static files"),
     Service("ProxyHost", "the one EC2 host: nginx in front of the app, backup and restore-drill timers"),
+    Service(
+        "HostGroup",
+        "scaled out: the hosts in Auto Scaling groups behind an Application Load Balancer; the one 'jobs' host "
+        "runs the backup and restore-drill timers",
+    ),
     Service("Database", "RDS PostgreSQL: the application's data"),
     Service("Cache", "ElastiCache (Valkey/Redis): a cache the app can rebuild"),
     Service("BackupBucket", "off-site, object-locked S3 bucket holding the daily database dumps"),
@@ -93,6 +98,27 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "Replace it: `pulumi up --replace <instance URN>` (find the URN with `pulumi stack --show-urns`).",
         ],
     ),
+    "unhealthy-targets": (
+        "Unhealthy targets",
+        [
+            "EC2 console > Target groups > the stack's group > Targets: the reason per host (timeout, 5xx, TLS).",
+            "On that host (SSM, see [Access](#access-and-secrets)): `systemctl status nginx` and your app's unit.",
+            "The group should have replaced it: EC2 console > Auto Scaling groups > Activity says why not "
+            "(capacity, a launch failure). A host that keeps failing after a deploy: roll the app back.",
+            "Replace one by hand: `aws autoscaling terminate-instance-in-auto-scaling-group --instance-id <id> "
+            "--no-should-decrement-desired-capacity`.",
+        ],
+    ),
+    "load-balancer-errors": (
+        "Load balancer errors",
+        [
+            "503 from the load balancer: no healthy host. Check the target group's healthy count and "
+            "[Unhealthy targets](#unhealthy-targets).",
+            "502: a host refused the connection or the TLS handshake (nginx down, certificate not fetched): "
+            "`journalctl -u nginx` on the hosts.",
+            "504: hosts too slow (the app or the database); check the database alarms and the app's log.",
+        ],
+    ),
     "database-storage-low": (
         "Database storage low",
         [
@@ -129,6 +155,20 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
     ),
 }
 
+
+# Steps that differ when the hosts are scaled out behind a load balancer (hosts.count > 1).
+SCALED_STEPS: dict[str, list[str]] = {
+    "site-down": [
+        "Open the URL in the alarm yourself. A Cloudflare 52x page: Cloudflare cannot reach the load balancer; "
+        "a 503 from the load balancer: no healthy host; a leanstack 502/504 page: nginx is up and the app is not.",
+        "Hosts healthy? EC2 console > Target groups > the stack's group > Targets, and "
+        "[Unhealthy targets](#unhealthy-targets) if that alarm fired too.",
+        "On a host (see [Access](#access-and-secrets)): `systemctl status nginx`, your app's unit.",
+        "Every host broken by one change (a deploy, a new AMI): roll back; the group replaces hosts on its own "
+        "once they pass the health check again.",
+        "If Cloudflare's checks are being challenged (bot protection), allow Route 53's health checkers.",
+    ],
+}
 
 # --------------------------------------------------------------------------- helpers
 
@@ -188,6 +228,18 @@ def _physical(resource: Resource) -> str:
 # --------------------------------------------------------------------------- sections
 
 
+def _host_target(config: StackConfig) -> str:
+    """The instance id to open a shell on: the one host, or, scaled out, the jobs host (it runs the backups)."""
+    s = f" --stack {config.stack}"
+    if not config.hosts.scaled:
+        return f"$(pulumi stack output hostInstanceId{s})"
+    return (
+        f"$(aws autoscaling describe-auto-scaling-groups --region {config.region} --auto-scaling-group-names "
+        f"$(pulumi stack output hostJobsGroup{s}) --query 'AutoScalingGroups[0].Instances[0].InstanceId' "
+        "--output text)"
+    )
+
+
 def _services(run: StackRun, config: StackConfig) -> list[str]:
     present = {r.component for r in run.resources}
     cost = _component_costs(run)
@@ -224,7 +276,9 @@ def _targets(config: StackConfig) -> list[str]:
         f"- **Recovery time**: the restore drill (`{config.backup.drill_calendar}` UTC, and on demand) restores the "
         "newest backup into a scratch database and publishes how long it took as `RestoreDrillDurationSeconds` "
         f"(namespace `Leanstack`, dimension `Stack={config.stack}`): that number plus a new host's boot (minutes) "
-        "and a DNS-free cut-over (the Elastic IP and Cloudflare stay) is the recovery time to compare with the RTO.",
+        "and a DNS-free cut-over ("
+        + ("the load balancer" if config.hosts.scaled else "the Elastic IP")
+        + " and Cloudflare stay) is the recovery time to compare with the RTO.",
         "",
     ]
     return lines
@@ -256,7 +310,7 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "Prove it restores (a drill: restores into a scratch database, checks row counts, drops it):",
         "",
         "```sh",
-        f"aws ssm start-session --region {region} --target $(pulumi stack output hostInstanceId{s})",
+        f"aws ssm start-session --region {region} --target {_host_target(config)}",
         "sudo leanstack-restore-drill",
         "```",
         "",
@@ -360,6 +414,8 @@ def _alarm_sections(run: StackRun, config: StackConfig) -> list[str]:
         for alarm in sections[anchor]:
             description = ANCHOR_RE.sub("", str(alarm.inputs.get("alarmDescription", ""))).strip()
             lines += [f"`{alarm.inputs.get('name')}` ({alarm.region}): {description}", ""]
+        if config.hosts.scaled:
+            steps = SCALED_STEPS.get(anchor, steps)
         lines += [f"{i}. {step}" for i, step in enumerate(steps, 1)] + [""]
     if automatic:
         lines += ["### Automatic actions", ""]
@@ -411,8 +467,9 @@ def _access(run: StackRun, config: StackConfig) -> list[str]:
         "## Access and secrets",
         "",
         f"- **Shell on the host**: SSM Session Manager only (no SSH key, no port 22): "
-        f"`aws ssm start-session --region {config.region} --target $(pulumi stack output hostInstanceId{s})`. "
-        "Who can get in = who has `ssm:StartSession` on the instance in this AWS account (IAM).",
+        f"`aws ssm start-session --region {config.region} --target {_host_target(config)}`"
+        + (" (the jobs host; any host of the groups takes a session the same way). " if config.hosts.scaled else ". ")
+        + "Who can get in = who has `ssm:StartSession` on the instance in this AWS account (IAM).",
         "- **Database**: private subnets, reachable only from the host's security group, TLS only.",
         f"- **Database password**: managed and rotated every 7 days by RDS in Secrets Manager "
         f"(`pulumi stack output databaseSecretArn{s}`); never in config, state or on disk.",

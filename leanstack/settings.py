@@ -228,6 +228,36 @@ class ProxyHostArgs:
 
 
 @dataclass(frozen=True)
+class AutoscaleArgs:
+    """Let AWS add and remove hosts with load, between min and max (max 0: off)."""
+
+    min: int = setting(0, doc="Fewest hosts, at least 2 (one of them runs the backup jobs).", min=0, max=20)
+    max: int = setting(0, doc="Most hosts; 0 turns autoscaling off.", min=0, max=20)
+
+
+@dataclass(frozen=True)
+class HostsArgs:
+    """How many proxy hosts: one by default; more puts them behind a load balancer."""
+
+    count: int = setting(
+        1,
+        doc="Proxy hosts. 1: the one host with an Elastic IP. More: an Auto Scaling group behind an "
+        "Application Load Balancer (about $30/month for the load balancer, plus each host).",
+        min=1,
+        max=20,
+    )
+    autoscale: AutoscaleArgs = setting(
+        AutoscaleArgs(),
+        doc="Instead of a fixed count: scale on CPU between autoscale.min and autoscale.max hosts.",
+    )
+
+    @property
+    def scaled(self) -> bool:
+        """More than one host, so a load balancer in front of an Auto Scaling group."""
+        return self.count > 1 or self.autoscale.max > 0
+
+
+@dataclass(frozen=True)
 class DatabaseArgs:
     """RDS PostgreSQL in the private subnets."""
 
@@ -250,6 +280,14 @@ class DatabaseArgs:
         100, doc="Storage autoscaling ceiling in GiB (must exceed allocatedStorageGb).", min=21, max=65536
     )
     multi_az: bool = setting(False, doc="A standby in the second AZ with automatic failover (doubles cost).")
+    read_replicas: int = setting(
+        0,
+        doc="Read replicas, each with its own endpoint, for reads that may lag a few seconds; each costs "
+        "what the primary's class costs Single-AZ. Adding or removing one never touches the primary.",
+        min=0,
+        max=5,
+    )
+    replica_multi_az: bool = setting(False, doc="Give each read replica a standby in another AZ (doubles its cost).")
     backup_retention_days: int = setting(
         7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
     )
@@ -309,6 +347,12 @@ class CacheArgs:
         allowed="a node type starting with 'cache.', such as cache.t4g.micro",
     )
     snapshot_retention_days: int = setting(1, doc="Days of daily cache snapshots; 0 disables.", min=0, max=35)
+    replicas: int = setting(
+        0,
+        doc="Replica nodes; 1 or more turns on automatic failover and Multi-AZ (each adds a node's price).",
+        min=0,
+        max=5,
+    )
 
 
 @dataclass(frozen=True)
@@ -472,6 +516,7 @@ class StackConfig:
     network: NetworkArgs = field(default_factory=NetworkArgs)
     app: AppArgs = field(default_factory=AppArgs)
     host: ProxyHostArgs = field(default_factory=ProxyHostArgs)
+    hosts: HostsArgs = field(default_factory=HostsArgs)
     database: DatabaseArgs = field(default_factory=DatabaseArgs)
     cache: CacheArgs = field(default_factory=CacheArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
@@ -494,6 +539,7 @@ SECTIONS: dict[str, type[Any]] = {
     "network": NetworkArgs,
     "app": AppArgs,
     "host": ProxyHostArgs,
+    "hosts": HostsArgs,
     "database": DatabaseArgs,
     "cache": CacheArgs,
     "cdn": CdnArgs,
@@ -862,6 +908,7 @@ def _check_across(c: StackConfig) -> None:
             f"expireAfterDays ({c.backup.expire_after_days}) >= glacierAfterDays + 90, or 0 to skip Glacier",
         )
 
+    _check_scale_out(c)
     db = c.database
     if db.max_allocated_storage_gb <= db.allocated_storage_gb:
         raise ConfigError(
@@ -919,6 +966,38 @@ def _check_across(c: StackConfig) -> None:
     _check_recovery(c)
 
 
+def _check_scale_out(c: StackConfig) -> None:
+    """More hosts, replicas: the combinations AWS or leanstack's jobs-host design cannot take."""
+    p = PROJECT
+    hosts, autoscale = c.hosts, c.hosts.autoscale
+    if autoscale.max or autoscale.min:
+        if hosts.count != 1:
+            raise ConfigError(
+                f"{p}:hosts.count",
+                f"got {hosts.count}; expected 1 (the default) with hosts.autoscale, which sets the number of hosts: "
+                "give one or the other",
+            )
+        if autoscale.max == 0:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.max",
+                f"missing; expected at least autoscale.min ({autoscale.min}) to turn autoscaling on",
+            )
+        if autoscale.min < 2:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.min",
+                f"got {autoscale.min}; expected at least 2: one host runs the backup jobs, at least one more serves",
+            )
+        if autoscale.max < autoscale.min:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.max",
+                f"got {autoscale.max}; expected at least autoscale.min ({autoscale.min})",
+            )
+    if c.cache.replicas and not c.cache.enabled:
+        raise ConfigError(f"{p}:cache.replicas", f"got {c.cache.replicas}; expected 0 while cache.enabled is false")
+    if c.database.replica_multi_az and not c.database.read_replicas:
+        raise ConfigError(f"{p}:database.replicaMultiAz", "got true; expected false while database.readReplicas is 0")
+
+
 def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
     week = 10080
     return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))
@@ -961,6 +1040,15 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _json_default(value: Any) -> Any:
+    """A field's default as JSON: tuples as lists, a nested section as its camelCase object."""
+    if isinstance(value, tuple):
+        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {name: _json_default(getattr(value, f.name)) for name, f in _fields(type(value)).items()}
+    return value
+
+
 def _section_schema(cls: type[Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
@@ -969,7 +1057,7 @@ def _section_schema(cls: type[Any]) -> dict[str, Any]:
         prop = _schema_for(hints[f.name], f.metadata)
         if f.default is not dataclasses.MISSING:
             default = f.default
-            prop["default"] = list(default) if isinstance(default, tuple) else default
+            prop["default"] = _json_default(default)
         elif f.default_factory is not dataclasses.MISSING:
             prop["default"] = f.default_factory()
         else:

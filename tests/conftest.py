@@ -48,6 +48,18 @@ def prod() -> StackRun:
     return stack_run("prod")
 
 
+@pytest.fixture(scope="session")
+def scale() -> StackRun:
+    """stacks/Pulumi.scale.yaml: prod grown to two hosts behind a load balancer and one read replica."""
+    return stack_run("scale")
+
+
+@pytest.fixture(scope="session")
+def prod_grown() -> StackRun:
+    """Stack prod run with the scale stack's config: what `pulumi up` on prod does once it is grown."""
+    return run_program("prod", read_stack_config("scale"))
+
+
 # dev moved out of us-east-1 with every alert threshold changed: one run shared by the tests
 # of the second alert topic, the site-down alarm's region and thresholds from config.
 TUNED = {

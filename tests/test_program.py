@@ -38,9 +38,11 @@ def test_enabling_the_cache_adds_only_cache_resources(
     assert added and all("leanstack:index:Cache" in urn for urn in added)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_nothing_stateful_is_reachable_from_the_internet(stack: str, dev: StackRun, prod: StackRun) -> None:
-    run = {"dev": dev, "prod": prod}[stack]
+@pytest.mark.parametrize("stack", ["dev", "prod", "scale"])
+def test_nothing_stateful_is_reachable_from_the_internet(
+    stack: str, dev: StackRun, prod: StackRun, scale: StackRun
+) -> None:
+    run = {"dev": dev, "prod": prod, "scale": scale}[stack]
     assert all(db.inputs["publiclyAccessible"] is False for db in run.of_type("aws:rds/instance:Instance"))
     for block in run.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"):
         assert block.inputs["blockPublicPolicy"] and block.inputs["restrictPublicBuckets"]
@@ -54,13 +56,18 @@ def test_nothing_stateful_is_reachable_from_the_internet(stack: str, dev: StackR
         assert "cidrIpv4" not in rule.inputs and "referencedSecurityGroupId" in rule.inputs
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_every_taggable_aws_resource_is_tagged_with_its_component(stack: str, dev: StackRun, prod: StackRun) -> None:
-    run = {"dev": dev, "prod": prod}[stack]
+@pytest.mark.parametrize("stack", ["dev", "prod", "scale"])
+def test_every_taggable_aws_resource_is_tagged_with_its_component(
+    stack: str, dev: StackRun, prod: StackRun, scale: StackRun
+) -> None:
+    run = {"dev": dev, "prod": prod, "scale": scale}[stack]
     checked = 0
     for resource in run.resources:
         if resource.custom and is_taggable(resource.type):
-            assert resource.inputs.get("tags", {}).get("Component") == resource.component, resource.name
+            tags = resource.inputs.get("tags", {})
+            if isinstance(tags, list):  # an Auto Scaling group's tags: a list of {key, value, propagateAtLaunch}
+                tags = {tag["key"]: tag["value"] for tag in tags}
+            assert tags.get("Component") == resource.component, resource.name
             checked += 1
     assert checked >= 25
 

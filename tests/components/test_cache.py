@@ -64,3 +64,20 @@ def test_private_and_reachable_only_from_the_host(with_cache: StackRun) -> None:
     assert (rule["fromPort"], rule["toPort"]) == (6379, 6379)
     assert rule["securityGroupId"] == sg.id
     assert rule["referencedSecurityGroupId"] == with_cache.named("host-sg").id
+
+
+def test_replicas_bring_failover_multi_az_and_a_reader_endpoint(
+    with_cache: StackRun, run_dev_with_module: Callable[[dict[str, Any]], StackRun]
+) -> None:
+    single = with_cache.one("aws:elasticache/replicationGroup:ReplicationGroup").inputs
+    assert (single["automaticFailoverEnabled"], single["multiAzEnabled"]) == (False, False)
+    assert "cacheReaderAddress" not in with_cache.outputs
+    run = run_dev_with_module({"leanstack:cache": {"enabled": True, "replicas": 1}})
+    group = run.one("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert group.inputs["numCacheClusters"] == 2
+    assert (group.inputs["automaticFailoverEnabled"], group.inputs["multiAzEnabled"]) == (True, True)
+    assert run.outputs["cacheReaderAddress"] == group.outputs["readerEndpointAddress"]
+    assert run.outputs["cacheAddress"] == group.outputs["primaryEndpointAddress"]
+    # The group is the same resource, changed in place: no new identifier, subnets or encryption.
+    for key in ("replicationGroupId", "subnetGroupName", "atRestEncryptionEnabled", "engine"):
+        assert group.inputs[key] == single[key]

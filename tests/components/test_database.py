@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from leanstack.mocks import StackRun
 from tests.components.helpers import children
 
@@ -97,3 +100,42 @@ def test_storage_alarm_threshold_follows_the_alerts_config(tuned: StackRun) -> N
     alarm = tuned.named("database-storage-low").inputs
     assert alarm["threshold"] == 4 * 1024**3  # alerts.databaseFreeStoragePercent 20 of 20 GiB
     assert "under 20% free storage" in alarm["alarmDescription"]
+
+
+# --------------------------------------------------------------------------- read replicas (issue 8)
+
+
+def test_no_replicas_by_default(dev: StackRun, prod: StackRun) -> None:
+    for run in (dev, prod):
+        assert len(run.of_type("aws:rds/instance:Instance")) == 1
+        assert "databaseReplicaAddresses" not in run.outputs
+
+
+def test_a_replica_copies_the_primary_privately_encrypted_with_its_own_endpoint(scale: StackRun) -> None:
+    primary = scale.named("database-instance")
+    replica = scale.named("database-replica-1")
+    r = replica.inputs
+    assert r["identifier"] == "leanstack-scale-replica-1"
+    assert r["replicateSourceDb"] == primary.inputs["identifier"]
+    # Same class, security group and parameter group; encrypted; private; Single-AZ unless asked.
+    assert r["instanceClass"] == primary.inputs["instanceClass"]
+    assert r["vpcSecurityGroupIds"] == primary.inputs["vpcSecurityGroupIds"] == [scale.named("database-sg").id]
+    assert r["parameterGroupName"] == primary.inputs["parameterGroupName"]
+    assert (r["storageEncrypted"], r["publiclyAccessible"], r["multiAz"]) == (True, False, False)
+    # What it inherits is not restated, so it cannot disagree with the primary.
+    for inherited in ("engine", "engineVersion", "dbName", "username", "manageMasterUserPassword", "dbSubnetGroupName"):
+        assert inherited not in r, inherited
+    # Nothing of its own to protect: no Pulumi protect, no final snapshot (RDS takes none of a replica).
+    assert (replica.protect, r["deletionProtection"], r["skipFinalSnapshot"]) == (False, False, True)
+    assert r["backupRetentionPeriod"] == primary.inputs["backupRetentionPeriod"]
+    assert primary.urn in replica.dependencies and replica.urn not in primary.dependencies
+    assert scale.outputs["databaseReplicaAddresses"] == [replica.outputs["address"]]
+    assert replica.outputs["address"] != scale.outputs["databaseAddress"]
+
+
+def test_replicas_multi_az_only_when_asked(run_dev_with: Callable[[dict[str, Any]], StackRun]) -> None:
+    run = run_dev_with({"leanstack:database": {"readReplicas": 2, "replicaMultiAz": True}})
+    replicas = [r for r in run.of_type("aws:rds/instance:Instance") if r.inputs.get("replicateSourceDb")]
+    assert [r.inputs["identifier"] for r in replicas] == ["leanstack-dev-replica-1", "leanstack-dev-replica-2"]
+    assert all(r.inputs["multiAz"] is True for r in replicas)
+    assert len(run.outputs["databaseReplicaAddresses"]) == 2

@@ -49,7 +49,9 @@ def test_plan_json_is_byte_identical_across_processes() -> None:
 def test_unknown_stack_is_one_line_and_exit_2() -> None:
     done = leanstack("plan", "staging")
     assert done.returncode == 2
-    assert done.stderr == "leanstack: unknown stack 'staging': no stacks/Pulumi.staging.yaml (stacks: dev, prod)\n"
+    assert (
+        done.stderr == "leanstack: unknown stack 'staging': no stacks/Pulumi.staging.yaml (stacks: dev, prod, scale)\n"
+    )
     assert done.stdout == ""
 
 

@@ -346,3 +346,62 @@ def test_production_is_the_name_or_a_protected_database() -> None:
 )
 def test_backup_interval_of_a_calendar(calendar: str, hours: float | None) -> None:
     assert backup_interval_hours(calendar) == hours
+
+
+# --------------------------------------------------------------------------- growth (issue 8)
+
+
+def test_scale_out_is_off_by_default_and_the_scale_stack_turns_it_on() -> None:
+    prod, scale = load({}, "prod"), load({}, "scale")
+    assert (prod.hosts.count, prod.hosts.scaled, prod.database.read_replicas, prod.cache.replicas) == (1, False, 0, 0)
+    assert (scale.hosts.count, scale.hosts.scaled, scale.database.read_replicas) == (2, True, 1)
+    assert load({"leanstack:hosts": {"autoscale": {"min": 2, "max": 4}}}).hosts.scaled is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"leanstack:hosts": {"count": 0}}, "leanstack:hosts.count: got 0; expected a whole number from 1 to 20"),
+        (
+            {"leanstack:hosts": {"count": "two"}},
+            'leanstack:hosts.count: got "two"; expected a whole number from 1 to 20',
+        ),
+        ({"leanstack:hosts": {"autoscale": {"mx": 3}}}, "leanstack:hosts.autoscale.mx: unknown key; did you mean max?"),
+        (
+            {"leanstack:hosts": {"count": 3, "autoscale": {"min": 2, "max": 4}}},
+            "leanstack:hosts.count: got 3; expected 1 (the default) with hosts.autoscale, which sets the number of "
+            "hosts: give one or the other",
+        ),
+        (
+            {"leanstack:hosts": {"autoscale": {"min": 1, "max": 3}}},
+            "leanstack:hosts.autoscale.min: got 1; expected at least 2: one host runs the backup jobs, at least one "
+            "more serves",
+        ),
+        (
+            {"leanstack:hosts": {"autoscale": {"min": 3}}},
+            "leanstack:hosts.autoscale.max: missing; expected at least autoscale.min (3) to turn autoscaling on",
+        ),
+        (
+            {"leanstack:hosts": {"autoscale": {"min": 4, "max": 3}}},
+            "leanstack:hosts.autoscale.max: got 3; expected at least autoscale.min (4)",
+        ),
+        (
+            {"leanstack:database": {"readReplicas": 6}},
+            "leanstack:database.readReplicas: got 6; expected a whole number from 0 to 5",
+        ),
+        (
+            {"leanstack:database": {"replicaMultiAz": True}},
+            "leanstack:database.replicaMultiAz: got true; expected false while database.readReplicas is 0",
+        ),
+        (
+            {"leanstack:cache": {"replicas": 1}},
+            "leanstack:cache.replicas: got 1; expected 0 while cache.enabled is false",
+        ),
+        (
+            {"leanstack:cache": {"enabled": True, "replicas": -1}},
+            "leanstack:cache.replicas: got -1; expected a whole number from 0 to 5",
+        ),
+    ],
+)
+def test_bad_growth_config_fails_with_one_line_naming_the_key(overrides: dict[str, Any], expected: str) -> None:
+    assert error_of(overrides) == expected
