@@ -63,6 +63,9 @@ FREE: dict[str, str] = {
     "aws:sns/topicPolicy:TopicPolicy": "no charge",
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
     "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
+    "aws:cloudwatch/eventRule:EventRule": "no charge for rules on AWS service events",
+    "aws:cloudwatch/eventTarget:EventTarget": "no charge (SSM Run Command on EC2 is free)",
+    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "no charge",
     "aws:ec2/launchTemplate:LaunchTemplate": "no charge (its hosts are priced on the Auto Scaling group)",
     "aws:autoscaling/policy:Policy": "no charge (target tracking's own alarms are not priced: cents a month)",
     "aws:lb/targetGroup:TargetGroup": "no charge (priced on the load balancer)",
@@ -379,6 +382,13 @@ def _s3_bucket(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(total), basis, (ctx.assume(key), ctx.assume("requests")))
 
 
+def _ecr_repository(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    gb = float(ctx.pricing["assumptions"]["appImagesGb"])
+    price = ctx.pricing["global"]["ecrStorageGbMonth"]
+    ctx.assumptions_used.add("appImagesGb")
+    return Price(PRICED, money(gb * price), f"{gb:g} GB of images x ${price}/GB", (ctx.assume("appImagesGb"),))
+
+
 def _sns_subscription(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     protocol = str(r["inputs"].get("protocol", ""))
     if protocol != "email" and protocol != "email-json":
@@ -427,6 +437,7 @@ REGIONAL: dict[str, PriceFn] = {
     "aws:s3/bucket:Bucket": _s3_bucket,
     "aws:s3/bucketV2:BucketV2": _s3_bucket,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
+    "aws:ecr/repository:Repository": _ecr_repository,
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,
