@@ -29,8 +29,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from leanstack.settings import PROJECT
+
 REPO = Path(__file__).resolve().parent.parent
-PROJECT = "leanstack"
 MOCK_ACCOUNT = "123456789012"
 SECRET = "[secret]"
 
