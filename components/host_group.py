@@ -33,7 +33,8 @@ group and its alarms) and hands them to this component, which builds, in two ste
 
 Cost (us-east-1, on demand): the ALB $16.43/month + 1 LCU assumed $5.84 + its 2 public IPv4
 addresses $7.30; each host t4g.small $12.26 + 20 GiB gp3 $1.60 + public IPv4 $3.65 (the
-single host's Elastic IP, $3.65, goes). Two hosts in all: about $64 more than one host.
+single host's Elastic IP, $3.65, goes). Two hosts in all: $64.59/month for the load balancer and
+hosts, $47.18 more than the one host with its Elastic IP (`python -m leanstack diff`).
 Target group, listener, trust store, launch templates and the imported certificate are free.
 
 Replacement: a new AMI, instance type or user data makes a new launch template version and
