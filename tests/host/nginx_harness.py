@@ -48,6 +48,12 @@ def free_port() -> int:
         return port
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5: more simultaneous connects (wrk opens 32 at once)
+    # would have their SYNs dropped and retried a second later.
+    request_queue_size = 128
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -61,7 +67,8 @@ class TestUpstream:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, *, record: bool = True) -> None:
+        """`record=False` (the benchmark) keeps no per-request records, so memory stays flat."""
         self.requests: list[RecordedRequest] = []
         self.connections = 0
         self._lock = threading.Lock()
@@ -69,6 +76,10 @@ class TestUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY, as app servers set it: the headers and the body go out in two
+            # writes, and with Nagle's algorithm the body would wait for the client's
+            # delayed ACK (40 ms on Linux) on every keep-alive request.
+            disable_nagle_algorithm = True
 
             def setup(self) -> None:
                 super().setup()
@@ -82,10 +93,11 @@ class TestUpstream:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                with upstream._lock:
-                    upstream.requests.append(
-                        RecordedRequest(self.command, self.path, dict(self.headers.items()), length)
-                    )
+                if record:
+                    with upstream._lock:
+                        upstream.requests.append(
+                            RecordedRequest(self.command, self.path, dict(self.headers.items()), length)
+                        )
                 path = self.path.split("?", 1)[0]
                 if path == "/big.html" or path.endswith(".css"):
                     body, content_type = BIG_HTML, "text/css" if path.endswith(".css") else "text/html"
@@ -114,7 +126,7 @@ class TestUpstream:
             do_POST = _answer
             do_HEAD = _answer
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port: int = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -293,6 +305,8 @@ class RunningNginx:
     client_ca: Path | None = None
     origin_cert: Path | None = None
     origin_key: Path | None = None
+    # Put before the nginx command line, e.g. ("taskset", "-c", "1") to pin it to a CPU.
+    command_prefix: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -327,6 +341,7 @@ class RunningNginx:
             raise AssertionError(f"nginx -t failed:\n{checked.stderr}")
         self.process = subprocess.Popen(
             [
+                *self.command_prefix,
                 self.nginx,
                 "-p",
                 str(self.directory),

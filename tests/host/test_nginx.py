@@ -325,6 +325,35 @@ def test_json_access_log_line_carries_the_fields(stack: Stack) -> None:
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$", entry["time"])
 
 
+def test_json_access_log_line_is_flushed_while_nginx_keeps_running(stack: Stack) -> None:
+    # The log is buffered (flush=1s): the line must reach the file by the timer alone, with
+    # nginx neither stopped nor reloaded, as the CloudWatch agent tailing it needs.
+    started = time.monotonic()
+    response = request(stack.port, "/flushed", host=HOST, context=stack.edge())
+    entries = stack.nginx.log_entries(response.header("X-Request-ID") or "", timeout=5.0)
+    waited = time.monotonic() - started
+    assert stack.nginx.process is not None and stack.nginx.process.poll() is None
+    assert len(entries) == 1 and entries[0]["uri"] == "/flushed", entries
+    assert waited < 3.5, f"the line took {waited:.1f} s to reach the file"
+
+
+def test_client_connection_outlives_a_thousand_requests(stack: Stack) -> None:
+    # nginx's default keepalive_requests (1000) would close Cloudflare's connection, and cost
+    # a new TLS handshake, every 1000 requests; the config allows 10000.
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+    connection = http.client.HTTPConnection(HOST, stack.port, timeout=10)
+    connection.sock = stack.edge().wrap_socket(sock, server_hostname=HOST)
+    try:
+        for number in range(1, 1101):
+            connection.request("HEAD", "/ka-long", headers={"Host": HOST})
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert not response.will_close, f"nginx closed the connection after {number} requests"
+    finally:
+        connection.close()
+
+
 def test_upstream_connections_are_kept_alive(stack: Stack) -> None:
     connections_before = stack.upstream.connections
     requests_before = stack.upstream.count()
