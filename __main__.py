@@ -17,7 +17,7 @@ from components.database import Database
 from components.network import Network
 from components.origin_certificate import OriginCertificate, OriginCertificateArgs
 from components.providers import aws_provider
-from components.proxy_host import ProxyHost, host_role_name
+from components.proxy_host import ProxyHost, host_name, host_role_name
 from components.uptime_check import UptimeCheck, UptimeCheckArgs
 from leanstack.settings import ConfigError, load_stack_config
 from leanstack.stack_config import raw_stack_config
@@ -65,14 +65,12 @@ host = ProxyHost(
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
-if host.instance_id is not None:
-    app.restart_on_password_rotation(host.instance_id, database.secret_arn)
-# Scaled out there is no one instance id to target: App's restart needs targeting the hosts by tag
-# (the launch templates tag every host Name=leanstack-<stack>-host) before scale mode can rotate safely.
+# Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.
+app.restart_on_password_rotation(host_name(stack), database.secret_arn)
 if cache is not None:
     cache.allow_from("host", host.security_group_id)
-# Scaled out, the origin is the load balancer's DNS name rather than the Elastic IP.
-Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin_ip=host.origin, opts=main)
+# Scaled out, the origin is the load balancer's DNS name (a CNAME) rather than the Elastic IP (an A record).
+Cdn("cdn", cfg.cdn, hostnames=cfg.hostnames, origin=host.origin, origin_is_hostname=host.group is not None, opts=main)
 # Site down, asked from outside through the CDN; its alarm lives in us-east-1 (see UptimeCheck).
 UptimeCheck(
     "uptime",

@@ -10,9 +10,9 @@ Builds:
 - the CloudWatch Logs group the container's output goes to, with a retention;
 - with `restart_on_password_rotation`: an EventBridge rule that, when Secrets Manager
   reports a successful rotation of the database's RDS-managed secret, runs
-  `leanstack-app restart` on the host through SSM Run Command, so the app picks up the
-  new password within minutes and without a human. The restart is a blue/green deploy of
-  the running tag: no request is dropped.
+  `leanstack-app restart` through SSM Run Command on every host tagged with the stack's
+  host name, so the app picks up the new password within minutes and without a human.
+  The restart is a blue/green deploy of the running tag: no request is dropped.
 
 Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
 usage-based ($0.50/GB ingested); EventBridge rules on AWS events and SSM Run Command are free.
@@ -22,7 +22,7 @@ image again before deploying.
 
 Example:
     app = App("app", AppArgs(port=3000), stack="prod")
-    app.restart_on_password_rotation(host.instance_id, database.secret_arn)
+    app.restart_on_password_rotation(host_name, database.secret_arn)
 """
 
 from __future__ import annotations
@@ -116,10 +116,12 @@ class App(LeanComponent):
             opts=self.child_opts(ignore_changes=["insecureValue"]),
         )
 
-    def restart_on_password_rotation(
-        self, instance_id: pulumi.Input[str], secret_arn: pulumi.Input[str]
-    ) -> aws.cloudwatch.EventRule:
-        """Restart the app on the host when RDS rotates the database password."""
+    def restart_on_password_rotation(self, host_name: str, secret_arn: pulumi.Input[str]) -> aws.cloudwatch.EventRule:
+        """Restart the app on every host tagged Name=`host_name` when RDS rotates the database password.
+
+        Targeting the hosts by tag rather than by instance id means the same rule reaches a
+        replaced host, and every host of a scaled-out group (each restarts its own app blue/green).
+        """
         rule = aws.cloudwatch.EventRule(
             self.child_name("password-rotated"),
             name=f"leanstack-{self.stack}-password-rotated",
@@ -139,18 +141,11 @@ class App(LeanComponent):
             opts=self.child_opts(),
         )
         document = f"arn:aws:ssm:{self.region}::document/AWS-RunShellScript"
-        instance_arn = pulumi.Output.concat(
-            "arn:aws:ec2:",
-            self.region,
-            ":",
-            aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id,
-            ":instance/",
-            instance_id,
-        )
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         role = aws.iam.Role(
             self.child_name("restarter"),
             name=f"leanstack-{self.stack}-app-restarter",
-            description="EventBridge: run `leanstack-app restart` on the host after a password rotation",
+            description="EventBridge: run `leanstack-app restart` on the hosts after a password rotation",
             assume_role_policy=policy_output(
                 {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}
             ),
@@ -161,7 +156,14 @@ class App(LeanComponent):
             self.child_name("restarter"),
             role=role.id,
             policy=policy_output(
-                {"Effect": "Allow", "Action": "ssm:SendCommand", "Resource": [document, instance_arn]}
+                {"Sid": "RunShellScriptDocument", "Effect": "Allow", "Action": "ssm:SendCommand", "Resource": document},
+                {
+                    "Sid": "OnTheStacksHostsOnly",
+                    "Effect": "Allow",
+                    "Action": "ssm:SendCommand",
+                    "Resource": pulumi.Output.concat("arn:aws:ec2:", self.region, ":", account, ":instance/*"),
+                    "Condition": {"StringEquals": {"aws:ResourceTag/Name": host_name}},
+                },
             ),
             opts=self.child_opts(),
         )
@@ -170,9 +172,7 @@ class App(LeanComponent):
             rule=rule.name,
             arn=document,
             role_arn=role.arn,
-            run_command_targets=[
-                aws.cloudwatch.EventTargetRunCommandTargetArgs(key="InstanceIds", values=[instance_id])
-            ],
+            run_command_targets=[aws.cloudwatch.EventTargetRunCommandTargetArgs(key="tag:Name", values=[host_name])],
             input=json.dumps({"commands": [RESTART_COMMAND]}),
             opts=self.child_opts(),
         )

@@ -1,7 +1,8 @@
 """Cdn: Cloudflare in front of the host, on an existing zone.
 
 Builds, on the zone given by `zone_id`:
-- proxied DNS records (A, to the host's Elastic IP) for each hostname, so visitors reach
+- proxied DNS records for each hostname (A to the host's Elastic IP, or, scaled out, CNAME to
+  the load balancer's DNS name; Cloudflare flattens a CNAME at the apex), so visitors reach
   Cloudflare and only Cloudflare reaches the origin;
 - zone settings: SSL mode "strict" (Cloudflare verifies the origin's certificate, the
   Cloudflare Origin CA one from OriginCertificate), always use HTTPS, minimum TLS 1.2;
@@ -16,7 +17,7 @@ serves other sites, review them before the first `pulumi up`.
 
 Example:
     cdn = Cdn("cdn", CdnArgs(zone_id="0123..."), hostnames=("example.com", "www.example.com"),
-              origin_ip=host.public_ip)
+              origin=host.public_ip)
 """
 
 from __future__ import annotations
@@ -41,25 +42,26 @@ class Cdn(LeanComponent):
         args: CdnArgs,
         *,
         hostnames: Sequence[str],
-        origin_ip: pulumi.Input[str],
+        origin: pulumi.Input[str],
+        origin_is_hostname: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.args = args
         self.hostnames = tuple(hostnames)
-        self._create_records(origin_ip)
+        self._create_records(origin, "CNAME" if origin_is_hostname else "A")
         self._set_zone_settings()
         self._cache_static_paths()
         self.register_outputs({"hostnames": list(self.hostnames)})
 
-    def _create_records(self, origin_ip: pulumi.Input[str]) -> None:
+    def _create_records(self, origin: pulumi.Input[str], record_type: str) -> None:
         for hostname in self.hostnames:
             cloudflare.DnsRecord(
                 self.child_name(hostname.replace(".", "-")),
                 zone_id=self.args.zone_id,
                 name=hostname,
-                type="A",
-                content=origin_ip,
+                type=record_type,
+                content=origin,
                 proxied=self.args.proxied,
                 ttl=1,  # 1 = automatic, required for proxied records
                 comment="leanstack: the proxy host",

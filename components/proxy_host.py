@@ -81,7 +81,7 @@ from host.params import BackupSettings, HostFile, HostParams
 from host.render import render_user_data
 from leanstack.settings import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 
-__all__ = ["ProxyHost", "ProxyHostArgs", "host_role_name"]
+__all__ = ["ProxyHost", "ProxyHostArgs", "host_name", "host_role_name"]
 
 METRICS_NAMESPACE = "Leanstack"
 AL2023_ARM64 = "al2023-ami-2023.*-kernel-*-arm64"
@@ -93,6 +93,11 @@ FETCH_UNIT = "leanstack-host-files.service"
 
 def host_role_name(stack: str) -> str:
     """The host role's name is fixed so the backup bucket's policy can name it before it exists."""
+    return f"leanstack-{stack}-host"
+
+
+def host_name(stack: str) -> str:
+    """The Name tag of every host of the stack (single or scaled out): SSM targets hosts by it."""
     return f"leanstack-{stack}-host"
 
 
@@ -228,7 +233,7 @@ class ProxyHost(LeanComponent):
                 self.child_name("ip"),
                 domain="vpc",
                 instance=instance.id,
-                tags=self.named_tags(f"leanstack-{stack}-host"),
+                tags=self.named_tags(host_name(stack)),
                 opts=self.child_opts(),
             )
         else:
@@ -514,7 +519,7 @@ class ProxyHost(LeanComponent):
                     cidr_blocks=["0.0.0.0/0"],
                 )
             ],
-            tags=self.named_tags(f"leanstack-{self.stack}-host"),
+            tags=self.named_tags(host_name(self.stack)),
             opts=self.child_opts(),
         )
 
@@ -672,7 +677,7 @@ class ProxyHost(LeanComponent):
             # cloud-init runs once per instance: a changed user data only takes effect on a new host.
             user_data_replace_on_change=True,
             monitoring=False,
-            tags=self.named_tags(f"leanstack-{self.stack}-host"),
+            tags=self.named_tags(host_name(self.stack)),
             volume_tags=self.tags,
             opts=self.child_opts(depends_on=depends_on),
         )

@@ -85,11 +85,8 @@ def test_growing_adds_the_group_the_load_balancer_and_a_replica(growing: Plan) -
 def test_growing_replaces_or_deletes_nothing_that_holds_data(growing: Plan, prod_plan: Plan, grown_plan: Plan) -> None:
     removed = {r["name"] for r in growing["removed"]}
     # The single host goes with its Elastic IP and instance-status alarms. The App's password-rotation
-    # restart targets the single instance by id, so it goes too (see test_password_rotation_restart_...).
-    assert removed == {
-        "host-instance", "host-ip", "host-recover", "host-still-broken",
-        "app-password-rotated", "app-restart-app", "app-restarter",
-    }  # fmt: skip
+    # restart targets the hosts by their Name tag, so it stays and reaches the grown hosts.
+    assert removed == {"host-instance", "host-ip", "host-recover", "host-still-broken"}
     assert [r["name"] for r in growing["removed"] if holds_data(r)] == ["host-ip"]
     # The one risk: the Elastic IP, an address users depended on, is released. Expected: Cloudflare now
     # points at the load balancer, and nothing else ever used the address.
@@ -247,14 +244,15 @@ def test_the_runbook_follows_the_hosts(scale: StackRun) -> None:
 # unexpected pass (a failure) the day it is fixed, so the marker has to go with the fix.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components/cdn.py writes `A` records only; scaled out the origin is the load balancer's DNS name, "
-    "which needs a proxied CNAME",
-)
-def test_cloudflare_points_a_cname_at_the_load_balancer(scale: StackRun) -> None:
+def test_cloudflare_points_a_cname_at_the_load_balancer(scale: StackRun, prod: StackRun) -> None:
     record = scale.named("cdn-example-com").inputs
-    assert (record["type"], record["content"]) == ("CNAME", scale.outputs["loadBalancerDnsName"])
+    assert (record["type"], record["content"], record["proxied"]) == (
+        "CNAME",
+        scale.outputs["loadBalancerDnsName"],
+        True,
+    )
+    single = prod.named("cdn-example-com").inputs
+    assert (single["type"], single["content"]) == ("A", prod.outputs["hostPublicIp"])
 
 
 def _nginx_conf(scale: StackRun) -> str:
@@ -275,10 +273,12 @@ def test_nginx_behind_the_load_balancer_accepts_it(scale: StackRun) -> None:
     assert "ssl_reject_handshake on" not in conf
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="components/app.py restarts the app after a password rotation on one instance id; scaled out it "
-    "must target the hosts by tag, so __main__ leaves it out",
-)
 def test_password_rotation_restart_reaches_the_scaled_hosts(scale: StackRun) -> None:
     assert scale.named("app-password-rotated")
+    target = scale.named("app-restart-app").inputs
+    name = f"leanstack-{scale.stack}-host"
+    assert target["runCommandTargets"] == [{"key": "tag:Name", "values": [name]}]
+    # Every host the groups launch carries that tag.
+    for template in scale.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        tagged = [spec["tags"] for spec in template.inputs["tagSpecifications"] if spec["resourceType"] == "instance"]
+        assert tagged and tagged[0]["Name"] == name, template.name

@@ -35,11 +35,15 @@ def test_password_rotation_restarts_the_app_through_ssm(dev: StackRun) -> None:
     assert pattern["detail"]["additionalEventData"]["SecretId"] == [dev.outputs["databaseSecretArn"]]
     target = dev.named("app-restart-app").inputs
     assert target["arn"] == "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
-    assert target["runCommandTargets"] == [{"key": "InstanceIds", "values": [dev.outputs["hostInstanceId"]]}]
+    assert target["runCommandTargets"] == [{"key": "tag:Name", "values": ["leanstack-dev-host"]}]
+    instance = dev.one("aws:ec2/instance:Instance").inputs
+    assert instance["tags"]["Name"] == "leanstack-dev-host"  # the tag the restart targets
     assert json.loads(target["input"]) == {"commands": ["/usr/local/sbin/leanstack-app restart"]}
     restarter = statements(next(r for r in dev.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "app-restarter"))
-    assert [actions(s) for s in restarter] == [["ssm:SendCommand"]]
-    assert restarter[0]["Resource"][1].endswith(f":instance/{dev.outputs['hostInstanceId']}")
+    assert [actions(s) for s in restarter] == [["ssm:SendCommand"], ["ssm:SendCommand"]]
+    assert restarter[0]["Resource"] == "arn:aws:ssm:us-east-1::document/AWS-RunShellScript"
+    assert restarter[1]["Resource"].endswith(":instance/*")
+    assert restarter[1]["Condition"] == {"StringEquals": {"aws:ResourceTag/Name": "leanstack-dev-host"}}
 
 
 def test_host_may_pull_the_image_and_ship_app_logs_but_nothing_more(dev: StackRun) -> None:
