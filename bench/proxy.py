@@ -349,7 +349,15 @@ def _spread(values: Sequence[float], fmt: str) -> str:
     return f"{format(statistics.median(values), fmt)} ({format(min(values), fmt)}-{format(max(values), fmt)})"
 
 
-def report(case: CaseResult, *, target_case: bool) -> None:
+def verdict_text(ratios: Sequence[float]) -> str:
+    """Whether the median ratio meets the target, and whether every round agrees."""
+    ratio = statistics.median(ratios)
+    if ratio >= TARGET:
+        return "meets" if min(ratios) >= TARGET else "meets at the median, not in every round, of"
+    return "misses" if max(ratios) < TARGET else "misses at the median, though some rounds reach,"
+
+
+def report(case: CaseResult, *, target_case: bool) -> str:
     print(f"\n{case.title}")
     for label, results in (("direct ", case.direct), ("proxied", case.proxied)):
         rps = [r.wrk.requests_per_second for r in results]
@@ -365,7 +373,7 @@ def report(case: CaseResult, *, target_case: bool) -> None:
     upstream_us = [r.upstream_us for r in case.proxied]
     px_list = [r.proxy_us for r in case.proxied]
     direct_upstream_us = [r.upstream_us for r in case.direct]
-    verdict = "meets" if ratio >= TARGET else "misses"
+    verdict = verdict_text(ratios)
     print(
         f"  throughput kept through nginx: {ratio:.1%} (rounds {min(ratios):.1%}-{max(ratios):.1%})"
         f" -> {verdict} the >= {TARGET:.0%} target"
@@ -392,6 +400,7 @@ def report(case: CaseResult, *, target_case: bool) -> None:
         f"  access log: {case.logged} JSON lines for {case.proxied_requests} proxied requests"
         " wrk completed (wrk stops with some requests in flight, which nginx still logs)"
     )
+    return f"{case.title.split(' ', 1)[0]} {ratio:.1%} ({min(ratios):.1%}-{max(ratios):.1%}): {verdict}"
 
 
 def main() -> int:
@@ -420,6 +429,7 @@ def main() -> int:
     )
     print(f"  target (issue 6): nginx keeps >= {TARGET:.0%} of direct throughput for small responses, case (a)")
 
+    summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="leanstack-bench-") as temp:
         directory = Path(temp)
         for name, title, headers in (
@@ -451,7 +461,7 @@ def main() -> int:
                 )
             finally:
                 python_upstream.stop()
-            report(case, target_case=True)
+            summary.append(report(case, target_case=True))
 
         static = StaticNginx(nginx, directory / "static", pin.servers)
         try:
@@ -468,7 +478,11 @@ def main() -> int:
             )
         finally:
             static.stop()
-        report(case_b, target_case=False)
+        summary.append(report(case_b, target_case=False))
+    print(f"\nthroughput kept through nginx, median (range over rounds), against the >= {TARGET:.0%} target:")
+    for line in summary:
+        print(f"  {line} the target")
+    print("  the target is about (a1)/(a2), the test upstream; (b) is the stress case")
     return 0
 
 
