@@ -66,6 +66,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.base import LeanComponent
+from components.error_share import count_query, error_share_alarm
 from components.network import Network
 from components.origin_certificate import OriginCertificate
 from components.providers import default_tags
@@ -430,16 +431,8 @@ class HostGroup(LeanComponent):
         t = self.thresholds
 
         def metric(query_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id=query_id,
-                return_data=False,
-                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                    namespace="AWS/ApplicationELB",
-                    metric_name=metric_name,
-                    dimensions={"LoadBalancer": self._load_balancer.arn_suffix},
-                    period=60,
-                    stat="Sum",
-                ),
+            return count_query(
+                query_id, "AWS/ApplicationELB", metric_name, {"LoadBalancer": self._load_balancer.arn_suffix}
             )
 
         self._alarm(
@@ -448,20 +441,11 @@ class HostGroup(LeanComponent):
             f"for 5 minutes (counted in minutes with at least {t.min_requests_per_minute} requests): no healthy "
             "host, or hosts refusing or timing out. First check: the target group's healthy host count and the "
             "hosts' nginx. Runbook: #load-balancer-errors",
-            metric_queries=[
+            **error_share_alarm(
                 metric("errors", "HTTPCode_ELB_5XX_Count"),
                 metric("requests", "RequestCount"),
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="share",
-                    label="Share of requests answered with a 5xx by the load balancer (%)",
-                    expression=f"IF(requests >= {t.min_requests_per_minute}, 100 * FILL(errors, 0) / requests, 0)",
-                    return_data=True,
-                ),
-            ],
-            evaluation_periods=5,
-            datapoints_to_alarm=5,
-            comparison_operator="GreaterThanThreshold",
-            threshold=t.error_rate_percent,
-            # No traffic is not an error; the site-down check covers a silent site.
-            treat_missing_data="notBreaching",
+                label="Share of requests answered with a 5xx by the load balancer (%)",
+                min_requests_per_minute=t.min_requests_per_minute,
+                threshold_percent=t.error_rate_percent,
+            ),
         )

@@ -63,6 +63,7 @@ from components.app import App
 from components.backup_bucket import BackupBucket, writer_statements
 from components.base import LeanComponent, policy_output
 from components.database import Database
+from components.error_share import count_query, error_share_alarm
 from components.host_group import HostGroup, HostLaunch
 from components.network import Network
 from components.origin_certificate import OriginCertificate
@@ -768,16 +769,7 @@ class ProxyHost(LeanComponent):
             )
 
         def metric(query_id: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                id=query_id,
-                return_data=False,
-                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
-                    namespace=METRICS_NAMESPACE,
-                    metric_name=metrics[query_id][0],
-                    period=60,
-                    stat="Sum",
-                ),
-            )
+            return count_query(query_id, METRICS_NAMESPACE, metrics[query_id][0])
 
         self._alarm(
             "error-rate",
@@ -785,23 +777,13 @@ class ProxyHost(LeanComponent):
             f"(counted in minutes with at least {t.min_requests_per_minute} requests). First check: the app's own "
             "log on the host (SSM session) and the newest 5xx lines in CloudWatch Logs "
             f"/leanstack/{self.stack}/nginx/access; if a deploy just went out, roll it back. Runbook: #error-rate",
-            metric_queries=[
+            **error_share_alarm(
                 metric("errors"),
                 metric("requests"),
-                aws.cloudwatch.MetricAlarmMetricQueryArgs(
-                    id="share",
-                    label="Share of user requests answered with a 5xx (%)",
-                    # A minute without 5xx has no error datapoint: FILL makes it 0, not missing.
-                    expression=f"IF(requests >= {t.min_requests_per_minute}, 100 * FILL(errors, 0) / requests, 0)",
-                    return_data=True,
-                ),
-            ],
-            evaluation_periods=5,
-            datapoints_to_alarm=5,
-            comparison_operator="GreaterThanThreshold",
-            threshold=t.error_rate_percent,
-            # No traffic is not an error; the site-down check covers a silent site.
-            treat_missing_data="notBreaching",
+                label="Share of user requests answered with a 5xx (%)",
+                min_requests_per_minute=t.min_requests_per_minute,
+                threshold_percent=t.error_rate_percent,
+            ),
             alarm_actions=[self.topic_arn],
             ok_actions=[self.topic_arn],
         )
