@@ -710,6 +710,10 @@ class ProxyHost(LeanComponent):
             **kwargs,
         )
 
+    def _paging_alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
+        """An alarm that emails the stack's topic when it fires and again when it clears."""
+        return self._alarm(suffix, description, alarm_actions=[self.topic_arn], ok_actions=[self.topic_arn], **kwargs)
+
     def _create_host_alarms(self, instance: aws.ec2.Instance) -> None:
         self._alarm(
             "recover",
@@ -725,7 +729,7 @@ class ProxyHost(LeanComponent):
             threshold=1,
             alarm_actions=[pulumi.Output.concat("arn:aws:automate:", self.region, ":ec2:recover")],
         )
-        self._alarm(
+        self._paging_alarm(
             "still-broken",
             "Site down for users: the host has failed a status check for 15 minutes and automatic "
             "recovery did not fix it. First check: EC2 console > the host > Status checks and System log; "
@@ -738,8 +742,6 @@ class ProxyHost(LeanComponent):
             evaluation_periods=3,
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
         )
 
     def _create_error_rate_alarm(self) -> None:
@@ -771,7 +773,7 @@ class ProxyHost(LeanComponent):
         def metric(query_id: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
             return count_query(query_id, METRICS_NAMESPACE, metrics[query_id][0])
 
-        self._alarm(
+        self._paging_alarm(
             "error-rate",
             f"Errors up for users: over {t.error_rate_percent}% of requests got a 5xx from the site for 5 minutes "
             f"(counted in minutes with at least {t.min_requests_per_minute} requests). First check: the app's own "
@@ -784,8 +786,6 @@ class ProxyHost(LeanComponent):
                 min_requests_per_minute=t.min_requests_per_minute,
                 threshold_percent=t.error_rate_percent,
             ),
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
         )
 
     def _create_backup_alarms(self) -> None:
@@ -793,7 +793,7 @@ class ProxyHost(LeanComponent):
         # N hourly periods (26 by default) with no successful backup, missing data counting as
         # breaching: a dead host or a broken timer alarms as surely as a failing backup.
         hours = self.thresholds.backup_stale_hours
-        self._alarm(
+        self._paging_alarm(
             "backup-stale",
             f"Data at risk: no successful off-site backup in {hours} hours, so a disaster now would lose more "
             "than the recovery point allows. First check: `systemctl status leanstack-backup` on the host (SSM "
@@ -808,12 +808,10 @@ class ProxyHost(LeanComponent):
             comparison_operator="LessThanThreshold",
             threshold=1,
             treat_missing_data="breaching",
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
         )
         # A CloudWatch alarm cannot look back 35 days, so each daily backup run publishes the
         # age of the newest successful drill report, and this alarm watches that number.
-        self._alarm(
+        self._paging_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
             "First check: `journalctl -u leanstack-restore-drill` on the host; run "
@@ -827,8 +825,6 @@ class ProxyHost(LeanComponent):
             comparison_operator="GreaterThanThreshold",
             threshold=35,
             treat_missing_data="breaching",
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
         )
         self._alarm(
             "restore-drill-failed",
