@@ -61,6 +61,13 @@ class HostParams:
     cdn_proxied: bool = True
     cloudflare_ipv4_cidrs: tuple[str, ...] = ()
     cloudflare_ipv6_cidrs: tuple[str, ...] = ()
+    # True when the host sits behind the stack's Application Load Balancer (scale mode): the
+    # load balancer verifies Cloudflare's client certificate and connects without SNI and
+    # without a client certificate, so nginx asks for none, serves the origin certificate to
+    # a handshake without SNI, answers the health check whatever its Host header, and takes
+    # the client's address only from a peer in `load_balancer_cidrs` (the VPC's CIDR blocks).
+    behind_load_balancer: bool = False
+    load_balancer_cidrs: tuple[str, ...] = ()
     hsts_max_age_seconds: int = 31536000
     max_body_mb: int = 10
     # SSM Parameter Store path holding the origin certificate and key as SecureStrings:

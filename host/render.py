@@ -152,20 +152,22 @@ def _check_path(field: str, value: object) -> str:
     return path
 
 
-def _check_cidrs(field: str, cidrs: object, version: int) -> list[str]:
+def _check_cidrs(field: str, cidrs: object, version: int | None) -> list[str]:
+    """The networks in `cidrs`, all of IP `version` (4 or 6), or of either when it is None."""
+    kind = f"IPv{version}" if version else "IP"
     if not isinstance(cidrs, tuple | list):
-        raise _fail(field, cidrs, f"a list of IPv{version} networks")
+        raise _fail(field, cidrs, f"a list of {kind} networks")
     checked = []
     for index, cidr in enumerate(cidrs):
         name = f"{field}[{index}]"
         if not isinstance(cidr, str):
-            raise _fail(name, cidr, f"an IPv{version} network such as 173.245.48.0/20")
+            raise _fail(name, cidr, f"an {kind} network such as 173.245.48.0/20")
         try:
             network = ipaddress.ip_network(cidr, strict=True)
         except ValueError as error:
-            raise _fail(name, cidr, f"an IPv{version} network with no host bits set ({error})") from None
-        if network.version != version:
-            raise _fail(name, cidr, f"an IPv{version} network")
+            raise _fail(name, cidr, f"an {kind} network with no host bits set ({error})") from None
+        if version is not None and network.version != version:
+            raise _fail(name, cidr, f"an {kind} network")
         checked.append(str(network))
     return checked
 
@@ -191,10 +193,20 @@ def validate_host_params(p: HostParams) -> None:
         raise _fail("cdn_proxied", p.cdn_proxied, "true or false")
     v4 = _check_cidrs("cloudflare_ipv4_cidrs", p.cloudflare_ipv4_cidrs, 4)
     v6 = _check_cidrs("cloudflare_ipv6_cidrs", p.cloudflare_ipv6_cidrs, 6)
-    if p.cdn_proxied and not (v4 or v6):
+    if not isinstance(p.behind_load_balancer, bool):
+        raise _fail("behind_load_balancer", p.behind_load_balancer, "true or false")
+    if p.cdn_proxied and not p.behind_load_balancer and not (v4 or v6):
         # Without ranges nginx would trust nobody's CF-Connecting-IP and log Cloudflare's
         # addresses as clients: the stack config must pass Cloudflare's ranges.
         raise _fail("cloudflare_ipv4_cidrs", p.cloudflare_ipv4_cidrs, "Cloudflare's ranges when cdn_proxied")
+    lb_cidrs = _check_cidrs("load_balancer_cidrs", p.load_balancer_cidrs, None)
+    if p.behind_load_balancer and not lb_cidrs:
+        # Behind the load balancer every TCP peer is the load balancer: trusting nobody would
+        # log its addresses as every client's.
+        raise _fail("load_balancer_cidrs", p.load_balancer_cidrs, "the VPC's CIDR blocks when behind_load_balancer")
+    if lb_cidrs and not p.behind_load_balancer:
+        # A direct host trusting a private range would believe a forged header from anything in it.
+        raise _fail("load_balancer_cidrs", p.load_balancer_cidrs, "no networks unless behind_load_balancer")
     _check_int("hsts_max_age_seconds", p.hsts_max_age_seconds, 0, _NGINX_INT_MAX)
     _check_int("max_body_mb", p.max_body_mb, 1, 10240)
     _check_match(
@@ -292,7 +304,12 @@ def render_nginx_conf(p: HostParams, *, paths: NginxPaths | None = None) -> str:
         hostnames=[name.lower() for name in p.hostnames],
         health_path=p.health_path,
         cdn_proxied=p.cdn_proxied,
-        trusted_cidrs=_check_cidrs("cloudflare_ipv4_cidrs", p.cloudflare_ipv4_cidrs, 4)
+        behind_load_balancer=p.behind_load_balancer,
+        # Whose word on the client's address nginx takes: the load balancer's when behind it
+        # (its peers are always the load balancer), otherwise Cloudflare's edge's.
+        trusted_cidrs=_check_cidrs("load_balancer_cidrs", p.load_balancer_cidrs, None)
+        if p.behind_load_balancer
+        else _check_cidrs("cloudflare_ipv4_cidrs", p.cloudflare_ipv4_cidrs, 4)
         + _check_cidrs("cloudflare_ipv6_cidrs", p.cloudflare_ipv6_cidrs, 6),
         hsts_max_age_seconds=p.hsts_max_age_seconds,
         max_body_mb=p.max_body_mb,
@@ -355,7 +372,8 @@ def host_files(p: HostParams, *, paths: NginxPaths | None = None) -> tuple[HostF
         HostFile(NGINX_DROP_IN_PATH, (_TEMPLATES / "nginx-leanstack.conf").read_text(encoding="utf-8")),
         HostFile(CLOUDWATCH_AGENT_CONFIG_PATH, render_cloudwatch_agent_config(p, paths=paths)),
     ]
-    if p.cdn_proxied:
+    if p.cdn_proxied and not p.behind_load_balancer:
+        # Behind the load balancer, the load balancer's trust store holds the CA instead.
         files.append(HostFile(paths.client_ca_path, ORIGIN_PULL_CA_PEM))
     return tuple(files)
 

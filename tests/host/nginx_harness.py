@@ -7,8 +7,8 @@
   self-signed origin certificate for the test hostnames.
 - `RunningNginx`: writes the rendered config and its files under a temporary directory,
   checks it with `nginx -t`, runs nginx in the foreground and stops it again.
-- `request`: one HTTP(S) request on a fresh connection, with SNI, an optional client
-  certificate and an optional source address.
+- `request`: one HTTP(S) request on a fresh connection, with SNI (or, as the load balancer
+  connects, without), an optional client certificate and an optional source address.
 """
 
 from __future__ import annotations
@@ -412,6 +412,18 @@ def client_context(pki: Pki, *, client_cert: Path | None = None, client_key: Pat
     return context
 
 
+def load_balancer_context(pki: Pki) -> ssl.SSLContext:
+    """How the load balancer connects to a host: no client certificate and no SNI.
+
+    The load balancer does not check a target's certificate; this context still verifies
+    the chain against the origin certificate (but not the name, as no name is sent), so a
+    test also proves which certificate nginx chose for a handshake without SNI.
+    """
+    context = client_context(pki)
+    context.check_hostname = False
+    return context
+
+
 def request(
     port: int,
     path: str = "/",
@@ -419,6 +431,7 @@ def request(
     host: str,
     context: ssl.SSLContext | None,
     sni: str | None = None,
+    send_sni: bool = True,
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
@@ -427,14 +440,15 @@ def request(
 ) -> Response:
     """One request on a new connection to 127.0.0.1:`port`; TLS when `context` is given.
 
-    `sni` defaults to `host`; `source` binds the client side to another loopback address.
+    `sni` defaults to `host`; `send_sni=False` sends none (the context must then not check
+    the hostname); `source` binds the client side to another loopback address.
     """
     sock = socket.create_connection(
         ("127.0.0.1", port), timeout=timeout, source_address=(source, 0) if source else None
     )
     try:
         if context is not None:
-            sock = context.wrap_socket(sock, server_hostname=sni or host)
+            sock = context.wrap_socket(sock, server_hostname=(sni or host) if send_sni else None)
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
         connection.sock = sock
         all_headers = {"Host": host, **(headers or {})}

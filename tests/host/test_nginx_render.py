@@ -132,6 +132,36 @@ def test_cdn_proxied_without_cloudflare_ranges_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # Trusting nobody would log the load balancer as every client.
+        ({"behind_load_balancer": True}, r"load_balancer_cidrs: \(\) is not allowed: the VPC's CIDR blocks"),
+        # A direct host trusting a private range would believe a forged header from anything in it.
+        ({"load_balancer_cidrs": ("10.20.0.0/16",)}, "load_balancer_cidrs: .* no networks unless behind_load"),
+        ({"behind_load_balancer": "yes", "load_balancer_cidrs": ("10.0.0.0/16",)}, "behind_load_balancer: 'yes'"),
+        ({"behind_load_balancer": True, "load_balancer_cidrs": ("10.20.0.1/16",)}, r"load_balancer_cidrs\[0\]"),
+        ({"behind_load_balancer": True, "load_balancer_cidrs": ("10.0.0.0/8;allow",)}, r"load_balancer_cidrs\[0\]"),
+        ({"behind_load_balancer": True, "load_balancer_cidrs": "10.0.0.0/8"}, "load_balancer_cidrs: '10.0.0.0/8'"),
+    ],
+)
+def test_load_balancer_mode_needs_the_load_balancers_networks(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        render_nginx_conf(_params(**changes))
+
+
+def test_load_balancer_mode_accepts_ipv4_and_ipv6_networks_and_needs_no_cloudflare_ranges() -> None:
+    text = render_nginx_conf(
+        _params(
+            behind_load_balancer=True,
+            load_balancer_cidrs=("10.20.0.0/16", "2600:1f18:abcd::/56"),
+            cloudflare_ipv4_cidrs=(),
+            cloudflare_ipv6_cidrs=(),
+        )
+    )
+    assert "set_real_ip_from 10.20.0.0/16;" in text and "set_real_ip_from 2600:1f18:abcd::/56;" in text
+
+
+@pytest.mark.parametrize(
     "paths",
     [
         NginxPaths(cert_path="/etc/nginx/tls/origin.crt;"),
