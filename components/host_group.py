@@ -17,7 +17,9 @@ group and its alarms) and hands them to this component, which builds, in two ste
 
 `launch(HostLaunch(...))`, the hosts:
 - a launch template per member kind with the same AMI, instance type, IMDSv2, encrypted gp3
-  root volume, instance profile and user data as the single host; hosts get a public IPv4
+  root volume, instance profile and user data as the single host, except that nginx runs in
+  its behind-the-load-balancer mode (ProxyHost renders it: no client certificate or SNI
+  asked, the client address believed from the VPC only); hosts get a public IPv4
   address for their way out (there is no NAT gateway) and no Elastic IP, and their security
   group admits 443 only from the load balancer's;
 - a "web" Auto Scaling group (count - 1 hosts, or autoscale min - 1 .. max - 1 with CPU target
@@ -151,6 +153,10 @@ class HostGroup(LeanComponent):
             subnets=network.public_subnet_ids,
             # Requests with header names the ALB cannot parse never reach nginx.
             drop_invalid_header_fields=True,
+            # The default, pinned: with the CDN off, nginx takes the client's address from the last
+            # X-Forwarded-For entry, the one the load balancer appends ("preserve" would leave the
+            # client's own header, "remove" nothing). With the CDN on it uses CF-Connecting-IP.
+            xff_header_processing_mode="append",
             # Below nginx's 65 s keepalive, so the ALB never reuses a connection nginx just closed.
             idle_timeout=60,
             tags=self.named_tags(f"leanstack-{stack}-hosts"),

@@ -7,7 +7,12 @@ gateway: nothing in the private subnets needs the internet, and a NAT gateway wo
 the most expensive line of the bill (~$33/month plus data). The VPC's default security
 group is emptied so nothing can use it by accident.
 
-Or, with `existing_vpc_id`, creates nothing and passes the given subnets through.
+Or, with `existing_vpc_id`, creates nothing and passes the given subnets through (and looks
+up the VPC's CIDR blocks).
+
+`vpc_cidr_blocks` are the VPC's IPv4 CIDR blocks: scaled out, the hosts' nginx believes the
+client address the load balancer forwards only from a peer in them (the load balancer's
+addresses come from its subnets, so from these blocks).
 
 Cost: $0/month (VPCs, subnets, route tables and internet gateways are free).
 Replacement: changing `cidr` replaces the VPC and so everything in it, the database included.
@@ -31,6 +36,7 @@ __all__ = ["Network", "NetworkArgs"]
 
 class Network(LeanComponent):
     vpc_id: pulumi.Output[str]
+    vpc_cidr_blocks: pulumi.Output[list[str]]
     public_subnet_ids: pulumi.Output[list[str]]
     private_subnet_ids: pulumi.Output[list[str]]
 
@@ -51,6 +57,13 @@ class Network(LeanComponent):
 
     def _use_existing(self) -> None:
         self.vpc_id = pulumi.Output.from_input(self.args.existing_vpc_id)
+        vpc = aws.ec2.get_vpc_output(id=self.args.existing_vpc_id, opts=pulumi.InvokeOutputOptions(parent=self))
+        # The primary block and any secondary ones still associated: a load balancer in a subnet
+        # of a secondary block has its addresses there. Each association is a dict keyed by the
+        # SDK's snake_case names.
+        self.vpc_cidr_blocks = pulumi.Output.all(vpc.cidr_block, vpc.cidr_block_associations).apply(
+            lambda v: list(dict.fromkeys([v[0], *(a["cidr_block"] for a in v[1] or () if a["state"] == "associated")]))
+        )
         self.public_subnet_ids = pulumi.Output.from_input(list(self.args.existing_public_subnet_ids))
         self.private_subnet_ids = pulumi.Output.from_input(list(self.args.existing_private_subnet_ids))
 
@@ -67,6 +80,7 @@ class Network(LeanComponent):
             opts=self.child_opts(),
         )
         self.vpc_id = vpc.id
+        self.vpc_cidr_blocks = pulumi.Output.from_input([self.args.cidr])
         # The default security group allows all traffic between its members; empty it.
         aws.ec2.DefaultSecurityGroup(
             self.child_name("default-sg"),

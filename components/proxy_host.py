@@ -36,7 +36,10 @@ is down for the minutes the new host takes to boot. The diff shows it.
 Scaled out (`hosts.count` > 1 or `hosts.autoscale`, see HostGroup): the instance, its
 Elastic IP and its two instance-status alarms give way to a HostGroup child: an Auto Scaling
 group of hosts built from the same role, user data and AMI behind an Application Load
-Balancer; the security group then admits 443 from the load balancer only. Exactly one host
+Balancer; the security group then admits 443 from the load balancer only. nginx on those hosts
+runs in its behind-the-load-balancer mode: the load balancer checks Cloudflare's client
+certificate and connects without SNI, so nginx asks for no certificate, answers a handshake
+without SNI, and believes CF-Connecting-IP only from the VPC's CIDR blocks. Exactly one host
 (the group's "jobs" member) enables the backup and restore-drill timers. Everything else here
 (role, parameters, host-files bucket, access log, error-rate and backup alarms) keeps its
 URN, so growing and shrinking never recreates it.
@@ -111,6 +114,8 @@ class _Resolved:
     backup: BackupSettings | None
     host_files_bucket: str
     app: AppSettings | None
+    # The load balancer's networks (the VPC's CIDR blocks) when the host sits behind it; None on a single host.
+    load_balancer_cidrs: Sequence[str] | None
 
 
 @dataclass(frozen=True)
@@ -226,9 +231,9 @@ class ProxyHost(LeanComponent):
                 opts=self.child_opts(),
             )
         security_group = self._create_security_group(network, ranges.ipv4_cidrs)
-        user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
         boot_after: list[pulumi.Resource] = [*tls_parameters, *uploads, role]
         if self.group is None:
+            user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
             instance = self._create_instance(network, security_group, profile, user_data, boot_after)
             eip = aws.ec2.Eip(
                 self.child_name("ip"),
@@ -238,8 +243,13 @@ class ProxyHost(LeanComponent):
                 opts=self.child_opts(),
             )
         else:
-            # The same cloud-init on every host, but only the jobs host arms the backup timers.
-            web_user_data = self._render_user_data(ranges, database, backups, files_bucket, application, jobs=False)
+            # The same cloud-init on every host, but only the jobs host arms the backup timers. Both
+            # run nginx behind the load balancer, whose addresses come from the VPC's CIDR blocks.
+            behind = network.vpc_cidr_blocks
+            user_data = self._render_user_data(ranges, database, backups, files_bucket, application, behind=behind)
+            web_user_data = self._render_user_data(
+                ranges, database, backups, files_bucket, application, jobs=False, behind=behind
+            )
             self.group.launch(
                 HostLaunch(
                     ami=self._ami(),
@@ -534,8 +544,12 @@ class ProxyHost(LeanComponent):
         files_bucket: aws.s3.Bucket,
         application: App | None,
         jobs: bool = True,
+        behind: pulumi.Input[Sequence[str]] | None = None,
     ) -> pulumi.Output[str]:
-        """The host's cloud-init; `jobs=False` leaves the backup and restore-drill timers unarmed."""
+        """The host's cloud-init; `jobs=False` leaves the backup and restore-drill timers unarmed.
+
+        `behind`: the load balancer's networks, when the host is behind it (scale mode).
+        """
         backup_settings: pulumi.Output[BackupSettings | None] = pulumi.Output.from_input(None)
         if database is not None and backups is not None:
             backup_settings = pulumi.Output.all(
@@ -560,8 +574,12 @@ class ProxyHost(LeanComponent):
         if application is not None:
             app_settings = self._app_settings(application, database)
         resolved = pulumi.Output.all(
-            ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket, app_settings
-        ).apply(lambda v: _Resolved(ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3], app=v[4]))
+            ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket, app_settings, behind
+        ).apply(
+            lambda v: _Resolved(
+                ipv4=v[0], ipv6=v[1], backup=v[2], host_files_bucket=v[3], app=v[4], load_balancer_cidrs=v[5]
+            )
+        )
         return resolved.apply(lambda r: self._user_data(r, jobs=jobs))
 
     def _app_settings(self, application: App, database: Database | None) -> pulumi.Output[AppSettings | None]:
@@ -600,6 +618,8 @@ class ProxyHost(LeanComponent):
             cdn_proxied=self.cdn_proxied,
             cloudflare_ipv4_cidrs=tuple(resolved.ipv4),
             cloudflare_ipv6_cidrs=tuple(resolved.ipv6),
+            behind_load_balancer=resolved.load_balancer_cidrs is not None,
+            load_balancer_cidrs=tuple(resolved.load_balancer_cidrs or ()),
             hsts_max_age_seconds=self.args.hsts_max_age_seconds,
             max_body_mb=self.args.max_body_mb,
             tls_parameter_prefix=f"{self.parameter_prefix}/tls",

@@ -175,6 +175,22 @@ class LeanMocks(pulumi_mocks.Mocks):
                     "userId": "AIDAMOCK", "id": MOCK_ACCOUNT}  # fmt: skip
         if token == "aws:index/getRegion:getRegion":
             return {"id": region, "name": region, "region": region}
+        if token == "aws:ec2/getVpc:getVpc":
+            # An existing VPC (network.existingVpcId): AWS's default-VPC block, a secondary block
+            # still associated and one being removed, so callers can tell which count.
+            vpc_id = str(args.args.get("id") or "vpc-0" + _digest(region, "vpc", length=16))
+            blocks = [
+                ("172.31.0.0/16", "associated"),
+                ("100.64.0.0/20", "associated"),
+                ("192.168.0.0/24", "disassociating"),
+            ]
+            associations = [
+                {"associationId": f"vpc-cidr-assoc-{index}", "cidrBlock": cidr, "state": state}
+                for index, (cidr, state) in enumerate(blocks)
+            ]
+            return {"id": vpc_id, "cidrBlock": blocks[0][0], "state": "available", "default": False,
+                    "arn": f"arn:aws:ec2:{region}:{MOCK_ACCOUNT}:vpc/{vpc_id}",
+                    "cidrBlockAssociations": associations}  # fmt: skip
         if token == "cloudflare:index/getIpRanges:getIpRanges":
             return {"ipv4Cidrs": list(CLOUDFLARE_IPV4), "ipv6Cidrs": list(CLOUDFLARE_IPV6), "etag": "mock"}
         raise NotImplementedError(f"leanstack mocks have no answer for the lookup {token}")

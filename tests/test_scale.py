@@ -239,9 +239,7 @@ def test_the_runbook_follows_the_hosts(scale: StackRun) -> None:
     assert used <= set(scale.outputs)
 
 
-# --------------------------------------------------------------------------- what scale mode still lacks
-# Strict xfails: each fails today for a reason outside issue 8's files and turns into an
-# unexpected pass (a failure) the day it is fixed, so the marker has to go with the fix.
+# --------------------------------------------------------------------------- serving through the load balancer
 
 
 def test_cloudflare_points_a_cname_at_the_load_balancer(scale: StackRun, prod: StackRun) -> None:
@@ -255,22 +253,38 @@ def test_cloudflare_points_a_cname_at_the_load_balancer(scale: StackRun, prod: S
     assert (single["type"], single["content"]) == ("A", prod.outputs["hostPublicIp"])
 
 
-def _nginx_conf(scale: StackRun) -> str:
-    template = scale.named("host-group-web-template").inputs["userData"]
-    document = yaml.safe_load(gzip.decompress(base64.b64decode(template)).decode())
-    return str(next(f["content"] for f in document["write_files"] if f["path"] == "/etc/nginx/nginx.conf"))
+def _written_files(user_data: str) -> dict[str, str]:
+    document = yaml.safe_load(gzip.decompress(base64.b64decode(user_data)).decode())
+    return {f["path"]: str(f["content"]) for f in document["write_files"]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="host/render.py has no behind-a-load-balancer mode: nginx still requires Cloudflare's client "
-    "certificate (the ALB verifies it and presents none) and rejects TLS handshakes without SNI (the ALB "
-    "sends none to targets), so the health check and all traffic would fail",
-)
-def test_nginx_behind_the_load_balancer_accepts_it(scale: StackRun) -> None:
-    conf = _nginx_conf(scale)
-    assert "ssl_verify_client on" not in conf
-    assert "ssl_reject_handshake on" not in conf
+NGINX_CONF = "/etc/nginx/nginx.conf"
+PULL_CA = "/etc/nginx/tls/cloudflare-origin-pull-ca.pem"
+
+
+@pytest.mark.parametrize("role", ["web", "jobs"])
+def test_nginx_behind_the_load_balancer_accepts_it(scale: StackRun, role: str) -> None:
+    files = _written_files(scale.named(f"host-group-{role}-template").inputs["userData"])
+    conf = files[NGINX_CONF]
+    # The load balancer verifies Cloudflare's client certificate and presents none; it sends no SNI,
+    # and its health check's Host is the host's IP: no certificate asked, no handshake refused, and
+    # the one server is the default server.
+    assert "ssl_verify_client" not in conf and PULL_CA not in files
+    assert "ssl_reject_handshake" not in conf and "return 444" not in conf
+    assert conf.count("server {") == 1 and "listen 443 ssl default_server;" in conf
+    assert '"0:/healthz" 0;' in conf
+    # Every peer is the load balancer, in the VPC (the scale stack's default 10.20.0.0/16): its
+    # CF-Connecting-IP is believed, Cloudflare's ranges are not trusted directly.
+    trusted = re.findall(r"set_real_ip_from (\S+);", conf)
+    assert trusted == [scale.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"]] == ["10.20.0.0/16"]
+    assert "real_ip_header CF-Connecting-IP;" in conf
+
+
+def test_the_single_host_still_asks_for_cloudflares_certificate(prod: StackRun) -> None:
+    files = _written_files(prod.one("aws:ec2/instance:Instance").inputs["userDataBase64"])
+    conf = files[NGINX_CONF]
+    assert "ssl_verify_client on;" in conf and "ssl_reject_handshake on;" in conf and PULL_CA in files
+    assert re.findall(r"set_real_ip_from (\S+);", conf)[:2] == ["173.245.48.0/20", "103.21.244.0/22"]
 
 
 def test_password_rotation_restart_reaches_the_scaled_hosts(scale: StackRun) -> None:

@@ -1,8 +1,9 @@
 """The user data the real stacks send to their host, checked with the real programs.
 
 tests/host/ proves the renderer on its own; this proves what `__main__.py` actually
-composes for dev and prod: the document passes `cloud-init schema`, and the script that
-fetches files too large for user data installs a file only when its sha256 matches.
+composes for dev, prod and scale (its web and jobs hosts, nginx behind the load balancer): the
+document passes `cloud-init schema` and fits EC2's 16 KB, and the script that fetches files too
+large for user data installs a file only when its sha256 matches.
 """
 
 from __future__ import annotations
@@ -21,17 +22,37 @@ from leanstack.mocks import REPO, StackRun
 from tests.components.helpers import written_file
 from tests.system import require_program
 
-
-def cloud_config(run: StackRun) -> str:
-    raw = base64.b64decode(run.one("aws:ec2/instance:Instance").inputs["userDataBase64"])
-    return gzip.decompress(raw).decode()
+HOSTS = ["dev", "prod", "scale-web", "scale-jobs"]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_stack_user_data_passes_cloud_init_schema(stack: str, dev: StackRun, prod: StackRun, tmp_path: Path) -> None:
+def user_data(run: StackRun, host: str) -> bytes:
+    """The gzipped user data of the single host, or of a scale-mode launch template ("scale-web")."""
+    if host.startswith("scale-"):
+        encoded = run.named(f"host-group-{host.removeprefix('scale-')}-template").inputs["userData"]
+    else:
+        encoded = run.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
+    return base64.b64decode(encoded)
+
+
+def cloud_config(run: StackRun, host: str) -> str:
+    return gzip.decompress(user_data(run, host)).decode()
+
+
+@pytest.fixture()
+def runs(dev: StackRun, prod: StackRun, scale: StackRun) -> dict[str, StackRun]:
+    return {"dev": dev, "prod": prod, "scale-web": scale, "scale-jobs": scale}
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_stack_user_data_fits_ec2s_16_kb(host: str, runs: dict[str, StackRun]) -> None:
+    assert len(user_data(runs[host], host)) <= 16384
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_stack_user_data_passes_cloud_init_schema(host: str, runs: dict[str, StackRun], tmp_path: Path) -> None:
     cloud_init = require_program("cloud-init", "cloud-init")
     document = tmp_path / "user-data.yaml"
-    document.write_text(cloud_config({"dev": dev, "prod": prod}[stack]))
+    document.write_text(cloud_config(runs[host], host))
     checked = subprocess.run(
         [cloud_init, "schema", "--config-file", str(document)], capture_output=True, text=True, timeout=120
     )

@@ -264,10 +264,53 @@ def test_backup_and_drill_timers_run_on_exactly_one_host(scale: StackRun) -> Non
     assert group["instanceMaintenancePolicy"]["maxHealthyPercentage"] == 100
 
 
-def test_the_single_hosts_user_data_is_the_jobs_hosts(prod: StackRun, prod_grown: StackRun) -> None:
-    """Growing prod changes where cloud-init runs, not what it does."""
-    single = prod.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
-    assert template_of(prod_grown, "jobs").inputs["userData"] == single
+NGINX_CONF = "/etc/nginx/nginx.conf"
+PULL_CA = "/etc/nginx/tls/cloudflare-origin-pull-ca.pem"
+
+
+def single_host_config(run: StackRun) -> dict[str, Any]:
+    raw = gzip.decompress(base64.b64decode(run.one("aws:ec2/instance:Instance").inputs["userDataBase64"]))
+    document = yaml.safe_load(raw.decode())
+    assert isinstance(document, dict)
+    return document
+
+
+def files_of(document: dict[str, Any]) -> dict[str, str]:
+    return {f["path"]: str(f["content"]) for f in document["write_files"]}
+
+
+def test_the_single_hosts_user_data_is_the_jobs_hosts_but_for_nginx(prod: StackRun, prod_grown: StackRun) -> None:
+    """Growing prod changes where cloud-init runs and how nginx meets its clients, nothing else."""
+    single = single_host_config(prod)
+    jobs = cloud_config(template_of(prod_grown, "jobs"))
+    assert {k: v for k, v in jobs.items() if k != "write_files"} == {
+        k: v for k, v in single.items() if k != "write_files"
+    }
+    single_files, jobs_files = files_of(single), files_of(jobs)
+    # The load balancer's trust store holds the origin-pull CA now; the host needs no copy.
+    assert set(single_files) - set(jobs_files) == {PULL_CA} and set(jobs_files) <= set(single_files)
+    assert [p for p in jobs_files if jobs_files[p] != single_files[p]] == [NGINX_CONF]
+
+
+def test_scaled_hosts_run_nginx_behind_the_load_balancer_the_single_host_does_not(
+    prod: StackRun, scale: StackRun
+) -> None:
+    for role in ("web", "jobs"):
+        conf = files_of(cloud_config(template_of(scale, role)))[NGINX_CONF]
+        assert "ssl_verify_client" not in conf and "ssl_reject_handshake" not in conf, role
+        assert "listen 443 ssl default_server;" in conf, role
+        # The load balancer's addresses: the VPC's block, not Cloudflare's ranges.
+        assert "set_real_ip_from 10.20.0.0/16;" in conf and CLOUDFLARE_IPV4[0] not in conf, role
+    single = files_of(single_host_config(prod))[NGINX_CONF]
+    assert "ssl_verify_client on;" in single and "ssl_reject_handshake on;" in single
+    assert f"set_real_ip_from {CLOUDFLARE_IPV4[0]};" in single and "10.20.0.0/16" not in single
+
+
+def test_load_balancer_appends_the_client_to_x_forwarded_for(three: StackRun) -> None:
+    # nginx's CDN-off mode takes the client from the last entry, the one the load balancer appends.
+    lb = three.one("aws:lb/loadBalancer:LoadBalancer").inputs
+    assert lb["xffHeaderProcessingMode"] == "append"
+    assert lb.get("enableXffClientPort") in (None, False)  # an address with a port would not parse
 
 
 def test_alarms_follow_the_hosts(prod: StackRun, scale: StackRun) -> None:

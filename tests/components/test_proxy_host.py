@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
+import yaml
+
 from leanstack.mocks import CLOUDFLARE_IPV4, REPO, StackRun
 from tests.components.helpers import actions, is_secret_input, statements, user_data_of, written_file
+from tests.conftest import run_with
 
 
 def test_instance_is_a_graviton_host_on_the_current_al2023_ami(dev: StackRun) -> None:
@@ -155,6 +160,25 @@ def test_files_too_large_for_user_data_are_fetched_from_a_private_bucket_and_ver
     assert actions(by_sid["ReadHostFiles"]) == ["s3:GetObject"]
     # The instance waits for the upload, so the file is there when it boots.
     assert dev.named("host-file-leanstack-backup").urn in dev.one("aws:ec2/instance:Instance").dependencies
+
+
+def test_scaled_out_in_an_existing_vpc_nginx_trusts_its_associated_blocks() -> None:
+    # The mocked VPC has 172.31.0.0/16, a secondary 100.64.0.0/20 and a 192.168.0.0/24 being removed.
+    run = run_with(
+        {
+            "leanstack:hosts": {"count": 2},
+            "leanstack:network": {
+                "existingVpcId": "vpc-0123456789abcdef0",
+                "existingPublicSubnetIds": ["subnet-00000000000000001", "subnet-00000000000000004"],
+                "existingPrivateSubnetIds": ["subnet-00000000000000002", "subnet-00000000000000003"],
+            },
+        },
+        "prod",
+    )
+    template = run.named("host-group-web-template").inputs["userData"]
+    document = yaml.safe_load(gzip.decompress(base64.b64decode(template)).decode())
+    conf = next(str(f["content"]) for f in document["write_files"] if f["path"] == "/etc/nginx/nginx.conf")
+    assert re.findall(r"set_real_ip_from (\S+);", conf) == ["172.31.0.0/16", "100.64.0.0/20"]
 
 
 def test_user_data_fits_ec2s_16_kb_limit(dev: StackRun, prod: StackRun) -> None:
