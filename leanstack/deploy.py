@@ -1,26 +1,54 @@
-"""Deploy, roll back and list the app's releases on a stack's host, through SSM Run Command.
+"""Deploy, roll back and list the app's releases on a stack's hosts, through SSM Run Command.
 
-    deploy STACK TAG     run `leanstack-app deploy TAG` on the host (no SSH): it pulls
-                         <app image>:TAG, starts it beside the serving version, waits for its
-                         health path, switches nginx, stops the old one
+    deploy STACK TAG     run `leanstack-app deploy TAG` on each host (no SSH), one host at a
+                         time: it pulls <app image>:TAG, starts it beside the serving version,
+                         waits for its health path, switches nginx, stops the old one
     rollback STACK       deploy the previous good tag by the same path
     releases STACK       the recorded history, newest last
 
-Every deploy is recorded (tag, action, result, times, who, the SSM command id) in the SSM
-parameter /leanstack/<STACK>/releases: one Standard-tier String parameter holding a compact
-JSON list, newest last. One parameter is read and written whole, so the history and the
-choice of the previous good tag come from one consistent read; Standard parameters are
-free and hold 4 KB, which keeps the newest 20 or so releases: older ones are dropped first,
-never the two newest that succeeded. A new host reads the same parameter at boot and
-deploys the release that was serving (`leanstack-app boot`).
+Every deploy is recorded (tag, action, result, times, who, the SSM command id, the number of
+hosts when more than one) in the SSM parameter /leanstack/<STACK>/releases: one
+Standard-tier String parameter holding a compact JSON list, newest last. One parameter is
+read and written whole, so the history and the choice of the previous good tag come from
+one consistent read; Standard parameters are free and hold 4 KB, which keeps the newest 20
+or so releases: older ones are dropped first, never the two newest that succeeded. A new
+host reads the same parameter at boot and deploys the release that was serving
+(`leanstack-app boot`).
 
-The host is found, in this order, from --instance-id, $LEANSTACK_HOST_INSTANCE_ID, or the
-stack's `hostInstanceId` output (`pulumi stack output --json --stack STACK`); the region
-from --region, the stack's `region` output, $AWS_REGION or $AWS_DEFAULT_REGION.
+The hosts, in this order: --instance-id (repeatable; the hosts switch in the order given),
+$LEANSTACK_HOST_INSTANCE_ID (one id, or several separated by commas or spaces), the stack's
+`hostInstanceId` output (one host; `pulumi stack output --json --stack STACK`). Without
+those, because the stack is scaled out (its outputs name Auto Scaling groups instead) or
+because the Pulumi CLI is not installed (the app-deploy workflow), the hosts are looked up:
+the running instances tagged Name=leanstack-<STACK>-host, those in an Auto Scaling group only
+while InService there (not launching, in standby or terminating); web hosts first, the one
+jobs host (Role=jobs, it runs the backups) last. The region: --region, the stack's `region`
+output, $AWS_REGION or $AWS_DEFAULT_REGION.
 
-Exit codes: 0 done; 1 the deploy failed (the host still serves the previous version) or
-could not be sent; 2 bad input; 3 another deploy is running on the host. Errors are one
-line on stderr.
+Several hosts switch one at a time while the load balancer keeps the others serving. The
+first host that fails stops the deploy: the version never reaches the hosts after it, and
+the hosts before it, which switched already, are put back on the version they served before
+(the previous good tag), so the fleet is not left split between two versions. The release is
+recorded as failed, saying so; if putting a host back fails too, the error says which hosts
+serve which version. One line per host says what happened to it.
+
+Hosts launched while a deploy runs: the release is recorded "succeeded" only after every
+host switched, and `leanstack-app boot` deploys the newest succeeded release, so a host that
+boots during the deploy takes the previous version and one that boots after it takes the new
+one. When the hosts were looked up, they are looked up again once the release is recorded,
+and a host that appeared meanwhile is deployed too. What remains open: a host that read the
+history before the record and is not yet running and InService when the deploy looks again
+keeps the previous version until the next deploy (`python -m leanstack deploy` again, or
+terminate it: the group replaces it with a host that boots the new release).
+
+AWS permissions the deployer needs: ssm:SendCommand (the document AWS-RunShellScript and
+the stack's hosts), ssm:GetCommandInvocation, ssm:GetParameter and ssm:PutParameter on
+/leanstack/<STACK>/releases; to look the hosts up, also ec2:DescribeInstances and
+autoscaling:DescribeAutoScalingGroups.
+
+Exit codes: 0 done; 1 the deploy failed (the hosts serve the previous version, unless the
+error says otherwise), could not be sent or found no host; 2 bad input; 3 another deploy is
+running on a host (the hosts serve the previous version). Errors are one line on stderr.
 """
 
 from __future__ import annotations
@@ -38,7 +66,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
 
@@ -50,6 +78,7 @@ __all__ = [
     "Release",
     "Target",
     "deploy",
+    "find_hosts",
     "find_target",
     "main",
     "releases",
@@ -69,6 +98,9 @@ _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _PENDING = {"Pending", "InProgress", "Delayed", "Cancelling"}
+_LIST_SEPARATOR = re.compile(r"[\s,]+")
+# EC2 tags every instance an Auto Scaling group launches with the group's name.
+_GROUP_TAG = "aws:autoscaling:groupName"
 _PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -80,6 +112,10 @@ class DeployError(Exception):
         self.code = code
 
 
+class PulumiMissing(DeployError):
+    """The Pulumi CLI is not installed here, so the stack's outputs cannot be read."""
+
+
 class SsmClient(Protocol):
     """The part of boto3's SSM client used here (a moto client in the tests)."""
 
@@ -87,6 +123,18 @@ class SsmClient(Protocol):
     def get_command_invocation(self, **kwargs: Any) -> Any: ...
     def get_parameter(self, **kwargs: Any) -> Any: ...
     def put_parameter(self, **kwargs: Any) -> Any: ...
+
+
+class Ec2Client(Protocol):
+    """The part of boto3's EC2 client used to look the hosts up."""
+
+    def describe_instances(self, **kwargs: Any) -> Any: ...
+
+
+class AutoScalingClient(Protocol):
+    """The part of boto3's Auto Scaling client used to look the hosts up."""
+
+    def describe_auto_scaling_groups(self, **kwargs: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -101,6 +149,8 @@ class Release:
     finished: str = ""
     by: str = ""
     command: str = ""
+    # How many hosts it went to, when more than one (a count, not the ids: the 4 KB limit).
+    hosts: str = ""
     detail: str = ""
 
     @staticmethod
@@ -119,8 +169,15 @@ class Release:
 
 @dataclass(frozen=True)
 class Target:
-    instance_id: str
+    """The hosts named (in the order they switch; none: look them up by tag) and the region."""
+
+    instance_ids: tuple[str, ...]
     region: str
+
+    @property
+    def instance_id(self) -> str:
+        """The first host named, "" when none is."""
+        return self.instance_ids[0] if self.instance_ids else ""
 
 
 def releases_parameter(stack: str) -> str:
@@ -158,7 +215,7 @@ def _pulumi_outputs(stack: str) -> dict[str, Any]:
             check=False,
         )
     except FileNotFoundError:
-        raise DeployError(
+        raise PulumiMissing(
             "cannot find the host: pulumi is not installed; pass --instance-id or set LEANSTACK_HOST_INSTANCE_ID"
         ) from None
     if done.returncode != 0:
@@ -176,33 +233,125 @@ def _pulumi_outputs(stack: str) -> dict[str, Any]:
 def find_target(
     stack: str,
     *,
-    instance_id: str | None = None,
+    instance_id: str | Sequence[str] | None = None,
     region: str | None = None,
     env: Mapping[str, str] | None = None,
     stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
     need_instance: bool = True,
 ) -> Target:
-    """The host's instance id ("" unless `need_instance`) and region.
+    """The hosts named and the region; no host named means: look them up (`find_hosts`).
 
-    The stack's outputs are read only when the arguments and environment do not say.
+    No host is named either unless `need_instance`. The stack's outputs are read only when
+    the arguments and environment do not say.
     """
     env = os.environ if env is None else env
     _check_stack(stack)
-    found_id = (instance_id or env.get("LEANSTACK_HOST_INSTANCE_ID") or None) if need_instance else ""
+    named: list[str] | None = []
+    if need_instance:
+        given = [instance_id] if isinstance(instance_id, str) else list(instance_id or [])
+        if not any(given):
+            given = _LIST_SEPARATOR.split(env.get("LEANSTACK_HOST_INSTANCE_ID", "").strip())
+        named = [_check_instance_id(host, EXIT_USAGE) for host in dict.fromkeys(given) if host] or None
     found_region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     outputs: Mapping[str, Any] = {}
-    if found_id is None or found_region is None:
-        outputs = stack_outputs(stack)
-    if found_id is None:
-        found_id = outputs.get("hostInstanceId")
-        if not isinstance(found_id, str):
-            raise DeployError(f"stack {stack} has no hostInstanceId output; has `pulumi up` run for it?")
+    pulumi_missing = False
+    if named is None or found_region is None:
+        try:
+            outputs = stack_outputs(stack)
+        except PulumiMissing:
+            # The hosts can still be looked up by their tag, as long as the region is known.
+            if found_region is None:
+                raise
+            pulumi_missing = True
+    if named is None:
+        host = outputs.get("hostInstanceId")
+        if isinstance(host, str):
+            named = [_check_instance_id(host, EXIT_FAILED)]
+        elif pulumi_missing or "hostWebGroup" in outputs:
+            named = []
+        else:
+            raise DeployError(
+                f"stack {stack} has no hostInstanceId output (one host) nor hostWebGroup output (scaled out); "
+                "has `pulumi up` run for it?"
+            )
     found_region = found_region or outputs.get("region")
-    if need_instance and not _INSTANCE_ID.fullmatch(found_id):
-        raise DeployError(f"instance id {found_id!r} is not allowed: an EC2 instance id such as i-0123456789abcdef0")
     if not isinstance(found_region, str) or not _REGION.fullmatch(found_region):
         raise DeployError(f"region {found_region!r} is not allowed: pass --region or set AWS_REGION (e.g. eu-west-1)")
-    return Target(found_id, found_region)
+    return Target(tuple(named), found_region)
+
+
+def _check_instance_id(instance_id: str, code: int) -> str:
+    if not _INSTANCE_ID.fullmatch(instance_id):
+        raise DeployError(
+            f"instance id {instance_id!r} is not allowed: an EC2 instance id such as i-0123456789abcdef0", code
+        )
+    return instance_id
+
+
+def find_hosts(stack: str, ec2: Ec2Client, autoscaling: AutoScalingClient) -> list[str]:
+    """The stack's hosts that can take a deploy, in the order they switch.
+
+    Running instances tagged Name=leanstack-<stack>-host; one in an Auto Scaling group only
+    while InService there: a launching host boots the recorded release by itself, and one in
+    standby or terminating is leaving. Web hosts first, by launch time; the jobs host last.
+    """
+    _check_stack(stack)
+    instances: list[Mapping[str, Any]] = []
+    request: dict[str, Any] = {
+        "Filters": [
+            {"Name": "tag:Name", "Values": [f"leanstack-{stack}-host"]},
+            {"Name": "instance-state-name", "Values": ["running"]},
+        ]
+    }
+    try:
+        while True:
+            page = ec2.describe_instances(**request)
+            for reservation in page.get("Reservations", []):
+                instances.extend(reservation.get("Instances", []))
+            if not page.get("NextToken"):
+                break
+            request["NextToken"] = page["NextToken"]
+    except Exception as error:
+        raise DeployError(f"cannot look up the hosts of {stack} (ec2:DescribeInstances): {_describe(error)}") from None
+    tags = {str(instance["InstanceId"]): _tags(instance) for instance in instances}
+    groups = sorted({group for host_tags in tags.values() if (group := host_tags.get(_GROUP_TAG))})
+    in_service: set[str] = set()
+    try:
+        # At most 100 names per call; a stack has two groups.
+        for first in range(0, len(groups), 100):
+            described: dict[str, Any] = {"AutoScalingGroupNames": groups[first : first + 100]}
+            while True:
+                page = autoscaling.describe_auto_scaling_groups(**described)
+                for group in page.get("AutoScalingGroups", []):
+                    in_service.update(
+                        str(member["InstanceId"])
+                        for member in group.get("Instances", [])
+                        if member.get("LifecycleState") == "InService"
+                    )
+                if not page.get("NextToken"):
+                    break
+                described["NextToken"] = page["NextToken"]
+    except Exception as error:
+        raise DeployError(
+            f"cannot look up the hosts of {stack} (autoscaling:DescribeAutoScalingGroups): {_describe(error)}"
+        ) from None
+    ready = [
+        instance
+        for instance in instances
+        if _GROUP_TAG not in tags[str(instance["InstanceId"])] or str(instance["InstanceId"]) in in_service
+    ]
+    ready.sort(
+        key=lambda instance: (
+            tags[str(instance["InstanceId"])].get("Role") == "jobs",
+            str(instance.get("LaunchTime", "")),
+            str(instance["InstanceId"]),
+        )
+    )
+    return [str(instance["InstanceId"]) for instance in ready]
+
+
+def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
+    return {str(tag.get("Key")): str(tag.get("Value")) for tag in instance.get("Tags", [])}
 
 
 def _deployed_by(env: Mapping[str, str]) -> str:
@@ -233,11 +382,12 @@ def _encode(history: Sequence[Release]) -> str:
 
 @dataclass
 class Deployer:
-    """Deploys to one stack's host; `ssm` is a boto3 SSM client (a moto one in tests)."""
+    """Deploys to one stack's hosts; `ssm` is a boto3 SSM client (a moto one in tests)."""
 
     stack: str
     ssm: SsmClient
-    instance_id: str
+    # The host, or the hosts in the order they switch; none: `find_hosts` looks them up.
+    instance_id: str | Sequence[str] = ()
     poll_seconds: float = 3.0
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     # Beyond the command's own timeout: SSM's delivery to the host and its reporting back.
@@ -245,6 +395,8 @@ class Deployer:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     sleep: Callable[[float], None] = time.sleep
     say: Callable[[str], None] = lambda message: print(message, flush=True)
+    # The stack's hosts as they are now (see `find_hosts`): before a deploy, and again after it.
+    find_hosts: Callable[[], list[str]] | None = None
 
     @property
     def parameter(self) -> str:
@@ -293,8 +445,28 @@ class Deployer:
 
     # ---------------------------------------------------------------- deploy
 
+    def hosts(self) -> tuple[list[str], bool]:
+        """The hosts in the order they switch, and whether they were looked up."""
+        named = [self.instance_id] if isinstance(self.instance_id, str) else list(self.instance_id)
+        if any(named):
+            return [host for host in dict.fromkeys(named) if host], False
+        if self.find_hosts is None:
+            raise DeployError(f"no host of {self.stack} is named and none can be looked up", EXIT_USAGE)
+        found = self.find_hosts()
+        if not found:
+            raise DeployError(
+                f"found no host of {self.stack}: no running instance tagged Name=leanstack-{self.stack}-host "
+                "that is InService in its Auto Scaling group; is the stack up, in this region?"
+            )
+        return found, True
+
     def deploy(self, tag: str, *, action: str = "deploy") -> Release:
         _check_tag(tag)
+        hosts, looked_up = self.hosts()
+        several = len(hosts) > 1
+        # Read before anything changes: where the hosts that switch go back if a later one fails.
+        served = self.serving() if several else []
+        previous = served[-1] if served else None
         release = Release(
             id=uuid.uuid4().hex[:8],
             tag=tag,
@@ -302,27 +474,171 @@ class Deployer:
             result="deploying",
             started=_now(),
             by=_deployed_by(self.env),
+            hosts=str(len(hosts)) if several else "",
         )
         self._record(release)
-        try:
-            command_id = self._send(tag)
-        except DeployError as error:
-            self._record(replace(release, result="failed", finished=_now(), detail=str(error)[:200]))
-            raise
-        release = replace(release, command=command_id)
-        self._record(release)
-        status, code, output, errors = self._wait(command_id)
-        if status == "Success":
-            done = replace(release, result="succeeded", finished=_now())
-            self._record(done)
-            return done
-        reason = _last_line(errors) or _last_line(output) or f"the SSM command ended {status}"
-        refused = code == EXIT_BUSY
-        self._record(replace(release, result="refused" if refused else "failed", finished=_now(), detail=reason[:200]))
+        # What happened to each host, for the one line per host printed at the end.
+        outcomes = dict.fromkeys(hosts, "not touched")
+        for index, host in enumerate(hosts):
+            where = f" on {host} (host {index + 1} of {len(hosts)})" if several else ""
+            switched = hosts[:index]
+            try:
+                command_id = self._send(host, tag)
+            except DeployError as error:
+                if not switched:
+                    self._record(replace(release, result="failed", finished=_now(), detail=str(error)[:200]))
+                    self._report(action, tag, outcomes | {host: f"not sent: {error}"})
+                    raise
+                outcomes[host] = f"not sent: {error}"
+                self._abort(release, host, where, "not sent", str(error), False, switched, previous, outcomes)
+            release = replace(release, command=command_id)
+            self._record(release)
+            try:
+                status, code, output, errors = self._wait(command_id, host)
+            except DeployError as error:
+                outcomes[host] = f"unknown: {error}"
+                if not switched:
+                    # Still running or lost: the record stays "deploying", which no host boots.
+                    self._report(action, tag, outcomes)
+                    raise
+                self._abort(release, host, where, "unknown", str(error), False, switched, previous, outcomes)
+            if status == "Success":
+                outcomes[host] = f"switched to {tag}"
+                continue
+            reason = _last_line(errors) or _last_line(output) or f"the SSM command ended {status}"
+            refused = code == EXIT_BUSY
+            verb = "refused" if refused else "failed"
+            # The host tool's promise: a failed or refused deploy leaves the serving version serving.
+            outcomes[host] = f"{verb}: {reason}"
+            if switched:
+                self._abort(release, host, where, status, reason, refused, switched, previous, outcomes)
+            detail = f"{host}: {reason}" if several else reason
+            self._record(replace(release, result=verb, finished=_now(), detail=detail[:200]))
+            self._report(action, tag, outcomes)
+            nothing = "; no host changed" if several else ""
+            raise DeployError(
+                f"{action} of {tag} to {self.stack} {verb}{where} ({status}): {reason}{nothing}",
+                EXIT_BUSY if refused else EXIT_FAILED,
+            )
+        done = replace(release, result="succeeded", finished=_now())
+        # Recorded before looking again: a host that boots from now on takes `tag` by itself.
+        self._record(done)
+        late_problem = self._catch_up(action, tag, hosts, outcomes) if looked_up else None
+        self._report(action, tag, outcomes)
+        if late_problem:
+            raise DeployError(late_problem)
+        return done
+
+    def _abort(
+        self,
+        release: Release,
+        host: str,
+        where: str,
+        status: str,
+        reason: str,
+        refused: bool,
+        switched: list[str],
+        previous: str | None,
+        outcomes: dict[str, str],
+    ) -> NoReturn:
+        """Host `host` did not switch after `switched` did: put those back, record, raise."""
+        tag, action = release.tag, release.action
+        left_on_new: list[str] = []
+        for done_host in reversed(switched):
+            if previous is None:
+                outcomes[done_host] = f"still on {tag}: no earlier release to put it back on"
+                left_on_new.append(done_host)
+                continue
+            self.say(f"{self.stack}: putting {done_host} back on {previous}")
+            problem = self._attempt(done_host, previous)
+            if problem is None:
+                outcomes[done_host] = f"switched to {tag}, put back on {previous}"
+            else:
+                outcomes[done_host] = f"still on {tag}: putting it back on {previous} failed: {problem}"
+                left_on_new.append(done_host)
+        self._report(action, tag, outcomes)
+        verb = "refused" if refused else "failed"
+        after = f"{action} of {tag} to {self.stack} {verb}{where} ({status}): {reason}"
+        if left_on_new:
+            on_new = " ".join(host for host in switched if host in left_on_new)
+            self._record(
+                replace(
+                    release,
+                    result="failed",
+                    finished=_now(),
+                    detail=f"split: {on_new} left on {tag}; {host}: {reason}"[:200],
+                )
+            )
+            others = f"on {previous}" if previous else "on what they served before (no release had succeeded)"
+            if status == "unknown":
+                others += f", {host} unknown"
+            raise DeployError(
+                f"{after}; the fleet is SPLIT: {on_new} still on {tag}, the other hosts {others}; "
+                f"deploy {previous or 'a good tag'} again",
+                EXIT_FAILED,
+            )
+        back = f"{len(switched)} host{'s' if len(switched) > 1 else ''}"
+        self._record(
+            replace(
+                release,
+                result=verb,
+                finished=_now(),
+                detail=f"rolled back: {back} put back on {previous}; {host}: {reason}"[:200],
+            )
+        )
+        untouched = len(outcomes) - len(switched) - 1
+        unknown = f"; {host}'s own state is unknown" if status == "unknown" else ""
         raise DeployError(
-            f"{action} of {tag} to {self.stack} {'refused' if refused else 'failed'} ({status}): {reason}",
+            f"{after}; rolled back: the {back} before it serve {previous} again, "
+            f"{untouched} after it not touched{unknown}",
             EXIT_BUSY if refused else EXIT_FAILED,
         )
+
+    def _catch_up(self, action: str, tag: str, hosts: list[str], outcomes: dict[str, str]) -> str | None:
+        """Deploy `tag` to the hosts that appeared during the deploy; what went wrong, if anything."""
+        assert self.find_hosts is not None
+        try:
+            late = [host for host in self.find_hosts() if host not in hosts]
+        except DeployError as error:
+            self.say(f"{self.stack}: warning: could not look for hosts launched during the deploy: {error}")
+            return None
+        missed: list[str] = []
+        first_problem = ""
+        for host in late:
+            self.say(f"{self.stack}: {host} was launched during the {action}; deploying {tag} on it too")
+            problem = self._attempt(host, tag)
+            if problem is None:
+                outcomes[host] = f"launched during the {action}; switched to {tag}"
+            else:
+                outcomes[host] = f"launched during the {action}; did not take {tag}: {problem}"
+                missed.append(host)
+                first_problem = first_problem or problem
+        if not missed:
+            return None
+        return (
+            f"{action} of {tag} to {self.stack} succeeded on {len(hosts)} host{'s' if len(hosts) > 1 else ''}, "
+            f"but {' '.join(missed)}, launched during it, did not take it: {first_problem}; "
+            "deploy again, or terminate it so that its group launches a host that boots the new release"
+        )
+
+    def _attempt(self, host: str, tag: str) -> str | None:
+        """Deploy `tag` on one host outside a recorded release; None when it switched, else why not."""
+        try:
+            command_id = self._send(host, tag)
+            status, _code, output, errors = self._wait(command_id, host)
+        except DeployError as error:
+            return str(error)
+        if status == "Success":
+            return None
+        return _last_line(errors) or _last_line(output) or f"the SSM command ended {status}"
+
+    def _report(self, action: str, tag: str, outcomes: Mapping[str, str]) -> None:
+        """One line per host, when there are several (one host's story is told by the error or the result)."""
+        if len(outcomes) < 2:
+            return
+        self.say(f"{self.stack}: {action} of {tag}, host by host:")
+        for host, outcome in outcomes.items():
+            self.say(f"  {host}  {outcome}")
 
     def rollback(self) -> Release:
         serving = self.serving()
@@ -332,11 +648,11 @@ class Deployer:
         self.say(f"rolling {self.stack} back from {serving[-1]} to {serving[-2]}")
         return self.deploy(serving[-2], action="rollback")
 
-    def _send(self, tag: str) -> str:
+    def _send(self, instance_id: str, tag: str) -> str:
         command = f"{HOST_TOOL} deploy {shlex.quote(tag)}"
         try:
             sent = self.ssm.send_command(
-                InstanceIds=[self.instance_id],
+                InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
                 Comment=f"leanstack deploy {self.stack} {tag}"[:100],
                 Parameters={"commands": [command], "executionTimeout": [str(int(self.timeout_seconds))]},
@@ -344,17 +660,17 @@ class Deployer:
                 TimeoutSeconds=600,
             )
         except Exception as error:
-            raise DeployError(f"cannot send the deploy to {self.instance_id}: {_describe(error)}") from None
+            raise DeployError(f"cannot send the deploy to {instance_id}: {_describe(error)}") from None
         command_id = str(sent["Command"]["CommandId"])
-        self.say(f"{self.stack}: deploying {tag} on {self.instance_id} (SSM command {command_id})")
+        self.say(f"{self.stack}: deploying {tag} on {instance_id} (SSM command {command_id})")
         return command_id
 
-    def _wait(self, command_id: str) -> tuple[str, int, str, str]:
+    def _wait(self, command_id: str, instance_id: str) -> tuple[str, int, str, str]:
         """Poll until the command ends: (status, exit code, stdout, stderr)."""
         deadline = time.monotonic() + self.timeout_seconds + self.grace_seconds
         while True:
             try:
-                invocation = self.ssm.get_command_invocation(CommandId=command_id, InstanceId=self.instance_id)
+                invocation = self.ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
             except Exception as error:
                 # Right after sending, SSM may not know the invocation yet.
                 if _error_code(error) != "InvocationDoesNotExist":
@@ -372,7 +688,7 @@ class Deployer:
                 raise DeployError(
                     f"SSM command {command_id} still {status} after "
                     f"{self.timeout_seconds + self.grace_seconds:.0f} s; "
-                    f"see `aws ssm get-command-invocation --command-id {command_id} --instance-id {self.instance_id}`"
+                    f"see `aws ssm get-command-invocation --command-id {command_id} --instance-id {instance_id}`"
                 )
             self.sleep(self.poll_seconds)
 
@@ -388,32 +704,59 @@ def _describe(error: Exception) -> str:
     return _last_line(str(error)) or type(error).__name__
 
 
-def _ssm_client(region: str) -> SsmClient:
+def _client(service: str, region: str) -> Any:
     try:
         # Imported here: `python -m leanstack plan` and `validate` need no AWS SDK.
         import boto3
         from botocore.exceptions import BotoCoreError
 
-        client: SsmClient = boto3.client("ssm", region_name=region)
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
     except (ImportError, BotoCoreError) as error:
-        raise DeployError(f"cannot create an SSM client: {error}") from None
+        raise DeployError(f"cannot create an {service.upper()} client: {error}") from None
+
+
+def _ssm_client(region: str) -> SsmClient:
+    client: SsmClient = _client("ssm", region)
     return client
 
 
+def _host_finder(
+    stack: str, region: str, ec2: Ec2Client | None = None, autoscaling: AutoScalingClient | None = None
+) -> Callable[[], list[str]]:
+    """Looks the stack's hosts up in `region`; the clients are made on first use."""
+
+    def hosts() -> list[str]:
+        return find_hosts(
+            stack,
+            ec2 if ec2 is not None else _client("ec2", region),
+            autoscaling if autoscaling is not None else _client("autoscaling", region),
+        )
+
+    return hosts
+
+
 def _deployer(
-    stack: str, *, instance_id: str | None = None, region: str | None = None, need_instance: bool = True
+    stack: str,
+    *,
+    instance_id: str | Sequence[str] | None = None,
+    region: str | None = None,
+    need_instance: bool = True,
 ) -> Deployer:
     target = find_target(stack, instance_id=instance_id, region=region, need_instance=need_instance)
-    return Deployer(stack, _ssm_client(target.region), target.instance_id)
+    return Deployer(
+        stack, _ssm_client(target.region), target.instance_ids, find_hosts=_host_finder(stack, target.region)
+    )
 
 
-def deploy(stack: str, tag: str, *, instance_id: str | None = None, region: str | None = None) -> Release:
-    """Deploy `tag` of the app image to the stack's host; raises `DeployError`."""
+def deploy(
+    stack: str, tag: str, *, instance_id: str | Sequence[str] | None = None, region: str | None = None
+) -> Release:
+    """Deploy `tag` of the app image to the stack's hosts, one at a time; raises `DeployError`."""
     _check_tag(tag)
     return _deployer(stack, instance_id=instance_id, region=region).deploy(tag)
 
 
-def rollback(stack: str, *, instance_id: str | None = None, region: str | None = None) -> Release:
+def rollback(stack: str, *, instance_id: str | Sequence[str] | None = None, region: str | None = None) -> Release:
     """Deploy the previous good tag; raises `DeployError` when there is none."""
     return _deployer(stack, instance_id=instance_id, region=region).rollback()
 
@@ -442,14 +785,24 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m leanstack", description="Deploy the app to a stack's host.")
+    # The module's docstring is the help: it says how the hosts are found and what AWS permissions it takes.
+    parser = _Parser(
+        prog="python -m leanstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, text in (("deploy", "deploy TAG of the app image"), ("rollback", "deploy the previous good tag")):
-        sub = commands.add_parser(name, help=text)
+        sub = commands.add_parser(
+            name, help=text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         sub.add_argument("stack")
         if name == "deploy":
             sub.add_argument("tag")
-        sub.add_argument("--instance-id", help="the host (default: the stack's hostInstanceId output)")
+        sub.add_argument(
+            "--instance-id",
+            action="append",
+            help="a host; repeat it for several, which switch in the order given (default: the stack's "
+            "hostInstanceId output, or the stack's running hosts looked up by their Name tag)",
+        )
         sub.add_argument("--region", help="the stack's region (default: the stack's region output)")
     listing = commands.add_parser("releases", help="list the recorded releases")
     listing.add_argument("stack")
@@ -464,12 +817,14 @@ def main(
     ssm: SsmClient | None = None,
     env: Mapping[str, str] | None = None,
     stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
+    ec2: Ec2Client | None = None,
+    autoscaling: AutoScalingClient | None = None,
     **deployer_options: Any,
 ) -> int:
     """`python -m leanstack deploy|rollback|releases ...`.
 
-    The keyword arguments are for tests: an SSM client (moto's), the environment, a stand-in
-    for `pulumi stack output`, and `Deployer` options such as `sleep`.
+    The keyword arguments are for tests: SSM, EC2 and Auto Scaling clients (moto's), the
+    environment, a stand-in for `pulumi stack output`, and `Deployer` options such as `sleep`.
     """
     environment = dict(os.environ if env is None else env)
     try:
@@ -487,7 +842,14 @@ def main(
             stack_outputs=stack_outputs,
         )
         client = ssm if ssm is not None else _ssm_client(target.region)
-        deployer = Deployer(args.stack, client, target.instance_id, env=environment, **deployer_options)
+        deployer = Deployer(
+            args.stack,
+            client,
+            target.instance_ids,
+            env=environment,
+            find_hosts=_host_finder(args.stack, target.region, ec2, autoscaling),
+            **deployer_options,
+        )
         if args.command == "releases":
             history = deployer.releases()
             if args.json:
@@ -497,7 +859,8 @@ def main(
             return 0
         started = time.monotonic()
         release = deployer.deploy(args.tag) if args.command == "deploy" else deployer.rollback()
-        print(f"{args.stack}: {release.tag} is serving ({release.action} took {time.monotonic() - started:.0f} s)")
+        on = f" on {release.hosts} hosts" if release.hosts else ""
+        print(f"{args.stack}: {release.tag} is serving{on} ({release.action} took {time.monotonic() - started:.0f} s)")
         return 0
     except DeployError as error:
         print(f"leanstack: {error}", file=sys.stderr)

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from leanstack.deploy import (
     RELEASES_LIMIT_BYTES,
     Deployer,
     DeployError,
+    find_hosts,
     find_target,
     format_releases,
     main,
@@ -390,3 +392,427 @@ def test_serving_tags_skips_what_it_cannot_read() -> None:
 
 def test_format_releases_of_nothing() -> None:
     assert format_releases([]) == "no releases recorded\n"
+
+
+# --- several hosts ------------------------------------------------------------------------
+#
+# The hosts are moto EC2 instances launched by moto Auto Scaling groups, tagged as
+# components/host_group.py tags them; `Fleet` stands in for SSM's answers as the host tool
+# would give them, and remembers which tag each host serves: a deploy that succeeds switches
+# the host, one that fails or is refused leaves it serving what it served (the host tool's
+# promise, tested for real in tests/host/).
+
+
+@pytest.fixture
+def aws(ssm: Any) -> Iterator[tuple[Any, Any]]:
+    """moto's EC2 and Auto Scaling, with no host of any stack when the test starts and ends."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    autoscaling = boto3.client("autoscaling", region_name=REGION)
+    _remove_hosts(ec2, autoscaling)
+    yield ec2, autoscaling
+    _remove_hosts(ec2, autoscaling)
+
+
+def _remove_hosts(ec2: Any, autoscaling: Any) -> None:
+    for group in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]:
+        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=group["AutoScalingGroupName"], ForceDelete=True)
+    running = [
+        instance["InstanceId"]
+        for reservation in ec2.describe_instances()["Reservations"]
+        for instance in reservation["Instances"]
+        if instance["State"]["Name"] != "terminated"
+    ]
+    if running:
+        ec2.terminate_instances(InstanceIds=running)
+
+
+def _launch_group(ec2: Any, autoscaling: Any, role: str, count: int, stack: str = "dev") -> list[str]:
+    """An Auto Scaling group of `count` hosts of `stack`, tagged as host_group.py tags them."""
+    name = f"leanstack-{stack}-{role}-{uuid.uuid4().hex[:6]}"
+    ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={
+            "ImageId": "ami-12c6146b",
+            "InstanceType": "t4g.small",
+            "TagSpecifications": [
+                {
+                    "ResourceType": "instance",
+                    "Tags": [{"Key": "Name", "Value": f"leanstack-{stack}-host"}, {"Key": "Role", "Value": role}],
+                }
+            ],
+        },
+    )
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name},
+        MinSize=0,
+        MaxSize=count,
+        DesiredCapacity=count,
+        VPCZoneIdentifier=subnet,
+    )
+    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    return [member["InstanceId"] for member in group["Instances"]]
+
+
+@dataclass
+class Fleet:
+    """SSM as the hosts would answer: `broken` lists (host, tag) pairs whose deploy ends with
+    the given invocation; every other deploy succeeds and switches the host to the tag.
+
+    moto records the commands and keeps the release history. `history_at_send` is the
+    release history's newest result at each command sent: what a host booting then would read.
+    """
+
+    moto: Any
+    serving: dict[str, str] = field(default_factory=dict)
+    broken: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    history_at_send: list[str] = field(default_factory=list)
+    _commands: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def send_command(self, **kwargs: Any) -> Any:
+        (instance,) = kwargs["InstanceIds"]
+        tag = kwargs["Parameters"]["commands"][0].rsplit(" ", 1)[1]
+        self.sent.append((instance, tag))
+        with contextlib.suppress(self.moto.exceptions.ParameterNotFound):
+            self.history_at_send.append(_history(self.moto)[-1]["result"])
+        done = self.moto.send_command(**kwargs)
+        self._commands[done["Command"]["CommandId"]] = (instance, tag)
+        return done
+
+    def get_command_invocation(self, **kwargs: Any) -> Any:
+        instance, tag = self._commands[kwargs["CommandId"]]
+        assert kwargs["InstanceId"] == instance
+        if (instance, tag) in self.broken:
+            return self.broken[instance, tag]
+        self.serving[instance] = tag
+        return {"Status": "Success", "ResponseCode": 0, "StandardOutputContent": "", "StandardErrorContent": ""}
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        return self.moto.get_parameter(**kwargs)
+
+    def put_parameter(self, **kwargs: Any) -> Any:
+        return self.moto.put_parameter(**kwargs)
+
+
+SCALED_ENV = {"AWS_REGION": REGION, "LEANSTACK_DEPLOYED_BY": "ci"}
+
+
+def _scaled_outputs(stack: str) -> dict[str, Any]:
+    """What `pulumi stack output` prints for a scaled-out stack: no hostInstanceId."""
+    return {"region": REGION, "hostWebGroup": f"leanstack-{stack}-web-1", "hostJobsGroup": f"leanstack-{stack}-jobs-1"}
+
+
+def _run_scaled(fleet: Fleet, aws: tuple[Any, Any], *argv: str) -> int:
+    ec2, autoscaling = aws
+    return main(
+        list(argv),
+        ssm=fleet,
+        env=SCALED_ENV,
+        stack_outputs=_scaled_outputs,
+        ec2=ec2,
+        autoscaling=autoscaling,
+        sleep=lambda _: None,
+    )
+
+
+def _fleet_on(ssm: Any, aws: tuple[Any, Any], tag: str, web: int, jobs: int = 1) -> tuple[Fleet, list[str]]:
+    """`web` + `jobs` hosts of dev, all serving `tag` by a recorded deploy; the hosts in deploy order."""
+    ec2, autoscaling = aws
+    _launch_group(ec2, autoscaling, "web", web)
+    _launch_group(ec2, autoscaling, "jobs", jobs)
+    hosts = find_hosts("dev", ec2, autoscaling)
+    fleet = Fleet(ssm)
+    assert _run_scaled(fleet, aws, "deploy", "dev", tag) == 0
+    assert fleet.serving == dict.fromkeys(hosts, tag)
+    fleet.sent.clear()
+    fleet.history_at_send.clear()
+    return fleet, hosts
+
+
+def test_the_hosts_are_the_stacks_running_in_service_ones_web_first_jobs_last(aws: tuple[Any, Any]) -> None:
+    ec2, autoscaling = aws
+    jobs = _launch_group(ec2, autoscaling, "jobs", 1)
+    web = _launch_group(ec2, autoscaling, "web", 3)
+    other_stack = _launch_group(ec2, autoscaling, "web", 1, stack="prod")
+    web_group = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+    (web_group_name,) = [g["AutoScalingGroupName"] for g in web_group if web[0] in str(g["Instances"])]
+    autoscaling.enter_standby(
+        AutoScalingGroupName=web_group_name, InstanceIds=[web[0]], ShouldDecrementDesiredCapacity=True
+    )
+    # A host outside any group (a single host, or one launched by hand) counts while running.
+    loose = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "leanstack-dev-host"}]}],
+    )["Instances"][0]["InstanceId"]
+    stopped = ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "leanstack-dev-host"}]}],
+    )["Instances"][0]["InstanceId"]
+    ec2.stop_instances(InstanceIds=[stopped])
+
+    hosts = find_hosts("dev", ec2, autoscaling)
+
+    assert sorted(hosts[:-1]) == sorted([*web[1:], loose]), "standby, stopped and other stacks' hosts are left out"
+    assert hosts[-1] == jobs[0], "the jobs host switches last"
+    assert other_stack[0] not in hosts
+    assert find_hosts("prod", ec2, autoscaling) == other_stack
+
+
+@pytest.mark.parametrize("web", [1, 2])
+def test_a_scaled_out_stack_is_deployed_host_by_host(
+    ssm: Any, aws: tuple[Any, Any], web: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=web)
+    assert len(hosts) == web + 1
+    capsys.readouterr()
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 0
+
+    assert fleet.sent == [(host, "v2") for host in hosts], "one command per host, in order"
+    assert fleet.serving == dict.fromkeys(hosts, "v2")
+    # Until the last host switched, a host booting would read the previous release.
+    assert fleet.history_at_send == ["deploying"] * len(hosts)
+    last = _history(ssm)[-1]
+    assert (last["tag"], last["result"], last["hosts"]) == ("v2", "succeeded", str(len(hosts)))
+    out = capsys.readouterr().out
+    for host in hosts:
+        assert f"  {host}  switched to v2\n" in out
+    assert f"dev: v2 is serving on {len(hosts)} hosts" in out
+
+
+def test_the_second_host_failing_puts_the_first_back_and_never_reaches_the_third(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    first, second, third = hosts
+    reason = "leanstack-app: app:v2 failed its health check for 60 s (last: HTTP 500); the old version serves"
+    fleet.broken[second, "v2"] = _failed(reason)
+    capsys.readouterr()
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 1
+
+    assert fleet.sent == [(first, "v2"), (second, "v2"), (first, "v1")]
+    assert fleet.serving == dict.fromkeys(hosts, "v1"), "the fleet is back on one version"
+    last = _history(ssm)[-1]
+    assert (last["tag"], last["result"], last["hosts"]) == ("v2", "failed", "3")
+    assert last["detail"].startswith(f"rolled back: 1 host put back on v1; {second}: leanstack-app: app:v2 failed")
+    assert len(json.dumps(last)) < 400, "per-host detail stays small: the history must fit in 4 KB"
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"leanstack: deploy of v2 to dev failed on {second} (host 2 of 3) (Failed): ")
+    assert captured.err.endswith("; rolled back: the 1 host before it serve v1 again, 1 after it not touched\n")
+    assert f"  {first}  switched to v2, put back on v1\n" in captured.out
+    assert f"  {second}  failed: {reason}\n" in captured.out
+    assert f"  {third}  not touched\n" in captured.out
+    # What a host launched now boots: the release that serves, not the failed one.
+    assert serving_tags(_history(ssm))[-1] == "v1"
+
+
+def test_a_busy_first_host_touches_nothing_and_exits_3(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    busy = "leanstack-app: another deploy is running (pid 4242 since 2026-01-01T00:00:00Z); nothing changed"
+    fleet.broken[hosts[0], "v2"] = _failed(busy, code=3)
+    capsys.readouterr()
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 3
+
+    assert fleet.sent == [(hosts[0], "v2")]
+    assert fleet.serving == dict.fromkeys(hosts, "v1")
+    last = _history(ssm)[-1]
+    assert (last["result"], last["detail"]) == ("refused", f"{hosts[0]}: {busy}")
+    err = capsys.readouterr().err
+    assert (
+        err == f"leanstack: deploy of v2 to dev refused on {hosts[0]} (host 1 of 3) (Failed): {busy}; no host changed\n"
+    )
+
+
+def test_a_busy_later_host_puts_the_earlier_ones_back_and_exits_3(ssm: Any, aws: tuple[Any, Any]) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    fleet.broken[hosts[2], "v2"] = _failed("leanstack-app: another deploy is running (pid 1)", code=3)
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 3
+
+    assert fleet.sent == [(hosts[0], "v2"), (hosts[1], "v2"), (hosts[2], "v2"), (hosts[1], "v1"), (hosts[0], "v1")]
+    assert fleet.serving == dict.fromkeys(hosts, "v1")
+    assert _history(ssm)[-1]["result"] == "refused"
+
+
+def test_a_failed_put_back_says_which_hosts_serve_which_version(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    fleet.broken[hosts[1], "v2"] = _failed("leanstack-app: v2 broken")
+    fleet.broken[hosts[0], "v1"] = _failed("leanstack-app: pulling app:v1 failed: no space left on device")
+    capsys.readouterr()
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 1
+
+    assert fleet.serving == {hosts[0]: "v2", hosts[1]: "v1", hosts[2]: "v1"}
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"the fleet is SPLIT: {hosts[0]} still on v2, the other hosts on v1; deploy v1 again" in err
+    last = _history(ssm)[-1]
+    assert last["result"] == "failed"
+    assert last["detail"].startswith(f"split: {hosts[0]} left on v2; {hosts[1]}: leanstack-app: v2 broken")
+
+
+def test_a_first_release_failing_on_a_later_host_leaves_it_where_it_reached(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ec2, autoscaling = aws
+    _launch_group(ec2, autoscaling, "web", 2)
+    hosts = find_hosts("dev", ec2, autoscaling)
+    fleet = Fleet(ssm, broken={(hosts[1], "v1"): _failed("leanstack-app: v1 broken")})
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v1") == 1
+
+    assert fleet.sent == [(hosts[0], "v1"), (hosts[1], "v1")], "there is nothing to put the first host back on"
+    assert "the fleet is SPLIT" in capsys.readouterr().err
+
+
+def test_a_scaled_out_rollback_that_fails_puts_the_hosts_back_on_the_serving_tag(
+    ssm: Any, aws: tuple[Any, Any]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 0
+    fleet.broken[hosts[1], "v1"] = _failed("leanstack-app: pulling app:v1 failed: manifest unknown")
+    fleet.sent.clear()
+
+    assert _run_scaled(fleet, aws, "rollback", "dev") == 1
+
+    assert fleet.sent == [(hosts[0], "v1"), (hosts[1], "v1"), (hosts[0], "v2")]
+    assert fleet.serving == dict.fromkeys(hosts, "v2")
+    assert serving_tags(_history(ssm)) == ["v1", "v2"]
+    assert _run_scaled(fleet, aws, "rollback", "dev") == 1, "v1 still cannot be pulled on the second host"
+    del fleet.broken[hosts[1], "v1"]
+    assert _run_scaled(fleet, aws, "rollback", "dev") == 0
+    assert fleet.serving == dict.fromkeys(hosts, "v1")
+
+
+def test_a_host_launched_during_the_deploy_is_deployed_after_the_release_is_recorded(ssm: Any) -> None:
+    hosts = ["i-0000000000000000a", "i-0000000000000000b"]
+    late = "i-0000000000000000c"
+    lookups = [hosts, [*hosts, late]]
+    fleet = Fleet(ssm)
+    deployer = Deployer(
+        "dev", fleet, find_hosts=lambda: lookups.pop(0), env=SCALED_ENV, sleep=lambda _: None, say=lambda _: None
+    )
+
+    assert deployer.deploy("v2").result == "succeeded"
+
+    assert fleet.sent == [(hosts[0], "v2"), (hosts[1], "v2"), (late, "v2")]
+    # The late host is deployed only once the record says succeeded: from then on, a host
+    # that boots takes v2 by itself.
+    assert fleet.history_at_send == ["deploying", "deploying", "succeeded"]
+    assert fleet.serving == dict.fromkeys([*hosts, late], "v2")
+
+
+def test_a_host_launched_during_the_deploy_that_does_not_take_it_is_named(ssm: Any) -> None:
+    hosts = ["i-0000000000000000a", "i-0000000000000000b"]
+    late = "i-0000000000000000c"
+    lookups = [hosts, [late, *hosts]]
+    fleet = Fleet(ssm, broken={(late, "v2"): _failed("leanstack-app: another deploy is running", code=3)})
+    deployer = Deployer(
+        "dev", fleet, find_hosts=lambda: lookups.pop(0), env=SCALED_ENV, sleep=lambda _: None, say=lambda _: None
+    )
+
+    with pytest.raises(DeployError, match=f"succeeded on 2 hosts, but {late}, launched during it, did not take it"):
+        deployer.deploy("v2")
+    assert _history(ssm)[-1]["result"] == "succeeded", "the hosts it went to serve v2, and new hosts boot it"
+
+
+def test_no_host_found_is_one_line_and_changes_nothing(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ec2, autoscaling = aws
+    _launch_group(ec2, autoscaling, "web", 1, stack="prod")
+    fleet = Fleet(ssm)
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v1") == 1
+
+    assert capsys.readouterr().err == (
+        "leanstack: found no host of dev: no running instance tagged Name=leanstack-dev-host "
+        "that is InService in its Auto Scaling group; is the stack up, in this region?\n"
+    )
+    assert fleet.sent == []
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        _history(ssm)
+
+
+def test_without_pulumi_the_hosts_are_looked_up_when_the_region_is_known(
+    ssm: Any, aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As in the app-deploy workflow: no Pulumi CLI, AWS_REGION set, no host named."""
+    ec2, autoscaling = aws
+    hosts = _launch_group(ec2, autoscaling, "web", 2)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fleet = Fleet(ssm)
+
+    done = main(
+        ["deploy", "dev", "v1"], ssm=fleet, env=SCALED_ENV, ec2=ec2, autoscaling=autoscaling, sleep=lambda _: None
+    )
+
+    assert done == 0
+    assert sorted(fleet.serving) == sorted(hosts)
+
+
+def test_hosts_named_on_the_command_line_switch_in_that_order_without_a_lookup(ssm: Any) -> None:
+    class NoLookup:
+        def describe_instances(self, **kwargs: Any) -> Any:
+            raise AssertionError("looked the hosts up although they were named")
+
+        def describe_auto_scaling_groups(self, **kwargs: Any) -> Any:
+            raise AssertionError("looked the hosts up although they were named")
+
+    named = ["i-0000000000000000b", "i-0000000000000000a", "i-0000000000000000c"]
+    fleet = Fleet(ssm)
+    argv = ["deploy", "dev", "v1", *(part for host in named for part in ("--instance-id", host))]
+
+    assert main(argv, ssm=fleet, env=SCALED_ENV, stack_outputs=_no_pulumi, ec2=NoLookup(), autoscaling=NoLookup()) == 0
+
+    assert fleet.sent == [(host, "v1") for host in named]
+    env = {**SCALED_ENV, "LEANSTACK_HOST_INSTANCE_ID": " ".join(reversed(named))}
+    fleet.sent.clear()
+    assert main(["deploy", "dev", "v2"], ssm=fleet, env=env, stack_outputs=_no_pulumi, ec2=NoLookup()) == 0
+    assert fleet.sent == [(host, "v2") for host in reversed(named)]
+
+
+def test_a_malformed_instance_id_argument_is_bad_input(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["deploy", "dev", "v1", "--instance-id", "i-0123456789abcdef0", "--instance-id", "i-12;reboot"]
+    assert _run(ssm, *argv) == 2
+    assert capsys.readouterr().err.startswith("leanstack: instance id 'i-12;reboot' is not allowed: an EC2 instance")
+    assert _commands(ssm) == []
+
+
+def test_the_deploy_help_names_the_aws_permissions(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["deploy", "--help"])
+    out = capsys.readouterr().out
+    for permission in ("ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups", "ssm:SendCommand"):
+        assert permission in out
+
+
+def test_a_later_host_that_does_not_answer_in_time_puts_the_earlier_ones_back(ssm: Any) -> None:
+    hosts = ["i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"]
+    fleet = Fleet(ssm)
+    deployer = Deployer(
+        "dev", fleet, hosts, timeout_seconds=0, grace_seconds=0, sleep=lambda _: None, say=lambda _: None
+    )
+    deployer.deploy("v1")
+    fleet.broken[hosts[1], "v2"] = {"Status": "InProgress"}
+    fleet.sent.clear()
+
+    with pytest.raises(DeployError, match=r"\(unknown\): SSM command .* still InProgress after 0 s.*rolled back: "):
+        deployer.deploy("v2")
+
+    assert fleet.sent == [(hosts[0], "v2"), (hosts[1], "v2"), (hosts[0], "v1")]
+    assert fleet.serving[hosts[0]] == "v1"
+    assert _history(ssm)[-1]["result"] == "failed"
