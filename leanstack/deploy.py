@@ -17,13 +17,13 @@ host reads the same parameter at boot and deploys the release that was serving
 
 The hosts, in this order: --instance-id (repeatable; the hosts switch in the order given),
 $LEANSTACK_HOST_INSTANCE_ID (one id, or several separated by commas or spaces), the stack's
-`hostInstanceId` output (one host; `pulumi stack output --json --stack STACK`). Without
-those, because the stack is scaled out (its outputs name Auto Scaling groups instead) or
-because the Pulumi CLI is not installed (the app-deploy workflow), the hosts are looked up:
-the running instances tagged Name=leanstack-<STACK>-host, those in an Auto Scaling group only
-while InService there (not launching, in standby or terminating); web hosts first, the one
-jobs host (Role=jobs, it runs the backups) last. The region: --region, the stack's `region`
-output, $AWS_REGION or $AWS_DEFAULT_REGION.
+`hostInstanceId` output (one host; `pulumi stack output --json --stack STACK`). With
+--all-hosts (as the app-deploy workflow, which has no Pulumi login, runs it), or when the
+stack is scaled out (its outputs name Auto Scaling groups instead of one host), the hosts are
+looked up: the running instances tagged Name=leanstack-<STACK>-host, those in an Auto Scaling
+group only while InService there (not launching, in standby or terminating); web hosts
+first, the one jobs host (Role=jobs, it runs the backups) last. The region: --region, the
+stack's `region` output, $AWS_REGION or $AWS_DEFAULT_REGION.
 
 Several hosts switch one at a time while the load balancer keeps the others serving. The
 first host that fails stops the deploy: the version never reaches the hosts after it, and
@@ -110,10 +110,6 @@ class DeployError(Exception):
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.code = code
-
-
-class PulumiMissing(DeployError):
-    """The Pulumi CLI is not installed here, so the stack's outputs cannot be read."""
 
 
 class SsmClient(Protocol):
@@ -215,8 +211,9 @@ def _pulumi_outputs(stack: str) -> dict[str, Any]:
             check=False,
         )
     except FileNotFoundError:
-        raise PulumiMissing(
-            "cannot find the host: pulumi is not installed; pass --instance-id or set LEANSTACK_HOST_INSTANCE_ID"
+        raise DeployError(
+            "cannot find the host: pulumi is not installed; "
+            "pass --instance-id or --all-hosts, or set LEANSTACK_HOST_INSTANCE_ID"
         ) from None
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
@@ -238,36 +235,30 @@ def find_target(
     env: Mapping[str, str] | None = None,
     stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
     need_instance: bool = True,
+    all_hosts: bool = False,
 ) -> Target:
     """The hosts named and the region; no host named means: look them up (`find_hosts`).
 
-    No host is named either unless `need_instance`. The stack's outputs are read only when
-    the arguments and environment do not say.
+    No host is named either unless `need_instance`, or with `all_hosts`. The stack's outputs
+    are read only when the arguments and environment do not say.
     """
     env = os.environ if env is None else env
     _check_stack(stack)
     named: list[str] | None = []
-    if need_instance:
+    if need_instance and not all_hosts:
         given = [instance_id] if isinstance(instance_id, str) else list(instance_id or [])
         if not any(given):
             given = _LIST_SEPARATOR.split(env.get("LEANSTACK_HOST_INSTANCE_ID", "").strip())
         named = [_check_instance_id(host, EXIT_USAGE) for host in dict.fromkeys(given) if host] or None
     found_region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     outputs: Mapping[str, Any] = {}
-    pulumi_missing = False
     if named is None or found_region is None:
-        try:
-            outputs = stack_outputs(stack)
-        except PulumiMissing:
-            # The hosts can still be looked up by their tag, as long as the region is known.
-            if found_region is None:
-                raise
-            pulumi_missing = True
+        outputs = stack_outputs(stack)
     if named is None:
         host = outputs.get("hostInstanceId")
         if isinstance(host, str):
             named = [_check_instance_id(host, EXIT_FAILED)]
-        elif pulumi_missing or "hostWebGroup" in outputs:
+        elif "hostWebGroup" in outputs:
             named = []
         else:
             raise DeployError(
@@ -797,11 +788,17 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("stack")
         if name == "deploy":
             sub.add_argument("tag")
-        sub.add_argument(
+        hosts = sub.add_mutually_exclusive_group()
+        hosts.add_argument(
             "--instance-id",
             action="append",
             help="a host; repeat it for several, which switch in the order given (default: the stack's "
-            "hostInstanceId output, or the stack's running hosts looked up by their Name tag)",
+            "hostInstanceId output, or when scaled out the hosts looked up as --all-hosts does)",
+        )
+        hosts.add_argument(
+            "--all-hosts",
+            action="store_true",
+            help="every running host of the stack, looked up by its Name tag, without reading the stack's outputs",
         )
         sub.add_argument("--region", help="the stack's region (default: the stack's region output)")
     listing = commands.add_parser("releases", help="list the recorded releases")
@@ -840,6 +837,7 @@ def main(
             env=environment,
             need_instance=needs_host,
             stack_outputs=stack_outputs,
+            all_hosts=getattr(args, "all_hosts", False),
         )
         client = ssm if ssm is not None else _ssm_client(target.region)
         deployer = Deployer(

@@ -336,7 +336,7 @@ def test_without_pulumi_the_error_says_what_to_pass(
     assert main(["deploy", "dev", "v1"], env={}) == 1
     assert capsys.readouterr().err == (
         "leanstack: cannot find the host: pulumi is not installed; "
-        "pass --instance-id or set LEANSTACK_HOST_INSTANCE_ID\n"
+        "pass --instance-id or --all-hosts, or set LEANSTACK_HOST_INSTANCE_ID\n"
     )
 
 
@@ -747,21 +747,34 @@ def test_no_host_found_is_one_line_and_changes_nothing(
         _history(ssm)
 
 
-def test_without_pulumi_the_hosts_are_looked_up_when_the_region_is_known(
+def test_all_hosts_looks_them_up_without_pulumi_and_wins_over_the_environment(
     ssm: Any, aws: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """As in the app-deploy workflow: no Pulumi CLI, AWS_REGION set, no host named."""
+    """As the app-deploy workflow runs it: no Pulumi login, AWS_REGION set."""
     ec2, autoscaling = aws
     hosts = _launch_group(ec2, autoscaling, "web", 2)
+    # No pulumi on the PATH: reading the stack's outputs would fail.
     monkeypatch.setenv("PATH", str(tmp_path))
     fleet = Fleet(ssm)
+    env = {**SCALED_ENV, "LEANSTACK_HOST_INSTANCE_ID": INSTANCE}
 
     done = main(
-        ["deploy", "dev", "v1"], ssm=fleet, env=SCALED_ENV, ec2=ec2, autoscaling=autoscaling, sleep=lambda _: None
+        ["deploy", "dev", "v1", "--all-hosts"],
+        ssm=fleet,
+        env=env,
+        ec2=ec2,
+        autoscaling=autoscaling,
+        sleep=lambda _: None,
     )
 
     assert done == 0
     assert sorted(fleet.serving) == sorted(hosts)
+
+
+def test_all_hosts_and_instance_id_together_are_bad_input(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(ssm, "deploy", "dev", "v1", "--all-hosts", "--instance-id", INSTANCE) == 2
+    assert capsys.readouterr().err == ("leanstack: argument --instance-id: not allowed with argument --all-hosts\n")
+    assert _commands(ssm) == []
 
 
 def test_hosts_named_on_the_command_line_switch_in_that_order_without_a_lookup(ssm: Any) -> None:
