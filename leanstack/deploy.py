@@ -580,7 +580,7 @@ class Deployer:
         untouched = len(outcomes) - len(switched) - 1
         unknown = f"; {host}'s own state is unknown" if status == "unknown" else ""
         raise DeployError(
-            f"{after}; rolled back: the {back} before it serve {previous} again, "
+            f"{after}; rolled back: the {back} before it {'are' if len(switched) > 1 else 'is'} back on {previous}, "
             f"{untouched} after it not touched{unknown}",
             EXIT_BUSY if refused else EXIT_FAILED,
         )

@@ -606,7 +606,7 @@ def test_the_second_host_failing_puts_the_first_back_and_never_reaches_the_third
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 1
     assert captured.err.startswith(f"leanstack: deploy of v2 to dev failed on {second} (host 2 of 3) (Failed): ")
-    assert captured.err.endswith("; rolled back: the 1 host before it serve v1 again, 1 after it not touched\n")
+    assert captured.err.endswith("; rolled back: the 1 host before it is back on v1, 1 after it not touched\n")
     assert f"  {first}  switched to v2, put back on v1\n" in captured.out
     assert f"  {second}  failed: {reason}\n" in captured.out
     assert f"  {third}  not touched\n" in captured.out
