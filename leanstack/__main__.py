@@ -12,9 +12,9 @@
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
 Exit codes: 0 success (for diff: no changes), 1 diff found changes (for deploy: the deploy
-failed and the old version keeps serving), 2 bad input (one line on stderr naming what is
-wrong: unknown stack, invalid stack file, unknown revision, incompatible saved plan),
-3 another deploy is running.
+failed and the hosts serve the previous version, unless the error says the fleet is split),
+2 bad input (one line on stderr naming what is wrong: unknown stack, invalid stack file,
+unknown revision, incompatible saved plan), 3 another deploy is running.
 """
 
 from __future__ import annotations
