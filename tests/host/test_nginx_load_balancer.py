@@ -11,10 +11,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +23,7 @@ from host.render import host_files, render_nginx_conf
 from tests.host.nginx_harness import (
     BIG_HTML,
     Pki,
+    Response,
     RunningNginx,
     TestUpstream,
     client_context,
@@ -57,6 +58,11 @@ def _params(app_port: int, **changes: object) -> HostParams:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+def from_load_balancer(port: int, pki: Pki, path: str, **kwargs: Any) -> Response:
+    """A request as the load balancer sends it: TLS without SNI and without a client certificate."""
+    return request(port, path, context=load_balancer_context(pki), send_sni=False, **kwargs)
+
+
 @dataclass
 class Behind:
     nginx: RunningNginx
@@ -67,8 +73,8 @@ class Behind:
     def port(self) -> int:
         return self.nginx.paths.listen_port
 
-    def lb(self) -> ssl.SSLContext:
-        return load_balancer_context(self.pki)
+    def request(self, path: str, **kwargs: Any) -> Response:
+        return from_load_balancer(self.port, self.pki, path, **kwargs)
 
     def seen(self, response_request_id: str | None) -> dict[str, str]:
         recorded = self.upstream.find(response_request_id or "")
@@ -108,29 +114,26 @@ def behind(nginx: str, pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> It
 def test_health_check_without_sni_client_certificate_or_hostname_reaches_the_app(behind: Behind) -> None:
     # As the target group's health check: no SNI, no client certificate, Host is the host's IP.
     # The context trusts only the origin certificate, so the handshake also proves nginx served it.
-    response = request(behind.port, "/healthz", host=TARGET_IP, context=behind.lb(), send_sni=False)
+    response = behind.request("/healthz", host=TARGET_IP)
     assert response.status == 200
     assert json.loads(response.body)["path"] == "/healthz"
     assert behind.seen(response.header("X-Request-ID"))["Host"] == TARGET_IP
 
 
 def test_users_request_for_the_stack_hostname_is_proxied_without_sni(behind: Behind) -> None:
-    response = request(behind.port, "/shop?page=2", host=HOST, context=behind.lb(), send_sni=False)
+    response = behind.request("/shop?page=2", host=HOST)
     assert response.status == 200
     headers = behind.seen(response.header("X-Request-ID"))
     assert headers["Host"] == HOST
     assert headers["X-Forwarded-Proto"] == "https"
-    other = request(behind.port, "/", host=OTHER_HOST, context=behind.lb(), send_sni=False)
+    other = behind.request("/", host=OTHER_HOST)
     assert other.status == 200
 
 
 def test_cf_connecting_ip_from_the_load_balancer_is_the_client(behind: Behind) -> None:
-    response = request(
-        behind.port,
+    response = behind.request(
         "/who",
         host=HOST,
-        context=behind.lb(),
-        send_sni=False,
         # The load balancer's own X-Forwarded-For ends with Cloudflare's edge: not the client.
         headers={"CF-Connecting-IP": "203.0.113.7", "X-Forwarded-For": "198.51.100.9, 162.158.1.2"},
     )
@@ -144,12 +147,9 @@ def test_cf_connecting_ip_from_the_load_balancer_is_the_client(behind: Behind) -
 
 def test_cf_connecting_ip_from_outside_the_vpc_is_ignored(behind: Behind) -> None:
     # 127.0.0.2 is in the Cloudflare ranges passed in: behind the load balancer they are not trusted.
-    response = request(
-        behind.port,
+    response = behind.request(
         "/who",
         host=HOST,
-        context=behind.lb(),
-        send_sni=False,
         headers={"CF-Connecting-IP": "203.0.113.66"},
         source=OUTSIDE_THE_VPC,
     )
@@ -164,12 +164,12 @@ def test_cf_connecting_ip_from_outside_the_vpc_is_ignored(behind: Behind) -> Non
 def test_another_hostname_gets_421_and_the_refusal_page_not_the_app(behind: Behind) -> None:
     before = behind.upstream.count()
     for path in ("/", "/assets/app.3f9a1c2b.js"):
-        response = request(behind.port, path, host="evil.example", context=behind.lb(), send_sni=False)
+        response = behind.request(path, host="evil.example")
         assert response.status == 421, path
         assert b"could not be accepted" in response.body
         assert response.header("X-Content-Type-Options") == "nosniff"
     # The health path only answers on every name; its neighbours do not.
-    near = request(behind.port, "/healthz/x", host=TARGET_IP, context=behind.lb(), send_sni=False)
+    near = behind.request("/healthz/x", host=TARGET_IP)
     assert near.status == 421
     assert behind.upstream.count() == before
 
@@ -181,12 +181,9 @@ def test_sni_and_a_client_certificate_are_still_accepted(behind: Behind) -> None
 
 
 def test_headers_gzip_request_id_and_log_are_kept(behind: Behind) -> None:
-    response = request(
-        behind.port,
+    response = behind.request(
         "/big.html",
         host=HOST,
-        context=behind.lb(),
-        send_sni=False,
         headers={"Accept-Encoding": "gzip", "X-Request-ID": "trace-lb-1", "CF-Ray": "8abc-FRA"},
     )
     assert response.status == 200
@@ -199,7 +196,7 @@ def test_headers_gzip_request_id_and_log_are_kept(behind: Behind) -> None:
     [entry] = behind.nginx.log_entries("trace-lb-1")
     assert (entry["status"], entry["host"], entry["cf_ray"]) == (200, HOST, "8abc-FRA")
     assert entry["tls_protocol"].startswith("TLSv1.")
-    minted = request(behind.port, "/", host=HOST, context=behind.lb(), send_sni=False).header("X-Request-ID")
+    minted = behind.request("/", host=HOST).header("X-Request-ID")
     assert REQUEST_ID.match(minted or ""), minted
 
 
@@ -207,8 +204,7 @@ def test_app_down_gives_the_health_check_the_502_page(nginx: str, pki: Pki, tmp_
     # The health path on the host's IP goes through nginx's error page too (an internal redirect
     # that the Host check must let through): the load balancer sees a 502, the host is unhealthy.
     with _run(nginx, pki, tmp_path, _params(free_port())) as running:
-        response = request(running.paths.listen_port, "/healthz", host=TARGET_IP, context=load_balancer_context(pki),
-                           send_sni=False)  # fmt: skip
+        response = from_load_balancer(running.paths.listen_port, pki, "/healthz", host=TARGET_IP)
     assert response.status == 502
     assert "right back" in response.body.decode()
 
@@ -222,9 +218,8 @@ def test_without_cdn_the_load_balancers_last_forwarded_for_entry_is_the_client(
             port = running.paths.listen_port
             # The client wrote the first entry itself; the load balancer appended the second.
             forged = {"X-Forwarded-For": "198.51.100.1, 203.0.113.5", "CF-Connecting-IP": "192.0.2.1"}
-            trusted = request(port, "/", host=HOST, context=load_balancer_context(pki), send_sni=False, headers=forged)
-            outside = request(port, "/", host=HOST, context=load_balancer_context(pki), send_sni=False,
-                              headers=forged, source=OUTSIDE_THE_VPC)  # fmt: skip
+            trusted = from_load_balancer(port, pki, "/", host=HOST, headers=forged)
+            outside = from_load_balancer(port, pki, "/", host=HOST, headers=forged, source=OUTSIDE_THE_VPC)
         seen = upstream.find(trusted.header("X-Request-ID") or "")
         assert seen is not None
         assert seen.headers["X-Real-IP"] == "203.0.113.5"
