@@ -765,7 +765,11 @@ def format_releases(history: Sequence[Release]) -> str:
     for release in history:
         detail = f"  {release.detail}" if release.detail else ""
         by = f"  by {release.by}" if release.by else ""
-        lines.append(f"{release.started:20}  {release.action:8}  {release.tag:24}  {release.result:9}{by}{detail}")
+        # Recorded only when a release went to more than one host.
+        hosts = f"  on {release.hosts} hosts" if release.hosts else ""
+        lines.append(
+            f"{release.started:20}  {release.action:8}  {release.tag:24}  {release.result:9}{hosts}{by}{detail}"
+        )
     lines.append(f"serving now (as recorded): {serving[-1] if serving else 'nothing'}")
     return "\n".join(lines) + "\n"
 

@@ -31,6 +31,7 @@ from leanstack.deploy import (
     RELEASES_LIMIT_BYTES,
     Deployer,
     DeployError,
+    Release,
     find_hosts,
     find_target,
     format_releases,
@@ -392,6 +393,17 @@ def test_serving_tags_skips_what_it_cannot_read() -> None:
 
 def test_format_releases_of_nothing() -> None:
     assert format_releases([]) == "no releases recorded\n"
+
+
+def test_format_releases_says_how_many_hosts_a_release_went_to() -> None:
+    history = [
+        Release(id="1", tag="v1", action="deploy", result="succeeded", started="2026-11-20T10:00:00Z"),
+        Release(id="2", tag="v2", action="deploy", result="failed", started="2026-11-21T10:00:00Z", hosts="3"),
+    ]
+    first, second, serving = format_releases(history).splitlines()
+    assert "hosts" not in first  # one host: nothing recorded, nothing said
+    assert "failed" in second and second.endswith("on 3 hosts")
+    assert serving == "serving now (as recorded): v1"
 
 
 # --- several hosts ------------------------------------------------------------------------
