@@ -149,7 +149,7 @@ def test_edge_request_is_proxied_with_real_client_ip_and_request_id(stack: Stack
         "/hello?x=1",
         host=HOST,
         context=stack.edge(),
-        headers={"CF-Connecting-IP": "203.0.113.7", "X-Forwarded-For": "10.9.9.9"},
+        headers={"CF-Connecting-IP": "203.0.113.7", "X-Forwarded-For": "10.9.9.9", "CF-IPCountry": "GB"},
     )
     assert response.status == 200
     request_id = response.header("X-Request-ID") or ""
@@ -162,6 +162,9 @@ def test_edge_request_is_proxied_with_real_client_ip_and_request_id(stack: Stack
     assert seen.headers["X-Forwarded-For"] == "203.0.113.7"
     assert seen.headers["X-Forwarded-Proto"] == "https"
     assert seen.headers["Host"] == HOST
+    assert seen.headers["X-Forwarded-Host"] == HOST
+    # Cloudflare's own headers reach the app as sent (the README lists what the app receives).
+    assert (seen.headers["CF-Connecting-IP"], seen.headers["CF-IPCountry"]) == ("203.0.113.7", "GB")
 
 
 def test_callers_request_id_is_kept_when_it_is_a_plain_token(stack: Stack) -> None:
