@@ -110,6 +110,8 @@ def _check_pg_version(value: Any) -> str | None:
 
 # Environment variable names the app may receive; DATABASE_* are set by leanstack itself.
 ENV_NAME_RE = r"(?!DATABASE_)[A-Z_][A-Z0-9_]{0,63}"
+# A Secrets Manager secret ARN (the host's leanstack-app checks the same shape on its own).
+SECRETS_MANAGER_ARN_RE = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+"
 
 # CloudWatch Logs only accepts these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
@@ -183,14 +185,14 @@ class AppArgs:
     secrets: dict[str, str] = setting(
         doc="Secret environment variables: name -> SSM parameter name or Secrets Manager ARN, read at start.",
         key_pattern=ENV_NAME_RE,
-        pattern=r"/[A-Za-z0-9_.\-/]+|arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+",
+        pattern=r"/[A-Za-z0-9_.\-/]+|" + SECRETS_MANAGER_ARN_RE,
         allowed="an SSM parameter name such as /leanstack/prod/app/stripe-key or a Secrets Manager ARN",
         default_factory=dict,
     )
     registry_secret_arn: str = setting(
         "",
         doc="Secrets Manager secret ({username, password}) to pull an image from outside ECR.",
-        pattern=r"(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+)?",
+        pattern=f"({SECRETS_MANAGER_ARN_RE})?",
         allowed="a Secrets Manager ARN, or empty",
     )
     health_timeout_seconds: int = setting(
