@@ -37,8 +37,18 @@ class BackupSettings:
     database_port: int
     database_user: str
     database_secret_arn: str
-    # Empty means: a throw-away database on the same RDS instance.
+    # Where the restore drill restores (backup.drillTarget): "local", a throw-away PostgreSQL
+    # of the database's major version started on the host in a temporary data directory, so a
+    # drill never needs space on, or even the presence of, the production instance; "instance",
+    # a marked scratch database on the RDS instance; "url", the server in drill_database_url.
+    drill_target: str = "local"
+    # Only with drill_target "url": a maintenance database URL on the drill's server.
     drill_database_url: str = ""
+    # backup.drillStartsApp: after the restore, start the serving release's image against the
+    # scratch database on an isolated network (LEANSTACK_DRILL=1) and require its health path.
+    drill_starts_app: bool = False
+    # backup.verifySql: SQL run against the restored database; any error fails the drill.
+    verify_sql: str = ""
     # systemd OnCalendar expressions, UTC.
     backup_calendar: str = "*-*-* 03:30:00"
     drill_calendar: str = "*-*-01 05:00:00"
