@@ -70,6 +70,9 @@ class Resource:
     provider: str = ""  # URN of the explicit provider, "" for the default one
     region: str = ""
     dependencies: tuple[str, ...] = ()
+    # `aliases` as registered (name/type/parent of an earlier URN); the engine, not the SDK,
+    # applies a parent's aliases to its children, so leanstack.plan resolves them to URNs.
+    alias_specs: tuple[dict[str, Any], ...] = ()
 
     @property
     def component(self) -> str:
@@ -321,8 +324,22 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             provider=provider,
             region=region,
             dependencies=tuple(sorted(request.dependencies)),
+            alias_specs=tuple(_alias_spec(a) for a in request.aliases),
         )
         return response
+
+
+def _alias_spec(alias: Any) -> dict[str, Any]:
+    """One registered alias as a plain dict: an earlier URN, or the parts that changed."""
+    if alias.HasField("urn"):
+        return {"urn": alias.urn}
+    spec = alias.spec
+    out: dict[str, Any] = {k: getattr(spec, k) for k in ("name", "type", "stack", "project") if getattr(spec, k)}
+    if spec.HasField("noParent") and spec.noParent:
+        out["noParent"] = True
+    elif spec.HasField("parentUrn"):
+        out["parentUrn"] = spec.parentUrn
+    return out
 
 
 # --------------------------------------------------------------------------- running a stack

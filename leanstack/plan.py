@@ -20,7 +20,8 @@ from leanstack.cost import estimate, fmt_money, load_pricing
 if TYPE_CHECKING:
     from leanstack.mocks import StackRun
 
-PLAN_FORMAT_VERSION = 1
+# 2: every resource carries `aliases`, the URNs it answers to (a rename with an alias is no change).
+PLAN_FORMAT_VERSION = 2
 
 # The inputs worth a line in the text plan, per resource type; the JSON plan has them all.
 KEY_INPUTS: dict[str, tuple[str, ...]] = {
@@ -81,6 +82,7 @@ def build_plan(run: StackRun) -> dict[str, Any]:
     from leanstack.mocks import redact
 
     components = {r.urn: r for r in run.components()}
+    aliases = alias_urns(run)
     resources = []
     for r in run.resources:
         if r.urn in components:
@@ -93,6 +95,7 @@ def build_plan(run: StackRun) -> dict[str, Any]:
                 "urn": r.urn,
                 "id": r.id if r.custom else "",
                 "inputs": redact(r.inputs),
+                "aliases": aliases.get(r.urn, []),
                 "options": {
                     "protect": r.protect,
                     "retainOnDelete": r.retain_on_delete,
@@ -113,6 +116,55 @@ def build_plan(run: StackRun) -> dict[str, Any]:
     plan["summary"] = summarize(plan)
     plan["policies"] = policy_results(run)
     return plan
+
+
+def _qualified_type(urn: str) -> str:
+    return urn.split("::")[2]
+
+
+def _urn(stack: str, project: str, parent: str, kind: str, name: str) -> str:
+    """A resource's URN as the engine forms it: its type qualified by its parents' types."""
+    chain = _qualified_type(parent) if parent else ""
+    qualified = kind if not chain or chain == "pulumi:pulumi:Stack" else f"{chain}${kind}"
+    return f"urn:pulumi:{stack}::{project}::{qualified}::{name}"
+
+
+def alias_urns(run: StackRun) -> dict[str, list[str]]:
+    """Per resource, the earlier URNs its `aliases` (and its parents' aliases) make it answer to,
+    resolved the way the engine resolves them: a child of an aliased component is aliased too,
+    with the component's old name in place of the new one at the start of its name."""
+    by_urn = {r.urn: r for r in run.resources}
+    resolved: dict[str, list[str]] = {}
+
+    def of(urn: str) -> list[str]:
+        if urn in resolved or urn not in by_urn:
+            return resolved.get(urn, [])
+        r = by_urn[urn]
+        head, project = urn.split("::")[:2]
+        stack = head.rsplit(":", 1)[1]
+        found: set[str] = set()
+        for spec in r.alias_specs:
+            if "urn" in spec:
+                found.add(spec["urn"])
+                continue
+            parent = "" if spec.get("noParent") else spec.get("parentUrn") or r.parent
+            found.add(
+                _urn(spec.get("stack") or stack, spec.get("project") or project, parent,
+                     spec.get("type") or r.type, spec.get("name") or r.name)  # fmt: skip
+            )
+        parent_resource = by_urn.get(r.parent)
+        for old_parent in of(r.parent):
+            name = r.name
+            if parent_resource is not None and name.startswith(parent_resource.name):
+                name = old_parent.rsplit("::", 1)[1] + name[len(parent_resource.name) :]
+            found.add(_urn(stack, project, old_parent, r.type, name))
+        found.discard(urn)
+        resolved[urn] = sorted(found)
+        return resolved[urn]
+
+    for r in run.resources:
+        of(r.urn)
+    return resolved
 
 
 def policy_results(run: StackRun) -> list[dict[str, Any]]:
