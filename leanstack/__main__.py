@@ -14,7 +14,9 @@ BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSO
 Exit codes: 0 success (for diff: no changes), 1 diff found changes (for deploy: the deploy
 failed and the hosts serve the previous version, unless the error says the fleet is split),
 2 bad input (one line on stderr naming what is wrong: unknown stack, invalid stack file,
-unknown revision, incompatible saved plan), 3 another deploy is running.
+unknown revision, saved plans of two stacks or of another format version), 3 another deploy
+is running, 4 plan: a mandatory policy rule fails (the plan is still printed; `pulumi up`
+with the policy pack would refuse it).
 """
 
 from __future__ import annotations
@@ -47,11 +49,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
     load_stack_config(raw, args.stack)
     # Imported here: loading the providers takes seconds, and validate/schema do not need them.
     from leanstack.mocks import run_program
-    from leanstack.plan import RENDERERS, build_plan
+    from leanstack.plan import POLICY_FAILED_EXIT, RENDERERS, build_plan, failed_policies
 
     plan = build_plan(run_program(args.stack, raw))
     sys.stdout.write(RENDERERS[args.format](plan))
-    return 0
+    return POLICY_FAILED_EXIT if failed_policies(plan) else 0
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
@@ -99,7 +101,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m leanstack", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    plan = commands.add_parser("plan", help="print every resource the stack would create (offline), priced")
+    plan = commands.add_parser(
+        "plan", help="print every resource the stack would create (offline), priced (exit 4: a policy rule fails)"
+    )
     plan.add_argument("stack")
     plan.add_argument("--format", choices=FORMATS, default="text")
     diff = commands.add_parser("diff", help="compare two revisions or saved plans, risk first (exit 1 on changes)")

@@ -149,8 +149,13 @@ def alias_urns(run: StackRun) -> dict[str, list[str]]:
                 continue
             parent = "" if spec.get("noParent") else spec.get("parentUrn") or r.parent
             found.add(
-                _urn(spec.get("stack") or stack, spec.get("project") or project, parent,
-                     spec.get("type") or r.type, spec.get("name") or r.name)  # fmt: skip
+                _urn(
+                    spec.get("stack") or stack,
+                    spec.get("project") or project,
+                    parent,
+                    spec.get("type") or r.type,
+                    spec.get("name") or r.name,
+                )
             )
         parent_resource = by_urn.get(r.parent)
         for old_parent in of(r.parent):
@@ -172,6 +177,16 @@ def policy_results(run: StackRun) -> list[dict[str, Any]]:
     from policy.offline import evaluate_policies
 
     return [dataclasses.asdict(result) for result in evaluate_policies(run)]
+
+
+# Exit code of `python -m leanstack plan` when a mandatory policy rule fails (every rule of the
+# pack is mandatory): distinct from 1 (diff: changes) and 2 (bad input).
+POLICY_FAILED_EXIT = 4
+
+
+def failed_policies(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan's failed policy results (every rule is mandatory)."""
+    return [r for r in plan.get("policies", []) if not r["passed"]]
 
 
 def _policy_lines(plan: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

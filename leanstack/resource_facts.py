@@ -4,6 +4,8 @@ Per resource type a stack creates, one `Facts` entry says:
 
 - `replaces`: input properties whose change makes the provider delete and re-create the
   resource (ForceNew in the AWS/Cloudflare provider schema, or a documented replace);
+- `replaces_if`: properties that replace only when another input is true
+  (an instance's user data with `userDataReplaceOnChange`);
 - `in_place`: properties changed in place but with an effect a reviewer must know about
   (a stop/start, a reboot, a failover, a host replaced through its user data), in words;
 - `holds_data`: what is lost when the resource is replaced or deleted ("" = nothing:
@@ -39,6 +41,7 @@ class Facts:
     what: str
     why: str
     replaces: frozenset[str] = frozenset()
+    replaces_if: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     in_place: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     holds_data: str = ""
     retained: bool = False
@@ -78,16 +81,26 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "EBS-optimized change only on a stopped instance, so the provider stops and starts it; user data "
             "changes stop/start the instance, or replace it with userDataReplaceOnChange.",
             replaces=frozenset(
-                {"ami", "availabilityZone", "subnetId", "keyName", "privateIp", "placementGroup", "tenancy",
-                 "rootBlockDevice.encrypted", "rootBlockDevice.kmsKeyId", "launchTemplate"}
-            ),  # fmt: skip
+                {
+                    "ami",
+                    "availabilityZone",
+                    "subnetId",
+                    "keyName",
+                    "privateIp",
+                    "placementGroup",
+                    "tenancy",
+                    "rootBlockDevice.encrypted",
+                    "rootBlockDevice.kmsKeyId",
+                    "launchTemplate",
+                }
+            ),
+            replaces_if=_m(userData="userDataReplaceOnChange", userDataBase64="userDataReplaceOnChange"),
             in_place=_m(
                 instanceType="the host is stopped and started to change its type (a few minutes offline)",
                 ebsOptimized="the host is stopped and started (a few minutes offline)",
                 userData="the host is stopped and started with the new user data (a few minutes offline)",
                 userDataBase64="the host is stopped and started with the new user data (a few minutes offline)",
             ),
-            holds_data="its root volume (anything written on the host outside backups)",
             safety=("rootBlockDevice.encrypted", "disableApiTermination"),
         ),
         "aws:ec2/launchTemplate:LaunchTemplate": Facts(
@@ -204,10 +217,25 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "engine version, port and CA change in place with an outage (a failover when Multi-AZ), at once only "
             "with applyImmediately; RDS refuses engine downgrades and storage shrinks.",
             replaces=frozenset(
-                {"identifier", "identifierPrefix", "engine", "dbName", "username", "storageEncrypted", "kmsKeyId",
-                 "availabilityZone", "dbSubnetGroupName", "characterSetName", "ncharCharacterSetName", "timezone",
-                 "snapshotIdentifier", "restoreToPointInTime", "s3Import", "customIamInstanceProfile"}
-            ),  # fmt: skip
+                {
+                    "identifier",
+                    "identifierPrefix",
+                    "engine",
+                    "dbName",
+                    "username",
+                    "storageEncrypted",
+                    "kmsKeyId",
+                    "availabilityZone",
+                    "dbSubnetGroupName",
+                    "characterSetName",
+                    "ncharCharacterSetName",
+                    "timezone",
+                    "snapshotIdentifier",
+                    "restoreToPointInTime",
+                    "s3Import",
+                    "customIamInstanceProfile",
+                }
+            ),
             in_place=_m(
                 instanceClass="a few minutes of outage while the instance is resized (about a minute of failover "
                 "when Multi-AZ)",
@@ -246,16 +274,28 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "change in place (a failover or short outage), at once only with applyImmediately; version "
             "downgrades are refused.",
             replaces=frozenset(
-                {"replicationGroupId", "engine", "subnetGroupName", "atRestEncryptionEnabled", "kmsKeyId",
-                 "snapshotArns", "snapshotName", "preferredCacheClusterAzs"}
-            ),  # fmt: skip
+                {
+                    "replicationGroupId",
+                    "engine",
+                    "subnetGroupName",
+                    "atRestEncryptionEnabled",
+                    "kmsKeyId",
+                    "snapshotArns",
+                    "snapshotName",
+                    "preferredCacheClusterAzs",
+                }
+            ),
             in_place=_m(
                 nodeType="the cache nodes are replaced one by one (a short outage without a replica)",
                 engineVersion="the cache nodes are upgraded (a short outage without a replica)",
             ),
             holds_data="the cached data and sessions (rebuilt by the app, sessions lost)",
-            safety=("atRestEncryptionEnabled", "transitEncryptionEnabled", "automaticFailoverEnabled",
-                    "multiAzEnabled"),  # fmt: skip
+            safety=(
+                "atRestEncryptionEnabled",
+                "transitEncryptionEnabled",
+                "automaticFailoverEnabled",
+                "multiAzEnabled",
+            ),
             retention=("snapshotRetentionLimit",),
             refused=_m(engineVersion=DOWNGRADE),
             deferred_by="applyImmediately",
@@ -351,7 +391,9 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "alarm", "CloudWatch: name is ForceNew; thresholds change in place.", replaces=frozenset({"name"})
         ),
         "aws:cloudwatch/compositeAlarm:CompositeAlarm": Facts(
-            "composite alarm", "CloudWatch: name is ForceNew; the rule changes in place.", replaces=frozenset({"alarmName"})
+            "composite alarm",
+            "CloudWatch: name is ForceNew; the rule changes in place.",
+            replaces=frozenset({"alarmName"}),
         ),
         "aws:cloudwatch/eventRule:EventRule": Facts(
             "EventBridge rule", "EventBridge: name and bus are ForceNew.", replaces=_names("eventBusName")
@@ -390,9 +432,11 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             replaces=frozenset({"zoneId", "accountId", "kind", "phase"}),
         ),
         "cloudflare:index/authenticatedOriginPullsSettings:AuthenticatedOriginPullsSettings": Facts(
-            "authenticated origin pulls", "Cloudflare: toggled in place per zone.", replaces=frozenset({"zoneId"}),
+            "authenticated origin pulls",
+            "Cloudflare: toggled in place per zone.",
+            replaces=frozenset({"zoneId"}),
             safety=("enabled",),
-        ),  # fmt: skip
+        ),
         "cloudflare:index/originCaCertificate:OriginCaCertificate": Facts(
             "origin certificate",
             "Cloudflare: any change (hostnames, CSR, validity) issues a new certificate (ForceNew); the host "

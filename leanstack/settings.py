@@ -53,7 +53,8 @@ def _show(value: Any) -> str:
 #   min/max  numeric bounds
 #   pattern  a regex a string must match fully, with `allowed` saying it in words
 #   check    a function returning an error message (or None) for values a regex can't judge
-#   replaces True when changing the value replaces a stateful resource (the diff flags it)
+#   (what a change of the value replaces or restarts is not here: leanstack/resource_facts.py
+#   holds it per resource type, and the diff reads it from there)
 
 Check = Callable[[Any], str | None]
 
@@ -67,7 +68,6 @@ def setting(
     pattern: str | None = None,
     allowed: str | None = None,
     check: Check | None = None,
-    replaces: bool = False,
     key_pattern: str | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
@@ -79,7 +79,6 @@ def setting(
         "pattern": pattern,
         "allowed": allowed,
         "check": check,
-        "replaces": replaces,
     }
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
@@ -130,7 +129,6 @@ class NetworkArgs:
         "10.20.0.0/16",
         doc="VPC CIDR block; split into four equal subnets. Changing it replaces the VPC and everything in it.",
         check=_check_cidr,
-        replaces=True,
     )
     existing_vpc_id: str = setting(
         "",
@@ -268,9 +266,8 @@ class DatabaseArgs:
         doc="RDS instance identifier; empty means leanstack-<stack>. Changing it replaces the database.",
         pattern=r"([a-z][a-z0-9-]{0,62})?",
         allowed="lower-case letters, digits and '-', starting with a letter, at most 63",
-        replaces=True,
     )
-    engine_version: str = setting("17", doc="PostgreSQL major version.", check=_check_pg_version, replaces=False)
+    engine_version: str = setting("17", doc="PostgreSQL major version.", check=_check_pg_version)
     instance_class: str = setting(
         "db.t4g.micro",
         doc="RDS instance class.",
@@ -301,14 +298,12 @@ class DatabaseArgs:
         doc="Database created on the instance. Changing it replaces the database.",
         pattern=r"[a-z][a-z0-9_]{0,62}",
         allowed="lower-case letters, digits and '_', starting with a letter",
-        replaces=True,
     )
     username: str = setting(
         "app",
         doc="Master user name; its password is managed by RDS in Secrets Manager. Changing it replaces the database.",
         pattern=r"[a-z][a-z0-9_]{0,15}",
         allowed="lower-case letters, digits and '_', starting with a letter, at most 16",
-        replaces=True,
     )
     maintenance_window: str = setting(
         "sun:04:00-sun:05:00",
@@ -389,14 +384,12 @@ class BackupBucketArgs:
         doc="Region of the backup bucket; must differ from the stack's region. Changing it replaces the bucket.",
         pattern=REGION_RE,
         allowed="an AWS region such as us-west-2",
-        replaces=True,
     )
     bucket_name: str = setting(
         "",
         doc="Bucket name; empty means leanstack-<stack>-backups-<suffix>. Changing it replaces the bucket.",
         pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
         allowed="3-63 lower-case letters, digits, '.' and '-'",
-        replaces=True,
     )
     prefix: str = setting(
         "postgres",
