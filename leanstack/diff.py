@@ -484,7 +484,11 @@ def _get(inputs: dict[str, Any], path: str) -> Any:
     return value
 
 
-def property_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str, Any]]:
+def property_changes(
+    old: dict[str, Any], new: dict[str, Any], renamed: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Changed inputs (dotted paths) and options. `renamed` maps an aliased provider's new name
+    to its old one: a resource whose provider was only renamed keeps its provider."""
     a, b = flatten(old["inputs"]), flatten(new["inputs"])
     changes = [
         {"property": key, "old": a.get(key), "new": b.get(key)}
@@ -492,7 +496,10 @@ def property_changes(old: dict[str, Any], new: dict[str, Any]) -> list[dict[str,
         if a.get(key) != b.get(key)
     ]
     for key in ("protect", "retainOnDelete", "provider", "region"):
-        if old["options"].get(key) != new["options"].get(key):
+        after = new["options"].get(key)
+        if key == "provider" and renamed:
+            after = renamed.get(str(after), after)
+        if old["options"].get(key) != after:
             changes.append(
                 {"property": f"options.{key}", "old": old["options"].get(key), "new": new["options"].get(key)}
             )
@@ -698,8 +705,7 @@ def _replacement_risk(
             DATA_LOSS,
             new,
             f"{_what(new)} is REPLACED ({why}): a new, empty {facts.what}; the old one is deleted with "
-            f"{facts.holds_data}. Instead: revert, or migrate deliberately (snapshot or dump, restore into the "
-            f"new one, then switch)",
+            f"{facts.holds_data}. Instead: {facts.keep_data}",
         )
     if new["type"] == HOST:
         only = len(_hosts(head)) == 1
@@ -859,9 +865,12 @@ def _safety_risks(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None
             f.risk(WEAKER, new, f"{_what(new)}: default encryption removed")
 
 
-def _grants(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None:
+def _grants(f: Findings, old: dict[str, Any], new: dict[str, Any], successor: dict[str, str]) -> None:
     for prop in ("policy", "assumeRolePolicy"):
-        a, b = parse_document(old["inputs"].get(prop)), parse_document(new["inputs"].get(prop))
+        text = new["inputs"].get(prop)
+        for after, before in successor.items():
+            text = text.replace(after, before) if isinstance(text, str) else text
+        a, b = parse_document(old["inputs"].get(prop)), parse_document(text)
         if b is None:
             continue
         more = sorted(_allowed(b) - _allowed(a))
@@ -893,8 +902,9 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
     f = Findings(stack)
     changed: list[dict[str, Any]] = []
     renamed: list[dict[str, Any]] = []
+    aliased_names = {new[b]["name"]: old[a]["name"] for a, b in pairs if a != b}
     for a, b in pairs:
-        changes = property_changes(old[a], new[b])
+        changes = property_changes(old[a], new[b], aliased_names)
         if a != b:
             renamed.append({"from": a, "to": b, "name": new[b]["name"], "type": new[b]["type"], "aliased": True})
         if changes:
@@ -921,10 +931,13 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
         _in_place_risks(f, c, head)
         _refusals(f, c["old"], c["new"])
         _safety_risks(f, c["old"], c["new"])
-        _grants(f, c["old"], c["new"])
     removed = [old[u] for u in only_old]
     added = [new[u] for u in only_new]
     unaliased = renamed_without_alias(removed, added)
+    # A renamed resource's successor has a new id: grants on it are not new grants.
+    successor = {a["id"]: r["id"] for r, a in unaliased if a.get("id") and r.get("id") and a["id"] != r["id"]}
+    for c in changed:
+        _grants(f, c["old"], c["new"], successor)
     moved = {r["urn"] for r, _ in unaliased} | {a["urn"] for _, a in unaliased}
     by_component: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for r, a in unaliased:
@@ -984,7 +997,7 @@ def _removal_risk(f: Findings, r: dict[str, Any], added: list[dict[str, Any]]) -
         f.risk(
             DATA_LOSS,
             r,
-            f"{_what(r)} is DELETED with {facts.holds_data}. Instead: keep it, or copy what it holds first",
+            f"{_what(r)} is DELETED with {facts.holds_data}. Instead: keep it, or {facts.keep_data}",
         )
     # Encryption or Object Lock configuration removed while its bucket stays.
     replaced_too = any(a["type"] == r["type"] and a["component"] == r["component"] for a in added)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,8 @@ class LeanMocks(pulumi_mocks.Mocks):
     def __init__(self, default_region: str) -> None:
         self.default_region = default_region
         self.provider_regions: dict[str, str] = {}
+        # The name a resource had before an alias renamed it, set per registration (threads).
+        self.identity = threading.local()
 
     def region_of(self, provider_ref: str) -> str:
         urn = provider_ref.split("::")
@@ -200,7 +203,9 @@ class LeanMocks(pulumi_mocks.Mocks):
 
     def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         inputs = dict(args.inputs)
-        name, typ = args.name, args.typ
+        # An aliased resource keeps its physical identity: ids and generated names come from the
+        # name it had before the rename, as the engine keeps the real resource.
+        name, typ = getattr(self.identity, "name", None) or args.name, args.typ
         if typ.startswith("pulumi:providers:"):
             return f"{name}-provider-id", inputs
         region = inputs.get("region") or self.region_of(args.provider or "")
@@ -295,10 +300,28 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.lean = mocks
         self.recorded: dict[str, Resource] = {}
+        self.identities: dict[str, str] = {}
         self.stack_outputs: dict[str, Any] = {}
 
+    def _identity_name(self, request: Any) -> str:
+        """The name this resource had before any alias renamed it (its own, or its parent's)."""
+        for alias in request.aliases:
+            if not alias.HasField("urn") and alias.spec.name:
+                return str(alias.spec.name)
+        parent = self.recorded.get(request.parent)
+        before = self.identities.get(request.parent, "")
+        if parent is not None and before and before != parent.name and request.name.startswith(parent.name):
+            return before + request.name[len(parent.name) :]
+        return str(request.name)
+
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        identity = self._identity_name(request)
+        self.lean.identity.name = identity
+        try:
+            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        finally:
+            self.lean.identity.name = None
+        self.identities[response.urn] = identity
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object)

@@ -21,6 +21,7 @@ Per resource type a stack creates, one `Facts` entry says:
   so the diff can say `pulumi up` will fail before it does;
 - `deferred_by`: the property that, when false, holds disruptive changes until the
   resource's maintenance window (RDS and ElastiCache `applyImmediately`);
+- `keep_data`: what to do instead when a replacement or deletion would lose `holds_data`;
 - `why`: one line from the provider's or AWS's documented behaviour, the source of it all.
 
 A test enumerates every resource type of every shipped stack (dev, prod, scale, each also
@@ -52,6 +53,7 @@ class Facts:
     retention: tuple[str, ...] = ()
     refused: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     deferred_by: str = ""
+    keep_data: str = "revert, or copy what it holds first"
 
 
 def _m(**entries: str) -> Mapping[str, str]:
@@ -126,12 +128,14 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "ForceNew. Records managed here follow the new address; anything else pinned to it breaks.",
             replaces=frozenset({"domain", "vpc", "publicIpv4Pool", "address", "customerOwnedIpv4Pool"}),
             holds_data="its public IP address (allow-lists and DNS records outside this stack point at it)",
+            keep_data="update whatever outside this stack points at the address once the new one is known",
         ),
         "aws:ecr/repository:Repository": Facts(
             "container registry",
             "ECR: the repository name is ForceNew; deleting it deletes its images (forceDelete).",
             replaces=frozenset({"name"}),
             holds_data="the app's container images (released tags a rollback needs)",
+            keep_data="push the released tags to the new repository first (`docker pull` / `docker push`)",
         ),
         "aws:ecr/lifecyclePolicy:LifecyclePolicy": Facts(
             "image lifecycle policy",
@@ -248,6 +252,8 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
                 multiAz="the standby is added or removed (no outage, but I/O latency rises while it syncs)",
             ),
             holds_data="the database and its automated backups (a final snapshot only when one is configured)",
+            keep_data="revert, or migrate deliberately: snapshot (or pg_dump), restore into the new database, "
+            "switch the app, then remove the old one",
             safety=("deletionProtection", "multiAz", "storageEncrypted"),
             unsafe_when_on=("skipFinalSnapshot",),
             exposes_when_on=("publiclyAccessible",),
@@ -290,6 +296,7 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
                 engineVersion="the cache nodes are upgraded (a short outage without a replica)",
             ),
             holds_data="the cached data and sessions (rebuilt by the app, sessions lost)",
+            keep_data="apply it at a quiet hour: users are signed out and the cache warms up again",
             safety=(
                 "atRestEncryptionEnabled",
                 "transitEncryptionEnabled",
@@ -380,6 +387,7 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "CloudWatch Logs: name is ForceNew; retention changes in place (0 = never expire).",
             replaces=_names(),
             holds_data="its log events",
+            keep_data="export the log events to S3 first (`aws logs create-export-task`) if they are still needed",
             retention=("retentionInDays",),
         ),
         "aws:cloudwatch/logMetricFilter:LogMetricFilter": Facts(
