@@ -204,8 +204,10 @@ def test_database_identifier_change_in_dev_loses_the_database() -> None:
         (DOWNTIME, "host-instance"),
     ]
     text = next(r["text"] for r in result["risks"] if r["name"] == "database-instance")
-    assert text.startswith('database `database-instance` is REPLACED (`dbSubnetGroupName` "leanstack-dev" → "shop-dev-2"; '
-                           '`identifier` "leanstack-dev" → "shop-dev-2"): a new, empty database; the old one is deleted')  # fmt: skip
+    assert text.startswith(
+        'database `database-instance` is REPLACED (`dbSubnetGroupName` "leanstack-dev" → "shop-dev-2"; '
+        '`identifier` "leanstack-dev" → "shop-dev-2"): a new, empty database; the old one is deleted'
+    )
     assert "Instead: revert, or migrate deliberately: snapshot (or pg_dump), restore into the new database" in text
     logs = next(r["text"] for r in result["risks"] if r["name"] == "database-logs")
     assert "export the log events to S3 first" in logs
