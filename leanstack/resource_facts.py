@@ -10,8 +10,9 @@ Per resource type a stack creates, one `Facts` entry says:
   (a stop/start, a reboot, a failover, a host replaced through its user data), in words;
 - `holds_data`: what is lost when the resource is replaced or deleted ("" = nothing:
   it can be re-created from the program alone);
-- `retained`: leanstack creates it with `retainOnDelete`, so Pulumi leaves it in place
-  (unmanaged, still billed) when it would delete it;
+- `retained`: leanstack may create it with `retainOnDelete` (the backup bucket), so Pulumi
+  leaves it in place (unmanaged, still billed) when it would delete it; which resource is,
+  the plan's `options.retainOnDelete` says, and the diff reads that;
 - `safety`: boolean properties whose switch from true to false weakens a safeguard
   (`unsafe_when_on`: the reverse, such as skipping the final snapshot), and `retention`:
   numeric properties whose decrease keeps less history;
@@ -316,7 +317,8 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "S3: bucket names are global and fixed, Object Lock can only be set at creation, and a bucket lives "
             "in its provider's region (all ForceNew); a new bucket starts empty.",
             replaces=frozenset({"bucket", "bucketPrefix", "objectLockEnabled"}),
-            holds_data="every object in it (backups)",
+            holds_data="every object in it",
+            keep_data="copy the objects across first (`aws s3 sync`, or S3 Batch Replication to keep every version)",
             retained=True,
             safety=("objectLockEnabled",),
             unsafe_when_on=("forceDestroy",),
