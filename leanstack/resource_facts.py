@@ -427,8 +427,9 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
         # ------------------------------------------------------------------ Cloudflare and TLS
         "cloudflare:index/dnsRecord:DnsRecord": Facts(
             "DNS record",
-            "Cloudflare: zone, name and type are ForceNew; proxied and content change in place.",
-            replaces=frozenset({"zoneId", "name", "type"}),
+            "Cloudflare (v5): the zone is ForceNew; name, type, content and proxied are edited in place through "
+            "the DNS records API.",
+            replaces=frozenset({"zoneId"}),
             exposes_when_off=("proxied",),
         ),
         "cloudflare:index/zoneSetting:ZoneSetting": Facts(

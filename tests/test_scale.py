@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from leanstack.cost import load_pricing
-from leanstack.diff import REPLACES, diff_plans, holds_data, render_markdown
+from leanstack.diff import diff_plans, holds_data, render_markdown
+from leanstack.resource_facts import FACTS
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.plan import build_plan
 from leanstack.runbook import runbook_markdown
@@ -90,8 +91,8 @@ def test_growing_replaces_or_deletes_nothing_that_holds_data(growing: Plan, prod
     assert [r["name"] for r in growing["removed"] if holds_data(r)] == ["host-ip"]
     # The one risk: the Elastic IP, an address users depended on, is released. Expected: Cloudflare now
     # points at the load balancer, and nothing else ever used the address.
-    assert [(r["kind"], r["name"]) for r in growing["risks"]] == [("deletes stateful data", "host-ip")]
-    assert growing["risks"][0]["text"] == "Elastic IP `host-ip` is DELETED with its data"
+    assert [(r["kind"], r["name"]) for r in growing["risks"]] == [("data loss", "host-ip")]
+    assert growing["risks"][0]["text"].startswith("Elastic IP `host-ip` is DELETED with its public IP address")
     # Every database and bucket, and everything of the Database and BackupBucket components (security
     # group and its rule from the host, parameter and subnet groups, logs, Object Lock, policies), is
     # untouched: same URN, same inputs, same options.
@@ -109,8 +110,8 @@ def test_growing_replaces_or_deletes_nothing_that_holds_data(growing: Plan, prod
 def test_the_databases_urn_and_replacement_forcing_inputs_do_not_move(prod_plan: Plan, grown_plan: Plan) -> None:
     before, after = by_name(prod_plan)["database-instance"], by_name(grown_plan)["database-instance"]
     assert after["urn"] == before["urn"]
-    assert {p: after["inputs"].get(p) for p in REPLACES[DATABASE]} == {
-        p: before["inputs"].get(p) for p in REPLACES[DATABASE]
+    assert {p: after["inputs"].get(p) for p in FACTS[DATABASE].replaces} == {
+        p: before["inputs"].get(p) for p in FACTS[DATABASE].replaces
     }
     assert after == before  # not even an in-place change
     assert before["options"]["protect"] is True
@@ -131,7 +132,7 @@ def test_growing_costs_what_the_diff_says(growing: Plan, prod_plan: Plan, grown_
     assert cost["delta"] == 72.84
     text = render_markdown({"base": "prod", "head": "scale", "stacks": {"prod": growing}, "risks": growing["risks"],
                             "changed": True})  # fmt: skip
-    assert "**deletes stateful data**: Elastic IP `host-ip` is DELETED" in text
+    assert "**data loss**: Elastic IP `host-ip` is DELETED" in text
     assert f"(+${cost['delta']:,.2f})" in text
 
 
@@ -152,7 +153,10 @@ def test_removing_a_primary_would_still_be_flagged(grown_plan: Plan) -> None:
     head = json.loads(json.dumps(grown_plan))
     head["resources"] = [r for r in head["resources"] if r["name"] != "database-instance"]
     result = diff_plans("prod", grown_plan, head)
-    assert [(r["kind"], r["name"]) for r in result["risks"]] == [("deletes stateful data", "database-instance")]
+    assert [(r["kind"], r["name"]) for r in result["risks"]][:2] == [
+        ("data loss", "database-instance"),
+        ("refused by AWS", "database-instance"),  # protected: `pulumi up` stops at the deletion
+    ]
 
 
 # --------------------------------------------------------------------------- price, policy, runbook
