@@ -366,19 +366,45 @@ def _label(text: str) -> str:
     return text.replace('"', "'")
 
 
-def _describe(component: str, members: list[dict[str, Any]]) -> str:
+def _hosts_label(resources: list[dict[str, Any]]) -> str:
+    """The hosts in scale mode: Auto Scaling groups of launch-template hosts, by role."""
+    templates = {r.get("id"): r["inputs"] for r in resources if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate"}
+    parts = []
+    for g in sorted((r for r in resources if r["type"] == "aws:autoscaling/group:Group"), key=lambda r: str(r["name"])):
+        i = g["inputs"]
+        template = templates.get((i.get("launchTemplate") or {}).get("id"), {})
+        low, high = i.get("minSize"), i.get("maxSize")
+        size = f"{low}" if low == high else f"{low}-{high}"
+        role = str(g["name"]).rsplit("-", 1)[-1]
+        parts.append(f"{role}: {size} x EC2 {template.get('instanceType', '?')}")
+    return "Auto Scaling " + ", ".join(parts) + ", nginx"
+
+
+def _describe(component: str, members: list[dict[str, Any]], resources: list[dict[str, Any]]) -> str:
     by_type = {r["type"]: r for r in members}
     if "aws:ec2/instance:Instance" in by_type:
         i = by_type["aws:ec2/instance:Instance"]["inputs"]
         eip = " + Elastic IP" if "aws:ec2/eip:Eip" in by_type else ""
         return f"EC2 {i.get('instanceType', '?')}{eip}, nginx"
-    if "aws:rds/instance:Instance" in by_type:
-        i = by_type["aws:rds/instance:Instance"]["inputs"]
+    if component == "ProxyHost" and any(r["type"] == "aws:autoscaling/group:Group" for r in resources):
+        return _hosts_label(resources)
+    if "aws:lb/loadBalancer:LoadBalancer" in by_type:
+        lb = by_type["aws:lb/loadBalancer:LoadBalancer"]["inputs"]
+        kind = "Application" if lb.get("loadBalancerType", "application") == "application" else "Network"
+        return f"{kind} Load Balancer, HTTPS 443"
+    databases = [r for r in members if r["type"] == "aws:rds/instance:Instance"]
+    if databases:
+        primary = next((r for r in databases if not r["inputs"].get("replicateSourceDb")), databases[0])
+        i = primary["inputs"]
         az = "Multi-AZ" if i.get("multiAz") else "Single-AZ"
-        return f"RDS PostgreSQL {i.get('engineVersion', '')} {i.get('instanceClass', '?')} {az}"
+        replicas = len(databases) - 1
+        extra = f" + {replicas} read replica{'s' if replicas != 1 else ''}" if replicas else ""
+        return f"RDS PostgreSQL {i.get('engineVersion', '')} {i.get('instanceClass', '?')} {az}{extra}"
     if "aws:elasticache/replicationGroup:ReplicationGroup" in by_type:
         i = by_type["aws:elasticache/replicationGroup:ReplicationGroup"]["inputs"]
         return f"ElastiCache {i.get('engine', '?')} {i.get('nodeType', '?')}"
+    if "aws:ecr/repository:Repository" in by_type:
+        return "ECR image repository, restart on password rotation"
     buckets = [r for r in members if r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")]
     if buckets:
         return f"S3 in {buckets[0]['options'].get('region') or '?'}"
@@ -402,7 +428,7 @@ def render_mermaid(plan: dict[str, Any]) -> str:
             sg_owner[r["id"]] = r["component"]
     lines = ["flowchart LR", '  users(("Users"))']
     for c in drawn:
-        desc = _label(_describe(c, by_component[c]))
+        desc = _label(_describe(c, by_component[c], resources))
         shape = '[("{}")]' if c in ("Database", "Cache", "BackupBucket") else '["{}"]'
         lines.append(f"  {_node_id(c)}{shape.format(f'{c}<br/>{desc}')}")
     edges: set[str] = set()
@@ -430,6 +456,25 @@ def render_mermaid(plan: dict[str, Any]) -> str:
             reaches = b.get("id") and b["id"] in text and b["component"] != policy["component"]
             if reaches and b["component"] in drawn and policy["component"] in drawn:
                 edges.add(f'  {_node_id(policy["component"])} -->|"HTTPS 443, IAM"| {_node_id(b["component"])}')
+    for policy in (r for r in resources if r["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")):
+        text = str(policy["inputs"].get("policy", ""))
+        for repo in (r for r in resources if r["type"] == "aws:ecr/repository:Repository"):
+            pulls = f":repository/{repo.get('id') or repo['inputs'].get('name')}" in text
+            if pulls and repo["component"] in drawn and policy["component"] in drawn:
+                edges.add(
+                    f'  {_node_id(policy["component"])} -->|"HTTPS 443, image pull"| {_node_id(repo["component"])}'
+                )
+    host_names = {
+        str((r["inputs"].get("tags") or {}).get("Name"))
+        for r in resources
+        if r["type"] in ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
+    }
+    for r in resources:
+        if r["type"] != "aws:cloudwatch/eventTarget:EventTarget" or r["component"] not in drawn:
+            continue
+        targets = {v for t in r["inputs"].get("runCommandTargets") or [] for v in t.get("values") or []}
+        if "ProxyHost" in drawn and (targets & host_names or any(t.endswith("-host") for t in targets)):
+            edges.add(f'  {_node_id(r["component"])} -.->|"restart on password rotation"| host')
     topics = {
         str(r["inputs"].get("name") or r["name"]): r["component"]
         for r in resources

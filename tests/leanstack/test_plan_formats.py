@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from leanstack.mocks import REPO, StackRun, read_stack_config, run_program
-from leanstack.plan import RENDERERS, build_plan, render_markdown, render_mermaid
+from leanstack.plan import PLAN_FORMAT_VERSION, RENDERERS, build_plan, render_markdown, render_mermaid
 
 MOCK_SECRETS = ("MOCK PRIVATE KEY", "MOCK ORIGIN CERTIFICATE")  # a CSR is public, not a secret
 
@@ -59,7 +59,7 @@ def test_no_format_prints_a_secret(dev_plan: dict[str, Any], prod_plan: dict[str
 
 def test_json_plan_carries_cost_and_summary(prod_plan: dict[str, Any]) -> None:
     data = json.loads(RENDERERS["json"](prod_plan))
-    assert data["leanstackPlan"] == 1
+    assert data["leanstackPlan"] == PLAN_FORMAT_VERSION == 2
     rows = data["summary"]["components"]
     assert rows["Database"]["secrets"] == 1  # the RDS-managed master secret
     assert rows["Database"]["alarms"] >= 1 and rows["ProxyHost"]["alarms"] >= 1
