@@ -143,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-# Commands that load the providers and run the program once, then exit.
-PROGRAM_COMMANDS = ("plan", "runbook")
+# Commands that load the providers and run the program (diff: in forked children), then exit.
+PROGRAM_COMMANDS = ("plan", "runbook", "diff")
 
 if __name__ == "__main__":
     if sys.argv[1:2] and sys.argv[1] in PROGRAM_COMMANDS:

@@ -3,7 +3,7 @@
 BASE and HEAD are git revisions or saved JSON plans (`plan --format json`); HEAD defaults
 to the working tree. A git revision is materialized with `git archive` in a temporary
 directory and planned there with the revision's own program, components and stack files:
-all stacks of one side in one process (loading the providers once), the two sides in
+all stacks of one side in one process forked after loading the providers once, the two sides in
 parallel. Two saved plans must be plans of one stack and of this format version.
 
 Resources are matched by URN, then by the aliases a resource carries (a rename with an alias
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import difflib
 import gzip
 import json
@@ -217,26 +218,28 @@ class Source:
             [sys.executable, *args], cwd=self.tree, env=env, capture_output=True, text=True, check=False
         )
 
-    def plans(self, stacks: list[str]) -> dict[str, dict[str, Any] | None]:
+    def present(self, stacks: list[str]) -> list[str]:
+        """The stacks that exist on this side (a tree's stack files)."""
+        assert self.tree is not None
+        return [s for s in stacks if (self.tree / "stacks" / f"Pulumi.{s}.yaml").exists()]
+
+    def plan_texts(self, stacks: list[str]) -> dict[str, str]:
+        """`plan --format json` of each stack, in one subprocess with the tree's own leanstack."""
+        done = self._run(["-c", PLAN_ALL, *stacks])
+        if done.returncode == 3:  # an older leanstack: one `plan` process per stack
+            return {stack: self._plan_one(stack) for stack in stacks}
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+            raise DiffError(f"planning the stacks at {self.spec} failed: {last}")
+        return _answers(json.loads(done.stdout), self.spec)
+
+    def plans(self, stacks: list[str], texts: dict[str, str] | None = None) -> dict[str, dict[str, Any] | None]:
         """Each stack's plan on this side (None where the stack does not exist here)."""
         if self.plan is not None:
             return {s: self.plan if self.plan["stack"] == s else None for s in stacks}
-        assert self.tree is not None
-        present = [s for s in stacks if (self.tree / "stacks" / f"Pulumi.{s}.yaml").exists()]
-        texts: dict[str, str] = {}
-        if present:
-            done = self._run(["-c", PLAN_ALL, *present])
-            if done.returncode == 3:  # an older leanstack: one `plan` process per stack
-                for stack in present:
-                    texts[stack] = self._plan_one(stack)
-            elif done.returncode != 0:
-                last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-                raise DiffError(f"planning the stacks at {self.spec} failed: {last}")
-            else:
-                for stack, answer in json.loads(done.stdout).items():
-                    if "error" in answer:
-                        raise DiffError(f"plan of stack {stack!r} at {self.spec} failed: {answer['error']}")
-                    texts[stack] = answer["plan"]
+        if texts is None:
+            present = self.present(stacks)
+            texts = self.plan_texts(present) if present else {}
         out: dict[str, dict[str, Any] | None] = {s: None for s in stacks}
         for stack, text in texts.items():
             try:
@@ -252,6 +255,93 @@ class Source:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1].removeprefix("leanstack: ")
             raise DiffError(f"plan of stack {stack!r} at {self.spec} failed: {last}")
         return done.stdout
+
+
+def _answers(answers: dict[str, dict[str, str]], spec: str) -> dict[str, str]:
+    texts = {}
+    for stack, answer in answers.items():
+        if "error" in answer:
+            raise DiffError(f"plan of stack {stack!r} at {spec} failed: {answer['error']}")
+        texts[stack] = answer["plan"]
+    return texts
+
+
+# The provider modules the program uses, loaded once before forking so that both sides share them.
+PRELOAD = (
+    "pulumi_aws.acm", "pulumi_aws.autoscaling", "pulumi_aws.cloudwatch", "pulumi_aws.ec2", "pulumi_aws.ecr",
+    "pulumi_aws.elasticache", "pulumi_aws.iam", "pulumi_aws.lb", "pulumi_aws.rds", "pulumi_aws.route53",
+    "pulumi_aws.s3", "pulumi_aws.sns", "pulumi_aws.ssm", "pulumi_aws.vpc", "pulumi_cloudflare", "pulumi_tls",
+    "pulumi_random",
+)  # fmt: skip
+# This checkout's own modules, forgotten in a forked child so that it imports the tree's.
+OWN_PACKAGES = frozenset({"leanstack", "components", "policy", "host"})
+
+
+def _child_plans(tree: Path, stacks: list[str], out: Path) -> None:
+    """In a forked child: plan `stacks` with the tree's own program and leanstack, write the answers."""
+    import gc
+    import importlib
+
+    gc.disable()
+    for name in [m for m in sys.modules if m.split(".")[0] in OWN_PACKAGES]:
+        del sys.modules[name]
+    sys.path.insert(0, str(tree))
+    sys.dont_write_bytecode = True
+    os.chdir(tree)
+    try:
+        mocks = importlib.import_module("leanstack.mocks")
+        plan = importlib.import_module("leanstack.plan")
+        settings = importlib.import_module("leanstack.settings")
+        read, run, build, render = mocks.read_stack_config, mocks.run_program, plan.build_plan, plan.render_json
+        load, errors = settings.load_stack_config, (settings.ConfigError, mocks.StackFileError)
+    except (ImportError, AttributeError):
+        out.write_text(json.dumps({"fallback": True}))
+        return
+    answers: dict[str, dict[str, str]] = {}
+    for stack in stacks:
+        try:
+            raw = read(stack)
+            load(raw, stack)
+            answers[stack] = {"plan": render(build(run(stack, raw)))}
+        except errors as error:
+            answers[stack] = {"error": str(error)}
+    out.write_text(json.dumps({"answers": answers}))
+
+
+def plan_sides_forked(sides: list[tuple[Source, list[str]]], tmp: Path) -> list[dict[str, str]]:
+    """Plan each side's stacks in a child forked from this process after loading the providers once:
+    the import both sides would pay is paid once, and the children run in parallel. Output is
+    byte-identical to `plan --format json` (the children run the trees' own `plan` code)."""
+    import gc
+    import importlib
+
+    for module in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
+    gc.collect()
+    gc.freeze()  # keep the shared pages shared after the fork
+    children = []
+    for n, (side, stacks) in enumerate(sides):
+        assert side.tree is not None
+        out = tmp / f"plans-{n}.json"
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                _child_plans(side.tree, stacks, out)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append((pid, out, side, stacks))
+    results = []
+    for pid, out, side, stacks in children:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not out.exists():
+            raise DiffError(f"planning the stacks at {side.spec} failed (exit {os.waitstatus_to_exitcode(status)})")
+        answer = json.loads(out.read_text())
+        results.append(side.plan_texts(stacks) if answer.get("fallback") else _answers(answer["answers"], side.spec))
+    gc.unfreeze()
+    return results
 
 
 # --------------------------------------------------------------------------- readable values
@@ -1139,7 +1229,7 @@ def refuse_mismatch(base: Source, head: Source) -> None:
 def diff_sources(
     base_spec: str, head_spec: str | None, stacks: list[str] | None = None, repo: Path | None = None
 ) -> dict[str, Any]:
-    """Resolve both sides, plan them (each side in one process, both in parallel), diff every stack."""
+    """Resolve both sides, plan them (each side in one forked process, both in parallel), diff every stack."""
     repo = repo or git_root(Path.cwd()) or Path.cwd()
     base, head = Source(base_spec, repo), Source(head_spec, repo)
     refuse_mismatch(base, head)
@@ -1156,8 +1246,15 @@ def diff_sources(
             if missing:
                 raise DiffError(f"unknown stack {missing[0]!r} (stacks: {', '.join(names) or 'none'})")
             names = sorted(stacks)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            planned = list(pool.map(lambda side: side.plans(names), (base, head)))
+        trees = [(side, side.present(names)) for side in (base, head) if side.plan is None]
+        texts: list[dict[str, str] | None] = [None, None]
+        if hasattr(os, "fork") and trees:
+            forked = iter(plan_sides_forked(trees, Path(tmp)))
+            texts = [None if side.plan is not None else next(forked) for side in (base, head)]
+            planned = [side.plans(names, t) for side, t in zip((base, head), texts, strict=True)]
+        else:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                planned = list(pool.map(lambda side: side.plans(names), (base, head)))
     per_stack = {}
     for stack in names:
         b, h = planned[0][stack], planned[1][stack]
