@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -1248,7 +1249,9 @@ def diff_sources(
             names = sorted(stacks)
         trees = [(side, side.present(names)) for side in (base, head) if side.plan is None]
         texts: list[dict[str, str] | None] = [None, None]
-        if hasattr(os, "fork") and trees:
+        # Forking is safe only without other threads (a lock one holds would stay held in the child):
+        # true in the command line, not in a process that already ran the program (the tests).
+        if hasattr(os, "fork") and trees and threading.active_count() == 1:
             forked = iter(plan_sides_forked(trees, Path(tmp)))
             texts = [None if side.plan is not None else next(forked) for side in (base, head)]
             planned = [side.plans(names, t) for side, t in zip((base, head), texts, strict=True)]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from leanstack.diff import PLAN_ALL, decode_user_data, json_changes, render_change, user_data_changes
+from leanstack.diff import Source, decode_user_data, json_changes, render_change, user_data_changes
 from leanstack.mocks import REPO, read_stack_config, run_program
 from leanstack.plan import PLAN_FORMAT_VERSION, build_plan, render_json
 from leanstack.resource_facts import FACTS, facts_for
@@ -206,12 +206,25 @@ def test_git_revision_against_the_working_tree(repo_copy: Path) -> None:
     assert "| dev | 0 added, 0 removed, 0 changed |" in done.stdout
 
 
-def test_one_process_per_side_is_byte_identical_to_plan(repo_copy: Path) -> None:
+def test_both_ways_of_planning_a_side_are_byte_identical_to_plan(repo_copy: Path, tmp_path: Path) -> None:
+    """The forked child (the default) and the one-subprocess fallback print what `plan` prints."""
     env = dict(os.environ, PYTHONPATH=str(repo_copy))
-    together = subprocess.Popen(
-        [sys.executable, "-c", PLAN_ALL, "dev", "prod"], cwd=repo_copy, env=env, stdout=subprocess.PIPE, text=True
+    alone = subprocess.Popen(
+        [sys.executable, "-m", "leanstack", "plan", "prod", "--format", "json"],
+        cwd=repo_copy, env=env, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    # Forked from a fresh process, as the command line does (this one has threads from earlier runs).
+    fork = (
+        "import json, sys; from pathlib import Path; from leanstack.diff import Source, plan_sides_forked; "
+        f"(texts,) = plan_sides_forked([(Source(None, Path({str(repo_copy)!r})), ['dev', 'prod'])], "
+        f"Path({str(tmp_path)!r})); sys.stdout.write(texts['prod'])"
     )
-    alone = leanstack("plan", "prod", "--format", "json", cwd=repo_copy)
-    out, _ = together.communicate(timeout=600)
-    assert together.returncode == 0 and alone.returncode == 0, alone.stderr
-    assert json.loads(out)["prod"]["plan"] == alone.stdout
+    forked = subprocess.Popen(
+        [sys.executable, "-c", fork], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    together = Source(None, repo_copy).plan_texts(["dev", "prod"])
+    out, _ = alone.communicate(timeout=600)
+    forked_out, _ = forked.communicate(timeout=600)
+    assert alone.returncode == 0 and forked.returncode == 0
+    assert forked_out == together["prod"] == out
