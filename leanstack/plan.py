@@ -16,6 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from leanstack.cost import estimate, fmt_money, load_pricing
+from leanstack.resource_facts import facts_for
 
 if TYPE_CHECKING:
     from leanstack.mocks import StackRun
@@ -543,7 +544,7 @@ def render_text(plan: dict[str, Any]) -> str:
         members = [r for r in resources if r["component"] == component]
         lines += ["", f"{component} ({len(members)})"]
         for r in members:
-            flags = [f for f in ("protect", "retainOnDelete") if r["options"][f]]
+            flags = _flags(r)
             region = f" @{r['options']['region']}" if r["options"]["region"] else ""
             price = cost["resources"].get(r["urn"], {})
             money_note = ""
@@ -565,6 +566,14 @@ def render_text(plan: dict[str, Any]) -> str:
         lines += ["", "Outputs"]
         lines += [f"  {key} = {_short(value)}" for key, value in sorted(plan["outputs"].items())]
     return "\n".join(lines) + "\n"
+
+
+def _flags(r: dict[str, Any]) -> list[str]:
+    """Options worth a reviewer's eye, and whether replacing or deleting it loses data
+    (leanstack.resource_facts; a read replica holds only its source's copy)."""
+    facts = facts_for(r["type"])
+    holds = facts is not None and bool(facts.holds_data) and not r["inputs"].get("replicateSourceDb")
+    return [f for f in ("protect", "retainOnDelete") if r["options"][f]] + (["holds data"] if holds else [])
 
 
 def _md(text: Any) -> str:
@@ -612,7 +621,7 @@ def render_markdown(plan: dict[str, Any]) -> str:
         "| --- | --- | --- | --- | --- | ---: | --- |",
     ]
     for r in resources:
-        flags = ", ".join(f for f in ("protect", "retainOnDelete") if r["options"][f])
+        flags = ", ".join(_flags(r))
         price = cost["resources"].get(r["urn"], {})
         monthly = fmt_money(price.get("monthly")) if price.get("status") != "free" else "—"
         settings = "<br>".join(
