@@ -652,7 +652,7 @@ def match_resources(
 
 
 def _component_name(r: dict[str, Any]) -> str:
-    return r["name"].split("-", 1)[0]
+    return str(r["name"]).split("-", 1)[0]
 
 
 def renamed_without_alias(
@@ -1026,17 +1026,24 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
     added = [new[u] for u in only_new]
     unaliased = renamed_without_alias(removed, added)
     # A renamed resource's successor has a new id: grants on it are not new grants.
-    successor = {a["id"]: r["id"] for r, a in unaliased if a.get("id") and r.get("id") and a["id"] != r["id"]}
+    successor = {
+        came["id"]: gone["id"]
+        for gone, came in unaliased
+        if came.get("id") and gone.get("id") and came["id"] != gone["id"]
+    }
     for c in changed:
         _grants(f, c["old"], c["new"], successor)
-    moved = {r["urn"] for r, _ in unaliased} | {a["urn"] for _, a in unaliased}
+    moved = {gone["urn"] for gone, _ in unaliased} | {came["urn"] for _, came in unaliased}
     by_component: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
-    for r, a in unaliased:
-        renamed.append({"from": r["urn"], "to": a["urn"], "name": a["name"], "type": a["type"], "aliased": False})
-        by_component.setdefault(f"{r['component']}:{_component_name(r)}:{_component_name(a)}", []).append((r, a))
+    for gone, came in unaliased:
+        renamed.append(
+            {"from": gone["urn"], "to": came["urn"], "name": came["name"], "type": came["type"], "aliased": False}
+        )
+        key = f"{gone['component']}:{_component_name(gone)}:{_component_name(came)}"
+        by_component.setdefault(key, []).append((gone, came))
     for group in by_component.values():
-        r, a = group[0]
-        old_name, new_name = _component_name(r), _component_name(a)
+        first, then = group[0]
+        old_name, new_name = _component_name(first), _component_name(then)
         component = next((x for x in group if x[0]["type"] in BUCKET_TYPES), group[0])[1]
         f.risk(
             DATA_LOSS
@@ -1045,7 +1052,7 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
             if any(holds_data(x) for x, _ in group)
             else WEAKER,
             component,
-            f"{r['component']} `{old_name}` renamed to `{new_name}` without an alias: Pulumi deletes its "
+            f"{first['component']} `{old_name}` renamed to `{new_name}` without an alias: Pulumi deletes its "
             f"{len(group)} resources and creates new ones. Add "
             f'`opts=pulumi.ResourceOptions(aliases=[pulumi.Alias(name="{old_name}")])` to the component and '
             f"nothing is replaced",
@@ -1054,16 +1061,15 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
             if holds_data(x):
                 why = f"renamed `{x['name']}` → `{y['name']}` without an alias"
                 _replacement_risk(f, x, y, why, head)
-    for r in removed:
-        if r["urn"] in moved:
-            continue
-        _removal_risk(f, r, added)
+    for gone in removed:
+        if gone["urn"] not in moved:
+            _removal_risk(f, gone, added)
     before = _world_openings(base["resources"]) if base else set()
     after = _world_openings(head["resources"]) if head else set()
-    for component, name, port in sorted(after - before):
-        hit = next((x for x in (head or {}).get("resources", []) if x["name"] == name), None)
+    for owner, opened, port in sorted(after - before):
+        hit = next((x for x in (head or {}).get("resources", []) if x["name"] == opened), None)
         if hit is not None:
-            f.risk(EXPOSURE, hit, f"{_what(hit)} ({component}): {port} open to 0.0.0.0/0 or ::/0")
+            f.risk(EXPOSURE, hit, f"{_what(hit)} ({owner}): {port} open to 0.0.0.0/0 or ::/0")
     _policy_risks(f, base, head)
     result: dict[str, Any] = {"added": added, "removed": removed, "changed": changed, "renamed": renamed}
     result["cost"] = _cost(base, head, old, new, pairs)

@@ -311,7 +311,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         parent = self.recorded.get(request.parent)
         before = self.identities.get(request.parent, "")
         if parent is not None and before and before != parent.name and request.name.startswith(parent.name):
-            return before + request.name[len(parent.name) :]
+            return before + str(request.name)[len(parent.name) :]
         return str(request.name)
 
     def RegisterResource(self, request: Any) -> Any:

@@ -88,7 +88,7 @@ def plan_of(stack: str, overrides: dict[str, Any]) -> Plan:
     return build_plan(run_program(stack, merged(read_stack_config(stack, FIXTURES), overrides)))
 
 
-MODES = {
+MODES: dict[str, tuple[str, dict[str, Any]]] = {
     "single host": ("prod", {}),
     "single host, cache on": ("dev", CACHE),
     "scale": ("prod", SCALE),

@@ -43,7 +43,8 @@ def plan(stack: str, overrides: dict[str, Any] | None = None, program: Path | No
     if key not in _plans:
         config = merged(read_stack_config(stack, FIXTURES), overrides or {})
         _plans[key] = build_plan(run_program(stack, config, program))
-    return json.loads(json.dumps(_plans[key]))
+    copied: Plan = json.loads(json.dumps(_plans[key]))
+    return copied
 
 
 def change(stack: str, overrides: dict[str, Any], base: dict[str, Any] | None = None) -> Plan:
@@ -57,7 +58,7 @@ def risks(result: Plan) -> list[tuple[str, str]]:
 
 
 def text_of(result: Plan, kind: str) -> str:
-    found = [r["text"] for r in result["risks"] if r["kind"] == kind]
+    found = [str(r["text"]) for r in result["risks"] if r["kind"] == kind]
     assert len(found) == 1, (kind, result["risks"])
     return found[0]
 
