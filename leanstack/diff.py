@@ -810,11 +810,11 @@ def _replacement_risk(
         )
 
 
-def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None) -> None:
+def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None, refused: set[str]) -> None:
     new = c["new"]
     facts = facts_of(new)
     forced = {x["property"].split(".")[0] for x in c["replacedBy"]}
-    changed = {x["property"].split(".")[0] for x in c["changes"]} - forced
+    changed = {x["property"].split(".")[0] for x in c["changes"]} - forced - refused
     deferred = bool(facts.deferred_by) and new["inputs"].get(facts.deferred_by) is False
     for prop in sorted(changed & set(facts.in_place)):
         effect = facts.in_place[prop]
@@ -878,8 +878,10 @@ def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None)
                 )
 
 
-def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None:
+def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    """Flag the changes AWS refuses; return their properties."""
     facts = facts_of(new)
+    refused: set[str] = set()
     for prop, rule in sorted(facts.refused.items()):
         before, after = old["inputs"].get(prop), new["inputs"].get(prop)
         if before is None or after is None or before == after:
@@ -887,6 +889,7 @@ def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None:
         if rule == DOWNGRADE:
             a, b = _version(before), _version(after)
             if a is not None and b is not None and b < a[: len(b)]:
+                refused.add(prop)
                 f.risk(
                     REFUSED,
                     new,
@@ -895,12 +898,14 @@ def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None:
                     f"a dump into a new {after} instance and switch",
                 )
         elif rule == SHRINK and isinstance(before, int | float) and isinstance(after, int | float) and after < before:
+            refused.add(prop)
             f.risk(
                 REFUSED,
                 new,
                 f"{_what(new)}: `{prop}` {before} → {after} shrinks it, which AWS refuses: `pulumi up` will fail at "
                 f"this step. Instead: keep {before}, or restore a dump into a new, smaller instance",
             )
+    return refused
 
 
 def _safety_risks(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -1019,8 +1024,7 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
         if c["replaced"]:
             why = "; ".join(_brief(x) for x in c["replacedBy"])
             _replacement_risk(f, c["old"], c["new"], why, head)
-        _in_place_risks(f, c, head)
-        _refusals(f, c["old"], c["new"])
+        _in_place_risks(f, c, head, _refusals(f, c["old"], c["new"]))
         _safety_risks(f, c["old"], c["new"])
     removed = [old[u] for u in only_old]
     added = [new[u] for u in only_new]
