@@ -93,5 +93,5 @@ def test_mermaid_adds_the_cache_when_enabled() -> None:
 def test_text_plan_has_the_summary_block_and_prices(dev_plan: dict[str, Any]) -> None:
     text = RENDERERS["text"](dev_plan)
     assert "\nSummary: $" in text and "/month at on-demand list prices taken 2026-11-22" in text
-    assert "  + aws:rds/instance:Instance  database-instance @us-east-1  $14.38/mo" in text
+    assert "  + aws:rds/instance:Instance  database-instance @us-east-1  [holds data]  $14.38/mo" in text
     assert "\nCost assumptions\n" in text
