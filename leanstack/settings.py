@@ -129,8 +129,8 @@ REGION_ALLOWED = "an AWS region the provider knows (pulumi_aws.Region), such as 
 def _check_region(value: Any) -> str | None:
     if value in AWS_REGIONS:
         return None
-    close = difflib.get_close_matches(str(value), AWS_REGIONS, n=1, cutoff=0.8)
-    return REGION_ALLOWED + (f"; did you mean {close[0]}?" if close else "")
+    close = sorted(difflib.get_close_matches(str(value), AWS_REGIONS, n=3, cutoff=0.85))
+    return REGION_ALLOWED + (f"; did you mean {' or '.join(close)}?" if close else "")
 
 
 URL_PATH_RE = r"/[A-Za-z0-9._~/-]*"
