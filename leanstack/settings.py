@@ -726,7 +726,8 @@ SCALARS: dict[str, dict[str, Any]] = {
         "required": True,
     },
     "hostnames": {
-        "doc": "Hostnames served; empty means the domain and www.<domain>.",
+        "doc": "Hostnames served; empty means the domain and www.<domain>. Each must be one the zone's "
+        "certificate covers: with Universal SSL, the zone's apex or a name one level under it.",
         "pattern": HOSTNAME_RE,
         "allowed": HOSTNAME_ALLOWED,
         "required": False,
