@@ -290,3 +290,121 @@ def test_deploy_previews_then_ups_dev_then_prod_behind_approval() -> None:
     # The app's image follows the infrastructure through a call, not a workflow_run trigger.
     assert jobs["app"]["uses"] == "./.github/workflows/app-deploy.yml" and jobs["app"]["needs"] == "up-prod"
     assert set(load("app-deploy.yml")["on"]) == {"workflow_call", "workflow_dispatch"}
+
+
+# --- the comment job's shell steps, run with a stand-in for the `gh` CLI --------------------
+
+FAKE_GH = """\
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+state = Path(os.environ["FAKE_GH_STATE"])
+with (state / "calls.jsonl").open("a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[:2] == ["run", "download"]:
+    target = Path(args[args.index("--dir") + 1])
+    target.mkdir(parents=True)
+    (target / "diff.md").write_text((state / "diff.md").read_text())
+elif "--input" in args:
+    body = json.loads(Path(args[args.index("--input") + 1]).read_text())["body"]
+    (state / "posted.jsonl").open("a").write(json.dumps([args[2], args[3], body]) + "\\n")
+elif "repos/leanstack/app/pulls" in args:
+    print((state / "pulls.json").read_text())
+elif args[:2] == ["api", "--paginate"] and args[2].startswith("repos/leanstack/app/issues/"):
+    print((state / "comments.json").read_text())
+else:
+    sys.exit(f"unexpected gh call: {args}")
+"""
+RUN_SHA = "a" * 40
+FORK = {"full_name": "mallory/app", "owner": {"login": "mallory"}}
+
+
+def _pull(number: int, sha: str, repo: str) -> dict[str, Any]:
+    return {"number": number, "head": {"sha": sha, "repo": {"full_name": repo}}}
+
+
+def run_comment_job(
+    tmp_path: Path, pulls: list[dict[str, Any]], comments: list[dict[str, Any]], diff: str = "## dev\nno changes\n"
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The comment job's steps as the runner would run them; returns (gh calls, posted comments)."""
+    bash = shutil.which("bash")
+    if not bash or not shutil.which("jq"):
+        skip_or_fail("the comment job's steps need bash and jq (both on GitHub's runners)")
+    state, bin_dir, temp = tmp_path / "gh-state", tmp_path / "bin", tmp_path / "runner-temp"
+    for directory in (state, bin_dir, temp):
+        directory.mkdir()
+    (state / "pulls.json").write_text(json.dumps(pulls))
+    (state / "comments.json").write_text(json.dumps(comments))
+    (state / "diff.md").write_text(diff)
+    gh = bin_dir / "gh"
+    gh.write_text(f"#!{sys.executable}\n{FAKE_GH}")
+    gh.chmod(0o755)
+    job = load("pull-request-comment.yml")["jobs"]["comment"]
+    # What GitHub puts in the job's env for a fork's run on branch `patch` at RUN_SHA.
+    job_env = {
+        "GH_TOKEN": "token",
+        "REPO": "leanstack/app",
+        "RUN_ID": "99",
+        "RUN_URL": "https://github.com/leanstack/app/actions/runs/99",
+        "HEAD_SHA": RUN_SHA,
+        "HEAD_BRANCH": "patch",
+        "HEAD_REPO": FORK["full_name"],
+        "HEAD_OWNER": FORK["owner"]["login"],
+    }
+    assert set(job["env"]) == set(job_env)
+    output = tmp_path / "github-output"
+    output.write_text("")
+    outputs: dict[str, str] = {}
+    for step in job["steps"]:
+        if step.get("if") == "steps.pr.outputs.number != ''" and not outputs.get("number"):
+            continue
+        assert "if" not in step or step["if"] == "steps.pr.outputs.number != ''"
+        step_env = {
+            k: v.replace("${{ steps.pr.outputs.number }}", outputs.get("number", ""))
+            for k, v in step.get("env", {}).items()
+        }
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(output),
+               "FAKE_GH_STATE": str(state), **job_env, **step_env}  # fmt: skip
+        done = subprocess.run(
+            [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs = dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    posted_file = state / "posted.jsonl"
+    posted = [json.loads(line) for line in posted_file.read_text().splitlines()] if posted_file.exists() else []
+    return calls, posted
+
+
+def test_comment_goes_to_the_pull_request_whose_head_is_the_runs_commit(tmp_path: Path) -> None:
+    # Another repository's pull request at the same commit is not this run's.
+    pulls = [_pull(8, RUN_SHA, "someone-else/app"), _pull(7, RUN_SHA, FORK["full_name"])]
+    calls, posted = run_comment_job(tmp_path, pulls, [], diff="## prod\n<!-- pr-number: 3 --> No changes to prod\n")
+    assert calls[0][:4] == ["api", "--method", "GET", "repos/leanstack/app/pulls"]
+    assert "head=mallory:patch" in calls[0]
+    [(method, path, body)] = posted
+    assert (method, path) == ("POST", "repos/leanstack/app/issues/7/comments")
+    assert body.startswith("<!-- leanstack-diff -->\n") and f"commit {RUN_SHA[:12]}" in body
+    assert body.endswith("No changes to prod\n")
+
+
+def test_no_comment_when_no_open_pull_request_has_the_runs_commit(tmp_path: Path) -> None:
+    # The branch moved on since the run (or a run tries to speak for another head): no comment,
+    # and the artifact is not even downloaded.
+    calls, posted = run_comment_job(tmp_path, [_pull(7, "b" * 40, FORK["full_name"])], [])
+    assert posted == []
+    assert [call[:2] for call in calls] == [["api", "--method"]]
+
+
+def test_the_bots_own_comment_is_updated_in_place(tmp_path: Path) -> None:
+    comments = [
+        {"id": 1, "user": {"login": "mallory"}, "body": "<!-- leanstack-diff -->\nforged"},
+        {"id": 2, "user": {"login": "github-actions[bot]"}, "body": "<!-- leanstack-diff -->\nold"},
+    ]
+    _, posted = run_comment_job(tmp_path, [_pull(7, RUN_SHA, FORK["full_name"])], comments, diff="x" * 70000)
+    [(method, path, body)] = posted
+    assert (method, path) == ("PATCH", "repos/leanstack/app/issues/comments/2")
+    assert body.count("x") == 60000 and body.endswith(
+        "_Truncated: the full diff is in the run summary and artifact._\n"
+    )
