@@ -316,7 +316,8 @@ else:
     sys.exit(f"unexpected gh call: {args}")
 """
 RUN_SHA = "a" * 40
-FORK = {"full_name": "mallory/app", "owner": {"login": "mallory"}}
+# The fork the run came from.
+FORK_REPO, FORK_OWNER = "mallory/app", "mallory"
 
 
 def _pull(number: int, sha: str, repo: str) -> dict[str, Any]:
@@ -348,8 +349,8 @@ def run_comment_job(
         "RUN_URL": "https://github.com/leanstack/app/actions/runs/99",
         "HEAD_SHA": RUN_SHA,
         "HEAD_BRANCH": "patch",
-        "HEAD_REPO": FORK["full_name"],
-        "HEAD_OWNER": FORK["owner"]["login"],
+        "HEAD_REPO": FORK_REPO,
+        "HEAD_OWNER": FORK_OWNER,
     }
     assert set(job["env"]) == set(job_env)
     output = tmp_path / "github-output"
@@ -379,7 +380,7 @@ def run_comment_job(
 
 def test_comment_goes_to_the_pull_request_whose_head_is_the_runs_commit(tmp_path: Path) -> None:
     # Another repository's pull request at the same commit is not this run's.
-    pulls = [_pull(8, RUN_SHA, "someone-else/app"), _pull(7, RUN_SHA, FORK["full_name"])]
+    pulls = [_pull(8, RUN_SHA, "someone-else/app"), _pull(7, RUN_SHA, FORK_REPO)]
     calls, posted = run_comment_job(tmp_path, pulls, [], diff="## prod\n<!-- pr-number: 3 --> No changes to prod\n")
     assert calls[0][:4] == ["api", "--method", "GET", "repos/leanstack/app/pulls"]
     assert "head=mallory:patch" in calls[0]
@@ -392,7 +393,7 @@ def test_comment_goes_to_the_pull_request_whose_head_is_the_runs_commit(tmp_path
 def test_no_comment_when_no_open_pull_request_has_the_runs_commit(tmp_path: Path) -> None:
     # The branch moved on since the run (or a run tries to speak for another head): no comment,
     # and the artifact is not even downloaded.
-    calls, posted = run_comment_job(tmp_path, [_pull(7, "b" * 40, FORK["full_name"])], [])
+    calls, posted = run_comment_job(tmp_path, [_pull(7, "b" * 40, FORK_REPO)], [])
     assert posted == []
     assert [call[:2] for call in calls] == [["api", "--method"]]
 
@@ -402,7 +403,7 @@ def test_the_bots_own_comment_is_updated_in_place(tmp_path: Path) -> None:
         {"id": 1, "user": {"login": "mallory"}, "body": "<!-- leanstack-diff -->\nforged"},
         {"id": 2, "user": {"login": "github-actions[bot]"}, "body": "<!-- leanstack-diff -->\nold"},
     ]
-    _, posted = run_comment_job(tmp_path, [_pull(7, RUN_SHA, FORK["full_name"])], comments, diff="x" * 70000)
+    _, posted = run_comment_job(tmp_path, [_pull(7, RUN_SHA, FORK_REPO)], comments, diff="x" * 70000)
     [(method, path, body)] = posted
     assert (method, path) == ("PATCH", "repos/leanstack/app/issues/comments/2")
     assert body.count("x") == 60000 and body.endswith(
