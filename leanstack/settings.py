@@ -505,6 +505,19 @@ class RecoveryTargets:
 
 
 @dataclass(frozen=True)
+class BudgetArgs:
+    """The stack's AWS Budgets cost budget (see components/budget.py)."""
+
+    monthly_usd: float = setting(
+        0,
+        doc="Monthly budget in USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
+        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        min=0,
+        max=1000000,
+    )
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole validated stack config."""
 
@@ -523,6 +536,7 @@ class StackConfig:
     cache: CacheArgs = field(default_factory=CacheArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
+    budget: BudgetArgs = field(default_factory=BudgetArgs)
     owner: str = ""
 
     @property
@@ -548,6 +562,7 @@ SECTIONS: dict[str, type[Any]] = {
     "backup": BackupBucketArgs,
     "alerts": AlertThresholds,
     "recovery": RecoveryTargets,
+    "budget": BudgetArgs,
 }
 SCALARS: dict[str, dict[str, Any]] = {
     "domain": {
@@ -886,6 +901,18 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def _check_app_parameters(c: StackConfig) -> None:
+    """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
+    own = f"/{PROJECT}/{c.stack}/"
+    for name, source in sorted(c.app.secrets.items()):
+        if source.startswith("/") and not source.startswith(own):
+            raise ConfigError(
+                f"{PROJECT}:app.secrets.{name}",
+                f"got {_show(source)}; expected an SSM parameter under {own} (the host may read only its own "
+                "stack's parameters) or a Secrets Manager ARN",
+            )
+
+
 def _check_across(c: StackConfig) -> None:
     """Rules that involve more than one key."""
     p = PROJECT
@@ -911,6 +938,7 @@ def _check_across(c: StackConfig) -> None:
         )
 
     _check_scale_out(c)
+    _check_app_parameters(c)
     db = c.database
     if db.max_allocated_storage_gb <= db.allocated_storage_gb:
         raise ConfigError(
