@@ -41,10 +41,16 @@ history before the record and is not yet running and InService when the deploy l
 keeps the previous version until the next deploy (`python -m leanstack deploy` again, or
 terminate it: the group replaces it with a host that boots the new release).
 
+Released images are never expired: before anything is sent, deploy and rollback give the
+image a second, protected tag `release-<tag>` in the stack's repository (leanstack-<STACK>-app;
+ECR's PutImage with the same manifest), and the repository's lifecycle (components/app.py)
+never expires an image carrying one. An image from another registry (`app.image`) is not
+in that repository and keeps that registry's retention.
+
 AWS permissions the deployer needs: ssm:SendCommand (the document AWS-RunShellScript and
 the stack's hosts), ssm:GetCommandInvocation, ssm:GetParameter and ssm:PutParameter on
-/leanstack/<STACK>/releases; to look the hosts up, also ec2:DescribeInstances and
-autoscaling:DescribeAutoScalingGroups.
+/leanstack/<STACK>/releases; ecr:BatchGetImage and ecr:PutImage on the stack's repository;
+to look the hosts up, also ec2:DescribeInstances and autoscaling:DescribeAutoScalingGroups.
 
 Exit codes: 0 done; 1 the deploy failed (the hosts serve the previous version, unless the
 error says otherwise), could not be sent or found no host; 2 bad input; 3 another deploy is
@@ -174,6 +180,51 @@ class Target:
     def instance_id(self) -> str:
         """The first host named, "" when none is."""
         return self.instance_ids[0] if self.instance_ids else ""
+
+
+# The protected tag a deploy adds (see protect_release); the app's ECR lifecycle never expires it.
+RELEASE_TAG_PREFIX = "release-"
+
+
+def app_repository_name(stack: str) -> str:
+    """The stack's own ECR repository for the app's image (created by components/app.py)."""
+    return f"leanstack-{stack}-app"
+
+
+def release_tag(tag: str) -> str:
+    return RELEASE_TAG_PREFIX + tag
+
+
+def protect_release(ecr: Any, stack: str, tag: str) -> bool:
+    """Tag the image `tag` in the stack's repository `release-<tag>` too; False when it is not there.
+
+    Immutable tags: adding the same tag to the same image again is accepted and changes nothing.
+    """
+    repository = app_repository_name(stack)
+    if len(release_tag(tag)) > 128:
+        raise DeployError(f"tag {tag!r} is too long to mark as released: at most {128 - len(RELEASE_TAG_PREFIX)}")
+    try:
+        found = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except Exception as error:
+        if _error_code(error) == "RepositoryNotFoundException":
+            return False
+        raise DeployError(f"cannot read {repository}:{tag} to mark it released: {_describe(error)}") from None
+    images = found.get("images") or []
+    if not images:
+        return False
+    image = images[0]
+    options = {"imageManifestMediaType": image["imageManifestMediaType"]} if image.get("imageManifestMediaType") else {}
+    try:
+        ecr.put_image(
+            repositoryName=repository, imageManifest=image["imageManifest"], imageTag=release_tag(tag), **options
+        )
+    except Exception as error:
+        if _error_code(error) != "ImageAlreadyExistsException":
+            raise DeployError(
+                f"cannot mark {repository}:{tag} released (tag {release_tag(tag)}), so its image could expire; "
+                f"nothing deployed: {_describe(error)}"
+            ) from None
+    return True
 
 
 def releases_parameter(stack: str) -> str:
@@ -388,6 +439,8 @@ class Deployer:
     say: Callable[[str], None] = lambda message: print(message, flush=True)
     # The stack's hosts as they are now (see `find_hosts`): before a deploy, and again after it.
     find_hosts: Callable[[], list[str]] | None = None
+    # Marks a tag released before it is deployed (see `protect_release`); None: not marked.
+    protect: Callable[[str], bool] | None = None
 
     @property
     def parameter(self) -> str:
@@ -454,6 +507,8 @@ class Deployer:
     def deploy(self, tag: str, *, action: str = "deploy") -> Release:
         _check_tag(tag)
         hosts, looked_up = self.hosts()
+        if self.protect is not None and not self.protect(tag):
+            self.say(f"{tag} is not in {app_repository_name(self.stack)}: marked nothing (an image from elsewhere)")
         several = len(hosts) > 1
         # Read before anything changes: where the hosts that switch go back if a later one fails.
         served = self.serving() if several else []
@@ -734,8 +789,13 @@ def _deployer(
     need_instance: bool = True,
 ) -> Deployer:
     target = find_target(stack, instance_id=instance_id, region=region, need_instance=need_instance)
+    ecr = _client("ecr", target.region)
     return Deployer(
-        stack, _ssm_client(target.region), target.instance_ids, find_hosts=_host_finder(stack, target.region)
+        stack,
+        _ssm_client(target.region),
+        target.instance_ids,
+        find_hosts=_host_finder(stack, target.region),
+        protect=lambda tag: protect_release(ecr, stack, tag),
     )
 
 
@@ -820,6 +880,7 @@ def main(
     stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
     ec2: Ec2Client | None = None,
     autoscaling: AutoScalingClient | None = None,
+    ecr: Any = None,
     **deployer_options: Any,
 ) -> int:
     """`python -m leanstack deploy|rollback|releases ...`.
@@ -844,6 +905,10 @@ def main(
             all_hosts=getattr(args, "all_hosts", False),
         )
         client = ssm if ssm is not None else _ssm_client(target.region)
+        # Tests that hand in their own SSM client and no ECR one run without the release mark.
+        registry = ecr if ecr is not None or ssm is not None else _client("ecr", target.region)
+        if registry is not None:
+            deployer_options.setdefault("protect", lambda tag: protect_release(registry, args.stack, tag))
         deployer = Deployer(
             args.stack,
             client,

@@ -16,7 +16,7 @@ def test_repository_is_immutable_scanned_and_trimmed(dev: StackRun) -> None:
     assert repository["imageTagMutability"] == "IMMUTABLE"
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     policy = json.loads(dev.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs["policy"])
-    selection = policy["rules"][0]["selection"]
+    selection = policy["rules"][-1]["selection"]
     assert (selection["countType"], selection["countNumber"]) == ("imageCountMoreThan", 30)
     assert dev.outputs["appRepositoryUrl"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/leanstack-dev-app"
 
