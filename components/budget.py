@@ -9,9 +9,9 @@ Builds:
 The limit: `budget.monthlyUsd`, or by default 1.5 x what the config's hosts, load balancer,
 database and cache cost a month at the prices in leanstack/pricing.json (the same pricing
 functions the plan uses, fed the sizes the config asks for), rounded up to a whole dollar. Those
-items are nearly all of a stack's bill (tests/components/test_budget.py checks they are at least
-85% of the plan's priced total for every test stack), so the default sits between 1.3x and 1.5x
-the plan's estimate; it moves only when the config or the price table does, never with usage.
+items are most of a stack's bill (tests/components/test_budget.py checks they are at least 80%
+of the plan's priced total for every test stack), so the default sits between 1.2x and 1.5x the
+plan's estimate; it moves only when the config or the price table does, never with usage.
 
 Before it can filter: the `Stack` tag must be activated as a cost allocation tag, once per
 account, in the Billing console (Cost allocation tags) or with

@@ -508,9 +508,9 @@ class RecoveryTargets:
 class BudgetArgs:
     """The stack's AWS Budgets cost budget (see components/budget.py)."""
 
-    monthly_usd: float = setting(
+    monthly_usd: int = setting(
         0,
-        doc="Monthly budget in USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
+        doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
         "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
         min=0,
         max=1000000,
