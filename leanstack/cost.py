@@ -404,7 +404,8 @@ def _budget(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     day = g["budgetDay"]
     beyond = money(day * ctx.hours / 24)
     if int(assumptions["budgetsInAccount"]) <= int(g["budgetsFreePerAccount"]):
-        basis = f"one of the account's {g['budgetsFreePerAccount']} free budgets; a further one is ${day}/day (${beyond}/month)"
+        free = g["budgetsFreePerAccount"]
+        basis = f"one of the account's {free} free budgets; a further one is ${day}/day (${beyond}/month)"
         return Price(PRICED, 0.0, basis, (ctx.assume("budgetsInAccount"),))
     return Price(PRICED, beyond, f"${day}/day x {ctx.hours / 24:g} days", (ctx.assume("budgetsInAccount"),))
 

@@ -69,7 +69,12 @@ def test_configured_secrets_are_readable_by_the_host_and_never_inlined(
 ) -> None:
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:stripe-AbCdEf"
     run = run_dev_with(
-        {"leanstack:app": {"env": {"LOG_LEVEL": "info"}, "secrets": {"STRIPE_KEY": arn, "SENTRY": "/leanstack/dev/app/sentry"}}}
+        {
+            "leanstack:app": {
+                "env": {"LOG_LEVEL": "info"},
+                "secrets": {"STRIPE_KEY": arn, "SENTRY": "/leanstack/dev/app/sentry"},
+            }
+        }
     )
     by_sid = {s["Sid"]: s for s in statements(run.named("host-permissions"))}
     assert by_sid["ReadAppSecrets"]["Resource"] == [arn]

@@ -11,6 +11,7 @@ one, though it still counts in that rule's selection; an image is expired by at 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -135,14 +136,14 @@ def ecr() -> Any:
 
 
 def _push(ecr: Any, tag: str) -> None:
-    manifest = (
-        '{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", "config": {"digest": "sha256:'
-        + "a" * 64
-        + '"}, "layers": [], "tag": "'
-        + tag
-        + '"}'
-    )
-    ecr.put_image(repositoryName=app_repository_name("prod"), imageManifest=manifest, imageTag=tag)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": "sha256:" + "a" * 64},
+        "layers": [],
+        "annotations": {"tag": tag},
+    }
+    ecr.put_image(repositoryName=app_repository_name("prod"), imageManifest=json.dumps(manifest), imageTag=tag)
 
 
 def test_deploy_marks_the_image_released_once_and_again_on_rollback(ecr: Any) -> None:
