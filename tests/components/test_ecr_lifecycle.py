@@ -42,7 +42,8 @@ def _selects(selection: dict[str, Any], image: Image) -> bool:
     if status == "any":
         return True
     assert status == "tagged"
-    prefixes, patterns = selection.get("tagPrefixList"), selection.get("tagPatternList")
+    prefixes: list[str] = selection.get("tagPrefixList") or []
+    patterns: list[str] = selection.get("tagPatternList") or []
     assert bool(prefixes) != bool(patterns), "a tagged rule needs exactly one of tagPrefixList or tagPatternList"
     if prefixes:
         return all(any(tag.startswith(p) for tag in image.tags) for p in prefixes)

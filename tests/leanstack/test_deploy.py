@@ -841,3 +841,59 @@ def test_a_later_host_that_does_not_answer_in_time_puts_the_earlier_ones_back(ss
     assert fleet.sent == [(hosts[0], "v2"), (hosts[1], "v2"), (hosts[0], "v1")]
     assert fleet.serving[hosts[0]] == "v1"
     assert _history(ssm)[-1]["result"] == "failed"
+
+
+def _ecr_with(tag: str, stack: str = "dev") -> Any:
+    """moto's ECR (inside the module's mock) with the stack's repository holding one image `tag`."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    name = f"leanstack-{stack}-app"
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": "sha256:" + "b" * 64},
+        "layers": [],
+        "annotations": {"t": tag},
+    }
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
+        ecr.put_image(repositoryName=name, imageManifest=json.dumps(manifest), imageTag=tag)
+    return ecr
+
+
+def test_deploy_marks_the_image_released_before_sending_so_the_lifecycle_keeps_it(ssm: Any) -> None:
+    ecr = _ecr_with("v9.0.1")
+    assert _run(ssm, "deploy", "dev", "v9.0.1", ecr=ecr) == 0
+    (image,) = ecr.batch_get_image(repositoryName="leanstack-dev-app", imageIds=[{"imageTag": "v9.0.1"}])["images"]
+    tags = {
+        t
+        for d in ecr.describe_images(repositoryName="leanstack-dev-app")["imageDetails"]
+        if d["imageDigest"] == image["imageId"]["imageDigest"]
+        for t in d["imageTags"]
+    }
+    assert {"v9.0.1", "release-v9.0.1"} <= tags
+
+
+@dataclass
+class RefusingEcr:
+    """moto's ECR, except that PutImage is refused (deploy credentials without ecr:PutImage)."""
+
+    moto: Any
+
+    def batch_get_image(self, **kwargs: Any) -> Any:
+        return self.moto.batch_get_image(**kwargs)
+
+    def put_image(self, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "PutImage")
+
+
+def test_a_deploy_whose_image_cannot_be_marked_released_sends_nothing(
+    ssm: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ecr = RefusingEcr(_ecr_with("v9.0.2"))
+    assert _run(ssm, "deploy", "dev", "v9.0.2", ecr=ecr) == 1
+    assert _commands(ssm) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot mark leanstack-dev-app:v9.0.2 released" in err
+    with pytest.raises(ssm.exceptions.ParameterNotFound):
+        _history(ssm)

@@ -67,7 +67,7 @@ def test_every_host_role_reads_parameters_under_its_own_path_only(
 
 def test_the_managed_policy_it_replaces_would_have_allowed_the_read(dev: StackRun) -> None:
     """The evaluator is not vacuous: with AmazonSSMManagedInstanceCore's statement, prod's key is readable."""
-    documents = [*host_role_documents(dev), {"Statement": [MANAGED_INSTANCE_CORE_READ]}]
+    documents: list[str | dict[str, Any]] = [*host_role_documents(dev), {"Statement": [MANAGED_INSTANCE_CORE_READ]}]
     assert allowed(documents, "ssm:GetParameter", parameter(dev.outputs["region"], "/leanstack/prod/tls/origin-key"))
 
 
