@@ -15,9 +15,15 @@ Builds:
   backup and restore-drill timers;
 - the origin certificate and key as SSM SecureString parameters, which the host fetches at
   boot with its role (user data is readable by anything on the host, so no secret goes there);
-- an instance role allowed exactly what the host does: SSM sessions, the CloudWatch agent,
-  reading its own parameters and the database's RDS-managed secret, writing and reading
-  backups (never deleting them), and publishing leanstack's metrics;
+- an instance role allowed exactly what the host does, scoped to the stack and with no
+  AWS-managed policy (AmazonSSMManagedInstanceCore reads every parameter of the account,
+  CloudWatchAgentServerPolicy publishes in any namespace): Session Manager and Run Command
+  channels, parameters under /leanstack/<stack>/ only, streams in log groups under
+  /leanstack/<stack>/, metrics in the namespace Leanstack/<stack> only
+  (`host_agent_statements`), the database's RDS-managed secret, writing and reading backups
+  (never deleting them). SecureStrings stay on the account's aws/ssm key: with reads scoped
+  to the stack's path, a per-stack KMS key ($1/month) would only add a second lock against the
+  account's own administrators, who can change its key policy (see the README's security section);
 - alarms: automatic recovery when AWS's system status check fails, a page when the host
   stays broken, "errors up" (the share of user requests answered with a 5xx, from two
   metric filters on nginx's access log and metric math, above `alerts.errorRatePercent`
@@ -28,6 +34,10 @@ Cost (us-east-1, on demand): t4g.small $12.26/month + 20 GiB gp3 $1.60 + public 
 $3.65 + 5 standard alarms $0.50 + the error-rate alarm (metric math over 2 metrics: billed
 as 2 alarm metrics, $0.20) + 2 custom metrics from the log filters $0.60 + CloudWatch Logs
 ingestion (usage-based, $0.50/GB).
+
+Moving from the shared `Leanstack` namespace to `Leanstack/<stack>` (issue 15) updates the
+alarms in place; the backup alarms count missing data as breaching, so until the replaced host's
+first backup they may e-mail once (run `sudo systemctl start leanstack-backup` on the jobs host).
 
 Replacement: changing the user data (any host setting, the AMI, the certificate) replaces
 the instance: the host holds no state, the Elastic IP moves to the new one, and the site
