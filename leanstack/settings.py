@@ -200,7 +200,8 @@ class AppArgs:
     )
     keep_images: int = setting(
         30,
-        doc="Images the ECR repository keeps (older ones expire); rollback needs the recent ones.",
+        doc="Newest images the ECR repository keeps; older ones expire unless a deploy marked them released "
+        "(release-<tag>: never expired).",
         min=20,
         max=1000,
     )
