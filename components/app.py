@@ -3,9 +3,10 @@
 Builds:
 - an ECR repository for the app's image: immutable tags (a tag always means the same
   image, so a rollback is exact), scan on push, and a lifecycle (`lifecycle_policy`) that
-  never expires an image a deploy or rollback marked `release-<tag>` (the serving image and
-  every rollback target), expires untagged images after a day and keeps the newest
-  `keep_images` builds that were never released (the build job pushes every main commit);
+  never expires an image marked `release-<tag>` (deploy and rollback mark the images the
+  release history names, the serving one and every rollback target, and unmark those that
+  left it), expires untagged images after a day, and beyond the newest `keep_images` images
+  expires the unmarked ones (the build job pushes every main commit);
 - the release history parameter `/leanstack/<stack>/releases` that `python -m leanstack
   deploy|rollback|releases` reads and writes (the stack creates it empty and then leaves
   its value alone);
@@ -82,7 +83,7 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
             },
             {
                 "rulePriority": 3,
-                "description": f"Keep the newest {keep_images} builds never released",
+                "description": f"Beyond the newest {keep_images} images, expire those not marked released",
                 "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_images},
                 "action": {"type": "expire"},
             },

@@ -895,5 +895,32 @@ def test_a_deploy_whose_image_cannot_be_marked_released_sends_nothing(
     assert _commands(ssm) == []
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot mark leanstack-dev-app:v9.0.2 released" in err
-    with pytest.raises(ssm.exceptions.ParameterNotFound):
-        _history(ssm)
+    (entry,) = _history(ssm)
+    assert (entry["tag"], entry["result"]) == ("v9.0.2", "failed")
+    assert "cannot mark" in entry["detail"]
+
+
+def test_images_leaving_the_history_lose_their_mark_and_only_those(ssm: Any) -> None:
+    ecr = _ecr_with("v9.1.0", stack="prod")
+    for n in range(1, 4):
+        _ecr_with(f"v9.1.{n}", stack="prod")
+    # An image marked by hand long ago, no longer in any history: unmarked by the next deploy.
+    image = ecr.batch_get_image(repositoryName="leanstack-prod-app", imageIds=[{"imageTag": "v9.1.0"}])["images"][0]
+    ecr.put_image(
+        repositoryName="leanstack-prod-app",
+        imageManifest=image["imageManifest"],
+        imageManifestMediaType=image["imageManifestMediaType"],
+        imageTag="release-v9.1.0",
+    )
+    env = {**ENV, "LEANSTACK_HOST_INSTANCE_ID": INSTANCE}
+    for tag in ("v9.1.1", "v9.1.2", "v9.1.3"):
+        assert (
+            main(["deploy", "prod", tag], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None)
+            == 0
+        )
+    assert main(["rollback", "prod"], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None) == 0
+    listed = ecr.list_images(repositoryName="leanstack-prod-app")["imageIds"]
+    marked = {i["imageTag"] for i in listed if i.get("imageTag", "").startswith("release-")}
+    assert marked == {"release-v9.1.1", "release-v9.1.2", "release-v9.1.3"}
+    # Unmarking removed the tag, not the image.
+    assert "v9.1.0" in {i.get("imageTag") for i in listed}
