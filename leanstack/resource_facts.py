@@ -413,6 +413,12 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "EventBridge: rule, target id and bus are ForceNew.",
             replaces=frozenset({"rule", "targetId", "eventBusName"}),
         ),
+        "aws:budgets/budget:Budget": Facts(
+            "budget",
+            "AWS Budgets: name and account are ForceNew; the limit and notifications change in place (its spend "
+            "history is AWS's, not the budget's).",
+            replaces=_names("accountId"),
+        ),
         "aws:sns/topic:Topic": Facts(
             "SNS topic", "SNS: name is ForceNew (subscribers must confirm again).", replaces=_names("fifoTopic")
         ),
