@@ -98,13 +98,13 @@ class DiffError(ValueError):
 # --------------------------------------------------------------------------- loading plans
 
 
-def check_plan(data: Any, where: str) -> dict[str, Any]:
+def check_plan(data: Any, where: str, fix: str = "re-create it with `plan --format json`") -> dict[str, Any]:
     if not isinstance(data, dict) or "leanstackPlan" not in data:
         raise DiffError(f"{where}: not a leanstack plan (make one with `python -m leanstack plan STACK --format json`)")
     if data["leanstackPlan"] != PLAN_FORMAT_VERSION:
         raise DiffError(
             f"{where}: a leanstack plan of format version {data['leanstackPlan']}; "
-            f"this leanstack reads version {PLAN_FORMAT_VERSION}: re-create it with `plan --format json`"
+            f"this leanstack reads version {PLAN_FORMAT_VERSION}: {fix}"
         )
     if not isinstance(data.get("resources"), list) or not isinstance(data.get("stack"), str):
         raise DiffError(f"{where}: a leanstack plan without its stack or resources")
@@ -247,7 +247,12 @@ class Source:
                 data = json.loads(text)
             except json.JSONDecodeError:
                 raise DiffError(f"plan of stack {stack!r} at {self.spec} did not print a JSON plan") from None
-            out[stack] = check_plan(data, f"plan of stack {stack!r} at {self.spec}")
+            out[stack] = check_plan(
+                data,
+                f"plan of stack {stack!r} at {self.spec}",
+                "diff revisions whose leanstack writes the same plan format (a revision from before the "
+                "format changed cannot be compared)",
+            )
         return out
 
     def _plan_one(self, stack: str) -> str:
