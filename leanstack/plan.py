@@ -499,6 +499,11 @@ def render_mermaid(plan: dict[str, Any]) -> str:
             target = "cdn" if "Cdn" in drawn and r["inputs"].get("fqdn") else "host" if "ProxyHost" in drawn else ""
             if target:
                 edges.add(f'  {_node_id(r["component"])} -.->|"health check"| {target}')
+    for r in resources:
+        emails = any(n.get("subscriberEmailAddresses") for n in r["inputs"].get("notifications") or [])
+        if r["type"] == "aws:budgets/budget:Budget" and r["component"] in drawn and emails:
+            lines.append('  inbox(["email inbox"])')
+            edges.add(f'  {_node_id(r["component"])} -.->|"spend over budget"| inbox')
     nodes = sorted(set(lines[2:]))
     return "\n".join(lines[:2] + nodes + sorted(edges)) + "\n"
 

@@ -33,7 +33,7 @@ def test_plan_groups_resources_by_component_with_key_settings(plan_dev_text: str
     for heading in ("Alerts (", "BackupBucket (", "Cdn (", "Database (", "Network (", "ProxyHost (", "UptimeCheck ("):
         assert f"\n{heading}" in plan_dev_text
     assert '      instanceClass = "db.t4g.micro"' in plan_dev_text
-    assert "[retainOnDelete]" in plan_dev_text
+    assert "[retainOnDelete, holds data]" in plan_dev_text
     assert "MOCK PRIVATE KEY" not in plan_dev_text and '"[secret]"' in plan_dev_text
 
 

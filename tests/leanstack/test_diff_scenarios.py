@@ -74,7 +74,9 @@ def rendered(stack: str, result: Plan) -> str:
 def test_bigger_database_class_is_no_risk_and_says_when_it_applies() -> None:
     result = change("prod", {"leanstack:database": {"instanceClass": "db.t4g.medium"}})
     assert result["risks"] == []
-    (db,) = result["changed"]
+    # The database, and the budget whose limit follows the estimate.
+    db, budget = sorted(result["changed"], key=lambda c: c["type"] != "aws:rds/instance:Instance")
+    assert budget["type"] == "aws:budgets/budget:Budget"
     assert not db["replaced"]
     assert result["notes"][db["urn"]] == [
         "`instanceClass` applies in the maintenance window (sun:04:00-sun:05:00 UTC), not at `pulumi up` "
@@ -96,7 +98,8 @@ def test_cache_turned_on_is_no_risk() -> None:
     result = change("prod", {"leanstack:cache": {"enabled": True}})
     assert result["risks"] == []
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in {r["type"] for r in result["added"]}
-    assert result["removed"] == [] and result["changed"] == []
+    assert result["removed"] == []
+    assert [c["type"] for c in result["changed"]] == ["aws:budgets/budget:Budget"]  # its limit follows the cost
 
 
 def test_multi_az_turned_on_in_dev_is_no_risk() -> None:
@@ -157,7 +160,10 @@ def test_database_class_applied_immediately_is_downtime() -> None:
 
 def test_scale_mode_host_type_rolls_through_the_instance_refresh() -> None:
     result = change("prod", {"leanstack:host": {"instanceType": "t4g.medium"}}, SCALE)
-    assert [c["type"] for c in result["changed"]] == ["aws:ec2/launchTemplate:LaunchTemplate"] * 2
+    assert sorted(c["type"] for c in result["changed"]) == [
+        "aws:budgets/budget:Budget",  # its limit follows the cost
+        *["aws:ec2/launchTemplate:LaunchTemplate"] * 2,
+    ]
     assert not any(kind == DOWNTIME and "web" in name for kind, name in risks(result))
     notes = [n for ns in result["notes"].values() for n in ns]
     assert any("launches each new host before terminating an old one (min healthy 100 %)" in n for n in notes)
