@@ -888,7 +888,7 @@ def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> set[str]
     facts = facts_of(new)
     refused: set[str] = set()
     for prop, rule in sorted(facts.refused.items()):
-        before, after = old["inputs"].get(prop), new["inputs"].get(prop)
+        before, after = _get(old["inputs"], prop), _get(new["inputs"], prop)
         if before is None or after is None or before == after:
             continue
         if rule == DOWNGRADE:
@@ -908,7 +908,8 @@ def _refusals(f: Findings, old: dict[str, Any], new: dict[str, Any]) -> set[str]
                 REFUSED,
                 new,
                 f"{_what(new)}: `{prop}` {before} → {after} shrinks it, which AWS refuses: `pulumi up` will fail at "
-                f"this step. Instead: keep {before}, or restore a dump into a new, smaller instance",
+                f"this step. Instead: keep {before}"
+                + (", or restore a dump into a new, smaller instance" if facts.holds_data else ""),
             )
     return refused
 

@@ -82,7 +82,8 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "host",
             "EC2: ami, subnet, AZ, key pair and private IP are fixed at launch (ForceNew); instance type and "
             "EBS-optimized change only on a stopped instance, so the provider stops and starts it; user data "
-            "changes stop/start the instance, or replace it with userDataReplaceOnChange.",
+            "changes stop/start the instance, or replace it with userDataReplaceOnChange; an EBS volume grows "
+            "online and can never shrink.",
             replaces=frozenset(
                 {
                     "ami",
@@ -105,6 +106,7 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
                 userDataBase64="the host is stopped and started with the new user data (a few minutes offline)",
             ),
             safety=("rootBlockDevice.encrypted", "disableApiTermination"),
+            refused=_m(**{"rootBlockDevice.volumeSize": SHRINK}),
         ),
         "aws:ec2/launchTemplate:LaunchTemplate": Facts(
             "launch template",

@@ -193,6 +193,23 @@ def test_storage_shrink_is_refused() -> None:
     assert "`allocatedStorage` 50 → 20 shrinks it, which AWS refuses" in text_of(result, REFUSED)
 
 
+def test_smaller_root_volume_is_refused_and_a_bigger_one_is_no_risk() -> None:
+    bigger = change("prod", {"leanstack:host": {"rootVolumeGb": 40}})
+    assert bigger["risks"] == []
+    smaller = change("prod", {"leanstack:host": {"rootVolumeGb": 20}}, {"leanstack:host": {"rootVolumeGb": 40}})
+    assert risks(smaller) == [(REFUSED, "host-instance")]
+    assert "`rootBlockDevice.volumeSize` 40 → 20 shrinks it, which AWS refuses" in text_of(smaller, REFUSED)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "prop"), [("databaseName", "shop2", "dbName"), ("username", "shopadmin", "username")]
+)
+def test_database_name_or_user_replaces_the_database(key: str, value: str, prop: str) -> None:
+    result = change("dev", {"leanstack:database": {key: value}})
+    assert risks(result)[0] == (DATA_LOSS, "database-instance")
+    assert f"`{prop}`" in result["risks"][0]["text"]
+
+
 def test_cache_engine_downgrade_is_refused() -> None:
     on = {"leanstack:cache": {"enabled": True, "engineVersion": "8.0"}}
     result = change("prod", {"leanstack:cache": {"engineVersion": "7.2"}}, on)
