@@ -97,6 +97,9 @@ def test_every_bucket_aborts_incomplete_uploads_after_a_few_days(dev: StackRun) 
         assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}, lifecycle.name
         assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 3}, lifecycle.name
     # Exactly one rule per bucket aborts uploads, bucket-wide.
+    assert _rules(dev, "host-files-lifecycle")["expire-replaced-files"]["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 30
+    }
     backup_rules = dev.named("backups-lifecycle").inputs["rules"]
     assert [r["id"] for r in backup_rules if "abortIncompleteMultipartUpload" in r] == ["abort-incomplete-uploads"]
 
