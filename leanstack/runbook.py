@@ -648,6 +648,12 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
     return branches
 
 
+RESTORE_STARTED = (
+    'it prints the new instance with `"DBInstanceStatus": "creating"`; an error here has created nothing, so fix '
+    "the option it names and run it again."
+)
+
+
 def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     region, ident = f.region, f.database_identifier
     restore_final = (
@@ -662,6 +668,7 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 *(f"  {line} \\" for line in f.restore_options(point_in_time=False)[:-1]),
                 f"  {f.restore_options(point_in_time=False)[-1]}",
             ),
+            check=RESTORE_STARTED,
         ),
     )
     from_automated = Step(
@@ -678,6 +685,7 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             *(f"  {line} \\" for line in f.restore_options(point_in_time=True)[:-1]),
             f"  {f.restore_options(point_in_time=True)[-1]}",
         ),
+        check=RESTORE_STARTED,
     )
     component = real_urn(f.database_urn)
     provider = f"--provider 'aws={real_urn(f.provider_urn)}' " if f.provider_urn else ""
@@ -798,6 +806,11 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                     f"pulumi stack init {dr}",
                     f"python -m leanstack validate {dr}",
                     f"pulumi up --stack {dr}",
+                ),
+                check="`pulumi up` ends without an error, and the new host runs (NEW_REGION: the region you chose):",
+                check_commands=(
+                    f"aws ec2 describe-instances --region NEW_REGION --filters Name=tag:Name,Values=leanstack-{dr}-host "
+                    "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
                 ),
             ),
             Step(
