@@ -24,7 +24,8 @@ free. Production (`leanstack.settings.is_production`) keeps its automated backup
 instance is deleted (`delete_automated_backups=False`), so point-in-time recovery survives
 a deleted instance: they cost nothing while the instance lives, and once it is gone they
 are billed as backup storage ($0.095/GB-month) until their `backup_retention_days` run out.
-The final snapshot (`leanstack-<stack>-final`) is billed the same until someone deletes it. Each read replica costs what a Single-AZ instance of the same class and storage does
+The final snapshot (`leanstack-<stack>-final`) is billed the same until someone deletes it.
+Each read replica costs what a Single-AZ instance of the same class and storage does
 (no secret of its own). See `python -m leanstack plan` for the priced plan.
 
 Replacement: changing `identifier`, `database_name` or `username` replaces the instance,

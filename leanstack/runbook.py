@@ -18,6 +18,7 @@ and this sheet cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -541,10 +542,11 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
                         'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" '
                         "PGSSLMODE=require",
-                        "psql -d RESTORED -c \"\\copy (SELECT * FROM TABLE WHERE WHERE_CLAUSE) TO '/tmp/rows.csv' CSV\"",
+                        "psql -d RESTORED "
+                        "-c \"\\copy (SELECT * FROM TABLE WHERE WHERE_CLAUSE) TO '/tmp/rows.csv' CSV\"",
                         f'psql -d {db} -v ON_ERROR_STOP=1 -c "CREATE TABLE restored_rows (LIKE TABLE INCLUDING ALL)" '
                         "-c \"\\copy restored_rows FROM '/tmp/rows.csv' CSV\"",
-                        f'psql -d {db}   # BEGIN; INSERT INTO TABLE SELECT * FROM restored_rows ON CONFLICT DO '
+                        f"psql -d {db}   # BEGIN; INSERT INTO TABLE SELECT * FROM restored_rows ON CONFLICT DO "
                         "NOTHING; check; COMMIT;",
                     ),
                     check="count the rows you expected back before COMMIT; ROLLBACK leaves the live data as it was.",
@@ -658,7 +660,7 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     region, ident = f.region, f.database_identifier
     restore_final = (
         Step(
-            f"From the final snapshot (everything up to the deletion): restore it under the same identifier, "
+            "From the final snapshot (everything up to the deletion): restore it under the same identifier, "
             "with the stack's settings.",
             LAPTOP,
             (
@@ -681,7 +683,8 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             f"DBI=$(aws rds describe-db-instance-automated-backups --region {region} --db-instance-identifier {ident} "
             "--query 'DBInstanceAutomatedBackups[?Status==`retained`].DbiResourceId | [0]' --output text)",
             f"aws rds restore-db-instance-to-point-in-time --region {region} \\",
-            f'  --source-dbi-resource-id "$DBI" --target-db-instance-identifier {ident} --use-latest-restorable-time \\',
+            f'  --source-dbi-resource-id "$DBI" --target-db-instance-identifier {ident} \\',
+            "  --use-latest-restorable-time \\",
             *(f"  {line} \\" for line in f.restore_options(point_in_time=True)[:-1]),
             f"  {f.restore_options(point_in_time=True)[-1]}",
         ),
@@ -776,6 +779,21 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     )
 
 
+def _read_backups_policy() -> str:
+    """An IAM policy reading the bucket named by $BUCKET, as one double-quoted shell word."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": ["arn:aws:s3:::$BUCKET", "arn:aws:s3:::$BUCKET/*"],
+            }
+        ],
+    }
+    return '"' + json.dumps(document, separators=(",", ":")).replace('"', '\\"') + '"'
+
+
 def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
     dr = f"{config.stack}-dr"
@@ -793,8 +811,10 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             Step(
                 f"Check the newest off-site backup in {b.region}.",
                 LAPTOP,
-                (*f.find_bucket, f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json '
-                 "| tail -1"),  # fmt: skip
+                (
+                    *f.find_bucket,
+                    f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
+                ),
             ),
             Step(
                 f"Create stack `{dr}` in a third region (neither {f.region} nor {b.region}), from a copy of this "
@@ -809,18 +829,17 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 ),
                 check="`pulumi up` ends without an error, and the new host runs (NEW_REGION: the region you chose):",
                 check_commands=(
-                    f"aws ec2 describe-instances --region NEW_REGION --filters Name=tag:Name,Values=leanstack-{dr}-host "
+                    "aws ec2 describe-instances --region NEW_REGION --filters "
+                    f"Name=tag:Name,Values=leanstack-{dr}-host "
                     "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
                 ),
             ),
             Step(
-                f"Let the new host read the old backups (its role reads only its own bucket).",
+                "Let the new host read the old backups (its role reads only its own bucket).",
                 LAPTOP,
                 (
-                    f"aws iam put-role-policy --role-name leanstack-{dr}-host --policy-name read-{config.stack}-backups "
-                    "--policy-document \"{\\\"Version\\\":\\\"2012-10-17\\\",\\\"Statement\\\":[{\\\"Effect\\\":"
-                    "\\\"Allow\\\",\\\"Action\\\":[\\\"s3:GetObject\\\",\\\"s3:ListBucket\\\"],\\\"Resource\\\":"
-                    "[\\\"arn:aws:s3:::$BUCKET\\\",\\\"arn:aws:s3:::$BUCKET/*\\\"]}]}\"",
+                    f"aws iam put-role-policy --role-name leanstack-{dr}-host "
+                    f"--policy-name read-{config.stack}-backups --policy-document {_read_backups_policy()}",
                 ),
             ),
             Step(
@@ -831,17 +850,16 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                     "sudo -i",
                     "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
                     f'OLD="s3://BUCKET/{b.prefix}/{f.database_name}"',
-                    f'STAMP=$(aws s3 ls "$OLD/" --region {b.region} | awk \'{{print $4}}\' | grep \'.manifest.json$\' '
+                    f"STAMP=$(aws s3 ls \"$OLD/\" --region {b.region} | awk '{{print $4}}' | grep '.manifest.json$' "
                     "| sort | tail -1 | sed 's/.manifest.json$//')",
                     f'aws s3 cp "$OLD/$STAMP.manifest.json" /tmp/restore.json --region {b.region}',
                     f'aws s3 cp "$OLD/$STAMP.dump" /tmp/restore.dump --region {b.region}',
-                    "python3 -c 'import json; print(json.load(open(\"/tmp/restore.json\"))[\"sha256\"])'; "
+                    'python3 -c \'import json; print(json.load(open("/tmp/restore.json"))["sha256"])\'; '
                     "sha256sum /tmp/restore.dump",
                     'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
                     '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
                     "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
-                    'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" '
-                    "PGSSLMODE=require",
+                    'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" PGSSLMODE=require',
                     'pg_restore --no-owner --exit-on-error --jobs 2 --dbname "$DATABASE_NAME" /tmp/restore.dump',
                     "rm /tmp/restore.dump",
                 ),
@@ -876,15 +894,18 @@ def _render_step(number: int, step: Step) -> list[str]:
     return lines
 
 
+NO_OWNER = "nobody yet (set `leanstack:owner` before you need it); meanwhile, whoever is on call"
+
+
 def _recovery(run: StackRun, config: StackConfig) -> list[str]:
     branches = recovery_branches(run, config)
     f = recovery_facts(run, config)
     lines = [
         "## What is gone? Start here",
         "",
-        f"**Who decides**: {config.owner or 'the stack has no owner set (`leanstack:owner`): decide who before you need it'}"
-        " decides whether and when to restore, and so what data may be lost; whoever is on call runs the steps. "
-        "If the owner cannot be reached within a quarter of the RTO, the person on call decides and writes down why.",
+        f"**Who decides**: {config.owner or NO_OWNER} decides whether and when to restore, and so what data "
+        "may be lost; whoever is on call runs the steps. If the owner cannot be reached within a quarter of the RTO, "
+        "the person on call decides and writes down why.",
         "",
         "Keep a copy of this sheet outside AWS: the region-down branch needs it when nothing else answers.",
         "",

@@ -617,8 +617,10 @@ def _backup_policy_denies_overwrites(policy_value: Any) -> bool | None:
         return None
     for s in statements(policy_value):
         condition = s.get("Condition")
-        if s.get("Effect") != "Deny" or s.get("Principal") not in ("*", {"AWS": "*"}) or not isinstance(
-            condition, Mapping
+        if (
+            s.get("Effect") != "Deny"
+            or s.get("Principal") not in ("*", {"AWS": "*"})
+            or not isinstance(condition, Mapping)
         ):
             continue
         if not _matches(as_list(s.get("Action")), ["s3:PutObject"]):
@@ -630,9 +632,10 @@ def _backup_policy_denies_overwrites(policy_value: Any) -> bool | None:
         if str(null.get("s3:if-none-match")).lower() != "true" or set(null) != {"s3:if-none-match"}:
             continue
         # The documented exemption of the multipart steps, and nothing narrower.
-        if set(creation) - {"s3:ObjectCreationOperation"} or str(
-            creation.get("s3:ObjectCreationOperation", "true")
-        ).lower() != "true":
+        if (
+            set(creation) - {"s3:ObjectCreationOperation"}
+            or str(creation.get("s3:ObjectCreationOperation", "true")).lower() != "true"
+        ):
             continue
         return True
     return False
@@ -640,7 +643,8 @@ def _backup_policy_denies_overwrites(policy_value: Any) -> bool | None:
 
 def _backup_conditional_writes(view: StackView) -> Iterator[tuple[Subject, str]]:
     for bucket in _backup_buckets(view):
-        verdicts = [_backup_policy_denies_overwrites(p.get("policy")) for p in _attached(view, bucket, (BUCKET_POLICY,))]
+        policies = _attached(view, bucket, (BUCKET_POLICY,))
+        verdicts = [_backup_policy_denies_overwrites(p.get("policy")) for p in policies]
         if None in verdicts or True in verdicts:
             continue
         yield (

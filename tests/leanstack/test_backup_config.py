@@ -108,7 +108,7 @@ def test_drill_keys_are_read() -> None:
         ),
         (
             {"leanstack:backup": {"verifySql": "x" * 4001}},
-            'leanstack:backup.verifySql: got "' + "x" * 76 + '...; expected SQL text of at most 4000 characters',
+            'leanstack:backup.verifySql: got "' + "x" * 76 + "...; expected SQL text of at most 4000 characters",
         ),
     ],
 )

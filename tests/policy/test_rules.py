@@ -176,9 +176,7 @@ MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None], dict[str, Any]
 ]
 
 
-@pytest.mark.parametrize(
-    ("rule", "name", "change", "fields"), MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS]
-)
+@pytest.mark.parametrize(("rule", "name", "change", "fields"), MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS])
 def test_one_unsafe_change_to_the_real_stack_fails_its_rule(
     dev: StackRun, rule: str, name: str, change: Callable[[dict[str, Any]], None], fields: dict[str, Any]
 ) -> None:
@@ -277,9 +275,12 @@ def test_a_missing_or_weakened_overwrite_deny_is_flagged(weakened: dict[str, Any
 
 def test_the_documented_overwrite_deny_passes_and_an_unknown_policy_is_not_judged() -> None:
     assert evaluate(_backup_view(DENY_OVERWRITES))["backup-bucket-conditional-writes"] == []
-    assert evaluate(_backup_view(_weaken(Action=["s3:PutObject"], Principal={"AWS": "*"})))[
-        "backup-bucket-conditional-writes"
-    ] == []
+    assert (
+        evaluate(_backup_view(_weaken(Action=["s3:PutObject"], Principal={"AWS": "*"})))[
+            "backup-bucket-conditional-writes"
+        ]
+        == []
+    )
     assert evaluate(_backup_view(None, UNKNOWN))["backup-bucket-conditional-writes"] == []
 
 
