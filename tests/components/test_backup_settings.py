@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import components.proxy_host
+from host.backup import install
 from host.params import BackupSettings, HostFile
 from leanstack.mocks import StackRun
 
@@ -16,7 +17,7 @@ from leanstack.mocks import StackRun
 def recorded(monkeypatch: pytest.MonkeyPatch) -> list[BackupSettings]:
     """Every BackupSettings the program renders the host's backup files from."""
     seen: list[BackupSettings] = []
-    real = components.proxy_host.backup_host_files
+    real = install.backup_host_files
 
     def record(settings: BackupSettings) -> tuple[HostFile, ...]:
         seen.append(settings)

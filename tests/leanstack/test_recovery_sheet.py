@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -112,7 +114,7 @@ def _aws_calls(line: str) -> Iterator[tuple[str, str, list[str]]]:
 # Options of the AWS CLI itself, not of an operation.
 GLOBAL_OPTIONS = {"region", "profile", "query", "output"}
 # The high-level `aws s3` commands (no botocore model) and the options the sheet may give them.
-S3_COMMANDS = {"ls": set(), "cp": set()}
+S3_COMMANDS: dict[str, set[str]] = {"ls": set(), "cp": set()}
 
 
 def _check_aws_call(service: str, command: str, options: list[str]) -> None:
@@ -126,7 +128,8 @@ def _check_aws_call(service: str, command: str, options: list[str]) -> None:
         return
     operations = {xform_name(op, "-"): op for op in model.operation_names}
     assert command in operations, f"aws {service} {command}: no such operation"
-    members = {xform_name(m, "-") for m in model.operation_model(operations[command]).input_shape.members}
+    shape = model.operation_model(operations[command]).input_shape
+    members = {xform_name(m, "-") for m in (shape.members if shape is not None else {})}
     for option in options:
         name = option.removeprefix("no-") if option.removeprefix("no-") in members else option
         assert name in members | GLOBAL_OPTIONS, f"aws {service} {command} --{option}: no such option"
@@ -219,3 +222,17 @@ def test_every_host_command_the_sheet_names_exists(dev: StackRun, prod: StackRun
         named -= {n for n in named if n.startswith(f"leanstack-{run.stack}")}
         assert {"leanstack-restore", "leanstack-restore-drill", "leanstack-backup"} <= named
         assert named <= _host_commands(run), named - _host_commands(run)
+
+
+def test_the_region_down_grant_is_valid_json_once_the_shell_expands_it(prod: StackRun) -> None:
+    grant = next(c for c in commands(prod, LAPTOP) if c.startswith("aws iam put-role-policy"))
+    word = grant.split("--policy-document ", 1)[1]
+    shell = subprocess.run(
+        ["bash", "-c", f"BUCKET=leanstack-prod-backups-abc; printf '%s' {word}"], capture_output=True, text=True
+    )
+    document = json.loads(shell.stdout)
+    assert document["Statement"][0]["Resource"] == [
+        "arn:aws:s3:::leanstack-prod-backups-abc",
+        "arn:aws:s3:::leanstack-prod-backups-abc/*",
+    ]
+    assert document["Statement"][0]["Action"] == ["s3:GetObject", "s3:ListBucket"]

@@ -228,7 +228,7 @@ def test_a_host_role_that_may_delete_an_unnamed_backup_bucket_is_flagged() -> No
 
 # --------------------------------------------------------------------------- backups nobody can overwrite
 
-DENY_OVERWRITES = {
+DENY_OVERWRITES: dict[str, Any] = {
     "Sid": "DenyOverwritingBackups",
     "Effect": "Deny",
     "Principal": "*",
