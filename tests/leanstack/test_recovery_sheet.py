@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -117,13 +118,17 @@ GLOBAL_OPTIONS = {"region", "profile", "query", "output"}
 S3_COMMANDS: dict[str, set[str]] = {"ls": set(), "cp": set()}
 
 
+@functools.cache
+def _service_model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model({"s3api": "s3"}.get(service, service))
+
+
 def _check_aws_call(service: str, command: str, options: list[str]) -> None:
-    session = botocore.session.get_session()
     if service == "s3":
         assert command in S3_COMMANDS, command
         assert set(options) <= GLOBAL_OPTIONS | S3_COMMANDS[command], options
         return
-    model = session.get_service_model({"s3api": "s3"}.get(service, service))
+    model = _service_model(service)
     if command == "wait":
         return
     operations = {xform_name(op, "-"): op for op in model.operation_names}
