@@ -521,10 +521,10 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                 ),
                 _shell_step(f),
                 Step(
-                    f"Restore that backup into a new database beside the live one (the live one is not touched). "
+                    "Restore that backup into a new database beside the live one (the live one is not touched). "
                     f"Without `--backup` it takes the newest complete backup. `{RESTORE_COMMAND}` verifies the "
                     "checksum while streaming, compares the row counts with the manifest and prints the restored "
-                    "database's name and the next step.",
+                    "database's name (`leanstack_restore_...`) and the command that would switch the app to it.",
                     HOST,
                     (f"sudo {RESTORE_COMMAND} --backup STAMP   # STAMP: the name before .manifest.json",),
                     check="it ends saying the row counts match the manifest; anything else, stop and read its line.",
@@ -552,10 +552,11 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                     check="count the rows you expected back before COMMIT; ROLLBACK leaves the live data as it was.",
                 ),
                 Step(
-                    "The whole database is beyond repair? Swap the restored one in instead (users see a "
-                    "maintenance page meanwhile; the damaged database is kept under another name).",
+                    "The whole database is beyond repair? Switch the app to the restored one instead, with the "
+                    "command the restore printed (users see a maintenance page meanwhile; the damaged database is kept "
+                    "as `<name>_before_restore_<time>`).",
                     HOST,
-                    (f"sudo {RESTORE_COMMAND} --swap",),
+                    (f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",),
                     check="the site answers 200 again, from your laptop:",
                     check_commands=_health_check(f),
                 ),
@@ -568,8 +569,8 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
             undo=(
                 "Rows merged: the merge was one transaction; reverse it with the rows in `restored_rows` "
                 "(keep the table until you are sure).",
-                f"Swapped: `sudo {RESTORE_COMMAND} --swap` prints the name it kept the damaged database under; the "
-                "same rename in reverse, with the app stopped, puts it back.",
+                f"Switched: the switch printed `to undo the switch: sudo {RESTORE_COMMAND} --swap --use-restored "
+                f"{db}_before_restore_<time>`; run that line (the same switch, the other way).",
             ),
         ),
         Branch(
@@ -581,17 +582,18 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                 Step(
                     "Restore the newest complete backup into a new database. It works without the app's "
                     "database; it verifies the checksum while streaming, compares row counts with the manifest, "
-                    "and prints the next step.",
+                    f"and prints the next step: `sudo {RESTORE_COMMAND} --swap --use-restored leanstack_restore_...`.",
                     HOST,
                     (f"sudo {RESTORE_COMMAND}",),
                     check="it ends saying the row counts match; if that backup fails, give the previous one with "
                     f"`sudo {RESTORE_COMMAND} --backup STAMP` (list them as in [Backups](#backups-where-they-live)).",
                 ),
                 Step(
-                    "Switch the app to it: a maintenance page (503 with Retry-After) while the databases are "
-                    "renamed and the app restarts; the page lifts once the app's health check passes.",
+                    "Switch the app to it, with the line the restore printed (RESTORED: the name in it): a maintenance "
+                    "page (503 with Retry-After) while the databases are renamed and the app restarts; the page "
+                    "lifts once the app's health path answers 200. If the switch fails, nothing is switched.",
                     HOST,
-                    (f"sudo {RESTORE_COMMAND} --swap",),
+                    (f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",),
                     check="the site answers 200 again, from your laptop:",
                     check_commands=_health_check(f),
                 ),
@@ -604,10 +606,14 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                 ),
             ),
             undo=(
-                f"`sudo {RESTORE_COMMAND} --swap` kept whatever it replaced under another name and printed it; "
-                "the reverse rename, with the app stopped, undoes the switch.",
-                f"The maintenance page stays up after a failed switch: `sudo {MAINTENANCE_COMMAND} off` lifts it "
-                f"by hand (`sudo {MAINTENANCE_COMMAND} on` shows it).",
+                "The app's database was gone, so the switch replaced nothing (it says `there was no app "
+                f"database`); had there been one, it printed `to undo the switch: sudo {RESTORE_COMMAND} --swap "
+                "--use-restored ...`: run that line.",
+                f"To take the restored data out of service while you decide, `sudo {MAINTENANCE_COMMAND} on` shows "
+                "users the maintenance page.",
+                f"The maintenance page stays up when the app does not come back after a switch: `sudo "
+                f"{MAINTENANCE_COMMAND} off` lifts it by hand (`sudo {MAINTENANCE_COMMAND} status` says whether it "
+                "is on).",
             ),
         ),
         _instance_deleted(f, config, s),
