@@ -142,6 +142,18 @@ def fmt_money(value: float | None) -> str:
     return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
+def fmt_total(total: float, not_priced: int, resources: int) -> str:
+    """A headline total: `$12.34/month`, or, with unpriced resources, says it is partial and by how much.
+
+    A total that leaves resources out is a floor, not the bill: a stack moved to a region the price
+    table lacks would otherwise show a few dollars as if that were all it costs.
+    """
+    text = f"{fmt_money(total)}/month"
+    if not_priced:
+        text += f" (PARTIAL: {not_priced} of {resources} resources not priced and not counted)"
+    return text
+
+
 def fmt_delta(value: float) -> str:
     return f"+${value:,.2f}" if value >= 0 else f"-${-value:,.2f}"
 
@@ -487,7 +499,8 @@ def estimate(plan: dict[str, Any], pricing: dict[str, Any] | None = None) -> dic
     total = money(sum(c["monthly"] for c in components.values()))
     return {
         "currency": "USD",
-        "pricesTaken": pricing["takenOn"],
+        # The date of the stack's own region's prices (regions were added at different times).
+        "pricesTaken": (pricing.get("regionSources") or {}).get(region, {}).get("takenOn", pricing["takenOn"]),
         "total": total,
         "components": {name: components[name] for name in sorted(components)},
         "resources": {urn: per_resource[urn] for urn in sorted(per_resource)},

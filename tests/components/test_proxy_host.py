@@ -97,7 +97,7 @@ def test_user_data_installs_nginx_proxying_to_the_app_without_secrets(dev: Stack
     assert "include /etc/nginx/leanstack-upstream.conf;" in nginx
     assert "127.0.0.1:3000" in written_file(dev, "/etc/nginx/leanstack-upstream.conf")
     assert "location = /healthz" in nginx or "location /healthz" in nginx
-    assert "server_name dev.example.com www.dev.example.com;" in nginx
+    assert "server_name dev.example.com;" in nginx
     instance = dev.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
     assert "MOCK PRIVATE KEY" not in str(document) and "MOCK PRIVATE KEY" not in instance
     # The certificate and key are fetched at boot from SSM, by path.
