@@ -507,8 +507,10 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
             "if you swap in the whole backup instead.",
             (
                 Step(
-                    "Stop the damage first: roll the app back (`python -m leanstack deploy rollback`, see the README) "
-                    "or stop the job that writes bad data. Write down when the damage started, in UTC (`date -u`)."
+                    f"Stop the damage first: roll the app back (`python -m leanstack rollback {config.stack}`, in your "
+                    "clone) or stop the job that writes bad data. Write down when the damage started, in UTC "
+                    "(`date -u`).",
+                    LAPTOP,
                 ),
                 Step(
                     "Find the newest backup taken before the damage (its time is its name).",

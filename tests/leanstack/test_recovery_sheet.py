@@ -15,6 +15,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from leanstack.settings import StackConfig, load_stack_config
@@ -241,3 +242,10 @@ def test_the_region_down_grant_is_valid_json_once_the_shell_expands_it(prod: Sta
         "arn:aws:s3:::leanstack-prod-backups-abc/*",
     ]
     assert document["Statement"][0]["Action"] == ["s3:GetObject", "s3:ListBucket"]
+
+
+def test_every_leanstack_cli_command_the_sheet_names_exists(prod: StackRun) -> None:
+    text = runbook_markdown(prod, config_of(prod))
+    named = set(re.findall(r"python -m leanstack ([a-z]+)", text))
+    assert {"runbook", "rollback", "validate"} <= named
+    assert named <= set(COMMANDS) | set(DEPLOY_COMMANDS)
