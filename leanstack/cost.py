@@ -409,6 +409,19 @@ def _sns_subscription(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Pri
     return Price(PRICED, 0.0, "e-mail delivery inside the free 1,000 a month", (ctx.assume("alertEmailsPerMonth"),))
 
 
+def _budget(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """AWS Budgets: an account's first budgets are free, each further one is billed per day."""
+    g, assumptions = ctx.pricing["global"], ctx.pricing["assumptions"]
+    ctx.assumptions_used.add("budgetsInAccount")
+    day = g["budgetDay"]
+    beyond = money(day * ctx.hours / 24)
+    if int(assumptions["budgetsInAccount"]) <= int(g["budgetsFreePerAccount"]):
+        free = g["budgetsFreePerAccount"]
+        basis = f"one of the account's {free} free budgets; a further one is ${day}/day (${beyond}/month)"
+        return Price(PRICED, 0.0, basis, (ctx.assume("budgetsInAccount"),))
+    return Price(PRICED, beyond, f"${day}/day x {ctx.hours / 24:g} days", (ctx.assume("budgetsInAccount"),))
+
+
 def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     i = r["inputs"]
     prices = ctx.pricing["global"]["route53HealthCheck"]
@@ -453,6 +466,7 @@ REGIONAL: dict[str, PriceFn] = {
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,
+    "aws:budgets/budget:Budget": _budget,
 }
 PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
 

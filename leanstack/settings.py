@@ -368,7 +368,8 @@ class AppArgs:
     )
     keep_images: int = setting(
         30,
-        doc="Images the ECR repository keeps (older ones expire); rollback needs the recent ones.",
+        doc="Newest images the ECR repository keeps; older ones expire unless a deploy marked them released "
+        "(release-<tag>: never expired).",
         min=20,
         max=1000,
     )
@@ -739,6 +740,19 @@ class RecoveryTargets:
 
 
 @dataclass(frozen=True)
+class BudgetArgs:
+    """The stack's AWS Budgets cost budget (see components/budget.py)."""
+
+    monthly_usd: int = setting(
+        0,
+        doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
+        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        min=0,
+        max=1000000,
+    )
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole validated stack config."""
 
@@ -757,6 +771,7 @@ class StackConfig:
     cache: CacheArgs = field(default_factory=CacheArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
+    budget: BudgetArgs = field(default_factory=BudgetArgs)
     owner: str = ""
 
     @property
@@ -782,6 +797,7 @@ SECTIONS: dict[str, type[Any]] = {
     "backup": BackupBucketArgs,
     "alerts": AlertThresholds,
     "recovery": RecoveryTargets,
+    "budget": BudgetArgs,
 }
 SCALARS: dict[str, dict[str, Any]] = {
     "domain": {
@@ -1176,6 +1192,18 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def _check_app_parameters(c: StackConfig) -> None:
+    """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
+    own = f"/{PROJECT}/{c.stack}/"
+    for name, source in sorted(c.app.secrets.items()):
+        if source.startswith("/") and not source.startswith(own):
+            raise ConfigError(
+                f"{PROJECT}:app.secrets.{name}",
+                f"got {_show(source)}; expected an SSM parameter under {own} (the host may read only its own "
+                "stack's parameters) or a Secrets Manager ARN",
+            )
+
+
 def _check_across(c: StackConfig) -> None:
     """Rules that involve more than one key."""
     p = PROJECT
@@ -1216,6 +1244,7 @@ def _check_across(c: StackConfig) -> None:
 
     _check_scale_out(c)
     _check_app(c)
+    _check_app_parameters(c)
     _check_cache_version(c)
     db = c.database
     if db.max_allocated_storage_gb <= db.allocated_storage_gb:
