@@ -569,7 +569,7 @@ class CdnArgs:
     )
     static_paths: tuple[str, ...] = setting(
         ("/assets/", "/static/"),
-        doc="Path prefixes of fingerprinted static files that Cloudflare caches for a long time.",
+        doc="Path prefixes of static files Cloudflare may cache, as long as the origin's Cache-Control says.",
         pattern=r"/[A-Za-z0-9._~/-]*/",
         allowed="path prefixes starting and ending with '/', such as /assets/",
     )

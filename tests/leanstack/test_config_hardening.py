@@ -166,7 +166,8 @@ def test_names_an_app_runtime_uses_are_allowed() -> None:
     secrets = {
         "STRIPE_KEY": "/leanstack/dev/app/stripe-key",
         "SENTRY_DSN": ARN,
-        "DEEP": "/" + "/".join("abcdefghijklmno"),
+        # 15 levels, AWS's maximum, under the stack's own path (the host reads nothing else).
+        "DEEP": "/leanstack/dev/" + "/".join("abcdefghijklm"),
     }
     config = load({"leanstack:app": {"env": env, "secrets": secrets}})
     assert config.app.env == env and config.app.secrets == secrets
@@ -402,7 +403,8 @@ def test_what_validate_accepts_at_its_edges_plans(tmp_path: Path) -> None:
             "secrets": {
                 "STRIPE_KEY": "/leanstack/dev/app/stripe-key",
                 "SENTRY_DSN": ARN,
-                "DEEP": "/" + "/".join("abcdefghijklmno"),
+                # 15 levels, AWS's maximum, under the stack's own path (the host reads nothing else).
+                "DEEP": "/leanstack/dev/" + "/".join("abcdefghijklm"),
             },
         },
         "leanstack:database": {"engineVersion": "16.4", "backupWindow": "23:30-00:00"},
