@@ -467,6 +467,8 @@ class Step:
     commands: tuple[str, ...] = ()
     check: str = ""
     check_commands: tuple[str, ...] = ()
+    # "sh" for commands to run; "diff" for what a preview must (not) look like.
+    check_language: str = "sh"
 
 
 @dataclass(frozen=True)
@@ -756,10 +758,11 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             "and the host's files (the new secret ARN); it must never replace it. Read it like this diff, then "
             f"`pulumi up{s}`:",
             check_commands=(
-                "~ aws:rds/instance:Instance   database-instance   update    # fine: settings put back",
-                "+-aws:rds/instance:Instance   database-instance   replace   # STOP: a new, empty database",
-                "+ aws:rds/instance:Instance   database-instance   create    # STOP: import it first",
+                "~ aws:rds/instance:Instance   database-instance   update    fine: settings put back",
+                "+-aws:rds/instance:Instance   database-instance   replace   STOP: a new, empty database",
+                "+ aws:rds/instance:Instance   database-instance   create    STOP: import it first",
             ),
+            check_language="diff",
         ),
         _shell_step(f),
         Step(
@@ -897,7 +900,7 @@ def _render_step(number: int, step: Step) -> list[str]:
     if step.check:
         lines += ["", f"   **Check**: {step.check}"]
     if step.check_commands:
-        lines += ["", "   ```sh", *(f"   {c}" for c in step.check_commands), "   ```"]
+        lines += ["", f"   ```{step.check_language}", *(f"   {c}" for c in step.check_commands), "   ```"]
     lines.append("")
     return lines
 

@@ -185,6 +185,10 @@ def test_an_instance_deleted_restores_from_retained_backups_or_the_final_snapsho
     # URNs as Pulumi writes them (the root stack is not part of a child's type chain).
     assert "--parent 'database=urn:pulumi:prod::leanstack::leanstack:index:Database::database'" in adopt
     assert "pulumi:pulumi:Stack$" not in adopt
+    # What the preview must look like, shown as a diff: an update is fine, a replace is not.
+    (shown,) = [s for s in branch.steps if s.check_language == "diff"]
+    assert any(line.startswith("~ ") and "update" in line for line in shown.check_commands)
+    assert any(line.startswith("+-") and "STOP" in line for line in shown.check_commands)
 
 
 def test_without_a_final_snapshot_the_sheet_does_not_offer_one(dev: StackRun) -> None:
