@@ -321,8 +321,8 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "| grep manifest.json | tail -3",
         "```",
         "",
-        f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it off production, checks it, "
-        "throws it away, and prints the restore time and the backup's age):",
+        f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it {DRILL_TARGETS[b.drill_target]}, "
+        "checks it, throws it away, and prints the restore time and the backup's age):",
         "",
         "```sh",
         *facts.open_shell,
@@ -333,6 +333,13 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
 
 
 # --------------------------------------------------------------------------- recovery
+
+# Where the drill restores, by backup.drillTarget.
+DRILL_TARGETS = {
+    "local": "into a throw-away PostgreSQL on the host, off production",
+    "instance": "into a marked scratch database on the RDS instance, which needs free storage the size of the database",
+    "url": "on the drill server of backup.drillDatabaseUrl",
+}
 
 RESTORE_COMMAND = "leanstack-restore"
 DRILL_COMMAND = "leanstack-restore-drill"

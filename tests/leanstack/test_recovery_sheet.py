@@ -253,3 +253,10 @@ def test_every_leanstack_cli_command_the_sheet_names_exists(prod: StackRun) -> N
     named = set(re.findall(r"python -m leanstack ([a-z]+)", text))
     assert {"runbook", "rollback", "validate"} <= named
     assert named <= set(COMMANDS) | set(DEPLOY_COMMANDS)
+
+
+def test_the_sheet_says_where_the_drill_restores(prod: StackRun) -> None:
+    local = runbook_markdown(prod, config_of(prod))
+    assert "restores it into a throw-away PostgreSQL on the host, off production" in local
+    on_instance = runbook_markdown(prod, config_of(prod, {"leanstack:backup": {"drillTarget": "instance"}}))
+    assert "restores it into a marked scratch database on the RDS instance" in on_instance
