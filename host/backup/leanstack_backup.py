@@ -1020,14 +1020,14 @@ def drop_leftover_scratch_databases(session: PsqlSession, source_name: str, warn
     production data. Only marked ones, never the source's name; the advisory lock means no
     other drill is using one."""
     listed = session.query(
-        "SELECT d.datname || '|' || (coalesce(shobj_description(d.oid, 'pg_database'), '') = "
-        f"{quote_literal(DRILL_MARK)}) FROM pg_database d WHERE d.datname ~ {quote_literal(SCRATCH_NAME_PATTERN)} "
-        "ORDER BY 1;",
+        "SELECT d.datname || CASE WHEN shobj_description(d.oid, 'pg_database') = "
+        f"{quote_literal(DRILL_MARK)} THEN '|marked' ELSE '|unmarked' END FROM pg_database d "
+        f"WHERE d.datname ~ {quote_literal(SCRATCH_NAME_PATTERN)} ORDER BY 1;",
         "cannot list databases",
     )
     for line in (line.strip() for line in listed if line.strip()):
         name, _, marked = line.rpartition("|")
-        if marked != "t" or name == source_name:
+        if marked != "marked" or name == source_name:
             warnings.append(f"left {name} alone: its name looks like a drill's, but the drill did not mark it")
             continue
         session.query(
