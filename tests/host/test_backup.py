@@ -430,7 +430,9 @@ def test_drill_ignores_a_dump_without_manifest(
     # A scratch database left by a drill that was killed outright (marked, as the drill
     # marks its own): the next drill drops it. The look-alikes carry no mark and stay.
     postgres.psql("CREATE DATABASE leanstack_drill_20260101t000000z_4242;")
-    postgres.psql("COMMENT ON DATABASE leanstack_drill_20260101t000000z_4242 IS 'leanstack-restore-drill scratch database';")
+    postgres.psql(
+        "COMMENT ON DATABASE leanstack_drill_20260101t000000z_4242 IS 'leanstack-restore-drill scratch database';"
+    )
     postgres.psql("CREATE DATABASE leanstack_drill_20260101t000000z_77;")
     postgres.psql("CREATE DATABASE leanstack_drill_lookalike;")
     try:
