@@ -105,9 +105,11 @@ def test_future_dated_backups_and_reports_are_skipped_and_reported(
     assert len(warnings) == 2, warnings
     assert f"skipped {folder}29991231T000000Z: dated in the future" in warnings[0]
     assert f"skipped {folder}29991230T000000Z: dated in the future" in warnings[1]
-    (report,) = [r for r in drill_reports(s3, bucket) if r.get("finished_at", "").startswith("2") and "target" in r]
+    # The planted report aside, the drill's own.
+    (report,) = [r for r in drill_reports(s3, bucket) if "target" in r]
     assert report["result"] == "success" and report["backup_key"] == dump_key
-    assert len(report["skipped"]) == 2
+    skipped = report["skipped"]
+    assert isinstance(skipped, list) and len(skipped) == 2
 
 
 def test_any_manifest_problem_fails_the_drill_with_report_and_metric(
@@ -287,7 +289,8 @@ def test_local_drill_starts_the_app_against_the_restored_data(
     assert report["target"] == "local" and report["result"] == "success"
     assert report["app_image"] == "registry.example/app:v42"
     for field in ("restore_seconds", "app_start_seconds", "backup_age_seconds", "recovery_seconds"):
-        assert isinstance(report[field], float | int) and report[field] >= 0, field
+        value = report[field]
+        assert isinstance(value, float | int) and value >= 0, field
     assert str(report["local_server_version"]).startswith("postgres (PostgreSQL)")
     assert {"RestoreDrillAppStartSeconds", "RestoreDrillRestoreSeconds"} <= metric_names(moto, stack_name)
     # Nothing is left: no server, no data directory.
