@@ -1,31 +1,52 @@
 #!/usr/bin/python3
-"""leanstack-backup and leanstack-restore-drill: off-site PostgreSQL backups that restore.
+"""leanstack-backup, leanstack-restore-drill, leanstack-restore: off-site PostgreSQL
+backups that restore.
 
     leanstack-backup                 stream pg_dump to S3, then write the manifest
     leanstack-backup restore-drill   restore the newest complete backup into a scratch
-                                     database, check it, drop it (leanstack-restore-drill
-                                     is a two-line wrapper that runs this)
+                                     database (by default on a throw-away local
+                                     PostgreSQL), check it, drop it
+    leanstack-backup restore [--backup STAMP] [--database leanstack_NAME]
+                                     restore into a new database on the instance, check
+                                     the checksum and row counts, print the next step
+    leanstack-backup restore --swap [--backup STAMP] | --swap --use-restored NAME
+                                     ... then maintenance page on, rename the databases
+                                     (app -> app_before_restore_<time>, restored -> app),
+                                     restart the app, check its health path, page off
+
+(leanstack-restore-drill and leanstack-restore are wrappers that run these.)
 
 Runs on Amazon Linux 2023's system Python (3.9) with only the standard library and boto3,
-shelling out to pg_dump, pg_restore and psql. Configuration is by environment only:
+shelling out to pg_dump, pg_restore and psql (and initdb, pg_ctl, postgres for the local
+drill). Configuration is by environment; when BACKUP_BUCKET is not set (a `sudo` run keeps
+no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV) itself:
 
     DATABASE_URL                postgresql://user:password@host:port/db?sslmode=...; or
     DATABASE_SECRET_ARN         the RDS-managed secret (JSON with username and password),
       + DATABASE_HOST           with DATABASE_PORT (5432), DATABASE_NAME, DATABASE_USER
                                 (default: the secret's username), DATABASE_SSLMODE (require)
+    DATABASE_MAINTENANCE_NAME   the database the drill and the restore connect to on the
+                                instance, never the app's (default: postgres)
     BACKUP_BUCKET, BACKUP_PREFIX
     AWS_REGION                  Secrets Manager and CloudWatch (the stack's region)
     BACKUP_BUCKET_REGION        the bucket's region (default: AWS_REGION)
     AWS_ENDPOINT_URL            honoured by botocore itself from 1.31.57 on, as are
                                 AWS_ENDPOINT_URL_S3 etc. (a local S3 for tests)
-    DRILL_DATABASE_URL          where the drill creates its scratch database (a maintenance
-                                connection, e.g. .../postgres); empty: the source instance
+    DRILL_TARGET                local (default), instance, or url: DRILL_DATABASE_URL, a
+                                maintenance connection such as .../postgres
+    DRILL_WORK_DIR              where the local drill's PostgreSQL lives (default /var/tmp)
+    DRILL_SERVER_USER           who runs it when the drill runs as root (postgres)
+    DRILL_STARTS_APP            1: start the serving release against the restored data
+                                (local target; DRILL_APP_START replaces `docker run`)
     VERIFY_SQL_FILE             optional SQL run against the restored database; every row's
                                 first column must be true, and there must be a row
     STACK, METRICS_NAMESPACE    CloudWatch dimension Stack=$STACK in namespace (Leanstack)
-    PG_BIN_DIR                  where pg_dump, pg_restore and psql are (default: PATH)
+    PG_BIN_DIR                  where the PostgreSQL programs are (default: PATH)
     BACKUP_PART_SIZE_MIB        multipart part size, at least 5 (default 16)
     LEANSTACK_LOCK_DIR          lock directory (default: $RUNTIME_DIRECTORY, else /run/<command>)
+    LEANSTACK_APP_CONFIG        the app's config (/etc/leanstack/app.json): image, health path
+    LEANSTACK_MAINTENANCE,      the commands --swap runs (default: leanstack-maintenance,
+      LEANSTACK_APP_RESTART     leanstack-app restart)
 
 Passwords reach the PostgreSQL programs only through PGPASSWORD in their environment:
 never argv (visible in ps), never a file. Exit 0 on success (also when another run holds
@@ -1180,6 +1201,18 @@ def restore_space_needed(manifest: Mapping[str, Any]) -> int:
     return int(manifest["size_bytes"]) * 5 + 256 * MIB
 
 
+def traversable_by_all(path: str) -> bool:
+    """Whether every directory up to `path` may be entered by any user (or does not exist yet)."""
+    current = os.path.realpath(path)
+    while True:
+        if os.path.isdir(current) and not os.stat(current).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
 class LocalServer:
     """A throw-away PostgreSQL for the drill, so that it needs neither space on nor the
     presence of the production instance: initdb in a new directory under DRILL_WORK_DIR,
@@ -1220,6 +1253,9 @@ class LocalServer:
             raise Failure(f"{what}: {one_line(lines[-1]) if lines else 'exit status %d' % done.returncode}")
 
     def start(self, backup: Backup) -> Connection:
+        if os.geteuid() == 0 and not traversable_by_all(self.work_dir):
+            # A `sudo` run: StateDirectory's /var/lib/private is closed to the postgres user.
+            self.work_dir = "/var/tmp"
         if not SAFE_PATH.match(self.work_dir):
             raise ConfigError(
                 f"DRILL_WORK_DIR {self.work_dir!r} must be an absolute path of letters, digits and ._+@/-"
