@@ -180,7 +180,10 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip("no system unit directory to verify the units against")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
-    install_into(root, backup_host_files(SETTINGS))
+    # The variant with every drill option on: its unit has the most settings.
+    install_into(
+        root, backup_host_files(dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
+    )
     units = [str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))]
     assert len(units) == 4
     verified = subprocess.run(
@@ -230,3 +233,23 @@ def test_help_and_bad_arguments() -> None:
         [sys.executable, tool.__file__, "restore-drill", "now"], capture_output=True, text=True, check=False
     )
     assert wrong.returncode == 2 and len(wrong.stderr.splitlines()) == 1
+
+
+def test_drill_settings_reach_the_host() -> None:
+    settings = dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT count(*) > 0 FROM users;")
+    files = files_by_path(settings)
+    values = parse_env_file(files["/etc/leanstack/backup.env"].content)
+    assert (values["DRILL_TARGET"], values["DRILL_STARTS_APP"]) == ("local", "1")
+    assert values["VERIFY_SQL_FILE"] == "/etc/leanstack/drill-verify.sql"
+    assert files["/etc/leanstack/drill-verify.sql"].content == "SELECT count(*) > 0 FROM users;\n"
+    drill = files["/etc/systemd/system/leanstack-restore-drill.service"].content
+    assert "\nStateDirectory=leanstack-restore-drill\n" in drill
+    assert "\nSupplementaryGroups=docker\n" in drill
+    # Off by default: no docker group, no verification file.
+    default = files_by_path()
+    assert "SupplementaryGroups" not in default["/etc/systemd/system/leanstack-restore-drill.service"].content
+    assert "/etc/leanstack/drill-verify.sql" not in default
+    assert "StateDirectory" not in default["/etc/systemd/system/leanstack-backup.service"].content
+    instance = parse_env_file(render_env_file(dataclasses.replace(SETTINGS, drill_target="instance")))
+    assert (instance["DRILL_TARGET"], instance["DRILL_DATABASE_URL"]) == ("instance", "")
+    assert "postgresql17-server" in BACKUP_PACKAGES
