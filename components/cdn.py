@@ -8,7 +8,11 @@ Builds, on the zone given by `zone_id`:
   Cloudflare Origin CA one from OriginCertificate), always use HTTPS, minimum TLS 1.2;
 - Authenticated Origin Pulls on the zone: Cloudflare presents its client certificate to
   the origin, which nginx requires, so a request that bypasses the CDN is refused;
-- a cache rule: fingerprinted static paths are cached at the edge and in browsers for a year.
+- a cache rule for the static paths: every response there may be cached at the edge, for as
+  long as the origin's Cache-Control says. nginx gives a fingerprinted file's successful
+  response `public, max-age=31536000, immutable` (a year) when the app sent no Cache-Control;
+  the app's own header (`private, no-store` on a per-user file), a 404's `no-store` and a
+  redirect's TTL are kept, at the edge and in browsers, instead of being forced to a year.
 
 Cost: $0/month on Cloudflare's Free plan (all of the above is included).
 
@@ -31,8 +35,6 @@ from components.base import LeanComponent
 from leanstack.settings import CdnArgs
 
 __all__ = ["Cdn", "CdnArgs"]
-
-YEAR_SECONDS = 31536000
 
 
 class Cdn(LeanComponent):
@@ -85,28 +87,31 @@ class Cdn(LeanComponent):
         )
 
     def _cache_static_paths(self) -> None:
+        """Cache eligibility for the static paths; how long is always the origin's decision.
+
+        Not `override_origin`: that ignores the origin's Cache-Control, so a per-user file the
+        app marks `private, no-store`, a 404 or a redirect would be kept for a year. Not a
+        status-code TTL for 200 either: Cloudflare applies it over the origin's header too.
+        The year comes from nginx's header on fingerprinted files (see nginx.conf.j2).
+        """
         paths = " or ".join(f'starts_with(http.request.uri.path, "{p}")' for p in self.args.static_paths)
         cloudflare.Ruleset(
             self.child_name("cache-rules"),
             zone_id=self.args.zone_id,
             name="leanstack cache rules",
-            description="Cache fingerprinted static files for a year",
+            description="Cache static files for as long as the origin says",
             kind="zone",
             phase="http_request_cache_settings",
             rules=[
                 cloudflare.RulesetRuleArgs(
                     ref="leanstack_static_assets",
-                    description="Fingerprinted static files: cache at the edge and in browsers for a year",
+                    description="Static files: eligible for the edge cache; TTLs from the origin's Cache-Control",
                     expression=f"({paths})",
                     action="set_cache_settings",
                     action_parameters=cloudflare.RulesetRuleActionParametersArgs(
                         cache=True,
-                        edge_ttl=cloudflare.RulesetRuleActionParametersEdgeTtlArgs(
-                            mode="override_origin", default=YEAR_SECONDS
-                        ),
-                        browser_ttl=cloudflare.RulesetRuleActionParametersBrowserTtlArgs(
-                            mode="override_origin", default=YEAR_SECONDS
-                        ),
+                        edge_ttl=cloudflare.RulesetRuleActionParametersEdgeTtlArgs(mode="respect_origin"),
+                        browser_ttl=cloudflare.RulesetRuleActionParametersBrowserTtlArgs(mode="respect_origin"),
                     ),
                     enabled=True,
                 )

@@ -1,7 +1,9 @@
 """Running the rendered nginx.conf for real, on loopback, for the tests and the benchmark.
 
 - `TestUpstream`: a small threaded HTTP/1.1 app that records each request's headers and
-  counts the TCP connections it accepted (to prove nginx reuses them).
+  counts the TCP connections it accepted (to prove nginx reuses them). A test picks the
+  app's answer with two request headers: `X-Test-Status` (a status code) and
+  `X-Test-Cache-Control` (the app's Cache-Control; empty sends none; default `no-cache`).
 - `make_pki`: a stand-in for Cloudflare's origin-pull CA with a client certificate it
   issued, a second CA nobody trusts with its own client certificate, and a throw-away
   self-signed origin certificate for the test hostnames.
@@ -99,6 +101,11 @@ class TestUpstream:
                             RecordedRequest(self.command, self.path, dict(self.headers.items()), length)
                         )
                 path = self.path.split("?", 1)[0]
+                status = self.headers.get("X-Test-Status")
+                if status is not None:
+                    # A 304 has no body.
+                    self._send(int(status), b"" if status == "304" else b"as the test asked", "text/plain")
+                    return
                 if path == "/big.html" or path.endswith(".css"):
                     body, content_type = BIG_HTML, "text/css" if path.endswith(".css") else "text/html"
                 elif path.endswith(".png"):
@@ -115,8 +122,10 @@ class TestUpstream:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
-                # Both must be replaced or hidden by nginx where the config says so.
-                self.send_header("Cache-Control", "no-cache")
+                cache_control = self.headers.get("X-Test-Cache-Control", "no-cache")
+                if cache_control:
+                    self.send_header("Cache-Control", cache_control)
+                # nginx hides it everywhere.
                 self.send_header("X-Powered-By", "TestApp/1.0")
                 self.end_headers()
                 if self.command != "HEAD":
