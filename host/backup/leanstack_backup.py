@@ -1996,7 +1996,17 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
                 *renames,
             ]
         # One transaction: either both names change or neither does.
-        session.query("BEGIN;\n" + "\n".join(renames) + "\nCOMMIT;", "cannot rename the databases")
+        try:
+            session.query("BEGIN;\n" + "\n".join(renames) + "\nCOMMIT;", "cannot rename the databases")
+        except Failure as failure:
+            # psql has exited with the transaction rolled back: reopen the app's database to
+            # its connections and users, on a new session, then report.
+            if app_exists:
+                with contextlib.suppress(Failure):
+                    run_psql(settings, maintenance, "reopen", f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS true;")
+            off = run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+            still_on = "" if off is None else f"; the maintenance page is still on ({off})"
+            raise Failure(f"{failure}; nothing was switched{still_on}") from None
     finally:
         session.close()
     lines = [

@@ -35,7 +35,7 @@ from tests.host.conftest import (
     run_tool,
 )
 from tests.host.nginx_harness import RunningNginx, loopback_paths, request
-from tests.host.servers import PostgresServer, free_port
+from tests.host.servers import SUPERUSER, PostgresServer, free_port, wait_until
 from tests.host.test_backup import assert_one_line_failure
 from tests.host.test_backup_drill import CUSTOMERS_SQL, STAND_IN_APP
 from tests.system import require_program
@@ -226,6 +226,38 @@ def test_restore_when_the_app_database_is_gone(
     # Nothing switched yet; the next step is printed, and is run here exactly as printed.
     (step,) = [line.strip() for line in restored.stdout.splitlines() if line.strip().startswith("sudo ")]
     assert step.startswith("sudo leanstack-restore --swap --use-restored leanstack_restore_")
+    assert rows_served(host.nginx_port)[0] == 500
+    # Someone is looking at the restored database: the rename fails, nothing is switched
+    # and the maintenance page comes off again.
+    restored_name = step.rsplit(" ", 1)[1]
+    looking = subprocess.Popen(
+        [
+            str(postgres.bin_dir / "psql"),
+            "-X",
+            "-h",
+            str(postgres.socket_dir),
+            "-p",
+            str(postgres.port),
+            "-U",
+            SUPERUSER,
+            "-d",
+            restored_name,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(
+            lambda: postgres.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{restored_name}';") == "1",
+            timeout=10,
+        )
+        busy = leanstack_restore(host.env, *step.split()[2:])
+    finally:
+        looking.communicate(b"\\q\n", timeout=10)
+    assert_one_line_failure(
+        busy, "cannot rename the databases", "is being accessed by other users", "nothing was switched"
+    )
+    assert not host.maintenance_page.exists()
     assert rows_served(host.nginx_port)[0] == 500
     switched = leanstack_restore(host.env, *step.split()[2:])
     assert switched.returncode == 0, switched.stderr
