@@ -1196,9 +1196,10 @@ def major_version(text: str) -> Optional[int]:
 def restore_space_needed(manifest: Mapping[str, Any]) -> int:
     """The disk a restore of this backup needs: the database's size when the backup
     recorded it, else a generous multiple of the compressed dump; plus WAL headroom."""
+    headroom = GIB + 256 * MIB
     if "database_size_bytes" in manifest:
-        return int(int(manifest["database_size_bytes"]) * 1.2) + 256 * MIB
-    return int(manifest["size_bytes"]) * 5 + 256 * MIB
+        return int(int(manifest["database_size_bytes"]) * 1.2) + headroom
+    return int(manifest["size_bytes"]) * 5 + headroom
 
 
 def traversable_by_all(path: str) -> bool:
@@ -1326,6 +1327,11 @@ class LocalServer:
                 "-c fsync=off",
                 "-c synchronous_commit=off",
                 "-c full_page_writes=off",
+                # Index builds are most of a restore; fewer checkpoints, at up to 1 GiB of WAL
+                # (counted in restore_space_needed).
+                "-c maintenance_work_mem=128MB",
+                "-c max_wal_size=1GB",
+                "-c checkpoint_timeout=30min",
             ]
         )
         self._run(
