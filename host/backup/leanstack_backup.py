@@ -1949,10 +1949,14 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
     try:
         listed = session.query(
             "SELECT datname || '|' || coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
-            f"WHERE datname IN ({quote_literal(app_name)}, {quote_literal(restored)});",
+            f"WHERE datname IN ({quote_literal(app_name)}, {quote_literal(restored)}, {quote_literal(before)});",
             "cannot list databases",
         )
         comments = dict(line.split("|", 1) for line in listed if "|" in line)
+        if before in comments:
+            # A second switch within the same second (an undo right after the switch).
+            before = f"{before}_{secrets.token_hex(2)}"
+            undo = f"sudo leanstack-restore --swap --use-restored {before}"
         if restored not in comments:
             raise Failure(f"there is no database {restored} on the instance")
         if not comments[restored].startswith(RESTORE_MARK):
