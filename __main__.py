@@ -11,6 +11,7 @@ import pulumi
 from components.alerts import Alerts, AlertsArgs
 from components.app import App
 from components.backup_bucket import BackupBucket
+from components.budget import Budget, default_limit_usd
 from components.cache import Cache
 from components.cdn import Cdn
 from components.database import Database
@@ -83,6 +84,15 @@ UptimeCheck(
     opts=main,
 )
 
+# Actual spend against the plan: e-mails at 80% and 100% of the month's budget (see Budget).
+budget = Budget(
+    "budget",
+    limit_usd=cfg.budget.monthly_usd or default_limit_usd(cfg),
+    email=cfg.alert_email,
+    stack=stack,
+    opts=main,
+)
+
 pulumi.export("region", cfg.region)
 pulumi.export("hostnames", list(cfg.hostnames))
 if host.group is None:
@@ -101,6 +111,7 @@ pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("backupRegion", cfg.backup.region)
 pulumi.export("backupPrefix", cfg.backup.prefix)
 pulumi.export("alertTopicArn", alerts.topic_arn)
+pulumi.export("budgetName", budget.name)
 pulumi.export("appRepositoryUrl", app.repository_url)
 pulumi.export("appReleasesParameter", app.releases_parameter)
 pulumi.export("appLogGroup", app.log_group_name)

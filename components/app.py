@@ -2,8 +2,11 @@
 
 Builds:
 - an ECR repository for the app's image: immutable tags (a tag always means the same
-  image, so a rollback is exact), scan on push, and a lifecycle that keeps the newest
-  `keep_images` images (more than the ~19 releases the deploy history remembers);
+  image, so a rollback is exact), scan on push, and a lifecycle (`lifecycle_policy`) that
+  never expires an image marked `release-<tag>` (deploy and rollback mark the images the
+  release history names, the serving one and every rollback target, and unmark those that
+  left it), expires untagged images after a day, and beyond the newest `keep_images` images
+  expires the unmarked ones (the build job pushes every main commit);
 - the release history parameter `/leanstack/<stack>/releases` that `python -m leanstack
   deploy|rollback|releases` reads and writes (the stack creates it empty and then leaves
   its value alone);
@@ -28,16 +31,64 @@ Example:
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.base import LeanComponent, policy_output
+from leanstack.deploy import RELEASE_TAG_PREFIX
 from leanstack.settings import AppArgs
 
 __all__ = ["App", "AppArgs"]
 
 RESTART_COMMAND = "/usr/local/sbin/leanstack-app restart"
+# More than any deploy history could ever hold; ECR needs a number for the rule that protects released images.
+RELEASED_KEPT = 10000
+
+
+def lifecycle_policy(keep_images: int) -> dict[str, Any]:
+    """The repository's lifecycle: released images are never expired, builds beyond the newest N are.
+
+    ECR's rule semantics (AWS's "lifecycle policy evaluation rules"): rules apply in rulePriority
+    order, and an image matching the tag filter of a higher-priority rule cannot be expired by a
+    lower-priority one (it still counts there). Rule 1 selects every image a deploy tagged
+    `release-*` (leanstack.deploy.protect_release) and keeps RELEASED_KEPT of them, so no
+    released image (the serving one, every rollback target) reaches rules 2 and 3; rule 2 expires
+    untagged images after a day; rule 3 keeps the newest `keep_images` of the rest.
+    """
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": f"Never expire released images (tagged {RELEASE_TAG_PREFIX}* by deploy)",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [f"{RELEASE_TAG_PREFIX}*"],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": RELEASED_KEPT,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": "Expire untagged images after a day",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 3,
+                "description": f"Beyond the newest {keep_images} images, expire those not marked released",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": keep_images},
+                "action": {"type": "expire"},
+            },
+        ]
+    }
 
 
 class App(LeanComponent):
@@ -82,23 +133,7 @@ class App(LeanComponent):
         aws.ecr.LifecyclePolicy(
             self.child_name("keep-recent"),
             repository=repository.name,
-            policy=json.dumps(
-                {
-                    "rules": [
-                        {
-                            "rulePriority": 1,
-                            "description": f"Keep the newest {self.args.keep_images} images",
-                            "selection": {
-                                "tagStatus": "any",
-                                "countType": "imageCountMoreThan",
-                                "countNumber": self.args.keep_images,
-                            },
-                            "action": {"type": "expire"},
-                        }
-                    ]
-                },
-                sort_keys=True,
-            ),
+            policy=json.dumps(lifecycle_policy(self.args.keep_images), sort_keys=True),
             opts=self.child_opts(),
         )
         return repository

@@ -45,7 +45,7 @@ import pulumi_aws as aws
 
 from components.base import LeanComponent
 from components.network import Network
-from leanstack.settings import DatabaseArgs
+from leanstack.settings import DatabaseArgs, postgres_parameter_family
 
 __all__ = ["Database", "DatabaseArgs"]
 
@@ -139,7 +139,7 @@ class Database(LeanComponent):
         return aws.rds.ParameterGroup(
             self.child_name("params"),
             name=f"{self.identifier}-pg{major}",
-            family=f"postgres{major}",
+            family=postgres_parameter_family(self.args.engine_version),
             description=f"leanstack PostgreSQL {major}: TLS only, slow statements logged",
             parameters=[
                 aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),

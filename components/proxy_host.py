@@ -15,9 +15,15 @@ Builds:
   backup and restore-drill timers;
 - the origin certificate and key as SSM SecureString parameters, which the host fetches at
   boot with its role (user data is readable by anything on the host, so no secret goes there);
-- an instance role allowed exactly what the host does: SSM sessions, the CloudWatch agent,
-  reading its own parameters and the database's RDS-managed secret, writing and reading
-  backups (never deleting them), and publishing leanstack's metrics;
+- an instance role allowed exactly what the host does, scoped to the stack and with no
+  AWS-managed policy (AmazonSSMManagedInstanceCore reads every parameter of the account,
+  CloudWatchAgentServerPolicy publishes in any namespace): Session Manager and Run Command
+  channels, parameters under /leanstack/<stack>/ only, streams in log groups under
+  /leanstack/<stack>/, metrics in the namespace Leanstack/<stack> only
+  (`host_agent_statements`), the database's RDS-managed secret, writing and reading backups
+  (never deleting them). SecureStrings stay on the account's aws/ssm key: with reads scoped
+  to the stack's path, a per-stack KMS key ($1/month) would only add a second lock against the
+  account's own administrators, who can change its key policy (see the README's security section);
 - alarms: automatic recovery when AWS's system status check fails, a page when the host
   stays broken, "errors up" (the share of user requests answered with a 5xx, from two
   metric filters on nginx's access log and metric math, above `alerts.errorRatePercent`
@@ -28,6 +34,10 @@ Cost (us-east-1, on demand): t4g.small $12.26/month + 20 GiB gp3 $1.60 + public 
 $3.65 + 5 standard alarms $0.50 + the error-rate alarm (metric math over 2 metrics: billed
 as 2 alarm metrics, $0.20) + 2 custom metrics from the log filters $0.60 + CloudWatch Logs
 ingestion (usage-based, $0.50/GB).
+
+Moving from the shared `Leanstack` namespace to `Leanstack/<stack>` (issue 15) updates the
+alarms in place; the backup alarms count missing data as breaching, so until the replaced host's
+first backup they may e-mail once (run `sudo systemctl start leanstack-backup` on the jobs host).
 
 Replacement: changing the user data (any host setting, the AMI, the certificate) replaces
 the instance: the host holds no state, the Elastic IP moves to the new one, and the site
@@ -85,9 +95,28 @@ from host.params import BackupSettings, HostFile, HostParams
 from host.render import render_user_data
 from leanstack.settings import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 
-__all__ = ["ProxyHost", "ProxyHostArgs", "host_name", "host_role_name"]
+__all__ = ["ProxyHost", "ProxyHostArgs", "host_agent_statements", "host_name", "host_role_name", "metrics_namespace"]
 
-METRICS_NAMESPACE = "Leanstack"
+# Each stack publishes in a namespace of its own, so the host role's cloudwatch:namespace condition
+# keeps a dev host from writing prod's BackupSuccess (and silencing prod's backup alarms).
+METRICS_NAMESPACE_PREFIX = "Leanstack"
+# What SSM Agent calls for Session Manager (the channels) and Run Command (ec2messages, which deploys
+# and the password-rotation restart use), from AWS's "minimum permissions for SSM Agent" list; none
+# of these reads data, and none supports a narrower resource than "*".
+SESSION_MANAGER_ACTIONS = (
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+)
+RUN_COMMAND_ACTIONS = (
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+)
 AL2023_ARM64 = "al2023-ami-2023.*-kernel-*-arm64"
 # EC2 user data is capped at 16 KB; files this large travel through the host-files bucket.
 BACKUP_TOOL_SOURCE = Path(__file__).resolve().parent.parent / "host" / "backup" / "leanstack_backup.py"
@@ -98,6 +127,55 @@ FETCH_UNIT = "leanstack-host-files.service"
 def host_role_name(stack: str) -> str:
     """The host role's name is fixed so the backup bucket's policy can name it before it exists."""
     return f"leanstack-{stack}-host"
+
+
+def metrics_namespace(stack: str) -> str:
+    """The CloudWatch namespace of the stack's own metrics (backups, drills, disk, the access-log filters)."""
+    return f"{METRICS_NAMESPACE_PREFIX}/{stack}"
+
+
+def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """What every host of `stack` needs for SSM Agent, the CloudWatch agent and its own parameters.
+
+    Scoped to the stack: parameters under /leanstack/<stack>/, log groups under /leanstack/<stack>/,
+    metrics in its own namespace. The CloudWatch agent reads its config from a file (user data), so it
+    needs no parameter/AmazonCloudWatch-* read; it does not create log groups (the stack does).
+    """
+
+    def arn(service: str, resource: str) -> pulumi.Output[str]:
+        return pulumi.Output.concat(f"arn:aws:{service}:{region}:", account, f":{resource}")
+
+    return [
+        {"Sid": "SessionManagerChannels", "Effect": "Allow", "Action": list(SESSION_MANAGER_ACTIONS), "Resource": "*"},
+        {"Sid": "RunCommandMessages", "Effect": "Allow", "Action": list(RUN_COMMAND_ACTIONS), "Resource": "*"},
+        {
+            "Sid": "RegisterWithSsm",
+            "Effect": "Allow",
+            "Action": "ssm:UpdateInstanceInformation",
+            "Resource": arn("ec2", "instance/*"),
+        },
+        {
+            "Sid": "ReadOwnParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+            "Resource": arn("ssm", f"parameter/leanstack/{stack}/*"),
+        },
+        {
+            "Sid": "ShipStackLogs",
+            "Effect": "Allow",
+            # The agent (nginx's access log) and Docker's awslogs driver (the app): streams in existing groups.
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            "Resource": arn("logs", f"log-group:/leanstack/{stack}/*"),
+        },
+        {
+            "Sid": "PublishStackMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            # PutMetricData has no resource-level permissions; the namespace condition scopes it.
+            "Resource": "*",
+            "Condition": {"StringEquals": {"cloudwatch:namespace": metrics_namespace(stack)}},
+        },
+    ]
 
 
 def host_name(stack: str) -> str:
@@ -206,6 +284,7 @@ class ProxyHost(LeanComponent):
         self.hostnames = tuple(hostnames)
         self.cdn_proxied = cdn_proxied
         self.parameter_prefix = f"/leanstack/{stack}"
+        self.metrics_namespace = metrics_namespace(stack)
         self.topic_arn = alarm_topic_arn
         ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
@@ -326,16 +405,9 @@ class ProxyHost(LeanComponent):
             tags=self.tags,
             opts=self.child_opts(),
         )
-        for suffix, policy in (
-            ("ssm", "AmazonSSMManagedInstanceCore"),  # Session Manager instead of SSH
-            ("cloudwatch-agent", "CloudWatchAgentServerPolicy"),  # ships nginx's access log
-        ):
-            aws.iam.RolePolicyAttachment(
-                self.child_name(suffix),
-                role=role.name,
-                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
-                opts=self.child_opts(),
-            )
+        # No AWS-managed policy: AmazonSSMManagedInstanceCore and CloudWatchAgentServerPolicy allow
+        # ssm:GetParameter on every parameter of the account (another stack's secrets) and
+        # PutMetricData in any namespace. The statements below are what those two were used for.
         aws.iam.RolePolicy(
             self.child_name("permissions"),
             role=role.id,
@@ -355,31 +427,15 @@ class ProxyHost(LeanComponent):
         files_bucket: aws.s3.Bucket,
         application: App | None,
     ) -> list[dict[str, Any]]:
-        account = self._account
-        statements: list[dict[str, Any]] = [
-            {
-                "Sid": "ReadOwnParameters",
-                "Effect": "Allow",
-                "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-                "Resource": pulumi.Output.concat(
-                    "arn:aws:ssm:", self.region, ":", account, ":parameter", self.parameter_prefix, "/*"
-                ),
-            },
+        statements = [*host_agent_statements(self.stack, self.region, self._account)]
+        statements.append(
             {
                 "Sid": "ReadHostFiles",
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
                 "Resource": pulumi.Output.concat(files_bucket.arn, "/*"),
-            },
-            {
-                "Sid": "PublishLeanstackMetrics",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                # PutMetricData has no resource-level permissions; the namespace condition scopes it.
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-            },
-        ]
+            }
+        )
         if database is not None:
             statements.append(
                 {
@@ -411,14 +467,6 @@ class ProxyHost(LeanComponent):
                 "Action": "ecr:GetAuthorizationToken",
                 "Resource": "*",
             },
-            {
-                "Sid": "ShipAppLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": pulumi.Output.concat(
-                    "arn:aws:logs:", self.region, ":", self._account, ":log-group:", application.log_group_name, ":*"
-                ),
-            },
         ]
         secret_arns = sorted(
             {v for v in application.args.secrets.values() if v.startswith("arn:")}
@@ -433,20 +481,14 @@ class ProxyHost(LeanComponent):
                     "Resource": secret_arns,
                 }
             )
-        parameters = sorted(v for v in application.args.secrets.values() if v.startswith("/"))
-        outside = [p for p in parameters if not p.startswith(self.parameter_prefix + "/")]
+        outside = sorted(
+            v
+            for v in application.args.secrets.values()
+            if v.startswith("/") and not v.startswith(self.parameter_prefix + "/")
+        )
         if outside:
-            statements.append(
-                {
-                    "Sid": "ReadAppParameters",
-                    "Effect": "Allow",
-                    "Action": "ssm:GetParameter",
-                    "Resource": [
-                        pulumi.Output.concat("arn:aws:ssm:", self.region, ":", self._account, ":parameter", p)
-                        for p in outside
-                    ],
-                }
-            )
+            # `validate` refuses these first (see leanstack.settings); the host may read its own stack's only.
+            raise ValueError(f"app.secrets: {outside[0]} is outside {self.parameter_prefix}/, which the host may read")
         return statements
 
     # ------------------------------------------------------------------ files too large for user data
@@ -566,7 +608,7 @@ class ProxyHost(LeanComponent):
                     database_secret_arn=v[3],
                     backup_calendar=backups.args.backup_calendar,
                     drill_calendar=backups.args.drill_calendar,
-                    metrics_namespace=METRICS_NAMESPACE,
+                    metrics_namespace=self.metrics_namespace,
                     stack=self.stack,
                 )
             )
@@ -624,7 +666,7 @@ class ProxyHost(LeanComponent):
             max_body_mb=self.args.max_body_mb,
             tls_parameter_prefix=f"{self.parameter_prefix}/tls",
             access_log_group=f"/leanstack/{self.stack}/nginx/access",  # created in __init__
-            metrics_namespace=METRICS_NAMESPACE,
+            metrics_namespace=self.metrics_namespace,
             backup=resolved.backup,
         )
         files: list[HostFile] = []
@@ -783,7 +825,7 @@ class ProxyHost(LeanComponent):
                 metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
                     # The metric name carries the stack: filters cannot add a constant dimension.
                     name=metric_name,
-                    namespace=METRICS_NAMESPACE,
+                    namespace=self.metrics_namespace,
                     value="1",
                     unit="Count",
                 ),
@@ -791,7 +833,7 @@ class ProxyHost(LeanComponent):
             )
 
         def metric(query_id: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
-            return count_query(query_id, METRICS_NAMESPACE, metrics[query_id][0])
+            return count_query(query_id, self.metrics_namespace, metrics[query_id][0])
 
         self._paging_alarm(
             "error-rate",
@@ -818,7 +860,7 @@ class ProxyHost(LeanComponent):
             f"Data at risk: no successful off-site backup in {hours} hours, so a disaster now would lose more "
             "than the recovery point allows. First check: `systemctl status leanstack-backup` on the host (SSM "
             "session) and its journal. Runbook: #backup-stale",
-            namespace=METRICS_NAMESPACE,
+            namespace=self.metrics_namespace,
             metric_name="BackupSuccess",
             dimensions=dimensions,
             statistic="Sum",
@@ -836,7 +878,7 @@ class ProxyHost(LeanComponent):
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
             "First check: `journalctl -u leanstack-restore-drill` on the host; run "
             "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
-            namespace=METRICS_NAMESPACE,
+            namespace=self.metrics_namespace,
             metric_name="RestoreDrillAgeDays",
             dimensions=dimensions,
             statistic="Maximum",
@@ -851,7 +893,7 @@ class ProxyHost(LeanComponent):
             "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
             "check: `journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
             "Runbook: #restore-drill-failed",
-            namespace=METRICS_NAMESPACE,
+            namespace=self.metrics_namespace,
             metric_name="RestoreDrillFailure",
             dimensions=dimensions,
             statistic="Sum",

@@ -142,6 +142,18 @@ def fmt_money(value: float | None) -> str:
     return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
 
 
+def fmt_total(total: float, not_priced: int, resources: int) -> str:
+    """A headline total: `$12.34/month`, or, with unpriced resources, says it is partial and by how much.
+
+    A total that leaves resources out is a floor, not the bill: a stack moved to a region the price
+    table lacks would otherwise show a few dollars as if that were all it costs.
+    """
+    text = f"{fmt_money(total)}/month"
+    if not_priced:
+        text += f" (PARTIAL: {not_priced} of {resources} resources not priced and not counted)"
+    return text
+
+
 def fmt_delta(value: float) -> str:
     return f"+${value:,.2f}" if value >= 0 else f"-${-value:,.2f}"
 
@@ -397,6 +409,19 @@ def _sns_subscription(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Pri
     return Price(PRICED, 0.0, "e-mail delivery inside the free 1,000 a month", (ctx.assume("alertEmailsPerMonth"),))
 
 
+def _budget(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """AWS Budgets: an account's first budgets are free, each further one is billed per day."""
+    g, assumptions = ctx.pricing["global"], ctx.pricing["assumptions"]
+    ctx.assumptions_used.add("budgetsInAccount")
+    day = g["budgetDay"]
+    beyond = money(day * ctx.hours / 24)
+    if int(assumptions["budgetsInAccount"]) <= int(g["budgetsFreePerAccount"]):
+        free = g["budgetsFreePerAccount"]
+        basis = f"one of the account's {free} free budgets; a further one is ${day}/day (${beyond}/month)"
+        return Price(PRICED, 0.0, basis, (ctx.assume("budgetsInAccount"),))
+    return Price(PRICED, beyond, f"${day}/day x {ctx.hours / 24:g} days", (ctx.assume("budgetsInAccount"),))
+
+
 def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     i = r["inputs"]
     prices = ctx.pricing["global"]["route53HealthCheck"]
@@ -441,6 +466,7 @@ REGIONAL: dict[str, PriceFn] = {
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,
+    "aws:budgets/budget:Budget": _budget,
 }
 PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
 
@@ -487,7 +513,8 @@ def estimate(plan: dict[str, Any], pricing: dict[str, Any] | None = None) -> dic
     total = money(sum(c["monthly"] for c in components.values()))
     return {
         "currency": "USD",
-        "pricesTaken": pricing["takenOn"],
+        # The date of the stack's own region's prices (regions were added at different times).
+        "pricesTaken": (pricing.get("regionSources") or {}).get(region, {}).get("takenOn", pricing["takenOn"]),
         "total": total,
         "components": {name: components[name] for name in sorted(components)},
         "resources": {urn: per_resource[urn] for urn in sorted(per_resource)},

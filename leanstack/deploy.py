@@ -41,10 +41,19 @@ history before the record and is not yet running and InService when the deploy l
 keeps the previous version until the next deploy (`python -m leanstack deploy` again, or
 terminate it: the group replaces it with a host that boots the new release).
 
+Images in the release history are never expired: once the history names a deploy or
+rollback, and before anything is sent, its image gets a second, protected tag
+`release-<tag>` in the stack's repository (leanstack-<STACK>-app; ECR's PutImage with the
+same manifest), and the repository's lifecycle (components/app.py) never expires an image
+carrying one. After each deploy the mark is taken off images whose tag has left the history,
+so the repository does not keep every release forever. An image from another registry
+(`app.image`) is not in that repository and keeps that registry's retention.
+
 AWS permissions the deployer needs: ssm:SendCommand (the document AWS-RunShellScript and
 the stack's hosts), ssm:GetCommandInvocation, ssm:GetParameter and ssm:PutParameter on
-/leanstack/<STACK>/releases; to look the hosts up, also ec2:DescribeInstances and
-autoscaling:DescribeAutoScalingGroups.
+/leanstack/<STACK>/releases; ecr:BatchGetImage, ecr:PutImage, ecr:ListImages and
+ecr:BatchDeleteImage on the stack's repository (the last two to unmark old releases);
+to look the hosts up, also ec2:DescribeInstances and autoscaling:DescribeAutoScalingGroups.
 
 Exit codes: 0 done; 1 the deploy failed (the hosts serve the previous version, unless the
 error says otherwise), could not be sent or found no host; 2 bad input; 3 another deploy is
@@ -174,6 +183,89 @@ class Target:
     def instance_id(self) -> str:
         """The first host named, "" when none is."""
         return self.instance_ids[0] if self.instance_ids else ""
+
+
+# The protected tag a deploy adds (see protect_release); the app's ECR lifecycle never expires it.
+RELEASE_TAG_PREFIX = "release-"
+
+
+def app_repository_name(stack: str) -> str:
+    """The stack's own ECR repository for the app's image (created by components/app.py)."""
+    return f"leanstack-{stack}-app"
+
+
+def release_tag(tag: str) -> str:
+    return RELEASE_TAG_PREFIX + tag
+
+
+def protect_release(ecr: Any, stack: str, tag: str) -> bool:
+    """Tag the image `tag` in the stack's repository `release-<tag>` too; False when it is not there.
+
+    Immutable tags: adding the same tag to the same image again is accepted and changes nothing.
+    """
+    repository = app_repository_name(stack)
+    if len(release_tag(tag)) > 128:
+        raise DeployError(f"tag {tag!r} is too long to mark as released: at most {128 - len(RELEASE_TAG_PREFIX)}")
+    try:
+        found = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except Exception as error:
+        if _error_code(error) == "RepositoryNotFoundException":
+            return False
+        raise DeployError(f"cannot read {repository}:{tag} to mark it released: {_describe(error)}") from None
+    images = found.get("images") or []
+    if not images:
+        return False
+    image = images[0]
+    options = {"imageManifestMediaType": image["imageManifestMediaType"]} if image.get("imageManifestMediaType") else {}
+    try:
+        ecr.put_image(
+            repositoryName=repository, imageManifest=image["imageManifest"], imageTag=release_tag(tag), **options
+        )
+    except Exception as error:
+        if _error_code(error) != "ImageAlreadyExistsException":
+            raise DeployError(
+                f"cannot mark {repository}:{tag} released (tag {release_tag(tag)}), so its image could expire; "
+                f"nothing deployed: {_describe(error)}"
+            ) from None
+    return True
+
+
+def prune_releases(ecr: Any, stack: str, history_tags: Callable[[], set[str]]) -> list[str]:
+    """Remove the mark from released images whose tag the history no longer names; the removed tags.
+
+    Only the tag `release-<tag>` goes (the image keeps its own tag and then falls under the
+    lifecycle's count rule). Listed before the history is read, and a deploy marks its tag only
+    after recording it: a mark made by a concurrent deploy is either not listed or its tag is in
+    the history read, so it is never removed.
+    """
+    repository = app_repository_name(stack)
+    marked: list[str] = []
+    try:
+        request: dict[str, Any] = {"repositoryName": repository, "filter": {"tagStatus": "TAGGED"}}
+        while True:
+            page = ecr.list_images(**request)
+            marked += [
+                str(i["imageTag"])
+                for i in page.get("imageIds", [])
+                if str(i.get("imageTag", "")).startswith(RELEASE_TAG_PREFIX)
+            ]
+            if not page.get("nextToken"):
+                break
+            request["nextToken"] = page["nextToken"]
+    except Exception as error:
+        if _error_code(error) == "RepositoryNotFoundException":
+            return []
+        raise DeployError(f"cannot list the released images of {repository}: {_describe(error)}") from None
+    keep = {release_tag(tag) for tag in history_tags()}
+    stale = sorted(set(marked) - keep)
+    for start in range(0, len(stale), 100):  # BatchDeleteImage takes up to 100 ids
+        try:
+            ecr.batch_delete_image(
+                repositoryName=repository, imageIds=[{"imageTag": t} for t in stale[start : start + 100]]
+            )
+        except Exception as error:
+            raise DeployError(f"cannot unmark old releases in {repository}: {_describe(error)}") from None
+    return [tag[len(RELEASE_TAG_PREFIX) :] for tag in stale]
 
 
 def releases_parameter(stack: str) -> str:
@@ -388,6 +480,10 @@ class Deployer:
     say: Callable[[str], None] = lambda message: print(message, flush=True)
     # The stack's hosts as they are now (see `find_hosts`): before a deploy, and again after it.
     find_hosts: Callable[[], list[str]] | None = None
+    # The ECR client (a moto one in tests) for the stack's repository: a deploy marks its image
+    # released (see `protect_release`) and then unmarks those out of the history (`prune_releases`).
+    # None: nothing is marked.
+    registry: Any = None
 
     @property
     def parameter(self) -> str:
@@ -468,6 +564,24 @@ class Deployer:
             hosts=str(len(hosts)) if several else "",
         )
         self._record(release)
+        try:
+            return self._deploy(release, hosts, looked_up, previous)
+        finally:
+            if self.registry is not None:
+                self._unmark_old_releases()
+
+    def _deploy(self, release: Release, hosts: list[str], looked_up: bool, previous: str | None) -> Release:
+        tag, action, several = release.tag, release.action, len(hosts) > 1
+        # Marked after the history names the tag: a concurrent deploy's unmarking keeps it (see prune_releases).
+        if self.registry is not None:
+            try:
+                if not protect_release(self.registry, self.stack, tag):
+                    self.say(
+                        f"{tag} is not in {app_repository_name(self.stack)}: nothing marked (an image from elsewhere)"
+                    )
+            except DeployError as error:
+                self._record(replace(release, result="failed", finished=_now(), detail=str(error)[:200]))
+                raise
         # What happened to each host, for the one line per host printed at the end.
         outcomes = dict.fromkeys(hosts, "not touched")
         for index, host in enumerate(hosts):
@@ -631,6 +745,16 @@ class Deployer:
         for host, outcome in outcomes.items():
             self.say(f"  {host}  {outcome}")
 
+    def _unmark_old_releases(self) -> None:
+        """Best effort: an image left marked is only kept longer than needed."""
+        try:
+            unmarked = prune_releases(self.registry, self.stack, lambda: {r.tag for r in self.releases()})
+        except DeployError as error:
+            self.say(f"warning: {error}")
+            return
+        if unmarked:
+            self.say(f"no longer in the history, may now expire: {', '.join(unmarked)}")
+
     def rollback(self) -> Release:
         serving = self.serving()
         if len(serving) < 2:
@@ -735,7 +859,11 @@ def _deployer(
 ) -> Deployer:
     target = find_target(stack, instance_id=instance_id, region=region, need_instance=need_instance)
     return Deployer(
-        stack, _ssm_client(target.region), target.instance_ids, find_hosts=_host_finder(stack, target.region)
+        stack,
+        _ssm_client(target.region),
+        target.instance_ids,
+        find_hosts=_host_finder(stack, target.region),
+        registry=_client("ecr", target.region),
     )
 
 
@@ -820,6 +948,7 @@ def main(
     stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
     ec2: Ec2Client | None = None,
     autoscaling: AutoScalingClient | None = None,
+    ecr: Any = None,
     **deployer_options: Any,
 ) -> int:
     """`python -m leanstack deploy|rollback|releases ...`.
@@ -844,6 +973,9 @@ def main(
             all_hosts=getattr(args, "all_hosts", False),
         )
         client = ssm if ssm is not None else _ssm_client(target.region)
+        # Tests that hand in their own SSM client and no ECR one run without the release mark.
+        if ecr is not None or ssm is None:
+            deployer_options.setdefault("registry", ecr if ecr is not None else _client("ecr", target.region))
         deployer = Deployer(
             args.stack,
             client,

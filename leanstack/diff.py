@@ -514,6 +514,8 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
         "before": cost_old["total"] if base else 0.0,
         "after": cost_new["total"] if head else 0.0,
         "delta": money(cost_new["total"] - cost_old["total"]),
+        # Resources whose price the totals leave out: a total with any is partial.
+        "notPriced": {"before": len(cost_old.get("notPriced", [])), "after": len(cost_new.get("notPriced", []))},
         "resources": costs,
     }
     result["risks"] = risks_for(stack, base, head, result)
@@ -570,7 +572,11 @@ def _counts(s: dict[str, Any]) -> str:
 
 def _cost_line(s: dict[str, Any]) -> str:
     c = s["cost"]
-    return f"{fmt_money(c['before'])} → {fmt_money(c['after'])} a month ({fmt_delta(c['delta'])})"
+    line = f"{fmt_money(c['before'])} → {fmt_money(c['after'])} a month ({fmt_delta(c['delta'])})"
+    unpriced = c.get("notPriced") or {}
+    if unpriced.get("before") or unpriced.get("after"):
+        line += f"; PARTIAL: {unpriced['before']} → {unpriced['after']} resources not priced, not in the totals"
+    return line
 
 
 def render_markdown(result: dict[str, Any]) -> str:

@@ -23,13 +23,14 @@ from typing import Any
 
 import pulumi
 import pulumi.runtime
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from leanstack.settings import PROJECT
+from leanstack.stack_config import StackFileError as StackFileError  # re-exported: callers catch it from here
+from leanstack.stack_config import parse_stack_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"
@@ -46,10 +47,6 @@ CLOUDFLARE_IPV6 = (
     "2400:cb00::/32", "2606:4700::/32", "2803:f800::/32", "2405:b500::/32",
     "2405:8100::/32", "2a06:98c0::/29", "2c0f:f248::/32",
 )  # fmt: skip
-
-
-class StackFileError(ValueError):
-    """The stack file is missing, unreadable or not a Pulumi stack file."""
 
 
 @dataclass
@@ -344,15 +341,10 @@ def read_stack_config(stack: str, repo: Path | None = None) -> dict[str, Any]:
         known = ", ".join(available_stacks(repo)) or "none"
         raise StackFileError(f"unknown stack {stack!r}: no stacks/{path.name} (stacks: {known})")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise StackFileError(f"stacks/{path.name}: not valid YAML{at}: {str(exc).splitlines()[0]}") from None
-    if not isinstance(document, dict) or not isinstance(document.get("config", {}), dict):
-        raise StackFileError(f"stacks/{path.name}: expected a mapping with a 'config:' map")
-    config = document.get("config") or {}
-    return {str(k): v for k, v in config.items()}
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StackFileError(f"stacks/{path.name}: not readable: {exc}") from None
+    return parse_stack_yaml(text, f"stacks/{path.name}")
 
 
 def _engine_value(value: Any) -> str:

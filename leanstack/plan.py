@@ -15,7 +15,7 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
-from leanstack.cost import estimate, fmt_money, load_pricing
+from leanstack.cost import estimate, fmt_money, fmt_total, load_pricing
 
 if TYPE_CHECKING:
     from leanstack.mocks import StackRun
@@ -413,8 +413,8 @@ def render_text(plan: dict[str, Any]) -> str:
         f"leanstack plan — stack {plan['stack']}: {len(resources)} resources in "
         f"{len(plan['components'])} components (offline, under mocks)",
         "",
-        f"Summary: {fmt_money(cost['total'])}/month at on-demand list prices taken {cost['pricesTaken']}"
-        + (f", {len(cost['notPriced'])} resource(s) not priced" if cost["notPriced"] else ""),
+        f"Summary: {fmt_total(cost['total'], len(cost['notPriced']), len(resources))} at on-demand list prices "
+        f"taken {cost['pricesTaken']}",
     ]
     width = max((len(c) for c in plan["components"]), default=10)
     for component, row in summary["components"].items():
@@ -466,7 +466,8 @@ def render_markdown(plan: dict[str, Any]) -> str:
     lines = [
         f"## leanstack plan: `{plan['stack']}`",
         "",
-        f"**{fmt_money(cost['total'])}/month** for {len(resources)} resources in {len(plan['components'])} "
+        f"**{fmt_total(cost['total'], len(cost['notPriced']), len(resources))}** for {len(resources)} resources "
+        f"in {len(plan['components'])} "
         f"components, at AWS on-demand list prices taken {cost['pricesTaken']} "
         f"(hand-transcribed, see `leanstack/pricing.json`). Offline plan under mocks: a real "
         f"`pulumi preview` is still the final word.",
@@ -481,7 +482,8 @@ def render_markdown(plan: dict[str, Any]) -> str:
             f"| {component} | {row['resources']} | {monthly} | {row['secrets']} | {row['alarms']} | {exposure} |"
         )
     t = summary["total"]
-    lines.append(f"| **Total** | {t['resources']} | **{fmt_money(t['monthly'])}** | {t['secrets']} | {t['alarms']} | |")
+    total = fmt_money(t["monthly"]) + (f" + {t['notPriced']} not priced" if t["notPriced"] else "")
+    lines.append(f"| **Total** | {t['resources']} | **{total}** | {t['secrets']} | {t['alarms']} | |")
     if "policies" in plan:
         headline, failed = _policy_lines(plan)
         lines += ["", f"**Policies:** {headline}" + ("" if failed else " ✅")]

@@ -15,8 +15,10 @@ explicitly (deletion protection, final snapshot, `protect`).
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import importlib.util
 import ipaddress
 import itertools
 import json
@@ -25,6 +27,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 PROJECT = "leanstack"
@@ -53,6 +56,7 @@ def _show(value: Any) -> str:
 #   min/max  numeric bounds
 #   pattern  a regex a string must match fully, with `allowed` saying it in words
 #   check    a function returning an error message (or None) for values a regex can't judge
+#   choices  the closed list of values `check` accepts, for the JSON Schema (an enum)
 #   replaces True when changing the value replaces a stateful resource (the diff flags it)
 
 Check = Callable[[Any], str | None]
@@ -69,9 +73,11 @@ def setting(
     check: Check | None = None,
     replaces: bool = False,
     key_pattern: str | None = None,
+    choices: tuple[str, ...] | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
+        "choices": choices,
         "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
@@ -89,7 +95,44 @@ def setting(
 HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
 HOSTNAME_ALLOWED = "a lower-case DNS name such as example.com (letters, digits, '-' and '.')"
 EMAIL_RE = r"[A-Za-z0-9._%+-]+@" + HOSTNAME_RE.replace("[a-z", "[A-Za-z")
-REGION_RE = r"[a-z]{2}(-gov)?-[a-z]+-\d"
+
+
+def _provider_regions() -> tuple[str, ...]:
+    """The regions the AWS provider accepts: its `Region` enum, read from the installed pulumi_aws.
+
+    Read from the package's source rather than imported, so validating a stack stays Pulumi-free
+    and fast; upgrading pulumi_aws brings new regions with it.
+    """
+    spec = importlib.util.find_spec("pulumi_aws")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        source = Path(location) / "_enums.py"
+        if not source.exists():
+            continue
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and node.name == "Region":
+                return tuple(
+                    stmt.value.value
+                    for stmt in node.body
+                    if isinstance(stmt, ast.Assign)
+                    and isinstance(stmt.value, ast.Constant)
+                    and isinstance(stmt.value.value, str)
+                )
+    raise RuntimeError("pulumi_aws is not installed (or has no Region enum): cannot check region names")
+
+
+AWS_REGIONS = _provider_regions()
+REGION_RE = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
+REGION_ALLOWED = "an AWS region the provider knows (pulumi_aws.Region), such as us-east-1"
+
+
+def _check_region(value: Any) -> str | None:
+    if value in AWS_REGIONS:
+        return None
+    close = sorted(difflib.get_close_matches(str(value), AWS_REGIONS, n=3, cutoff=0.85))
+    return REGION_ALLOWED + (f"; did you mean {' or '.join(close)}?" if close else "")
+
+
 URL_PATH_RE = r"/[A-Za-z0-9._~/-]*"
 SUBNET_ID_RE = r"subnet-[0-9a-f]{8,17}"
 
@@ -105,16 +148,107 @@ def _check_cidr(value: Any) -> str | None:
 
 
 def _check_pg_version(value: Any) -> str | None:
-    return None if str(value) in POSTGRES_MAJOR_VERSIONS else f"one of {', '.join(POSTGRES_MAJOR_VERSIONS)}"
+    major = str(value).split(".")[0]
+    if re.fullmatch(r"\d+(\.\d+)?", str(value)) and major in POSTGRES_MAJOR_VERSIONS:
+        return None
+    return f"one of {', '.join(POSTGRES_MAJOR_VERSIONS)} (or a minor version of one, such as 17.4)"
 
 
-# Environment variable names the app may receive; DATABASE_* are set by leanstack itself.
-ENV_NAME_RE = r"(?!DATABASE_)[A-Z_][A-Z0-9_]{0,63}"
+def postgres_parameter_family(engine_version: str) -> str:
+    """The RDS parameter group family of a PostgreSQL version: postgres<major> (17.4 -> postgres17)."""
+    return f"postgres{engine_version.split('.')[0]}"
+
+
+# ElastiCache versions per engine for node-based clusters, oldest first. Redis OSS ends at 7.1 on
+# ElastiCache (newer Redis is not open source; AWS moved on to Valkey); 4.0 and 5.0 are past standard
+# support. Valkey 7.2 is Redis OSS 7.2's successor. Source: the ElastiCache User Guide, "Engine
+# versions and upgrading in ElastiCache" (docs.aws.amazon.com/AmazonElastiCache/latest/dg/engine-versions.html).
+CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
+    "valkey": ("7.2", "8.0", "8.1", "8.2", "9.0"),
+    "redis": ("6.2", "7.0", "7.1"),
+}
+# The default per engine: the newest Redis OSS there is; for Valkey the 8.0 line, in every region.
+CACHE_DEFAULT_VERSIONS = {"valkey": "8.0", "redis": "7.1"}
+
+
+# Names app.env and app.secrets may not use, with the reason the error gives. Secrets reach the
+# docker CLI's own environment on the host (`docker run --env NAME` passes them on), and both reach
+# the container, so a name the host's programs, the shell, the C library or leanstack interpret is
+# refused. Allowed on purpose: LANG/LC_*, TZ, PYTHON* and NODE_* (the app's own runtime settings,
+# which the docker CLI, a Go program, ignores), HTTP(S)_PROXY (the app may need one; the docker
+# CLI only uses it for a TCP daemon, which the host has not).
+RESERVED_ENV_NAMES: dict[str, str] = {
+    "PORT": "leanstack sets it to app.port",
+    "REDIS_URL": "reserved: leanstack will set it when the cache is on",
+    "PATH": "the host's docker CLI and the container find their programs with it",
+    "HOME": "the docker CLI reads its config from it, and the image sets it for the app",
+    "HOSTNAME": "Docker sets it to the container's name",
+    "TMPDIR": "the docker CLI and the C library put temporary files there",
+    **dict.fromkeys(("USER", "LOGNAME", "SHELL", "PWD", "OLDPWD"), "the login session sets it"),
+    **dict.fromkeys(("IFS", "ENV", "BASH_ENV", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"), "shells interpret it"),
+    **dict.fromkeys(
+        ("GLIBC_TUNABLES", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN"),
+        "the C library interprets it",
+    ),
+    **dict.fromkeys(("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"), "systemd interprets it"),
+}
+RESERVED_ENV_PREFIXES: dict[str, str] = {
+    "DATABASE_": "leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD",
+    "LEANSTACK_": "reserved for leanstack's own settings",
+    "AWS_": "reserved: leanstack will set the app's AWS settings",
+    "DOCKER_": "the docker CLI on the host reads it as its own setting (DOCKER_HOST redirects it)",
+    "LD_": "the dynamic loader interprets it (LD_PRELOAD runs code in every program started)",
+    "MALLOC_": "the C library interprets it",
+    "BASH_FUNC_": "bash imports functions from it",
+    "SYSTEMD_": "systemd interprets it",
+}
+# The shape of a name, with the reserved ones excluded (so the JSON Schema flags them in editors).
+ENV_NAME_RE = (
+    f"(?!(?:{'|'.join(sorted(RESERVED_ENV_NAMES))})$)"
+    f"(?!{'|'.join(sorted(RESERVED_ENV_PREFIXES))})"
+    r"[A-Z_][A-Z0-9_]{0,63}"
+)
+
+
+def env_name_problem(name: str) -> str | None:
+    """Why `name` cannot be one of the app's variables, or None when it can."""
+    if name in RESERVED_ENV_NAMES:
+        return f"{RESERVED_ENV_NAMES[name]}; choose another name"
+    for prefix, why in RESERVED_ENV_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"{prefix}* names are not allowed: {why}; choose another name"
+    if not re.fullmatch(ENV_NAME_RE, name):
+        return "expected upper-case letters, digits and '_', not starting with a digit, at most 64"
+    return None
+
+
+# An SSM parameter name as AWS accepts it (PutParameter's naming constraints): segments of
+# a-zA-Z0-9_.- after single slashes, at most 15 levels and 1011 characters, and not starting with
+# aws or ssm in any case. leanstack wants the leading slash (the host's role is scoped by path).
+SSM_PARAMETER_RE = r"(/[A-Za-z0-9_.-]+){1,15}"
+SSM_PARAMETER_MAX = 1011
+
+
+def _check_secret_source(value: Any) -> str | None:
+    text = str(value)
+    if not text.startswith("/"):
+        return None
+    if len(text) > SSM_PARAMETER_MAX:
+        return f"an SSM parameter name of at most {SSM_PARAMETER_MAX} characters (AWS's limit)"
+    if text[1:4].lower() in ("aws", "ssm"):
+        return "an SSM parameter name not starting with aws or ssm (AWS reserves them)"
+    return None
+
+
 # A Secrets Manager secret ARN (the host's leanstack-app checks the same shape on its own).
 SECRETS_MANAGER_ARN_RE = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+"
 
 # CloudWatch Logs only accepts these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
+
+# RDS's time windows: hh24:mi in UTC, weekdays as RDS spells them (it refuses 24:00 and 25:00).
+_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
+_WEEKDAY = r"(mon|tue|wed|thu|fri|sat|sun)"
 
 # PostgreSQL major versions RDS offers that are not past end of standard support.
 POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17")
@@ -183,10 +317,13 @@ class AppArgs:
         default_factory=dict,
     )
     secrets: dict[str, str] = setting(
-        doc="Secret environment variables: name -> SSM parameter name or Secrets Manager ARN, read at start.",
+        doc="Secret environment variables: name -> SSM parameter name or Secrets Manager ARN, read at start. "
+        "A name may be in env or in secrets, not both.",
         key_pattern=ENV_NAME_RE,
-        pattern=r"/[A-Za-z0-9_.\-/]+|" + SECRETS_MANAGER_ARN_RE,
-        allowed="an SSM parameter name such as /leanstack/prod/app/stripe-key or a Secrets Manager ARN",
+        pattern=f"{SSM_PARAMETER_RE}|{SECRETS_MANAGER_ARN_RE}",
+        allowed="an SSM parameter name such as /leanstack/prod/app/stripe-key (up to 15 parts of letters, "
+        "digits, '_', '.' and '-', each after one '/') or a Secrets Manager ARN",
+        check=_check_secret_source,
         default_factory=dict,
     )
     registry_secret_arn: str = setting(
@@ -200,7 +337,8 @@ class AppArgs:
     )
     keep_images: int = setting(
         30,
-        doc="Images the ECR repository keeps (older ones expire); rollback needs the recent ones.",
+        doc="Newest images the ECR repository keeps; older ones expire unless a deploy marked them released "
+        "(release-<tag>: never expired).",
         min=20,
         max=1000,
     )
@@ -270,7 +408,13 @@ class DatabaseArgs:
         allowed="lower-case letters, digits and '-', starting with a letter, at most 63",
         replaces=True,
     )
-    engine_version: str = setting("17", doc="PostgreSQL major version.", check=_check_pg_version, replaces=False)
+    engine_version: str = setting(
+        "17",
+        doc="PostgreSQL major version (or a minor one such as 17.4); its parameter group family is "
+        "postgres<major>, so a major change brings a new parameter group.",
+        check=_check_pg_version,
+        replaces=False,
+    )
     instance_class: str = setting(
         "db.t4g.micro",
         doc="RDS instance class.",
@@ -313,13 +457,13 @@ class DatabaseArgs:
     maintenance_window: str = setting(
         "sun:04:00-sun:05:00",
         doc="Weekly maintenance window, UTC (ddd:hh:mm-ddd:hh:mm).",
-        pattern=r"(mon|tue|wed|thu|fri|sat|sun):[0-2]\d:[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):[0-2]\d:[0-5]\d",
+        pattern=f"{_WEEKDAY}:{_HHMM}-{_WEEKDAY}:{_HHMM}",
         allowed="ddd:hh:mm-ddd:hh:mm in UTC, such as sun:04:00-sun:05:00",
     )
     backup_window: str = setting(
         "02:00-03:00",
         doc="Daily RDS backup window, UTC (hh:mm-hh:mm); must not overlap the maintenance window.",
-        pattern=r"[0-2]\d:[0-5]\d-[0-2]\d:[0-5]\d",
+        pattern=f"{_HHMM}-{_HHMM}",
         allowed="hh:mm-hh:mm in UTC, such as 02:00-03:00",
     )
     slow_query_ms: int = setting(
@@ -341,7 +485,14 @@ class CacheArgs:
 
     enabled: bool = setting(False, doc="Create the cache. Off by default: add it when the app needs it.")
     engine: Literal["valkey", "redis"] = setting("valkey", doc="valkey (cheaper) or redis (Redis OSS).")
-    engine_version: str = setting("8.0", doc="Engine version.", pattern=r"\d+\.\d+", allowed="major.minor such as 8.0")
+    engine_version: str = setting(
+        "",
+        doc="Engine version (major.minor); empty: 8.0 for valkey, 7.1 (the last Redis OSS) for redis. "
+        f"Allowed: valkey {', '.join(CACHE_ENGINE_VERSIONS['valkey'])}; "
+        f"redis {', '.join(CACHE_ENGINE_VERSIONS['redis'])}.",
+        pattern=r"(\d+\.\d+)?",
+        allowed="major.minor such as 8.0, or empty for the engine's default",
+    )
     node_type: str = setting(
         "cache.t4g.micro",
         doc="ElastiCache node type.",
@@ -355,6 +506,10 @@ class CacheArgs:
         min=0,
         max=5,
     )
+
+    def __post_init__(self) -> None:
+        if not self.engine_version:
+            object.__setattr__(self, "engine_version", CACHE_DEFAULT_VERSIONS[self.engine])
 
 
 @dataclass(frozen=True)
@@ -375,9 +530,22 @@ class CdnArgs:
     )
     static_paths: tuple[str, ...] = setting(
         ("/assets/", "/static/"),
-        doc="Path prefixes of fingerprinted static files that Cloudflare caches for a long time.",
+        doc="Path prefixes of static files Cloudflare may cache, as long as the origin's Cache-Control says.",
         pattern=r"/[A-Za-z0-9._~/-]*/",
         allowed="path prefixes starting and ending with '/', such as /assets/",
+    )
+    zone_name: str = setting(
+        "",
+        doc="The Cloudflare zone's name (its apex, such as example.com); it decides which hostnames the zone's "
+        "certificate covers. Empty: the last two labels of domain (three under a suffix such as co.uk).",
+        pattern=f"({HOSTNAME_RE})?",
+        allowed=HOSTNAME_ALLOWED + ", or empty",
+    )
+    advanced_certificate: bool = setting(
+        False,
+        doc="The zone has a certificate that covers names two or more levels under it (Cloudflare Advanced "
+        "Certificate Manager or Total TLS, paid). Off: Universal SSL, which covers the zone's apex and its "
+        "first-level names only, so hostnames deeper than that are refused.",
     )
 
 
@@ -388,7 +556,9 @@ class BackupBucketArgs:
     region: str = setting(
         doc="Region of the backup bucket; must differ from the stack's region. Changing it replaces the bucket.",
         pattern=REGION_RE,
-        allowed="an AWS region such as us-west-2",
+        allowed=REGION_ALLOWED,
+        check=_check_region,
+        choices=AWS_REGIONS,
         replaces=True,
     )
     bucket_name: str = setting(
@@ -505,6 +675,19 @@ class RecoveryTargets:
 
 
 @dataclass(frozen=True)
+class BudgetArgs:
+    """The stack's AWS Budgets cost budget (see components/budget.py)."""
+
+    monthly_usd: int = setting(
+        0,
+        doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
+        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        min=0,
+        max=1000000,
+    )
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole validated stack config."""
 
@@ -523,6 +706,7 @@ class StackConfig:
     cache: CacheArgs = field(default_factory=CacheArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
+    budget: BudgetArgs = field(default_factory=BudgetArgs)
     owner: str = ""
 
     @property
@@ -548,6 +732,7 @@ SECTIONS: dict[str, type[Any]] = {
     "backup": BackupBucketArgs,
     "alerts": AlertThresholds,
     "recovery": RecoveryTargets,
+    "budget": BudgetArgs,
 }
 SCALARS: dict[str, dict[str, Any]] = {
     "domain": {
@@ -557,7 +742,8 @@ SCALARS: dict[str, dict[str, Any]] = {
         "required": True,
     },
     "hostnames": {
-        "doc": "Hostnames served; empty means the domain and www.<domain>.",
+        "doc": "Hostnames served; empty means the domain and www.<domain>. Each must be one the zone's "
+        "certificate covers: with Universal SSL, the zone's apex or a name one level under it.",
         "pattern": HOSTNAME_RE,
         "allowed": HOSTNAME_ALLOWED,
         "required": False,
@@ -685,9 +871,8 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         parsed: dict[str, Any] = {}
         for name, item in sorted(value.items()):
             if not re.fullmatch(meta["key_pattern"], str(name)):
-                raise ConfigError(
-                    f"{key}.{name}", "not an allowed name; expected A-Z, 0-9 and '_', not starting with DATABASE_"
-                )
+                problem = env_name_problem(str(name)) or f"expected a name matching {meta['key_pattern']}"
+                raise ConfigError(f"{key}.{name}", f"not allowed: {problem}")
             parsed[str(name)] = _parse_scalar(f"{key}.{name}", item, str, meta)
         return parsed
     if dataclasses.is_dataclass(hint):
@@ -736,15 +921,16 @@ def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     region = raw.get("aws:region")
     if region is None:
         raise ConfigError("aws:region", "missing; expected the stack's AWS region such as us-east-1")
-    region = _parse_scalar("aws:region", region, str, {"pattern": REGION_RE, "allowed": "an AWS region"})
+    region = _parse_scalar(
+        "aws:region", region, str, {"pattern": REGION_RE, "allowed": REGION_ALLOWED, "check": _check_region}
+    )
 
     for name, spec in SCALARS.items():
         if spec["required"] and name not in ours:
             raise ConfigError(f"{PROJECT}:{name}", f"missing; expected {spec['allowed']}")
     domain = _parse_scalar(f"{PROJECT}:domain", ours["domain"], str, SCALARS["domain"])
-    hostnames = _parse_value(
-        f"{PROJECT}:hostnames", ours.get("hostnames", []), tuple[str, ...], SCALARS["hostnames"]
-    ) or (domain, f"www.{domain}")
+    given = _parse_value(f"{PROJECT}:hostnames", ours.get("hostnames", []), tuple[str, ...], SCALARS["hostnames"])
+    hostnames = given or (domain, f"www.{domain}")
     for i, name in enumerate(hostnames):
         if name != domain and not name.endswith("." + domain):
             raise ConfigError(f"{PROJECT}:hostnames[{i}]", f"got {_show(name)}; expected {domain} or a name under it")
@@ -757,6 +943,7 @@ def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
             raise ConfigError(key, f"missing; expected an object with at least {', '.join(missing)}")
         sections[name] = _parse_section(key, ours.get(name), cls)
 
+    _check_certificate_covers(domain, hostnames, bool(given), sections["cdn"])
     alert_email = _parse_scalar(f"{PROJECT}:alertEmail", ours["alertEmail"], str, SCALARS["alertEmail"])
     owner = _parse_scalar(f"{PROJECT}:owner", ours["owner"], str, SCALARS["owner"]) if "owner" in ours else ""
     config = StackConfig(
@@ -770,6 +957,60 @@ def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     )
     _check_across(config)
     return config
+
+
+# --------------------------------------------------------------------------- hostnames the CDN can serve
+
+# Second-level labels under which country-code domains are registered (example.co.uk, example.com.au).
+_SECOND_LEVEL_SUFFIXES = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "ne", "or", "gob", "nic"})
+
+
+def guess_zone(domain: str) -> str:
+    """The zone a domain is most likely in: its last two labels, three under a suffix such as co.uk.
+
+    A guess (no public-suffix list offline): cdn.zoneName states the zone when it is wrong.
+    """
+    labels = domain.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL_SUFFIXES else 2
+    return ".".join(labels[-keep:])
+
+
+def _check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bool, cdn: CdnArgs) -> None:
+    """Every hostname is one Cloudflare's certificate for the zone covers, or visitors get a TLS error.
+
+    Universal SSL (free, on by default) covers the zone's apex and `*.zone`: one level, as any
+    wildcard certificate. www.dev.example.com in zone example.com is two levels down.
+    """
+    p = PROJECT
+    zone = cdn.zone_name or guess_zone(domain)
+    if domain != zone and not domain.endswith("." + zone):
+        raise ConfigError(
+            f"{p}:cdn.zoneName",
+            f"got {_show(zone)}; expected the zone domain {domain} is in: {domain} or a parent of it",
+        )
+    if cdn.advanced_certificate:
+        return
+    for i, name in enumerate(hostnames):
+        depth = name.count(".") - zone.count(".")
+        if depth <= 1:
+            continue
+        why = (
+            f"{name} is {depth} levels under the zone {zone}, and Cloudflare's Universal SSL certificate covers "
+            f"{zone} and *.{zone} only, so visitors would get a TLS error"
+        )
+        if not given:
+            shallow = [h for h in hostnames if h.count(".") - zone.count(".") <= 1]
+            raise ConfigError(
+                f"{p}:hostnames",
+                f"missing, so {domain} and www.{domain}; {why}: set hostnames: [{', '.join(shallow)}] (no www), "
+                f"or cdn.zoneName if the zone is {domain}, or cdn.advancedCertificate: true if a paid certificate "
+                "covers it",
+            )
+        raise ConfigError(
+            f"{p}:hostnames[{i}]",
+            f"got {_show(name)}; {why}: remove it, or set cdn.zoneName if the zone is deeper, or "
+            "cdn.advancedCertificate: true if a paid certificate covers it",
+        )
 
 
 # --------------------------------------------------------------------------- production and recovery
@@ -886,6 +1127,18 @@ def _minutes(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def _check_app_parameters(c: StackConfig) -> None:
+    """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
+    own = f"/{PROJECT}/{c.stack}/"
+    for name, source in sorted(c.app.secrets.items()):
+        if source.startswith("/") and not source.startswith(own):
+            raise ConfigError(
+                f"{PROJECT}:app.secrets.{name}",
+                f"got {_show(source)}; expected an SSM parameter under {own} (the host may read only its own "
+                "stack's parameters) or a Secrets Manager ARN",
+            )
+
+
 def _check_across(c: StackConfig) -> None:
     """Rules that involve more than one key."""
     p = PROJECT
@@ -911,6 +1164,9 @@ def _check_across(c: StackConfig) -> None:
         )
 
     _check_scale_out(c)
+    _check_app(c)
+    _check_app_parameters(c)
+    _check_cache_version(c)
     db = c.database
     if db.max_allocated_storage_gb <= db.allocated_storage_gb:
         raise ConfigError(
@@ -966,6 +1222,28 @@ def _check_across(c: StackConfig) -> None:
             "missing; existing subnet ids are only used together with existingVpcId",
         )
     _check_recovery(c)
+
+
+def _check_app(c: StackConfig) -> None:
+    """A variable is either plain or secret: the host would otherwise set it twice, one value silently lost."""
+    for name in sorted(set(c.app.env) & set(c.app.secrets)):
+        raise ConfigError(
+            f"{PROJECT}:app.secrets.{name}",
+            "also in app.env; a name may be in app.env or app.secrets, not both: remove one",
+        )
+
+
+def _check_cache_version(c: StackConfig) -> None:
+    versions = CACHE_ENGINE_VERSIONS[c.cache.engine]
+    if c.cache.engine_version not in versions:
+        newer = ""
+        if c.cache.engine == "redis":
+            newer = " (Redis OSS ends at 7.1; Valkey has 8.x: set cache.engine: valkey)"
+        raise ConfigError(
+            f"{PROJECT}:cache.engineVersion",
+            f"got {_show(c.cache.engine_version)}; expected one of {', '.join(versions)} for engine "
+            f"{c.cache.engine}{newer}",
+        )
 
 
 def _check_scale_out(c: StackConfig) -> None:
@@ -1035,7 +1313,9 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
             out["maximum"] = meta["max"]
     elif hint is str:
         out["type"] = "string"
-        if meta.get("pattern"):
+        if meta.get("choices"):
+            out["enum"] = list(meta["choices"])
+        elif meta.get("pattern"):
             out["pattern"] = f"^(?:{meta['pattern']})$"
     elif dataclasses.is_dataclass(hint):
         out.update(_section_schema(typing.cast(type[Any], hint)))
@@ -1079,7 +1359,7 @@ def json_schema() -> dict[str, Any]:
         "aws:region": {
             "type": "string",
             "description": "The stack's AWS region.",
-            "pattern": f"^(?:{REGION_RE})$",
+            "enum": list(AWS_REGIONS),
         }
     }
     for name, spec in SCALARS.items():

@@ -676,6 +676,55 @@ def _host_cannot_delete_backups(view: StackView) -> Iterator[tuple[Subject, str]
                 )
 
 
+# AWS-managed policies that let a role read every SSM parameter of the account.
+PARAMETER_WIDE_POLICIES = (
+    *ADMIN_POLICIES,
+    "AmazonSSMManagedInstanceCore",
+    "AmazonSSMReadOnlyAccess",
+    "AmazonSSMFullAccess",
+    "ReadOnlyAccess",
+    "AmazonEC2RoleforSSM",
+)
+PARAMETER_READS = ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath", "ssm:GetParameterHistory")
+
+
+def _outside_own_parameters(statement: Mapping[str, Any], stack: str) -> list[str]:
+    """The resources an Allow of a parameter read names outside arn:...:parameter/leanstack/<stack>/."""
+    if statement.get("Effect") != "Allow" or not _matches(as_list(statement.get("Action")), PARAMETER_READS):
+        return []
+    if "NotResource" in statement:
+        return ["NotResource"]
+    own = re.compile(rf"arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{{12}}:parameter/leanstack/{re.escape(stack)}/.*")
+    return [r for r in as_list(statement.get("Resource")) if isinstance(r, str) and not own.fullmatch(r)]
+
+
+def _host_reads_own_parameters(view: StackView) -> Iterator[tuple[Subject, str]]:
+    for role in _host_roles(view):
+        for attachment in view.referring(role, (ROLE_POLICY_ATTACHMENT,), "role") + view.referring(
+            role, (POLICY_ATTACHMENT,), "roles"
+        ):
+            arn = attachment.get("policyArn")
+            if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in PARAMETER_WIDE_POLICIES:
+                yield (
+                    attachment,
+                    f"{attachment.name} gives the host role {role.name} {arn.rsplit('/', 1)[-1]}, which reads "
+                    "every SSM parameter of the account (other stacks' secrets); grant reads on "
+                    f"/leanstack/{view.stack}/* only",
+                )
+        documents = [(role, p.get("policy")) for p in as_list(role.get("inlinePolicies")) if isinstance(p, Mapping)]
+        documents += [(p, p.get("policy")) for p in view.referring(role, (ROLE_POLICY,), "role")]
+        for owner, doc in documents:
+            for statement in statements(doc):
+                outside = _outside_own_parameters(statement, view.stack)
+                if outside:
+                    yield (
+                        owner,
+                        f"{owner.name} lets the host role {role.name} read SSM parameters outside "
+                        f"/leanstack/{view.stack}/ ({outside[0]}); allow only parameter/leanstack/{view.stack}/*, "
+                        "so another stack's secrets stay out of reach",
+                    )
+
+
 # --------------------------------------------------------------------------- the pack
 
 RULES: tuple[Rule, ...] = (
@@ -738,6 +787,12 @@ RULES: tuple[Rule, ...] = (
         "No IAM policy allows every action on every resource.",
         (ROLE, ROLE_POLICY_ATTACHMENT, POLICY_ATTACHMENT, *POLICY_DOCUMENTS),
         _no_star_iam,
+    ),
+    Rule(
+        "host-reads-own-parameters",
+        "The host's role reads SSM parameters under /leanstack/<stack>/ only, and has no AWS-managed policy "
+        "that reads them all.",
+        check_stack=_host_reads_own_parameters,
     ),
     Rule(
         "host-cannot-delete-backups",

@@ -102,6 +102,7 @@ def test_main_declares_no_resource_directly(dev: StackRun) -> None:
             "ProxyHost",
             "Cdn",
             "UptimeCheck",
+            "Budget",
         )
     }
 

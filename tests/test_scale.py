@@ -77,8 +77,10 @@ def test_growing_adds_the_group_the_load_balancer_and_a_replica(growing: Plan) -
         "host-group-unhealthy-targets": "aws:cloudwatch/metricAlarm:MetricAlarm",
         "host-group-load-balancer-errors": "aws:cloudwatch/metricAlarm:MetricAlarm",
     }.items() <= added.items()
-    # In place: Cloudflare's records follow the load balancer, the host's group admits it alone.
-    assert {c["name"] for c in growing["changed"]} == {"cdn-example-com", "cdn-www-example-com", "host-sg"}
+    # In place: Cloudflare's records follow the load balancer, the host's group admits it alone,
+    # and the default budget follows the bigger config.
+    changed = {c["name"] for c in growing["changed"]}
+    assert changed == {"cdn-example-com", "cdn-www-example-com", "host-sg", "budget-monthly"}
     assert not any(c["replaced"] for c in growing["changed"])
 
 

@@ -78,8 +78,8 @@ def test_origin_certificate_covers_the_hostnames_with_a_secret_key(dev: StackRun
     key = dev.one("tls:index/privateKey:PrivateKey").inputs
     assert (key["algorithm"], key["ecdsaCurve"]) == ("ECDSA", "P256")
     csr = dev.one("tls:index/certRequest:CertRequest")
-    assert csr.inputs["dnsNames"] == ["dev.example.com", "www.dev.example.com"]
+    assert csr.inputs["dnsNames"] == ["dev.example.com"]
     assert is_secret_input(csr, "privateKeyPem")
     cert = dev.one("cloudflare:index/originCaCertificate:OriginCaCertificate").inputs
-    assert cert["hostnames"] == ["dev.example.com", "www.dev.example.com"]
+    assert cert["hostnames"] == ["dev.example.com"]
     assert (cert["requestType"], cert["requestedValidity"]) == ("origin-ecc", 5475)

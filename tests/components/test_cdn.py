@@ -10,7 +10,7 @@ from leanstack.mocks import StackRun
 
 def test_proxied_records_point_at_the_host(dev: StackRun) -> None:
     records = {r.inputs["name"]: r.inputs for r in dev.of_type("cloudflare:index/dnsRecord:DnsRecord")}
-    assert sorted(records) == ["dev.example.com", "www.dev.example.com"]
+    assert sorted(records) == ["dev.example.com"]
     for record in records.values():
         assert (record["type"], record["proxied"], record["ttl"]) == ("A", True, 1)
         assert record["content"] == dev.outputs["hostPublicIp"]
@@ -20,7 +20,10 @@ def test_proxied_records_point_at_the_host(dev: StackRun) -> None:
 def test_configured_hostnames_replace_the_defaults(
     run_dev_with: Callable[[dict[str, Any]], StackRun],
 ) -> None:
-    run = run_dev_with({"leanstack:hostnames": ["app.dev.example.com"]})
+    # app.dev.example.com is covered when dev.example.com is a zone of its own (Universal SSL: one level).
+    run = run_dev_with(
+        {"leanstack:hostnames": ["app.dev.example.com"], "leanstack:cdn": {"zoneName": "dev.example.com"}}
+    )
     assert [r.inputs["name"] for r in run.of_type("cloudflare:index/dnsRecord:DnsRecord")] == ["app.dev.example.com"]
     cert = run.one("cloudflare:index/originCaCertificate:OriginCaCertificate")
     assert cert.inputs["hostnames"] == ["app.dev.example.com"]

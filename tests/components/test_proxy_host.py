@@ -65,18 +65,18 @@ def test_without_the_cdn_proxying_443_is_open_to_all(
 
 
 def test_role_allows_ssm_sessions_and_exactly_what_the_host_does(dev: StackRun) -> None:
-    attached = {a.inputs["policyArn"] for a in dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
-    assert attached == {
-        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-        "arn:aws:iam::aws:policy/CloudWatchAgentServerPolicy",
-    }
+    # No AWS-managed policy: AmazonSSMManagedInstanceCore allowed ssm:GetParameter on every parameter (issue 15).
+    assert dev.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
     found = statements(dev.named("host-permissions"))
     by_sid = {s["Sid"]: s for s in found}
     assert by_sid["ReadDatabasePassword"]["Resource"] == dev.outputs["databaseSecretArn"]
     assert actions(by_sid["ReadDatabasePassword"]) == ["secretsmanager:GetSecretValue"]
     assert by_sid["ReadOwnParameters"]["Resource"].endswith(":parameter/leanstack/dev/*")
-    assert by_sid["PublishLeanstackMetrics"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Leanstack"}}
-    every_action = [a for s in found for a in actions(s)]
+    assert by_sid["PublishStackMetrics"]["Condition"] == {"StringEquals": {"cloudwatch:namespace": "Leanstack/dev"}}
+    assert by_sid["ShipStackLogs"]["Resource"].endswith(":log-group:/leanstack/dev/*")
+    assert "ssm:UpdateInstanceInformation" in actions(by_sid["RegisterWithSsm"])
+    # ec2messages:DeleteMessage removes a delivered Run Command message from the host's own queue.
+    every_action = [a for s in found for a in actions(s) if a != "ec2messages:DeleteMessage"]
     assert not any("Delete" in a or a.endswith(":*") or a == "*" for a in every_action)
     trust = statements(dev.named("host-role"), "assumeRolePolicy")
     assert trust[0]["Principal"] == {"Service": "ec2.amazonaws.com"}
@@ -97,7 +97,7 @@ def test_user_data_installs_nginx_proxying_to_the_app_without_secrets(dev: Stack
     assert "include /etc/nginx/leanstack-upstream.conf;" in nginx
     assert "127.0.0.1:3000" in written_file(dev, "/etc/nginx/leanstack-upstream.conf")
     assert "location = /healthz" in nginx or "location /healthz" in nginx
-    assert "server_name dev.example.com www.dev.example.com;" in nginx
+    assert "server_name dev.example.com;" in nginx
     instance = dev.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
     assert "MOCK PRIVATE KEY" not in str(document) and "MOCK PRIVATE KEY" not in instance
     # The certificate and key are fetched at boot from SSM, by path.
@@ -124,7 +124,7 @@ def test_auto_recovery_and_still_broken_alarms(dev: StackRun) -> None:
 
 def test_backup_alarms_watch_the_metrics_the_host_tools_publish(dev: StackRun) -> None:
     stale = dev.named("host-backup-stale").inputs
-    assert (stale["namespace"], stale["metricName"]) == ("Leanstack", "BackupSuccess")
+    assert (stale["namespace"], stale["metricName"]) == ("Leanstack/dev", "BackupSuccess")
     assert stale["period"] * stale["evaluationPeriods"] == 26 * 3600
     assert stale["datapointsToAlarm"] == 26 and stale["treatMissingData"] == "breaching"
     drill = dev.named("host-restore-drill-stale").inputs
@@ -204,7 +204,7 @@ def test_two_metric_filters_count_user_requests_and_their_5xx(dev: StackRun) -> 
     assert requests["pattern"] == '{ ($.status > 0) && ($.uri != "/healthz") }'
     assert errors["metricTransformation"] == {
         "name": "Http5xxResponses-dev",
-        "namespace": "Leanstack",
+        "namespace": "Leanstack/dev",
         "value": "1",
         "unit": "Count",
     }
@@ -216,7 +216,7 @@ def test_error_rate_alarm_is_metric_math_over_five_breaching_minutes(dev: StackR
     queries = {q["id"]: q for q in alarm["metricQueries"]}
     assert set(queries) == {"errors", "requests", "share"}
     assert queries["errors"]["metric"] == {
-        "namespace": "Leanstack", "metricName": "Http5xxResponses-dev", "period": 60, "stat": "Sum",
+        "namespace": "Leanstack/dev", "metricName": "Http5xxResponses-dev", "period": 60, "stat": "Sum",
     }  # fmt: skip
     assert queries["requests"]["metric"]["metricName"] == "HttpRequests-dev"
     assert queries["share"]["expression"] == "IF(requests >= 10, 100 * FILL(errors, 0) / requests, 0)"

@@ -141,7 +141,7 @@ def test_backup_bucket_lifecycle_moves_most_bytes_to_glacier_ir(prod: StackRun) 
 
 def test_unknown_types_and_regions_are_not_priced_never_zero() -> None:
     unknown = _resource("aws:kinesis/stream:Stream", "k", {})
-    far = _resource("aws:ec2/eip:Eip", "ip", {}, region="sa-east-1")
+    far = _resource("aws:ec2/eip:Eip", "ip", {}, region="me-south-1")
     odd = _resource("aws:ec2/instance:Instance", "i", {"instanceType": "x9.huge"})
     cost = estimate(_plan(unknown, far, odd, _resource("aws:ec2/eip:Eip", "ok", {})))
     for r in (unknown, far, odd):

@@ -841,3 +841,86 @@ def test_a_later_host_that_does_not_answer_in_time_puts_the_earlier_ones_back(ss
     assert fleet.sent == [(hosts[0], "v2"), (hosts[1], "v2"), (hosts[0], "v1")]
     assert fleet.serving[hosts[0]] == "v1"
     assert _history(ssm)[-1]["result"] == "failed"
+
+
+def _ecr_with(tag: str, stack: str = "dev") -> Any:
+    """moto's ECR (inside the module's mock) with the stack's repository holding one image `tag`."""
+    ecr = boto3.client("ecr", region_name=REGION)
+    name = f"leanstack-{stack}-app"
+    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
+        ecr.create_repository(repositoryName=name, imageTagMutability="IMMUTABLE")
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"digest": "sha256:" + "b" * 64},
+        "layers": [],
+        "annotations": {"t": tag},
+    }
+    with contextlib.suppress(ecr.exceptions.ImageAlreadyExistsException):
+        ecr.put_image(repositoryName=name, imageManifest=json.dumps(manifest), imageTag=tag)
+    return ecr
+
+
+def test_deploy_marks_the_image_released_before_sending_so_the_lifecycle_keeps_it(ssm: Any) -> None:
+    ecr = _ecr_with("v9.0.1")
+    assert _run(ssm, "deploy", "dev", "v9.0.1", ecr=ecr) == 0
+    (image,) = ecr.batch_get_image(repositoryName="leanstack-dev-app", imageIds=[{"imageTag": "v9.0.1"}])["images"]
+    tags = {
+        t
+        for d in ecr.describe_images(repositoryName="leanstack-dev-app")["imageDetails"]
+        if d["imageDigest"] == image["imageId"]["imageDigest"]
+        for t in d["imageTags"]
+    }
+    assert {"v9.0.1", "release-v9.0.1"} <= tags
+
+
+@dataclass
+class RefusingEcr:
+    """moto's ECR, except that PutImage is refused (deploy credentials without ecr:PutImage)."""
+
+    moto: Any
+
+    def batch_get_image(self, **kwargs: Any) -> Any:
+        return self.moto.batch_get_image(**kwargs)
+
+    def put_image(self, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}, "PutImage")
+
+
+def test_a_deploy_whose_image_cannot_be_marked_released_sends_nothing(
+    ssm: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ecr = RefusingEcr(_ecr_with("v9.0.2"))
+    assert _run(ssm, "deploy", "dev", "v9.0.2", ecr=ecr) == 1
+    assert _commands(ssm) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot mark leanstack-dev-app:v9.0.2 released" in err
+    (entry,) = _history(ssm)
+    assert (entry["tag"], entry["result"]) == ("v9.0.2", "failed")
+    assert "cannot mark" in entry["detail"]
+
+
+def test_images_leaving_the_history_lose_their_mark_and_only_those(ssm: Any) -> None:
+    ecr = _ecr_with("v9.1.0", stack="prod")
+    for n in range(1, 4):
+        _ecr_with(f"v9.1.{n}", stack="prod")
+    # An image marked by hand long ago, no longer in any history: unmarked by the next deploy.
+    image = ecr.batch_get_image(repositoryName="leanstack-prod-app", imageIds=[{"imageTag": "v9.1.0"}])["images"][0]
+    ecr.put_image(
+        repositoryName="leanstack-prod-app",
+        imageManifest=image["imageManifest"],
+        imageManifestMediaType=image["imageManifestMediaType"],
+        imageTag="release-v9.1.0",
+    )
+    env = {**ENV, "LEANSTACK_HOST_INSTANCE_ID": INSTANCE}
+    for tag in ("v9.1.1", "v9.1.2", "v9.1.3"):
+        assert (
+            main(["deploy", "prod", tag], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None)
+            == 0
+        )
+    assert main(["rollback", "prod"], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None) == 0
+    listed = ecr.list_images(repositoryName="leanstack-prod-app")["imageIds"]
+    marked = {i["imageTag"] for i in listed if i.get("imageTag", "").startswith("release-")}
+    assert marked == {"release-v9.1.1", "release-v9.1.2", "release-v9.1.3"}
+    # Unmarking removed the tag, not the image.
+    assert "v9.1.0" in {i.get("imageTag") for i in listed}

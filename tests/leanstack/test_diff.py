@@ -228,7 +228,8 @@ def test_git_revisions_done_when(repo_copy: Path) -> None:
     bump = leanstack("diff", "HEAD~1", "HEAD", "--stack", "dev", "--format", "markdown", cwd=repo_copy)
     assert bump.returncode == 1, bump.stderr
     assert "### Risk: none found" in bump.stdout
-    assert "| dev | 0 added, 0 removed, 1 changed |" in bump.stdout and "(+$37.34)" in bump.stdout
+    # The database and the budget, whose default limit follows the config.
+    assert "| dev | 0 added, 0 removed, 2 changed |" in bump.stdout and "(+$37.34)" in bump.stdout
 
     renamed = "identifier: leanstack-dev-renamed\n    instanceClass: db.t4g.small"
     _edit_dev(repo_copy, ("instanceClass: db.t4g.small", renamed), ("region: us-west-2", "region: eu-west-1"))

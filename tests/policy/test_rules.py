@@ -32,6 +32,7 @@ EXPECTED_IN_UNSAFE: dict[str, set[str]] = {
     "rds-production-protection": {"db-protected-but-deletable"},
     "no-star-iam": {"admin-everything"},
     "host-cannot-delete-backups": {"host-may-delete-backups", "admin-everything"},
+    "host-reads-own-parameters": {"host-ssm-managed-core", "admin-everything"},
 }
 
 

@@ -113,6 +113,13 @@ aws.iam.RolePolicy(
     policy=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
     opts=main,
 )
+# Issue 15: this managed policy reads every SSM parameter of the account (other stacks' secrets).
+aws.iam.RolePolicyAttachment(
+    "host-ssm-managed-core",
+    role=host_role.name,
+    policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    opts=main,
+)
 profile = aws.iam.InstanceProfile("host-profile", role=host_role.name, opts=main)
 
 

@@ -1,0 +1,171 @@
+"""Budget: an AWS Budgets cost budget for the stack, emailing when actual spend passes 80% and 100%.
+
+Builds:
+- one monthly COST budget named leanstack-<stack>, filtered to the stack's resources by the
+  `Stack` tag every resource carries (the provider's default tags), with two notifications on
+  ACTUAL spend (not forecast: a forecast in the first days of a month is noise): at 80% and at
+  100% of the limit, both e-mailed to the stack's alert address.
+
+The limit: `budget.monthlyUsd`, or by default 1.5 x what the config's hosts, load balancer,
+database and cache cost a month at the prices in leanstack/pricing.json (the same pricing
+functions the plan uses, fed the sizes the config asks for), rounded up to a whole dollar. Those
+items are most of a stack's bill (tests/components/test_budget.py checks they are at least 80%
+of the plan's priced total for every test stack), so the default sits between 1.2x and 1.5x the
+plan's estimate; it moves only when the config or the price table does, never with usage.
+
+Before it can filter: the `Stack` tag must be activated as a cost allocation tag, once per
+account, in the Billing console (Cost allocation tags) or with
+`aws ce update-cost-allocation-tags-status --cost-allocation-tags-status TagKey=Stack,Status=Active`.
+leanstack does not do it with Pulumi (aws.costexplorer.CostAllocationTag): the setting is
+account-wide, so two stacks would each claim it and destroying one would deactivate it for the
+other; in an AWS Organization only the management account may change it; and AWS lists a new
+tag key for activation only up to 24 hours after a resource first carries it. Until the tag is
+active, the budget sees no spend and never alerts (the README's setup steps say so).
+
+Cost: the first two budgets of an account are free; each one beyond costs $0.02 a day ($0.61 a
+month). A dev and a prod stack fit in the free two; the plan prices the budget at $0 and says so.
+
+Replacement: renaming the stack replaces the budget (its name); changing the limit or the
+address updates it in place.
+
+Example:
+    Budget("budget", limit_usd=45, email="ops@example.com", stack="prod")
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.base import LeanComponent
+from leanstack.cost import Context, load_pricing, price_resource
+from leanstack.settings import StackConfig
+
+__all__ = ["ALERT_PERCENTS", "DEFAULT_FACTOR", "Budget", "budget_basis_usd", "default_limit_usd"]
+
+ALERT_PERCENTS = (80, 100)
+DEFAULT_FACTOR = 1.5
+# The tag every resource of a stack carries (components.providers.default_tags); Billing prefixes user tags.
+STACK_TAG = "Stack"
+
+
+def _basis_resources(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The config's big-ticket items, as the resource inputs the plan's pricing functions read."""
+    region = {"region": cfg.region}
+    host = {"instanceType": cfg.host.instance_type, "rootBlockDevice": {"volumeSize": cfg.host.root_volume_gb}}
+    hosts = cfg.hosts
+    resources: list[dict[str, Any]] = []
+    if hosts.scaled:
+        count = hosts.autoscale.min if hosts.autoscale.max else hosts.count
+        resources.append(
+            {
+                "type": "aws:ec2/launchTemplate:LaunchTemplate",
+                "id": "basis-hosts",
+                "urn": "basis-hosts",
+                "inputs": {
+                    "instanceType": cfg.host.instance_type,
+                    "blockDeviceMappings": [{"ebs": {"volumeSize": cfg.host.root_volume_gb}}],
+                    "networkInterfaces": [{"associatePublicIpAddress": True}],
+                },
+                "options": region,
+            }
+        )
+        resources.append(
+            {
+                "type": "aws:autoscaling/group:Group",
+                "urn": "basis-group",
+                "inputs": {"launchTemplate": {"id": "basis-hosts"}, "desiredCapacity": count},
+                "options": region,
+            }
+        )
+        resources.append(
+            {"type": "aws:lb/loadBalancer:LoadBalancer", "urn": "basis-lb", "inputs": {}, "options": region}
+        )
+    else:
+        resources.append({"type": "aws:ec2/instance:Instance", "urn": "basis-host", "inputs": host, "options": region})
+        resources.append({"type": "aws:ec2/eip:Eip", "urn": "basis-ip", "inputs": {}, "options": region})
+    db = cfg.database
+    primary = {
+        "engine": "postgres",
+        "identifier": "basis-db",
+        "instanceClass": db.instance_class,
+        "allocatedStorage": db.allocated_storage_gb,
+        "multiAz": db.multi_az,
+        "manageMasterUserPassword": True,
+    }
+    resources.append({"type": "aws:rds/instance:Instance", "urn": "basis-db", "inputs": primary, "options": region})
+    for n in range(db.read_replicas):
+        replica = {"replicateSourceDb": "basis-db", "instanceClass": db.instance_class, "multiAz": db.replica_multi_az}
+        resources.append(
+            {"type": "aws:rds/instance:Instance", "urn": f"basis-replica-{n}", "inputs": replica, "options": region}
+        )
+    if cfg.cache.enabled:
+        cache = {
+            "nodeType": cfg.cache.node_type,
+            "engine": cfg.cache.engine,
+            "numCacheClusters": cfg.cache.replicas + 1,
+        }
+        resources.append(
+            {
+                "type": "aws:elasticache/replicationGroup:ReplicationGroup",
+                "urn": "basis-cache",
+                "inputs": cache,
+                "options": region,
+            }
+        )
+    return resources
+
+
+def budget_basis_usd(cfg: StackConfig, pricing: dict[str, Any] | None = None) -> float:
+    """What the config's hosts, load balancer, database and cache cost a month (0 for items not priced)."""
+    resources = _basis_resources(cfg)
+    ctx = Context(pricing=pricing or load_pricing(), resources=resources, default_region=cfg.region)
+    return sum(price_resource(r, ctx).monthly or 0.0 for r in resources)
+
+
+def default_limit_usd(cfg: StackConfig, pricing: dict[str, Any] | None = None) -> int:
+    """1.5 x the basis, rounded up to a whole dollar; at least $1 (AWS refuses a zero budget)."""
+    return max(1, math.ceil(round(DEFAULT_FACTOR * budget_basis_usd(cfg, pricing), 2)))
+
+
+class Budget(LeanComponent):
+    name: str
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        limit_usd: float,
+        email: str,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(name, opts)
+        if limit_usd <= 0:
+            raise ValueError(f"Budget {name}: limit_usd must be above 0, got {limit_usd}")
+        self.name = f"leanstack-{stack}"
+        aws.budgets.Budget(
+            self.child_name("monthly"),
+            name=self.name,
+            budget_type="COST",
+            limit_amount=f"{limit_usd:.2f}",
+            limit_unit="USD",
+            time_unit="MONTHLY",
+            cost_filters=[aws.budgets.BudgetCostFilterArgs(name="TagKeyValue", values=[f"user:{STACK_TAG}${stack}"])],
+            notifications=[
+                aws.budgets.BudgetNotificationArgs(
+                    comparison_operator="GREATER_THAN",
+                    threshold=percent,
+                    threshold_type="PERCENTAGE",
+                    notification_type="ACTUAL",
+                    subscriber_email_addresses=[email],
+                )
+                for percent in ALERT_PERCENTS
+            ],
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+        self.register_outputs({"name": self.name})
