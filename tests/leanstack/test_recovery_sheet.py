@@ -15,6 +15,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
+from host.backup.leanstack_backup import RestoreOptions
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
@@ -260,3 +261,22 @@ def test_the_sheet_says_where_the_drill_restores(prod: StackRun) -> None:
     assert "restores it into a throw-away PostgreSQL on the host, off production" in local
     on_instance = runbook_markdown(prod, config_of(prod, {"leanstack:backup": {"drillTarget": "instance"}}))
     assert "restores it into a marked scratch database on the RDS instance" in on_instance
+
+
+def test_every_leanstack_restore_and_maintenance_call_is_one_the_tools_accept(prod: StackRun) -> None:
+    text = runbook_markdown(prod, config_of(prod))
+    calls = re.findall(r"sudo (leanstack-restore|leanstack-maintenance)((?: (?!#)[^\s`]+)*)", text)
+    # The sheet's placeholders, as the user fills them in.
+    filled = {"STAMP": "20260131T033000Z", "RESTORED": "leanstack_restore_20260131t033000z_abc123"}
+    restores = [
+        [filled.get(w, w).replace("<time>", "20260131t033000z") for w in args.split()]
+        for tool, args in calls
+        if tool == "leanstack-restore"
+    ]
+    assert [] in restores and ["--swap", "--use-restored", filled["RESTORED"]] in restores
+    for arguments in restores:
+        if any("..." in a for a in arguments):
+            continue  # quoted from the tool's own output, abbreviated
+        RestoreOptions.parse(arguments)  # raises ConfigError on anything the tool refuses
+    maintenance = {args.strip() for tool, args in calls if tool == "leanstack-maintenance"}
+    assert maintenance == {"on", "off", "status"}
