@@ -670,9 +670,9 @@ class BackupBucketArgs:
     )
     drill_starts_app: bool = setting(
         False,
-        doc="After the restore, the drill starts the serving release's image against the scratch database on an "
-        "isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 within "
-        "app.healthTimeoutSeconds.",
+        doc="With drillTarget: local. After the restore, the drill starts the serving release's image against the "
+        "scratch database on an isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 "
+        "within app.healthTimeoutSeconds.",
     )
     verify_sql: str = setting(
         "",
@@ -1230,6 +1230,12 @@ def _check_across(c: StackConfig) -> None:
     if c.backup.drill_database_url and (problem := _drill_url_problem(c.backup.drill_database_url)):
         # Never echoed: a mistyped URL may carry a password.
         raise ConfigError(f"{p}:backup.drillDatabaseUrl", f"not a usable URL; {problem}")
+    if c.backup.drill_starts_app and c.backup.drill_target != "local":
+        raise ConfigError(
+            f"{p}:backup.drillStartsApp",
+            f"got true with drillTarget {_show(c.backup.drill_target)}; expected drillTarget: local (the app the "
+            "drill starts reaches only the host's throw-away PostgreSQL)",
+        )
     if c.backup.drill_database_url and c.backup.drill_target != "url":
         raise ConfigError(
             f"{p}:backup.drillDatabaseUrl",

@@ -36,7 +36,6 @@ def test_the_drill_keys_reach_the_host(
             "leanstack:backup": {
                 "drillTarget": "url",
                 "drillDatabaseUrl": url,
-                "drillStartsApp": True,
                 "verifySql": "SELECT count(*) > 0 FROM users;",
             }
         }
@@ -44,8 +43,10 @@ def test_the_drill_keys_reach_the_host(
     assert recorded, "the program rendered no backup files"
     settings = recorded[-1]
     assert (settings.drill_target, settings.drill_database_url) == ("url", url)
-    assert settings.drill_starts_app is True
+    assert settings.drill_starts_app is False
     assert settings.verify_sql == "SELECT count(*) > 0 FROM users;"
+    run_dev_with({"leanstack:backup": {"drillStartsApp": True}})
+    assert (recorded[-1].drill_target, recorded[-1].drill_starts_app) == ("local", True)
 
 
 def test_by_default_the_drill_restores_locally_and_starts_nothing(

@@ -47,15 +47,15 @@ def test_drill_keys_are_read() -> None:
             "leanstack:backup": {
                 "drillTarget": "url",
                 "drillDatabaseUrl": "postgresql://drill@db.internal:5432/postgres?sslmode=require",
-                "drillStartsApp": "true",  # the engine passes scalars as strings
                 "verifySql": "SELECT count(*) > 0 FROM users;\nSELECT true;",
             }
         }
     ).backup
     assert backup.drill_target == "url"
     assert backup.drill_database_url == "postgresql://drill@db.internal:5432/postgres?sslmode=require"
-    assert backup.drill_starts_app is True
     assert backup.verify_sql == "SELECT count(*) > 0 FROM users;\nSELECT true;"
+    # The engine passes scalars as strings.
+    assert load({"leanstack:backup": {"drillStartsApp": "true"}}).backup.drill_starts_app is True
     assert load({"leanstack:backup": {"drillTarget": "instance"}}).backup.drill_target == "instance"
 
 
@@ -101,6 +101,12 @@ def test_drill_keys_are_read() -> None:
             {"leanstack:backup": {"drillTarget": "url", "drillDatabaseUrl": "postgresql://drill@h:99999/postgres"}},
             "leanstack:backup.drillDatabaseUrl: not a usable URL; expected a URL such as "
             "postgresql://drill@db.internal:5432/postgres (scheme, host, database name)",
+        ),
+        (
+            # The app the drill starts reaches only the host's throw-away PostgreSQL.
+            {"leanstack:backup": {"drillTarget": "instance", "drillStartsApp": True}},
+            'leanstack:backup.drillStartsApp: got true with drillTarget "instance"; expected drillTarget: local (the '
+            "app the drill starts reaches only the host's throw-away PostgreSQL)",
         ),
         (
             {"leanstack:backup": {"drillStartsApp": "sometimes"}},
