@@ -318,7 +318,9 @@ class Settings:
         return found
 
     def s3(self) -> S3Client:
-        return aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+        client = aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+        create_only_if_absent(client)
+        return client
 
     def cloudwatch(self) -> CloudWatchClient:
         return aws_session().client("cloudwatch", region_name=self.region, config=client_config())
@@ -531,10 +533,21 @@ def parse_row_counts(lines: List[str]) -> Dict[str, Any]:
 # Upload
 
 
-def supports(client: S3Client, operation: str, parameter: str) -> bool:
-    """Whether this botocore knows a request parameter (AL2023's boto3 may predate it)."""
-    shape = client.meta.service_model.operation_model(operation).input_shape
-    return shape is not None and parameter in shape.members
+def create_only_if_absent(client: S3Client) -> None:
+    """Every object this client creates carries `If-None-Match: *`: S3 refuses (412) a key
+    that exists, so no dump, manifest or report is ever replaced by a new version.
+
+    Sent as a header on every PutObject and CompleteMultipartUpload rather than through the
+    IfNoneMatch parameter, which only botocore releases from late 2024 know: the backup
+    bucket's policy denies a create without the header, so a host whose python3-boto3 predates
+    the parameter must still send it, or every backup would be refused.
+    """
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers["If-None-Match"] = "*"
+
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        client.meta.events.register(f"before-sign.s3.{operation}", add_header)
 
 
 def b64(digest: bytes) -> str:
@@ -611,17 +624,13 @@ class MultipartUpload:
             self._collect_oldest()
         assert self.upload_id is not None
         self.completed.sort(key=lambda part: part["PartNumber"])
-        options: Dict[str, str] = {}
-        if supports(self.client, "CompleteMultipartUpload", "IfNoneMatch"):
-            # Never replace an object: with Object Lock a second PUT would add a version.
-            options["IfNoneMatch"] = "*"
         try:
+            # If-None-Match: * goes with it (create_only_if_absent): never a second version.
             done = self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": self.completed},
-                **options,  # type: ignore[arg-type]
             )
         except AWS_ERRORS as error:
             raise Failure(f"cannot complete the upload: {describe_aws_error(error)}") from None
@@ -653,16 +662,12 @@ class MultipartUpload:
 
 
 def put_json(client: S3Client, bucket: str, key: str, document: Mapping[str, Any]) -> None:
-    options: Dict[str, str] = {}
-    if supports(client, "PutObject", "IfNoneMatch"):
-        options["IfNoneMatch"] = "*"
     client.put_object(
         Bucket=bucket,
         Key=key,
         Body=json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n",
         ContentType="application/json",
         ChecksumAlgorithm="SHA256",
-        **options,  # type: ignore[arg-type]
     )
 
 

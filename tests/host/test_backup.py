@@ -628,3 +628,27 @@ def test_metrics_failure_is_a_warning_not_a_failed_backup(
     assert result.stdout.startswith("backup ok: ")
     assert "warning: publishing metrics (BackupSuccess" in result.stderr
     backup_and_manifest(moto.client_s3(), bucket, app_database)
+
+
+def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Moto, bucket: str) -> None:
+    """The bucket policy denies a create without If-None-Match, so the header must go out even
+    from a botocore that predates the IfNoneMatch parameter (Amazon Linux's python3-boto3 may)."""
+    import host.backup.leanstack_backup as tool
+
+    s3 = moto.client_s3()
+    tool.create_only_if_absent(s3)
+    # This client's botocore no longer knows the parameter: an old release, as far as it can tell.
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        members = s3.meta.service_model.operation_model(operation).input_shape.members
+        members.pop("IfNoneMatch", None)
+    sent: list[bytes | str | None] = []
+    s3.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("If-None-Match"))
+    )
+    key = "backups/app/20260101T000000Z.manifest.json"
+    tool.put_json(s3, bucket, key, {"first": True})
+    with pytest.raises(ClientError) as replacing:
+        tool.put_json(s3, bucket, key, {"second": True})
+    assert replacing.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert sent == [b"*", b"*"]
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == {"first": True}
