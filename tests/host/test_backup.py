@@ -639,8 +639,9 @@ def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Mo
     tool.create_only_if_absent(s3)
     # This client's botocore no longer knows the parameter: an old release, as far as it can tell.
     for operation in ("PutObject", "CompleteMultipartUpload"):
-        members = s3.meta.service_model.operation_model(operation).input_shape.members
-        members.pop("IfNoneMatch", None)
+        shape = s3.meta.service_model.operation_model(operation).input_shape
+        assert shape is not None
+        shape.members.pop("IfNoneMatch", None)
     sent: list[bytes | str | None] = []
     s3.meta.events.register(
         "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("If-None-Match"))
