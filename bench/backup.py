@@ -5,7 +5,12 @@ local PostgreSQL, with moto's S3 on loopback, then measures in one run:
 
     raw pg_dump -Fc to a local file        vs  leanstack-backup (stream to S3, manifest)
     raw pg_restore from that file          vs  leanstack-restore-drill (stream from S3,
-                                               restore, count rows, drop)
+                                               restore, count rows, drop) into the same
+                                               server (DRILL_TARGET=url)
+                                           and leanstack-restore-drill with its default
+                                               target, a throw-away local PostgreSQL
+                                               (initdb, restore, remove): no target, shown
+                                               for what a local drill costs
 
 and prints the wall times and ratios. Targets: backup <= 1.2x raw dump, drill <= 1.3x raw
 restore. Both sides use the same server, client programs and pg_restore options; moto is
@@ -74,6 +79,9 @@ def main() -> None:
     )
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     work = Path(tempfile.mkdtemp(prefix="leanstack-bench-"))
+    # The local target's server runs as postgres when this runs as root: a 0755 directory.
+    drill_work = Path(tempfile.mkdtemp(prefix="leanstack-bench-drill-"))
+    drill_work.chmod(0o755)
     try:
         server.start()
         moto.start()
@@ -111,12 +119,21 @@ def main() -> None:
             "BACKUP_BUCKET": "bench",
             "BACKUP_PREFIX": "bench",
             "DATABASE_URL": server.url(SUPERUSER, SUPERUSER_PASSWORD, DATABASE),
+            "DRILL_TARGET": "url",
             "DRILL_DATABASE_URL": server.url(SUPERUSER, SUPERUSER_PASSWORD, "postgres"),
             "STACK": "bench",
             "PG_BIN_DIR": str(server.bin_dir),
             "LEANSTACK_LOCK_DIR": str(work / "lock"),
         }
-        times: dict[str, list[float]] = {"raw dump": [], "backup": [], "raw restore": [], "drill": []}
+        local_env = {key: value for key, value in tool_env.items() if key != "DRILL_DATABASE_URL"}
+        local_env.update(DRILL_TARGET="local", DRILL_WORK_DIR=str(drill_work))
+        times: dict[str, list[float]] = {
+            "raw dump": [],
+            "backup": [],
+            "raw restore": [],
+            "drill": [],
+            "local drill": [],
+        }
         outputs: dict[str, str] = {}
         # Alternate raw and tool runs and keep the median of each: a one-off stall (page
         # cache writeback, another process) then moves neither side's figure much.
@@ -145,12 +162,14 @@ def main() -> None:
             server.psql("DROP DATABASE raw_restore;")
             seconds, outputs["drill"] = timed([sys.executable, str(TOOL), "restore-drill"], env=tool_env)
             times["drill"].append(seconds)
+            seconds, outputs["local drill"] = timed([sys.executable, str(TOOL), "restore-drill"], env=local_env)
+            times["local drill"].append(seconds)
 
         median = {name: statistics.median(values) for name, values in times.items()}
         dump_mib = dump_file.stat().st_size / 2**20
         print(f"\ndatabase {size}, pgbench scale {arguments.scale}, custom-format dump {dump_mib:.0f} MiB")
         print(f"data directory on {arguments.data_parent}; last runs said:")
-        print(f"  {outputs['backup']}\n  {outputs['drill']}\n")
+        print(f"  {outputs['backup']}\n  {outputs['drill']}\n  {outputs['local drill']}\n")
         heading = f"median of {arguments.rounds} rounds"
         print(f"{heading:32}{'seconds':>9}{'ratio':>8}{'target':>8}  all runs")
         rows = [
@@ -158,6 +177,7 @@ def main() -> None:
             ("leanstack-backup", "backup", "raw dump"),
             ("raw pg_restore from the file", "raw restore", None),
             ("leanstack-restore-drill", "drill", "raw restore"),
+            ("  ... into a local PostgreSQL", "local drill", "raw restore"),
         ]
         for label, name, baseline in rows:
             runs = " ".join(f"{value:.1f}" for value in times[name])
@@ -165,13 +185,16 @@ def main() -> None:
                 print(f"{label:32}{median[name]:9.1f}{'':16}  {runs}")
             else:
                 ratio = median[name] / median[baseline]
+                if name not in TARGETS:
+                    print(f"{label:32}{median[name]:9.1f}{ratio:8.2f}{'-':>8}  {runs}")
+                    continue
                 target = TARGETS[name]
                 verdict = "ok" if ratio <= target else "over"
                 print(f"{label:32}{median[name]:9.1f}{ratio:8.2f}{target:8.1f}  {runs}  {verdict}")
     finally:
         moto.stop()
         server.stop()
-        subprocess.run(["rm", "-rf", str(work)], check=False)
+        subprocess.run(["rm", "-rf", str(work), str(drill_work)], check=False)
 
 
 if __name__ == "__main__":

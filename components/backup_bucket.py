@@ -7,15 +7,22 @@ backups), an S3 bucket with:
   expires, not even the account root; GOVERNANCE: privileged users can, for dev),
 - versioning (Object Lock requires it), SSE-S3 encryption, bucket-owner-enforced ownership,
 - all public access blocked and a bucket policy that denies any request not over TLS,
+- write-once backups: the bucket policy denies, to everyone, any write to the prefix
+  without `If-None-Match: *` (`deny_overwrites`), so no key under it can get a second
+  version, whoever holds `s3:PutObject`,
 - a lifecycle: Glacier Instant Retrieval after `glacier_after_days`, expiry after
-  `expire_after_days` (noncurrent versions too), and clean-up of abandoned multipart
-  uploads a failed streamed backup can leave behind.
+  `expire_after_days`; a noncurrent version (hidden by expiry, or by a delete marker) is
+  kept `expire_after_days` more, never less than a current one, and multipart uploads
+  abandoned by a failed streamed backup are aborted after a few days (every leanstack
+  bucket has that rule: `components.private_bucket`).
 
 The host's role may put, get and list under the prefix, and never delete: `writer_statements`
 is the IAM policy the host role gets, and the bucket policy admits that role by ARN.
 
 Cost: S3 Standard $0.023/GB-month, Glacier Instant Retrieval $0.004/GB-month (us-west-2);
-a 1 GB compressed daily dump kept a year is ~$2/month. Requests are cents.
+a 1 GB compressed daily dump kept a year is ~$2/month, plus ~$1.50/month for the expired
+year kept as noncurrent versions before they are deleted (the price of an overwrite or
+stray delete never shortening a backup's life). Requests are cents.
 
 Replacement: changing `region` or `bucket_name` creates a new, empty bucket; the old one
 and its locked backups stay until their retention ends (the diff flags it).
@@ -37,7 +44,26 @@ from components.private_bucket import lock_down_bucket
 from components.providers import aws_provider
 from leanstack.settings import BackupBucketArgs
 
-__all__ = ["BackupBucket", "BackupBucketArgs", "writer_statements"]
+__all__ = ["BackupBucket", "BackupBucketArgs", "deny_overwrites", "writer_statements"]
+
+
+def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str) -> dict[str, Any]:
+    """Bucket-policy statement: nobody writes a backup key that exists (If-None-Match: * or denied).
+
+    AWS's "Enforce conditional writes on Amazon S3 buckets": the s3:PutObject action covers
+    PutObject and CompleteMultipartUpload (which take the header) and CreateMultipartUpload,
+    UploadPart and UploadPartCopy (which cannot carry it, and are exempt through
+    s3:ObjectCreationOperation, false for them). A CopyObject into the prefix is refused too.
+    Principal "*": the host, an administrator and the account root alike.
+    """
+    return {
+        "Sid": "DenyOverwritingBackups",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": pulumi.Output.concat(bucket_arn, f"/{prefix}/*"),
+        "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+    }
 
 
 def writer_statements(bucket_arn: pulumi.Input[str], prefix: str) -> list[dict[str, Any]]:
@@ -92,7 +118,6 @@ class BackupBucket(LeanComponent):
         )
         bucket = self._create_bucket()
         self._lock_down(bucket, writer_role_name)
-        self._set_lifecycle(bucket)
         self.bucket_name = bucket.bucket
         self.bucket_arn = bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
@@ -114,7 +139,8 @@ class BackupBucket(LeanComponent):
         )
 
     def _lock_down(self, bucket: aws.s3.Bucket, writer_role_name: str) -> None:
-        versioning = lock_down_bucket(self, bucket, self._opts, self._writer_statements(bucket, writer_role_name))
+        statements = [*self._writer_statements(bucket, writer_role_name), deny_overwrites(bucket.arn, self.prefix)]
+        versioning = lock_down_bucket(self, bucket, self._opts, statements, lifecycle_rules=self._lifecycle_rules())
         aws.s3.BucketObjectLockConfiguration(
             self.child_name("object-lock"),
             bucket=bucket.id,
@@ -127,7 +153,8 @@ class BackupBucket(LeanComponent):
             opts=self._opts(depends_on=[versioning]),
         )
 
-    def _set_lifecycle(self, bucket: aws.s3.Bucket) -> None:
+    def _lifecycle_rules(self) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+        """Age backups out; lock_down_bucket adds the bucket-wide abort of incomplete uploads."""
         a = self.args
         transitions = (
             [
@@ -138,34 +165,28 @@ class BackupBucket(LeanComponent):
             if a.glacier_after_days
             else None
         )
-        aws.s3.BucketLifecycleConfiguration(
-            self.child_name("lifecycle"),
-            bucket=bucket.id,
-            rules=[
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="age-out-backups",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
-                    transitions=transitions,
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=a.expire_after_days),
-                    # Once expiry hides a version, remove it a day later (Object Lock still protects
-                    # it until its retention ends, so this never shortens the lock).
-                    noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                        noncurrent_days=1
-                    ),
-                    abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
-                        days_after_initiation=1
-                    ),
+        return [
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="age-out-backups",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                transitions=transitions,
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=a.expire_after_days),
+                # A version turns noncurrent when expiry hides it, or at once when something writes
+                # over it or deletes it without a version id. Kept as long as a current backup is,
+                # so an overwrite or a stray delete never shortens a genuine backup's life (1 day
+                # here would make any overwrite a delete once the lock ends).
+                noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                    noncurrent_days=a.expire_after_days
                 ),
-                aws.s3.BucketLifecycleConfigurationRuleArgs(
-                    id="remove-expired-delete-markers",
-                    status="Enabled",
-                    filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
-                    expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
-                ),
-            ],
-            opts=self._opts(),
-        )
+            ),
+            aws.s3.BucketLifecycleConfigurationRuleArgs(
+                id="remove-expired-delete-markers",
+                status="Enabled",
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+            ),
+        ]
 
     def _writer_statements(self, bucket: aws.s3.Bucket, writer_role_name: str) -> list[dict[str, Any]]:
         # The writer is named by ARN in a condition rather than as the principal: a principal

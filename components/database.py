@@ -20,7 +20,12 @@ or go, so adding or removing one never touches the primary or its data.
 
 Cost (us-east-1, on demand): db.t4g.micro ~$11.68/month + 20 GiB gp3 $2.30 + the managed
 secret $0.40; Multi-AZ doubles instance and storage. Backups up to the database size are
-free. Each read replica costs what a Single-AZ instance of the same class and storage does
+free. Production (`leanstack.settings.is_production`) keeps its automated backups after the
+instance is deleted (`delete_automated_backups=False`), so point-in-time recovery survives
+a deleted instance: they cost nothing while the instance lives, and once it is gone they
+are billed as backup storage ($0.095/GB-month) until their `backup_retention_days` run out.
+The final snapshot (`leanstack-<stack>-final`) is billed the same until someone deletes it.
+Each read replica costs what a Single-AZ instance of the same class and storage does
 (no secret of its own). See `python -m leanstack plan` for the priced plan.
 
 Replacement: changing `identifier`, `database_name` or `username` replaces the instance,
@@ -45,7 +50,7 @@ import pulumi_aws as aws
 
 from components.base import LeanComponent
 from components.network import Network
-from leanstack.settings import DatabaseArgs, postgres_parameter_family
+from leanstack.settings import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
 
 __all__ = ["Database", "DatabaseArgs"]
 
@@ -198,7 +203,11 @@ class Database(LeanComponent):
             enabled_cloudwatch_logs_exports=["postgresql", "upgrade"],
             deletion_protection=a.deletion_protection,
             skip_final_snapshot=not a.final_snapshot,
-            final_snapshot_identifier=f"{self.identifier}-final" if a.final_snapshot else None,
+            # Named after the stack, not the instance, so the recovery sheet can name it.
+            final_snapshot_identifier=final_snapshot_name(self.stack) if a.final_snapshot else None,
+            # Production keeps its automated backups (point-in-time recovery) when the instance is
+            # deleted, for their retention period; elsewhere RDS deletes them with it.
+            delete_automated_backups=not is_production(self.stack, a),
             # Changes wait for the maintenance window unless someone chooses otherwise in the console.
             apply_immediately=False,
             tags=self.named_tags(self.identifier),

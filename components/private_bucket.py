@@ -1,8 +1,12 @@
 """The lock-down every leanstack S3 bucket gets; shared by BackupBucket and ProxyHost.
 
 Bucket-owner-enforced ownership (no ACLs), all public access blocked, versioning, SSE-S3
-encryption, and a bucket policy that denies any request not made over TLS (plus any
-statements the caller adds, since a bucket has exactly one policy).
+encryption, a bucket policy that denies any request not made over TLS (plus any
+statements the caller adds, since a bucket has exactly one policy), and a lifecycle
+that aborts multipart uploads left incomplete for `ABORT_INCOMPLETE_UPLOADS_DAYS` days
+(plus any rules the caller adds, since a bucket has exactly one lifecycle). An
+incomplete upload is no object: nothing lists it, yet its parts are billed until
+someone aborts it, and a streamed backup killed mid-way leaves one behind.
 """
 
 from __future__ import annotations
@@ -16,6 +20,24 @@ import pulumi_aws as aws
 from components.base import LeanComponent, policy_output
 
 Options = Callable[..., pulumi.ResourceOptions]
+
+# Days after which S3 aborts a multipart upload that never completed, in every bucket
+# leanstack creates. Longer than any backup upload takes; short enough that a failed one
+# costs days of storage, not forever.
+ABORT_INCOMPLETE_UPLOADS_DAYS = 3
+
+
+def abort_incomplete_uploads_rule() -> aws.s3.BucketLifecycleConfigurationRuleArgs:
+    """The lifecycle rule every bucket gets: abort incomplete multipart uploads, bucket-wide."""
+    return aws.s3.BucketLifecycleConfigurationRuleArgs(
+        id="abort-incomplete-uploads",
+        status="Enabled",
+        # An empty prefix: the whole bucket.
+        filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+        abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+            days_after_initiation=ABORT_INCOMPLETE_UPLOADS_DAYS
+        ),
+    )
 
 
 def deny_non_tls(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
@@ -35,8 +57,12 @@ def lock_down_bucket(
     opts: Options,
     extra_statements: list[dict[str, Any]] | None = None,
     prefix: str = "",
+    lifecycle_rules: list[aws.s3.BucketLifecycleConfigurationRuleArgs] | None = None,
 ) -> aws.s3.BucketVersioning:
-    """Apply the lock-down to `bucket`; returns the versioning resource (Object Lock waits for it)."""
+    """Apply the lock-down to `bucket`; returns the versioning resource (Object Lock waits for it).
+
+    `lifecycle_rules` are the caller's own rules; the abort-incomplete-uploads rule is always added.
+    """
 
     def name(suffix: str) -> str:
         return owner.child_name(f"{prefix}{suffix}")
@@ -78,5 +104,12 @@ def lock_down_bucket(
         bucket=bucket.id,
         policy=policy_output(deny_non_tls(bucket.arn), *(extra_statements or [])),
         opts=opts(),
+    )
+    aws.s3.BucketLifecycleConfiguration(
+        name("lifecycle"),
+        bucket=bucket.id,
+        rules=[*(lifecycle_rules or []), abort_incomplete_uploads_rule()],
+        # Rules on noncurrent versions act on a versioned bucket only.
+        opts=opts(depends_on=[versioning]),
     )
     return versioning

@@ -514,7 +514,16 @@ class ProxyHost(LeanComponent):
             tags=self.tags,
             opts=self.child_opts(),
         )
-        lock_down_bucket(self, bucket, self.child_opts, prefix="files-")
+        # Every `pulumi up` that changes a file leaves its old version behind: keep it a month.
+        replaced_files = aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="expire-replaced-files",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=30
+            ),
+        )
+        lock_down_bucket(self, bucket, self.child_opts, prefix="files-", lifecycle_rules=[replaced_files])
         uploads = [
             aws.s3.BucketObjectv2(
                 self.child_name(f"file-{Path(f.path).name}"),
@@ -606,6 +615,10 @@ class ProxyHost(LeanComponent):
                     database_port=int(v[2]),
                     database_user=database.username,
                     database_secret_arn=v[3],
+                    drill_target=backups.args.drill_target,
+                    drill_database_url=backups.args.drill_database_url,
+                    drill_starts_app=backups.args.drill_starts_app,
+                    verify_sql=backups.args.verify_sql,
                     backup_calendar=backups.args.backup_calendar,
                     drill_calendar=backups.args.drill_calendar,
                     metrics_namespace=self.metrics_namespace,

@@ -37,6 +37,7 @@ __all__ = [
     "render_cloud_config",
     "render_cloudwatch_agent_config",
     "render_error_pages",
+    "render_maintenance_tool",
     "render_nginx_conf",
     "render_tls_fetch_script",
     "render_upstream",
@@ -61,6 +62,10 @@ NGINX_DROP_IN_PATH = "/etc/systemd/system/nginx.service.d/leanstack.conf"
 CLOUDWATCH_AGENT_CONFIG_PATH = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
 CLOUDWATCH_AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 BASE_PACKAGES: tuple[str, ...] = ("nginx", "amazon-cloudwatch-agent")
+MAINTENANCE_PAGE_PATH = "/var/lib/leanstack/maintenance/maintenance.html"
+MAINTENANCE_TOOL_PATH = "/usr/local/bin/leanstack-maintenance"
+# What nginx tells clients (and Cloudflare) in Retry-After while the maintenance page is on.
+MAINTENANCE_RETRY_AFTER_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class NginxPaths:
     # The `user` directive; None leaves it out (nginx then uses its built-in default).
     user: str | None = "nginx"
     worker_processes: str = "auto"
+    # While this file exists nginx serves it, as a 503, for every request (see
+    # `leanstack-maintenance`, which writes and removes it).
+    maintenance_page: str = MAINTENANCE_PAGE_PATH
 
 
 # --- validation -----------------------------------------------------------------------
@@ -242,6 +250,7 @@ def _check_paths(paths: NginxPaths, p: HostParams) -> None:
         "temp_dir",
         "error_root",
         "upstream_path",
+        "maintenance_page",
     ):
         _check_path(f"paths.{name}", getattr(paths, name))
     if paths.user is not None:
@@ -315,7 +324,15 @@ def render_nginx_conf(p: HostParams, *, paths: NginxPaths | None = None) -> str:
         max_body_mb=p.max_body_mb,
         listen=_listen(paths),
         paths=paths,
+        maintenance_retry_after_seconds=MAINTENANCE_RETRY_AFTER_SECONDS,
     )
+
+
+def render_maintenance_tool(*, paths: NginxPaths | None = None) -> str:
+    """`leanstack-maintenance on [--message TEXT] | off | status`, for the page nginx serves."""
+    paths = paths or NginxPaths()
+    _check_path("paths.maintenance_page", paths.maintenance_page)
+    return _render("leanstack-maintenance.py.j2", maintenance_page=paths.maintenance_page)
 
 
 def render_upstream(app_port: int) -> str:
@@ -371,6 +388,7 @@ def host_files(p: HostParams, *, paths: NginxPaths | None = None) -> tuple[HostF
         HostFile(TLS_FETCH_SCRIPT_PATH, render_tls_fetch_script(p, paths=paths), permissions="0750"),
         HostFile(NGINX_DROP_IN_PATH, (_TEMPLATES / "nginx-leanstack.conf").read_text(encoding="utf-8")),
         HostFile(CLOUDWATCH_AGENT_CONFIG_PATH, render_cloudwatch_agent_config(p, paths=paths)),
+        HostFile(MAINTENANCE_TOOL_PATH, render_maintenance_tool(paths=paths), permissions="0755"),
     ]
     if p.cdn_proxied and not p.behind_load_balancer:
         # Behind the load balancer, the load balancer's trust store holds the CA instead.

@@ -18,6 +18,7 @@ and this sheet cannot drift apart.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from leanstack.plan import build_plan
 from leanstack.settings import StackConfig, backup_interval_hours, load_stack_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+RDS_INSTANCE = "aws:rds/instance:Instance"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
 STATEFUL_TYPES = {
     "aws:rds/instance:Instance": "PostgreSQL database",
     "aws:elasticache/replicationGroup:ReplicationGroup": "cache (rebuildable: holds nothing that cannot be recomputed)",
@@ -285,70 +288,674 @@ def _targets(config: StackConfig) -> list[str]:
 
 
 def _backups(run: StackRun, config: StackConfig) -> list[str]:
-    s = f" --stack {config.stack}"
-    region = config.region
+    facts = recovery_facts(run, config)
+    b = config.backup
+    final = (
+        f"- **Final snapshot**: RDS takes `{facts.final_snapshot}` when the instance is deleted; it stays until "
+        "someone deletes it."
+        if facts.final_snapshot
+        else "- **Final snapshot**: none (`database.finalSnapshot` is off in this stack)."
+    )
+    kept = (
+        "kept after the instance is deleted, for their retention period"
+        if facts.keeps_automated_backups
+        else "deleted with the instance (not production)"
+    )
     return [
-        "## Backups: where they live and how to restore",
+        "## Backups: where they live",
         "",
-        f"- **Off-site dumps**: S3 bucket `pulumi stack output backupBucket{s}` in {config.backup.region}, under "
-        f"`<backupPrefix>/<databaseName>/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row counts). "
-        f"Object Lock {config.backup.object_lock_mode} for {config.backup.object_lock_days} days: nobody can "
-        f"delete them early{' (not even root)' if config.backup.object_lock_mode == 'COMPLIANCE' else ''}; expired "
-        f"after {config.backup.expire_after_days} days.",
+        f"- **Off-site dumps**: S3 bucket `{facts.bucket_label}` in {b.region}, under "
+        f"`{b.prefix}/{facts.database_name}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
+        f"counts). Object Lock {b.object_lock_mode} for {b.object_lock_days} days: nobody can delete them early"
+        f"{' (not even root)' if b.object_lock_mode == 'COMPLIANCE' else ''}; nobody can write over one (the bucket "
+        f"refuses a write without If-None-Match); expired after {b.expire_after_days} days.",
         f"- **RDS automated backups**: {config.database.backup_retention_days} day(s) of point-in-time recovery in "
-        f"{region}, same account.",
+        f"{config.region}, same account; {kept}.",
+        final,
         "",
-        "Find the newest complete backup (one with a manifest):",
+        "The newest complete backups (a dump counts once its manifest exists), from your laptop:",
         "",
         "```sh",
-        f"BUCKET=$(pulumi stack output backupBucket{s})",
-        f"BACKUP_REGION=$(pulumi stack output backupRegion{s})",
-        f'FOLDER="$(pulumi stack output backupPrefix{s})/$(pulumi stack output databaseName{s})"',
-        'aws s3 ls "s3://$BUCKET/$FOLDER/" --region "$BACKUP_REGION" | grep manifest.json | sort | tail -3',
+        *facts.find_bucket,
+        f'aws s3 ls "s3://$BUCKET/{b.prefix}/{facts.database_name}/" --region {b.region}{facts.bucket_profile} '
+        "| grep manifest.json | tail -3",
         "```",
         "",
-        "Prove it restores (a drill: restores into a scratch database, checks row counts, drops it):",
+        f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it {DRILL_TARGETS[b.drill_target]}, "
+        "checks it, throws it away, and prints the restore time and the backup's age):",
         "",
         "```sh",
-        f"aws ssm start-session --region {region} --target {_host_target(config)}",
-        "sudo leanstack-restore-drill",
-        "```",
-        "",
-        "Restore into a **new** database on the instance (never over the live one), in the SSM session:",
-        "",
-        "```sh",
-        "sudo -i",
-        "set -a; . /etc/leanstack/backup.env; set +a   # bucket, prefix, database host and secret ARN; no secrets",
-        "df -h /tmp   # the dump is downloaded first (pg_restore --jobs needs a file): it must fit",
-        'STAMP=$(aws s3 ls "s3://$BACKUP_BUCKET/$BACKUP_PREFIX/$DATABASE_NAME/" --region "$BACKUP_BUCKET_REGION" \\',
-        "  | awk '{print $4}' | grep '.manifest.json$' | sort | tail -1 | sed 's/.manifest.json$//')",
-        'aws s3 cp "s3://$BACKUP_BUCKET/$BACKUP_PREFIX/$DATABASE_NAME/$STAMP.dump" /tmp/restore.dump \\',
-        '  --region "$BACKUP_BUCKET_REGION"',
-        'aws s3 cp "s3://$BACKUP_BUCKET/$BACKUP_PREFIX/$DATABASE_NAME/$STAMP.manifest.json" - \\',
-        '  --region "$BACKUP_BUCKET_REGION" | grep sha256; sha256sum /tmp/restore.dump   # must match',
-        'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" \\',
-        '  --secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text \\',
-        "  | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
-        'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" PGSSLMODE=require',
-        'createdb "${DATABASE_NAME}_restored"',
-        'pg_restore --no-owner --exit-on-error --jobs 2 --dbname "${DATABASE_NAME}_restored" /tmp/restore.dump',
-        "rm /tmp/restore.dump",
-        "```",
-        "",
-        "Then point the app at the restored database (or rename: `ALTER DATABASE ... RENAME TO ...` with the app "
-        "stopped), and run `sudo leanstack-backup` so a fresh backup exists.",
-        "",
-        "From RDS's own backups instead (to a point in time, into a new instance; then bring it under Pulumi with "
-        "`leanstack:database.identifier` or copy the data across):",
-        "",
-        "```sh",
-        f"aws rds restore-db-instance-to-point-in-time --region {region} \\",
-        f"  --source-db-instance-identifier {config.database.identifier or f'leanstack-{config.stack}'} \\",
-        f"  --target-db-instance-identifier {config.database.identifier or f'leanstack-{config.stack}'}-restored "
-        "--use-latest-restorable-time",
+        *facts.open_shell,
+        f"sudo {DRILL_COMMAND}",
         "```",
         "",
     ]
+
+
+# --------------------------------------------------------------------------- recovery
+
+# Where the drill restores, by backup.drillTarget.
+DRILL_TARGETS = {
+    "local": "into a throw-away PostgreSQL on the host, off production",
+    "instance": "into a marked scratch database on the RDS instance, which needs free storage the size of the database",
+    "url": "on the drill server of backup.drillDatabaseUrl",
+}
+
+RESTORE_COMMAND = "leanstack-restore"
+DRILL_COMMAND = "leanstack-restore-drill"
+MAINTENANCE_COMMAND = "leanstack-maintenance"
+BACKUP_COMMAND = "leanstack-backup"
+
+LAPTOP = "laptop"
+HOST = "host"
+WHERE = {LAPTOP: "your laptop", HOST: "the host"}
+
+
+@dataclass(frozen=True)
+class RecoveryFacts:
+    """What the recovery steps name, read from the program's resources and the config."""
+
+    stack: str
+    region: str
+    backup_region: str
+    database_identifier: str
+    database_name: str
+    instance_class: str
+    multi_az: bool
+    max_allocated_storage: int
+    retention_days: int
+    backup_window: str
+    log_exports: tuple[str, ...]
+    subnet_group: str
+    parameter_group: str
+    security_group: str
+    final_snapshot: str  # "" when the stack takes none
+    keeps_automated_backups: bool
+    instance_urn: str
+    database_urn: str
+    provider_urn: str
+    bucket_name: str  # "" when AWS picks the suffix: then bucket_prefix
+    bucket_prefix: str
+    bucket_profile: str  # " --profile NAME" for a second account, else ""
+    backup_prefix: str
+    host_filters: str
+    site_health_url: str
+
+    @property
+    def bucket_label(self) -> str:
+        return self.bucket_name or f"{self.bucket_prefix}<random suffix>"
+
+    @property
+    def find_bucket(self) -> list[str]:
+        if self.bucket_name:
+            return [f"BUCKET={self.bucket_name}"]
+        return [
+            f"BUCKET=$(aws s3api list-buckets --region {self.backup_region}{self.bucket_profile} "
+            f"--query \"Buckets[?starts_with(Name, '{self.bucket_prefix}')].Name | [0]\" --output text)"
+        ]
+
+    @property
+    def open_shell(self) -> list[str]:
+        return [
+            f"HOST=$(aws ec2 describe-instances --region {self.region} --filters {self.host_filters} "
+            "Name=instance-state-name,Values=running --query 'Reservations[0].Instances[0].InstanceId' --output text)",
+            f'aws ssm start-session --region {self.region} --target "$HOST"',
+        ]
+
+    @property
+    def find_security_group(self) -> str:
+        return (
+            f"SG=$(aws ec2 describe-security-groups --region {self.region} --filters "
+            f"Name=group-name,Values={self.security_group} --query 'SecurityGroups[0].GroupId' --output text)"
+        )
+
+    def restore_options(self, point_in_time: bool) -> list[str]:
+        """The options that give a restored instance the stack's settings (what the restore APIs accept)."""
+        options = [
+            f"--db-instance-class {self.instance_class} --db-subnet-group-name {self.subnet_group}",
+            f'--vpc-security-group-ids "$SG" --db-parameter-group-name {self.parameter_group}',
+            f"--{'' if self.multi_az else 'no-'}multi-az --storage-type gp3 --no-publicly-accessible "
+            "--deletion-protection --copy-tags-to-snapshot",
+            f"--enable-cloudwatch-logs-exports {' '.join(self.log_exports)} --manage-master-user-password",
+            f"--backup-retention-period {self.retention_days} --preferred-backup-window {self.backup_window}"
+            + (f" --max-allocated-storage {self.max_allocated_storage}" if point_in_time else ""),
+        ]
+        return options
+
+
+def recovery_facts(run: StackRun, config: StackConfig) -> RecoveryFacts:
+    primary = next(r for r in run.of_type(RDS_INSTANCE) if not r.inputs.get("replicateSourceDb"))
+    inputs = primary.inputs
+    identifier = str(inputs["identifier"])
+    group = next(
+        (r for r in run.of_type(SECURITY_GROUP) if r.component == "Database"),
+        None,
+    )
+    bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if r.component == "BackupBucket")
+    host_filters = f"Name=tag:Name,Values={config.name_prefix}-host"
+    if config.hosts.scaled:
+        host_filters += " Name=tag:Role,Values=jobs"
+    profile = f" --profile {config.backup.profile}" if config.backup.profile else ""
+    return RecoveryFacts(
+        stack=config.stack,
+        region=config.region,
+        backup_region=config.backup.region,
+        database_identifier=identifier,
+        database_name=str(inputs.get("dbName") or config.database.database_name),
+        instance_class=str(inputs["instanceClass"]),
+        multi_az=inputs.get("multiAz") is True,
+        max_allocated_storage=int(inputs.get("maxAllocatedStorage") or 0),
+        retention_days=int(inputs.get("backupRetentionPeriod") or 0),
+        backup_window=str(inputs.get("backupWindow") or ""),
+        log_exports=tuple(str(x) for x in inputs.get("enabledCloudwatchLogsExports") or ()),
+        subnet_group=str(inputs.get("dbSubnetGroupName") or identifier),
+        parameter_group=str(inputs.get("parameterGroupName") or ""),
+        security_group=str(group.inputs.get("name")) if group is not None else f"{identifier}-db",
+        final_snapshot=str(inputs.get("finalSnapshotIdentifier") or "") if not inputs.get("skipFinalSnapshot") else "",
+        keeps_automated_backups=inputs.get("deleteAutomatedBackups") is False,
+        instance_urn=primary.urn,
+        database_urn=primary.parent,
+        provider_urn=primary.provider,
+        bucket_name=str(bucket.inputs.get("bucket") or ""),
+        bucket_prefix=str(bucket.inputs.get("bucketPrefix") or ""),
+        bucket_profile=profile,
+        backup_prefix=config.backup.prefix,
+        host_filters=host_filters,
+        site_health_url=f"https://{config.hostnames[0]}{config.app.health_path}",
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered step: what and why, where it runs, its commands, and how to check it when it is risky."""
+
+    text: str
+    where: str = ""
+    commands: tuple[str, ...] = ()
+    check: str = ""
+    check_commands: tuple[str, ...] = ()
+    # "sh" for commands to run; "diff" for what a preview must (not) look like.
+    check_language: str = "sh"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One answer to "what is gone?": symptoms, what is lost, numbered steps, how to undo the switch."""
+
+    heading: str
+    symptoms: str
+    loses: str
+    steps: tuple[Step, ...]
+    undo: tuple[str, ...] = ()
+
+    @property
+    def anchor(self) -> str:
+        return github_anchor(self.heading)
+
+
+def _health_check(f: RecoveryFacts) -> tuple[str, ...]:
+    return (f"curl -sS -o /dev/null -w '%{{http_code}}\\n' {f.site_health_url}   # 200",)
+
+
+def _shell_step(f: RecoveryFacts) -> Step:
+    return Step("Open a shell on the host (SSM: no SSH, no key).", LAPTOP, tuple(f.open_shell))
+
+
+def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
+    """The recovery branches of the sheet, in triage order."""
+    f = recovery_facts(run, config)
+    b = config.backup
+    db = f.database_name
+    folder = f"{b.prefix}/{db}"
+    s = f" --stack {config.stack}"
+    branches = [
+        Branch(
+            "Rows deleted or corrupted",
+            "The app runs, but data is missing or wrong: a bad deploy or migration, a mistaken DELETE or UPDATE.",
+            "Nothing, if you copy back only the damaged rows (the default); everything written since the backup, "
+            "if you swap in the whole backup instead.",
+            (
+                Step(
+                    f"Stop the damage first: roll the app back (`python -m leanstack rollback {config.stack}`, in your "
+                    "clone) or stop the job that writes bad data. Write down when the damage started, in UTC "
+                    "(`date -u`).",
+                    LAPTOP,
+                ),
+                Step(
+                    "Find the newest backup taken before the damage (its time is its name).",
+                    LAPTOP,
+                    (
+                        *f.find_bucket,
+                        f'aws s3 ls "s3://$BUCKET/{folder}/" --region {b.region}{f.bucket_profile} '
+                        "| grep manifest.json",
+                    ),
+                ),
+                _shell_step(f),
+                Step(
+                    "Restore that backup into a new database beside the live one (the live one is not touched). "
+                    f"Without `--backup` it takes the newest complete backup. `{RESTORE_COMMAND}` verifies the "
+                    "checksum while streaming, compares the row counts with the manifest and prints the restored "
+                    "database's name (`leanstack_restore_...`) and the command that would switch the app to it.",
+                    HOST,
+                    (f"sudo {RESTORE_COMMAND} --backup STAMP   # STAMP: the name before .manifest.json",),
+                    check="it ends saying the row counts match the manifest; anything else, stop and read its line.",
+                ),
+                Step(
+                    "Copy the damaged rows back from the restored database (RESTORED: the name it printed) into a "
+                    "side table of the live one, then merge them in SQL and look before you commit. TABLE and "
+                    "WHERE_CLAUSE are yours to fill in.",
+                    HOST,
+                    (
+                        "sudo -i",
+                        "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
+                        'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
+                        '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
+                        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
+                        'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" '
+                        "PGSSLMODE=require",
+                        "psql -d RESTORED "
+                        "-c \"\\copy (SELECT * FROM TABLE WHERE WHERE_CLAUSE) TO '/tmp/rows.csv' CSV\"",
+                        f'psql -d {db} -v ON_ERROR_STOP=1 -c "CREATE TABLE restored_rows (LIKE TABLE INCLUDING ALL)" '
+                        "-c \"\\copy restored_rows FROM '/tmp/rows.csv' CSV\"",
+                        f"psql -d {db}   # BEGIN; INSERT INTO TABLE SELECT * FROM restored_rows ON CONFLICT DO "
+                        "NOTHING; check; COMMIT;",
+                    ),
+                    check="count the rows you expected back before COMMIT; ROLLBACK leaves the live data as it was.",
+                ),
+                Step(
+                    "The whole database is beyond repair? Switch the app to the restored one instead, with the "
+                    "command the restore printed (users see a maintenance page meanwhile; the damaged database is kept "
+                    "as `<name>_before_restore_<time>`).",
+                    HOST,
+                    (f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",),
+                    check="the site answers 200 again, from your laptop:",
+                    check_commands=_health_check(f),
+                ),
+                Step(
+                    "Clean up: drop the side table and the restored copy you no longer need.",
+                    HOST,
+                    (f'psql -d {db} -c "DROP TABLE restored_rows"', 'psql -d postgres -c "DROP DATABASE RESTORED"'),
+                ),
+            ),
+            undo=(
+                "Rows merged: the merge was one transaction; reverse it with the rows in `restored_rows` "
+                "(keep the table until you are sure).",
+                f"Switched: the switch printed `to undo the switch: sudo {RESTORE_COMMAND} --swap --use-restored "
+                f"{db}_before_restore_<time>`; run that line (the same switch, the other way).",
+            ),
+        ),
+        Branch(
+            "App database dropped",
+            f'The app logs `database "{db}" does not exist`; users get errors on every page.',
+            "Everything written since the newest backup (its manifest's `started_at`).",
+            (
+                _shell_step(f),
+                Step(
+                    "Restore the newest complete backup into a new database. It works without the app's "
+                    "database; it verifies the checksum while streaming, compares row counts with the manifest, "
+                    f"and prints the next step: `sudo {RESTORE_COMMAND} --swap --use-restored leanstack_restore_...`.",
+                    HOST,
+                    (f"sudo {RESTORE_COMMAND}",),
+                    check="it ends saying the row counts match; if that backup fails, give the previous one with "
+                    f"`sudo {RESTORE_COMMAND} --backup STAMP` (list them as in [Backups](#backups-where-they-live)).",
+                ),
+                Step(
+                    "Switch the app to it, with the line the restore printed (RESTORED: the name in it): a maintenance "
+                    "page (503 with Retry-After) while the databases are renamed and the app restarts; the page "
+                    "lifts once the app's health path answers 200. If the switch fails, nothing is switched.",
+                    HOST,
+                    (f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",),
+                    check="the site answers 200 again, from your laptop:",
+                    check_commands=_health_check(f),
+                ),
+                Step(
+                    "Take a fresh backup of the restored data now, rather than at the next timer.",
+                    HOST,
+                    (f"sudo systemctl start {BACKUP_COMMAND}",),
+                    check="it succeeded:",
+                    check_commands=(f"journalctl -u {BACKUP_COMMAND} -n 5 --no-pager",),
+                ),
+            ),
+            undo=(
+                "The app's database was gone, so the switch replaced nothing (it says `there was no app "
+                f"database`); had there been one, it printed `to undo the switch: sudo {RESTORE_COMMAND} --swap "
+                "--use-restored ...`: run that line.",
+                f"To take the restored data out of service while you decide, `sudo {MAINTENANCE_COMMAND} on` shows "
+                "users the maintenance page.",
+                f"The maintenance page stays up when the app does not come back after a switch: `sudo "
+                f"{MAINTENANCE_COMMAND} off` lifts it by hand (`sudo {MAINTENANCE_COMMAND} status` says whether it "
+                "is on).",
+            ),
+        ),
+        _instance_deleted(f, config, s),
+        Branch(
+            "Host gone",
+            "The SSM session fails and EC2 shows the host terminated, or it fails its status checks; Cloudflare "
+            "shows a 52x page. The database is fine.",
+            "Nothing: the host holds no data (the app's data is in RDS, its backups off-site).",
+            (
+                Step(
+                    "Confirm which hosts exist and their state.",
+                    LAPTOP,
+                    (
+                        f"aws ec2 describe-instances --region {f.region} --filters {f.host_filters} "
+                        "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
+                    ),
+                ),
+                Step(
+                    (
+                        "Scaled out, the Auto Scaling group replaces a lost host by itself within minutes; check its "
+                        "activity in the EC2 console. Otherwise build it again from the repository (this step needs "
+                        "`pulumi`, in your clone of the repository): the Elastic IP moves to the new host, "
+                        "Cloudflare keeps pointing at it."
+                    ),
+                    LAPTOP,
+                    (f"pulumi refresh{s} --yes", f"pulumi up{s}"),
+                    check="after a few minutes of boot, the site answers 200:",
+                    check_commands=_health_check(f),
+                ),
+                _shell_step(f),
+                Step(
+                    "Prove the new host's backups and restores work.",
+                    HOST,
+                    (f"sudo systemctl start {BACKUP_COMMAND}", f"sudo {DRILL_COMMAND}"),
+                ),
+            ),
+        ),
+        _region_down(f, config, s),
+    ]
+    return branches
+
+
+RESTORE_STARTED = (
+    'it prints the new instance with `"DBInstanceStatus": "creating"`; an error here has created nothing, so fix '
+    "the option it names and run it again."
+)
+
+
+def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
+    region, ident = f.region, f.database_identifier
+    restore_final = (
+        Step(
+            "From the final snapshot (everything up to the deletion): restore it under the same identifier, "
+            "with the stack's settings.",
+            LAPTOP,
+            (
+                f.find_security_group,
+                f"aws rds restore-db-instance-from-db-snapshot --region {region} \\",
+                f"  --db-snapshot-identifier {f.final_snapshot} --db-instance-identifier {ident} \\",
+                *(f"  {line} \\" for line in f.restore_options(point_in_time=False)[:-1]),
+                f"  {f.restore_options(point_in_time=False)[-1]}",
+            ),
+            check=RESTORE_STARTED,
+        ),
+    )
+    from_automated = Step(
+        "From the retained automated backups instead (no final snapshot, or you need an earlier minute: replace "
+        "`--use-latest-restorable-time` with `--restore-time 2026-01-31T09:15:00Z`). A deleted instance has no "
+        "identifier to name, so the restore names its resource id.",
+        LAPTOP,
+        (
+            f.find_security_group,
+            f"DBI=$(aws rds describe-db-instance-automated-backups --region {region} --db-instance-identifier {ident} "
+            "--query 'DBInstanceAutomatedBackups[?Status==`retained`].DbiResourceId | [0]' --output text)",
+            f"aws rds restore-db-instance-to-point-in-time --region {region} \\",
+            f'  --source-dbi-resource-id "$DBI" --target-db-instance-identifier {ident} \\',
+            "  --use-latest-restorable-time \\",
+            *(f"  {line} \\" for line in f.restore_options(point_in_time=True)[:-1]),
+            f"  {f.restore_options(point_in_time=True)[-1]}",
+        ),
+        check=RESTORE_STARTED,
+    )
+    component = real_urn(f.database_urn)
+    provider = f"--provider 'aws={real_urn(f.provider_urn)}' " if f.provider_urn else ""
+    steps = (
+        Step(
+            "Confirm it is gone, and see what is left: retained automated backups (point-in-time recovery up to "
+            "minutes before the deletion) and the final snapshot.",
+            LAPTOP,
+            (
+                f"aws rds describe-db-instances --region {region} --db-instance-identifier {ident}   "
+                "# DBInstanceNotFound: gone",
+                f"aws rds describe-db-instance-automated-backups --region {region} --db-instance-identifier {ident} "
+                "--query 'DBInstanceAutomatedBackups[].[DbiResourceId,Status,RestoreWindow.LatestTime]' "
+                "--output text",
+                *(
+                    (
+                        f"aws rds describe-db-snapshots --region {region} --db-snapshot-identifier "
+                        f"{f.final_snapshot} --query 'DBSnapshots[].[Status,SnapshotCreateTime]' --output text",
+                    )
+                    if f.final_snapshot
+                    else ()
+                ),
+            ),
+        ),
+        Step(
+            "The owner picks the source: the final snapshot if it exists (nothing lost), else the retained "
+            "automated backups (minutes lost), else the off-site backup: then `pulumi refresh` and `pulumi up` "
+            "create an empty instance, and [App database dropped](#app-database-dropped) fills it (up to a backup "
+            "interval lost)."
+        ),
+        *(restore_final if f.final_snapshot else ()),
+        from_automated,
+        Step(
+            "Wait until it is available (10-30 minutes).",
+            LAPTOP,
+            (f"aws rds wait db-instance-available --region {region} --db-instance-identifier {ident}",),
+            check="the endpoint is the old one (same identifier), so the host needs no change of address:",
+            check_commands=(
+                f"aws rds describe-db-instances --region {region} --db-instance-identifier {ident} "
+                "--query 'DBInstances[0].[DBInstanceStatus,Endpoint.Address]' --output text",
+            ),
+        ),
+        Step(
+            "Bring it back under Pulumi without replacing it (needs `pulumi`, in your clone of the repository). "
+            "The restored instance has the old identifier, which is how Pulumi finds an RDS instance: a refresh "
+            "reads it in its place. If the refresh dropped `database-instance` from the state instead, adopt it by "
+            "identifier with `pulumi import`. Nothing changes in the stack file.",
+            LAPTOP,
+            (
+                f"pulumi refresh{s} --yes",
+                f"pulumi stack{s} --show-urns | grep database-instance || \\",
+                f"  pulumi import aws:rds/instance:Instance database-instance {ident}{s} \\",
+                f"    --parent 'database={component}' {provider}--protect",
+                f"pulumi preview --diff{s}",
+            ),
+            check="the preview may update `database-instance` in place (`~`: settings the restore could not set) "
+            "and the host's files (the new secret ARN); it must never replace it. Read it like this diff, then "
+            f"`pulumi up{s}`:",
+            check_commands=(
+                "~ aws:rds/instance:Instance   database-instance   update    fine: settings put back",
+                "+-aws:rds/instance:Instance   database-instance   replace   STOP: a new, empty database",
+                "+ aws:rds/instance:Instance   database-instance   create    STOP: import it first",
+            ),
+            check_language="diff",
+        ),
+        _shell_step(f),
+        Step(
+            "Prove the restored data is readable and a backup of it exists.",
+            HOST,
+            (f"sudo systemctl start {BACKUP_COMMAND}", f"sudo {DRILL_COMMAND}"),
+        ),
+    )
+    return Branch(
+        "Instance deleted",
+        f"`aws rds describe-db-instances --db-instance-identifier {ident}` answers DBInstanceNotFound; the app "
+        "cannot connect.",
+        "Nothing from the final snapshot; minutes from the retained automated backups; up to a backup interval "
+        "from the off-site dump.",
+        steps,
+        undo=(
+            "The old instance is gone; nothing to switch back. Keep the final snapshot until the restored instance "
+            f"has passed a drill; before another deletion, free its name (RDS refuses to take `{f.final_snapshot}` "
+            f"twice): `aws rds copy-db-snapshot --region {region} --source-db-snapshot-identifier {f.final_snapshot} "
+            f"--target-db-snapshot-identifier {f.final_snapshot}-$(date -u +%Y%m%d)`, then `aws rds "
+            f"delete-db-snapshot --region {region} --db-snapshot-identifier {f.final_snapshot}`."
+            if f.final_snapshot
+            else "The old instance is gone; nothing to switch back.",
+        ),
+    )
+
+
+def _read_backups_policy() -> str:
+    """An IAM policy reading the bucket named by $BUCKET, as one double-quoted shell word."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:ListBucket"],
+                "Resource": ["arn:aws:s3:::$BUCKET", "arn:aws:s3:::$BUCKET/*"],
+            }
+        ],
+    }
+    return '"' + json.dumps(document, separators=(",", ":")).replace('"', '\\"') + '"'
+
+
+def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
+    b = config.backup
+    dr = f"{config.stack}-dr"
+    folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
+    return Branch(
+        "Region down",
+        f"The AWS Health Dashboard shows {f.region} impaired: the host and the database do not answer.",
+        "Nothing if you wait for the region; everything since the newest off-site backup if you rebuild elsewhere.",
+        (
+            Step(
+                "The owner decides: wait for the region (the database and its automated backups come back with it) "
+                "or rebuild in another region from the off-site backups, losing what was written since the newest "
+                f"one. Compare AWS's estimate with the RTO ({config.recovery.rto_minutes or 'not set'} minutes)."
+            ),
+            Step(
+                f"Check the newest off-site backup in {b.region}.",
+                LAPTOP,
+                (
+                    *f.find_bucket,
+                    f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
+                ),
+            ),
+            Step(
+                f"Create stack `{dr}` in a third region (neither {f.region} nor {b.region}), from a copy of this "
+                f"stack's file with `aws:region` changed, then build it (needs `pulumi`). Its Cdn creates the same "
+                f"DNS records as `{config.stack}`: delete those in the Cloudflare dashboard first.",
+                LAPTOP,
+                (
+                    f"cp stacks/Pulumi.{config.stack}.yaml stacks/Pulumi.{dr}.yaml   # then edit aws:region",
+                    f"pulumi stack init {dr}",
+                    f"python -m leanstack validate {dr}",
+                    f"pulumi up --stack {dr}",
+                ),
+                check="`pulumi up` ends without an error, and the new host runs (NEW_REGION: the region you chose):",
+                check_commands=(
+                    "aws ec2 describe-instances --region NEW_REGION --filters "
+                    f"Name=tag:Name,Values=leanstack-{dr}-host "
+                    "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
+                ),
+            ),
+            Step(
+                "Let the new host read the old backups (its role reads only its own bucket).",
+                LAPTOP,
+                (
+                    f"aws iam put-role-policy --role-name leanstack-{dr}-host "
+                    f"--policy-name read-{config.stack}-backups --policy-document {_read_backups_policy()}",
+                ),
+            ),
+            Step(
+                f"On the new host, restore the newest old backup into the new, empty database by hand "
+                f"(`{RESTORE_COMMAND}` reads its own stack's bucket). BUCKET: the name found above.",
+                HOST,
+                (
+                    "sudo -i",
+                    "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
+                    f'OLD="s3://BUCKET/{b.prefix}/{f.database_name}"',
+                    f"STAMP=$(aws s3 ls \"$OLD/\" --region {b.region} | awk '{{print $4}}' | grep '.manifest.json$' "
+                    "| sort | tail -1 | sed 's/.manifest.json$//')",
+                    f'aws s3 cp "$OLD/$STAMP.manifest.json" /tmp/restore.json --region {b.region}',
+                    f'aws s3 cp "$OLD/$STAMP.dump" /tmp/restore.dump --region {b.region}',
+                    'python3 -c \'import json; print(json.load(open("/tmp/restore.json"))["sha256"])\'; '
+                    "sha256sum /tmp/restore.dump",
+                    'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
+                    '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
+                    "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
+                    'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" PGSSLMODE=require',
+                    'pg_restore --no-owner --exit-on-error --jobs 2 --dbname "$DATABASE_NAME" /tmp/restore.dump',
+                    "rm /tmp/restore.dump",
+                ),
+                check="the two sha256 lines match (before pg_restore), and pg_restore exits 0; then the site:",
+                check_commands=_health_check(f),
+            ),
+        ),
+        undo=(
+            f"When {f.region} is back, `{config.stack}` still holds the old data: decide which to keep before "
+            f"pointing DNS back, and copy the rows written to `{dr}` meanwhile.",
+            f"Remove the grant afterwards: `aws iam delete-role-policy --role-name leanstack-{dr}-host --policy-name "
+            f"read-{config.stack}-backups`.",
+        ),
+    )
+
+
+def real_urn(urn: str) -> str:
+    """The URN Pulumi gives a resource: the offline run also names the root stack in a child's type chain."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::")
+
+
+def _render_step(number: int, step: Step) -> list[str]:
+    where = f" *On {WHERE[step.where]}.*" if step.where else ""
+    lines = [f"{number}. {step.text}{where}"]
+    if step.commands:
+        lines += ["", "   ```sh", *(f"   {c}" for c in step.commands), "   ```"]
+    if step.check:
+        lines += ["", f"   **Check**: {step.check}"]
+    if step.check_commands:
+        lines += ["", f"   ```{step.check_language}", *(f"   {c}" for c in step.check_commands), "   ```"]
+    lines.append("")
+    return lines
+
+
+NO_OWNER = "nobody yet (set `leanstack:owner` before you need it); meanwhile, whoever is on call"
+
+
+def _recovery(run: StackRun, config: StackConfig) -> list[str]:
+    branches = recovery_branches(run, config)
+    f = recovery_facts(run, config)
+    lines = [
+        "## What is gone? Start here",
+        "",
+        f"**Who decides**: {config.owner or NO_OWNER} decides whether and when to restore, and so what data "
+        "may be lost; whoever is on call runs the steps. If the owner cannot be reached within a quarter of the RTO, "
+        "the person on call decides and writes down why.",
+        "",
+        "Keep a copy of this sheet outside AWS: the region-down branch needs it when nothing else answers.",
+        "",
+        "Where a step runs: *your laptop* has AWS credentials for the account and the AWS CLI v2 (`pulumi` only "
+        "where a step says so, in your clone of the repository); *the host* is an SSM session on it, where the "
+        "commands need nothing installed or sourced: `sudo` is enough. Values are this stack's, rendered from its "
+        "program; names AWS picks (instance ids, the bucket's suffix) are looked up by tag or prefix.",
+        "",
+        "First look, from your laptop:",
+        "",
+        "```sh",
+        f"aws rds describe-db-instances --region {f.region} --db-instance-identifier {f.database_identifier} "
+        "--query 'DBInstances[0].DBInstanceStatus' --output text",
+        f"aws ec2 describe-instances --region {f.region} --filters {f.host_filters} "
+        "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
+        *_health_check(f),
+        "```",
+        "",
+        *_table(
+            ["What you see", "What is gone", "Data lost", "Go to"],
+            [[b.symptoms, b.heading, b.loses, f"[{b.heading}](#{b.anchor})"] for b in branches],
+        ),
+        "",
+    ]
+    for branch in branches:
+        lines += [f"### {branch.heading}", "", f"**What you see**: {branch.symptoms}", ""]
+        lines += [f"**Data lost**: {branch.loses}", ""]
+        for number, step in enumerate(branch.steps, 1):
+            lines += _render_step(number, step)
+        if branch.undo:
+            lines += ["**Undo the switch**:", ""] + [f"- {u}" for u in branch.undo] + [""]
+    return lines
 
 
 def _rollback(config: StackConfig) -> list[str]:
@@ -501,6 +1108,7 @@ def runbook_markdown(run: StackRun, config: StackConfig) -> str:
         f"- **Production**: {production}",
         "",
     ]
+    lines += _recovery(run, config)
     lines += _services(run, config)
     lines += _targets(config)
     lines += _backups(run, config)

@@ -25,6 +25,7 @@ import json
 import re
 import types
 import typing
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,6 +243,36 @@ def _check_secret_source(value: Any) -> str | None:
 # A Secrets Manager secret ARN (the host's leanstack-app checks the same shape on its own).
 SECRETS_MANAGER_ARN_RE = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+"
 
+# The host tools (drill, restore) name every database they create leanstack_...; an app
+# database with that prefix could be taken for one of theirs.
+SCRATCH_DATABASE_PREFIX = "leanstack_"
+
+
+def final_snapshot_name(stack: str) -> str:
+    """The RDS final snapshot of the stack's database (components.database, the recovery sheet)."""
+    return f"{PROJECT}-{stack}-final"
+
+
+def _drill_url_problem(url: str) -> str | None:
+    """What is wrong with a drill server URL (a maintenance database URL without a password), or None."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if (
+        parts.scheme not in ("postgres", "postgresql")
+        or not parts.hostname
+        or not parts.path.strip("/")
+        or not port_ok
+        or any(c.isspace() or ord(c) < 32 for c in url)
+    ):
+        return "expected a URL such as postgresql://drill@db.internal:5432/postgres (scheme, host, database name)"
+    if parts.password is not None:
+        return "expected no password in it: stack config is not secret (the value is not shown here)"
+    return None
+
+
 # CloudWatch Logs only accepts these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
 
@@ -434,13 +465,21 @@ class DatabaseArgs:
         7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
     )
     deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
-    final_snapshot: bool = setting(True, doc="Take a final snapshot when the instance is deleted.")
+    final_snapshot: bool = setting(
+        True, doc="Take a final snapshot, named leanstack-<stack>-final, when the instance is deleted."
+    )
     protect: bool = setting(True, doc="Pulumi `protect`: `pulumi destroy` and replacements are refused.")
     database_name: str = setting(
         "app",
-        doc="Database created on the instance. Changing it replaces the database.",
+        doc="Database created on the instance; not starting with leanstack_ (the host tools' scratch databases). "
+        "Changing it replaces the database.",
         pattern=r"[a-z][a-z0-9_]{0,62}",
         allowed="lower-case letters, digits and '_', starting with a letter",
+        check=lambda v: (
+            f"a name not starting with {SCRATCH_DATABASE_PREFIX} (the host tools name their scratch databases so)"
+            if str(v).startswith(SCRATCH_DATABASE_PREFIX)
+            else None
+        ),
     )
     username: str = setting(
         "app",
@@ -580,7 +619,8 @@ class BackupBucketArgs:
     )
     expire_after_days: int = setting(
         365,
-        doc="Delete backups (and old versions) this many days after they are written.",
+        doc="Backups expire this many days after they are written; an expired, overwritten or deleted version "
+        "is kept as many days again before S3 removes it.",
         min=2,
         max=3650,
     )
@@ -607,6 +647,31 @@ class BackupBucketArgs:
         doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC).",
         pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
         allowed="a systemd OnCalendar expression such as *-*-01 05:00:00",
+    )
+    drill_target: Literal["local", "instance", "url"] = setting(
+        "local",
+        doc="Where the restore drill restores: local, a throw-away PostgreSQL of the database's major version on "
+        "the host (needs no space on, nor even the presence of, the production instance); instance, a marked "
+        "scratch database on the RDS instance (needs free storage there the size of the database); url, the "
+        "server in drillDatabaseUrl.",
+    )
+    drill_database_url: str = setting(
+        "",
+        doc="Only with drillTarget: url. A maintenance database on the drill's server, without a password, "
+        "such as postgresql://drill@db.internal:5432/postgres.",
+    )
+    drill_starts_app: bool = setting(
+        False,
+        doc="With drillTarget: local. After the restore, the drill starts the serving release's image against the "
+        "scratch database on an isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 "
+        "within app.healthTimeoutSeconds.",
+    )
+    verify_sql: str = setting(
+        "",
+        doc="SQL the drill runs against the restored database, such as SELECT count(*) > 0 FROM users; every row's "
+        "first column must be true. Empty: only row counts are compared with the backup's manifest.",
+        pattern=r"[^\x00]{0,4000}",
+        allowed="SQL text of at most 4000 characters",
     )
 
 
@@ -1147,6 +1212,26 @@ def _check_across(c: StackConfig) -> None:
             f"{p}:backup.expireAfterDays",
             f"got {c.backup.expire_after_days}; expected more than backup.objectLockDays "
             f"({c.backup.object_lock_days}), or expired backups stay locked and billed",
+        )
+    if c.backup.drill_target == "url" and not c.backup.drill_database_url:
+        raise ConfigError(
+            f"{p}:backup.drillDatabaseUrl",
+            "missing; drillTarget is url, so expected the drill server's URL such as "
+            "postgresql://drill@db.internal:5432/postgres",
+        )
+    if c.backup.drill_database_url and (problem := _drill_url_problem(c.backup.drill_database_url)):
+        # Never echoed: a mistyped URL may carry a password.
+        raise ConfigError(f"{p}:backup.drillDatabaseUrl", f"not a usable URL; {problem}")
+    if c.backup.drill_starts_app and c.backup.drill_target != "local":
+        raise ConfigError(
+            f"{p}:backup.drillStartsApp",
+            f"got true with drillTarget {_show(c.backup.drill_target)}; expected drillTarget: local (the app the "
+            "drill starts reaches only the host's throw-away PostgreSQL)",
+        )
+    if c.backup.drill_database_url and c.backup.drill_target != "url":
+        raise ConfigError(
+            f"{p}:backup.drillDatabaseUrl",
+            f"got a URL with drillTarget {_show(c.backup.drill_target)}; expected it only with drillTarget: url",
         )
     if c.backup.glacier_after_days and c.backup.expire_after_days < c.backup.glacier_after_days + 90:
         raise ConfigError(

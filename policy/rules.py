@@ -63,6 +63,12 @@ OBJECT_LOCK = (
     "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
     "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
 )
+BUCKET_LIFECYCLE = (
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+)
+# An incomplete multipart upload is billed until aborted: a lifecycle must abort it within this.
+MAX_INCOMPLETE_UPLOAD_DAYS = 7
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
@@ -540,6 +546,134 @@ def _backup_locked(view: StackView) -> Iterator[tuple[Subject, str]]:
             yield bucket, f"{bucket.name} has Object Lock but no default retention; add a BucketObjectLockConfiguration"
 
 
+def _lifecycle_rules(view: StackView, bucket: Subject) -> list[Mapping[str, Any]] | None:
+    """The bucket's enabled lifecycle rules, in one shape; None when a lifecycle is not known yet."""
+    found: list[Mapping[str, Any]] = []
+    for lifecycle in _attached(view, bucket, BUCKET_LIFECYCLE):
+        rules = lifecycle.get("rules")
+        if not known(rules):
+            return None
+        found += [r for r in as_list(rules) if isinstance(r, Mapping) and r.get("status", "Enabled") == "Enabled"]
+    for rule in as_list(bucket.get("lifecycleRules")):  # the inline form of aws.s3.Bucket
+        if isinstance(rule, Mapping) and rule.get("enabled", True) is True:
+            found.append(
+                {
+                    "filter": {"prefix": rule.get("prefix", "")},
+                    "abortIncompleteMultipartUpload": {
+                        "daysAfterInitiation": rule.get("abortIncompleteMultipartUploadDays")
+                    },
+                    "expiration": rule.get("expiration") or {},
+                    "noncurrentVersionExpiration": {
+                        "noncurrentDays": (rule.get("noncurrentVersionExpiration") or {}).get("days")
+                    },
+                }
+            )
+    return found
+
+
+def _nested(rule: Mapping[str, Any], block: str, key: str) -> Any:
+    """rule[block][key]: None when absent, UNKNOWN when either is not known yet."""
+    inner = rule.get(block)
+    if not known(inner):
+        return UNKNOWN
+    return inner.get(key) if isinstance(inner, Mapping) else None
+
+
+def _rule_prefix(rule: Mapping[str, Any]) -> Any:
+    """The prefix a lifecycle rule applies to ("" for the whole bucket); UNKNOWN or None when unclear."""
+    flt = rule.get("filter")
+    if flt is None:
+        return rule.get("prefix", "")
+    if not isinstance(flt, Mapping):
+        return flt if not known(flt) else None
+    if flt.get("tag") or flt.get("and") or flt.get("objectSizeGreaterThan") or flt.get("objectSizeLessThan"):
+        return None  # narrower than a prefix: does not cover every upload
+    return flt.get("prefix", "") or ""
+
+
+def _s3_aborts_incomplete_uploads(view: StackView) -> Iterator[tuple[Subject, str]]:
+    for bucket in _buckets(view):
+        rules = _lifecycle_rules(view, bucket)
+        if rules is None:
+            continue
+        days = [
+            _nested(r, "abortIncompleteMultipartUpload", "daysAfterInitiation")
+            for r in rules
+            if _rule_prefix(r) == "" or not known(_rule_prefix(r))
+        ]
+        if any(not known(d) or (isinstance(d, int | float) and 0 < d <= MAX_INCOMPLETE_UPLOAD_DAYS) for d in days):
+            continue
+        what = "has no lifecycle" if not rules else "has a lifecycle that never aborts incomplete uploads bucket-wide"
+        yield (
+            bucket,
+            f"{bucket.name} {what}: an unfinished multipart upload is billed forever; add a lifecycle rule with an "
+            f"empty prefix and abort_incomplete_multipart_upload within {MAX_INCOMPLETE_UPLOAD_DAYS} days",
+        )
+
+
+def _backup_policy_denies_overwrites(policy_value: Any) -> bool | None:
+    """Whether a bucket policy denies everyone a PutObject without If-None-Match (None: not known yet)."""
+    if not known(policy_value):
+        return None
+    for s in statements(policy_value):
+        condition = s.get("Condition")
+        if (
+            s.get("Effect") != "Deny"
+            or s.get("Principal") not in ("*", {"AWS": "*"})
+            or not isinstance(condition, Mapping)
+        ):
+            continue
+        if not _matches(as_list(s.get("Action")), ["s3:PutObject"]):
+            continue
+        null = condition.get("Null") or {}
+        creation = condition.get("Bool") or {}
+        if set(condition) - {"Null", "Bool"} or not isinstance(null, Mapping) or not isinstance(creation, Mapping):
+            continue
+        if str(null.get("s3:if-none-match")).lower() != "true" or set(null) != {"s3:if-none-match"}:
+            continue
+        # The documented exemption of the multipart steps, and nothing narrower.
+        if (
+            set(creation) - {"s3:ObjectCreationOperation"}
+            or str(creation.get("s3:ObjectCreationOperation", "true")).lower() != "true"
+        ):
+            continue
+        return True
+    return False
+
+
+def _backup_conditional_writes(view: StackView) -> Iterator[tuple[Subject, str]]:
+    for bucket in _backup_buckets(view):
+        policies = _attached(view, bucket, (BUCKET_POLICY,))
+        verdicts = [_backup_policy_denies_overwrites(p.get("policy")) for p in policies]
+        if None in verdicts or True in verdicts:
+            continue
+        yield (
+            bucket,
+            f"{bucket.name} lets anyone with s3:PutObject write a new version over a backup; add a bucket policy "
+            'statement denying "*" s3:PutObject when s3:if-none-match is null and s3:ObjectCreationOperation is true',
+        )
+
+
+def _backup_keeps_noncurrent_versions(view: StackView) -> Iterator[tuple[Subject, str]]:
+    for bucket in _backup_buckets(view):
+        rules = _lifecycle_rules(view, bucket)
+        if rules is None:
+            continue
+        current = [_nested(r, "expiration", "days") for r in rules]
+        noncurrent = [_nested(r, "noncurrentVersionExpiration", "noncurrentDays") for r in rules]
+        if not all(known(d) for d in current + noncurrent):
+            continue
+        longest = max((d for d in current if isinstance(d, int | float)), default=0)
+        short = [d for d in noncurrent if isinstance(d, int | float) and d < longest]
+        if short:
+            yield (
+                bucket,
+                f"{bucket.name} deletes a noncurrent backup version after {min(short):g} day(s) but keeps current "
+                f"ones {longest:g}: an overwrite or a stray delete becomes a real delete; set noncurrent_days >= "
+                f"{longest:g}",
+            )
+
+
 # --------------------------------------------------------------------------- RDS
 
 
@@ -564,6 +698,18 @@ def _rds_production_protection(db: Subject, view: StackView) -> Iterator[str]:
         yield (
             f"{db.name} is a production database deleted without a final snapshot; set skip_final_snapshot=False "
             "and a final_snapshot_identifier"
+        )
+
+
+def _rds_production_keeps_automated_backups(db: Subject, view: StackView) -> Iterator[str]:
+    if not view.production or db.get("replicateSourceDb"):
+        return
+    keep = db.get("deleteAutomatedBackups")
+    # Unset means AWS's default: deleted with the instance.
+    if known(keep) and keep is not False:
+        yield (
+            f"{db.name} is a production database whose automated backups are deleted with it, so point-in-time "
+            "recovery dies with the instance; set delete_automated_backups=False"
         )
 
 
@@ -760,6 +906,12 @@ RULES: tuple[Rule, ...] = (
     Rule("s3-versioned", "Every S3 bucket is versioned.", check_stack=_s3_versioned),
     Rule("s3-encrypted", "Every S3 bucket has default server-side encryption.", check_stack=_s3_encrypted),
     Rule(
+        "s3-aborts-incomplete-uploads",
+        f"Every S3 bucket has a lifecycle that aborts incomplete multipart uploads within "
+        f"{MAX_INCOMPLETE_UPLOAD_DAYS} days, bucket-wide.",
+        check_stack=_s3_aborts_incomplete_uploads,
+    ),
+    Rule(
         "backup-bucket-off-site",
         "The backup bucket lives in a region other than the stack's (and its database's).",
         check_stack=_backup_off_site,
@@ -768,6 +920,16 @@ RULES: tuple[Rule, ...] = (
         "backup-bucket-object-lock",
         "The backup bucket has Object Lock with a default retention.",
         check_stack=_backup_locked,
+    ),
+    Rule(
+        "backup-bucket-conditional-writes",
+        "Nobody can write over a backup: the bucket policy denies s3:PutObject without If-None-Match.",
+        check_stack=_backup_conditional_writes,
+    ),
+    Rule(
+        "backup-bucket-keeps-noncurrent-versions",
+        "The backup bucket keeps a noncurrent version at least as long as a current one.",
+        check_stack=_backup_keeps_noncurrent_versions,
     ),
     Rule(
         "rds-backup-retention",
@@ -781,6 +943,12 @@ RULES: tuple[Rule, ...] = (
         "final snapshot.",
         (RDS, RDS_CLUSTER),
         _rds_production_protection,
+    ),
+    Rule(
+        "rds-production-keeps-automated-backups",
+        "A production database (not a read replica) keeps its automated backups when it is deleted.",
+        (RDS,),
+        _rds_production_keeps_automated_backups,
     ),
     Rule(
         "no-star-iam",

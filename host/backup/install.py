@@ -1,8 +1,17 @@
 """The host files of the backup and restore-drill tools, for cloud-init to write.
 
-`backup_host_files(settings)` returns every file: the tool, its drill wrapper, the
-environment file (no secrets) and the systemd services and timers. cloud-init installs
-`BACKUP_PACKAGES` and enables `BACKUP_UNITS`.
+`backup_host_files(settings)` returns every file: the tool, its drill and restore
+wrappers, the environment file (no secrets), the drill's verification SQL and the systemd
+services and timers. cloud-init installs `BACKUP_PACKAGES` and enables `BACKUP_UNITS`.
+
+On the host:
+
+    sudo leanstack-restore-drill                      the drill, by hand (reads backup.env)
+    sudo leanstack-restore [--backup STAMP] [--database leanstack_NAME]
+                                                      restore into a new database, compare
+    sudo leanstack-restore --swap [--backup STAMP]    ... and switch the app to it
+    sudo leanstack-restore --swap --use-restored NAME switch to (or back to) a database
+                                                      leanstack-restore made
 
 What the tools need from AWS, for the host role (no delete anywhere on the bucket):
 s3:ListBucket (on the prefix), s3:GetObject, s3:PutObject, s3:AbortMultipartUpload on
@@ -29,14 +38,21 @@ TEMPLATES = HERE / "templates"
 
 BACKUP_TOOL_PATH = "/usr/local/bin/leanstack-backup"
 DRILL_TOOL_PATH = "/usr/local/bin/leanstack-restore-drill"
+RESTORE_TOOL_PATH = "/usr/local/bin/leanstack-restore"
 ENV_FILE_PATH = "/etc/leanstack/backup.env"
+VERIFY_SQL_PATH = "/etc/leanstack/drill-verify.sql"
+# The drill's throw-away PostgreSQL lives here (on disk: AL2023's /tmp is in memory).
+# systemd creates it for the unit's dynamic user (StateDirectory=).
+DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
+DRILL_TARGETS = ("local", "instance", "url")
 UNIT_DIR = "/etc/systemd/system"
 
 # Amazon Linux 2023 package names. They cannot be verified here (no AL2023 repository
 # reachable from this machine): postgresql17 is the client (psql, pg_dump, pg_restore),
-# which must be at least the RDS server's major version; python3-boto3 is boto3 for the
-# system Python 3.9.
-BACKUP_PACKAGES: tuple[str, ...] = ("postgresql17", "python3-boto3")
+# which must be at least the RDS server's major version; postgresql17-server is the
+# drill's local PostgreSQL (initdb, pg_ctl, postgres; not started as a service);
+# python3-boto3 is boto3 for the system Python 3.9.
+BACKUP_PACKAGES: tuple[str, ...] = ("postgresql17", "postgresql17-server", "python3-boto3")
 
 BACKUP_UNITS: tuple[str, ...] = ("leanstack-backup.timer", "leanstack-restore-drill.timer")
 
@@ -75,6 +91,12 @@ def render_env_file(settings: BackupSettings) -> str:
         user_info = settings.drill_database_url.split("//", 1)[-1].split("@", 1)[0]
         if ":" in user_info:
             raise ValueError("drill_database_url must not carry a password: the env file holds no secrets")
+    if settings.drill_target not in DRILL_TARGETS:
+        raise ValueError(f"drill_target must be one of {', '.join(DRILL_TARGETS)}, not {settings.drill_target!r}")
+    if settings.drill_target == "url" and not settings.drill_database_url:
+        raise ValueError("drill_target url needs drill_database_url")
+    if settings.drill_starts_app and settings.drill_target != "local":
+        raise ValueError("drill_starts_app needs drill_target local: the drill's app reaches only that server")
     values = {
         "AWS_REGION": match.group(1),
         "BACKUP_BUCKET": settings.bucket,
@@ -86,7 +108,11 @@ def render_env_file(settings: BackupSettings) -> str:
         "DATABASE_NAME": settings.database_name,
         "DATABASE_USER": settings.database_user,
         "DATABASE_SSLMODE": "require",
-        "DRILL_DATABASE_URL": settings.drill_database_url,
+        "DRILL_TARGET": settings.drill_target,
+        "DRILL_DATABASE_URL": settings.drill_database_url if settings.drill_target == "url" else "",
+        "DRILL_WORK_DIR": DRILL_WORK_DIR,
+        "DRILL_STARTS_APP": "1" if settings.drill_starts_app else "0",
+        "VERIFY_SQL_FILE": VERIFY_SQL_PATH if settings.verify_sql.strip() else "",
         "STACK": settings.stack,
         "METRICS_NAMESPACE": settings.metrics_namespace,
     }
@@ -94,9 +120,9 @@ def render_env_file(settings: BackupSettings) -> str:
     return _template("backup.env.in").substitute(assignments=assignments)
 
 
-def _service(name: str, description: str, exec_start: str, timeout: str) -> HostFile:
+def _service(name: str, description: str, exec_start: str, timeout: str, extra: str = "") -> HostFile:
     content = _template("service.in").substitute(
-        name=name, description=description, exec_start=exec_start, timeout=timeout
+        name=name, description=description, exec_start=exec_start, timeout=timeout, extra=extra
     )
     return HostFile(path=f"{UNIT_DIR}/{name}.service", content=content)
 
@@ -111,10 +137,32 @@ def _timer(name: str, description: str, calendar: str, randomized_delay: str) ->
 def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     """Every file the host needs for daily backups and monthly restore drills."""
     tool = (HERE / "leanstack_backup.py").read_text(encoding="utf-8")
+    drill_extra = (
+        "# The drill's local PostgreSQL: on disk, owned by the dynamic user, kept out of /tmp.\n"
+        "StateDirectory=leanstack-restore-drill\n"
+    )
+    if settings.drill_starts_app:
+        # docker run for the app's drill start (the socket is root-equivalent: opt-in only).
+        drill_extra += "SupplementaryGroups=docker\n"
+    verify = (
+        (HostFile(path=VERIFY_SQL_PATH, content=settings.verify_sql.rstrip("\n") + "\n", permissions="0644"),)
+        if settings.verify_sql.strip()
+        else ()
+    )
     return (
         HostFile(path=BACKUP_TOOL_PATH, content=tool, permissions="0755"),
-        HostFile(path=DRILL_TOOL_PATH, content=_template("restore-drill.in").substitute(), permissions="0755"),
+        HostFile(
+            path=DRILL_TOOL_PATH,
+            content=_template("wrapper.in").substitute(command="leanstack-restore-drill", subcommand="restore-drill"),
+            permissions="0755",
+        ),
+        HostFile(
+            path=RESTORE_TOOL_PATH,
+            content=_template("wrapper.in").substitute(command="leanstack-restore", subcommand="restore"),
+            permissions="0755",
+        ),
         HostFile(path=ENV_FILE_PATH, content=render_env_file(settings), permissions="0640"),
+        *verify,
         _service(
             "leanstack-backup",
             "leanstack: stream a pg_dump of the application database to the off-site bucket",
@@ -132,6 +180,7 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
             "leanstack: restore the newest backup into a scratch database and check it",
             DRILL_TOOL_PATH,
             "12h",
+            drill_extra,
         ),
         _timer(
             "leanstack-restore-drill",

@@ -1,31 +1,52 @@
 #!/usr/bin/python3
-"""leanstack-backup and leanstack-restore-drill: off-site PostgreSQL backups that restore.
+"""leanstack-backup, leanstack-restore-drill, leanstack-restore: off-site PostgreSQL
+backups that restore.
 
     leanstack-backup                 stream pg_dump to S3, then write the manifest
     leanstack-backup restore-drill   restore the newest complete backup into a scratch
-                                     database, check it, drop it (leanstack-restore-drill
-                                     is a two-line wrapper that runs this)
+                                     database (by default on a throw-away local
+                                     PostgreSQL), check it, drop it
+    leanstack-backup restore [--backup STAMP] [--database leanstack_NAME]
+                                     restore into a new database on the instance, check
+                                     the checksum and row counts, print the next step
+    leanstack-backup restore --swap [--backup STAMP] | --swap --use-restored NAME
+                                     ... then maintenance page on, rename the databases
+                                     (app -> app_before_restore_<time>, restored -> app),
+                                     restart the app, check its health path, page off
+
+(leanstack-restore-drill and leanstack-restore are wrappers that run these.)
 
 Runs on Amazon Linux 2023's system Python (3.9) with only the standard library and boto3,
-shelling out to pg_dump, pg_restore and psql. Configuration is by environment only:
+shelling out to pg_dump, pg_restore and psql (and initdb, pg_ctl, postgres for the local
+drill). Configuration is by environment; when BACKUP_BUCKET is not set (a `sudo` run keeps
+no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV) itself:
 
     DATABASE_URL                postgresql://user:password@host:port/db?sslmode=...; or
     DATABASE_SECRET_ARN         the RDS-managed secret (JSON with username and password),
       + DATABASE_HOST           with DATABASE_PORT (5432), DATABASE_NAME, DATABASE_USER
                                 (default: the secret's username), DATABASE_SSLMODE (require)
+    DATABASE_MAINTENANCE_NAME   the database the drill and the restore connect to on the
+                                instance, never the app's (default: postgres)
     BACKUP_BUCKET, BACKUP_PREFIX
     AWS_REGION                  Secrets Manager and CloudWatch (the stack's region)
     BACKUP_BUCKET_REGION        the bucket's region (default: AWS_REGION)
     AWS_ENDPOINT_URL            honoured by botocore itself from 1.31.57 on, as are
                                 AWS_ENDPOINT_URL_S3 etc. (a local S3 for tests)
-    DRILL_DATABASE_URL          where the drill creates its scratch database (a maintenance
-                                connection, e.g. .../postgres); empty: the source instance
+    DRILL_TARGET                local (default), instance, or url: DRILL_DATABASE_URL, a
+                                maintenance connection such as .../postgres
+    DRILL_WORK_DIR              where the local drill's PostgreSQL lives (default /var/tmp)
+    DRILL_SERVER_USER           who runs it when the drill runs as root (postgres)
+    DRILL_STARTS_APP            1: start the serving release against the restored data
+                                (local target; DRILL_APP_START replaces `docker run`)
     VERIFY_SQL_FILE             optional SQL run against the restored database; every row's
                                 first column must be true, and there must be a row
     STACK, METRICS_NAMESPACE    CloudWatch dimension Stack=$STACK in namespace (Leanstack)
-    PG_BIN_DIR                  where pg_dump, pg_restore and psql are (default: PATH)
+    PG_BIN_DIR                  where the PostgreSQL programs are (default: PATH)
     BACKUP_PART_SIZE_MIB        multipart part size, at least 5 (default 16)
     LEANSTACK_LOCK_DIR          lock directory (default: $RUNTIME_DIRECTORY, else /run/<command>)
+    LEANSTACK_APP_CONFIG        the app's config (/etc/leanstack/app.json): image, health path
+    LEANSTACK_MAINTENANCE,      the commands --swap runs (default: leanstack-maintenance,
+      LEANSTACK_APP_RESTART     leanstack-app restart)
 
 Passwords reach the PostgreSQL programs only through PGPASSWORD in their environment:
 never argv (visible in ps), never a file. Exit 0 on success (also when another run holds
@@ -44,17 +65,36 @@ import functools
 import hashlib
 import json
 import os
+import pwd
 import re
+import secrets
+import shlex
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Deque, Dict, List, Mapping, Optional, Tuple
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    AbstractSet,
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+)
 
 import boto3
 from botocore.config import Config
@@ -70,6 +110,7 @@ if TYPE_CHECKING:
 
 BACKUP_COMMAND = "leanstack-backup"
 DRILL_COMMAND = "leanstack-restore-drill"
+RESTORE_COMMAND = "leanstack-restore"
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 STAMP_PATTERN = re.compile(r"^\d{8}T\d{6}Z$")
 MANIFEST_SUFFIX = ".manifest.json"
@@ -277,7 +318,9 @@ class Settings:
         return found
 
     def s3(self) -> S3Client:
-        return aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+        client = aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+        create_only_if_absent(client)
+        return client
 
     def cloudwatch(self) -> CloudWatchClient:
         return aws_session().client("cloudwatch", region_name=self.region, config=client_config())
@@ -415,6 +458,7 @@ class PsqlSession:
 
     def __init__(self, settings: Settings, connection: Connection, what: str) -> None:
         self.what = what
+        self.connection = connection
         self.process = subprocess.Popen(
             [
                 settings.program("psql"),
@@ -489,10 +533,21 @@ def parse_row_counts(lines: List[str]) -> Dict[str, Any]:
 # Upload
 
 
-def supports(client: S3Client, operation: str, parameter: str) -> bool:
-    """Whether this botocore knows a request parameter (AL2023's boto3 may predate it)."""
-    shape = client.meta.service_model.operation_model(operation).input_shape
-    return shape is not None and parameter in shape.members
+def create_only_if_absent(client: S3Client) -> None:
+    """Every object this client creates carries `If-None-Match: *`: S3 refuses (412) a key
+    that exists, so no dump, manifest or report is ever replaced by a new version.
+
+    Sent as a header on every PutObject and CompleteMultipartUpload rather than through the
+    IfNoneMatch parameter, which only botocore releases from late 2024 know: the backup
+    bucket's policy denies a create without the header, so a host whose python3-boto3 predates
+    the parameter must still send it, or every backup would be refused.
+    """
+
+    def add_header(request: Any, **_: Any) -> None:
+        request.headers["If-None-Match"] = "*"
+
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        client.meta.events.register(f"before-sign.s3.{operation}", add_header)
 
 
 def b64(digest: bytes) -> str:
@@ -569,17 +624,13 @@ class MultipartUpload:
             self._collect_oldest()
         assert self.upload_id is not None
         self.completed.sort(key=lambda part: part["PartNumber"])
-        options: Dict[str, str] = {}
-        if supports(self.client, "CompleteMultipartUpload", "IfNoneMatch"):
-            # Never replace an object: with Object Lock a second PUT would add a version.
-            options["IfNoneMatch"] = "*"
         try:
+            # If-None-Match: * goes with it (create_only_if_absent): never a second version.
             done = self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=self.key,
                 UploadId=self.upload_id,
                 MultipartUpload={"Parts": self.completed},
-                **options,  # type: ignore[arg-type]
             )
         except AWS_ERRORS as error:
             raise Failure(f"cannot complete the upload: {describe_aws_error(error)}") from None
@@ -611,16 +662,12 @@ class MultipartUpload:
 
 
 def put_json(client: S3Client, bucket: str, key: str, document: Mapping[str, Any]) -> None:
-    options: Dict[str, str] = {}
-    if supports(client, "PutObject", "IfNoneMatch"):
-        options["IfNoneMatch"] = "*"
     client.put_object(
         Bucket=bucket,
         Key=key,
         Body=json.dumps(document, indent=2, sort_keys=True).encode("utf-8") + b"\n",
         ContentType="application/json",
         ChecksumAlgorithm="SHA256",
-        **options,  # type: ignore[arg-type]
     )
 
 
@@ -644,16 +691,29 @@ def list_keys(client: S3Client, bucket: str, prefix: str) -> List[str]:
 
 
 def newest_successful_drill_age_days(settings: Settings, client: S3Client) -> float:
+    """Days since the newest successful drill. Reports dated in the future are passed over:
+    a planted `_drills/29991231T000000Z.json` must not silence the stale-drill alarm."""
     folder = settings.key(DRILLS_FOLDER) + "/"
-    reports = sorted((key for key in list_keys(client, settings.bucket, folder) if key.endswith(".json")), reverse=True)
+    latest_trusted = utc_now() + datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
+
+    def trusted(key: str) -> bool:
+        name = key[len(folder) :]
+        return bool(STAMP_PATTERN.match(name[:16])) and parse_stamp(name[:16]) <= latest_trusted
+
+    reports = sorted(
+        (key for key in list_keys(client, settings.bucket, folder) if key.endswith(".json") and trusted(key)),
+        reverse=True,
+    )
     for key in reports[:DRILL_REPORTS_SCANNED]:
         body = client.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
         try:
             report = json.loads(body)
             if report.get("result") == "success":
                 finished = parse_iso(str(report["finished_at"]))
+                if finished > latest_trusted:
+                    continue
                 return max(0.0, (utc_now() - finished).total_seconds() / 86400.0)
-        except (ValueError, KeyError, AttributeError):
+        except (ValueError, KeyError, AttributeError, TypeError):
             continue
     return NO_DRILL_AGE_DAYS
 
@@ -721,9 +781,10 @@ def dump_to_s3(settings: Settings, s3: S3Client, source: Connection, key: str, p
             "SET max_parallel_workers_per_gather = 0;\n"
             "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\n"
             "SELECT pg_export_snapshot() || '|' || current_setting('server_version') || '|' || "
-            "pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database();"
+            "pg_encoding_to_char(encoding) || '|' || pg_database_size(oid) "
+            "FROM pg_database WHERE datname = current_database();"
         )
-        snapshot, server_version, encoding = lines[0].split("|", 2)
+        snapshot, server_version, encoding, database_size = lines[0].split("|", 3)
         dump = subprocess.Popen(
             [
                 settings.program("pg_dump"),
@@ -782,6 +843,8 @@ def dump_to_s3(settings: Settings, s3: S3Client, source: Connection, key: str, p
         "size_bytes": size,
         "server_version": server_version,
         "encoding": encoding,
+        # What a restore needs on disk, roughly: the drill checks free space against it.
+        "database_size_bytes": int(database_size),
         "pg_dump_version": pg_program_version(settings, "pg_dump"),
         "snapshot": snapshot,
         "started_at": iso(started_at),
@@ -798,18 +861,104 @@ def pg_program_version(settings: Settings, name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# leanstack-restore-drill
+# Choosing a backup
+
+# A backup stamped later than now plus this is not trusted (planted, or written by a host
+# whose clock is wrong): it is skipped and reported, never restored.
+CLOCK_SKEW_SECONDS = 300
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+ENCODING_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+MANIFEST_REQUIRED = ("sha256", "size_bytes", "row_counts", "started_at")
 
 
 @dataclass(frozen=True)
 class Backup:
+    stamp: str
     dump_key: str
     manifest_key: str
     manifest: Dict[str, Any]
 
+    @property
+    def started_at(self) -> datetime.datetime:
+        return parse_iso(str(self.manifest["started_at"]))
 
-def newest_complete_backup(settings: Settings, s3: S3Client, database: str) -> Backup:
-    """The newest dump that has a manifest; a dump without one is incomplete and ignored."""
+
+def shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def check_manifest(key: str, manifest: Any) -> Dict[str, Any]:
+    """The manifest when every field the tools read has the right type; otherwise a Failure
+    naming the field. A manifest is a file anyone with the host's role could have written."""
+
+    def unusable(problem: str) -> Failure:
+        return Failure(f"manifest {key} is unusable: {problem}")
+
+    if not isinstance(manifest, dict):
+        raise unusable("not a JSON object")
+    missing = [name for name in MANIFEST_REQUIRED if name not in manifest]
+    if missing:
+        raise unusable(f"it lacks {', '.join(missing)}")
+    if not isinstance(manifest["sha256"], str) or not SHA256_PATTERN.match(manifest["sha256"]):
+        raise unusable(f"sha256 is {shown(manifest['sha256'])}, not 64 hex digits")
+    if not is_count(manifest["size_bytes"]) or manifest["size_bytes"] == 0:
+        raise unusable(f"size_bytes is {shown(manifest['size_bytes'])}, not a positive integer")
+    started = manifest["started_at"]
+    try:
+        moment = parse_iso(started) if isinstance(started, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise unusable(f"started_at is {shown(started)}, not a UTC time such as 2026-01-31T03:30:00Z")
+    counts = manifest["row_counts"]
+    if not isinstance(counts, dict) or not all(is_count(rows) for rows in counts.values()):
+        raise unusable(f"row_counts is {shown(counts)}, not an object of table names and row counts")
+    for name in ("large_objects", "database_size_bytes"):
+        if name in manifest and not is_count(manifest[name]):
+            raise unusable(f"{name} is {shown(manifest[name])}, not a count")
+    if "encoding" in manifest and not (
+        isinstance(manifest["encoding"], str) and ENCODING_PATTERN.match(manifest["encoding"])
+    ):
+        raise unusable(f"encoding is {shown(manifest['encoding'])}, not an encoding name")
+    if "server_version" in manifest and not isinstance(manifest["server_version"], str):
+        raise unusable(f"server_version is {shown(manifest['server_version'])}, not text")
+    return manifest
+
+
+def load_backup(settings: Settings, s3: S3Client, keys: AbstractSet[str], folder: str, backup_stamp: str) -> Backup:
+    dump_key, manifest_key = folder + backup_stamp + DUMP_SUFFIX, folder + backup_stamp + MANIFEST_SUFFIX
+    if dump_key not in keys:
+        raise Failure(f"manifest {manifest_key} has no dump next to it")
+    try:
+        manifest = json.loads(s3.get_object(Bucket=settings.bucket, Key=manifest_key)["Body"].read())
+    except AWS_ERRORS as error:
+        raise Failure(f"cannot read {manifest_key}: {describe_aws_error(error)}") from None
+    except ValueError:
+        raise Failure(f"manifest {manifest_key} is unusable: not JSON") from None
+    return Backup(backup_stamp, dump_key, manifest_key, check_manifest(manifest_key, manifest))
+
+
+def choose_backup(
+    settings: Settings,
+    s3: S3Client,
+    database: str,
+    skipped: List[str],
+    wanted: Optional[str] = None,
+    skip_unusable: bool = False,
+) -> Backup:
+    """The newest complete backup (a dump with its manifest), or the one stamped `wanted`.
+
+    Backups dated in the future are skipped and listed in `skipped`: the host's role may
+    write under the prefix, so a planted `29991231T000000Z` would otherwise win every time,
+    and Object Lock keeps it there. A dump without a manifest is incomplete and ignored. The
+    drill fails on an unusable newest manifest (it is what a restore would pick); the
+    restore (`skip_unusable`) passes over it to the newest usable one and says so.
+    """
     folder = settings.key(database) + "/"
     try:
         keys = set(list_keys(s3, settings.bucket, folder))
@@ -823,49 +972,95 @@ def newest_complete_backup(settings: Settings, s3: S3Client, database: str) -> B
         ),
         reverse=True,
     )
-    if not stamps:
-        raise Failure(f"no complete backup under s3://{settings.bucket}/{folder}")
-    newest = stamps[0]
-    dump_key, manifest_key = folder + newest + DUMP_SUFFIX, folder + newest + MANIFEST_SUFFIX
-    if dump_key not in keys:
-        raise Failure(f"manifest {manifest_key} has no dump next to it")
-    try:
-        manifest = json.loads(s3.get_object(Bucket=settings.bucket, Key=manifest_key)["Body"].read())
-    except AWS_ERRORS as error:
-        raise Failure(f"cannot read {manifest_key}: {describe_aws_error(error)}") from None
-    except ValueError:
-        raise Failure(f"manifest {manifest_key} is not JSON") from None
-    missing = [name for name in ("sha256", "size_bytes", "row_counts", "started_at") if name not in manifest]
-    if missing:
-        raise Failure(f"manifest {manifest_key} lacks {', '.join(missing)}")
-    return Backup(dump_key, manifest_key, manifest)
+    if wanted is not None:
+        if wanted not in stamps:
+            raise Failure(f"no backup {wanted} under s3://{settings.bucket}/{folder} (a dump and its manifest)")
+        return load_backup(settings, s3, keys, folder, wanted)
+    latest_trusted = utc_now() + datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
+    for candidate in stamps:
+        if parse_stamp(candidate) > latest_trusted:
+            skipped.append(f"skipped {folder}{candidate}: dated in the future (now {iso(utc_now())})")
+            continue
+        try:
+            chosen = load_backup(settings, s3, keys, folder, candidate)
+        except Failure as problem:
+            if not skip_unusable:
+                raise
+            skipped.append(f"skipped {problem}")
+            continue
+        if chosen.started_at > latest_trusted:
+            skipped.append(f"skipped {chosen.manifest_key}: its started_at is in the future")
+            continue
+        return chosen
+    more = f" ({len(skipped)} skipped)" if skipped else ""
+    raise Failure(f"no complete backup under s3://{settings.bucket}/{folder}{more}")
 
 
-# Only names this tool makes: leanstack_drill_<stamp>_<pid>.
-SCRATCH_NAME_PATTERN = r"^leanstack_drill_[0-9]{8}t[0-9]{6}z_[0-9]+$"
+# ---------------------------------------------------------------------------------------
+# Scratch and restored databases
+
+# Every database the tools create starts with `leanstack_` (stack config refuses app
+# database names that do), and carries one of these comments (COMMENT ON DATABASE). The
+# drill drops only databases that match its name pattern AND carry its mark AND are not
+# the source's: a look-alike name alone is never enough.
+DRILL_MARK = "leanstack-restore-drill scratch database"
+RESTORE_MARK = "leanstack-restore: "
+SCRATCH_NAME_PATTERN = r"^leanstack_drill_[0-9]{8}t[0-9]{6}z_[0-9a-f]+$"
+RESTORED_NAME_PATTERN = re.compile(r"^leanstack_[a-z0-9_]{1,53}$")
+DATABASE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]{1,63}$")
+# One drill at a time per PostgreSQL server, whichever machine runs it: a session-level
+# advisory lock, released by PostgreSQL when the drill's session ends, even on SIGKILL.
+DRILL_LOCK_KEY = int.from_bytes(hashlib.sha256(b"leanstack-restore-drill").digest()[:8], "big", signed=True)
+MAINTENANCE_DATABASE = "postgres"
 
 
-def drop_leftover_scratch_databases(settings: Settings, target: Connection, warnings: List[str]) -> None:
-    """Drop scratch databases a killed drill (SIGKILL, reboot) left: they are full copies
-    of production data. Safe because the lock lets one drill run at a time."""
-    leftovers = run_psql(
-        settings,
-        target,
-        "cannot list databases",
-        f"SELECT datname FROM pg_database WHERE datname ~ '{SCRATCH_NAME_PATTERN}' ORDER BY 1;",
-    )
-    for name in (line.strip() for line in leftovers if line.strip()):
-        run_psql(
-            settings,
-            target,
-            f"cannot drop the leftover scratch database {name}",
-            f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE);",
-        )
-        warnings.append(f"dropped the scratch database {name} an interrupted drill had left")
+class Busy(Exception):
+    """Another run holds the lock: nothing was done, and that is not a failure."""
 
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def maintenance_connection(settings: Settings) -> Connection:
+    """The source instance, connected to its maintenance database, never the app's: the
+    tools must work when the app's database is gone."""
+    name = env_value(settings.env, "DATABASE_MAINTENANCE_NAME", MAINTENANCE_DATABASE)
+    return settings.source_connection().with_database(name)
+
+
+def create_marked_database(settings: Settings, session: PsqlSession, name: str, encoding: str, mark: str) -> None:
+    session.query(
+        f"CREATE DATABASE {quote_identifier(name)} TEMPLATE template0 ENCODING {quote_literal(encoding)};",
+        f"cannot create the database {name}",
+    )
+    session.query(f"COMMENT ON DATABASE {quote_identifier(name)} IS {quote_literal(mark)};", f"cannot mark {name}")
+
+
+def drop_leftover_scratch_databases(session: PsqlSession, source_name: str, warnings: List[str]) -> None:
+    """Drop the scratch databases a killed drill (SIGKILL, reboot) left: full copies of
+    production data. Only marked ones, never the source's name; the advisory lock means no
+    other drill is using one."""
+    listed = session.query(
+        "SELECT d.datname || CASE WHEN shobj_description(d.oid, 'pg_database') = "
+        f"{quote_literal(DRILL_MARK)} THEN '|marked' ELSE '|unmarked' END FROM pg_database d "
+        f"WHERE d.datname ~ {quote_literal(SCRATCH_NAME_PATTERN)} ORDER BY 1;",
+        "cannot list databases",
+    )
+    for line in (line.strip() for line in listed if line.strip()):
+        name, _, marked = line.rpartition("|")
+        if marked != "marked" or name == source_name:
+            warnings.append(f"left {name} alone: its name looks like a drill's, but the drill did not mark it")
+            continue
+        session.query(
+            f"DROP DATABASE IF EXISTS {quote_identifier(name)} WITH (FORCE);",
+            f"cannot drop the leftover scratch database {name}",
+        )
+        warnings.append(f"dropped the scratch database {name} an interrupted drill had left")
 
 
 def stream_restore(settings: Settings, s3: S3Client, backup: Backup, scratch: Connection) -> None:
@@ -873,11 +1068,10 @@ def stream_restore(settings: Settings, s3: S3Client, backup: Backup, scratch: Co
 
     Checksum while streaming, not before: a download-then-verify would need local disk
     as large as the dump and would serialise download and restore, which is most of the
-    recovery time we are measuring. Restoring unverified bytes is harmless here because
-    the target is a scratch database that is dropped whatever happens, and the drill fails
-    on a mismatch even when pg_restore accepted the bytes. (A production restore should
-    download, verify, then restore: see the runbook.) A pipe also rules out
-    `pg_restore --jobs`, which needs a seekable file.
+    recovery time. Restoring unverified bytes is harmless because the target is always a
+    new database (the drill's scratch one, or leanstack-restore's, which the app does not
+    use until `--swap`), and a mismatch fails the run even when pg_restore accepted the
+    bytes. A pipe also rules out `pg_restore --jobs`, which needs a seekable file.
     """
     try:
         body = s3.get_object(Bucket=settings.bucket, Key=backup.dump_key)["Body"]
@@ -949,6 +1143,13 @@ def compare_row_counts(manifest: Mapping[str, Any], restored: Mapping[str, Any])
     return sum(expected.values())
 
 
+def restore_and_check(settings: Settings, s3: S3Client, backup: Backup, into: Connection) -> Tuple[int, int]:
+    """Restore, then compare the row counts with the manifest: (tables, rows) checked."""
+    stream_restore(settings, s3, backup, into)
+    restored = parse_row_counts(run_psql(settings, into, "cannot count rows", ROW_COUNTS_SQL))
+    return len(restored["tables"]), compare_row_counts(backup.manifest, restored)
+
+
 def run_verification(settings: Settings, scratch: Connection, path: str) -> int:
     """Run VERIFY_SQL_FILE; any error, no row, or a first column not true fails the drill."""
     done = subprocess.run(
@@ -981,69 +1182,557 @@ def run_verification(settings: Settings, scratch: Connection, path: str) -> int:
     return len(rows)
 
 
+# ---------------------------------------------------------------------------------------
+# The drill's local PostgreSQL
+
+SAFE_PATH = re.compile(r"^/[A-Za-z0-9._+@/-]*$")
+LOCAL_SUPERUSER = "leanstack_drill"
+LOCAL_PORT = 5432
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+def major_version(text: str) -> Optional[int]:
+    """17 from "17.2 (Debian ...)" or "postgres (PostgreSQL) 17.2"."""
+    match = re.search(r"(?:^|\)\s)\s*(\d+)(?:\.\d+)?", text.strip())
+    return int(match.group(1)) if match else None
+
+
+def restore_space_needed(manifest: Mapping[str, Any]) -> int:
+    """The disk a restore of this backup needs: the database's size when the backup
+    recorded it, else a generous multiple of the compressed dump; plus WAL headroom."""
+    headroom = GIB + 256 * MIB
+    if "database_size_bytes" in manifest:
+        return int(int(manifest["database_size_bytes"]) * 1.2) + headroom
+    return int(manifest["size_bytes"]) * 5 + headroom
+
+
+def traversable_by_all(path: str) -> bool:
+    """Whether every directory up to `path` may be entered by any user (or does not exist yet)."""
+    current = os.path.realpath(path)
+    while True:
+        if os.path.isdir(current) and not os.stat(current).st_mode & 0o001:
+            return False
+        parent = os.path.dirname(current)
+        if parent == current:
+            return True
+        current = parent
+
+
+class LocalServer:
+    """A throw-away PostgreSQL for the drill, so that it needs neither space on nor the
+    presence of the production instance: initdb in a new directory under DRILL_WORK_DIR,
+    a unix socket only (no TCP) with a random password, fsync off (its data is thrown
+    away), removed by `stop`. As root (a manual `sudo` run) it runs as DRILL_SERVER_USER
+    (postgres), because PostgreSQL refuses to run as root."""
+
+    def __init__(self, settings: Settings, work_dir: str) -> None:
+        self.settings = settings
+        self.work_dir = work_dir
+        self.root: Optional[str] = None
+        self.account: Optional[pwd.struct_passwd] = None
+        self.version = ""
+
+    @property
+    def socket_dir(self) -> str:
+        assert self.root is not None
+        return os.path.join(self.root, "socket")
+
+    def _run(self, argv: List[str], what: str, timeout: float) -> None:
+        options: Dict[str, Any] = {}
+        if self.account is not None:
+            options = {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": []}
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                env=dict(os.environ, LC_ALL="C"),
+                timeout=timeout,
+                check=False,
+                **options,
+            )
+        except subprocess.TimeoutExpired:
+            raise Failure(f"{what}: timed out after {timeout:.0f} s") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+            raise Failure(f"{what}: {one_line(lines[-1]) if lines else 'exit status %d' % done.returncode}")
+
+    def start(self, backup: Backup) -> Connection:
+        if os.geteuid() == 0 and not traversable_by_all(self.work_dir):
+            # A `sudo` run: StateDirectory's /var/lib/private is closed to the postgres user.
+            self.work_dir = "/var/tmp"
+        if not SAFE_PATH.match(self.work_dir):
+            raise ConfigError(
+                f"DRILL_WORK_DIR {self.work_dir!r} must be an absolute path of letters, digits and ._+@/-"
+            )
+        os.makedirs(self.work_dir, mode=0o755, exist_ok=True)
+        needed, free = restore_space_needed(backup.manifest), shutil.disk_usage(self.work_dir).free
+        if free < needed:
+            raise Failure(
+                f"not enough free disk for a local restore of {backup.dump_key}: {self.work_dir} has "
+                f"{free / GIB:.1f} GiB free, the restore needs about {needed / GIB:.1f} GiB; free some space "
+                "or set backup.drillTarget to instance"
+            )
+        postgres = self.settings.program("postgres")
+        probe = subprocess.run([postgres, "--version"], capture_output=True, text=True, check=False)
+        self.version = probe.stdout.strip()
+        local_major = major_version(self.version.split("PostgreSQL)", 1)[-1])
+        backup_major = major_version(str(backup.manifest.get("server_version", "")))
+        if local_major is None:
+            raise Failure(f"cannot tell the local PostgreSQL's version from {self.version!r}")
+        if backup_major is not None and local_major < backup_major:
+            raise Failure(
+                f"the local PostgreSQL is {local_major} but the backup is of PostgreSQL {backup_major}: "
+                f"install postgresql{backup_major}-server, or set backup.drillTarget to instance"
+            )
+        if os.geteuid() == 0:
+            user = env_value(self.settings.env, "DRILL_SERVER_USER", "postgres")
+            try:
+                self.account = pwd.getpwnam(user)
+            except KeyError:
+                raise Failure(
+                    f"running as root, the drill's PostgreSQL must run as {user}, and there is no such user"
+                ) from None
+        self.root = tempfile.mkdtemp(prefix="leanstack-drill-", dir=self.work_dir)
+        password = secrets.token_urlsafe(24)
+        password_file = os.path.join(self.root, "password")
+        with open(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+            handle.write(password + "\n")
+        # Others may reach the socket (the app container in a drill that starts it); the
+        # password keeps them out.
+        os.mkdir(self.socket_dir, 0o755)
+        os.chmod(self.socket_dir, 0o755)
+        if self.account is not None:
+            for path in (self.root, self.socket_dir, password_file):
+                os.chown(path, self.account.pw_uid, self.account.pw_gid)
+        data_dir = os.path.join(self.root, "data")
+        self._run(
+            [
+                self.settings.program("initdb"),
+                "--no-sync",
+                f"--pgdata={data_dir}",
+                f"--username={LOCAL_SUPERUSER}",
+                f"--pwfile={password_file}",
+                "--auth-local=scram-sha-256",
+                "--auth-host=reject",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            "initdb of the drill's PostgreSQL failed",
+            300,
+        )
+        os.unlink(password_file)
+        options = " ".join(
+            [
+                "-c listen_addresses=''",
+                f"-k {self.socket_dir}",
+                f"-p {LOCAL_PORT}",
+                # Thrown away afterwards: durability would only slow the restore down.
+                "-c fsync=off",
+                "-c synchronous_commit=off",
+                "-c full_page_writes=off",
+                # Index builds are most of a restore; fewer checkpoints, at up to 1 GiB of WAL
+                # (counted in restore_space_needed).
+                "-c maintenance_work_mem=128MB",
+                "-c max_wal_size=1GB",
+                "-c checkpoint_timeout=30min",
+            ]
+        )
+        self._run(
+            [
+                self.settings.program("pg_ctl"),
+                f"--pgdata={data_dir}",
+                f"--log={os.path.join(self.root, 'server.log')}",
+                f"--options={options}",
+                "--wait",
+                "--timeout=120",
+                "start",
+            ],
+            "the drill's PostgreSQL did not start",
+            180,
+        )
+        query = urllib.parse.urlencode({"host": self.socket_dir, "port": str(LOCAL_PORT)})
+        url = urllib.parse.urlunsplit(("postgresql", f"{LOCAL_SUPERUSER}@", f"/{MAINTENANCE_DATABASE}", query, ""))
+        return Connection(url, password, MAINTENANCE_DATABASE)
+
+    def stop(self, warnings: List[str]) -> None:
+        if self.root is None:
+            return
+        data_dir = os.path.join(self.root, "data")
+        if os.path.isdir(data_dir):
+            with contextlib.suppress(Failure):
+                self._run(
+                    [self.settings.program("pg_ctl"), f"--pgdata={data_dir}", "--mode=immediate", "stop"],
+                    "stopping the drill's PostgreSQL failed",
+                    60,
+                )
+        try:
+            shutil.rmtree(self.root)
+        except OSError as error:
+            warnings.append(f"cannot remove the drill's PostgreSQL at {self.root}: {error.strerror}")
+        self.root = None
+
+
+# ---------------------------------------------------------------------------------------
+# The app: its config (written by leanstack-app's installer), health, and the drill's start
+
+APP_CONFIG_PATH = "/etc/leanstack/app.json"
+# A private, internal Docker network: the drill's app container reaches nothing but the
+# drill's database socket (mounted), and the host reaches it at this fixed address.
+DRILL_NETWORK = "leanstack-drill"
+DRILL_NETWORK_SUBNET = "10.255.255.0/29"
+DRILL_APP_ADDRESS = "10.255.255.2"
+APP_DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+
+
+@dataclass(frozen=True)
+class App:
+    image: str
+    serving_image: Optional[str]
+    serving_port: Optional[int]
+    container_port: int
+    health_path: str
+    health_timeout_seconds: float
+    env_file: str
+
+
+def read_app(env: Mapping[str, str]) -> Optional[App]:
+    """The app's config and its serving release (state_dir/current.json), or None when the
+    host runs no app."""
+    path = env.get("LEANSTACK_APP_CONFIG", "").strip() or APP_CONFIG_PATH
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise Failure(f"cannot read the app config {path}: {error}") from None
+
+    def field(key: str, kind: type, default: Any = None) -> Any:
+        value = raw.get(key, default) if isinstance(raw, dict) else None
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise Failure(f"the app config {path}: {key} is {shown(value)}, not a {kind.__name__}")
+        return value
+
+    serving_image, serving_port = None, None
+    current_path = os.path.join(str(field("state_dir", str)), "current.json")
+    try:
+        with open(current_path, encoding="utf-8") as handle:
+            current = json.load(handle)
+        serving_image, serving_port = str(current["image"]), int(current["port"])
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise Failure(f"cannot read the serving release from {current_path}: {error}") from None
+    return App(
+        image=field("image", str),
+        serving_image=serving_image,
+        serving_port=serving_port,
+        container_port=field("container_port", int),
+        health_path=field("health_path", str),
+        health_timeout_seconds=float(field("health_timeout_seconds", float, 60.0)),
+        env_file=field("env_file", str, ""),
+    )
+
+
+def http_status(url: str, timeout: float) -> str:
+    """ "200", another status, or why there was no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(response.status)
+    except urllib.error.HTTPError as error:
+        return str(error.code)
+    except (urllib.error.URLError, OSError) as error:
+        return f"no answer ({one_line(str(getattr(error, 'reason', error)))})"
+
+
+def wait_for_200(url: str, timeout: float, still_running: Callable[[], bool] = lambda: True) -> Optional[str]:
+    """None once `url` answers 200 within `timeout` seconds; else the last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = http_status(url, min(5.0, timeout))
+        if answer == "200":
+            return None
+        if time.monotonic() >= deadline:
+            return answer
+        if not still_running():
+            return f"{answer}, and the app exited"
+        time.sleep(0.2)
+
+
+def command_from(env: Mapping[str, str], variable: str, default: List[str], **values: str) -> List[str]:
+    """A command the environment may replace (tests stand in processes for containers)."""
+    template = env.get(variable, "").strip()
+    if not template:
+        return default
+    quoted = {key: shlex.quote(value) for key, value in values.items()}
+    try:
+        return shlex.split(template.format(**quoted))
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(f"{variable}: {template!r} is not a usable command ({error})") from None
+
+
+def docker_drill_argv(app: App, image: str, name: str, socket_dir: str) -> List[str]:
+    argv = [
+        "docker",
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--pull",
+        "never",
+        "--init",
+        "--network",
+        DRILL_NETWORK,
+        "--ip",
+        DRILL_APP_ADDRESS,
+        "--log-driver",
+        "none",
+        "--volume",
+        f"{socket_dir}:{socket_dir}",
+    ]
+    if app.env_file and os.path.exists(app.env_file):
+        argv += ["--env-file", app.env_file]
+    # Names only: docker takes the values from its environment, so the password is in no argv.
+    for variable in ("LEANSTACK_DRILL", "PORT", *APP_DATABASE_VARIABLES):
+        argv += ["--env", variable]
+    return [*argv, image]
+
+
+def drill_start_app(
+    settings: Settings, local: LocalServer, scratch: Connection, drill_id: str, report: Dict[str, Any]
+) -> float:
+    """Start the serving release against the scratch database and wait for its health path.
+
+    One command (DRILL_APP_START, default `docker run` on the internal network
+    leanstack-drill, created when missing): the app gets LEANSTACK_DRILL=1, PORT and the
+    DATABASE_* variables of the scratch database (the socket directory of the drill's
+    PostgreSQL, mounted), its env file, but none of its secrets: a drill copy must not act
+    with production's keys. Returns the seconds until the health path answered 200.
+    """
+    app = read_app(settings.env)
+    if app is None or app.serving_image is None:
+        raise Failure("backup.drillStartsApp is on, but no release of the app is deployed on this host")
+    report["app_image"] = app.serving_image
+    name = f"leanstack-drill-{drill_id}"
+    address = env_value(settings.env, "DRILL_APP_ADDRESS", DRILL_APP_ADDRESS)
+    argv = command_from(
+        settings.env,
+        "DRILL_APP_START",
+        docker_drill_argv(app, app.serving_image, name, local.socket_dir),
+        image=app.serving_image,
+        name=name,
+        port=str(app.container_port),
+        socket_dir=local.socket_dir,
+    )
+    if "DRILL_APP_START" not in settings.env:
+        subprocess.run(
+            ["docker", "network", "create", "--internal", "--subnet", DRILL_NETWORK_SUBNET, DRILL_NETWORK],
+            capture_output=True,
+            check=False,
+        )
+    values = {
+        "LEANSTACK_DRILL": "1",
+        "PORT": str(app.container_port),
+        "DATABASE_HOST": local.socket_dir,
+        "DATABASE_PORT": str(LOCAL_PORT),
+        "DATABASE_NAME": scratch.database,
+        "DATABASE_USER": LOCAL_SUPERUSER,
+        "DATABASE_PASSWORD": scratch.password or "",
+    }
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **values},
+            start_new_session=True,
+        )
+    except OSError as error:
+        raise Failure(f"cannot start the app for the drill ({argv[0]}): {error.strerror}") from None
+    assert process.stderr is not None
+    app_errors = StderrTail(process.stderr)
+    try:
+        url = f"http://{address}:{app.container_port}{app.health_path}"
+        problem = wait_for_200(url, app.health_timeout_seconds, lambda: process.poll() is None)
+        if problem is not None:
+            said = app_errors.last("")
+            raise Failure(
+                f"the app ({app.serving_image}) did not answer 200 on {app.health_path} within "
+                f"{app.health_timeout_seconds:g} s against the restored data: {problem}"
+                + (f"; it said: {said}" if said else "")
+            )
+        return time.monotonic() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if "DRILL_APP_START" not in settings.env:
+            subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+# ---------------------------------------------------------------------------------------
+# leanstack-restore-drill
+
+DRILL_TARGETS = ("local", "instance", "url")
+
+
+@dataclass(frozen=True)
+class DrillOptions:
+    target: str
+    url: Optional[Connection]
+    verify_path: str
+    starts_app: bool
+    work_dir: str
+
+    @staticmethod
+    def from_env(env: Mapping[str, str]) -> DrillOptions:
+        drill_url = env.get("DRILL_DATABASE_URL", "").strip()
+        # Without DRILL_TARGET, a DRILL_DATABASE_URL means "url" (as before there was a choice).
+        target = env_value(env, "DRILL_TARGET", "url" if drill_url else "local")
+        if target not in DRILL_TARGETS:
+            raise ConfigError(f"DRILL_TARGET must be one of {', '.join(DRILL_TARGETS)}, not {target!r}")
+        if target == "url" and not drill_url:
+            raise ConfigError("DRILL_TARGET is url but DRILL_DATABASE_URL is not set")
+        verify_path = env.get("VERIFY_SQL_FILE", "").strip()
+        if verify_path and not os.access(verify_path, os.R_OK):
+            raise ConfigError(f"VERIFY_SQL_FILE {verify_path!r} cannot be read")
+        starts = env_value(env, "DRILL_STARTS_APP", "0")
+        if starts not in ("0", "1"):
+            raise ConfigError(f"DRILL_STARTS_APP must be 0 or 1, not {starts!r}")
+        if starts == "1" and target != "local":
+            raise ConfigError(
+                "DRILL_STARTS_APP needs DRILL_TARGET local: the app's network reaches only the drill's server"
+            )
+        return DrillOptions(
+            target=target,
+            url=parse_database_url("DRILL_DATABASE_URL", drill_url) if target == "url" else None,
+            verify_path=verify_path,
+            starts_app=starts == "1",
+            work_dir=env_value(env, "DRILL_WORK_DIR", "/var/tmp"),
+        )
+
+
+@contextlib.contextmanager
+def drill_server(
+    settings: Settings, options: DrillOptions, backup: Backup, report: Dict[str, Any], warnings: List[str]
+) -> Iterator[Tuple[PsqlSession, Optional[LocalServer]]]:
+    """A maintenance session on the server the drill restores into, holding the drill lock."""
+    local: Optional[LocalServer] = None
+    if options.target == "local":
+        local = LocalServer(settings, options.work_dir)
+        try:
+            connection = local.start(backup)
+        except BaseException:
+            local.stop(warnings)
+            raise
+        report["local_server_version"] = local.version
+    elif options.url is not None:
+        connection = options.url
+    else:
+        connection = maintenance_connection(settings)
+    try:
+        session = PsqlSession(settings, connection, "cannot connect to the drill's server")
+        try:
+            locked = session.query(f"SELECT pg_try_advisory_lock({DRILL_LOCK_KEY});", "cannot take the drill lock")
+            if locked[:1] != ["t"]:
+                raise Busy("another restore drill holds the lock on this database server; nothing to do")
+            yield session, local
+        finally:
+            session.close()
+    finally:
+        if local is not None:
+            local.stop(warnings)
+
+
 def restore_drill(settings: Settings, warnings: List[str]) -> str:
-    verify_path = settings.env.get("VERIFY_SQL_FILE", "").strip()
-    if verify_path and not os.access(verify_path, os.R_OK):
-        raise ConfigError(f"VERIFY_SQL_FILE {verify_path!r} cannot be read")
+    options = DrillOptions.from_env(settings.env)
     database = settings.database_name()
-    drill_url = settings.env.get("DRILL_DATABASE_URL", "").strip()
-    # Checked now, so that a bad URL is a configuration error before any work is done.
-    explicit_target = parse_database_url("DRILL_DATABASE_URL", drill_url) if drill_url else None
     metrics = Metrics(settings, warnings)
     s3 = settings.s3()
     started_at = utc_now()
     started = time.monotonic()
-    report: Dict[str, Any] = {"stack": settings.stack, "database": database, "started_at": iso(started_at)}
+    drill_id = f"{stamp(started_at).lower()}_{secrets.token_hex(4)}"
+    report: Dict[str, Any] = {
+        "stack": settings.stack,
+        "database": database,
+        "target": options.target,
+        "started_at": iso(started_at),
+        "host": socket.gethostname(),
+    }
     backup_age: Optional[float] = None
+    app_seconds: Optional[float] = None
     try:
-        chosen = newest_complete_backup(settings, s3, database)
-        backup_age = (started_at - parse_iso(str(chosen.manifest["started_at"]))).total_seconds()
-        report.update(backup_key=chosen.dump_key, backup_started_at=chosen.manifest["started_at"])
-        report["backup_age_seconds"] = round(backup_age, 3)
-        # No separate target: a throw-away database on the source instance, created from a
-        # connection to the application database (CREATE DATABASE works from any database).
-        target = explicit_target or settings.source_connection()
-        scratch_name = f"leanstack_drill_{stamp(started_at).lower()}_{os.getpid()}"
-        report["scratch_database"] = scratch_name
-        encoding = str(chosen.manifest.get("encoding", "UTF8"))
-        if not re.match(r"^[A-Za-z0-9_]+$", encoding):
-            raise Failure(f"manifest {chosen.manifest_key} has an invalid encoding")
-        drop_leftover_scratch_databases(settings, target, warnings)
-        run_psql(
-            settings,
-            target,
-            "cannot create the scratch database",
-            f"CREATE DATABASE {quote_identifier(scratch_name)} TEMPLATE template0 ENCODING '{encoding}';",
-        )
-        restore_error: Optional[BaseException] = None
         try:
-            scratch = target.with_database(scratch_name)
-            stream_restore(settings, s3, chosen, scratch)
-            recovery_seconds = time.monotonic() - started
-            report["recovery_seconds"] = round(recovery_seconds, 3)
-            restored = parse_row_counts(run_psql(settings, scratch, "cannot count rows", ROW_COUNTS_SQL))
-            report["rows_checked"] = compare_row_counts(chosen.manifest, restored)
-            report["tables_checked"] = len(restored["tables"])
-            if verify_path:
-                report["verification_rows"] = run_verification(settings, scratch, verify_path)
-        except BaseException as error:
-            restore_error = error
-            raise
-        finally:
+            skipped: List[str] = []
             try:
-                run_psql(
-                    settings,
-                    target,
-                    f"cannot drop the scratch database {scratch_name}",
-                    f"DROP DATABASE IF EXISTS {quote_identifier(scratch_name)} WITH (FORCE);",
-                )
-            except Failure as drop_failure:
-                if restore_error is None:
+                chosen = choose_backup(settings, s3, database, skipped)
+            finally:
+                if skipped:
+                    report["skipped"] = skipped
+                    warnings.extend(skipped)
+            backup_age = (started_at - chosen.started_at).total_seconds()
+            report.update(backup_key=chosen.dump_key, backup_started_at=chosen.manifest["started_at"])
+            report["backup_age_seconds"] = round(backup_age, 3)
+            report["backup_size_bytes"] = chosen.manifest["size_bytes"]
+            encoding = str(chosen.manifest.get("encoding", "UTF8"))
+            scratch_name = f"leanstack_drill_{drill_id}"
+            report["scratch_database"] = scratch_name
+            with drill_server(settings, options, chosen, report, warnings) as (session, local):
+                if local is None:
+                    drop_leftover_scratch_databases(session, database, warnings)
+                restore_started = time.monotonic()
+                create_marked_database(settings, session, scratch_name, encoding, DRILL_MARK)
+                restore_error: Optional[BaseException] = None
+                try:
+                    scratch = session_target(session, scratch_name)
+                    tables, rows = restore_and_check(settings, s3, chosen, scratch)
+                    restore_seconds = time.monotonic() - restore_started
+                    recovery_seconds = time.monotonic() - started
+                    report.update(
+                        restore_seconds=round(restore_seconds, 3),
+                        recovery_seconds=round(recovery_seconds, 3),
+                        tables_checked=tables,
+                        rows_checked=rows,
+                    )
+                    if options.verify_path:
+                        report["verification_rows"] = run_verification(settings, scratch, options.verify_path)
+                    if options.starts_app and local is not None:
+                        app_seconds = drill_start_app(settings, local, scratch, drill_id, report)
+                        report["app_start_seconds"] = round(app_seconds, 3)
+                except BaseException as error:
+                    restore_error = error
                     raise
-                warnings.append(str(drop_failure))
+                finally:
+                    if local is None:
+                        # Only the database this run created, by the name it created.
+                        try:
+                            session.query(
+                                f"DROP DATABASE IF EXISTS {quote_identifier(scratch_name)} WITH (FORCE);",
+                                f"cannot drop the scratch database {scratch_name}",
+                            )
+                        except Failure as drop_failure:
+                            if restore_error is None:
+                                raise
+                            warnings.append(str(drop_failure))
+        except Exception as error:
+            if isinstance(error, (Failure, Busy)):
+                raise
+            # A bug in this tool still ends as a reported, alarmed drill failure.
+            raise Failure(f"internal error: {type(error).__name__}: {one_line(str(error))}") from error
     except Failure as failure:
         report.update(result="failure", reason=str(failure))
-        report_problem = finish_drill(settings, s3, report, started)
+        report_problem = finish_drill(settings, s3, report, started, drill_id)
         if report_problem is not None:
             warnings.append(report_problem)
         failure_metrics: List[MetricValue] = [("RestoreDrillFailure", 1, "Count")]
@@ -1051,40 +1740,353 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
             failure_metrics.append(("RestoreDrillBackupAgeSeconds", backup_age, "Seconds"))
         metrics.publish(failure_metrics)
         raise
+    comparison = compare_with_other_target(settings, s3, options.target, restore_seconds, chosen)
+    if comparison is not None:
+        report["compared_with"] = comparison
     report["result"] = "success"
-    report_problem = finish_drill(settings, s3, report, started)
+    report_problem = finish_drill(settings, s3, report, started, drill_id)
     if report_problem is not None:
         # The drill itself succeeded, but without its report the backup keeps publishing
         # a stale RestoreDrillAgeDays: that is a failure too.
         raise Failure(report_problem)
-    metrics.publish(
-        [
-            ("RestoreDrillSuccess", 1, "Count"),
-            ("RestoreDrillDurationSeconds", recovery_seconds, "Seconds"),
-            ("RestoreDrillBackupAgeSeconds", backup_age, "Seconds"),
-            ("RestoreDrillAgeDays", 0, "None"),
-        ]
+    values: List[MetricValue] = [
+        ("RestoreDrillSuccess", 1, "Count"),
+        ("RestoreDrillDurationSeconds", recovery_seconds, "Seconds"),
+        ("RestoreDrillRestoreSeconds", restore_seconds, "Seconds"),
+        ("RestoreDrillBackupAgeSeconds", float(backup_age or 0), "Seconds"),
+        ("RestoreDrillAgeDays", 0, "None"),
+    ]
+    if app_seconds is not None:
+        values.append(("RestoreDrillAppStartSeconds", app_seconds, "Seconds"))
+    metrics.publish(values)
+    summary = (
+        f"restore drill ok: {chosen.dump_key} (recovery point {backup_age:.0f} s old) restored "
+        f"({options.target} target) in {restore_seconds:.1f} s; {report['tables_checked']} tables, "
+        f"{report['rows_checked']} rows checked"
     )
-    return (
-        f"restore drill ok: {chosen.dump_key} (recovery point {backup_age:.0f} s old) restored in "
-        f"{recovery_seconds:.1f} s; {report['tables_checked']} tables, {report['rows_checked']} rows checked"
-    )
+    if app_seconds is not None:
+        summary += f"; the app answered its health path after {app_seconds:.1f} s"
+    if comparison is not None:
+        summary += (
+            f"; the last {comparison['target']} drill restored {comparison['backup_size_bytes']} bytes "
+            f"in {comparison['restore_seconds']:.1f} s"
+        )
+    return summary
 
 
-def finish_drill(settings: Settings, s3: S3Client, report: Dict[str, Any], started: float) -> Optional[str]:
+def session_target(session: PsqlSession, database: str) -> Connection:
+    return session.connection.with_database(database)
+
+
+def compare_with_other_target(
+    settings: Settings, s3: S3Client, target: str, restore_seconds: float, backup: Backup
+) -> Optional[Dict[str, Any]]:
+    """The newest successful drill into another target (the instance, for a local drill):
+    the report then says how the two restore times compare. Best effort."""
+    folder = settings.key(DRILLS_FOLDER) + "/"
+    try:
+        reports = sorted(list_keys(s3, settings.bucket, folder), reverse=True)[:DRILL_REPORTS_SCANNED]
+        for key in reports:
+            other = json.loads(s3.get_object(Bucket=settings.bucket, Key=key)["Body"].read())
+            if (
+                isinstance(other, dict)
+                and other.get("result") == "success"
+                and other.get("target", "url") != target
+                and isinstance(other.get("restore_seconds"), (int, float))
+                and is_count(other.get("backup_size_bytes"))
+            ):
+                return {
+                    "target": str(other.get("target", "url")),
+                    "report": key,
+                    "restore_seconds": float(other["restore_seconds"]),
+                    "backup_size_bytes": int(other["backup_size_bytes"]),
+                    "this_restore_seconds": round(restore_seconds, 3),
+                    "this_backup_size_bytes": int(backup.manifest["size_bytes"]),
+                }
+    except (*AWS_ERRORS, ValueError):
+        return None
+    return None
+
+
+def finish_drill(
+    settings: Settings, s3: S3Client, report: Dict[str, Any], started: float, drill_id: str
+) -> Optional[str]:
     """Write the drill's report, the audit trail RestoreDrillAgeDays is computed from.
 
-    Returns why it could not be written, if so.
+    The key is unique per drill (time and a random part), so two drills finishing in the
+    same second cannot collide. Returns why it could not be written, if so.
     """
     finished_at = utc_now()
     report["finished_at"] = iso(finished_at)
     report["duration_seconds"] = round(time.monotonic() - started, 3)
-    key = settings.key(DRILLS_FOLDER, stamp(finished_at) + ".json")
+    key = settings.key(DRILLS_FOLDER, f"{stamp(finished_at)}-{drill_id.rsplit('_', 1)[-1]}.json")
     try:
         put_json(s3, settings.bucket, key, report)
     except AWS_ERRORS as error:
         return f"cannot write the drill report {key}: {describe_aws_error(error)}"
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# leanstack-restore
+
+MAINTENANCE_COMMAND = "leanstack-maintenance"
+APP_RESTART_COMMAND = "leanstack-app restart"
+SWAP_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    backup: Optional[str] = None
+    database: Optional[str] = None
+    swap: bool = False
+    use_restored: Optional[str] = None
+
+    @staticmethod
+    def parse(arguments: List[str]) -> RestoreOptions:
+        values: Dict[str, Any] = {}
+        rest = list(arguments)
+        while rest:
+            flag = rest.pop(0)
+            if flag == "--swap":
+                values["swap"] = True
+                continue
+            if flag not in ("--backup", "--database", "--use-restored"):
+                raise ConfigError(
+                    f"unknown argument {flag!r}: allowed: --backup STAMP, --database NAME, --swap, --use-restored NAME"
+                )
+            if not rest:
+                raise ConfigError(f"{flag} needs a value")
+            values[flag[2:].replace("-", "_")] = rest.pop(0)
+        options = RestoreOptions(**values)
+        if options.backup is not None and not STAMP_PATTERN.match(options.backup):
+            raise ConfigError(f"--backup {options.backup!r} is not a backup stamp such as 20260131T033000Z")
+        if options.database is not None and not RESTORED_NAME_PATTERN.match(options.database):
+            raise ConfigError(f"--database {options.database!r} must start with leanstack_ (then a-z, 0-9, _)")
+        if options.use_restored is not None:
+            if not DATABASE_NAME_PATTERN.match(options.use_restored):
+                raise ConfigError(f"--use-restored {options.use_restored!r} is not a database name")
+            if not options.swap or options.backup is not None or options.database is not None:
+                raise ConfigError("--use-restored goes with --swap only (it switches to a database already restored)")
+        return options
+
+
+def say(message: str) -> None:
+    print(f"leanstack-restore: {message}", flush=True)
+
+
+def restore(settings: Settings, warnings: List[str], options: RestoreOptions) -> str:
+    """Restore a backup into a new database on the instance; with --swap, switch the app to it."""
+    database = settings.database_name()
+    maintenance = maintenance_connection(settings)
+    lines: List[str] = []
+    if options.use_restored is not None:
+        restored = options.use_restored
+    else:
+        s3 = settings.s3()
+        skipped: List[str] = []
+        try:
+            chosen = choose_backup(settings, s3, database, skipped, options.backup, skip_unusable=True)
+        finally:
+            for line in skipped:
+                say(f"warning: {line}")
+        restored = options.database or f"leanstack_restore_{chosen.stamp.lower()}_{secrets.token_hex(3)}"
+        say(f"restoring {chosen.dump_key} (recovery point {chosen.manifest['started_at']}) into {restored}")
+        session = PsqlSession(settings, maintenance, "cannot connect to the instance")
+        try:
+            create_marked_database(
+                settings,
+                session,
+                restored,
+                str(chosen.manifest.get("encoding", "UTF8")),
+                f"{RESTORE_MARK}restored from {chosen.dump_key}",
+            )
+            started = time.monotonic()
+            try:
+                tables, rows = restore_and_check(settings, s3, chosen, maintenance.with_database(restored))
+            except BaseException:
+                # Nothing half-done: the database this run created goes.
+                with contextlib.suppress(Failure):
+                    session.query(f"DROP DATABASE IF EXISTS {quote_identifier(restored)} WITH (FORCE);")
+                raise
+        finally:
+            session.close()
+        lines.append(
+            f"restored {chosen.dump_key} into {restored} in {time.monotonic() - started:.1f} s: the checksum "
+            f"matches, and so do the row counts of {tables} tables ({rows} rows)"
+        )
+        if not options.swap:
+            lines += [
+                f"the app still uses {database}; look at {restored} if you like, then switch the app to it "
+                "(users see a maintenance page for the switch):",
+                f"  sudo leanstack-restore --swap --use-restored {restored}",
+            ]
+            return "\n".join(lines)
+    return "\n".join(lines + swap(settings, maintenance, database, restored))
+
+
+def run_step(env: Mapping[str, str], name: str, default: str, extra: List[str], timeout: float) -> Optional[str]:
+    """Run a host command (LEANSTACK_MAINTENANCE, LEANSTACK_APP_RESTART); None, or why it failed."""
+    argv = command_from(env, name, shlex.split(default)) + extra
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except FileNotFoundError:
+        return f"{argv[0]} is not installed"
+    except subprocess.TimeoutExpired:
+        return f"{' '.join(argv)} timed out after {timeout:.0f} s"
+    if done.returncode == 0:
+        return None
+    said = [line for line in (done.stderr + "\n" + done.stdout).splitlines() if line.strip()]
+    return one_line(said[-1]) if said else f"exit status {done.returncode}"
+
+
+def swap(settings: Settings, maintenance: Connection, app_name: str, restored: str) -> List[str]:
+    """Maintenance page on, rename (app -> app_before_restore_<stamp>, restored -> app) in
+    one transaction, restart the app, check its health path, page off."""
+    env = settings.env
+    if restored == app_name:
+        raise ConfigError(f"--use-restored {restored} is the app's database itself")
+    before = f"{app_name[:40]}_before_restore_{stamp(utc_now()).lower()}"
+    undo = f"sudo leanstack-restore --swap --use-restored {before}"
+    session = PsqlSession(settings, maintenance, "cannot connect to the instance")
+    try:
+        listed = session.query(
+            "SELECT datname || '|' || coalesce(shobj_description(oid, 'pg_database'), '') FROM pg_database "
+            f"WHERE datname IN ({quote_literal(app_name)}, {quote_literal(restored)}, {quote_literal(before)});",
+            "cannot list databases",
+        )
+        comments = dict(line.split("|", 1) for line in listed if "|" in line)
+        if before in comments:
+            # A second switch within the same second (an undo right after the switch).
+            before = f"{before}_{secrets.token_hex(2)}"
+            undo = f"sudo leanstack-restore --swap --use-restored {before}"
+        if restored not in comments:
+            raise Failure(f"there is no database {restored} on the instance")
+        if not comments[restored].startswith(RESTORE_MARK):
+            raise Failure(
+                f"{restored} was not made by leanstack-restore (it carries no such comment); not switching to it"
+            )
+        app_exists = app_name in comments
+        problem = run_step(
+            env,
+            "LEANSTACK_MAINTENANCE",
+            MAINTENANCE_COMMAND,
+            ["on", "--message", "We are restoring data and will be back shortly."],
+            60,
+        )
+        if problem is not None:
+            raise Failure(f"cannot show the maintenance page ({problem}); nothing was switched")
+        say("maintenance page on")
+        app = quote_identifier(app_name)
+        if app_exists:
+            session.query(f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS false;", f"cannot close {app_name}")
+            deadline = time.monotonic() + SWAP_WAIT_SECONDS
+            while True:
+                remaining = session.query(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    f"WHERE datname = {quote_literal(app_name)} AND pid <> pg_backend_pid();",
+                    "cannot close the app's connections",
+                )
+                if remaining[:1] == ["0"]:
+                    break
+                if time.monotonic() >= deadline:
+                    session.query(f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS true;")
+                    run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+                    raise Failure(
+                        f"connections to {app_name} did not end in {SWAP_WAIT_SECONDS:.0f} s; nothing was switched"
+                    )
+                time.sleep(0.2)
+        renames = [
+            f"ALTER DATABASE {quote_identifier(restored)} RENAME TO {app};",
+            f"COMMENT ON DATABASE {app} IS NULL;",
+        ]
+        if app_exists:
+            renames = [
+                f"ALTER DATABASE {app} RENAME TO {quote_identifier(before)};",
+                f"ALTER DATABASE {quote_identifier(before)} WITH ALLOW_CONNECTIONS true;",
+                f"COMMENT ON DATABASE {quote_identifier(before)} IS "
+                f"{quote_literal(RESTORE_MARK + 'the app database before the switch at ' + iso(utc_now()))};",
+                *renames,
+            ]
+        # One transaction: either both names change or neither does.
+        try:
+            session.query("BEGIN;\n" + "\n".join(renames) + "\nCOMMIT;", "cannot rename the databases")
+        except Failure as failure:
+            # psql has exited with the transaction rolled back: reopen the app's database to
+            # its connections and users, on a new session, then report.
+            if app_exists:
+                with contextlib.suppress(Failure):
+                    run_psql(settings, maintenance, "reopen", f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS true;")
+            off = run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+            still_on = "" if off is None else f"; the maintenance page is still on ({off})"
+            raise Failure(f"{failure}; nothing was switched{still_on}") from None
+    finally:
+        session.close()
+    lines = [
+        f"switched: {app_name} now holds the restored data"
+        + (f"; the previous database is kept as {before}" if app_exists else " (there was no app database)")
+    ]
+    say(lines[0])
+    undo_hint = f"to undo: {undo}" if app_exists else ""
+    problem = run_step(env, "LEANSTACK_APP_RESTART", APP_RESTART_COMMAND, [], 1800)
+    if problem is not None:
+        raise Failure(f"the app did not restart ({problem}); the maintenance page stays on; {undo_hint}")
+    say("app restarted")
+    app_config = read_app(env)
+    if app_config is not None and app_config.serving_port is not None:
+        url = f"http://127.0.0.1:{app_config.serving_port}{app_config.health_path}"
+        problem = wait_for_200(url, app_config.health_timeout_seconds)
+        if problem is not None:
+            raise Failure(
+                f"the app's health path {app_config.health_path} answers {problem}; the maintenance page stays on; "
+                + undo_hint
+            )
+        lines.append(f"the app answers 200 on {app_config.health_path}")
+    else:
+        lines.append("no app is deployed on this host: its health was not checked")
+    problem = run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+    if problem is not None:
+        raise Failure(f"switched, but the maintenance page is still on ({problem}): sudo leanstack-maintenance off")
+    lines.append("maintenance page off: users are served again")
+    if app_exists:
+        lines += [
+            f"to undo the switch: {undo}",
+            f"when you no longer need {before}, drop it (it takes space on the instance)",
+        ]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------
+# The environment file, for runs outside systemd (sudo leanstack-restore)
+
+ENV_FILE = "/etc/leanstack/backup.env"
+ENV_LINE = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"$')
+
+
+def with_env_file(env: Mapping[str, str]) -> Dict[str, str]:
+    """The environment, completed from /etc/leanstack/backup.env when systemd did not
+    provide it (a manual `sudo leanstack-restore`, which keeps no environment). Variables
+    already set win."""
+    merged = dict(env)
+    if merged.get("BACKUP_BUCKET", "").strip():
+        return merged
+    path = merged.get("LEANSTACK_BACKUP_ENV", "").strip() or ENV_FILE
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return merged
+    except OSError as error:
+        raise ConfigError(
+            f"BACKUP_BUCKET is not set and {path} cannot be read ({error.strerror}): run with sudo"
+        ) from None
+    for line in text.splitlines():
+        match = ENV_LINE.match(line.strip())
+        if match and not merged.get(match.group(1), "").strip():
+            merged[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
+    return merged
 
 
 # ---------------------------------------------------------------------------------------
@@ -1095,11 +2097,12 @@ def on_sigterm(signum: int, frame: object) -> None:
     raise Interrupted("interrupted by SIGTERM")
 
 
-COMMANDS: Dict[str, Callable[[Settings, List[str]], str]] = {
-    BACKUP_COMMAND: backup,
-    DRILL_COMMAND: restore_drill,
+SUBCOMMANDS = {
+    "backup": BACKUP_COMMAND,
+    "restore-drill": DRILL_COMMAND,
+    "drill": DRILL_COMMAND,
+    "restore": RESTORE_COMMAND,
 }
-SUBCOMMANDS = {"backup": BACKUP_COMMAND, "restore-drill": DRILL_COMMAND, "drill": DRILL_COMMAND}
 
 
 def main(argv: List[str]) -> int:
@@ -1112,22 +2115,34 @@ def main(argv: List[str]) -> int:
         command = SUBCOMMANDS[arguments[0]]
         arguments = arguments[1:]
     else:
-        command = DRILL_COMMAND if program == DRILL_COMMAND else BACKUP_COMMAND
-    if arguments:
+        command = program if program in (DRILL_COMMAND, RESTORE_COMMAND) else BACKUP_COMMAND
+    if arguments and command != RESTORE_COMMAND:
         print(f"{command}: unexpected arguments {' '.join(arguments)!r} (see --help)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, on_sigterm)
     warnings: List[str] = []
     try:
-        settings = Settings.from_env(os.environ)
-        lock = acquire_lock(os.environ, command)
+        options = RestoreOptions.parse(arguments) if command == RESTORE_COMMAND else None
+        env = with_env_file(os.environ)
+        settings = Settings.from_env(env)
+        lock = acquire_lock(env, command)
         if lock is None:
+            if command == RESTORE_COMMAND:
+                raise Failure("another leanstack-restore is running on this host")
             print(f"{command}: another run is in progress; nothing to do")
             return 0
-        summary = COMMANDS[command](settings, warnings)
+        if options is not None:
+            summary = restore(settings, warnings, options)
+        elif command == DRILL_COMMAND:
+            summary = restore_drill(settings, warnings)
+        else:
+            summary = backup(settings, warnings)
     except ConfigError as error:
         print(f"{command}: configuration error: {error}", file=sys.stderr)
         return 2
+    except Busy as busy:
+        print(f"{command}: {busy}")
+        return 0
     except Failure as error:
         extra = "".join(f"; warning: {warning}" for warning in warnings)
         print(f"{command}: failed: {one_line(str(error))}{one_line(extra)}", file=sys.stderr)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from leanstack.mocks import StackRun
@@ -64,15 +66,66 @@ def test_the_host_may_put_get_and_list_its_prefix_but_never_delete(dev: StackRun
     )
 
 
+def _rules(run: StackRun, name: str) -> dict[str, dict[str, Any]]:
+    return {rule["id"]: rule for rule in run.named(name).inputs["rules"]}
+
+
 def test_lifecycle_moves_to_glacier_and_expires(dev: StackRun, prod: StackRun) -> None:
-    dev_rule = dev.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"][0]
+    dev_rule = _rules(dev, "backups-lifecycle")["age-out-backups"]
     assert dev_rule["expiration"] == {"days": 35} and "transitions" not in dev_rule
-    assert dev_rule["noncurrentVersionExpiration"]["noncurrentDays"] == 1
-    assert dev_rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] == 1
     assert dev_rule["filter"] == {"prefix": "postgres/"}
-    prod_rule = prod.one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").inputs["rules"][0]
+    prod_rule = _rules(prod, "backups-lifecycle")["age-out-backups"]
     assert prod_rule["transitions"] == [{"days": 30, "storageClass": "GLACIER_IR"}]
     assert prod_rule["expiration"] == {"days": 365}
+
+
+def test_an_overwritten_or_hidden_version_is_kept_as_long_as_a_current_one(dev: StackRun, prod: StackRun) -> None:
+    # noncurrentDays 1 made an overwrite a delete one day after the lock ended.
+    for run, days in ((dev, 35), (prod, 365)):
+        rule = _rules(run, "backups-lifecycle")["age-out-backups"]
+        assert rule["noncurrentVersionExpiration"] == {"noncurrentDays": days}
+        assert rule["noncurrentVersionExpiration"]["noncurrentDays"] >= rule["expiration"]["days"]
+
+
+def test_every_bucket_aborts_incomplete_uploads_after_a_few_days(dev: StackRun) -> None:
+    buckets = dev.of_type("aws:s3/bucket:Bucket")
+    lifecycles = dev.of_type("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")
+    assert {b.name for b in buckets} == {"backups-bucket", "host-files"}
+    assert {lc.name for lc in lifecycles} == {"backups-lifecycle", "host-files-lifecycle"}
+    for lifecycle in lifecycles:
+        rule = _rules(dev, lifecycle.name)["abort-incomplete-uploads"]
+        assert rule["status"] == "Enabled" and rule["filter"] == {"prefix": ""}, lifecycle.name
+        assert rule["abortIncompleteMultipartUpload"] == {"daysAfterInitiation": 3}, lifecycle.name
+    # Exactly one rule per bucket aborts uploads, bucket-wide.
+    assert _rules(dev, "host-files-lifecycle")["expire-replaced-files"]["noncurrentVersionExpiration"] == {
+        "noncurrentDays": 30
+    }
+    backup_rules = dev.named("backups-lifecycle").inputs["rules"]
+    assert [r["id"] for r in backup_rules if "abortIncompleteMultipartUpload" in r] == ["abort-incomplete-uploads"]
+
+
+def test_nobody_can_write_over_a_backup(dev: StackRun) -> None:
+    bucket = dev.named("backups-bucket").outputs["arn"]
+    deny = next(s for s in statements(dev.named("backups-policy")) if s["Sid"] == "DenyOverwritingBackups")
+    # As AWS documents for enforcing conditional writes: s3:PutObject (PutObject and
+    # CompleteMultipartUpload) without If-None-Match is denied; the multipart steps that cannot
+    # carry the header (ObjectCreationOperation false) are exempt.
+    assert deny == {
+        "Sid": "DenyOverwritingBackups",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": f"{bucket}/postgres/*",
+        "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+    }
+
+
+def test_the_host_tool_writes_every_backup_object_with_if_none_match() -> None:
+    # The policy above refuses any other write: every put the tool makes must carry the header.
+    source = (Path(__file__).parents[2] / "host" / "backup" / "leanstack_backup.py").read_text(encoding="utf-8")
+    writes = re.findall(r"\.(put_object|complete_multipart_upload|copy_object|upload_file|upload_fileobj)\(", source)
+    assert sorted(set(writes)) <= ["complete_multipart_upload", "put_object"]
+    assert '"IfNoneMatch"' in source
 
 
 def test_a_second_account_is_reached_by_assuming_a_role(

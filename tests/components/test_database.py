@@ -68,6 +68,8 @@ def test_dev_is_disposable(dev: StackRun) -> None:
     assert db.inputs["deletionProtection"] is False
     assert db.inputs["skipFinalSnapshot"] is True
     assert db.protect is False
+    # Not production: its automated backups go with it.
+    assert db.inputs["deleteAutomatedBackups"] is True
 
 
 def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(prod: StackRun) -> None:
@@ -78,6 +80,29 @@ def test_prod_is_multi_az_protected_and_keeps_a_final_snapshot(prod: StackRun) -
     assert db.inputs["finalSnapshotIdentifier"] == "leanstack-prod-final"
     assert db.protect is True
     assert db.inputs["instanceClass"] == "db.t4g.small"
+    # Point-in-time recovery survives a deleted instance.
+    assert db.inputs["deleteAutomatedBackups"] is False
+
+
+def test_the_final_snapshot_is_named_after_the_stack_whatever_the_identifier(
+    run_dev_with: Callable[[dict[str, Any]], StackRun],
+) -> None:
+    run = run_dev_with({"leanstack:database": {"identifier": "shop-db", "finalSnapshot": True}})
+    db = run.one("aws:rds/instance:Instance").inputs
+    assert (db["identifier"], db["finalSnapshotIdentifier"]) == ("shop-db", "leanstack-dev-final")
+
+
+def test_a_protected_database_keeps_its_automated_backups_whatever_the_stack_name(
+    run_dev_with: Callable[[dict[str, Any]], StackRun],
+) -> None:
+    run = run_dev_with(
+        {
+            "leanstack:database": {"deletionProtection": True},
+            "leanstack:owner": "Ada",
+            "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+        }
+    )
+    assert run.one("aws:rds/instance:Instance").inputs["deleteAutomatedBackups"] is False
 
 
 def test_storage_alarm_fires_below_ten_percent_free(dev: StackRun) -> None:

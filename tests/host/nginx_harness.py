@@ -276,6 +276,7 @@ def loopback_paths(directory: Path, port: int, *, tls: bool = True, workers: str
         temp_dir=str(directory / "tmp"),
         error_root=str(directory / "errors"),
         upstream_path=str(directory / "upstream.conf"),
+        maintenance_page=str(directory / "maintenance" / "maintenance.html"),
         # Tests run as root; nginx's workers then need no other account to exist.
         user="root" if os.geteuid() == 0 else None,
         worker_processes=workers,

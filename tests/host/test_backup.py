@@ -135,7 +135,7 @@ def metric_names(moto: Moto, stack: str) -> set[str]:
 
 
 def scratch_databases(postgres: PostgresServer) -> list[str]:
-    listed = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'leanstack_drill%';")
+    listed = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'leanstack_drill%' ORDER BY 1;")
     return listed.split()
 
 
@@ -402,7 +402,8 @@ def test_tampered_dump_fails_the_drill_on_its_checksum(
     dump[len(dump) // 2] ^= 0x01
     # Object Lock forbids replacing the dump, so the tampered copy poses as a newer backup.
     stamp = datetime.datetime.strptime(dump_key.rsplit("/", 1)[1].removesuffix(".dump"), STAMP_FORMAT)
-    newer = f"backups/{app_database}/{(stamp + datetime.timedelta(hours=1)).strftime(STAMP_FORMAT)}"
+    # A minute later: within the clock skew the drill trusts, so it is the newest backup.
+    newer = f"backups/{app_database}/{(stamp + datetime.timedelta(minutes=1)).strftime(STAMP_FORMAT)}"
     s3.put_object(Bucket=bucket, Key=newer + ".dump", Body=bytes(dump), ChecksumAlgorithm="SHA256")
     s3.put_object(
         Bucket=bucket,
@@ -426,18 +427,28 @@ def test_drill_ignores_a_dump_without_manifest(
     dump_key, _ = backup_and_manifest(s3, bucket, app_database)
     incomplete = f"backups/{app_database}/29991231T235959Z.dump"
     s3.put_object(Bucket=bucket, Key=incomplete, Body=b"half a dump", ChecksumAlgorithm="SHA256")
-    # A scratch database left by a drill that was killed outright: the next drill drops it.
+    # A scratch database left by a drill that was killed outright (marked, as the drill
+    # marks its own): the next drill drops it. The look-alikes carry no mark and stay.
     postgres.psql("CREATE DATABASE leanstack_drill_20260101t000000z_4242;")
+    postgres.psql(
+        "COMMENT ON DATABASE leanstack_drill_20260101t000000z_4242 IS 'leanstack-restore-drill scratch database';"
+    )
+    postgres.psql("CREATE DATABASE leanstack_drill_20260101t000000z_77;")
     postgres.psql("CREATE DATABASE leanstack_drill_lookalike;")
-    drilled = run_tool("restore-drill", tool_env)
-    assert drilled.returncode == 0, drilled.stderr
-    assert drilled.stdout.startswith(f"restore drill ok: {dump_key} ")
-    assert drilled.stderr.splitlines() == [
-        "leanstack-restore-drill: warning: dropped the scratch database leanstack_drill_20260101t000000z_4242 "
-        "an interrupted drill had left"
-    ]
-    assert scratch_databases(postgres) == ["leanstack_drill_lookalike"]
-    postgres.psql("DROP DATABASE leanstack_drill_lookalike;")
+    try:
+        drilled = run_tool("restore-drill", tool_env)
+        assert drilled.returncode == 0, drilled.stderr
+        assert drilled.stdout.startswith(f"restore drill ok: {dump_key} ")
+        assert drilled.stderr.splitlines() == [
+            "leanstack-restore-drill: warning: dropped the scratch database leanstack_drill_20260101t000000z_4242 "
+            "an interrupted drill had left",
+            "leanstack-restore-drill: warning: left leanstack_drill_20260101t000000z_77 alone: its name looks like "
+            "a drill's, but the drill did not mark it",
+        ]
+        assert scratch_databases(postgres) == ["leanstack_drill_20260101t000000z_77", "leanstack_drill_lookalike"]
+    finally:
+        postgres.psql("DROP DATABASE IF EXISTS leanstack_drill_lookalike;")
+        postgres.psql("DROP DATABASE IF EXISTS leanstack_drill_20260101t000000z_77;")
 
 
 def test_drill_without_any_backup_fails(moto: Moto, bucket: str, tool_env: dict[str, str], stack_name: str) -> None:
@@ -542,8 +553,9 @@ def test_password_from_secrets_manager(
     )
     backed_up = run_tool("backup", env)
     assert backed_up.returncode == 0, backed_up.stderr
-    # No DRILL_DATABASE_URL: the scratch database goes on the source instance, same secret.
-    drilled = run_tool("restore-drill", env)
+    # The instance target: the scratch database goes on the source instance, same secret,
+    # created from its maintenance database (postgres), not the app's.
+    drilled = run_tool("restore-drill", {**env, "DRILL_TARGET": "instance"})
     assert drilled.returncode == 0, drilled.stderr
     assert scratch_databases(postgres) == []
 
@@ -616,3 +628,28 @@ def test_metrics_failure_is_a_warning_not_a_failed_backup(
     assert result.stdout.startswith("backup ok: ")
     assert "warning: publishing metrics (BackupSuccess" in result.stderr
     backup_and_manifest(moto.client_s3(), bucket, app_database)
+
+
+def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Moto, bucket: str) -> None:
+    """The bucket policy denies a create without If-None-Match, so the header must go out even
+    from a botocore that predates the IfNoneMatch parameter (Amazon Linux's python3-boto3 may)."""
+    import host.backup.leanstack_backup as tool
+
+    s3 = moto.client_s3()
+    tool.create_only_if_absent(s3)
+    # This client's botocore no longer knows the parameter: an old release, as far as it can tell.
+    for operation in ("PutObject", "CompleteMultipartUpload"):
+        shape = s3.meta.service_model.operation_model(operation).input_shape
+        assert shape is not None
+        shape.members.pop("IfNoneMatch", None)
+    sent: list[bytes | str | None] = []
+    s3.meta.events.register(
+        "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("If-None-Match"))
+    )
+    key = "backups/app/20260101T000000Z.manifest.json"
+    tool.put_json(s3, bucket, key, {"first": True})
+    with pytest.raises(ClientError) as replacing:
+        tool.put_json(s3, bucket, key, {"second": True})
+    assert replacing.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert sent == [b"*", b"*"]
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == {"first": True}

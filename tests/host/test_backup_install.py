@@ -56,6 +56,7 @@ def test_every_file_with_its_mode() -> None:
     assert {path: (file.permissions, file.owner) for path, file in files.items()} == {
         "/usr/local/bin/leanstack-backup": ("0755", "root:root"),
         "/usr/local/bin/leanstack-restore-drill": ("0755", "root:root"),
+        "/usr/local/bin/leanstack-restore": ("0755", "root:root"),
         "/etc/leanstack/backup.env": ("0640", "root:root"),
         "/etc/systemd/system/leanstack-backup.service": ("0644", "root:root"),
         "/etc/systemd/system/leanstack-backup.timer": ("0644", "root:root"),
@@ -67,6 +68,9 @@ def test_every_file_with_its_mode() -> None:
     drill = files["/usr/local/bin/leanstack-restore-drill"].content
     assert drill.startswith("#!/bin/sh\n")
     assert 'exec /usr/local/bin/leanstack-backup restore-drill "$@"\n' in drill
+    restore = files["/usr/local/bin/leanstack-restore"].content
+    assert restore.startswith("#!/bin/sh\n")
+    assert 'exec /usr/local/bin/leanstack-backup restore "$@"\n' in restore
     assert set(BACKUP_UNITS) == {"leanstack-backup.timer", "leanstack-restore-drill.timer"}
     assert all(f"/etc/systemd/system/{unit}" in files for unit in BACKUP_UNITS)
     assert any(package.startswith("postgresql") for package in BACKUP_PACKAGES)
@@ -87,7 +91,11 @@ def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
         "DATABASE_NAME": "app",
         "DATABASE_USER": "leanstack",
         "DATABASE_SSLMODE": "require",
+        "DRILL_TARGET": "local",
         "DRILL_DATABASE_URL": "",
+        "DRILL_WORK_DIR": "/var/lib/leanstack-restore-drill",
+        "DRILL_STARTS_APP": "0",
+        "VERIFY_SQL_FILE": "",
         "STACK": "prod",
         "METRICS_NAMESPACE": "Leanstack",
     }
@@ -106,15 +114,25 @@ def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
 
 def test_env_file_refuses_secrets_and_injection() -> None:
     with pytest.raises(ValueError, match="password"):
-        render_env_file(dataclasses.replace(SETTINGS, drill_database_url="postgresql://u:pw@h/postgres"))
+        render_env_file(
+            dataclasses.replace(SETTINGS, drill_target="url", drill_database_url="postgresql://u:pw@h/postgres")
+        )
     with pytest.raises(ValueError, match="single line"):
         render_env_file(dataclasses.replace(SETTINGS, bucket="b\nDATABASE_URL=postgresql://evil"))
     with pytest.raises(ValueError, match="ARN"):
         render_env_file(dataclasses.replace(SETTINGS, database_secret_arn="not-an-arn"))
     quoted = render_env_file(dataclasses.replace(SETTINGS, prefix='we"ird\\prefix'))
     assert parse_env_file(quoted)["BACKUP_PREFIX"] == 'we"ird\\prefix'
-    allowed = render_env_file(dataclasses.replace(SETTINGS, drill_database_url="postgresql://u@h/postgres"))
+    allowed = render_env_file(
+        dataclasses.replace(SETTINGS, drill_target="url", drill_database_url="postgresql://u@h/postgres")
+    )
     assert parse_env_file(allowed)["DRILL_DATABASE_URL"] == "postgresql://u@h/postgres"
+    with pytest.raises(ValueError, match="drill_target must be one of local, instance, url"):
+        render_env_file(dataclasses.replace(SETTINGS, drill_target="production"))
+    with pytest.raises(ValueError, match="drill_target url needs drill_database_url"):
+        render_env_file(dataclasses.replace(SETTINGS, drill_target="url"))
+    with pytest.raises(ValueError, match="drill_starts_app needs drill_target local"):
+        render_env_file(dataclasses.replace(SETTINGS, drill_target="instance", drill_starts_app=True))
 
 
 def test_units_schedule_and_hardening() -> None:
@@ -162,7 +180,10 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip("no system unit directory to verify the units against")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
-    install_into(root, backup_host_files(SETTINGS))
+    # The variant with every drill option on: its unit has the most settings.
+    install_into(
+        root, backup_host_files(dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
+    )
     units = [str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))]
     assert len(units) == 4
     verified = subprocess.run(
@@ -212,3 +233,23 @@ def test_help_and_bad_arguments() -> None:
         [sys.executable, tool.__file__, "restore-drill", "now"], capture_output=True, text=True, check=False
     )
     assert wrong.returncode == 2 and len(wrong.stderr.splitlines()) == 1
+
+
+def test_drill_settings_reach_the_host() -> None:
+    settings = dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT count(*) > 0 FROM users;")
+    files = files_by_path(settings)
+    values = parse_env_file(files["/etc/leanstack/backup.env"].content)
+    assert (values["DRILL_TARGET"], values["DRILL_STARTS_APP"]) == ("local", "1")
+    assert values["VERIFY_SQL_FILE"] == "/etc/leanstack/drill-verify.sql"
+    assert files["/etc/leanstack/drill-verify.sql"].content == "SELECT count(*) > 0 FROM users;\n"
+    drill = files["/etc/systemd/system/leanstack-restore-drill.service"].content
+    assert "\nStateDirectory=leanstack-restore-drill\n" in drill
+    assert "\nSupplementaryGroups=docker\n" in drill
+    # Off by default: no docker group, no verification file.
+    default = files_by_path()
+    assert "SupplementaryGroups" not in default["/etc/systemd/system/leanstack-restore-drill.service"].content
+    assert "/etc/leanstack/drill-verify.sql" not in default
+    assert "StateDirectory" not in default["/etc/systemd/system/leanstack-backup.service"].content
+    instance = parse_env_file(render_env_file(dataclasses.replace(SETTINGS, drill_target="instance")))
+    assert (instance["DRILL_TARGET"], instance["DRILL_DATABASE_URL"]) == ("instance", "")
+    assert "postgresql17-server" in BACKUP_PACKAGES

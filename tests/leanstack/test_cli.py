@@ -12,6 +12,7 @@ import pytest
 
 from leanstack.__main__ import main
 from leanstack.mocks import REPO
+from policy.rules import RULES
 
 
 def leanstack(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -87,14 +88,14 @@ def test_make_plan_is_the_quick_start_command() -> None:
 
 
 def test_plan_shows_policy_results(plan_dev_text: str) -> None:
-    assert "\nPolicies: 18/18 policy rules pass\n" in plan_dev_text
+    assert f"\nPolicies: {len(RULES)}/{len(RULES)} policy rules pass\n" in plan_dev_text
 
 
 def test_plan_json_carries_each_policy_result(capsys: pytest.CaptureFixture[str]) -> None:
     # In-process: the subprocess tests above already prove the command line; this reads the JSON.
     assert main(["plan", "dev", "--format", "json"]) == 0
     results = json.loads(capsys.readouterr().out)["policies"]
-    assert len({r["name"] for r in results}) == 18
+    assert {r["name"] for r in results} == {rule.name for rule in RULES}
     assert all(r["passed"] for r in results)
 
 

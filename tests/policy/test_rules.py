@@ -26,10 +26,15 @@ EXPECTED_IN_UNSAFE: dict[str, set[str]] = {
     "s3-tls-only": {"bucket-wide-open", "backup-bucket-same-region-unlocked"},
     "s3-versioned": {"bucket-wide-open", "backup-bucket-same-region-unlocked"},
     "s3-encrypted": {"bucket-wide-open", "backup-bucket-same-region-unlocked"},
+    # The backup bucket's lifecycle aborts uploads under its prefix only; the open bucket has none.
+    "s3-aborts-incomplete-uploads": {"bucket-wide-open", "backup-bucket-same-region-unlocked"},
+    "backup-bucket-conditional-writes": {"backup-bucket-same-region-unlocked"},
+    "backup-bucket-keeps-noncurrent-versions": {"backup-bucket-same-region-unlocked"},
     "backup-bucket-off-site": {"backup-bucket-same-region-unlocked"},
     "backup-bucket-object-lock": {"backup-bucket-same-region-unlocked"},
     "rds-backup-retention": {"db-one-day-retention"},
     "rds-production-protection": {"db-protected-but-deletable"},
+    "rds-production-keeps-automated-backups": {"db-protected-but-deletable"},
     "no-star-iam": {"admin-everything"},
     "host-cannot-delete-backups": {"host-may-delete-backups", "admin-everything"},
     "host-reads-own-parameters": {"host-ssm-managed-core", "admin-everything"},
@@ -137,6 +142,18 @@ def _unchanged(p: dict[str, Any]) -> None:
     return None
 
 
+def _drop_abort_rule(p: dict[str, Any]) -> None:
+    p["rules"] = [r for r in p["rules"] if "abortIncompleteMultipartUpload" not in r]
+
+
+def _drop_statement(sid: str) -> Callable[[dict[str, Any]], None]:
+    return lambda p: _policy_doc(p, lambda s: s.remove(next(x for x in s if x.get("Sid") == sid)))
+
+
+def _keep_noncurrent_one_day(p: dict[str, Any]) -> None:
+    next(r for r in p["rules"] if r["id"] == "age-out-backups")["noncurrentVersionExpiration"]["noncurrentDays"] = 1
+
+
 MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None], dict[str, Any]]] = [
     ("no-ssh", "host-sg", _add_ssh, {}),
     ("no-world-ingress", "host-sg", lambda p: p["ingress"][0].update(cidrBlocks=["0.0.0.0/0"]), {}),
@@ -150,12 +167,17 @@ MUTATIONS: list[tuple[str, str, Callable[[dict[str, Any]], None], dict[str, Any]
     ("s3-versioned", "backups-versioning", lambda p: p["versioningConfiguration"].update(status="Suspended"), {}),
     ("backup-bucket-off-site", "backups-bucket", _unchanged, {"region": "us-east-1"}),
     ("backup-bucket-object-lock", "backups-bucket", lambda p: p.update(objectLockEnabled=False), {}),
+    ("s3-aborts-incomplete-uploads", "host-files-lifecycle", _drop_abort_rule, {}),
+    ("s3-aborts-incomplete-uploads", "backups-lifecycle", _drop_abort_rule, {}),
+    ("backup-bucket-conditional-writes", "backups-policy", _drop_statement("DenyOverwritingBackups"), {}),
+    ("backup-bucket-keeps-noncurrent-versions", "backups-lifecycle", _keep_noncurrent_one_day, {}),
+    ("rds-production-keeps-automated-backups", "database-instance", _unchanged, {"protect": True}),
     ("no-star-iam", "host-permissions", _allow_everything, {}),
     ("host-cannot-delete-backups", "host-permissions", _allow_deleting_backups, {}),
 ]
 
 
-@pytest.mark.parametrize(("rule", "name", "change", "fields"), MUTATIONS, ids=[m[0] for m in MUTATIONS])
+@pytest.mark.parametrize(("rule", "name", "change", "fields"), MUTATIONS, ids=[f"{m[0]}-{m[1]}" for m in MUTATIONS])
 def test_one_unsafe_change_to_the_real_stack_fails_its_rule(
     dev: StackRun, rule: str, name: str, change: Callable[[dict[str, Any]], None], fields: dict[str, Any]
 ) -> None:
@@ -203,3 +225,138 @@ def test_a_host_role_that_may_delete_an_unnamed_backup_bucket_is_flagged() -> No
     assert [v.resource for v in evaluate(view)["host-cannot-delete-backups"]] == ["grant"]
     named = dataclasses.replace(bucket, props={"bucket": "backups", "objectLockEnabled": True})
     assert evaluate(dataclasses.replace(view, resources=(named, role, policy)))["host-cannot-delete-backups"] == []
+
+
+# --------------------------------------------------------------------------- backups nobody can overwrite
+
+DENY_OVERWRITES: dict[str, Any] = {
+    "Sid": "DenyOverwritingBackups",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:PutObject",
+    "Resource": "arn:aws:s3:::backups/postgres/*",
+    "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+}
+
+
+def _backup_view(statement: dict[str, Any] | None, policy_value: Any = None) -> StackView:
+    bucket = Subject("urn:b", "aws:s3/bucket:Bucket", "backups-bucket", {"bucket": "backups"})
+    doc = policy_value if policy_value is not None else json.dumps({"Statement": [statement] if statement else []})
+    policy = Subject(
+        "urn:p", "aws:s3/bucketPolicy:BucketPolicy", "backups-policy", {"policy": doc}, links={"bucket": ("urn:b",)}
+    )
+    return StackView("prod", "us-east-1", (bucket, policy))
+
+
+def _weaken(**changes: Any) -> dict[str, Any]:
+    return {**DENY_OVERWRITES, **changes}
+
+
+@pytest.mark.parametrize(
+    "weakened",
+    [
+        None,  # no such statement
+        _weaken(Effect="Allow"),
+        # Only some principals: an administrator could still overwrite.
+        _weaken(Principal={"AWS": "arn:aws:iam::123456789012:role/leanstack-prod-host"}),
+        _weaken(Action="s3:GetObject"),
+        # Without the Null test nothing requires the header.
+        _weaken(Condition={"Bool": {"s3:ObjectCreationOperation": "true"}}),
+        # Inverted: would deny the multipart steps and let unconditional completes through.
+        _weaken(Condition={"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "false"}}),
+        # An extra condition narrows the deny (here: only for one source address).
+        _weaken(Condition={**DENY_OVERWRITES["Condition"], "IpAddress": {"aws:SourceIp": "192.0.2.1/32"}}),
+    ],
+)
+def test_a_missing_or_weakened_overwrite_deny_is_flagged(weakened: dict[str, Any] | None) -> None:
+    assert [v.resource for v in evaluate(_backup_view(weakened))["backup-bucket-conditional-writes"]] == [
+        "backups-bucket"
+    ]
+
+
+def test_the_documented_overwrite_deny_passes_and_an_unknown_policy_is_not_judged() -> None:
+    assert evaluate(_backup_view(DENY_OVERWRITES))["backup-bucket-conditional-writes"] == []
+    assert (
+        evaluate(_backup_view(_weaken(Action=["s3:PutObject"], Principal={"AWS": "*"})))[
+            "backup-bucket-conditional-writes"
+        ]
+        == []
+    )
+    assert evaluate(_backup_view(None, UNKNOWN))["backup-bucket-conditional-writes"] == []
+
+
+def _lifecycle_view(rules: Any, inline: list[dict[str, Any]] | None = None) -> StackView:
+    props: dict[str, Any] = {"bucket": "files"}
+    if inline is not None:
+        props["lifecycleRules"] = inline
+    bucket = Subject("urn:b", "aws:s3/bucket:Bucket", "files-bucket", props)
+    resources = [bucket]
+    if rules is not None:
+        resources.append(
+            Subject(
+                "urn:l",
+                "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+                "files-lifecycle",
+                {"rules": rules},
+                links={"bucket": ("urn:b",)},
+            )
+        )
+    return StackView("dev", "us-east-1", tuple(resources))
+
+
+def _abort(days: Any, prefix: str = "", **extra: Any) -> dict[str, Any]:
+    return {
+        "id": "abort",
+        "status": "Enabled",
+        "filter": {"prefix": prefix},
+        "abortIncompleteMultipartUpload": {"daysAfterInitiation": days},
+        **extra,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rules", "inline", "flagged"),
+    [
+        (None, None, True),  # no lifecycle at all
+        ([_abort(3)], None, False),
+        ([_abort(7)], None, False),
+        ([_abort(30)], None, True),  # a month of billed parts is not "a few days"
+        ([_abort(3, prefix="postgres/")], None, True),  # not bucket-wide
+        ([_abort(3, status="Disabled")], None, True),
+        ([{"id": "x", "status": "Enabled", "filter": {"prefix": ""}, "expiration": {"days": 30}}], None, True),
+        ([_abort(UNKNOWN)], None, False),
+        (UNKNOWN, None, False),
+        (None, [{"enabled": True, "abortIncompleteMultipartUploadDays": 2}], False),
+        (None, [{"enabled": True, "prefix": "logs/", "abortIncompleteMultipartUploadDays": 2}], True),
+    ],
+)
+def test_incomplete_uploads_must_be_aborted_bucket_wide_within_days(rules: Any, inline: Any, flagged: bool) -> None:
+    found = [v.resource for v in evaluate(_lifecycle_view(rules, inline))["s3-aborts-incomplete-uploads"]]
+    assert found == (["files-bucket"] if flagged else [])
+
+
+def test_noncurrent_backup_versions_are_kept_as_long_as_current_ones() -> None:
+    def view(noncurrent: Any, current: Any = 365) -> StackView:
+        base = _lifecycle_view(
+            [
+                {
+                    "id": "age-out",
+                    "status": "Enabled",
+                    "filter": {"prefix": "postgres/"},
+                    "expiration": {"days": current},
+                    "noncurrentVersionExpiration": {"noncurrentDays": noncurrent},
+                }
+            ]
+        )
+        bucket = dataclasses.replace(base.resources[0], name="backups-bucket", props={"bucket": "backups"})
+        return dataclasses.replace(base, resources=(bucket, *base.resources[1:]))
+
+    def flagged(v: StackView) -> list[str]:
+        return [x.message for x in evaluate(v)["backup-bucket-keeps-noncurrent-versions"]]
+
+    assert flagged(view(365)) == [] and flagged(view(400)) == []
+    assert flagged(view(1)) == [
+        "backups-bucket deletes a noncurrent backup version after 1 day(s) but keeps current ones 365: an overwrite "
+        "or a stray delete becomes a real delete; set noncurrent_days >= 365"
+    ]
+    assert flagged(view(UNKNOWN)) == [] and flagged(view(1, UNKNOWN)) == []

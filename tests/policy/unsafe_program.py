@@ -44,6 +44,7 @@ def database(name: str, protect: bool = False, **overrides: Any) -> aws.rds.Inst
         "deletion_protection": True,
         "skip_final_snapshot": False,
         "final_snapshot_identifier": f"{name}-final",
+        "delete_automated_backups": False,
         "manage_master_user_password": True,
         "username": "app",
         "vpc_security_group_ids": [safe_db.id],
@@ -59,8 +60,9 @@ database("db-open-security-group", vpc_security_group_ids=[world_db.id])
 database("db-unencrypted", storage_encrypted=False)
 database("db-one-day-retention", backup_retention_period=1)
 # Pulumi `protect` makes this stack production; RDS would still let it be deleted, without a snapshot.
+# Its automated backups (point-in-time recovery) would go with it too.
 database("db-protected-but-deletable", protect=True, deletion_protection=False, skip_final_snapshot=True,
-         final_snapshot_identifier=None)  # fmt: skip
+         final_snapshot_identifier=None, delete_automated_backups=True)  # fmt: skip
 
 aws.elasticache.ReplicationGroup(
     "cache-unencrypted",
@@ -75,6 +77,26 @@ aws.elasticache.ReplicationGroup(
 
 backups = aws.s3.Bucket(
     "backup-bucket-same-region-unlocked", bucket_prefix="unsafe-backups-", object_lock_enabled=False, opts=main
+)
+# Overwritable (no bucket policy), and an overwritten backup is gone a day later; uploads never aborted.
+aws.s3.BucketLifecycleConfiguration(
+    "backup-lifecycle-keeps-old-versions-a-day",
+    bucket=backups.id,
+    rules=[
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="age-out",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix="postgres/"),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=365),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=1
+            ),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=1
+            ),
+        )
+    ],
+    opts=main,
 )
 open_bucket = aws.s3.Bucket("bucket-wide-open", opts=main)
 

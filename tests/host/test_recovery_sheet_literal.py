@@ -1,0 +1,122 @@
+"""The recovery sheet followed literally: its "App database dropped" branch, run as written.
+
+The sheet is generated from a stack of this test's own (tests/fixtures values, not stacks/),
+and every command its host steps give is run here, in order, as `sudo` runs it on the host:
+the real `leanstack-restore` and `leanstack-backup` against Debian's PostgreSQL and moto's
+S3, with Debian's nginx in front of a stand-in app (the fixtures of tests/host/test_restore).
+The only thing filled in by hand is what the sheet says to fill in: RESTORED, from the line
+the restore printed. The laptop steps (opening an SSM session, curl through Cloudflare)
+cannot run here; the health check asks nginx directly instead.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from host.backup.install import BACKUP_TOOL_PATH, backup_host_files
+from host.params import BackupSettings
+from leanstack.mocks import run_program
+from leanstack.runbook import HOST, LAPTOP, Step, recovery_branches
+from leanstack.settings import load_stack_config
+from tests.host.conftest import APP_USER, Moto, run_tool
+from tests.host.nginx_harness import request
+from tests.host.servers import PostgresServer
+from tests.host.test_backup_drill import CUSTOMERS_SQL
+from tests.host.test_restore import HOST as SITE
+from tests.host.test_restore import Host, leanstack_restore
+
+# The fixture: the rendered env file, a stand-in app, Debian's nginx with the maintenance page.
+from tests.host.test_restore import host as host
+
+# A stack of this test's own: the sheet's values come from it, not from stacks/.
+STACK: dict[str, Any] = {
+    "aws:region": "eu-west-1",
+    "leanstack:domain": "acme-shop.org",
+    "leanstack:alertEmail": "ops@acme-shop.org",
+    "leanstack:owner": "Ada, ada@acme-shop.org",
+    "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+    "leanstack:cdn": {"zoneId": "a" * 32},
+    "leanstack:backup": {"region": "eu-central-1"},
+}
+
+
+def dropped_database_branch() -> list[Step]:
+    run = run_program("prod", STACK)
+    branch = next(
+        b for b in recovery_branches(run, load_stack_config(STACK, "prod")) if b.heading == "App database dropped"
+    )
+    return list(branch.steps)
+
+
+# Any valid settings: a unit's ExecStart does not depend on them.
+SETTINGS = BackupSettings(
+    bucket="b",
+    bucket_region="eu-central-1",
+    prefix="backups",
+    database_name="app",
+    database_host="db.internal",
+    database_port=5432,
+    database_user="app",
+    database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds-abc",
+)
+
+
+def unit_exec_start(unit: str) -> str:
+    """The ExecStart of a unit the host gets: what `systemctl start` runs."""
+    (service,) = [f for f in backup_host_files(SETTINGS) if f.path == f"/etc/systemd/system/{unit}.service"]
+    return next(line.split("=", 1)[1] for line in service.content.splitlines() if line.startswith("ExecStart="))
+
+
+def table_digest(postgres: PostgresServer, database: str) -> str:
+    return postgres.psql("SELECT md5(string_agg(id || ':' || name, ',' ORDER BY id)) FROM customers;", database)
+
+
+def test_a_dropped_app_database_is_restored_by_following_the_sheet(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    steps = dropped_database_branch()
+    # Before the disaster: data, and the nightly backup of it.
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    before = table_digest(postgres, app_database)
+    assert run_tool("backup", tool_env).returncode == 0
+    # The disaster.
+    postgres.psql(f"DROP DATABASE {app_database} WITH (FORCE);")
+    assert request(host.nginx_port, "/healthz", host=SITE, context=None).status != 200
+
+    # Only the first step runs on a laptop (the SSM session this test stands in for).
+    assert steps[0].where == LAPTOP and all(s.where == HOST for s in steps[1:])
+    printed: list[str] = []
+    for step in steps[1:]:
+        for command in step.commands:
+            words = shlex.split(command, comments=True)
+            assert words[0] == "sudo", command
+            if words[1] == "leanstack-restore":
+                arguments = words[2:]
+                if "RESTORED" in arguments:
+                    # "with the line the restore printed (RESTORED: the name in it)"
+                    (line,) = [p for p in printed if p.startswith("sudo leanstack-restore --swap --use-restored ")]
+                    name = line.rsplit(" ", 1)[1]
+                    arguments = [name if a == "RESTORED" else a for a in arguments]
+                    assert " ".join(["sudo", "leanstack-restore", *arguments]) == line
+                done = leanstack_restore(host.env, *arguments)
+            elif words[1:3] == ["systemctl", "start"]:
+                # systemctl runs the unit's ExecStart with its EnvironmentFile; the tool reads
+                # the same rendered file itself under sudo.
+                assert unit_exec_start(words[3]) == BACKUP_TOOL_PATH
+                done = run_tool("backup", host.env)
+            else:
+                raise AssertionError(f"the sheet runs {command!r} on the host, which this test cannot follow")
+            assert done.returncode == 0, f"{command}: {done.stderr}"
+            printed += [line.strip() for line in done.stdout.splitlines()]
+        if step.check_commands and "curl" in step.check_commands[0]:
+            # The sheet's check, asked of nginx instead of through Cloudflare.
+            assert request(host.nginx_port, "/healthz", host=SITE, context=None).status == 200
+
+    # The restored data is the backup's, row for row.
+    assert table_digest(postgres, app_database) == before
+    assert request(host.nginx_port, "/", host=SITE, context=None).body.decode() == "rows=300"
+    # And the fresh backup the sheet asked for is there, complete: a second manifest.
+    listed = moto.client_s3().list_objects_v2(Bucket=bucket, Prefix=f"backups/{app_database}/")
+    manifests = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".manifest.json")]
+    assert len(manifests) == 2

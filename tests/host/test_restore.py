@@ -1,0 +1,301 @@
+"""leanstack-restore end to end: Debian's PostgreSQL, moto, Debian's nginx serving the
+maintenance page, and a stand-in process for the app's container.
+
+The tool runs as `sudo` runs it: no BACKUP_* or DATABASE_* variables, only what the host
+has anyway (the instance role's credentials, here moto's, and PATH); it reads the rendered
+/etc/leanstack/backup.env itself. The app's restart (leanstack-app restart, tested in
+test_deploy) is stood in for by a command that looks at nginx while the switch is under
+way, so the test sees what users see then.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from host.backup.install import render_env_file
+from host.params import BackupSettings, HostParams
+from host.render import MAINTENANCE_RETRY_AFTER_SECONDS, render_maintenance_tool
+from tests.host.conftest import (
+    APP_PASSWORD,
+    APP_USER,
+    BUCKET_REGION,
+    FAKE_CREDENTIALS,
+    HOST_REGION,
+    TOOL,
+    Moto,
+    run_tool,
+)
+from tests.host.nginx_harness import RunningNginx, loopback_paths, request
+from tests.host.servers import SUPERUSER, PostgresServer, free_port, wait_until
+from tests.host.test_backup import assert_one_line_failure
+from tests.host.test_backup_drill import CUSTOMERS_SQL, STAND_IN_APP
+from tests.system import require_program
+
+HOST = "app.leanstack.test"
+MESSAGE = "We are restoring data and will be back shortly."
+# Stands in for `leanstack-app restart`: records what nginx answers users meanwhile.
+OBSERVER = """
+import json, sys, urllib.error, urllib.request
+seen = {}
+for path in ("/", "/healthz"):
+    request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{path}", headers={"Host": sys.argv[2]})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            seen[path] = [response.status, response.headers.get("Retry-After"), response.read().decode()]
+    except urllib.error.HTTPError as error:
+        seen[path] = [error.code, error.headers.get("Retry-After"), error.read().decode()]
+with open(sys.argv[3], "a") as handle:
+    handle.write(json.dumps(seen) + "\\n")
+"""
+
+
+@dataclass
+class Host:
+    env: dict[str, str]
+    nginx_port: int
+    observed: Path
+    maintenance_page: Path
+
+
+def leanstack_restore(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    python = os.environ.get("BACKUP_TOOL_PYTHON") or sys.executable
+    return subprocess.run(
+        [python, str(TOOL), "restore", *arguments], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def rows_served(port: int) -> tuple[int, str]:
+    response = request(port, "/", host=HOST, context=None)
+    return response.status, response.body.decode()
+
+
+@pytest.fixture()
+def host(
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    stack_name: str,
+    tmp_path: Path,
+) -> Iterator[Host]:
+    nginx = require_program("nginx", "nginx", extra_dirs=("/usr/sbin",))
+    secrets = moto.session().client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    arn = secrets.create_secret(
+        Name=f"rds!{app_database}", SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD})
+    )["ARN"]
+    settings = BackupSettings(
+        bucket=bucket,
+        bucket_region=BUCKET_REGION,
+        prefix="backups",
+        database_name=app_database,
+        database_host="127.0.0.1",
+        database_port=postgres.port,
+        database_user=APP_USER,
+        database_secret_arn=arn,
+        metrics_namespace="LeanstackTest",
+        stack=stack_name,
+    )
+    env_file = tmp_path / "backup.env"
+    # The rendered file; only TLS differs, which the test server does not offer.
+    env_file.write_text(render_env_file(settings).replace('DATABASE_SSLMODE="require"', 'DATABASE_SSLMODE="disable"'))
+    app_port = free_port()
+    state = tmp_path / "app-state"
+    state.mkdir()
+    (state / "current.json").write_text(json.dumps({"port": app_port, "image": "registry.example/app:v42"}))
+    app_config = tmp_path / "app.json"
+    app_config.write_text(
+        json.dumps(
+            {
+                "image": "registry.example/app",
+                "container_port": 8080,
+                "health_path": "/healthz",
+                "health_timeout_seconds": 10,
+                "state_dir": str(state),
+            }
+        )
+    )
+    app = subprocess.Popen(
+        [sys.executable, str(STAND_IN_APP)],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PORT": str(app_port),
+            "PG_BIN_DIR": str(postgres.bin_dir),
+            "DATABASE_HOST": "127.0.0.1",
+            "DATABASE_PORT": str(postgres.port),
+            "DATABASE_NAME": app_database,
+            "DATABASE_USER": APP_USER,
+            "DATABASE_PASSWORD": APP_PASSWORD,
+        },
+        stderr=subprocess.PIPE,
+    )
+    directory = tmp_path / "nginx"
+    paths = loopback_paths(directory, free_port(), tls=False)
+    maintenance_tool = tmp_path / "leanstack-maintenance"
+    maintenance_tool.write_text(render_maintenance_tool(paths=paths))
+    observed = tmp_path / "observed.jsonl"
+    observer = tmp_path / "observe.py"
+    observer.write_text(OBSERVER)
+    params = HostParams(stack="test", region=HOST_REGION, hostnames=(HOST,), app_port=app_port, cdn_proxied=False)
+    try:
+        assert app.stderr is not None and app.stderr.readline().strip() == b"listening"
+        with RunningNginx(nginx, params, paths, directory):
+            yield Host(
+                env={
+                    # What `sudo` leaves: PATH (the PostgreSQL programs are on it on the host)
+                    # and the instance role (moto's credentials and endpoint here).
+                    "PATH": f"{postgres.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                    "HOME": str(tmp_path),
+                    **FAKE_CREDENTIALS,
+                    "AWS_ENDPOINT_URL": moto.endpoint,
+                    "LEANSTACK_BACKUP_ENV": str(env_file),
+                    "LEANSTACK_APP_CONFIG": str(app_config),
+                    "LEANSTACK_LOCK_DIR": str(tmp_path / "lock"),
+                    "LEANSTACK_MAINTENANCE": f"{sys.executable} {maintenance_tool}",
+                    "LEANSTACK_APP_RESTART": f"{sys.executable} {observer} {paths.listen_port} {HOST} {observed}",
+                },
+                nginx_port=paths.listen_port,
+                observed=observed,
+                maintenance_page=Path(paths.maintenance_page),
+            )
+    finally:
+        app.kill()
+        app.wait()
+        leftovers = postgres.psql(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'leanstack_restore_%' "
+            f"OR datname LIKE '{app_database}_before_restore_%';"
+        )
+        for name in leftovers.split():
+            postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+def test_restore_swap_end_to_end_with_the_maintenance_page(
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    # The disaster: rows deleted by mistake.
+    postgres.psql("DELETE FROM customers WHERE id > 100;", app_database, APP_USER)
+    assert rows_served(host.nginx_port) == (200, "rows=100")
+
+    restored = leanstack_restore(host.env, "--swap")
+    assert restored.returncode == 0, restored.stderr
+    assert restored.stderr == ""
+    out = restored.stdout
+    assert "the checksum matches, and so do the row counts of 1 tables (300 rows)" in out
+    assert "maintenance page on" in out and "maintenance page off: users are served again" in out
+    # While the databases were switched, users and the health path got the page, as a 503.
+    (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
+    for path in ("/", "/healthz"):
+        status, retry_after, body = seen[path]
+        assert (status, retry_after) == (503, str(MAINTENANCE_RETRY_AFTER_SECONDS)), path
+        assert MESSAGE in body and "Down for maintenance" in body
+    assert not host.maintenance_page.exists()
+    assert rows_served(host.nginx_port) == (200, "rows=300")
+    assert request(host.nginx_port, "/healthz", host=HOST, context=None).status == 200
+
+    # The previous database is kept, and the printed undo command brings it back.
+    (undo,) = [line.split("to undo the switch: ", 1)[1] for line in out.splitlines() if "to undo the switch: " in line]
+    assert undo.startswith("sudo leanstack-restore --swap --use-restored ")
+    before = undo.rsplit(" ", 1)[1]
+    assert before.startswith(f"{app_database}_before_restore_")
+    assert postgres.psql("SELECT count(*) FROM customers;", database=before) == "100"
+    undone = leanstack_restore(host.env, *undo.split()[2:])
+    assert undone.returncode == 0, undone.stderr
+    assert rows_served(host.nginx_port) == (200, "rows=100")
+
+
+def test_restore_when_the_app_database_is_gone(
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    postgres.psql(f"DROP DATABASE {app_database} WITH (FORCE);")
+    assert rows_served(host.nginx_port)[0] == 500
+
+    restored = leanstack_restore(host.env)
+    assert restored.returncode == 0, restored.stderr
+    # Nothing switched yet; the next step is printed, and is run here exactly as printed.
+    (step,) = [line.strip() for line in restored.stdout.splitlines() if line.strip().startswith("sudo ")]
+    assert step.startswith("sudo leanstack-restore --swap --use-restored leanstack_restore_")
+    assert rows_served(host.nginx_port)[0] == 500
+    # Someone is looking at the restored database: the rename fails, nothing is switched
+    # and the maintenance page comes off again.
+    restored_name = step.rsplit(" ", 1)[1]
+    looking = subprocess.Popen(
+        [
+            str(postgres.bin_dir / "psql"),
+            "-X",
+            "-h",
+            str(postgres.socket_dir),
+            "-p",
+            str(postgres.port),
+            "-U",
+            SUPERUSER,
+            "-d",
+            restored_name,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(
+            lambda: postgres.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{restored_name}';") == "1",
+            timeout=10,
+        )
+        busy = leanstack_restore(host.env, *step.split()[2:])
+    finally:
+        looking.communicate(b"\\q\n", timeout=10)
+    assert_one_line_failure(
+        busy, "cannot rename the databases", "is being accessed by other users", "nothing was switched"
+    )
+    assert not host.maintenance_page.exists()
+    assert rows_served(host.nginx_port)[0] == 500
+    switched = leanstack_restore(host.env, *step.split()[2:])
+    assert switched.returncode == 0, switched.stderr
+    assert "(there was no app database)" in switched.stdout
+    assert rows_served(host.nginx_port) == (200, "rows=300")
+    assert postgres.psql("SELECT count(*) FROM customers;", database=app_database) == "300"
+
+    # Only databases leanstack-restore made can be switched to; bad input is one line.
+    refused = leanstack_restore(host.env, "--swap", "--use-restored", "postgres")
+    assert_one_line_failure(refused, "postgres was not made by leanstack-restore")
+    assert not host.maintenance_page.exists()
+    for arguments, named in (
+        (["--backup", "yesterday"], "--backup 'yesterday' is not a backup stamp"),
+        (["--database", "app"], "--database 'app' must start with leanstack_"),
+        (["--use-restored", "x"], "--use-restored goes with --swap only"),
+        (["--now"], "unknown argument '--now'"),
+    ):
+        assert_one_line_failure(leanstack_restore(host.env, *arguments), named, status=2)
+
+
+def test_maintenance_tool_is_python_3_9_and_refuses_bad_arguments(tmp_path: Path) -> None:
+    page = tmp_path / "page.html"
+    tool = tmp_path / "leanstack-maintenance"
+    tool.write_text(
+        render_maintenance_tool(paths=loopback_paths(tmp_path, 8443)).replace(
+            str(tmp_path / "maintenance" / "maintenance.html"), str(page)
+        )
+    )
+    ast.parse(tool.read_text(), feature_version=(3, 9))
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(tool), *arguments], capture_output=True, text=True, check=False)
+
+    assert run("status").stdout == "off\n"
+    assert run("on", "--message", "<b>Back at 5</b>").returncode == 0
+    assert "&lt;b&gt;Back at 5&lt;/b&gt;" in page.read_text() and oct(page.stat().st_mode & 0o777) == "0o644"
+    assert run("status").stdout == "on\n"
+    assert run("off").returncode == 0 and not page.exists()
+    assert run("off").returncode == 0
+    wrong = run("on", "--for", "5m")
+    assert wrong.returncode == 2 and wrong.stderr.startswith("leanstack-maintenance: usage:")
