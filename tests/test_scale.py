@@ -20,9 +20,9 @@ import yaml
 
 from leanstack.cost import load_pricing
 from leanstack.diff import diff_plans, holds_data, render_markdown
-from leanstack.resource_facts import FACTS
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.plan import build_plan
+from leanstack.resource_facts import FACTS
 from leanstack.runbook import runbook_markdown
 from leanstack.settings import load_stack_config
 from policy.offline import evaluate_policies, view_of
