@@ -6,22 +6,37 @@ Dev and prod differ only in stacks/Pulumi.<stack>.yaml.
 
 from __future__ import annotations
 
-import pulumi
+from typing import Any
 
-from components.alerts import Alerts, AlertsArgs
-from components.app import App
-from components.backup_bucket import BackupBucket
-from components.budget import Budget, default_limit_usd
-from components.cache import Cache
-from components.cdn import Cdn
-from components.database import Database
-from components.network import Network
-from components.origin_certificate import OriginCertificate, OriginCertificateArgs
-from components.providers import aws_provider
-from components.proxy_host import ProxyHost, host_name, host_role_name
-from components.uptime_check import UptimeCheck, UptimeCheckArgs
-from leanstack.settings import ConfigError, load_stack_config
-from leanstack.stack_config import raw_stack_config
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from leanstack.budget_basis import default_limit_usd
+from leanstack.components.alerts import Alerts, AlertsArgs
+from leanstack.components.app import App
+from leanstack.components.backup_bucket import BackupBucket
+from leanstack.components.budget import Budget
+from leanstack.components.cache import Cache
+from leanstack.components.cdn import Cdn
+from leanstack.components.database import Database
+from leanstack.components.network import Network
+from leanstack.components.origin_certificate import OriginCertificate, OriginCertificateArgs
+from leanstack.components.providers import aws_provider
+from leanstack.components.proxy_host import ProxyHost, host_name, host_role_name
+from leanstack.components.uptime_check import UptimeCheck, UptimeCheckArgs
+from leanstack.config import ConfigError, load_stack_config
+
+
+def raw_stack_config() -> dict[str, Any]:
+    """The stack's config as the program sees it under `pulumi up`, as a plain dict.
+
+    Pulumi has no API that lists every config key, so this merges the two places the language
+    host puts them: the process-wide PULUMI_CONFIG JSON and keys set in-process.
+    """
+    raw: dict[str, Any] = dict(runtime_config.get_config_env())
+    raw.update(runtime_config.CONFIG.get())
+    return raw
+
 
 stack = pulumi.get_stack()
 try:

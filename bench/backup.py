@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
-from tests.host.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
+from support.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
 
 TOOL = REPO / "host" / "backup" / "leanstack_backup.py"
 DATABASE = "bench"

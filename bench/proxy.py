@@ -5,7 +5,7 @@ Run from the repository root: `.venv/bin/python bench/proxy.py [--seconds 5] [--
 Two cases, in one run:
 
 (a) The test upstream: the small threaded HTTP/1.1 app the tests put behind nginx
-    (`tests.host.nginx_harness.TestUpstream`, answering a few hundred bytes of JSON). This
+    (`support.nginx_harness.TestUpstream`, answering a few hundred bytes of JSON). This
     is the case issue 6's target is about: nginx keeps >= 80% of direct throughput for
     small responses on loopback. It is run twice: (a1) with the headers a request from
     Cloudflare's edge carries, (a2) with bare requests (Host only), where the five headers
@@ -59,9 +59,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # only for require_program's skip/fail exceptions
 
-from host.params import HostParams
-from tests.host.nginx_harness import RunningNginx, TestUpstream, free_port, loopback_paths
-from tests.system import require_program
+from leanstack.host.params import HostParams
+from support.nginx_harness import RunningNginx, TestUpstream, free_port, loopback_paths
+from support.system import require_program
 
 TARGET = 0.80
 HOST = "app.leanstack.test"

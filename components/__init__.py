@@ -2,7 +2,7 @@
 
 Each can be used on its own from another Pulumi program:
 
-    from components.database import Database, DatabaseArgs
+    from leanstack.components.database import Database, DatabaseArgs
     db = Database("db", DatabaseArgs(instance_class="db.t4g.small"), stack="prod", network=net)
 
 Type tokens are `leanstack:index:<ClassName>`.

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
-from components.providers import aws_provider
+from leanstack.components.base import LeanComponent
+from leanstack.components.providers import aws_provider
 
 # Where Route 53 publishes its health-check metrics, and so where their alarms must live.
 GLOBAL_METRICS_REGION = "us-east-1"

@@ -36,9 +36,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent, policy_output
-from leanstack.deploy import RELEASE_TAG_PREFIX
-from leanstack.settings import AppArgs
+from leanstack.components.base import LeanComponent, policy_output
+from leanstack.config import AppArgs
+from leanstack.config.naming import RELEASE_TAG_PREFIX
 
 __all__ = ["App", "AppArgs"]
 

@@ -39,10 +39,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
-from components.private_bucket import lock_down_bucket
-from components.providers import aws_provider
-from leanstack.settings import BackupBucketArgs
+from leanstack.components.base import LeanComponent
+from leanstack.components.private_bucket import lock_down_bucket
+from leanstack.components.providers import aws_provider
+from leanstack.config import BackupBucketArgs
 
 __all__ = ["BackupBucket", "BackupBucketArgs", "deny_overwrites", "writer_statements"]
 

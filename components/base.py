@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.settings import PROJECT  # the one place the project name lives
+from leanstack.config import PROJECT  # the one place the project name lives
 
 
 class LeanComponent(pulumi.ComponentResource):

@@ -32,9 +32,9 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.base import LeanComponent
-from components.network import Network
-from leanstack.settings import CacheArgs
+from leanstack.components.base import LeanComponent
+from leanstack.components.network import Network
+from leanstack.config import CacheArgs
 
 __all__ = ["Cache", "CacheArgs"]
 

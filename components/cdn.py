@@ -31,8 +31,8 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from components.base import LeanComponent
-from leanstack.settings import CdnArgs
+from leanstack.components.base import LeanComponent
+from leanstack.config import CdnArgs
 
 __all__ = ["Cdn", "CdnArgs"]
 

@@ -20,7 +20,7 @@ or go, so adding or removing one never touches the primary or its data.
 
 Cost (us-east-1, on demand): db.t4g.micro ~$11.68/month + 20 GiB gp3 $2.30 + the managed
 secret $0.40; Multi-AZ doubles instance and storage. Backups up to the database size are
-free. Production (`leanstack.settings.is_production`) keeps its automated backups after the
+free. Production (`leanstack.config.is_production`) keeps its automated backups after the
 instance is deleted (`delete_automated_backups=False`), so point-in-time recovery survives
 a deleted instance: they cost nothing while the instance lives, and once it is gone they
 are billed as backup storage ($0.095/GB-month) until their `backup_retention_days` run out.
@@ -48,9 +48,9 @@ from collections.abc import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
-from components.network import Network
-from leanstack.settings import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
+from leanstack.components.base import LeanComponent
+from leanstack.components.network import Network
+from leanstack.config import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
 
 __all__ = ["Database", "DatabaseArgs"]
 

@@ -67,13 +67,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
-from components.error_share import count_query, error_share_alarm
-from components.network import Network
-from components.origin_certificate import OriginCertificate
-from components.providers import default_tags
-from host.render import ORIGIN_PULL_CA_PEM
-from leanstack.settings import AlertThresholds, HostsArgs
+from leanstack.components.base import LeanComponent
+from leanstack.components.error_share import count_query, error_share_alarm
+from leanstack.components.network import Network
+from leanstack.components.origin_certificate import OriginCertificate
+from leanstack.components.providers import default_tags
+from leanstack.config import AlertThresholds, HostsArgs
+from leanstack.host.render import ORIGIN_PULL_CA_PEM
 
 __all__ = ["JOBS_ROLE", "WEB_ROLE", "HostGroup", "HostLaunch", "HostsArgs"]
 

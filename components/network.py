@@ -28,8 +28,8 @@ import ipaddress
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
-from leanstack.settings import NetworkArgs
+from leanstack.components.base import LeanComponent
+from leanstack.config import NetworkArgs
 
 __all__ = ["Network", "NetworkArgs"]
 

@@ -21,7 +21,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 import pulumi_tls as tls
 
-from components.base import LeanComponent
+from leanstack.components.base import LeanComponent
 
 # 15 years: the longest Cloudflare offers, so nobody has to remember a renewal.
 VALIDITY_DAYS = 5475

@@ -17,7 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent, policy_output
+from leanstack.components.base import LeanComponent, policy_output
 
 Options = Callable[..., pulumi.ResourceOptions]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.settings import PROJECT
+from leanstack.config import PROJECT
 
 
 def default_tags(stack: str) -> dict[str, str]:

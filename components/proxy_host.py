@@ -72,17 +72,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
-from components.app import App
-from components.backup_bucket import BackupBucket, writer_statements
-from components.base import LeanComponent, policy_output
-from components.database import Database
-from components.error_share import count_query, error_share_alarm
-from components.host_group import HostGroup, HostLaunch
-from components.network import Network
-from components.origin_certificate import OriginCertificate
-from components.private_bucket import lock_down_bucket
-from host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
-from host.deploy.install import (
+from leanstack.components.app import App
+from leanstack.components.backup_bucket import BackupBucket, writer_statements
+from leanstack.components.base import LeanComponent, policy_output
+from leanstack.components.database import Database
+from leanstack.components.error_share import count_query, error_share_alarm
+from leanstack.components.host_group import HostGroup, HostLaunch
+from leanstack.components.network import Network
+from leanstack.components.origin_certificate import OriginCertificate
+from leanstack.components.private_bucket import lock_down_bucket
+from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
+from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
+from leanstack.host.deploy.install import (
     APP_PACKAGES,
     APP_TOOL_PATH,
     APP_TOOL_SOURCE,
@@ -91,9 +92,8 @@ from host.deploy.install import (
     AppSettings,
     app_host_files,
 )
-from host.params import BackupSettings, HostFile, HostParams
-from host.render import render_user_data
-from leanstack.settings import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
+from leanstack.host.params import BackupSettings, HostFile, HostParams
+from leanstack.host.render import render_user_data
 
 __all__ = ["ProxyHost", "ProxyHostArgs", "host_agent_statements", "host_name", "host_role_name", "metrics_namespace"]
 
@@ -487,7 +487,7 @@ class ProxyHost(LeanComponent):
             if v.startswith("/") and not v.startswith(self.parameter_prefix + "/")
         )
         if outside:
-            # `validate` refuses these first (see leanstack.settings); the host may read its own stack's only.
+            # `validate` refuses these first (see leanstack.config); the host may read its own stack's only.
             raise ValueError(f"app.secrets: {outside[0]} is outside {self.parameter_prefix}/, which the host may read")
         return statements
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.base import LeanComponent
+from leanstack.components.base import LeanComponent
 
 # Standard interval (30 s) and three failures: a checker marks the site down after ~90 s,
 # and Route 53 reports it unhealthy once most checkers agree.

@@ -26,8 +26,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from host.deploy.leanstack_app import upstream_text
-from host.params import HostFile, HostParams
+from leanstack.host.deploy.leanstack_app import upstream_text
+from leanstack.host.params import HostFile, HostParams
 
 __all__ = [
     "ORIGIN_PULL_CA_PEM",

@@ -27,8 +27,8 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from leanstack.config import ConfigError, json_schema, load_stack_config
 from leanstack.mocks import StackFileError, read_stack_config
-from leanstack.settings import ConfigError, json_schema, load_stack_config
 
 FORMATS = ("text", "markdown", "json")
 

@@ -77,7 +77,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
+from leanstack.config.naming import RELEASE_TAG_PREFIX
+from leanstack.host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
 
 __all__ = [
     "HOST_TOOL",
@@ -185,8 +186,8 @@ class Target:
         return self.instance_ids[0] if self.instance_ids else ""
 
 
-# The protected tag a deploy adds (see protect_release); the app's ECR lifecycle never expires it.
-RELEASE_TAG_PREFIX = "release-"
+# The protected tag a deploy adds (see protect_release) is RELEASE_TAG_PREFIX + tag; the app's ECR
+# lifecycle never expires it.
 
 
 def app_repository_name(stack: str) -> str:

@@ -140,7 +140,7 @@ gc.disable()
 try:
     from leanstack.mocks import StackFileError, read_stack_config, run_program
     from leanstack.plan import build_plan, render_json
-    from leanstack.settings import ConfigError, load_stack_config
+    from leanstack.config import ConfigError, load_stack_config
 except ImportError:
     sys.exit(3)
 out = {}
@@ -297,7 +297,7 @@ def _child_plans(tree: Path, stacks: list[str], out: Path) -> None:
     try:
         mocks = importlib.import_module("leanstack.mocks")
         plan = importlib.import_module("leanstack.plan")
-        settings = importlib.import_module("leanstack.settings")
+        settings = importlib.import_module("leanstack.config")
         read, run, build, render = mocks.read_stack_config, mocks.run_program, plan.build_plan, plan.render_json
         load, errors = settings.load_stack_config, (settings.ConfigError, mocks.StackFileError)
     except (ImportError, AttributeError):

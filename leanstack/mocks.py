@@ -29,9 +29,9 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from leanstack.settings import PROJECT
-from leanstack.stack_config import StackFileError as StackFileError  # re-exported: callers catch it from here
-from leanstack.stack_config import parse_stack_yaml
+from leanstack.config import PROJECT
+from leanstack.config.stack_file import StackFileError as StackFileError  # re-exported: callers catch it from here
+from leanstack.config.stack_file import parse_stack_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"

@@ -1,1 +1,1 @@
-"""leanstack's policy pack: the rules (`policy.rules`), run offline (`policy.offline`) or by CrossGuard."""
+"""leanstack's policy pack: the rules (`policy.rules`), run offline (`leanstack.policy_check`) or by CrossGuard."""

@@ -17,7 +17,7 @@ if str(REPO) not in sys.path:
 
 from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
 
-from policy.crossguard import policies  # noqa: E402
+from leanstack.policy.crossguard import policies  # noqa: E402
 
 PACK_NAME = "leanstack-guardrails"
 

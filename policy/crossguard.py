@@ -44,7 +44,7 @@ from pulumi_policy.proxy import (
     UNKNOWN_STRING_VALUE,
 )
 
-from policy.rules import RDS, RULES, UNKNOWN, Rule, StackView, Subject, link_by_value
+from leanstack.policy.rules import RDS, RULES, UNKNOWN, Rule, StackView, Subject, link_by_value
 
 _UNKNOWNS = {
     UNKNOWN_ARCHIVE_VALUE,

@@ -3,7 +3,7 @@
 Nothing here imports Pulumi or pulumi_policy. A rule sees the stack as a `StackView`, a list
 of `Subject`s (type, name, inputs, `protect`, region and the resources each property refers
 to), and returns `Violation`s whose message names the resource and the fix. Two adapters
-build that view: `policy.offline` from a recorded offline run (`leanstack.mocks`), for the
+build that view: `leanstack.policy_check` from a recorded offline run (`leanstack.mocks`), for the
 test suite and the plan, and `policy.crossguard` from what Pulumi CrossGuard hands a policy
 pack during `pulumi preview --policy-pack policy`.
 
@@ -12,7 +12,7 @@ rule never guesses about them: it passes, and CrossGuard checks again during `pu
 when the inputs are known.
 
 "Production": a stack named prod, production or prod-*, or whose database has Pulumi
-`protect` (the same idea as `leanstack.settings.is_production`, seen from the resources;
+`protect` (the same idea as `leanstack.config.is_production`, seen from the resources;
 RDS deletion protection is not used to recognise it, since the rule requires it). "Dev",
 where one day of RDS backups is allowed: a stack named dev or dev-*.
 """

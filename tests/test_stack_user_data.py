@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from leanstack.mocks import REPO, StackRun
+from support.system import require_program
 from tests.components.helpers import written_file
-from tests.system import require_program
 
 HOSTS = ["dev", "prod", "scale-web", "scale-jobs"]
 

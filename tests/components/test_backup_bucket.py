@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import host.backup.leanstack_backup as tool
+import leanstack.host.backup.leanstack_backup as tool
 from leanstack.mocks import StackRun
 from tests.components.helpers import actions, children, statements
 

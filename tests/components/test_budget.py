@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from components.budget import budget_basis_usd, default_limit_usd
+from leanstack.budget_basis import budget_basis_usd, default_limit_usd
+from leanstack.config import ConfigError, load_stack_config
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.plan import build_plan
-from leanstack.settings import ConfigError, load_stack_config
 from tests.conftest import merged, run_with
 
 BUDGET = "aws:budgets/budget:Budget"

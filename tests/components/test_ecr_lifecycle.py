@@ -19,9 +19,9 @@ from typing import Any
 import boto3
 import pytest
 
-from components.app import lifecycle_policy
-from host.deploy.leanstack_app import serving_tags
+from leanstack.components.app import lifecycle_policy
 from leanstack.deploy import app_repository_name, protect_release, release_tag
+from leanstack.host.deploy.leanstack_app import serving_tags
 
 
 @dataclass(frozen=True)

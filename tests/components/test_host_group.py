@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from components.host_group import HostGroup, HostsArgs
-from host.render import ORIGIN_PULL_CA_PEM
+from leanstack.components.host_group import HostGroup, HostsArgs
+from leanstack.host.render import ORIGIN_PULL_CA_PEM
 from leanstack.mocks import CLOUDFLARE_IPV4, REPO, Resource, StackRun, run_program
 from tests.components.helpers import children
 

@@ -19,8 +19,8 @@ from moto.server import ThreadedMotoServer
 from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.literals import BucketLocationConstraintType
 
-from tests.host.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
-from tests.system import require_program
+from support.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
+from support.system import require_program
 
 TOOL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_backup.py"
 HOST_REGION = "eu-west-1"

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from mypy_boto3_cloudwatch import CloudWatchClient
 from mypy_boto3_s3 import S3Client
 
+from support.servers import LoopbackProxy, PostgresServer
 from tests.host.conftest import (
     APP_PASSWORD,
     APP_USER,
@@ -32,7 +33,6 @@ from tests.host.conftest import (
     run_tool,
     start_tool,
 )
-from tests.host.servers import LoopbackProxy, PostgresServer
 
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 MIB = 1024 * 1024
@@ -633,7 +633,7 @@ def test_metrics_failure_is_a_warning_not_a_failed_backup(
 def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Moto, bucket: str) -> None:
     """The bucket policy denies a create without If-None-Match, so the header must go out even
     from a botocore that predates the IfNoneMatch parameter (Amazon Linux's python3-boto3 may)."""
-    import host.backup.leanstack_backup as tool
+    import leanstack.host.backup.leanstack_backup as tool
 
     s3 = moto.client_s3()
     tool.create_only_if_absent(s3)

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 
-import host.backup.leanstack_backup as tool
+import leanstack.host.backup.leanstack_backup as tool
 
 
 class _ServiceModel:

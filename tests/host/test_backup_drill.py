@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from support.servers import PostgresServer, free_port, wait_until
 from tests.host.conftest import APP_PASSWORD, APP_USER, Moto, run_tool, start_tool
-from tests.host.servers import PostgresServer, free_port, wait_until
 from tests.host.test_backup import (
     STAMP_FORMAT,
     assert_one_line_failure,

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import host.backup.leanstack_backup as tool
-from host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, render_env_file
-from host.params import BackupSettings, HostFile
-from tests.system import require_program
+import leanstack.host.backup.leanstack_backup as tool
+from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, render_env_file
+from leanstack.host.params import BackupSettings, HostFile
+from support.system import require_program
 
 SETTINGS = BackupSettings(
     bucket="leanstack-prod-backups",

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from host.params import HostFile, HostParams
-from host.render import (
+from leanstack.host.params import HostFile, HostParams
+from leanstack.host.render import (
     ORIGIN_PULL_CA_PEM,
     USER_DATA_LIMIT_BYTES,
     NginxPaths,
@@ -29,8 +29,8 @@ from host.render import (
     render_upstream,
     render_user_data,
 )
-from tests.host.nginx_harness import loopback_paths, make_pki
-from tests.system import require_program
+from support.nginx_harness import loopback_paths, make_pki
+from support.system import require_program
 
 BACKUP_FILES = (
     HostFile("/usr/local/bin/leanstack-backup", "#!/usr/bin/python3\nprint('backup')\n", permissions="0755"),

@@ -36,10 +36,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from host.params import HostParams
 from leanstack.deploy import HOST_TOOL
 from leanstack.deploy import main as deploy_cli
-from tests.host.nginx_harness import (
+from leanstack.host.params import HostParams
+from support.nginx_harness import (
     Pki,
     RunningNginx,
     client_context,
@@ -48,7 +48,7 @@ from tests.host.nginx_harness import (
     make_pki,
     request,
 )
-from tests.system import require_program
+from support.system import require_program
 
 SCRIPT = Path(__file__).resolve().parents[2] / "host" / "deploy" / "leanstack_app.py"
 HOST = "app.leanstack.test"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from host.deploy import leanstack_app
-from host.deploy.install import (
+from leanstack.host.deploy import leanstack_app
+from leanstack.host.deploy.install import (
     APP_PACKAGES,
     APP_TOOL_PATH,
     APP_UNITS,
@@ -25,9 +25,9 @@ from host.deploy.install import (
     render_app_config,
     render_env_file,
 )
-from host.params import HostParams
-from host.render import USER_DATA_LIMIT_BYTES, render_cloud_config, render_user_data
-from tests.system import require_program
+from leanstack.host.params import HostParams
+from leanstack.host.render import USER_DATA_LIMIT_BYTES, render_cloud_config, render_user_data
+from support.system import require_program
 
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-prod-app"
 DB_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b-AbCdEf"

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from host.params import HostParams
-from host.render import ORIGIN_PULL_CA_PEM, render_nginx_conf
-from tests.host.nginx_harness import (
+from leanstack.host.params import HostParams
+from leanstack.host.render import ORIGIN_PULL_CA_PEM, render_nginx_conf
+from support.nginx_harness import (
     BIG_HTML,
     Pki,
     RunningNginx,
@@ -36,7 +36,7 @@ from tests.host.nginx_harness import (
     nginx_check,
     request,
 )
-from tests.system import require_program
+from support.system import require_program
 
 HOST = "app.leanstack.test"
 OTHER_HOST = "www.leanstack.test"

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from host.params import HostParams
-from host.render import host_files, render_nginx_conf
-from tests.host.nginx_harness import (
+from leanstack.host.params import HostParams
+from leanstack.host.render import host_files, render_nginx_conf
+from support.nginx_harness import (
     BIG_HTML,
     Pki,
     Response,

@@ -12,8 +12,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from host.params import HostFile, HostParams
-from host.render import (
+from leanstack.host.params import HostFile, HostParams
+from leanstack.host.render import (
     ORIGIN_PULL_CA_PEM,
     NginxPaths,
     render_cloud_config,
@@ -21,7 +21,7 @@ from host.render import (
     render_tls_fetch_script,
     render_upstream,
 )
-from tests.system import require_program
+from support.system import require_program
 
 
 def _params(**changes: object) -> HostParams:

@@ -14,14 +14,14 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from host.backup.install import BACKUP_TOOL_PATH, backup_host_files
-from host.params import BackupSettings
+from leanstack.config import load_stack_config
+from leanstack.host.backup.install import BACKUP_TOOL_PATH, backup_host_files
+from leanstack.host.params import BackupSettings
 from leanstack.mocks import run_program
 from leanstack.runbook import HOST, LAPTOP, Step, recovery_branches
-from leanstack.settings import load_stack_config
+from support.nginx_harness import request
+from support.servers import PostgresServer
 from tests.host.conftest import APP_USER, Moto, run_tool
-from tests.host.nginx_harness import request
-from tests.host.servers import PostgresServer
 from tests.host.test_backup_drill import CUSTOMERS_SQL
 from tests.host.test_restore import HOST as SITE
 from tests.host.test_restore import Host, leanstack_restore

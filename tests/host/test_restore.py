@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from host.backup.install import render_env_file
-from host.params import BackupSettings, HostParams
-from host.render import MAINTENANCE_RETRY_AFTER_SECONDS, render_maintenance_tool
+from leanstack.host.backup.install import render_env_file
+from leanstack.host.params import BackupSettings, HostParams
+from leanstack.host.render import MAINTENANCE_RETRY_AFTER_SECONDS, render_maintenance_tool
+from support.nginx_harness import RunningNginx, loopback_paths, request
+from support.servers import SUPERUSER, PostgresServer, free_port, wait_until
+from support.system import require_program
 from tests.host.conftest import (
     APP_PASSWORD,
     APP_USER,
@@ -34,11 +37,8 @@ from tests.host.conftest import (
     Moto,
     run_tool,
 )
-from tests.host.nginx_harness import RunningNginx, loopback_paths, request
-from tests.host.servers import SUPERUSER, PostgresServer, free_port, wait_until
 from tests.host.test_backup import assert_one_line_failure
 from tests.host.test_backup_drill import CUSTOMERS_SQL, STAND_IN_APP
-from tests.system import require_program
 
 HOST = "app.leanstack.test"
 MESSAGE = "We are restoring data and will be back shortly."

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from leanstack.settings import ConfigError, StackConfig, final_snapshot_name, load_stack_config
+from leanstack.config import ConfigError, StackConfig, final_snapshot_name, load_stack_config
 from tests.conftest import merged
 
 # A stack file of this test's own: no placeholder of stacks/ is relied on.

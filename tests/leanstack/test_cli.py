@@ -12,7 +12,7 @@ import pytest
 
 from leanstack.__main__ import main
 from leanstack.mocks import REPO
-from policy.rules import RULES
+from leanstack.policy.rules import RULES
 
 
 def leanstack(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

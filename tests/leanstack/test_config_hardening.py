@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 import leanstack.__main__ as cli
-from leanstack.mocks import read_stack_config, run_program
-from leanstack.settings import (
+from leanstack.config import (
     AWS_REGIONS,
     RESERVED_ENV_NAMES,
     RESERVED_ENV_PREFIXES,
@@ -27,7 +26,8 @@ from leanstack.settings import (
     load_stack_config,
     postgres_parameter_family,
 )
-from leanstack.stack_config import StackFileError, parse_stack_yaml
+from leanstack.config.stack_file import StackFileError, parse_stack_yaml
+from leanstack.mocks import read_stack_config, run_program
 from tests.conftest import merged
 from tests.leanstack.test_settings import (
     BAD_ALERT_AND_RECOVERY_CONFIG,

@@ -25,7 +25,6 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from host.deploy.leanstack_app import serving_tags
 from leanstack.deploy import (
     HOST_TOOL,
     RELEASES_LIMIT_BYTES,
@@ -37,6 +36,7 @@ from leanstack.deploy import (
     format_releases,
     main,
 )
+from leanstack.host.deploy.leanstack_app import serving_tags
 
 REGION = "eu-west-1"
 INSTANCE = "i-0123456789abcdef0"

@@ -18,8 +18,8 @@ import pytest
 
 from leanstack.mocks import REPO, read_stack_config, run_program
 from leanstack.plan import build_plan, render_mermaid
+from support.system import skip_or_fail
 from tests.conftest import merged
-from tests.system import skip_or_fail
 
 Plan = dict[str, Any]
 MERMAID_NPM = ("mermaid@11.17.2", "jsdom@25.0.1")

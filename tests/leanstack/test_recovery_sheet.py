@@ -15,11 +15,11 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from host.backup.leanstack_backup import RestoreOptions
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS
+from leanstack.config import StackConfig, load_stack_config
+from leanstack.host.backup.leanstack_backup import RestoreOptions
 from leanstack.mocks import StackRun, read_stack_config
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
-from leanstack.settings import StackConfig, load_stack_config
 from tests.components.helpers import user_data_of
 from tests.conftest import merged
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pulumi.runtime import rpc
 
+from leanstack.config import StackConfig, load_stack_config
 from leanstack.mocks import Resource, StackRun, read_stack_config
 from leanstack.plan import build_plan
 from leanstack.runbook import (
@@ -20,7 +21,6 @@ from leanstack.runbook import (
     render_runbook,
     runbook_markdown,
 )
-from leanstack.settings import StackConfig, load_stack_config
 from tests.conftest import CACHE_NO_CDN, TUNED, merged
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"

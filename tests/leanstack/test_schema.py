@@ -9,8 +9,8 @@ import jsonschema
 import pytest
 import yaml
 
+from leanstack.config import json_schema
 from leanstack.mocks import REPO, available_stacks
-from leanstack.settings import json_schema
 
 SCHEMA_PATH = REPO / "stacks" / "stack-config.schema.json"
 

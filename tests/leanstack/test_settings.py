@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from leanstack.config import ConfigError, StackConfig, backup_interval_hours, is_production, load_stack_config
 from leanstack.mocks import read_stack_config
-from leanstack.settings import ConfigError, StackConfig, backup_interval_hours, is_production, load_stack_config
 from tests.conftest import merged
 
 # The tests' own dev stack (tests/fixtures/stacks/Pulumi.dev.yaml): independent of the placeholders in stacks/.
@@ -295,23 +295,23 @@ def test_an_rpo_the_backup_schedule_meets_is_accepted() -> None:
     [
         (
             {"leanstack:owner": None},
-            "leanstack:owner: missing; stack 'prod' is production (see leanstack.settings.is_production), so "
+            "leanstack:owner: missing; stack 'prod' is production (see leanstack.config.is_production), so "
             'expected who owns it, e.g. "Ada, ada@example.com"',
         ),
         (
             {"leanstack:recovery": {"rtoMinutes": None}},
             "leanstack:recovery.rtoMinutes: missing; stack 'prod' is production (see "
-            "leanstack.settings.is_production), so expected minutes such as 240",
+            "leanstack.config.is_production), so expected minutes such as 240",
         ),
         (
             {"leanstack:recovery": None},
             "leanstack:recovery.rtoMinutes: missing; stack 'prod' is production (see "
-            "leanstack.settings.is_production), so expected minutes such as 240",
+            "leanstack.config.is_production), so expected minutes such as 240",
         ),
         (
             {"leanstack:recovery": {"rpoHours": None}},
             "leanstack:recovery.rpoHours: missing; stack 'prod' is production (see "
-            "leanstack.settings.is_production), so expected hours such as 25",
+            "leanstack.config.is_production), so expected hours such as 25",
         ),
     ],
 )

@@ -24,8 +24,8 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
-from policy import crossguard
-from policy.rules import RULES, UNKNOWN, evaluate
+from leanstack.policy import crossguard
+from leanstack.policy.rules import RULES, UNKNOWN, evaluate
 
 PACK = Path(__file__).resolve().parents[2] / "policy" / "__main__.py"
 

@@ -23,7 +23,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from leanstack.mocks import Resource, StackRun
-from policy.rules import RULES
+from leanstack.policy.rules import RULES
 from tests.policy.test_rules import EXPECTED_IN_UNSAFE
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policy"

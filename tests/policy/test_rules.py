@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from leanstack.mocks import StackRun
-from policy.offline import evaluate_policies, render_results, view_of
-from policy.rules import RULES, UNKNOWN, StackView, Subject, evaluate
+from leanstack.policy.rules import RULES, UNKNOWN, StackView, Subject, evaluate
+from leanstack.policy_check import evaluate_policies, render_results, view_of
 
 # Each rule, and exactly the resources of the unsafe program it must flag.
 EXPECTED_IN_UNSAFE: dict[str, set[str]] = {

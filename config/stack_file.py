@@ -1,8 +1,4 @@
-"""The stack's config as a plain dict: from the Pulumi runtime, or from the stack file itself.
-
-`raw_stack_config()` is what the program sees under `pulumi up`. Pulumi has no API that
-lists every config key, so it merges the two places the language host puts them: the
-process-wide PULUMI_CONFIG JSON and keys set in-process.
+"""Reading a stack file: stacks/Pulumi.<stack>.yaml as a plain dict, refusing what Pulumi reads otherwise.
 
 `parse_stack_yaml(text, name)` is how the offline tools (`validate`, `plan`, `diff`, the
 tests) read stacks/Pulumi.<stack>.yaml. PyYAML speaks YAML 1.1; Pulumi's own parser (Go,
@@ -26,15 +22,6 @@ import yaml
 
 class StackFileError(ValueError):
     """The stack file is missing, unreadable or not a Pulumi stack file; `str()` is one line."""
-
-
-def raw_stack_config() -> dict[str, Any]:
-    # Imported here: the offline tools parse stack files without loading the Pulumi runtime.
-    from pulumi.runtime import config as runtime_config
-
-    raw: dict[str, Any] = dict(runtime_config.get_config_env())
-    raw.update(runtime_config.CONFIG.get())
-    return raw
 
 
 # Plain scalars YAML 1.1 reads as booleans but YAML 1.2 (Pulumi) as strings: every spelling the

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leanstack.mocks import Resource, StackRun
-from policy.rules import RULES, Rule, StackView, Subject, evaluate, link_by_value
+from leanstack.policy.rules import RULES, Rule, StackView, Subject, evaluate, link_by_value
 
 
 @dataclass(frozen=True)

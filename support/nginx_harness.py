@@ -36,8 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from host.params import HostParams
-from host.render import NginxPaths, render_error_pages, render_nginx_conf, render_upstream
+from leanstack.host.params import HostParams
+from leanstack.host.render import NginxPaths, render_error_pages, render_nginx_conf, render_upstream
 
 BIG_HTML = ("<p>" + "leanstack compressible text " * 200 + "</p>\n").encode()
 PNG_BYTES = bytes(range(256)) * 16

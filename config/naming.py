@@ -1,0 +1,27 @@
+"""The project's name and the naming scheme of everything it creates: the one place both live.
+
+A fork renames the project here (and in Pulumi.yaml); every physical name, type token, tag and
+config namespace reads it from here.
+"""
+
+from __future__ import annotations
+
+PROJECT = "leanstack"
+
+# ECR tags of images a deploy released (never expired by the repository's lifecycle policy).
+RELEASE_TAG_PREFIX = "release-"
+
+
+def stack_prefix(stack: str) -> str:
+    """Prefix of the stack's physical names: leanstack-<stack>."""
+    return f"{PROJECT}-{stack}"
+
+
+def physical_name(stack: str, *parts: str) -> str:
+    """A physical name in the stack's scheme: leanstack-<stack>-<part>-<part>..."""
+    return "-".join((stack_prefix(stack), *parts))
+
+
+def final_snapshot_name(stack: str) -> str:
+    """The RDS final snapshot of the stack's database (components.database, the recovery sheet)."""
+    return physical_name(stack, "final")

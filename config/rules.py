@@ -1,0 +1,337 @@
+"""Rules across sections: what one section's value means for another's (run by the loader)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from leanstack.config.fields import CACHE_ENGINE_VERSIONS, ConfigError, _drill_url_problem, _show
+from leanstack.config.naming import PROJECT
+from leanstack.config.sections import CdnArgs, StackConfig
+
+# --------------------------------------------------------------------------- hostnames the CDN can serve
+
+# Second-level labels under which country-code domains are registered (example.co.uk, example.com.au).
+_SECOND_LEVEL_SUFFIXES = frozenset({"co", "com", "net", "org", "gov", "edu", "ac", "ne", "or", "gob", "nic"})
+
+
+def guess_zone(domain: str) -> str:
+    """The zone a domain is most likely in: its last two labels, three under a suffix such as co.uk.
+
+    A guess (no public-suffix list offline): cdn.zoneName states the zone when it is wrong.
+    """
+    labels = domain.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in _SECOND_LEVEL_SUFFIXES else 2
+    return ".".join(labels[-keep:])
+
+
+def _check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bool, cdn: CdnArgs) -> None:
+    """Every hostname is one Cloudflare's certificate for the zone covers, or visitors get a TLS error.
+
+    Universal SSL (free, on by default) covers the zone's apex and `*.zone`: one level, as any
+    wildcard certificate. www.dev.example.com in zone example.com is two levels down.
+    """
+    p = PROJECT
+    zone = cdn.zone_name or guess_zone(domain)
+    if domain != zone and not domain.endswith("." + zone):
+        raise ConfigError(
+            f"{p}:cdn.zoneName",
+            f"got {_show(zone)}; expected the zone domain {domain} is in: {domain} or a parent of it",
+        )
+    if cdn.advanced_certificate:
+        return
+    for i, name in enumerate(hostnames):
+        depth = name.count(".") - zone.count(".")
+        if depth <= 1:
+            continue
+        why = (
+            f"{name} is {depth} levels under the zone {zone}, and Cloudflare's Universal SSL certificate covers "
+            f"{zone} and *.{zone} only, so visitors would get a TLS error"
+        )
+        if not given:
+            shallow = [h for h in hostnames if h.count(".") - zone.count(".") <= 1]
+            raise ConfigError(
+                f"{p}:hostnames",
+                f"missing, so {domain} and www.{domain}; {why}: set hostnames: [{', '.join(shallow)}] (no www), "
+                f"or cdn.zoneName if the zone is {domain}, or cdn.advancedCertificate: true if a paid certificate "
+                "covers it",
+            )
+        raise ConfigError(
+            f"{p}:hostnames[{i}]",
+            f"got {_show(name)}; {why}: remove it, or set cdn.zoneName if the zone is deeper, or "
+            "cdn.advancedCertificate: true if a paid certificate covers it",
+        )
+
+
+# Margin on top of the backup interval for the worst-case recovery point: the timer's random delay
+# (up to 10 minutes) plus the time the dump and upload take.
+BACKUP_MARGIN_HOURS = 1
+_SHORTHAND_HOURS = {"minutely": 1 / 60, "hourly": 1, "daily": 24, "weekly": 168}
+
+
+def _hour_values(spec: str) -> list[int] | None:
+    """The hours of the day a systemd OnCalendar hour field matches: *, 3, 0,12, 0/6, 1..5."""
+    hours: set[int] = set()
+    for part in spec.split(","):
+        step_match = re.fullmatch(r"(\*|\d{1,2})/(\d{1,2})", part)
+        range_match = re.fullmatch(r"(\d{1,2})\.\.(\d{1,2})", part)
+        if part == "*":
+            hours.update(range(24))
+        elif step_match:
+            start = 0 if step_match.group(1) == "*" else int(step_match.group(1))
+            step = int(step_match.group(2))
+            if step == 0:
+                return None
+            hours.update(range(start, 24, step))
+        elif range_match:
+            hours.update(range(int(range_match.group(1)), int(range_match.group(2)) + 1))
+        elif re.fullmatch(r"\d{1,2}", part):
+            hours.add(int(part))
+        else:
+            return None
+    if not hours or max(hours) > 23:
+        return None
+    return sorted(hours)
+
+
+def backup_interval_hours(calendar: str) -> float | None:
+    """The longest gap between two runs of a daily-or-more-often OnCalendar expression, in hours.
+
+    Understands the shorthands (hourly, daily, weekly) and `*-*-* H:MM[:SS]` forms whose hour field
+    is *, a list, a range or a step; returns None for anything else (weekday lists, monthly dates),
+    which the RPO check then refuses rather than guess.
+    """
+    text = calendar.strip().removesuffix(" UTC").strip()
+    if text in _SHORTHAND_HOURS:
+        return float(_SHORTHAND_HOURS[text])
+    match = re.fullmatch(r"(?:\*-\*-\*\s+)?([0-9*,./]+):([0-9*,./]+)(?::[0-9*,./]+)?", text)
+    if match is None:
+        return None
+    hours = _hour_values(match.group(1))
+    if hours is None:
+        return None
+    # Several runs within an hour (minute field *, a list or a step) only shorten the gaps: the hour
+    # field bounds them from above, which is the safe side for an RPO check.
+    gaps = [b - a for a, b in itertools.pairwise(hours)] + [hours[0] + 24 - hours[-1]]
+    return float(max(gaps))
+
+
+def _check_recovery(c: StackConfig) -> None:
+    """Owner and recovery targets: required for production, and an RPO the backups can meet."""
+    p = PROJECT
+    why = f"stack {c.stack!r} is production (see leanstack.config.is_production)"
+    if c.is_production:
+        if not c.owner:
+            raise ConfigError(f"{p}:owner", f'missing; {why}, so expected who owns it, e.g. "Ada, ada@example.com"')
+        if not c.recovery.rto_minutes:
+            raise ConfigError(f"{p}:recovery.rtoMinutes", f"missing; {why}, so expected minutes such as 240")
+        if not c.recovery.rpo_hours:
+            raise ConfigError(f"{p}:recovery.rpoHours", f"missing; {why}, so expected hours such as 25")
+    if c.recovery.rto_minutes and c.recovery.rto_minutes < 30:
+        raise ConfigError(
+            f"{p}:recovery.rtoMinutes",
+            f"got {c.recovery.rto_minutes}; expected at least 30: a new host boots and a restore runs in no less",
+        )
+    if c.recovery.rpo_hours:
+        interval = backup_interval_hours(c.backup.backup_calendar)
+        if interval is None:
+            raise ConfigError(
+                f"{p}:backup.backupCalendar",
+                f"got {_show(c.backup.backup_calendar)}; cannot tell how often it runs to check recovery.rpoHours; "
+                'expected a daily or more frequent form such as "*-*-* 03:30:00" or "*-*-* 00/6:00:00"',
+            )
+        worst = interval + BACKUP_MARGIN_HOURS
+        if c.recovery.rpo_hours < worst:
+            raise ConfigError(
+                f"{p}:recovery.rpoHours",
+                f"got {c.recovery.rpo_hours}; backups every {interval:g} h (backup.backupCalendar) can lose up to "
+                f"{worst:g} h of data, so expected at least {worst:g}, or back up more often",
+            )
+    interval = backup_interval_hours(c.backup.backup_calendar)
+    if interval is not None and c.alerts.backup_stale_hours <= interval:
+        raise ConfigError(
+            f"{p}:alerts.backupStaleHours",
+            f"got {c.alerts.backup_stale_hours}; expected more than the backup interval ({interval:g} h, "
+            "backup.backupCalendar), or the alarm fires between two good backups",
+        )
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _check_app_parameters(c: StackConfig) -> None:
+    """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
+    own = f"/{PROJECT}/{c.stack}/"
+    for name, source in sorted(c.app.secrets.items()):
+        if source.startswith("/") and not source.startswith(own):
+            raise ConfigError(
+                f"{PROJECT}:app.secrets.{name}",
+                f"got {_show(source)}; expected an SSM parameter under {own} (the host may read only its own "
+                "stack's parameters) or a Secrets Manager ARN",
+            )
+
+
+def _check_across(c: StackConfig) -> None:
+    """Rules that involve more than one key."""
+    p = PROJECT
+    if c.backup.region == c.region:
+        raise ConfigError(
+            f"{p}:backup.region",
+            f"got {_show(c.backup.region)}, the stack's own region; expected another region so that backups "
+            "survive a regional outage",
+        )
+    if c.backup.profile and c.backup.role_arn:
+        raise ConfigError(f"{p}:backup.roleArn", "give either backup.profile or backup.roleArn, not both")
+    if c.backup.expire_after_days <= c.backup.object_lock_days:
+        raise ConfigError(
+            f"{p}:backup.expireAfterDays",
+            f"got {c.backup.expire_after_days}; expected more than backup.objectLockDays "
+            f"({c.backup.object_lock_days}), or expired backups stay locked and billed",
+        )
+    if c.backup.drill_target == "url" and not c.backup.drill_database_url:
+        raise ConfigError(
+            f"{p}:backup.drillDatabaseUrl",
+            "missing; drillTarget is url, so expected the drill server's URL such as "
+            "postgresql://drill@db.internal:5432/postgres",
+        )
+    if c.backup.drill_database_url and (problem := _drill_url_problem(c.backup.drill_database_url)):
+        # Never echoed: a mistyped URL may carry a password.
+        raise ConfigError(f"{p}:backup.drillDatabaseUrl", f"not a usable URL; {problem}")
+    if c.backup.drill_starts_app and c.backup.drill_target != "local":
+        raise ConfigError(
+            f"{p}:backup.drillStartsApp",
+            f"got true with drillTarget {_show(c.backup.drill_target)}; expected drillTarget: local (the app the "
+            "drill starts reaches only the host's throw-away PostgreSQL)",
+        )
+    if c.backup.drill_database_url and c.backup.drill_target != "url":
+        raise ConfigError(
+            f"{p}:backup.drillDatabaseUrl",
+            f"got a URL with drillTarget {_show(c.backup.drill_target)}; expected it only with drillTarget: url",
+        )
+    if c.backup.glacier_after_days and c.backup.expire_after_days < c.backup.glacier_after_days + 90:
+        raise ConfigError(
+            f"{p}:backup.glacierAfterDays",
+            f"got {c.backup.glacier_after_days}; Glacier Instant Retrieval bills 90 days minimum, so expected "
+            f"expireAfterDays ({c.backup.expire_after_days}) >= glacierAfterDays + 90, or 0 to skip Glacier",
+        )
+
+    _check_scale_out(c)
+    _check_app(c)
+    _check_app_parameters(c)
+    _check_cache_version(c)
+    db = c.database
+    if db.max_allocated_storage_gb <= db.allocated_storage_gb:
+        raise ConfigError(
+            f"{p}:database.maxAllocatedStorageGb",
+            f"got {db.max_allocated_storage_gb}; expected more than allocatedStorageGb ({db.allocated_storage_gb})",
+        )
+    start, end = (_minutes(t) for t in db.backup_window.split("-"))
+    if (end - start) % 1440 < 30:
+        raise ConfigError(
+            f"{p}:database.backupWindow",
+            f"got {_show(db.backup_window)}; expected a window of at least 30 minutes",
+        )
+    # Both windows in minutes of the week, to reject an overlap RDS would refuse at apply time.
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    m_start_s, m_end_s = db.maintenance_window.split("-")
+    m_start = days.index(m_start_s[:3]) * 1440 + _minutes(m_start_s[4:])
+    m_end = days.index(m_end_s[:3]) * 1440 + _minutes(m_end_s[4:])
+    if (m_end - m_start) % 10080 < 30:
+        raise ConfigError(
+            f"{p}:database.maintenanceWindow",
+            f"got {_show(db.maintenance_window)}; expected a window of at least 30 minutes",
+        )
+    for day in range(7):
+        b_start = day * 1440 + start
+        b_end = b_start + (end - start) % 1440
+        if _overlaps(b_start, b_end, m_start, m_start + (m_end - m_start) % 10080):
+            raise ConfigError(
+                f"{p}:database.backupWindow",
+                f"got {_show(db.backup_window)}; it overlaps maintenanceWindow {_show(db.maintenance_window)}",
+            )
+
+    private = c.network.existing_private_subnet_ids
+    if c.network.existing_vpc_id:
+        if db.multi_az and len(private) < 2:
+            raise ConfigError(
+                f"{p}:database.multiAz",
+                f"got true with {len(private)} private subnet(s); Multi-AZ needs "
+                "network.existingPrivateSubnetIds in two AZs",
+            )
+        if len(private) < 2:
+            raise ConfigError(
+                f"{p}:network.existingPrivateSubnetIds",
+                f"got {len(private)} subnet(s); expected at least 2 in different AZs (RDS requires two AZs)",
+            )
+        if not c.network.existing_public_subnet_ids:
+            raise ConfigError(
+                f"{p}:network.existingPublicSubnetIds",
+                "missing; expected at least one public subnet for the host",
+            )
+    elif private or c.network.existing_public_subnet_ids:
+        raise ConfigError(
+            f"{p}:network.existingVpcId",
+            "missing; existing subnet ids are only used together with existingVpcId",
+        )
+    _check_recovery(c)
+
+
+def _check_app(c: StackConfig) -> None:
+    """A variable is either plain or secret: the host would otherwise set it twice, one value silently lost."""
+    for name in sorted(set(c.app.env) & set(c.app.secrets)):
+        raise ConfigError(
+            f"{PROJECT}:app.secrets.{name}",
+            "also in app.env; a name may be in app.env or app.secrets, not both: remove one",
+        )
+
+
+def _check_cache_version(c: StackConfig) -> None:
+    versions = CACHE_ENGINE_VERSIONS[c.cache.engine]
+    if c.cache.engine_version not in versions:
+        newer = ""
+        if c.cache.engine == "redis":
+            newer = " (Redis OSS ends at 7.1; Valkey has 8.x: set cache.engine: valkey)"
+        raise ConfigError(
+            f"{PROJECT}:cache.engineVersion",
+            f"got {_show(c.cache.engine_version)}; expected one of {', '.join(versions)} for engine "
+            f"{c.cache.engine}{newer}",
+        )
+
+
+def _check_scale_out(c: StackConfig) -> None:
+    """More hosts, replicas: the combinations AWS or leanstack's jobs-host design cannot take."""
+    p = PROJECT
+    hosts, autoscale = c.hosts, c.hosts.autoscale
+    if autoscale.max or autoscale.min:
+        if hosts.count != 1:
+            raise ConfigError(
+                f"{p}:hosts.count",
+                f"got {hosts.count}; expected 1 (the default) with hosts.autoscale, which sets the number of hosts: "
+                "give one or the other",
+            )
+        if autoscale.max == 0:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.max",
+                f"missing; expected at least autoscale.min ({autoscale.min}) to turn autoscaling on",
+            )
+        if autoscale.min < 2:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.min",
+                f"got {autoscale.min}; expected at least 2: one host runs the backup jobs, at least one more serves",
+            )
+        if autoscale.max < autoscale.min:
+            raise ConfigError(
+                f"{p}:hosts.autoscale.max",
+                f"got {autoscale.max}; expected at least autoscale.min ({autoscale.min})",
+            )
+    if c.cache.replicas and not c.cache.enabled:
+        raise ConfigError(f"{p}:cache.replicas", f"got {c.cache.replicas}; expected 0 while cache.enabled is false")
+    if c.database.replica_multi_az and not c.database.read_replicas:
+        raise ConfigError(f"{p}:database.replicaMultiAz", "got true; expected false while database.readReplicas is 0")
+
+
+def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    week = 10080
+    return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))

@@ -1,0 +1,590 @@
+"""The sections of a stack file, each the Args dataclass of its component, and the whole StackConfig.
+
+Each section doubles as the args dataclass of its component (`leanstack.components` re-exports
+`DatabaseArgs`), so a default documented here is the component's default, and each validates
+its own fields on construction. Defaults are the lean, safe choice; the dev stack file relaxes
+the safety ones explicitly (deletion protection, final snapshot, `protect`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# --------------------------------------------------------------------------- sections
+from leanstack.config.fields import (
+    _HHMM,
+    _WEEKDAY,
+    AWS_REGIONS,
+    CACHE_DEFAULT_VERSIONS,
+    CACHE_ENGINE_VERSIONS,
+    EMAIL_RE,
+    ENV_NAME_RE,
+    HOSTNAME_ALLOWED,
+    HOSTNAME_RE,
+    LOG_RETENTION_DAYS,
+    REGION_ALLOWED,
+    REGION_RE,
+    SCRATCH_DATABASE_PREFIX,
+    SECRETS_MANAGER_ARN_RE,
+    SSM_PARAMETER_RE,
+    SUBNET_ID_RE,
+    URL_PATH_RE,
+    _check_cidr,
+    _check_pg_version,
+    _check_region,
+    _check_secret_source,
+    setting,
+)
+from leanstack.config.naming import PROJECT
+
+
+@dataclass(frozen=True)
+class NetworkArgs:
+    """The VPC: two public subnets (host) and two private subnets (database, cache) in two AZs."""
+
+    cidr: str = setting(
+        "10.20.0.0/16",
+        doc="VPC CIDR block; split into four equal subnets. Changing it replaces the VPC and everything in it.",
+        check=_check_cidr,
+    )
+    existing_vpc_id: str = setting(
+        "",
+        doc="Use this existing VPC instead of creating one (then also give the subnet ids).",
+        pattern=r"(vpc-[0-9a-f]{8,17})?",
+        allowed="a VPC id such as vpc-0123456789abcdef0",
+    )
+    existing_public_subnet_ids: tuple[str, ...] = setting(
+        (),
+        doc="With existingVpcId: public subnets (with a route to an internet gateway) for the host.",
+        pattern=SUBNET_ID_RE,
+        allowed="subnet ids such as subnet-0123456789abcdef0",
+    )
+    existing_private_subnet_ids: tuple[str, ...] = setting(
+        (),
+        doc="With existingVpcId: private subnets in two different AZs for the database and cache.",
+        pattern=SUBNET_ID_RE,
+        allowed="subnet ids such as subnet-0123456789abcdef0",
+    )
+
+
+@dataclass(frozen=True)
+class AppArgs:
+    """The application the host runs (one container behind nginx) and how it is shipped."""
+
+    port: int = setting(
+        3000,
+        doc="Port the app listens on inside its container; the host publishes it on 127.0.0.1:port and, "
+        "during a deploy, port+1.",
+        min=1024,
+        max=65534,
+    )
+    health_path: str = setting(
+        "/healthz",
+        doc="Path nginx and the site-down check call; the app answers 200 when healthy.",
+        pattern=URL_PATH_RE,
+        allowed="a URL path such as /healthz (letters, digits, '.', '_', '~', '-', '/')",
+    )
+    image: str = setting(
+        "",
+        doc="Image repository without a tag; empty means the stack's own ECR repository.",
+        pattern=r"([a-z0-9.-]+(:[0-9]+)?/)?[a-z0-9._/-]+|",
+        allowed="an image repository without a tag, such as ghcr.io/acme/web, or empty",
+    )
+    env: dict[str, str] = setting(
+        doc="Plain environment variables for the app (name: value); never secrets.",
+        key_pattern=ENV_NAME_RE,
+        pattern=r"[^\x00-\x1f\x7f]*",
+        allowed="a single-line value",
+        default_factory=dict,
+    )
+    secrets: dict[str, str] = setting(
+        doc="Secret environment variables: name -> SSM parameter name or Secrets Manager ARN, read at start. "
+        "A name may be in env or in secrets, not both.",
+        key_pattern=ENV_NAME_RE,
+        pattern=f"{SSM_PARAMETER_RE}|{SECRETS_MANAGER_ARN_RE}",
+        allowed="an SSM parameter name such as /leanstack/prod/app/stripe-key (up to 15 parts of letters, "
+        "digits, '_', '.' and '-', each after one '/') or a Secrets Manager ARN",
+        check=_check_secret_source,
+        default_factory=dict,
+    )
+    registry_secret_arn: str = setting(
+        "",
+        doc="Secrets Manager secret ({username, password}) to pull an image from outside ECR.",
+        pattern=f"({SECRETS_MANAGER_ARN_RE})?",
+        allowed="a Secrets Manager ARN, or empty",
+    )
+    health_timeout_seconds: int = setting(
+        60, doc="How long a new version may take to pass its health check during a deploy.", min=5, max=900
+    )
+    keep_images: int = setting(
+        30,
+        doc="Newest images the ECR repository keeps; older ones expire unless a deploy marked them released "
+        "(release-<tag>: never expired).",
+        min=20,
+        max=1000,
+    )
+
+
+@dataclass(frozen=True)
+class ProxyHostArgs:
+    """The one EC2 host running nginx in front of the app."""
+
+    instance_type: str = setting(
+        "t4g.small",
+        doc="EC2 instance type; Graviton (t4g, m7g, c7g...) to match the arm64 AMI.",
+        pattern=r"[a-z][a-z0-9]*g[a-z0-9-]*\.[a-z0-9]+",
+        allowed="a Graviton (arm64) instance type such as t4g.small",
+    )
+    ami_id: str = setting(
+        "",
+        doc="Pin an AMI; empty looks up the current Amazon Linux 2023 arm64 AMI.",
+        pattern=r"(ami-[0-9a-f]{8,17})?",
+        allowed="an AMI id such as ami-0123456789abcdef0, or empty",
+    )
+    root_volume_gb: int = setting(20, doc="Root gp3 volume size in GiB (encrypted).", min=8, max=1024)
+    max_body_mb: int = setting(10, doc="Largest request body nginx accepts, in MiB.", min=1, max=1024)
+    hsts_max_age_seconds: int = setting(
+        31536000, doc="Strict-Transport-Security max-age; 0 turns HSTS off.", min=0, max=63072000
+    )
+
+
+@dataclass(frozen=True)
+class AutoscaleArgs:
+    """Let AWS add and remove hosts with load, between min and max (max 0: off)."""
+
+    min: int = setting(0, doc="Fewest hosts, at least 2 (one of them runs the backup jobs).", min=0, max=20)
+    max: int = setting(0, doc="Most hosts; 0 turns autoscaling off.", min=0, max=20)
+
+
+@dataclass(frozen=True)
+class HostsArgs:
+    """How many proxy hosts: one by default; more puts them behind a load balancer."""
+
+    count: int = setting(
+        1,
+        doc="Proxy hosts. 1: the one host with an Elastic IP. More: an Auto Scaling group behind an "
+        "Application Load Balancer (about $30/month for the load balancer, plus each host).",
+        min=1,
+        max=20,
+    )
+    autoscale: AutoscaleArgs = setting(
+        AutoscaleArgs(),
+        doc="Instead of a fixed count: scale on CPU between autoscale.min and autoscale.max hosts.",
+    )
+
+    @property
+    def scaled(self) -> bool:
+        """More than one host, so a load balancer in front of an Auto Scaling group."""
+        return self.count > 1 or self.autoscale.max > 0
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    """RDS PostgreSQL in the private subnets."""
+
+    identifier: str = setting(
+        "",
+        doc="RDS instance identifier; empty means leanstack-<stack>. Changing it replaces the database.",
+        pattern=r"([a-z][a-z0-9-]{0,62})?",
+        allowed="lower-case letters, digits and '-', starting with a letter, at most 63",
+    )
+    engine_version: str = setting(
+        "17",
+        doc="PostgreSQL major version (or a minor one such as 17.4); its parameter group family is "
+        "postgres<major>, so a major change brings a new parameter group.",
+        check=_check_pg_version,
+    )
+    instance_class: str = setting(
+        "db.t4g.micro",
+        doc="RDS instance class.",
+        pattern=r"db\.[a-z0-9]+\.[a-z0-9]+",
+        allowed="an RDS instance class starting with 'db.', such as db.t4g.micro",
+    )
+    allocated_storage_gb: int = setting(20, doc="Initial gp3 storage in GiB.", min=20, max=65536)
+    max_allocated_storage_gb: int = setting(
+        100, doc="Storage autoscaling ceiling in GiB (must exceed allocatedStorageGb).", min=21, max=65536
+    )
+    multi_az: bool = setting(False, doc="A standby in the second AZ with automatic failover (doubles cost).")
+    read_replicas: int = setting(
+        0,
+        doc="Read replicas, each with its own endpoint, for reads that may lag a few seconds; each costs "
+        "what the primary's class costs Single-AZ. Adding or removing one never touches the primary.",
+        min=0,
+        max=5,
+    )
+    replica_multi_az: bool = setting(False, doc="Give each read replica a standby in another AZ (doubles its cost).")
+    backup_retention_days: int = setting(
+        7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
+    )
+    deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
+    final_snapshot: bool = setting(
+        True, doc="Take a final snapshot, named leanstack-<stack>-final, when the instance is deleted."
+    )
+    protect: bool = setting(True, doc="Pulumi `protect`: `pulumi destroy` and replacements are refused.")
+    database_name: str = setting(
+        "app",
+        doc="Database created on the instance; not starting with leanstack_ (the host tools' scratch databases). "
+        "Changing it replaces the database.",
+        pattern=r"[a-z][a-z0-9_]{0,62}",
+        allowed="lower-case letters, digits and '_', starting with a letter",
+        check=lambda v: (
+            f"a name not starting with {SCRATCH_DATABASE_PREFIX} (the host tools name their scratch databases so)"
+            if str(v).startswith(SCRATCH_DATABASE_PREFIX)
+            else None
+        ),
+    )
+    username: str = setting(
+        "app",
+        doc="Master user name; its password is managed by RDS in Secrets Manager. Changing it replaces the database.",
+        pattern=r"[a-z][a-z0-9_]{0,15}",
+        allowed="lower-case letters, digits and '_', starting with a letter, at most 16",
+    )
+    maintenance_window: str = setting(
+        "sun:04:00-sun:05:00",
+        doc="Weekly maintenance window, UTC (ddd:hh:mm-ddd:hh:mm).",
+        pattern=f"{_WEEKDAY}:{_HHMM}-{_WEEKDAY}:{_HHMM}",
+        allowed="ddd:hh:mm-ddd:hh:mm in UTC, such as sun:04:00-sun:05:00",
+    )
+    backup_window: str = setting(
+        "02:00-03:00",
+        doc="Daily RDS backup window, UTC (hh:mm-hh:mm); must not overlap the maintenance window.",
+        pattern=f"{_HHMM}-{_HHMM}",
+        allowed="hh:mm-hh:mm in UTC, such as 02:00-03:00",
+    )
+    slow_query_ms: int = setting(
+        500,
+        doc="Log statements slower than this (log_min_duration_statement); -1 disables.",
+        min=-1,
+        max=600000,
+    )
+    log_retention_days: int = setting(
+        30,
+        doc="Days CloudWatch keeps the exported PostgreSQL logs.",
+        check=lambda v: None if v in LOG_RETENTION_DAYS else f"one of {LOG_RETENTION_DAYS}",
+    )
+
+
+@dataclass(frozen=True)
+class CacheArgs:
+    """ElastiCache (Valkey or Redis OSS), off by default: off means no resources at all."""
+
+    enabled: bool = setting(False, doc="Create the cache. Off by default: add it when the app needs it.")
+    engine: Literal["valkey", "redis"] = setting("valkey", doc="valkey (cheaper) or redis (Redis OSS).")
+    engine_version: str = setting(
+        "",
+        doc="Engine version (major.minor); empty: 8.0 for valkey, 7.1 (the last Redis OSS) for redis. "
+        f"Allowed: valkey {', '.join(CACHE_ENGINE_VERSIONS['valkey'])}; "
+        f"redis {', '.join(CACHE_ENGINE_VERSIONS['redis'])}.",
+        pattern=r"(\d+\.\d+)?",
+        allowed="major.minor such as 8.0, or empty for the engine's default",
+    )
+    node_type: str = setting(
+        "cache.t4g.micro",
+        doc="ElastiCache node type.",
+        pattern=r"cache\.[a-z0-9]+\.[a-z0-9]+",
+        allowed="a node type starting with 'cache.', such as cache.t4g.micro",
+    )
+    snapshot_retention_days: int = setting(1, doc="Days of daily cache snapshots; 0 disables.", min=0, max=35)
+    replicas: int = setting(
+        0,
+        doc="Replica nodes; 1 or more turns on automatic failover and Multi-AZ (each adds a node's price).",
+        min=0,
+        max=5,
+    )
+
+    def __post_init__(self) -> None:
+        if not self.engine_version:
+            object.__setattr__(self, "engine_version", CACHE_DEFAULT_VERSIONS[self.engine])
+
+
+@dataclass(frozen=True)
+class CdnArgs:
+    """Cloudflare in front of the host, on an existing zone."""
+
+    zone_id: str = setting(
+        doc="Cloudflare zone id of the domain (32 hex characters; Cloudflare dashboard > Overview).",
+        pattern=r"[0-9a-f]{32}",
+        allowed="32 lower-case hex characters",
+    )
+    proxied: bool = setting(
+        True,
+        doc=(
+            "Cloudflare proxies the hostnames (orange cloud). Off is for debugging only: the origin is "
+            "then open to the internet on 443 and browsers will not trust its Cloudflare origin certificate."
+        ),
+    )
+    static_paths: tuple[str, ...] = setting(
+        ("/assets/", "/static/"),
+        doc="Path prefixes of static files Cloudflare may cache, as long as the origin's Cache-Control says.",
+        pattern=r"/[A-Za-z0-9._~/-]*/",
+        allowed="path prefixes starting and ending with '/', such as /assets/",
+    )
+    zone_name: str = setting(
+        "",
+        doc="The Cloudflare zone's name (its apex, such as example.com); it decides which hostnames the zone's "
+        "certificate covers. Empty: the last two labels of domain (three under a suffix such as co.uk).",
+        pattern=f"({HOSTNAME_RE})?",
+        allowed=HOSTNAME_ALLOWED + ", or empty",
+    )
+    advanced_certificate: bool = setting(
+        False,
+        doc="The zone has a certificate that covers names two or more levels under it (Cloudflare Advanced "
+        "Certificate Manager or Total TLS, paid). Off: Universal SSL, which covers the zone's apex and its "
+        "first-level names only, so hostnames deeper than that are refused.",
+    )
+
+
+@dataclass(frozen=True)
+class BackupBucketArgs:
+    """The off-site backup bucket, in a second region (optionally a second account)."""
+
+    region: str = setting(
+        doc="Region of the backup bucket; must differ from the stack's region. Changing it replaces the bucket.",
+        pattern=REGION_RE,
+        allowed=REGION_ALLOWED,
+        check=_check_region,
+        choices=AWS_REGIONS,
+    )
+    bucket_name: str = setting(
+        "",
+        doc="Bucket name; empty means leanstack-<stack>-backups-<suffix>. Changing it replaces the bucket.",
+        pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
+        allowed="3-63 lower-case letters, digits, '.' and '-'",
+    )
+    prefix: str = setting(
+        "postgres",
+        doc="Key prefix the host writes backups under.",
+        pattern=r"[a-z0-9][a-z0-9/_-]{0,62}",
+        allowed="lower-case letters, digits, '/', '_' and '-'",
+    )
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = setting(
+        "COMPLIANCE",
+        doc="COMPLIANCE: nobody, root included, can delete a backup before its lock expires. GOVERNANCE: "
+        "privileged users can.",
+    )
+    object_lock_days: int = setting(30, doc="Days each backup object is locked against deletion.", min=1, max=3650)
+    glacier_after_days: int = setting(
+        30,
+        doc="Move backups to Glacier Instant Retrieval after this many days; 0 keeps them in Standard.",
+        min=0,
+        max=3650,
+    )
+    expire_after_days: int = setting(
+        365,
+        doc="Backups expire this many days after they are written; an expired, overwritten or deleted version "
+        "is kept as many days again before S3 removes it.",
+        min=2,
+        max=3650,
+    )
+    profile: str = setting(
+        "",
+        doc="AWS CLI profile of a second account for the bucket (isolates backups from the main account).",
+        pattern=r"[A-Za-z0-9_.-]*",
+        allowed="a profile name",
+    )
+    role_arn: str = setting(
+        "",
+        doc="IAM role to assume in a second account for the bucket.",
+        pattern=r"(arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/-]+)?",
+        allowed="an IAM role ARN such as arn:aws:iam::123456789012:role/leanstack-backups",
+    )
+    backup_calendar: str = setting(
+        "*-*-* 03:30:00",
+        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC).",
+        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
+        allowed="a systemd OnCalendar expression such as *-*-* 03:30:00",
+    )
+    drill_calendar: str = setting(
+        "*-*-01 05:00:00",
+        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC).",
+        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
+        allowed="a systemd OnCalendar expression such as *-*-01 05:00:00",
+    )
+    drill_target: Literal["local", "instance", "url"] = setting(
+        "local",
+        doc="Where the restore drill restores: local, a throw-away PostgreSQL of the database's major version on "
+        "the host (needs no space on, nor even the presence of, the production instance); instance, a marked "
+        "scratch database on the RDS instance (needs free storage there the size of the database); url, the "
+        "server in drillDatabaseUrl.",
+    )
+    drill_database_url: str = setting(
+        "",
+        doc="Only with drillTarget: url. A maintenance database on the drill's server, without a password, "
+        "such as postgresql://drill@db.internal:5432/postgres.",
+    )
+    drill_starts_app: bool = setting(
+        False,
+        doc="With drillTarget: local. After the restore, the drill starts the serving release's image against the "
+        "scratch database on an isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 "
+        "within app.healthTimeoutSeconds.",
+    )
+    verify_sql: str = setting(
+        "",
+        doc="SQL the drill runs against the restored database, such as SELECT count(*) > 0 FROM users; every row's "
+        "first column must be true. Empty: only row counts are compared with the backup's manifest.",
+        pattern=r"[^\x00]{0,4000}",
+        allowed="SQL text of at most 4000 characters",
+    )
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """When the alarms page: on user pain and data at risk only, never on a busy server."""
+
+    error_rate_percent: int = setting(
+        5,
+        doc="Page when more than this percent of user requests get a 5xx for 5 minutes in a row.",
+        min=1,
+        max=50,
+    )
+    min_requests_per_minute: int = setting(
+        10,
+        doc="The 5xx share only counts in minutes with at least this many user requests (health checks "
+        "excluded), so one failed request at 3 a.m. does not page.",
+        min=1,
+        max=100000,
+    )
+    site_down_minutes: int = setting(
+        3,
+        doc="Page when the site-down health check (through the CDN) has failed for this many minutes.",
+        min=1,
+        max=30,
+    )
+    database_free_storage_percent: int = setting(
+        10,
+        doc="Page when the database's free storage falls below this percent of its allocated size.",
+        min=5,
+        max=50,
+    )
+    backup_stale_hours: int = setting(
+        26,
+        doc="Page when no off-site backup has succeeded for this many hours (more than the backup interval).",
+        min=2,
+        max=168,
+    )
+
+
+@dataclass(frozen=True)
+class RecoveryTargets:
+    """The recovery targets the runbook states and the config is checked against. Required for production."""
+
+    rto_minutes: int = setting(
+        0,
+        doc="Recovery time objective: minutes from disaster to the site serving again. 0 = not set (dev only).",
+        min=0,
+        max=10080,
+    )
+    rpo_hours: int = setting(
+        0,
+        doc="Recovery point objective: hours of data you accept to lose; at least the off-site backup interval "
+        "plus 1 hour. 0 = not set (dev only).",
+        min=0,
+        max=720,
+    )
+
+
+@dataclass(frozen=True)
+class BudgetArgs:
+    """The stack's AWS Budgets cost budget (see components/budget.py)."""
+
+    monthly_usd: int = setting(
+        0,
+        doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
+        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        min=0,
+        max=1000000,
+    )
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The whole validated stack config."""
+
+    stack: str
+    region: str
+    domain: str
+    hostnames: tuple[str, ...]
+    alert_email: str
+    cdn: CdnArgs
+    backup: BackupBucketArgs
+    network: NetworkArgs = field(default_factory=NetworkArgs)
+    app: AppArgs = field(default_factory=AppArgs)
+    host: ProxyHostArgs = field(default_factory=ProxyHostArgs)
+    hosts: HostsArgs = field(default_factory=HostsArgs)
+    database: DatabaseArgs = field(default_factory=DatabaseArgs)
+    cache: CacheArgs = field(default_factory=CacheArgs)
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
+    recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
+    budget: BudgetArgs = field(default_factory=BudgetArgs)
+    owner: str = ""
+
+    @property
+    def is_production(self) -> bool:
+        """Production: named prod/production/prod-*, or its database is protected (see `is_production`)."""
+        return is_production(self.stack, self.database)
+
+    @property
+    def name_prefix(self) -> str:
+        """Prefix of physical names: leanstack-<stack>."""
+        return f"{PROJECT}-{self.stack}"
+
+
+# Top-level keys of the `leanstack:` namespace and the section dataclass of each object key.
+SECTIONS: dict[str, type[Any]] = {
+    "network": NetworkArgs,
+    "app": AppArgs,
+    "host": ProxyHostArgs,
+    "hosts": HostsArgs,
+    "database": DatabaseArgs,
+    "cache": CacheArgs,
+    "cdn": CdnArgs,
+    "backup": BackupBucketArgs,
+    "alerts": AlertThresholds,
+    "recovery": RecoveryTargets,
+    "budget": BudgetArgs,
+}
+SCALARS: dict[str, dict[str, Any]] = {
+    "domain": {
+        "doc": "The site's apex domain, in the Cloudflare zone.",
+        "pattern": HOSTNAME_RE,
+        "allowed": HOSTNAME_ALLOWED,
+        "required": True,
+    },
+    "hostnames": {
+        "doc": "Hostnames served; empty means the domain and www.<domain>. Each must be one the zone's "
+        "certificate covers: with Universal SSL, the zone's apex or a name one level under it.",
+        "pattern": HOSTNAME_RE,
+        "allowed": HOSTNAME_ALLOWED,
+        "required": False,
+    },
+    "alertEmail": {
+        "doc": "Address that receives every alarm (confirm the subscription email AWS sends).",
+        "pattern": EMAIL_RE,
+        "allowed": "an email address such as ops@example.com",
+        "required": True,
+    },
+    "owner": {
+        "doc": "Who owns this stack (a name, team or email); shown in the runbook. Required for production.",
+        "pattern": r"[A-Za-z0-9][A-Za-z0-9 .,'@_+()-]{0,79}",
+        "allowed": 'a name, team or email of 1-80 characters such as "Ada Lovelace, ada@example.com"',
+        "required": False,
+    },
+}
+REQUIRED_SECTIONS = ("cdn", "backup")
+
+# --------------------------------------------------------------------------- production and recovery
+
+PRODUCTION_NAME_RE = r"prod|production|prod-[a-z0-9-]+"
+
+
+def is_production(stack: str, database: DatabaseArgs) -> bool:
+    """Whether a stack holds data people care about, and so must name an owner and recovery targets.
+
+    A stack is production when its name is `prod`, `production` or starts with `prod-`, or when its
+    database is protected (`database.protect` or `database.deletionProtection`, both on by default).
+    The name alone is not enough (forks call it live, main, eu...), and a protected database is the
+    stack saying its data matters; a disposable stack turns both protections off, as dev does.
+    """
+    return bool(re.fullmatch(PRODUCTION_NAME_RE, stack)) or database.protect or database.deletion_protection
