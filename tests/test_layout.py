@@ -1,0 +1,147 @@
+"""The house's walls: which room may import which, read from every module's import statements.
+
+Arrows one way: components -> config <- tooling; host alone; policy alone; bench and tests share
+support/. Imports inside functions count too: a lazy import is still an arrow.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The rooms of the installed package, each a top-level folder reached as leanstack.<room>.
+ROOMS = ("components", "config", "host", "policy")
+# What each room may import of ours (besides itself).
+MAY_IMPORT: dict[str, set[str]] = {
+    "config": set(),
+    "host": set(),
+    "policy": set(),
+    "components": {"config", "host"},
+    "tooling": {"config", "host", "policy"},
+}
+
+
+def room_of(path: Path) -> str:
+    top = path.relative_to(REPO).parts[0]
+    return top if top in ROOMS else "tooling" if top == "leanstack" else top
+
+
+def modules() -> list[Path]:
+    """Every Python file of ours, each once (through its real folder, not the package's symlinks)."""
+    found: list[Path] = []
+    for top in (*ROOMS, "leanstack", "bench", "support", "tests", "examples"):
+        for path in sorted((REPO / top).rglob("*.py")):
+            if not any(part.is_symlink() for part in [path, *path.parents] if part != REPO and REPO in part.parents):
+                found.append(path)
+    return [*found, REPO / "__main__.py"]
+
+
+def imports(path: Path) -> list[str]:
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def ours(name: str) -> str | None:
+    """The room an imported module belongs to, or None for a third-party or standard module."""
+    parts = name.split(".")
+    if parts[0] != "leanstack":
+        return None
+    return parts[1] if len(parts) > 1 and parts[1] in ROOMS else "tooling"
+
+
+def test_nothing_imports_a_room_by_its_folder_name() -> None:
+    """`import components` would load a second copy of the module next to `leanstack.components`."""
+    bad = [
+        f"{p.relative_to(REPO)}: {name}"
+        for p in modules()
+        for name in imports(p)
+        if name.split(".")[0] in (*ROOMS, "settings")
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("room", list(MAY_IMPORT))
+def test_arrows_point_one_way(room: str) -> None:
+    bad = []
+    checked = [p for p in modules() if room_of(p) == room]
+    assert checked, f"no module found in {room}"
+    for path in checked:
+        for name in imports(path):
+            target = ours(name)
+            if target is not None and target != room and target not in MAY_IMPORT[room]:
+                bad.append(f"{path.relative_to(REPO)} imports {name}")
+    assert bad == []
+
+
+def test_the_config_model_and_the_host_are_pulumi_free() -> None:
+    bad = [
+        f"{p.relative_to(REPO)}: {name}"
+        for p in modules()
+        if room_of(p) in ("config", "host")
+        for name in imports(p)
+        if name.split(".")[0].startswith("pulumi")
+    ]
+    assert bad == []
+
+
+def test_bench_and_the_library_never_import_tests() -> None:
+    bad = [
+        f"{p.relative_to(REPO)}: {name}"
+        for p in modules()
+        if room_of(p) not in ("tests",)
+        for name in imports(p)
+        if name.split(".")[0] == "tests"
+    ]
+    assert bad == []
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """Module-level imports of ours form no cycle (a cycle makes import order matter)."""
+    graph: dict[str, set[str]] = {}
+    for path in modules():
+        room = room_of(path)
+        if room not in MAY_IMPORT:
+            continue
+        rel = path.relative_to(REPO).with_suffix("")
+        parts = [p for p in rel.parts if p != "__init__"]
+        name = ".".join(parts if room == "tooling" else ["leanstack", *parts])
+        top_level = ast.parse(path.read_text(encoding="utf-8")).body
+        targets: set[str] = set()
+        for node in top_level:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("leanstack"):
+                targets.add(node.module)
+            elif isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names if a.name.startswith("leanstack")}
+        graph[name] = targets
+    assert len(graph) > 40 and sum(map(len, graph.values())) > 60  # the walk saw the real modules
+    cycles = []
+    for start in graph:
+        seen: set[str] = set()
+        stack = [(start, [start])]
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph.get(node, ()):
+                if nxt == start:
+                    cycles.append(" -> ".join([*trail, nxt]))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*trail, nxt]))
+    assert cycles == []
+
+
+def test_each_room_is_in_the_package_once() -> None:
+    """The package reaches each top-level room through one symlink, so a module is never seen twice."""
+    for room in ROOMS:
+        link = REPO / "leanstack" / room
+        assert link.is_symlink() and link.resolve() == (REPO / room).resolve(), room
+    assert list(itertools.chain.from_iterable((REPO / r).glob("leanstack") for r in ROOMS)) == []
