@@ -24,22 +24,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent
 from leanstack.components.providers import aws_provider
+from leanstack.config import AlertsArgs
 
 # Where Route 53 publishes its health-check metrics, and so where their alarms must live.
 GLOBAL_METRICS_REGION = "us-east-1"
-
-
-@dataclass(frozen=True)
-class AlertsArgs:
-    # The address that receives every alarm; AWS emails it a confirmation link first.
-    email: str
 
 
 class Alerts(LeanComponent):

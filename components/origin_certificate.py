@@ -15,21 +15,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_cloudflare as cloudflare
 import pulumi_tls as tls
 
 from leanstack.components.base import LeanComponent
+from leanstack.config import OriginCertificateArgs
 
 # 15 years: the longest Cloudflare offers, so nobody has to remember a renewal.
 VALIDITY_DAYS = 5475
-
-
-@dataclass(frozen=True)
-class OriginCertificateArgs:
-    hostnames: tuple[str, ...]
 
 
 class OriginCertificate(LeanComponent):

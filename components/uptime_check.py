@@ -23,25 +23,16 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pulumi
 import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent
+from leanstack.config import UptimeCheckArgs
 
 # Standard interval (30 s) and three failures: a checker marks the site down after ~90 s,
 # and Route 53 reports it unhealthy once most checkers agree.
 REQUEST_INTERVAL_SECONDS = 30
 FAILURE_THRESHOLD = 3
-
-
-@dataclass(frozen=True)
-class UptimeCheckArgs:
-    hostname: str
-    health_path: str = "/healthz"
-    # Minutes the check must fail in a row before anyone is paged.
-    site_down_minutes: int = 3
 
 
 class UptimeCheck(LeanComponent):

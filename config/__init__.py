@@ -26,6 +26,7 @@ from leanstack.config.naming import PROJECT, RELEASE_TAG_PREFIX, final_snapshot_
 from leanstack.config.rules import backup_interval_hours, guess_zone
 from leanstack.config.schema import json_schema
 from leanstack.config.sections import (
+    AlertsArgs,
     AlertThresholds,
     AppArgs,
     AutoscaleArgs,
@@ -36,9 +37,11 @@ from leanstack.config.sections import (
     DatabaseArgs,
     HostsArgs,
     NetworkArgs,
+    OriginCertificateArgs,
     ProxyHostArgs,
     RecoveryTargets,
     StackConfig,
+    UptimeCheckArgs,
     is_production,
 )
 
@@ -49,6 +52,7 @@ __all__ = [
     "RESERVED_ENV_NAMES",
     "RESERVED_ENV_PREFIXES",
     "AlertThresholds",
+    "AlertsArgs",
     "AppArgs",
     "AutoscaleArgs",
     "BackupBucketArgs",
@@ -59,9 +63,11 @@ __all__ = [
     "DatabaseArgs",
     "HostsArgs",
     "NetworkArgs",
+    "OriginCertificateArgs",
     "ProxyHostArgs",
     "RecoveryTargets",
     "StackConfig",
+    "UptimeCheckArgs",
     "backup_interval_hours",
     "final_snapshot_name",
     "guess_zone",

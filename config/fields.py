@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
+import functools
 import importlib.util
 import ipaddress
 import json
@@ -408,3 +409,39 @@ def _parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}.{name}", f"missing; expected {f.metadata.get('allowed') or 'a value'}")
     return cls(**values)
+
+
+# --------------------------------------------------------------------------- self-validating Args
+
+
+@functools.cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+class Validated:
+    """Base of every Args dataclass: its fields are checked on construction, by the stack file's rules.
+
+    `DatabaseArgs(instance_class="foo")` raises `ConfigError` in one line naming the field, the value
+    given and what is allowed (`DatabaseArgs.instance_class: got "foo"; expected ...`), so a library
+    user cannot build an invalid component. The stack loader checks the same rules first and names
+    the key path in the stack file instead (`leanstack:database.instanceClass: ...`).
+    """
+
+    def __post_init__(self) -> None:
+        cls = type(self)
+        hints = _hints(cls)
+        for f in dataclasses.fields(typing.cast(Any, self)):
+            key = f"{cls.__name__}.{f.name}"
+            value = getattr(self, f.name)
+            hint = hints[f.name]
+            if dataclasses.is_dataclass(hint):
+                if not isinstance(value, typing.cast(type[Any], hint)):
+                    raise ConfigError(
+                        key, f"got {_show(value)}; expected an instance of {typing.cast(type[Any], hint).__name__}"
+                    )
+                continue
+            raw = list(value) if isinstance(value, tuple) else value
+            parsed = _parse_value(key, raw, hint, f.metadata)
+            if parsed != value or type(parsed) is not type(value):
+                object.__setattr__(self, f.name, parsed)

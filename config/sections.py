@@ -31,6 +31,7 @@ from leanstack.config.fields import (
     SSM_PARAMETER_RE,
     SUBNET_ID_RE,
     URL_PATH_RE,
+    Validated,
     _check_cidr,
     _check_pg_version,
     _check_region,
@@ -41,7 +42,7 @@ from leanstack.config.naming import PROJECT
 
 
 @dataclass(frozen=True)
-class NetworkArgs:
+class NetworkArgs(Validated):
     """The VPC: two public subnets (host) and two private subnets (database, cache) in two AZs."""
 
     cidr: str = setting(
@@ -70,7 +71,7 @@ class NetworkArgs:
 
 
 @dataclass(frozen=True)
-class AppArgs:
+class AppArgs(Validated):
     """The application the host runs (one container behind nginx) and how it is shipped."""
 
     port: int = setting(
@@ -128,7 +129,7 @@ class AppArgs:
 
 
 @dataclass(frozen=True)
-class ProxyHostArgs:
+class ProxyHostArgs(Validated):
     """The one EC2 host running nginx in front of the app."""
 
     instance_type: str = setting(
@@ -151,7 +152,7 @@ class ProxyHostArgs:
 
 
 @dataclass(frozen=True)
-class AutoscaleArgs:
+class AutoscaleArgs(Validated):
     """Let AWS add and remove hosts with load, between min and max (max 0: off)."""
 
     min: int = setting(0, doc="Fewest hosts, at least 2 (one of them runs the backup jobs).", min=0, max=20)
@@ -159,7 +160,7 @@ class AutoscaleArgs:
 
 
 @dataclass(frozen=True)
-class HostsArgs:
+class HostsArgs(Validated):
     """How many proxy hosts: one by default; more puts them behind a load balancer."""
 
     count: int = setting(
@@ -181,7 +182,7 @@ class HostsArgs:
 
 
 @dataclass(frozen=True)
-class DatabaseArgs:
+class DatabaseArgs(Validated):
     """RDS PostgreSQL in the private subnets."""
 
     identifier: str = setting(
@@ -267,7 +268,7 @@ class DatabaseArgs:
 
 
 @dataclass(frozen=True)
-class CacheArgs:
+class CacheArgs(Validated):
     """ElastiCache (Valkey or Redis OSS), off by default: off means no resources at all."""
 
     enabled: bool = setting(False, doc="Create the cache. Off by default: add it when the app needs it.")
@@ -295,12 +296,13 @@ class CacheArgs:
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.engine_version:
             object.__setattr__(self, "engine_version", CACHE_DEFAULT_VERSIONS[self.engine])
 
 
 @dataclass(frozen=True)
-class CdnArgs:
+class CdnArgs(Validated):
     """Cloudflare in front of the host, on an existing zone."""
 
     zone_id: str = setting(
@@ -337,7 +339,7 @@ class CdnArgs:
 
 
 @dataclass(frozen=True)
-class BackupBucketArgs:
+class BackupBucketArgs(Validated):
     """The off-site backup bucket, in a second region (optionally a second account)."""
 
     region: str = setting(
@@ -430,7 +432,7 @@ class BackupBucketArgs:
 
 
 @dataclass(frozen=True)
-class AlertThresholds:
+class AlertThresholds(Validated):
     """When the alarms page: on user pain and data at risk only, never on a busy server."""
 
     error_rate_percent: int = setting(
@@ -467,7 +469,7 @@ class AlertThresholds:
 
 
 @dataclass(frozen=True)
-class RecoveryTargets:
+class RecoveryTargets(Validated):
     """The recovery targets the runbook states and the config is checked against. Required for production."""
 
     rto_minutes: int = setting(
@@ -486,7 +488,7 @@ class RecoveryTargets:
 
 
 @dataclass(frozen=True)
-class BudgetArgs:
+class BudgetArgs(Validated):
     """The stack's AWS Budgets cost budget (see components/budget.py)."""
 
     monthly_usd: int = setting(
@@ -588,3 +590,46 @@ def is_production(stack: str, database: DatabaseArgs) -> bool:
     stack saying its data matters; a disposable stack turns both protections off, as dev does.
     """
     return bool(re.fullmatch(PRODUCTION_NAME_RE, stack)) or database.protect or database.deletion_protection
+
+
+# --------------------------------------------------------------------------- Args the program fills in
+
+
+@dataclass(frozen=True)
+class AlertsArgs(Validated):
+    """The alarm topic's subscriber."""
+
+    email: str = setting(
+        doc="The address that receives every alarm; AWS emails it a confirmation link first.",
+        pattern=EMAIL_RE,
+        allowed="an email address such as ops@example.com",
+    )
+
+
+@dataclass(frozen=True)
+class OriginCertificateArgs(Validated):
+    """The hostnames the Cloudflare origin certificate covers."""
+
+    hostnames: tuple[str, ...] = setting(
+        doc="Hostnames the origin certificate covers (the CDN's hostnames).",
+        pattern=HOSTNAME_RE,
+        allowed=HOSTNAME_ALLOWED,
+    )
+
+
+@dataclass(frozen=True)
+class UptimeCheckArgs(Validated):
+    """The site-down check, asked from outside through the CDN."""
+
+    hostname: str = setting(
+        doc="The hostname the check calls over HTTPS.", pattern=HOSTNAME_RE, allowed=HOSTNAME_ALLOWED
+    )
+    health_path: str = setting(
+        "/healthz",
+        doc="Path the check calls; the app answers 200 when healthy.",
+        pattern=URL_PATH_RE,
+        allowed="a URL path such as /healthz (letters, digits, '.', '_', '~', '-', '/')",
+    )
+    site_down_minutes: int = setting(
+        3, doc="Minutes the check must fail in a row before anyone is paged.", min=1, max=30
+    )

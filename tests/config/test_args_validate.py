@@ -1,0 +1,68 @@
+"""Args validate themselves: a library user cannot build an invalid component."""
+
+from __future__ import annotations
+
+import pytest
+
+from leanstack.config import (
+    AlertsArgs,
+    AppArgs,
+    CacheArgs,
+    ConfigError,
+    DatabaseArgs,
+    HostsArgs,
+    NetworkArgs,
+    UptimeCheckArgs,
+    load_stack_config,
+)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (
+            lambda: DatabaseArgs(instance_class="foo"),
+            "DatabaseArgs.instance_class: got \"foo\"; expected an RDS instance class starting with 'db.', "
+            "such as db.t4g.micro",
+        ),
+        (
+            lambda: DatabaseArgs(allocated_storage_gb=5),
+            "DatabaseArgs.allocated_storage_gb: got 5; expected a whole number from 20 to 65536",
+        ),
+        (lambda: NetworkArgs(cidr="8.8.0.0/16"), 'NetworkArgs.cidr: got "8.8.0.0/16"; expected a private IPv4'),
+        (lambda: AlertsArgs(email="nobody"), 'AlertsArgs.email: got "nobody"; expected an email address'),
+        (lambda: UptimeCheckArgs(hostname="Example.COM"), 'UptimeCheckArgs.hostname: got "Example.COM"'),
+        (lambda: UptimeCheckArgs(hostname="example.com", site_down_minutes=0), "UptimeCheckArgs.site_down_minutes"),
+        (lambda: CacheArgs(engine="memcached"), 'CacheArgs.engine: got "memcached"; allowed: valkey, redis'),
+        (lambda: AppArgs(env={"PATH": "/bin"}), "AppArgs.env.PATH: not allowed"),
+        (lambda: HostsArgs(autoscale="big"), 'HostsArgs.autoscale: got "big"; expected an instance of AutoscaleArgs'),
+    ],
+)
+def test_invalid_args_fail_at_construction_in_one_line(build: object, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build()  # type: ignore[operator]
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_valid_args_are_normalised_like_the_stack_file() -> None:
+    # A list becomes the tuple the field declares; a number given for a version string becomes the string.
+    args = DatabaseArgs(engine_version=17)  # type: ignore[arg-type]
+    assert args.engine_version == "17"
+    net = NetworkArgs(existing_public_subnet_ids=["subnet-0123456789abcdef0"])  # type: ignore[arg-type]
+    assert net.existing_public_subnet_ids == ("subnet-0123456789abcdef0",)
+    assert DatabaseArgs() == DatabaseArgs()  # the defaults are valid
+
+
+def test_the_stack_loader_still_names_the_key_path() -> None:
+    raw = {
+        "aws:region": "eu-central-1",
+        "leanstack:domain": "shop.example.net",
+        "leanstack:alertEmail": "ops@example.net",
+        "leanstack:cdn": {"zoneId": "0" * 32},
+        "leanstack:backup": {"region": "eu-west-1"},
+        "leanstack:database": {"instanceClass": "foo"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(raw, "dev")
+    assert str(caught.value).startswith('leanstack:database.instanceClass: got "foo"; expected an RDS instance class')
