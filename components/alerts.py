@@ -30,6 +30,7 @@ import pulumi_aws as aws
 from leanstack.components.base import LeanComponent
 from leanstack.components.providers import aws_provider
 from leanstack.config import AlertsArgs
+from leanstack.config.naming import stack_prefix
 
 # Where Route 53 publishes its health-check metrics, and so where their alarms must live.
 GLOBAL_METRICS_REGION = "us-east-1"
@@ -53,7 +54,7 @@ class Alerts(LeanComponent):
         super().__init__(name, opts)
         self.email = args.email
         self.region = region
-        self.topic_arn = self._topic("", f"leanstack-{stack}-alerts", None)
+        self.topic_arn = self._topic("", f"{stack_prefix(stack)}-alerts", None)
         self.global_provider = None
         self.global_topic_arn = self.topic_arn
         if region != GLOBAL_METRICS_REGION:
@@ -65,7 +66,7 @@ class Alerts(LeanComponent):
             )
             self.global_topic_arn = self._topic(
                 f"{GLOBAL_METRICS_REGION}-",
-                f"leanstack-{stack}-alerts-{GLOBAL_METRICS_REGION}",
+                f"{stack_prefix(stack)}-alerts-{GLOBAL_METRICS_REGION}",
                 self.global_provider,
             )
         self.register_outputs({"topic_arn": self.topic_arn, "global_topic_arn": self.global_topic_arn})

@@ -38,7 +38,7 @@ import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent, policy_output
 from leanstack.config import AppArgs
-from leanstack.config.naming import RELEASE_TAG_PREFIX
+from leanstack.config.naming import RELEASE_TAG_PREFIX, stack_prefix
 
 __all__ = ["App", "AppArgs"]
 
@@ -123,7 +123,7 @@ class App(LeanComponent):
     def _create_repository(self) -> aws.ecr.Repository:
         repository = aws.ecr.Repository(
             self.child_name("images"),
-            name=f"leanstack-{self.stack}-app",
+            name=f"{stack_prefix(self.stack)}-app",
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
@@ -159,7 +159,7 @@ class App(LeanComponent):
         """
         rule = aws.cloudwatch.EventRule(
             self.child_name("password-rotated"),
-            name=f"leanstack-{self.stack}-password-rotated",
+            name=f"{stack_prefix(self.stack)}-password-rotated",
             description="RDS rotated the database password: restart the app so it reads the new one",
             event_pattern=pulumi.Output.json_dumps(
                 {
@@ -179,7 +179,7 @@ class App(LeanComponent):
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         role = aws.iam.Role(
             self.child_name("restarter"),
-            name=f"leanstack-{self.stack}-app-restarter",
+            name=f"{stack_prefix(self.stack)}-app-restarter",
             description="EventBridge: run `leanstack-app restart` on the hosts after a password rotation",
             assume_role_policy=policy_output(
                 {"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole"}

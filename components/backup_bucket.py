@@ -43,6 +43,7 @@ from leanstack.components.base import LeanComponent
 from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.providers import aws_provider
 from leanstack.config import BackupBucketArgs
+from leanstack.config.naming import stack_prefix
 
 __all__ = ["BackupBucket", "BackupBucketArgs", "deny_overwrites", "writer_statements"]
 
@@ -129,7 +130,7 @@ class BackupBucket(LeanComponent):
         return aws.s3.Bucket(
             self.child_name("bucket"),
             bucket=self.args.bucket_name or None,
-            bucket_prefix=None if self.args.bucket_name else f"leanstack-{self.stack}-backups-",
+            bucket_prefix=None if self.args.bucket_name else f"{stack_prefix(self.stack)}-backups-",
             # Object Lock can only be turned on when the bucket is created.
             object_lock_enabled=True,
             force_destroy=False,

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.config import PROJECT  # the one place the project name lives
+from leanstack.config.naming import PROJECT  # config/naming.py: the one place the name and the scheme live
 
 
 class LeanComponent(pulumi.ComponentResource):

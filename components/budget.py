@@ -38,6 +38,7 @@ import pulumi
 import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent
+from leanstack.config.naming import stack_prefix
 
 __all__ = ["ALERT_PERCENTS", "Budget"]
 
@@ -61,7 +62,7 @@ class Budget(LeanComponent):
         super().__init__(name, opts)
         if limit_usd <= 0:
             raise ValueError(f"Budget {name}: limit_usd must be above 0, got {limit_usd}")
-        self.name = f"leanstack-{stack}"
+        self.name = stack_prefix(stack)
         aws.budgets.Budget(
             self.child_name("monthly"),
             name=self.name,

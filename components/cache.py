@@ -35,6 +35,7 @@ import pulumi_random as random
 from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
 from leanstack.config import CacheArgs
+from leanstack.config.naming import stack_prefix
 
 __all__ = ["Cache", "CacheArgs"]
 
@@ -58,7 +59,7 @@ class Cache(LeanComponent):
     ) -> None:
         super().__init__(name, opts)
         self.args = args
-        self.group_id = f"leanstack-{stack}"
+        self.group_id = stack_prefix(stack)
         self.port = 6379
         self.auth_token_parameter = f"/leanstack/{stack}/cache/auth-token"
         self._security_group = aws.ec2.SecurityGroup(

@@ -51,6 +51,7 @@ import pulumi_aws as aws
 from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
 from leanstack.config import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
+from leanstack.config.naming import stack_prefix
 
 __all__ = ["Database", "DatabaseArgs"]
 
@@ -86,7 +87,7 @@ class Database(LeanComponent):
         self.args = args
         self.free_storage_percent = free_storage_percent
         self.stack = stack
-        self.identifier = args.identifier or f"leanstack-{stack}"
+        self.identifier = args.identifier or stack_prefix(stack)
         self.network = network
         self._security_group = self._create_security_group()
         subnet_group = self._create_subnet_group()

@@ -73,6 +73,7 @@ from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import default_tags
 from leanstack.config import AlertThresholds, HostsArgs
+from leanstack.config.naming import stack_prefix
 from leanstack.host.render import ORIGIN_PULL_CA_PEM
 
 __all__ = ["JOBS_ROLE", "WEB_ROLE", "HostGroup", "HostLaunch", "HostsArgs"]
@@ -159,7 +160,7 @@ class HostGroup(LeanComponent):
             xff_header_processing_mode="append",
             # Below nginx's 65 s keepalive, so the ALB never reuses a connection nginx just closed.
             idle_timeout=60,
-            tags=self.named_tags(f"leanstack-{stack}-hosts"),
+            tags=self.named_tags(f"{stack_prefix(stack)}-hosts"),
             opts=self.child_opts(),
         )
         self.load_balancer_dns_name = self._load_balancer.dns_name
@@ -176,7 +177,7 @@ class HostGroup(LeanComponent):
         # No inline egress: the one way out, 443 to the hosts' group, is a rule added by `launch`.
         return aws.ec2.SecurityGroup(
             self.child_name("lb-sg"),
-            name=f"leanstack-{self.stack}-lb",
+            name=f"{stack_prefix(self.stack)}-lb",
             description="Load balancer: HTTPS from Cloudflare only; out only to the hosts",
             vpc_id=self.network.vpc_id,
             ingress=[
@@ -188,7 +189,7 @@ class HostGroup(LeanComponent):
                     cidr_blocks=sources,
                 )
             ],
-            tags=self.named_tags(f"leanstack-{self.stack}-lb"),
+            tags=self.named_tags(f"{stack_prefix(self.stack)}-lb"),
             opts=self.child_opts(),
         )
 
@@ -290,10 +291,10 @@ class HostGroup(LeanComponent):
     def _create_launch_template(
         self, role: str, launch: HostLaunch, user_data: pulumi.Input[str]
     ) -> aws.ec2.LaunchTemplate:
-        host_tags = {**default_tags(self.stack), **self.named_tags(f"leanstack-{self.stack}-host"), "Role": role}
+        host_tags = {**default_tags(self.stack), **self.named_tags(f"{stack_prefix(self.stack)}-host"), "Role": role}
         return aws.ec2.LaunchTemplate(
             self.child_name(f"{role}-template"),
-            name_prefix=f"leanstack-{self.stack}-{role}-",
+            name_prefix=f"{stack_prefix(self.stack)}-{role}-",
             description=f"leanstack {self.stack} {role} host: nginx in front of the app",
             image_id=launch.ami,
             instance_type=launch.instance_type,
@@ -349,7 +350,7 @@ class HostGroup(LeanComponent):
             healthy = (100, 200)
         group = aws.autoscaling.Group(
             self.child_name(role),
-            name_prefix=f"leanstack-{self.stack}-{role}-",
+            name_prefix=f"{stack_prefix(self.stack)}-{role}-",
             min_size=low,
             max_size=high,
             # Autoscaled: no desired capacity here, or every `pulumi up` would undo the scaling policy.
@@ -379,7 +380,7 @@ class HostGroup(LeanComponent):
             ),
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=False)
-                for key, value in {**self.named_tags(f"leanstack-{self.stack}-{role}"), "Role": role}.items()
+                for key, value in {**self.named_tags(f"{stack_prefix(self.stack)}-{role}"), "Role": role}.items()
             ],
             opts=self.child_opts(depends_on=list(launch.depends_on)),
         )
@@ -403,7 +404,7 @@ class HostGroup(LeanComponent):
     def _alarm(self, suffix: str, description: str, **kwargs: Any) -> None:
         aws.cloudwatch.MetricAlarm(
             self.child_name(suffix),
-            name=f"leanstack-{self.stack}-{suffix}",
+            name=f"{stack_prefix(self.stack)}-{suffix}",
             alarm_description=description,
             alarm_actions=[self.topic_arn],
             ok_actions=[self.topic_arn],

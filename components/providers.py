@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.config import PROJECT
+from leanstack.config.naming import PROJECT, stack_prefix
 
 
 def default_tags(stack: str) -> dict[str, str]:
@@ -31,7 +31,7 @@ def aws_provider(
         region=region,
         default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(stack)),
         profile=profile or None,
-        assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=role_arn, session_name=f"{PROJECT}-{stack}")]
+        assume_roles=[aws.ProviderAssumeRoleArgs(role_arn=role_arn, session_name=stack_prefix(stack))]
         if role_arn
         else None,
         opts=opts,

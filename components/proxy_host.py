@@ -82,6 +82,7 @@ from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
+from leanstack.config.naming import stack_prefix
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
 from leanstack.host.deploy.install import (
     APP_PACKAGES,
@@ -126,7 +127,7 @@ FETCH_UNIT = "leanstack-host-files.service"
 
 def host_role_name(stack: str) -> str:
     """The host role's name is fixed so the backup bucket's policy can name it before it exists."""
-    return f"leanstack-{stack}-host"
+    return f"{stack_prefix(stack)}-host"
 
 
 def metrics_namespace(stack: str) -> str:
@@ -180,7 +181,7 @@ def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -
 
 def host_name(stack: str) -> str:
     """The Name tag of every host of the stack (single or scaled out): SSM targets hosts by it."""
-    return f"leanstack-{stack}-host"
+    return f"{stack_prefix(stack)}-host"
 
 
 @dataclass(frozen=True)
@@ -508,7 +509,7 @@ class ProxyHost(LeanComponent):
     def _create_host_files_bucket(self) -> tuple[aws.s3.Bucket, list[aws.s3.BucketObjectv2]]:
         bucket = aws.s3.Bucket(
             self.child_name("files"),
-            bucket_prefix=f"leanstack-{self.stack}-host-files-",
+            bucket_prefix=f"{stack_prefix(self.stack)}-host-files-",
             # Only leanstack's own files live here; they are rebuilt from the repo on every `pulumi up`.
             force_destroy=True,
             tags=self.tags,
@@ -566,7 +567,7 @@ class ProxyHost(LeanComponent):
             )
         return aws.ec2.SecurityGroup(
             self.child_name("sg"),
-            name=f"leanstack-{self.stack}-host",
+            name=f"{stack_prefix(self.stack)}-host",
             description="HTTPS from Cloudflare only; no SSH (SSM Session Manager instead)",
             vpc_id=network.vpc_id,
             ingress=[https],
@@ -778,7 +779,7 @@ class ProxyHost(LeanComponent):
     def _alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
             self.child_name(suffix),
-            name=f"leanstack-{self.stack}-{suffix}",
+            name=f"{stack_prefix(self.stack)}-{suffix}",
             alarm_description=description,
             tags=self.tags,
             opts=self.child_opts(),
@@ -832,7 +833,7 @@ class ProxyHost(LeanComponent):
         for query_id, (metric_name, pattern) in metrics.items():
             aws.cloudwatch.LogMetricFilter(
                 self.child_name(f"{query_id}-filter"),
-                name=f"leanstack-{self.stack}-{query_id}",
+                name=f"{stack_prefix(self.stack)}-{query_id}",
                 log_group_name=self.access_log_group.name,
                 pattern=pattern,
                 metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(

@@ -28,6 +28,7 @@ import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent
 from leanstack.config import UptimeCheckArgs
+from leanstack.config.naming import stack_prefix
 
 # Standard interval (30 s) and three failures: a checker marks the site down after ~90 s,
 # and Route 53 reports it unhealthy once most checkers agree.
@@ -63,13 +64,13 @@ class UptimeCheck(LeanComponent):
             request_interval=REQUEST_INTERVAL_SECONDS,
             failure_threshold=FAILURE_THRESHOLD,
             measure_latency=False,
-            tags=self.named_tags(f"leanstack-{stack}-site"),
+            tags=self.named_tags(f"{stack_prefix(stack)}-site"),
             opts=self.child_opts(**extra),
         )
         us_east_1 = " (this alarm lives in us-east-1, where Route 53 metrics are, and emails the same address)"
         aws.cloudwatch.MetricAlarm(
             self.child_name("site-down"),
-            name=f"leanstack-{stack}-site-down",
+            name=f"{stack_prefix(stack)}-site-down",
             alarm_description=(
                 f"Site down for users: {self.url} has failed from Route 53's checkers around the world for "
                 f"{args.site_down_minutes} minutes. First check: open the URL yourself; a Cloudflare error page "

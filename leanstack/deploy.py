@@ -77,7 +77,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from leanstack.config.naming import RELEASE_TAG_PREFIX
+from leanstack.config.naming import RELEASE_TAG_PREFIX, physical_name
 from leanstack.host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
 
 __all__ = [
@@ -192,7 +192,7 @@ class Target:
 
 def app_repository_name(stack: str) -> str:
     """The stack's own ECR repository for the app's image (created by components/app.py)."""
-    return f"leanstack-{stack}-app"
+    return physical_name(stack, "app")
 
 
 def release_tag(tag: str) -> str:
@@ -383,7 +383,7 @@ def find_hosts(stack: str, ec2: Ec2Client, autoscaling: AutoScalingClient) -> li
     instances: list[Mapping[str, Any]] = []
     request: dict[str, Any] = {
         "Filters": [
-            {"Name": "tag:Name", "Values": [f"leanstack-{stack}-host"]},
+            {"Name": "tag:Name", "Values": [physical_name(stack, "host")]},
             {"Name": "instance-state-name", "Values": ["running"]},
         ]
     }
@@ -543,7 +543,7 @@ class Deployer:
         found = self.find_hosts()
         if not found:
             raise DeployError(
-                f"found no host of {self.stack}: no running instance tagged Name=leanstack-{self.stack}-host "
+                f"found no host of {self.stack}: no running instance tagged Name={physical_name(self.stack, 'host')} "
                 "that is InService in its Auto Scaling group; is the stack up, in this region?"
             )
         return found, True
