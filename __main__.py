@@ -12,7 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from leanstack.budget_basis import default_limit_usd
-from leanstack.components.alerts import Alerts, AlertsArgs
+from leanstack.components.alerts import Alerts
 from leanstack.components.app import App
 from leanstack.components.backup_bucket import BackupBucket
 from leanstack.components.budget import Budget
@@ -20,11 +20,11 @@ from leanstack.components.cache import Cache
 from leanstack.components.cdn import Cdn
 from leanstack.components.database import Database
 from leanstack.components.network import Network
-from leanstack.components.origin_certificate import OriginCertificate, OriginCertificateArgs
+from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import aws_provider
 from leanstack.components.proxy_host import ProxyHost, host_name, host_role_name
-from leanstack.components.uptime_check import UptimeCheck, UptimeCheckArgs
-from leanstack.config import ConfigError, load_stack_config
+from leanstack.components.uptime_check import UptimeCheck
+from leanstack.config import AlertsArgs, ConfigError, OriginCertificateArgs, UptimeCheckArgs, load_stack_config
 
 
 def raw_stack_config() -> dict[str, Any]:

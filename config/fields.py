@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import difflib
-import functools
 import importlib.util
 import ipaddress
 import json
@@ -414,9 +413,13 @@ def _parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
 # --------------------------------------------------------------------------- self-validating Args
 
 
-@functools.cache
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 class Validated:

@@ -914,13 +914,19 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m leanstack", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name, text in (("deploy", "deploy TAG of the app image"), ("rollback", "deploy the previous good tag")):
+    for name, text in (
+        ("deploy", "deploy TAG of the app image"),
+        ("rollback", "deploy the previous good tag"),
+        ("releases", "list the recorded releases"),
+    ):
         sub = commands.add_parser(
             name, help=text, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
         )
         sub.add_argument("stack")
         if name == "deploy":
             sub.add_argument("tag")
+        # The same host selection on every command, so what one error message suggests the others accept
+        # (releases reads the stack's SSM history; the flags only say where its region comes from).
         hosts = sub.add_mutually_exclusive_group()
         hosts.add_argument(
             "--instance-id",
@@ -934,10 +940,8 @@ def _parser() -> argparse.ArgumentParser:
             help="every running host of the stack, looked up by its Name tag, without reading the stack's outputs",
         )
         sub.add_argument("--region", help="the stack's region (default: the stack's region output)")
-    listing = commands.add_parser("releases", help="list the recorded releases")
-    listing.add_argument("stack")
-    listing.add_argument("--region")
-    listing.add_argument("--json", action="store_true", help="the raw history as JSON")
+        if name == "releases":
+            sub.add_argument("--json", action="store_true", help="the raw history as JSON")
     return parser
 
 

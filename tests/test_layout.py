@@ -127,15 +127,15 @@ def test_no_import_cycles_between_modules() -> None:
     cycles = []
     for start in graph:
         seen: set[str] = set()
-        stack = [(start, [start])]
-        while stack:
-            node, trail = stack.pop()
-            for nxt in graph.get(node, ()):
+        todo = [(start, [start])]
+        while todo:
+            current, trail = todo.pop()
+            for nxt in graph.get(current, set()):
                 if nxt == start:
                     cycles.append(" -> ".join([*trail, nxt]))
                 elif nxt not in seen:
                     seen.add(nxt)
-                    stack.append((nxt, [*trail, nxt]))
+                    todo.append((nxt, [*trail, nxt]))
     assert cycles == []
 
 

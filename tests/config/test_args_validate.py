@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import pytest
 
 from leanstack.config import (
@@ -33,9 +35,12 @@ from leanstack.config import (
         (lambda: AlertsArgs(email="nobody"), 'AlertsArgs.email: got "nobody"; expected an email address'),
         (lambda: UptimeCheckArgs(hostname="Example.COM"), 'UptimeCheckArgs.hostname: got "Example.COM"'),
         (lambda: UptimeCheckArgs(hostname="example.com", site_down_minutes=0), "UptimeCheckArgs.site_down_minutes"),
-        (lambda: CacheArgs(engine="memcached"), 'CacheArgs.engine: got "memcached"; allowed: valkey, redis'),
+        (lambda: CacheArgs(engine=cast(Any, "memcached")), 'CacheArgs.engine: got "memcached"; allowed: valkey, redis'),
         (lambda: AppArgs(env={"PATH": "/bin"}), "AppArgs.env.PATH: not allowed"),
-        (lambda: HostsArgs(autoscale="big"), 'HostsArgs.autoscale: got "big"; expected an instance of AutoscaleArgs'),
+        (
+            lambda: HostsArgs(autoscale=cast(Any, "big")),
+            'HostsArgs.autoscale: got "big"; expected an instance of AutoscaleArgs',
+        ),
     ],
 )
 def test_invalid_args_fail_at_construction_in_one_line(build: object, message: str) -> None:
