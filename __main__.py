@@ -12,6 +12,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 
 from leanstack.budget_basis import default_limit_usd
+from leanstack.components import providers
 from leanstack.components.alerts import Alerts
 from leanstack.components.app import App
 from leanstack.components.backup_bucket import BackupBucket
@@ -24,7 +25,14 @@ from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import aws_provider
 from leanstack.components.proxy_host import ProxyHost, host_name, host_role_name
 from leanstack.components.uptime_check import UptimeCheck
-from leanstack.config import AlertsArgs, ConfigError, OriginCertificateArgs, UptimeCheckArgs, load_stack_config
+from leanstack.config import (
+    AlertsArgs,
+    ConfigError,
+    OriginCertificateArgs,
+    UptimeCheckArgs,
+    load_stack_config,
+    placeholders,
+)
 
 
 def raw_stack_config() -> dict[str, Any]:
@@ -39,11 +47,15 @@ def raw_stack_config() -> dict[str, Any]:
 
 
 stack = pulumi.get_stack()
+raw = raw_stack_config()
 try:
-    cfg = load_stack_config(raw_stack_config(), stack)
+    cfg = load_stack_config(raw, stack)
 except ConfigError as error:
     # RunError: Pulumi prints the one line, without a Python traceback.
     raise pulumi.RunError(str(error)) from None
+# A preview (and the offline plan) may show the placeholders; `pulumi up` must not create them.
+if providers.creating_real_resources() and (problem := placeholders.refusal(raw)):
+    raise pulumi.RunError(problem)
 
 main = pulumi.ResourceOptions(providers={"aws": aws_provider("aws", region=cfg.region, stack=stack)})
 

@@ -36,3 +36,11 @@ def aws_provider(
         else None,
         opts=opts,
     )
+
+
+def creating_real_resources() -> bool:
+    """`pulumi up` against a real engine: neither a preview nor a run under Pulumi's mocks (tests, plan)."""
+    from pulumi.runtime import settings
+    from pulumi.runtime.mocks import MockEngine
+
+    return not pulumi.runtime.is_dry_run() and not isinstance(settings.SETTINGS.engine, MockEngine)

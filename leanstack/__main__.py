@@ -8,6 +8,10 @@
     python -m leanstack deploy STACK TAG | rollback STACK | releases STACK
                                                                  ship the app (needs AWS credentials)
     python -m leanstack schema                                   JSON Schema for the stack files
+    python -m leanstack init [--domain D --zone-id Z --alert-email E --owner O --region R --backup-region B]
+                                                                 fill a fork's six values into every stack file
+    python -m leanstack docs [--write]                           the README's component reference (Markdown)
+    python -m leanstack --version
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
@@ -26,8 +30,11 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from leanstack import __version__
 from leanstack.config import ConfigError, json_schema, load_stack_config
+from leanstack.config.placeholders import leftover_placeholders
 from leanstack.mocks import StackFileError, read_stack_config
 
 FORMATS = ("text", "markdown", "json")
@@ -44,9 +51,16 @@ class InputError(ValueError):
     """Bad input a subcommand found: printed as one line, exit 2."""
 
 
+def warn_placeholders(stack: str, raw: dict[str, Any]) -> None:
+    """One line on stderr per value the fork has not filled in yet (stdout stays the plan)."""
+    for left in leftover_placeholders(raw):
+        print(f"leanstack: warning: stacks/Pulumi.{stack}.yaml: {left} (python -m leanstack init)", file=sys.stderr)
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     raw = read_stack_config(args.stack)
     load_stack_config(raw, args.stack)
+    warn_placeholders(args.stack, raw)
     # Imported here: loading the providers takes seconds, and validate/schema do not need them.
     from leanstack.mocks import run_program
     from leanstack.plan import POLICY_FAILED_EXIT, RENDERERS, build_plan, failed_policies
@@ -67,7 +81,9 @@ def cmd_runbook(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    load_stack_config(read_stack_config(args.stack), args.stack)
+    raw = read_stack_config(args.stack)
+    load_stack_config(raw, args.stack)
+    warn_placeholders(args.stack, raw)
     print(f"stacks/Pulumi.{args.stack}.yaml: valid")
     return 0
 
@@ -88,6 +104,39 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if result["changed"] else 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from leanstack.init import InitError, ask, run_init
+
+    given = {field: getattr(args, field) for field in ("domain", "zone_id", "alert_email", "owner", "region")}
+    given["backup_region"] = args.backup_region
+    if any(value is None for value in given.values()) and not sys.stdin.isatty():
+        missing = [flag for field, flag, _ in _init_questions() if given[field] is None]
+        raise InputError(f"init: missing {', '.join(missing)} (no terminal to ask on)")
+    try:
+        written = run_init(ask(given, input))
+    except InitError as error:
+        raise InputError(str(error)) from None
+    for name in written:
+        print(f"{name}: filled and valid")
+    return 0
+
+
+def _init_questions() -> tuple[tuple[str, str, str], ...]:
+    from leanstack.init import QUESTIONS
+
+    return QUESTIONS
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from leanstack.docs import component_reference, write_readme
+
+    if args.write:
+        print("README.md: component reference " + ("updated" if write_readme() else "already current"))
+    else:
+        sys.stdout.write(component_reference())
+    return 0
+
+
 # One function per subcommand; a new subcommand adds a parser below and an entry here.
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "plan": cmd_plan,
@@ -95,6 +144,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "runbook": cmd_runbook,
     "validate": cmd_validate,
     "schema": cmd_schema,
+    "init": cmd_init,
+    "docs": cmd_docs,
 }
 
 
@@ -116,6 +167,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
+    init = commands.add_parser("init", help="fill a fork's six values into every stack file, then validate")
+    for _field, flag, question in _init_questions():
+        init.add_argument(flag, help=f"{question} (asked for when not given)")
+    docs = commands.add_parser("docs", help="print the README's component reference, generated from the Args")
+    docs.add_argument("--write", action="store_true", help="put it into README.md between its markers")
     for name, text in zip(
         DEPLOY_COMMANDS,
         ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
@@ -131,6 +187,13 @@ DEPLOY_COMMANDS = ("deploy", "rollback", "releases")
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        # The commands, as the module's docstring lists them (argparse would only say one is required).
+        sys.stdout.write((__doc__ or "").split("\n\n", 1)[1].split("\n\nBASE", 1)[0] + "\n")
+        return 0
+    if argv[0] == "--version":
+        print(f"leanstack {__version__}")
+        return 0
     if argv and argv[0] in DEPLOY_COMMANDS:
         from leanstack import deploy
 

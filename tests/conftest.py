@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from leanstack.mocks import StackRun, read_stack_config, run_program
+from leanstack import mocks
+from leanstack.mocks import StackRun, run_program
+
+# A repository-shaped folder with the tests' copies of the shipped stack files: the tests read
+# these, never stacks/, so a fork that fills its placeholders (python -m leanstack init) stays green.
+SHIPPED = Path(__file__).resolve().parent / "fixtures" / "shipped"
+
+
+def read_stack_config(stack: str, repo: Path | None = None) -> dict[str, Any]:
+    """The `config:` map of the tests' copy of a shipped stack file (or of `repo`'s stacks/)."""
+    return mocks.read_stack_config(stack, repo or SHIPPED)
+
 
 _runs: dict[str, StackRun] = {}
 
@@ -50,7 +62,7 @@ def prod() -> StackRun:
 
 @pytest.fixture(scope="session")
 def scale() -> StackRun:
-    """stacks/Pulumi.scale.yaml: prod grown to two hosts behind a load balancer and one read replica."""
+    """The scale stack: prod grown to two hosts behind a load balancer and one read replica."""
     return stack_run("scale")
 
 

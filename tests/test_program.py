@@ -10,10 +10,10 @@ from typing import Any
 import pulumi
 import pytest
 
-from leanstack.mocks import REPO, StackRun, read_stack_config, run_program
+from leanstack.mocks import REPO, StackRun, run_program
 from leanstack.plan import build_plan, render_json
 from tests.components.helpers import is_taggable
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 STATEFUL = (
     "aws:rds/instance:Instance",

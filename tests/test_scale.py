@@ -21,13 +21,13 @@ import yaml
 from leanstack.config import load_stack_config
 from leanstack.cost import load_pricing
 from leanstack.diff import diff_plans, holds_data, render_markdown
-from leanstack.mocks import StackRun, read_stack_config
+from leanstack.mocks import StackRun
 from leanstack.plan import build_plan
 from leanstack.policy.rules import StackView, evaluate
 from leanstack.policy_check import evaluate_policies, view_of
 from leanstack.resource_facts import FACTS
 from leanstack.runbook import runbook_markdown
-from tests.conftest import merged, run_with
+from tests.conftest import merged, read_stack_config, run_with
 
 Plan = dict[str, Any]
 GROWN = {"leanstack:hosts": {"count": 2}, "leanstack:database": {"readReplicas": 1}}

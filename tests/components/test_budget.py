@@ -6,9 +6,9 @@ import pytest
 
 from leanstack.budget_basis import budget_basis_usd, default_limit_usd
 from leanstack.config import ConfigError, load_stack_config
-from leanstack.mocks import StackRun, read_stack_config
+from leanstack.mocks import StackRun
 from leanstack.plan import build_plan
-from tests.conftest import merged, run_with
+from tests.conftest import merged, read_stack_config, run_with
 
 BUDGET = "aws:budgets/budget:Budget"
 

@@ -13,6 +13,7 @@ import pytest
 from leanstack.__main__ import main
 from leanstack.mocks import REPO
 from leanstack.policy.rules import RULES
+from tests.conftest import SHIPPED
 
 
 def leanstack(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
@@ -58,7 +59,8 @@ def test_unknown_stack_is_one_line_and_exit_2() -> None:
 
 def test_invalid_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     (tmp_path / "stacks").mkdir()
-    text = (REPO / "stacks" / "Pulumi.dev.yaml").read_text().replace("region: us-west-2", "region: us-east-1")
+    shipped = (SHIPPED / "stacks" / "Pulumi.dev.yaml").read_text()
+    text = shipped.replace("region: us-west-2", "region: us-east-1")
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
     (tmp_path / "stacks" / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
     env = dict(os.environ, PYTHONPATH=str(REPO))

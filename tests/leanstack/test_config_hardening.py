@@ -27,8 +27,8 @@ from leanstack.config import (
     postgres_parameter_family,
 )
 from leanstack.config.stack_file import StackFileError, parse_stack_yaml
-from leanstack.mocks import read_stack_config, run_program
-from tests.conftest import merged
+from leanstack.mocks import run_program
+from tests.conftest import merged, read_stack_config
 from tests.leanstack.test_settings import (
     BAD_ALERT_AND_RECOVERY_CONFIG,
     BAD_CONFIG,

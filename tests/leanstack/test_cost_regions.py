@@ -17,11 +17,11 @@ from leanstack.cost import load_pricing
 from leanstack.diff import diff_plans
 from leanstack.diff import render_markdown as diff_markdown
 from leanstack.diff import render_text as diff_text
-from leanstack.mocks import read_stack_config, run_program
+from leanstack.mocks import run_program
 from leanstack.plan import build_plan
 from leanstack.plan import render_markdown as plan_markdown
 from leanstack.plan import render_text as plan_text
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 ADDED_REGIONS = ("us-east-2", "eu-west-2", "eu-north-1", "ap-northeast-1", "ap-south-1", "ca-central-1", "sa-east-1")

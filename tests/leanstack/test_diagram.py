@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from leanstack.mocks import REPO, read_stack_config, run_program
+from leanstack.mocks import REPO, run_program
 from leanstack.plan import build_plan, render_mermaid
 from support.system import skip_or_fail
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 Plan = dict[str, Any]
 MERMAID_NPM = ("mermaid@11.17.2", "jsdom@25.0.1")

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from leanstack.diff import Source, decode_user_data, json_changes, render_change, user_data_changes
-from leanstack.mocks import REPO, read_stack_config, run_program
+from leanstack.mocks import REPO, run_program
 from leanstack.plan import PLAN_FORMAT_VERSION, build_plan, render_json
 from leanstack.resource_facts import FACTS, facts_for
-from tests.conftest import merged, run_with, stack_run
+from tests.conftest import merged, read_stack_config, run_with, stack_run
 
 Plan = dict[str, Any]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diff"

@@ -25,9 +25,9 @@ from leanstack.diff import (
     render_markdown,
     render_text,
 )
-from leanstack.mocks import REPO, read_stack_config, run_program
+from leanstack.mocks import REPO, run_program
 from leanstack.plan import build_plan
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 Plan = dict[str, Any]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diff"

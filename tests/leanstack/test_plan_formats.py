@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from leanstack.mocks import REPO, StackRun, read_stack_config, run_program
+from leanstack.mocks import REPO, StackRun, run_program
 from leanstack.plan import PLAN_FORMAT_VERSION, RENDERERS, build_plan, render_markdown, render_mermaid
+from tests.conftest import read_stack_config
 
 MOCK_SECRETS = ("MOCK PRIVATE KEY", "MOCK ORIGIN CERTIFICATE")  # a CSR is public, not a secret
 

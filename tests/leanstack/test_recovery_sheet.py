@@ -18,10 +18,10 @@ from botocore import xform_name
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS
 from leanstack.config import StackConfig, load_stack_config
 from leanstack.host.backup.leanstack_backup import RestoreOptions
-from leanstack.mocks import StackRun, read_stack_config
+from leanstack.mocks import StackRun
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from tests.components.helpers import user_data_of
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 REPO = Path(__file__).parents[2]
 TRIAGE = ["Rows deleted or corrupted", "App database dropped", "Instance deleted", "Host gone", "Region down"]

@@ -10,7 +10,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from leanstack.config import StackConfig, load_stack_config
-from leanstack.mocks import Resource, StackRun, read_stack_config
+from leanstack.mocks import Resource, StackRun
 from leanstack.plan import build_plan
 from leanstack.runbook import (
     ALARM_STEPS,
@@ -21,7 +21,7 @@ from leanstack.runbook import (
     render_runbook,
     runbook_markdown,
 )
-from tests.conftest import CACHE_NO_CDN, TUNED, merged
+from tests.conftest import CACHE_NO_CDN, TUNED, merged, read_stack_config
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from leanstack.config import ConfigError, StackConfig, backup_interval_hours, is_production, load_stack_config
-from leanstack.mocks import read_stack_config
-from tests.conftest import merged
+from tests.conftest import merged, read_stack_config
 
 # The tests' own dev stack (tests/fixtures/stacks/Pulumi.dev.yaml): independent of the placeholders in stacks/.
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -120,8 +120,7 @@ def test_the_evaluator_follows_deny_notaction_and_conditions() -> None:
 
 def test_validate_refuses_an_app_secret_outside_the_stacks_parameter_path() -> None:
     from leanstack.config import ConfigError, load_stack_config
-    from leanstack.mocks import read_stack_config
-    from tests.conftest import merged
+    from tests.conftest import merged, read_stack_config
 
     raw = merged(read_stack_config("dev"), {"leanstack:app": {"secrets": {"STRIPE_KEY": "/leanstack/prod/app/stripe"}}})
     with pytest.raises(
