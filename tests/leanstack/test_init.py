@@ -104,9 +104,8 @@ def test_cli_init_without_a_terminal_names_the_missing_flags(
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert cli.main(["init", "--domain", "acme.dev"]) == 2
     err = capsys.readouterr().err
-    assert err == (
-        "leanstack: init: missing --zone-id, --alert-email, --owner, --region, --backup-region (no terminal to ask on)\n"
-    )
+    missing = "--zone-id, --alert-email, --owner, --region, --backup-region"
+    assert err == f"leanstack: init: missing {missing} (no terminal to ask on)\n"
 
 
 def test_validate_warns_once_per_leftover_placeholder(
