@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from leanstack.mocks import REPO
+from support.repo_copy import copy_repository
 
 FORK_VALUES = (
     ("--domain", "fork-shop.net"),
@@ -41,30 +41,9 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
-def _copy_of_the_repository(target: Path) -> None:
-    """Every file git knows of (tracked or not ignored), symlinks as symlinks, in a new git repository."""
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source, dest = REPO / name, target / name
-        if not source.exists() and not source.is_symlink():
-            continue  # deleted in the working tree
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():
-            dest.symlink_to(os.readlink(source))
-        else:
-            dest.write_bytes(source.read_bytes())
-    git = ["git", "-C", str(target), "-c", "user.name=fork", "-c", "user.email=fork@fork-shop.net"]
-    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "fork"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
-
-
 def test_a_fork_with_its_own_values_stays_green(tmp_path: Path) -> None:
     fork = tmp_path / "fork"
-    _copy_of_the_repository(fork)
+    copy_repository(fork, commit=True)
     python = sys.executable
 
     init = _run([python, "-m", "leanstack", "init", *(part for pair in FORK_VALUES for part in pair)], fork)

@@ -1,0 +1,120 @@
+"""The library installs: a wheel built from this repository holds one top-level package, `leanstack`,
+and a program outside the repository (examples/shop) runs from it under Pulumi's mocks.
+
+Fast and offline: the wheel is built without build isolation (setuptools from requirements-dev),
+the fresh virtualenv borrows the project's third-party packages through a .pth file, and pip
+installs the wheel with --no-deps --no-index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from support.repo_copy import REPO, copy_repository
+
+RUN_EXAMPLE = """
+import json, sys
+from pathlib import Path
+import leanstack
+from leanstack.components import DatabaseArgs, ConfigError
+from leanstack.mocks import run_program
+try:
+    DatabaseArgs(instance_class="foo")
+    refused = ""
+except ConfigError as error:
+    refused = str(error)
+config = {"aws:region": "eu-west-1", "shop:alertEmail": "oncall@shop.example.org", "shop:databaseClass": "db.t4g.small"}
+run = run_program("dev", config, Path(sys.argv[1]) / "__main__.py")
+print(json.dumps({
+    "package": leanstack.__file__,
+    "path": sys.path,
+    "refused": refused,
+    "resources": [[r.type, r.name, r.inputs.get("instanceClass")] for r in run.resources],
+    "outputs": sorted(run.outputs),
+}))
+"""
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    source = copy_repository(tmp_path_factory.mktemp("source"))
+    out = tmp_path_factory.mktemp("dist")
+    built = _run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "-w", str(out), str(source)],
+        source,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (found,) = out.glob("leanstack-*.whl")
+    return found
+
+
+def test_the_wheel_holds_one_top_level_package_with_its_data_files(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"leanstack"}
+    for data in (
+        "leanstack/pricing.json",
+        "leanstack/host/cloudflare_origin_pull_ca.pem",
+        "leanstack/host/templates/nginx.conf.j2",
+        "leanstack/host/backup/templates/service.in",
+        "leanstack/host/backup/leanstack_backup.py",
+        "leanstack/host/deploy/templates/leanstack-app@.service",
+        "leanstack/components/database.py",
+        "leanstack/config/sections.py",
+        "leanstack/policy/rules.py",
+    ):
+        assert data in names, data
+    assert not [n for n in names if n.startswith(("leanstack/tests", "tests/", "support/", "bench/"))]
+
+
+def test_the_example_runs_from_the_installed_wheel_outside_the_repository(wheel: Path, tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    assert _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path).returncode == 0
+    python = venv / "bin" / "python"
+    site = Path(
+        _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], tmp_path).stdout.strip()
+    )
+    # Third-party packages (pulumi, the providers, jinja2, yaml) from the project's environment; not leanstack.
+    borrowed = sysconfig.get_path("purelib")
+    (site / "borrowed.pth").write_text(borrowed + "\n")
+    installed = _run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps", "--no-index",
+         "--disable-pip-version-check", str(wheel)],
+        tmp_path,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    ours = sorted(
+        p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth")) and p.name != "_distutils_hack"
+    )
+    assert ours == ["leanstack"]
+
+    example = shutil.copytree(REPO / "examples" / "shop", tmp_path / "shop")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = _run([str(python), "-I", "-c", RUN_EXAMPLE, str(example)], elsewhere)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["package"].startswith(str(site)), result["package"]
+    # Nothing of the repository is importable but the borrowed third-party packages (its .venv, in CI).
+    assert [p for p in result["path"] if p == str(REPO) or p.startswith(str(REPO) + os.sep)] in ([], [borrowed])
+    assert result["refused"].startswith('DatabaseArgs.instance_class: got "foo"; expected an RDS instance class')
+    by_type = {t: (name, cls) for t, name, cls in result["resources"]}
+    for component in ("Alerts", "Network", "Database"):
+        assert f"leanstack:index:{component}" in by_type
+    assert by_type["aws:rds/instance:Instance"][1] == "db.t4g.small"  # the example's own config reached the database
+    assert "aws:ec2/instance:Instance" not in by_type  # only what the example asked for
+    assert result["outputs"] == ["alertTopicArn", "databaseAddress"]
