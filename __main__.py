@@ -33,6 +33,7 @@ from leanstack.config import (
     load_stack_config,
     placeholders,
 )
+from leanstack.host.params import BackupJobs
 
 
 def raw_stack_config() -> dict[str, Any]:
@@ -90,6 +91,14 @@ host = ProxyHost(
     thresholds=cfg.alerts,
     application=app,
     hosts=cfg.hosts,
+    backup_jobs=BackupJobs(
+        backup_calendar=cfg.backup.backup_calendar,
+        drill_calendar=cfg.backup.drill_calendar,
+        drill_target=cfg.backup.drill_target,
+        drill_database_url=cfg.backup.drill_database_url,
+        drill_starts_app=cfg.backup.drill_starts_app,
+        verify_sql=cfg.backup.verify_sql,
+    ),
     opts=main,
 )
 database.allow_from("host", host.security_group_id)

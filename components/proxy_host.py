@@ -9,7 +9,9 @@ Builds:
 - a security group admitting 443 only from Cloudflare's published ranges (looked up with
   the Cloudflare provider on every `pulumi up`); port 80 stays closed because Cloudflare
   enforces HTTPS at the edge;
-- cloud-init user data, rendered by `host.render` from templates under `host/`: nginx as a
+- cloud-init user data, assembled by `leanstack.host.boot` (the inline files, the fetch script
+  and unit, the tools fetched from the host-files bucket) and rendered by `leanstack.host.render`
+  from templates under `host/`; this component only uploads and hands over values: nginx as a
   TLS reverse proxy to the app on 127.0.0.1:<app.port> requiring Cloudflare's origin-pull
   client certificate, the CloudWatch agent shipping nginx's JSON access log, and the
   backup and restore-drill timers;
@@ -57,12 +59,12 @@ URN, so growing and shrinking never recreates it.
 Example:
     host = ProxyHost("host", ProxyHostArgs(), AppArgs(port=3000), stack="prod", region="us-east-1",
                      hostnames=("example.com",), network=net, certificate=cert, database=db,
-                     backups=backups, alarm_topic_arn=alerts.topic_arn)
+                     backups=backups, backup_jobs=BackupJobs(backup_calendar="*-*-* 02:00:00"),
+                     alarm_topic_arn=alerts.topic_arn)
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,18 +85,9 @@ from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 from leanstack.config.naming import stack_prefix
-from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_TOOL_PATH, BACKUP_UNITS, backup_host_files
-from leanstack.host.deploy.install import (
-    APP_PACKAGES,
-    APP_TOOL_PATH,
-    APP_TOOL_SOURCE,
-    APP_UNITS,
-    AppDatabase,
-    AppSettings,
-    app_host_files,
-)
-from leanstack.host.params import BackupSettings, HostFile, HostParams
-from leanstack.host.render import render_user_data
+from leanstack.host.boot import HostBoot, host_boot
+from leanstack.host.deploy.install import AppDatabase, AppSettings
+from leanstack.host.params import BackupJobs, BackupSettings, HostParams
 
 __all__ = ["ProxyHost", "ProxyHostArgs", "host_agent_statements", "host_name", "host_role_name", "metrics_namespace"]
 
@@ -119,10 +112,6 @@ RUN_COMMAND_ACTIONS = (
     "ec2messages:SendReply",
 )
 AL2023_ARM64 = "al2023-ami-2023.*-kernel-*-arm64"
-# EC2 user data is capped at 16 KB; files this large travel through the host-files bucket.
-BACKUP_TOOL_SOURCE = Path(__file__).resolve().parent.parent / "host" / "backup" / "leanstack_backup.py"
-FETCH_SCRIPT_PATH = "/usr/local/sbin/leanstack-fetch-host-files"
-FETCH_UNIT = "leanstack-host-files.service"
 
 
 def host_role_name(stack: str) -> str:
@@ -197,58 +186,6 @@ class _Resolved:
     load_balancer_cidrs: Sequence[str] | None
 
 
-@dataclass(frozen=True)
-class _FetchedFile:
-    """A host file too large for user data: uploaded to the host-files bucket, fetched at boot."""
-
-    path: str
-    key: str
-    content: str
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content.encode()).hexdigest()
-
-
-def fetch_script(bucket: str, region: str, files: Sequence[_FetchedFile]) -> str:
-    """A boot-time script that downloads each file and refuses it unless its sha256 matches."""
-    lines = [
-        "#!/bin/sh",
-        "# leanstack: fetch the host files too large for EC2 user data, verifying each sha256.",
-        "set -eu",
-        "fetch() {",
-        "  tmp=$(mktemp)",
-        '  aws s3 cp --only-show-errors --region "$REGION" "s3://$BUCKET/$1" "$tmp"',
-        '  if ! echo "$2  $tmp" | sha256sum -c --status -; then',
-        '    echo "leanstack: $1 does not match its sha256; not installed" >&2',
-        '    rm -f "$tmp"',
-        "    exit 1",
-        "  fi",
-        '  install -m "$4" -o root -g root "$tmp" "$3"',
-        '  rm -f "$tmp"',
-        "}",
-        f"REGION={region}",
-        f"BUCKET={bucket}",
-    ]
-    lines += [f"fetch {f.key} {f.sha256} {f.path} 0755" for f in files]
-    return "\n".join(lines) + "\n"
-
-
-FETCH_UNIT_TEXT = """[Unit]
-Description=leanstack: fetch the host files too large for user data
-Wants=network-online.target
-After=network-online.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/usr/local/sbin/leanstack-fetch-host-files
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-
 class ProxyHost(LeanComponent):
     # The single host's instance and Elastic IP; None when scaled out (see `group`).
     instance_id: pulumi.Output[str] | None
@@ -277,6 +214,8 @@ class ProxyHost(LeanComponent):
         thresholds: AlertThresholds | None = None,
         application: App | None = None,
         hosts: HostsArgs | None = None,
+        backup_jobs: BackupJobs | None = None,
+        boot: HostBoot | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
@@ -291,7 +230,12 @@ class ProxyHost(LeanComponent):
         self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
         tls_parameters = self._store_origin_tls(certificate)
-        self._fetched = self._files_to_fetch(backups is not None and database is not None, application is not None)
+        self.backup_jobs = backup_jobs or BackupJobs()
+        # What the host boots from, assembled in host/boot.py; this component only uploads and hands it over.
+        self._boot = boot or host_boot(
+            with_backups=backups is not None and database is not None, with_app=application is not None
+        )
+        self._fetched = self._boot.fetched
         files_bucket, uploads = self._create_host_files_bucket()
         role, profile = self._create_role(database, backups, files_bucket, application)
         self.group = None
@@ -494,18 +438,6 @@ class ProxyHost(LeanComponent):
 
     # ------------------------------------------------------------------ files too large for user data
 
-    def _files_to_fetch(self, with_backups: bool, with_app: bool) -> list[_FetchedFile]:
-        fetched = []
-        if with_backups:
-            fetched.append(
-                _FetchedFile(BACKUP_TOOL_PATH, "bin/leanstack-backup", BACKUP_TOOL_SOURCE.read_text(encoding="utf-8"))
-            )
-        if with_app:
-            fetched.append(
-                _FetchedFile(APP_TOOL_PATH, "bin/leanstack-app", APP_TOOL_SOURCE.read_text(encoding="utf-8"))
-            )
-        return fetched
-
     def _create_host_files_bucket(self) -> tuple[aws.s3.Bucket, list[aws.s3.BucketObjectv2]]:
         bucket = aws.s3.Bucket(
             self.child_name("files"),
@@ -616,12 +548,12 @@ class ProxyHost(LeanComponent):
                     database_port=int(v[2]),
                     database_user=database.username,
                     database_secret_arn=v[3],
-                    drill_target=backups.args.drill_target,
-                    drill_database_url=backups.args.drill_database_url,
-                    drill_starts_app=backups.args.drill_starts_app,
-                    verify_sql=backups.args.verify_sql,
-                    backup_calendar=backups.args.backup_calendar,
-                    drill_calendar=backups.args.drill_calendar,
+                    drill_target=self.backup_jobs.drill_target,
+                    drill_database_url=self.backup_jobs.drill_database_url,
+                    drill_starts_app=self.backup_jobs.drill_starts_app,
+                    verify_sql=self.backup_jobs.verify_sql,
+                    backup_calendar=self.backup_jobs.backup_calendar,
+                    drill_calendar=self.backup_jobs.drill_calendar,
                     metrics_namespace=self.metrics_namespace,
                     stack=self.stack,
                 )
@@ -683,47 +615,9 @@ class ProxyHost(LeanComponent):
             metrics_namespace=self.metrics_namespace,
             backup=resolved.backup,
         )
-        files: list[HostFile] = []
-        packages: list[str] = []
-        units: list[str] = []
-        if resolved.backup is not None:
-            files += backup_host_files(resolved.backup)
-            packages += BACKUP_PACKAGES
-            # The tools are on every host (for a manual run); the timers only where jobs run.
-            units += BACKUP_UNITS if jobs else ()
-        if resolved.app is not None:
-            files += app_host_files(resolved.app)
-            packages += APP_PACKAGES
-            units += APP_UNITS
-        if not files:
-            return render_user_data(params)
-        return render_user_data(
-            params,
-            extra_files=self._inline_files(resolved, files),
-            packages=packages,
-            # The fetch unit first: runcmd enables units in order, so the tools are in place
-            # before their timers and the app's boot unit start.
-            enable_units=(FETCH_UNIT, *units),
+        return self._boot.user_data(
+            params, backup=resolved.backup, app=resolved.app, files_bucket=resolved.host_files_bucket, jobs=jobs
         )
-
-    def _inline_files(self, resolved: _Resolved, files: Sequence[HostFile]) -> list[HostFile]:
-        """The files written from user data: all but the fetched ones, plus the fetch script and unit."""
-        fetched = {f.path: f for f in self._fetched}
-        inline = []
-        for host_file in files:
-            if host_file.path not in fetched:
-                inline.append(host_file)
-            elif host_file.content != fetched[host_file.path].content:
-                raise ValueError(f"{host_file.path}: the uploaded copy differs from the one the host needs")
-        return [
-            *inline,
-            HostFile(
-                FETCH_SCRIPT_PATH,
-                fetch_script(resolved.host_files_bucket, self.region, self._fetched),
-                "0750",
-            ),
-            HostFile(f"/etc/systemd/system/{FETCH_UNIT}", FETCH_UNIT_TEXT),
-        ]
 
     def _create_instance(
         self,

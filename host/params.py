@@ -57,6 +57,18 @@ class BackupSettings:
 
 
 @dataclass(frozen=True)
+class BackupJobs:
+    """When the host's backup and restore-drill timers run and how the drill restores (the stack's backup.*)."""
+
+    backup_calendar: str = "*-*-* 03:30:00"
+    drill_calendar: str = "*-*-01 05:00:00"
+    drill_target: str = "local"
+    drill_database_url: str = ""
+    drill_starts_app: bool = False
+    verify_sql: str = ""
+
+
+@dataclass(frozen=True)
 class HostParams:
     """Everything the nginx config and cloud-init document are rendered from."""
 

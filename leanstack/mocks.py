@@ -1,6 +1,6 @@
 """Run the real Pulumi program offline, under Pulumi's mocks, and record every resource.
 
-The plan, the tests and (later) the diff all see the stack through this one module:
+The plan, the diff, the runbook and the tests all see the stack through this one module:
 `run_stack(stack)` runs `__main__.py` with the stack's config exactly as `pulumi up`
 would, except that the engine is replaced by a recording monitor and the cloud by
 `LeanMocks`, which answers lookups (AZs, the AMI, Cloudflare's IP ranges) and fills in

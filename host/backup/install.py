@@ -27,6 +27,7 @@ the other host files even that may not fit; then the tool is better delivered an
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from string import Template
@@ -134,9 +135,15 @@ def _timer(name: str, description: str, calendar: str, randomized_delay: str) ->
     return HostFile(path=f"{UNIT_DIR}/{name}.timer", content=content)
 
 
+@functools.cache
+def backup_tool() -> HostFile:
+    """leanstack-backup as the host installs it; read once (the host-files bucket gets this same text)."""
+    return HostFile(BACKUP_TOOL_PATH, (HERE / "leanstack_backup.py").read_text(encoding="utf-8"), permissions="0755")
+
+
 def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     """Every file the host needs for daily backups and monthly restore drills."""
-    tool = (HERE / "leanstack_backup.py").read_text(encoding="utf-8")
+    tool = backup_tool().content
     drill_extra = (
         "# The drill's local PostgreSQL: on disk, owned by the dynamic user, kept out of /tmp.\n"
         "StateDirectory=leanstack-restore-drill\n"

@@ -24,6 +24,7 @@ What the host role needs (see `leanstack-app`'s docstring for the steps):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -187,6 +188,12 @@ WantedBy=multi-user.target
 """
 
 
+@functools.cache
+def app_tool() -> HostFile:
+    """leanstack-app as the host installs it; read once (the host-files bucket gets this same text)."""
+    return HostFile(APP_TOOL_PATH, APP_TOOL_SOURCE.read_text(encoding="utf-8"), permissions="0755")
+
+
 def app_host_files(
     settings: AppSettings,
     *,
@@ -195,7 +202,7 @@ def app_host_files(
 ) -> tuple[HostFile, ...]:
     """Every file the app needs on the host; `ValueError` names the first bad setting."""
     files = [
-        HostFile(APP_TOOL_PATH, APP_TOOL_SOURCE.read_text(encoding="utf-8"), permissions="0755"),
+        app_tool(),
         HostFile(
             APP_CONFIG_PATH,
             render_app_config(settings, upstream_path=upstream_path, nginx_pid_path=nginx_pid_path),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from leanstack.components import proxy_host
+from leanstack.host import boot
 from leanstack.host.backup import install
 from leanstack.host.params import BackupSettings, HostFile
 from leanstack.mocks import StackRun
@@ -23,7 +23,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[BackupSettings]:
         seen.append(settings)
         return real(settings)
 
-    monkeypatch.setattr(proxy_host, "backup_host_files", record)
+    monkeypatch.setattr(boot, "backup_host_files", record)
     return seen
 
 

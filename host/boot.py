@@ -1,0 +1,131 @@
+"""What a host boots from, assembled in one place: the user data, its inline files, the fetch script
+and unit, and the files too large for user data that travel through the host-files bucket.
+
+`host_boot(with_backups=..., with_app=...)` returns a `HostBoot`: the fetched files (ProxyHost
+uploads them) and `user_data(...)`, which renders the cloud-init document once the stack's
+values (bucket names, database address) are known. ProxyHost creates AWS resources and hands
+the values over; it assembles no file itself. Each tool's text is read once (`backup_tool`,
+`app_tool`), so the uploaded copy is the one the host checks, by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
+from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files, app_tool
+from leanstack.host.params import BackupSettings, HostFile, HostParams
+from leanstack.host.render import render_user_data
+
+FETCH_SCRIPT_PATH = "/usr/local/sbin/leanstack-fetch-host-files"
+FETCH_UNIT = "leanstack-host-files.service"
+FETCH_UNIT_TEXT = """[Unit]
+Description=leanstack: fetch the host files too large for user data
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/leanstack-fetch-host-files
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A host file too large for user data: uploaded to the host-files bucket, fetched at boot."""
+
+    path: str
+    key: str
+    content: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content.encode()).hexdigest()
+
+
+def fetch_script(bucket: str, region: str, files: Sequence[FetchedFile]) -> str:
+    """A boot-time script that downloads each file and refuses it unless its sha256 matches."""
+    lines = [
+        "#!/bin/sh",
+        "# leanstack: fetch the host files too large for EC2 user data, verifying each sha256.",
+        "set -eu",
+        "fetch() {",
+        "  tmp=$(mktemp)",
+        '  aws s3 cp --only-show-errors --region "$REGION" "s3://$BUCKET/$1" "$tmp"',
+        '  if ! echo "$2  $tmp" | sha256sum -c --status -; then',
+        '    echo "leanstack: $1 does not match its sha256; not installed" >&2',
+        '    rm -f "$tmp"',
+        "    exit 1",
+        "  fi",
+        '  install -m "$4" -o root -g root "$tmp" "$3"',
+        '  rm -f "$tmp"',
+        "}",
+        f"REGION={region}",
+        f"BUCKET={bucket}",
+    ]
+    lines += [f"fetch {f.key} {f.sha256} {f.path} 0755" for f in files]
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class HostBoot:
+    """The files a host boots from; `fetched` go to the host-files bucket, the rest into user data."""
+
+    fetched: tuple[FetchedFile, ...]
+
+    def user_data(
+        self,
+        params: HostParams,
+        *,
+        backup: BackupSettings | None,
+        app: AppSettings | None,
+        files_bucket: str,
+        jobs: bool = True,
+    ) -> str:
+        """The host's cloud-init; `jobs=False` leaves the backup and restore-drill timers unarmed."""
+        files: list[HostFile] = []
+        packages: list[str] = []
+        units: list[str] = []
+        if backup is not None:
+            files += backup_host_files(backup)
+            packages += BACKUP_PACKAGES
+            # The tools are on every host (for a manual run); the timers only where jobs run.
+            units += BACKUP_UNITS if jobs else ()
+        if app is not None:
+            files += app_host_files(app)
+            packages += APP_PACKAGES
+            units += APP_UNITS
+        if not files:
+            return render_user_data(params)
+        fetched = {f.path for f in self.fetched}
+        inline = [
+            *(f for f in files if f.path not in fetched),
+            HostFile(FETCH_SCRIPT_PATH, fetch_script(files_bucket, params.region, self.fetched), "0750"),
+            HostFile(f"/etc/systemd/system/{FETCH_UNIT}", FETCH_UNIT_TEXT),
+        ]
+        return render_user_data(
+            params,
+            extra_files=inline,
+            packages=packages,
+            # The fetch unit first: runcmd enables units in order, so the tools are in place
+            # before their timers and the app's boot unit start.
+            enable_units=(FETCH_UNIT, *units),
+        )
+
+
+def host_boot(*, with_backups: bool, with_app: bool) -> HostBoot:
+    """The boot files of a host that runs the backups (with a database and a bucket) and/or the app."""
+    fetched = []
+    if with_backups:
+        tool = backup_tool()
+        fetched.append(FetchedFile(tool.path, "bin/leanstack-backup", tool.content))
+    if with_app:
+        tool = app_tool()
+        fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
+    return HostBoot(tuple(fetched))
