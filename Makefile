@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  ?= dev
 FORMAT ?= text
 
-.PHONY: plan test lint typecheck schema bench clean
+.PHONY: plan test lint typecheck schema docs init wheel bench clean
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.runtime: requirements.txt
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c "import pytest, mypy, moto, boto3, pulumi_policy"
+	$(PY) -c "import pytest, mypy, moto, boto3, pulumi_policy, setuptools"
 	touch $@
 
 ## plan: the offline plan of one stack (make plan STACK=prod FORMAT=markdown); no cloud account needed
@@ -42,8 +42,20 @@ typecheck: $(VENV)/.dev
 schema: $(VENV)/.runtime
 	$(PY) -m leanstack schema > stacks/stack-config.schema.json
 
+## docs: regenerate the README's component reference from the Args (tests/leanstack/test_docs.py checks it)
+docs: $(VENV)/.runtime
+	$(PY) -m leanstack docs --write
+
+## init: fill a fork's six values into every stack file (asks for each; or pass ARGS="--domain ...")
+init: $(VENV)/.runtime
+	$(PY) -m leanstack init $(ARGS)
+
+## wheel: the library as one package, leanstack, in dist/ (offline: setuptools from requirements-dev)
+wheel: $(VENV)/.dev
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --disable-pip-version-check -w dist .
+
 bench: $(VENV)/.dev
 	$(PY) bench/plan.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist leanstack.egg-info
