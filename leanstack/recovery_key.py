@@ -36,7 +36,8 @@ def new_keypair() -> tuple[str, str]:
     return private_pem, base64.b64encode(public_der).decode("ascii")
 
 
-def print_new(out: TextIO = sys.stdout) -> int:
+def print_new(out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     private_pem, public_line = new_keypair()
     identifier = key_id(base64.b64decode(public_line))
     out.write(
