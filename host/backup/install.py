@@ -151,7 +151,7 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     if settings.drill_starts_app:
         # docker run for the app's drill start (the socket is root-equivalent: opt-in only).
         drill_extra += "SupplementaryGroups=docker\n"
-    verify = (
+    verify: tuple[HostFile, ...] = (
         (HostFile(path=VERIFY_SQL_PATH, content=settings.verify_sql.rstrip("\n") + "\n", permissions="0644"),)
         if settings.verify_sql.strip()
         else ()
