@@ -123,13 +123,15 @@ def choose_bundle(keys: Sequence[str], stack: str, stamp: str | None) -> str:
 
 def write_back(document: Mapping[str, Any], ssm: Any, secretsmanager: Any) -> None:
     for parameter in document["parameters"]:
+        # DataType only when it is not the default: aws:ec2:image and the like are String only.
+        data_type = parameter.get("data_type", "text")
         ssm.put_parameter(
             Name=parameter["name"],
             Value=parameter["value"],
             Type=parameter["type"],
-            DataType=parameter.get("data_type", "text"),
             Tier="Intelligent-Tiering",
             Overwrite=True,
+            **({} if data_type == "text" else {"DataType": data_type}),
         )
     for secret in document["secrets"]:
         value: dict[str, Any] = (

@@ -27,7 +27,8 @@ Environment (systemd reads /etc/leanstack/credentials.env):
                             32 random bytes, url-safe base64) when absent and kept across
                             restarts, so a running container's token stays valid
     SESSION_NAME            default leanstack-app (shows in CloudTrail)
-    DURATION_SECONDS        default 3600 (STS allows 900 .. the role's maximum)
+    DURATION_SECONDS        default 3600, from 900: the instance role assuming another role
+                            is role chaining, which STS limits to one hour
     REFRESH_BEFORE_SECONDS  default 1200: assume again this long before expiry. The SDKs
                             refetch credentials that expire within 15 minutes, so this
                             stays above 900 in production; tests lower it.
@@ -88,8 +89,8 @@ class Settings:
         path = env.get("CREDENTIALS_PATH", "").strip() or DEFAULT_PATH
         if not path.startswith("/"):
             raise ConfigError(f"CREDENTIALS_PATH must start with '/', got {path!r}")
-        duration = _int(env, "DURATION_SECONDS", 3600, 900, 43200)
-        refresh_before = _int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 43200)
+        duration = _int(env, "DURATION_SECONDS", 3600, 900, 3600)
+        refresh_before = _int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 3600)
         if refresh_before >= duration:
             raise ConfigError(f"REFRESH_BEFORE_SECONDS ({refresh_before}) must be below DURATION_SECONDS ({duration})")
         return Settings(

@@ -162,7 +162,7 @@ def test_the_token_survives_a_restart(moto: Moto, tmp_path: Path) -> None:
     ("env", "message"),
     [
         ({"APP_ROLE_ARN": "app"}, "APP_ROLE_ARN must be an IAM role ARN"),
-        ({"DURATION_SECONDS": "60"}, "DURATION_SECONDS must be a whole number from 900 to 43200, got '60'"),
+        ({"DURATION_SECONDS": "60"}, "DURATION_SECONDS must be a whole number from 900 to 3600, got '60'"),
         ({"REFRESH_BEFORE_SECONDS": "3600"}, "REFRESH_BEFORE_SECONDS (3600) must be below DURATION_SECONDS (3600)"),
         ({"CREDENTIALS_PATH": "creds"}, "CREDENTIALS_PATH must start with '/'"),
     ],
