@@ -323,8 +323,9 @@ class Settings:
             raise Failure(f"{name} is not installed (or set PG_BIN_DIR)")
         return found
 
-    def s3(self) -> S3Client:
-        client = aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+    def s3(self, region: Optional[str] = None) -> S3Client:
+        """The tool's one S3 client factory (the backup bucket's region unless `region`)."""
+        client = aws_session().client("s3", region_name=region or self.bucket_region, config=client_config())
         create_only_if_absent(client)
         return client
 
@@ -1175,7 +1176,7 @@ def check_files(settings: Settings, scratch: Connection, options: DrillOptions) 
     )
     keys = [key for key in keys if key]
     sample = random.sample(keys, min(options.files_sample, len(keys)))
-    client = aws_session().client("s3", region_name=options.files_bucket_region, config=client_config())
+    client = settings.s3(options.files_bucket_region)
     missing: List[str] = []
     for key in sample:
         try:
