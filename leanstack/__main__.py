@@ -8,6 +8,9 @@
     python -m leanstack deploy STACK TAG | rollback STACK | releases STACK
                                                                  ship the app (needs AWS credentials)
     python -m leanstack schema                                   JSON Schema for the stack files
+    python -m leanstack recovery-key new                         the recovery keypair (private half printed once)
+    python -m leanstack secrets restore STACK --from-backup ...  the app's config and secrets from their
+                                                                 sealed off-site copy (needs AWS credentials)
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
@@ -77,6 +80,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recovery_key(args: argparse.Namespace) -> int:
+    from leanstack.recovery_key import print_new
+
+    return print_new()
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from leanstack.diff import RENDERERS, DiffError, diff_sources
 
@@ -95,6 +104,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "runbook": cmd_runbook,
     "validate": cmd_validate,
     "schema": cmd_schema,
+    "recovery-key": cmd_recovery_key,
 }
 
 
@@ -116,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
+    recovery_key = commands.add_parser("recovery-key", help="make a recovery keypair (private half printed once)")
+    recovery_key.add_argument("action", choices=("new",))
+    commands.add_parser(
+        "secrets", help="restore the app's config and secrets from the sealed off-site copy", add_help=False
+    )
     for name, text in zip(
         DEPLOY_COMMANDS,
         ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
@@ -135,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from leanstack import deploy
 
         return deploy.main(argv)
+    if argv and argv[0] == "secrets":
+        from leanstack import sealed
+
+        return sealed.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
