@@ -871,12 +871,11 @@ RELEASE_COMMAND_SECONDS = 1800.0
 RELEASE_TAIL_LINES = 3
 
 
-def release_command(config: Config, image: str, env: Mapping[str, str]) -> bool:
+def release_command(config: Config, image: str, env: Mapping[str, str], app: AppConfig | None) -> bool:
     """Run the configured release command once in a container of `image`; `Failure` when it fails.
 
     False when none is configured.
     """
-    app = read_app_config(config)
     if app is None or not app.release_command:
         return False
     _say(f"running the release command {shlex.join(app.release_command)} in {image}")
@@ -1061,7 +1060,7 @@ def run_release_command_only(config: Config, tag: str, env: Mapping[str, str]) -
     with deploy_lock(config):
         image = f"{config.image}:{tag}"
         _pull(config, env, image)
-        if not release_command(config, image, env):
+        if not release_command(config, image, env, read_app_config(config)):
             _say("no release command configured; nothing to run")
 
 
@@ -1073,9 +1072,13 @@ def _deploy_locked(config: Config, tag: str, env: Mapping[str, str], run_release
     new_port = config.ports[1] if old_port == config.ports[0] else config.ports[0]
     _say(f"deploying {image} on port {new_port} (serving now: {current['image'] if current else 'nothing'})")
     _pull(config, env, image)
+    # Read everything the container will read, once, before anything starts: a missing
+    # parameter or secret is one line here rather than a failed health check later.
+    app = read_app_config(config)
+    container_environment(config, image, app)
     if run_release_command:
-        # Before anything starts: a failure leaves the old version serving, alone.
-        release_command(config, image, env)
+        # Before the new version starts: a failure leaves the old version serving, alone.
+        release_command(config, image, env, app)
 
     # Whatever is left on the idle port (a crashed earlier attempt) goes first.
     _stop(env, new_port)

@@ -682,8 +682,23 @@ def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
     done = host.run("deploy", "v2")
 
     assert done.returncode == 1
-    assert "failed its health check" in _one_line(done.stderr)
-    # The unit's own log says why: `serve` could not read the secret, so no container started.
+    # The deploy reads what the container would before starting it: one line, nothing started.
+    assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ParameterNotFound)" in _one_line(
+        done.stderr
+    )
+    assert not (host.state / f"app-{host.ports[1]}.out").exists()
+    assert host.get()["version"] == "v1"
+
+    # A secret that goes missing between that read and the start: `serve` (the unit) cannot
+    # read it, so no container starts, and its log says why.
+    (host.state / "secrets" / "api-key").write_text("api-key-1")
+    secret = host.state / "secrets" / "api-key"
+    host.env["LEANSTACK_APP_START"] = f"sh -c 'rm -f {secret}; exec \"$@\"' wrap " + host.env["LEANSTACK_APP_START"]
+
+    started_without = host.run("deploy", "v2")
+
+    assert started_without.returncode == 1
+    assert "failed its health check" in _one_line(started_without.stderr)
     out = (host.state / f"app-{host.ports[1]}.out").read_text()
     assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ParameterNotFound)" in out
     assert host.get()["version"] == "v1"
