@@ -110,6 +110,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -628,13 +629,16 @@ def parse_app_config(parameters: Mapping[str, str], versions: Mapping[str, int],
     )
 
 
-def _ssm_client(config: Config) -> Any:
-    try:
-        # Imported here: only hosts whose app config is in SSM need boto3.
-        import boto3
-    except ImportError:
-        raise Failure("reading the app's config needs boto3 (python3-boto3)") from None
-    return boto3.client("ssm", region_name=config.region)
+def boto3_client(service: str, region: str) -> Any:
+    """A boto3 client; boto3 is imported here: only hosts whose app config is in SSM need it."""
+    # A newer boto3 warns on stderr about Python 3.9 itself: errors stay one line.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import boto3
+        except ImportError:
+            raise Failure(f"{service} needs boto3 (python3-boto3)") from None
+        return boto3.client(service, region_name=region)  # type: ignore[call-overload]
 
 
 def read_parameters(config: Config) -> tuple[dict[str, str], dict[str, int]]:
@@ -643,7 +647,7 @@ def read_parameters(config: Config) -> tuple[dict[str, str], dict[str, int]]:
     values: dict[str, str] = {}
     versions: dict[str, int] = {}
     try:
-        client = _ssm_client(config)
+        client = boto3_client("ssm", config.region)
         token = ""
         while True:
             page = client.get_parameters_by_path(
@@ -1178,11 +1182,7 @@ def publish_job_metrics(config: Config, name: str, succeeded: bool) -> None:
         for dimensions in (stack, [*stack, {"Name": "Job", "Value": name}])
     ]
     try:
-        import boto3
-
-        boto3.client("cloudwatch", region_name=config.region).put_metric_data(
-            Namespace=config.metrics_namespace, MetricData=data
-        )
+        boto3_client("cloudwatch", config.region).put_metric_data(Namespace=config.metrics_namespace, MetricData=data)
     except Exception as error:  # metrics never change the job's result
         _say(f"warning: publishing JobSuccess/JobFailure failed: {' '.join(str(error).split())}")
 

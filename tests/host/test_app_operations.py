@@ -10,6 +10,7 @@ one-off) with only the environment the container would get.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
@@ -305,6 +306,7 @@ def _job_metrics(app_host: AppHost) -> dict[tuple[str, str], float]:
     cloudwatch = app_host.moto.session().client("cloudwatch", region_name=REGION, endpoint_url=app_host.moto.endpoint)
     found: dict[tuple[str, str], float] = {}
     namespace = f"Leanstack/{app_host.stack}"
+    now = datetime.datetime.now(datetime.UTC)
     for metric in cloudwatch.list_metrics(Namespace=namespace)["Metrics"]:
         dimensions = metric.get("Dimensions", [])
         job = next((d["Value"] for d in dimensions if d["Name"] == "Job"), "")
@@ -312,8 +314,8 @@ def _job_metrics(app_host: AppHost) -> dict[tuple[str, str], float]:
             Namespace=namespace,
             MetricName=metric["MetricName"],
             Dimensions=dimensions,
-            StartTime=time.time() - 3600,
-            EndTime=time.time() + 60,
+            StartTime=now - datetime.timedelta(hours=1),
+            EndTime=now + datetime.timedelta(minutes=1),
             Period=3600,
             Statistics=["Sum"],
         )
