@@ -1146,10 +1146,14 @@ def _read_text(path: str) -> str | None:
 
 def reload_config(config: Config, env: Mapping[str, str], if_changed: bool) -> None:
     """Restart blue/green when the app's SSM config changed, then bring the jobs' units in line."""
-    if not config.parameters_path:
-        raise Failure("config parameters_path is not set: the app's config is not in SSM", EXIT_USAGE)
     app = read_app_config(config)
-    assert app is not None
+    if app is None:
+        # The config travels in the host's files (no parameters_path): nothing can change it here.
+        if if_changed:
+            _say("the app's config is not in SSM; nothing to reload")
+        else:
+            restart(config, env)
+        return
     current = read_current(config)
     if current is None:
         _say("nothing is deployed yet; the first deploy reads the config")
