@@ -106,6 +106,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -827,17 +828,27 @@ def run_in_container(
         child = subprocess.Popen(
             argv, env=child_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        assert child.stdout is not None
-        for raw in child.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            print(line, flush=True)
-            if line.strip():
-                tail.append(line.strip())
-            if deadline is not None and time.monotonic() > deadline:
-                _remove_container(docker, name, child, env)
-                return 124, [*tail, f"timed out after {timeout:g} s"]
-        return child.wait(), list(tail)
+
+        def relay() -> None:
+            # Streams the output on as it comes and keeps its tail; a thread, so a silent
+            # command still meets its timeout.
+            assert child.stdout is not None
+            for raw in child.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                print(line, flush=True)
+                if line.strip():
+                    tail.append(line.strip())
+
+        reader = threading.Thread(target=relay, daemon=True)
+        reader.start()
+        try:
+            code = child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _remove_container(docker, name, child, env)
+            reader.join(timeout=5)
+            return 124, [*tail, f"timed out after {timeout:g} s"]
+        reader.join(timeout=30)
+        return code, list(tail)
     except FileNotFoundError:
         raise Failure(f"cannot start {docker}: not found") from None
 

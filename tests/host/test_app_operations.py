@@ -342,7 +342,7 @@ def test_a_job_runs_once_under_two_triggers_and_publishes_its_result(app_host: A
     assert (first.returncode, second.returncode) == (0, 0), outputs
     log = (app_host.host.state / "job.log").read_text().splitlines()
     assert log == ["start v1", "end"]
-    skipped = [out for out, _ in outputs if "job report is still running (pid " in out]
+    skipped = [out for out, _ in outputs if "job report is still running (" in out]
     assert len(skipped) == 1 and "skipped this run" in skipped[0], outputs
 
     failed = app_host.host.run("job", "broken")
@@ -451,3 +451,16 @@ def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_job
     elsewhere = machine.run("sync-jobs")
     assert "(this host runs no jobs)" in elsewhere.stdout
     assert os.listdir(units) == []
+
+
+def test_reload_config_on_a_host_whose_config_travels_in_its_files(app_host: AppHost) -> None:
+    app_host.host.configure(parameters_path="")
+    app_host.host.deploy("v1")
+    timer_run = app_host.host.run("reload-config", "--if-changed")
+    assert timer_run.returncode == 0, timer_run.stderr
+    assert "the app's config is not in SSM; nothing to reload" in timer_run.stdout
+    assert app_host.host.current()["port"] == app_host.host.ports[0]
+    by_hand = app_host.host.run("reload-config")
+    assert by_hand.returncode == 0, by_hand.stderr
+    assert app_host.host.current()["port"] == app_host.host.ports[1]
+    assert app_host.app_environment()["LEANSTACK_RELEASE"] == "v1"
