@@ -789,29 +789,41 @@ def _could_destroy_backups(statement: Mapping[str, Any], backup_arns: list[str] 
     return any(_covers_bucket(r, arn) for r in resources for arn in backup_arns)
 
 
+def _attachments(view: StackView, role: Subject) -> list[tuple[Subject, str]]:
+    """The role's policy attachments, each with the attached policy's name (its ARN's last part)."""
+    found = view.referring(role, (ROLE_POLICY_ATTACHMENT,), "role") + view.referring(
+        role, (POLICY_ATTACHMENT,), "roles"
+    )
+    return [(a, a.get("policyArn").rsplit("/", 1)[-1] if isinstance(a.get("policyArn"), str) else "") for a in found]
+
+
+def _role_documents(view: StackView, role: Subject) -> list[tuple[Subject, Any]]:
+    """Every policy document the role carries, with its owner: inline policies, role policies and
+    the customer-managed policies attached to it (AWS-managed ones are judged by name)."""
+    documents: list[tuple[Subject, Any]] = [
+        (role, p.get("policy")) for p in as_list(role.get("inlinePolicies")) if isinstance(p, Mapping)
+    ]
+    documents += [(p, p.get("policy")) for p in view.referring(role, (ROLE_POLICY,), "role")]
+    for attachment, _ in _attachments(view, role):
+        documents += [(p, p.get("policy")) for p in view.linked(attachment, "policyArn")]
+    return documents
+
+
 def _host_cannot_delete_backups(view: StackView) -> Iterator[tuple[Subject, str]]:
     if not _backup_buckets(view):
         return
     backup_arns = _backup_arns(view)
     for role in _host_roles(view):
-        documents: list[tuple[Subject, Any]] = [
-            (role, p.get("policy")) for p in as_list(role.get("inlinePolicies")) if isinstance(p, Mapping)
-        ]
-        documents += [(p, p.get("policy")) for p in view.referring(role, (ROLE_POLICY,), "role")]
-        for attachment in view.referring(role, (ROLE_POLICY_ATTACHMENT,), "role") + view.referring(
-            role, (POLICY_ATTACHMENT,), "roles"
-        ):
-            arn = attachment.get("policyArn")
-            if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in S3_WIDE_POLICIES:
+        for attachment, name in _attachments(view, role):
+            if name in S3_WIDE_POLICIES:
                 yield (
                     attachment,
                     (
-                        f"{attachment.name} gives the host role {role.name} {arn.rsplit('/', 1)[-1]}, which can delete "
+                        f"{attachment.name} gives the host role {role.name} {name}, which can delete "
                         "backups; grant put/get/list on the backup prefix only"
                     ),
                 )
-            documents += [(p, p.get("policy")) for p in view.linked(attachment, "policyArn")]
-        for owner, doc in documents:
+        for owner, doc in _role_documents(view, role):
             if any(_could_destroy_backups(s, backup_arns) for s in statements(doc)):
                 yield (
                     owner,
@@ -846,20 +858,15 @@ def _outside_own_parameters(statement: Mapping[str, Any], stack: str) -> list[st
 
 def _host_reads_own_parameters(view: StackView) -> Iterator[tuple[Subject, str]]:
     for role in _host_roles(view):
-        for attachment in view.referring(role, (ROLE_POLICY_ATTACHMENT,), "role") + view.referring(
-            role, (POLICY_ATTACHMENT,), "roles"
-        ):
-            arn = attachment.get("policyArn")
-            if isinstance(arn, str) and arn.rsplit("/", 1)[-1] in PARAMETER_WIDE_POLICIES:
+        for attachment, name in _attachments(view, role):
+            if name in PARAMETER_WIDE_POLICIES:
                 yield (
                     attachment,
-                    f"{attachment.name} gives the host role {role.name} {arn.rsplit('/', 1)[-1]}, which reads "
+                    f"{attachment.name} gives the host role {role.name} {name}, which reads "
                     "every SSM parameter of the account (other stacks' secrets); grant reads on "
                     f"/leanstack/{view.stack}/* only",
                 )
-        documents = [(role, p.get("policy")) for p in as_list(role.get("inlinePolicies")) if isinstance(p, Mapping)]
-        documents += [(p, p.get("policy")) for p in view.referring(role, (ROLE_POLICY,), "role")]
-        for owner, doc in documents:
+        for owner, doc in _role_documents(view, role):
             for statement in statements(doc):
                 outside = _outside_own_parameters(statement, view.stack)
                 if outside:

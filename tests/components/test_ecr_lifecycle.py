@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import moto
 import pytest
 
 from components.app import lifecycle_policy
@@ -129,7 +130,6 @@ def test_a_release_tag_is_not_the_only_thing_keeping_recent_builds() -> None:
 
 @pytest.fixture()
 def ecr() -> Any:
-    moto = pytest.importorskip("moto")
     with moto.mock_aws():
         client = boto3.client("ecr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
         client.create_repository(repositoryName=app_repository_name("prod"), imageTagMutability="IMMUTABLE")
