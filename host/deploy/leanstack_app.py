@@ -87,9 +87,12 @@ commands that the environment may replace (tests stand in plain processes for co
     LEANSTACK_JOB_ENABLE        default: systemctl enable --now {unit}
     LEANSTACK_JOB_DISABLE       default: systemctl disable --now {unit}
 
-Exit codes: 0 done; 1 the deploy failed and the version that was serving still serves;
-2 bad input or configuration; 3 another deploy holds the lock. Every failure is exactly one
-line on stderr, starting with "leanstack-app:".
+The release command (at most 30 min; `boot` and `restart` never run it) and one-off
+commands run in containers named release-<pid> and run-<pid>, a job in job-<NAME>; none
+publishes a port. Exit codes: 0 done; 1 the deploy failed and the version that was serving
+still serves (or the step failed); 2 bad input or configuration; 3 another deploy holds the
+lock; `run` and `job` exit with the command's own code. Every failure of the tool itself is
+exactly one line on stderr, starting with "leanstack-app:".
 """
 
 from __future__ import annotations
