@@ -49,6 +49,10 @@ class BackupSettings:
     drill_starts_app: bool = False
     # backup.verifySql: SQL run against the restored database; any error fails the drill.
     verify_sql: str = ""
+    # With file storage: the uploads' replica bucket (in the backup region) and SQL returning
+    # the object keys the restored data references; the drill checks a sample exists there.
+    files_bucket: str = ""
+    files_sql: str = ""
     # systemd OnCalendar expressions, UTC.
     backup_calendar: str = "*-*-* 03:30:00"
     drill_calendar: str = "*-*-01 05:00:00"

@@ -12,6 +12,9 @@
                                                                  fill a fork's six values into every stack file
     python -m leanstack docs [--write]                           the README's component reference (Markdown)
     python -m leanstack --version
+    python -m leanstack recovery-key new                         the recovery keypair (private half printed once)
+    python -m leanstack secrets restore STACK --from-backup ...  the app's config and secrets from their
+                                                                 sealed off-site copy (needs AWS credentials)
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
@@ -93,6 +96,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recovery_key(args: argparse.Namespace) -> int:
+    from leanstack.recovery_key import print_new
+
+    return print_new()
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from leanstack.diff import RENDERERS, DiffError, diff_sources
 
@@ -146,6 +155,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "schema": cmd_schema,
     "init": cmd_init,
     "docs": cmd_docs,
+    "recovery-key": cmd_recovery_key,
 }
 
 
@@ -172,6 +182,11 @@ def _parser() -> argparse.ArgumentParser:
         init.add_argument(flag, help=f"{question} (asked for when not given)")
     docs = commands.add_parser("docs", help="print the README's component reference, generated from the Args")
     docs.add_argument("--write", action="store_true", help="put it into README.md between its markers")
+    recovery_key = commands.add_parser("recovery-key", help="make a recovery keypair (private half printed once)")
+    recovery_key.add_argument("action", choices=("new",))
+    commands.add_parser(
+        "secrets", help="restore the app's config and secrets from the sealed off-site copy", add_help=False
+    )
     for name, text in zip(
         DEPLOY_COMMANDS,
         ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
@@ -198,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from leanstack import deploy
 
         return deploy.main(argv)
+    if argv and argv[0] == "secrets":
+        from leanstack import sealed
+
+        return sealed.main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

@@ -17,7 +17,8 @@ What the tools need from AWS, for the host role (no delete anywhere on the bucke
 s3:ListBucket (on the prefix), s3:GetObject, s3:PutObject, s3:AbortMultipartUpload on
 `<bucket>/<prefix>/*`; secretsmanager:GetSecretValue on the database secret (and
 kms:Decrypt if it uses a customer key); cloudwatch:PutMetricData (condition
-cloudwatch:namespace = the metrics namespace).
+cloudwatch:namespace = the metrics namespace). With the files check (files_bucket):
+s3:GetObject on the replica bucket's objects (the drill's HeadObject; it downloads nothing).
 
 Size: the tool is about 47 KB (about 14 KB gzipped), so it does not fit EC2's 16 KB of raw
 user data: cloud-init must get the user data gzip-compressed (it accepts that), and with
@@ -42,6 +43,7 @@ DRILL_TOOL_PATH = "/usr/local/bin/leanstack-restore-drill"
 RESTORE_TOOL_PATH = "/usr/local/bin/leanstack-restore"
 ENV_FILE_PATH = "/etc/leanstack/backup.env"
 VERIFY_SQL_PATH = "/etc/leanstack/drill-verify.sql"
+FILES_SQL_PATH = "/etc/leanstack/drill-files.sql"
 # The drill's throw-away PostgreSQL lives here (on disk: AL2023's /tmp is in memory).
 # systemd creates it for the unit's dynamic user (StateDirectory=).
 DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
@@ -117,6 +119,11 @@ def render_env_file(settings: BackupSettings) -> str:
         "STACK": settings.stack,
         "METRICS_NAMESPACE": settings.metrics_namespace,
     }
+    if bool(settings.files_bucket) != bool(settings.files_sql.strip()):
+        raise ValueError("files_bucket and files_sql go together: the drill checks the SQL's keys in the bucket")
+    if settings.files_bucket:
+        # The replica lives in the backup region, beside the backups (FILES_BUCKET_REGION's default).
+        values.update(FILES_BUCKET=settings.files_bucket, FILES_SQL_FILE=FILES_SQL_PATH)
     assignments = "\n".join(_env_line(name, value) for name, value in values.items())
     return _template("backup.env.in").substitute(assignments=assignments)
 
@@ -151,11 +158,13 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     if settings.drill_starts_app:
         # docker run for the app's drill start (the socket is root-equivalent: opt-in only).
         drill_extra += "SupplementaryGroups=docker\n"
-    verify = (
+    verify: tuple[HostFile, ...] = (
         (HostFile(path=VERIFY_SQL_PATH, content=settings.verify_sql.rstrip("\n") + "\n", permissions="0644"),)
         if settings.verify_sql.strip()
         else ()
     )
+    if settings.files_bucket:
+        verify += (HostFile(path=FILES_SQL_PATH, content=settings.files_sql.rstrip("\n") + "\n", permissions="0644"),)
     return (
         HostFile(path=BACKUP_TOOL_PATH, content=tool, permissions="0755"),
         HostFile(

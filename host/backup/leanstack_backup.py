@@ -40,6 +40,11 @@ no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV)
                                 (local target; DRILL_APP_START replaces `docker run`)
     VERIFY_SQL_FILE             optional SQL run against the restored database; every row's
                                 first column must be true, and there must be a row
+    FILES_SQL_FILE              optional SQL run against the restored database whose rows'
+                                first column are object keys the data references; a random
+                                sample (FILES_SAMPLE, default 100) must exist (HeadObject)
+      + FILES_BUCKET            in this bucket, the uploads' replica (FILES_BUCKET_REGION,
+                                default BACKUP_BUCKET_REGION): a missing one fails the drill
     STACK, METRICS_NAMESPACE    CloudWatch dimension Stack=$STACK in namespace (Leanstack)
     PG_BIN_DIR                  where the PostgreSQL programs are (default: PATH)
     BACKUP_PART_SIZE_MIB        multipart part size, at least 5 (default 16)
@@ -66,6 +71,7 @@ import hashlib
 import json
 import os
 import pwd
+import random
 import re
 import secrets
 import shlex
@@ -317,8 +323,9 @@ class Settings:
             raise Failure(f"{name} is not installed (or set PG_BIN_DIR)")
         return found
 
-    def s3(self) -> S3Client:
-        client = aws_session().client("s3", region_name=self.bucket_region, config=client_config())
+    def s3(self, region: Optional[str] = None) -> S3Client:
+        """The tool's one S3 client factory (the backup bucket's region unless `region`)."""
+        client = aws_session().client("s3", region_name=region or self.bucket_region, config=client_config())
         create_only_if_absent(client)
         return client
 
@@ -1152,6 +1159,42 @@ def restore_and_check(settings: Settings, s3: S3Client, backup: Backup, into: Co
 
 def run_verification(settings: Settings, scratch: Connection, path: str) -> int:
     """Run VERIFY_SQL_FILE; any error, no row, or a first column not true fails the drill."""
+    rows = sql_file_rows(settings, scratch, path, "verification SQL")
+    if not rows:
+        raise Failure("verification SQL returned no rows")
+    for number, row in enumerate(rows, start=1):
+        if row.split("\x1f")[0].strip().lower() not in ("t", "true"):
+            raise Failure(f"verification SQL row {number} is not true: {one_line(row)[:200]}")
+    return len(rows)
+
+
+def check_files(settings: Settings, scratch: Connection, options: DrillOptions) -> Dict[str, Any]:
+    """The restored data's file references against the uploads' replica: a random sample of
+    the keys FILES_SQL_FILE returns must exist there (HeadObject: read-only, no download)."""
+    keys = sorted(
+        {row.split("\x1f")[0] for row in sql_file_rows(settings, scratch, options.files_sql_path, "files SQL")}
+    )
+    keys = [key for key in keys if key]
+    sample = random.sample(keys, min(options.files_sample, len(keys)))
+    client = settings.s3(options.files_bucket_region)
+    missing: List[str] = []
+    for key in sample:
+        try:
+            client.head_object(Bucket=options.files_bucket, Key=key)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise Failure(f"files check: cannot read {options.files_bucket}: {describe_aws_error(error)}") from None
+            missing.append(key)
+    if missing:
+        raise Failure(
+            f"files check: {len(missing)} of {len(sample)} sampled files the restored data references are not "
+            f"in {options.files_bucket}: {', '.join(sorted(missing)[:5])}"
+        )
+    return {"files_referenced": len(keys), "files_checked": len(sample), "files_bucket": options.files_bucket}
+
+
+def sql_file_rows(settings: Settings, scratch: Connection, path: str, what: str) -> List[str]:
+    """The non-empty rows a SQL file returns on the restored database, fields split by \\x1f."""
     done = subprocess.run(
         [
             settings.program("psql"),
@@ -1172,14 +1215,8 @@ def run_verification(settings: Settings, scratch: Connection, path: str) -> int:
     )
     if done.returncode != 0:
         lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise Failure(f"verification SQL failed: {one_line(lines[0]) if lines else 'psql exited'}")
-    rows = [line for line in done.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
-    if not rows:
-        raise Failure("verification SQL returned no rows")
-    for number, row in enumerate(rows, start=1):
-        if row.split("\x1f")[0].strip().lower() not in ("t", "true"):
-            raise Failure(f"verification SQL row {number} is not true: {one_line(row)[:200]}")
-    return len(rows)
+        raise Failure(f"{what} failed: {one_line(lines[0]) if lines else 'psql exited'}")
+    return [line for line in done.stdout.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
 # ---------------------------------------------------------------------------------------
@@ -1594,6 +1631,10 @@ class DrillOptions:
     verify_path: str
     starts_app: bool
     work_dir: str
+    files_sql_path: str = ""
+    files_bucket: str = ""
+    files_bucket_region: str = ""
+    files_sample: int = 100
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> DrillOptions:
@@ -1614,12 +1655,22 @@ class DrillOptions:
             raise ConfigError(
                 "DRILL_STARTS_APP needs DRILL_TARGET local: the app's network reaches only the drill's server"
             )
+        files_path = env.get("FILES_SQL_FILE", "").strip()
+        if files_path and not os.access(files_path, os.R_OK):
+            raise ConfigError(f"FILES_SQL_FILE {files_path!r} cannot be read")
+        if files_path and not env.get("FILES_BUCKET", "").strip():
+            raise ConfigError("FILES_SQL_FILE is set but FILES_BUCKET (the uploads' replica bucket) is not")
         return DrillOptions(
             target=target,
             url=parse_database_url("DRILL_DATABASE_URL", drill_url) if target == "url" else None,
             verify_path=verify_path,
             starts_app=starts == "1",
             work_dir=env_value(env, "DRILL_WORK_DIR", "/var/tmp"),
+            files_sql_path=files_path,
+            files_bucket=env.get("FILES_BUCKET", "").strip(),
+            files_bucket_region=env.get("FILES_BUCKET_REGION", "").strip()
+            or env_value(env, "BACKUP_BUCKET_REGION", env.get("AWS_REGION")),
+            files_sample=env_int(env, "FILES_SAMPLE", 100, 1, 10000),
         )
 
 
@@ -1707,6 +1758,8 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
                     )
                     if options.verify_path:
                         report["verification_rows"] = run_verification(settings, scratch, options.verify_path)
+                    if options.files_sql_path:
+                        report.update(check_files(settings, scratch, options))
                     if options.starts_app and local is not None:
                         app_seconds = drill_start_app(settings, local, scratch, drill_id, report)
                         report["app_start_seconds"] = round(app_seconds, 3)
@@ -1764,6 +1817,8 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
         f"({options.target} target) in {restore_seconds:.1f} s; {report['tables_checked']} tables, "
         f"{report['rows_checked']} rows checked"
     )
+    if "files_checked" in report:
+        summary += f"; {report['files_checked']} of {report['files_referenced']} referenced files found in the replica"
     if app_seconds is not None:
         summary += f"; the app answered its health path after {app_seconds:.1f} s"
     if comparison is not None:

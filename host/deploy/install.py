@@ -3,7 +3,11 @@
 `app_host_files(settings)` returns every file: the `leanstack-app` tool, its config
 (/etc/leanstack/app.json, no secrets), the app's plain environment (/etc/leanstack/app.env),
 the templated systemd unit `leanstack-app@<port>.service`, the boot unit that brings back
-the recorded release on a new host, and Docker's credential-helper config for ECR.
+the recorded release on a new host, the config timer (`leanstack-app reload-config
+--if-changed` every two minutes: a blue/green restart when the app's config in SSM changed,
+then the jobs' units), and Docker's credential-helper config for ECR. The jobs' own units
+are not here: `leanstack-app sync-jobs` writes them from SSM, so a job change never touches
+the user data (never replaces the host).
 cloud-init installs `APP_PACKAGES` and enables `APP_UNITS` (in that order: Docker first).
 nginx's included upstream file is written by `host.render.host_files` with the nginx config.
 
@@ -15,9 +19,10 @@ What the host role needs (see `leanstack-app`'s docstring for the steps):
 - ecr:GetAuthorizationToken (resource "*"), and ecr:BatchGetImage,
   ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability on the app repository;
 - logs:CreateLogStream and logs:PutLogEvents on `log_group` (Docker's awslogs driver);
-- ssm:GetParameter on each `secrets` parameter and on `releases_parameter` (all under
-  /leanstack/<stack>/, which the role already reads), kms:Decrypt for SecureStrings under a
-  customer key;
+- ssm:GetParameter on each `secrets` parameter and on `releases_parameter`, and
+  ssm:GetParametersByPath on `parameters_path` (all under /leanstack/<stack>/, which the role
+  already reads), kms:Decrypt for SecureStrings under a customer key;
+- cloudwatch:PutMetricData in the stack's namespace (the jobs' JobSuccess/JobFailure; granted);
 - secretsmanager:GetSecretValue on the database secret (already granted for the backups),
   on each `secrets` ARN and on `registry_secret_arn`.
 """
@@ -51,8 +56,11 @@ DOCKER_CONFIG_PATH = "/root/.docker/config.json"
 # Amazon Linux 2023 package names; not verifiable here (no AL2023 repository reachable
 # from this machine). amazon-ecr-credential-helper lets Docker pull from ECR with the
 # instance role, so no registry password is stored or refreshed on the host.
-APP_PACKAGES: tuple[str, ...] = ("docker", "amazon-ecr-credential-helper")
-APP_UNITS: tuple[str, ...] = ("docker.service", BOOT_UNIT)
+# python3-boto3: leanstack-app reads the app's config from SSM and publishes the jobs' metrics with it.
+APP_PACKAGES: tuple[str, ...] = ("docker", "amazon-ecr-credential-helper", "python3-boto3")
+CONFIG_UNIT = "leanstack-app-config.service"
+CONFIG_TIMER = "leanstack-app-config.timer"
+APP_UNITS: tuple[str, ...] = ("docker.service", BOOT_UNIT, CONFIG_TIMER)
 
 _ECR_REGISTRY = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -94,6 +102,13 @@ class AppSettings:
     releases_parameter: str = ""
     # CloudWatch Logs group for the app's output (created by the stack); empty: journald only.
     log_group: str = ""
+    # Where the app's config lives in SSM, normally /leanstack/<stack>/app (the contract is in
+    # leanstack-app's docstring); empty: app.env and app.secrets travel in the host's files.
+    parameters_path: str = ""
+    # Whether this host runs app.jobs: the one host, or the jobs host when scaled out.
+    runs_jobs: bool = True
+    # The stack's CloudWatch namespace (JobSuccess, JobFailure); empty: Leanstack/<stack>.
+    metrics_namespace: str = ""
 
 
 def app_ports(port: int) -> tuple[int, int]:
@@ -111,6 +126,11 @@ def render_app_config(
 ) -> str:
     """/etc/leanstack/app.json, checked by the same parser `leanstack-app` uses on the host."""
     releases = settings.releases_parameter or f"/leanstack/{settings.stack}/releases"
+    if settings.parameters_path and (settings.env or settings.secrets):
+        # The point of the SSM path: a config change never touches the user data (the host).
+        raise ValueError(
+            "app: with parameters_path, app.env and app.secrets belong in the SSM config, not the host's files"
+        )
     config = {
         "stack": settings.stack,
         "region": settings.region,
@@ -138,6 +158,10 @@ def render_app_config(
         "nginx_pid_path": nginx_pid_path,
         "state_dir": APP_STATE_DIR,
         "lock_path": APP_LOCK_PATH,
+        "parameters_path": settings.parameters_path,
+        "runs_jobs": settings.runs_jobs,
+        "unit_dir": UNIT_DIR,
+        "metrics_namespace": settings.metrics_namespace,
     }
     try:
         leanstack_app.parse_config(config)
@@ -194,6 +218,35 @@ def app_tool() -> HostFile:
     return HostFile(APP_TOOL_PATH, APP_TOOL_SOURCE.read_text(encoding="utf-8"), permissions="0755")
 
 
+CONFIG_UNIT_TEXT = """# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
+# the app's path changed since the serving container read it, then the jobs' units. Written
+# by leanstack; started by leanstack-app-config.timer.
+[Unit]
+Description=leanstack: restart the app when its config in SSM changed; sync the jobs
+After=docker.service nginx.service network-online.target leanstack-app-boot.service
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/leanstack-app reload-config --if-changed
+TimeoutStartSec=20min
+"""
+
+CONFIG_TIMER_TEXT = """# Every two minutes: a change made by `pulumi up` or the config CLI reaches the app within
+# minutes with no one acting. Written by leanstack.
+[Unit]
+Description=leanstack: check the app's config in SSM for changes
+
+[Timer]
+OnBootSec=2min
+OnUnitInactiveSec=2min
+RandomizedDelaySec=20s
+
+[Install]
+WantedBy=timers.target
+"""
+
+
 def app_host_files(
     settings: AppSettings,
     *,
@@ -210,6 +263,8 @@ def app_host_files(
         HostFile(APP_ENV_PATH, render_env_file(settings), permissions="0600"),
         HostFile(f"{UNIT_DIR}/{APP_UNIT_TEMPLATE}", (TEMPLATES / APP_UNIT_TEMPLATE).read_text(encoding="utf-8")),
         HostFile(f"{UNIT_DIR}/{BOOT_UNIT}", BOOT_UNIT_TEXT),
+        HostFile(f"{UNIT_DIR}/{CONFIG_UNIT}", CONFIG_UNIT_TEXT),
+        HostFile(f"{UNIT_DIR}/{CONFIG_TIMER}", CONFIG_TIMER_TEXT),
     ]
     docker_config = render_docker_config(settings.image)
     if docker_config is not None:

@@ -2,7 +2,7 @@
 front of real HTTP server processes standing in for the old and new app containers.
 
 No container engine runs on these machines. The deploy script's container steps are the
-commands it lets the environment replace: "start" launches the script's own `run PORT`
+commands it lets the environment replace: "start" launches the script's own `serve PORT`
 (the systemd unit's ExecStart) in the background, with a stand-in `docker` that reads the
 `docker run` arguments it is given and becomes a small HTTP app on the published port. A
 stand-in `aws` serves the secrets from files. Everything else is the real script, the real
@@ -57,7 +57,7 @@ DATABASE_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1
 API_KEY_PARAMETER = "/leanstack/test/app/api-key"
 CONTAINER_PORT = 3000
 
-# The stand-in for `docker`: parses what `leanstack-app run` gives it, records it, and
+# The stand-in for `docker`: parses what `leanstack-app serve` gives it, records it, and
 # becomes the app. Runs with the test's Python, as `python FAKE_DOCKER run ...`.
 FAKE_DOCKER = r"""
 import json, os, sys, time
@@ -325,9 +325,9 @@ def host(nginx: str, pki: Pki, tmp_path: Path) -> Iterator[Host]:
         "FAKE_STATE": str(fake),
         "LEANSTACK_APP_CONFIG": str(tmp_path / "app.json"),
         "LEANSTACK_APP_PULL": f"sh -c 'echo \"$1\" >>{fake}/pulls.log' pull {{image}}",
-        # The script's own `run PORT`, detached like a service, with the stand-in docker.
+        # The script's own `serve PORT`, detached like a service, with the stand-in docker.
         "LEANSTACK_APP_START": (
-            f'sh -c \'setsid {_deploy_python()} {SCRIPT} run "$1" >>{fake}/app-"$1".out 2>&1 </dev/null & '
+            f'sh -c \'setsid {_deploy_python()} {SCRIPT} serve "$1" >>{fake}/app-"$1".out 2>&1 </dev/null & '
             f'echo $! >{fake}/app-"$1".pid\' start {{port}}'
         ),
         "LEANSTACK_APP_STOP": f"{python} {fake / 'stop.py'} {{port}}",
@@ -682,8 +682,23 @@ def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
     done = host.run("deploy", "v2")
 
     assert done.returncode == 1
-    assert "failed its health check" in _one_line(done.stderr)
-    # The unit's own log says why: `run` could not read the secret, so no container started.
+    # The deploy reads what the container would before starting it: one line, nothing started.
+    assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ParameterNotFound)" in _one_line(
+        done.stderr
+    )
+    assert not (host.state / f"app-{host.ports[1]}.out").exists()
+    assert host.get()["version"] == "v1"
+
+    # A secret that goes missing between that read and the start: `serve` (the unit) cannot
+    # read it, so no container starts, and its log says why.
+    (host.state / "secrets" / "api-key").write_text("api-key-1")
+    secret = host.state / "secrets" / "api-key"
+    host.env["LEANSTACK_APP_START"] = f"sh -c 'rm -f {secret}; exec \"$@\"' wrap " + host.env["LEANSTACK_APP_START"]
+
+    started_without = host.run("deploy", "v2")
+
+    assert started_without.returncode == 1
+    assert "failed its health check" in _one_line(started_without.stderr)
     out = (host.state / f"app-{host.ports[1]}.out").read_text()
     assert f"leanstack-app: cannot read {API_KEY_PARAMETER}: An error occurred (ParameterNotFound)" in out
     assert host.get()["version"] == "v1"
@@ -695,7 +710,7 @@ def test_a_missing_secret_keeps_the_new_version_out(host: Host) -> None:
         (("deploy", "v1;reboot"), "tag 'v1;reboot' is not allowed"),
         (("deploy",), "usage: leanstack-app deploy TAG"),
         (("rollback",), "usage: leanstack-app deploy TAG"),
-        (("run", "22"), "run: port '22' is not allowed"),
+        (("serve", "22"), "serve: port '22' is not allowed"),
     ],
 )
 def test_bad_input_is_one_line_and_changes_nothing(host: Host, arguments: tuple[str, ...], message: str) -> None:

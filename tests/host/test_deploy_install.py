@@ -175,7 +175,15 @@ def _verify_units(tmp_path: Path, names: tuple[str, ...]) -> subprocess.Complete
 
 
 def test_units_parse_with_systemd(tmp_path: Path) -> None:
-    checked = _verify_units(tmp_path, ("leanstack-app@3001.service", "leanstack-app-boot.service"))
+    checked = _verify_units(
+        tmp_path,
+        (
+            "leanstack-app@3001.service",
+            "leanstack-app-boot.service",
+            "leanstack-app-config.service",
+            "leanstack-app-config.timer",
+        ),
+    )
     assert checked.returncode == 0, checked.stderr
     assert "leanstack-app" not in checked.stderr, checked.stderr
 
@@ -183,3 +191,23 @@ def test_units_parse_with_systemd(tmp_path: Path) -> None:
 def test_render_app_config_checks_with_the_host_parser() -> None:
     with pytest.raises(ValueError, match=r"^app upstream_path"):
         render_app_config(_settings(), upstream_path="relative/path")
+
+
+def test_with_the_config_in_ssm_no_app_value_is_in_the_host_files() -> None:
+    settings = _settings(env={}, secrets={}, parameters_path="/leanstack/prod/app", runs_jobs=False)
+    config = json.loads(render_app_config(settings))
+    assert (config["parameters_path"], config["runs_jobs"], config["unit_dir"]) == (
+        "/leanstack/prod/app",
+        False,
+        "/etc/systemd/system",
+    )
+    assert leanstack_app.parse_config(config).parameters_path == "/leanstack/prod/app"
+    env_file = next(f for f in app_host_files(settings) if f.path.endswith("app.env"))
+    assert [line for line in env_file.content.splitlines() if not line.startswith("#")] == []
+    with pytest.raises(ValueError, match=r"^app: with parameters_path, app.env and app.secrets belong in the SSM"):
+        render_app_config(_settings(parameters_path="/leanstack/prod/app"))
+    with pytest.raises(ValueError, match=r"^app parameters_path: 'leanstack/prod' is not an SSM path"):
+        render_app_config(_settings(env={}, secrets={}, parameters_path="leanstack/prod"))
+    timer = next(f for f in app_host_files(settings) if f.path.endswith("leanstack-app-config.timer"))
+    assert "OnUnitInactiveSec=2min\n" in timer.content
+    assert "leanstack-app-config.timer" in APP_UNITS

@@ -1,0 +1,62 @@
+"""The host files of leanstack-seal-secrets, for cloud-init to write beside the backup's.
+
+`seal_host_files(public_key, secret_ids, calendar)` returns the program, its environment
+file and its daily service and timer; cloud-init enables `SEAL_UNITS`. The service reads
+/etc/leanstack/backup.env first (STACK, AWS_REGION, BACKUP_BUCKET, BACKUP_BUCKET_REGION:
+one source for the bucket) and then /etc/leanstack/sealed-secrets.env (the recovery public
+key and the secrets' names; no secret values).
+
+What the host role needs: ssm:GetParametersByPath on /leanstack/<stack>/ and below (the
+parameters under it, decrypted with the account's aws/ssm key or kms:Decrypt on the
+customer key); secretsmanager:DescribeSecret and GetSecretValue on the named secrets;
+s3:PutObject on <bucket>/sealed-secrets/<stack>/* (create-only, as the dumps).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from leanstack.host.backup.install import _calendar, _env_line, _service, _timer
+from leanstack.host.backup.leanstack_seal import ConfigError, public_key_der
+from leanstack.host.params import HostFile
+
+SEAL_TOOL_PATH = "/usr/local/bin/leanstack-seal-secrets"
+SEAL_ENV_PATH = "/etc/leanstack/sealed-secrets.env"
+SEAL_UNITS: tuple[str, ...] = ("leanstack-seal-secrets.timer",)
+
+
+def render_seal_env(public_key: str, secret_ids: tuple[str, ...]) -> str:
+    try:
+        public_key_der(public_key)
+    except ConfigError as error:
+        raise ValueError(str(error)) from None
+    for secret_id in secret_ids:
+        if not secret_id or "," in secret_id or secret_id.startswith("rds!"):
+            raise ValueError(f"secret_ids: {secret_id!r} is not a secret name leanstack may seal")
+    lines = [
+        "# leanstack-seal-secrets settings, rendered from the stack. No secret values.",
+        _env_line("RECOVERY_PUBLIC_KEY", "".join(public_key.split())),
+        _env_line("SECRET_IDS", ",".join(secret_ids)),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def seal_host_files(public_key: str, secret_ids: tuple[str, ...], calendar: str) -> tuple[HostFile, ...]:
+    tool = (Path(__file__).resolve().parent / "leanstack_seal.py").read_text(encoding="utf-8")
+    return (
+        HostFile(path=SEAL_TOOL_PATH, content=tool, permissions="0755"),
+        HostFile(path=SEAL_ENV_PATH, content=render_seal_env(public_key, secret_ids), permissions="0640"),
+        _service(
+            "leanstack-seal-secrets",
+            "leanstack: seal the app's config and secrets to the recovery key, off-site",
+            SEAL_TOOL_PATH,
+            "15min",
+            f"EnvironmentFile={SEAL_ENV_PATH}\n",
+        ),
+        _timer(
+            "leanstack-seal-secrets",
+            "leanstack: daily sealed copy of the app's config and secrets",
+            _calendar(calendar, "calendar"),
+            "10min",
+        ),
+    )

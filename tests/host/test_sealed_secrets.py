@@ -1,0 +1,316 @@
+"""Secrets and config off-site, sealed: a real round trip with moto's SSM, Secrets Manager
+and S3 on loopback. The host program seals with the openssl program; the owner's side
+opens with the recovery private key and writes the values back."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from leanstack import sealed
+from leanstack.host.backup import leanstack_seal
+from leanstack.recovery_key import new_keypair
+from support.system import require_program
+from tests.host.conftest import BUCKET_REGION, FAKE_CREDENTIALS, HOST_REGION, Moto
+
+SEAL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_seal.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def keys() -> tuple[str, str]:
+    require_program("openssl", "openssl")
+    return new_keypair()
+
+
+@pytest.fixture(scope="module")
+def other_keys() -> tuple[str, str]:
+    return new_keypair()
+
+
+class Recording:
+    """A boto3 session whose every request body and URL is kept, to show what left."""
+
+    def __init__(self, moto: Moto) -> None:
+        self.session = moto.session()
+        self.endpoint = moto.endpoint
+        self.sent: list[bytes] = []
+        self.session.events.register("before-send", self._keep)
+
+    def _keep(self, request: Any, **_: Any) -> None:
+        body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+        self.sent.append(request.url.encode() + b"\n" + str(dict(request.headers)).encode() + b"\n" + body)
+
+    def client(self, service: str, region_name: str) -> Any:
+        return self.session.client(service, region_name=region_name, endpoint_url=self.endpoint)  # type: ignore[call-overload]
+
+
+@pytest.fixture()
+def app_values(moto: Moto, stack_name: str) -> Iterator[dict[str, Any]]:
+    session = moto.session()
+    ssm = session.client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    secrets = session.client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    parameters = {
+        f"/leanstack/{stack_name}/app/FEATURE_FLAGS": ("StringList", "search,exports"),
+        f"/leanstack/{stack_name}/app/STRIPE_KEY": ("SecureString", "sk_live_ünïcode-секрет"),
+        f"/leanstack/{stack_name}/releases": ("String", json.dumps([{"tag": "v1", "result": "succeeded"}])),
+    }
+    for name, (kind, value) in parameters.items():
+        ssm.put_parameter(Name=name, Value=value, Type=kind)
+    ssm.put_parameter(Name=f"/leanstack/other-{stack_name}/app/X", Value="not ours", Type="String")
+    text_secret = f"leanstack/{stack_name}/mail"
+    binary_secret = f"leanstack/{stack_name}/signing-key"
+    secrets.create_secret(Name=text_secret, SecretString=json.dumps({"user": "mailer", "password": "p@ss"}))
+    secrets.create_secret(Name=binary_secret, SecretBinary=bytes(range(256)))
+    yield {
+        "parameters": parameters,
+        "secrets": {text_secret: json.dumps({"user": "mailer", "password": "p@ss"}), binary_secret: bytes(range(256))},
+    }
+
+
+def host_env(moto: Moto, bucket: str, stack_name: str, public_key: str, secret_ids: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": "/nonexistent",
+        **FAKE_CREDENTIALS,
+        "AWS_ENDPOINT_URL": moto.endpoint,
+        "AWS_REGION": HOST_REGION,
+        "STACK": stack_name,
+        "RECOVERY_PUBLIC_KEY": public_key,
+        "BACKUP_BUCKET": bucket,
+        "BACKUP_BUCKET_REGION": BUCKET_REGION,
+        "SECRET_IDS": secret_ids,
+    }
+
+
+def run_seal(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(SEAL)], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def restore_args(bucket: str, stack_name: str, key_file: Path, *extra: str) -> list[str]:
+    return [
+        "restore",
+        stack_name,
+        "--from-backup",
+        "--bucket",
+        bucket,
+        "--bucket-region",
+        BUCKET_REGION,
+        "--region",
+        HOST_REGION,
+        "--key-file",
+        str(key_file),
+        *extra,
+    ]
+
+
+def test_round_trip_restores_every_value_and_the_private_key_never_leaves(
+    moto: Moto,
+    bucket: str,
+    stack_name: str,
+    keys: tuple[str, str],
+    app_values: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private_pem, public_key = keys
+    secret_ids = ",".join(app_values["secrets"])
+    sealed_run = run_seal(host_env(moto, bucket, stack_name, public_key, secret_ids))
+    assert sealed_run.returncode == 0, sealed_run.stderr
+    assert "sealed 3 parameters and 2 secrets" in sealed_run.stdout
+
+    s3 = moto.client_s3()
+    (listed,) = s3.list_objects_v2(Bucket=bucket, Prefix=f"sealed-secrets/{stack_name}/")["Contents"]
+    body = s3.get_object(Bucket=bucket, Key=listed["Key"])["Body"].read()
+    for name, (_, value) in app_values["parameters"].items():
+        assert value.encode() not in body and name.encode() not in body
+    assert b"p@ss" not in body and b"mailer" not in body
+
+    # The disaster: the parameters are gone and the secrets are gone or wrong.
+    session = moto.session()
+    ssm = session.client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    secrets = session.client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    ssm.delete_parameters(Names=list(app_values["parameters"]))
+    text_secret, binary_secret = app_values["secrets"]
+    secrets.put_secret_value(SecretId=text_secret, SecretString="overwritten")
+    secrets.delete_secret(SecretId=binary_secret, ForceDeleteWithoutRecovery=True)
+
+    key_file = tmp_path / "recovery.pem"
+    key_file.write_text(private_pem)
+    recording = Recording(moto)
+    assert sealed.main(restore_args(bucket, stack_name, key_file), session=recording) == 0
+    out = capsys.readouterr().out
+    assert "restored 5 values" in out
+
+    for name, (kind, value) in app_values["parameters"].items():
+        got = ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]
+        assert (got["Type"], got["Value"]) == (kind, value)
+    assert secrets.get_secret_value(SecretId=text_secret)["SecretString"] == app_values["secrets"][text_secret]
+    assert secrets.get_secret_value(SecretId=binary_secret)["SecretBinary"] == app_values["secrets"][binary_secret]
+    assert ssm.get_parameter(Name=f"/leanstack/other-{stack_name}/app/X")["Parameter"]["Value"] == "not ours"
+
+    # Nothing sent, and nothing stored anywhere in moto, carries the private key.
+    private_lines = [line.encode() for line in private_pem.splitlines() if not line.startswith("-----")]
+    assert len(recording.sent) >= 7
+    for request in recording.sent:
+        assert not any(line in request for line in private_lines)
+    stored = [
+        s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    ]
+    for page in ssm.get_paginator("get_parameters_by_path").paginate(Path="/", Recursive=True, WithDecryption=True):
+        stored.extend(parameter["Value"].encode() for parameter in page["Parameters"])
+    for listed_secret in secrets.list_secrets()["SecretList"]:
+        value = secrets.get_secret_value(SecretId=listed_secret["ARN"])
+        stored.append(value.get("SecretString", "").encode() + value.get("SecretBinary", b""))
+    joined = b"\n".join(stored)
+    assert not any(line in joined for line in private_lines)
+    assert private_lines[1] not in joined.replace(b"\n", b"")
+
+
+def test_a_wrong_key_fails_in_one_line_and_writes_nothing(
+    moto: Moto,
+    bucket: str,
+    stack_name: str,
+    keys: tuple[str, str],
+    other_keys: tuple[str, str],
+    app_values: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    assert run_seal(host_env(moto, bucket, stack_name, keys[1], "")).returncode == 0
+    ssm = moto.session().client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    name = next(iter(app_values["parameters"]))
+    ssm.delete_parameter(Name=name)
+    key_file = tmp_path / "other.pem"
+    key_file.write_text(other_keys[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "leanstack", "secrets", *restore_args(bucket, stack_name, key_file)],
+        env={**host_env(moto, bucket, stack_name, "", ""), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "is sealed to recovery key" in done.stderr and "the key given is" in done.stderr
+    assert not ssm.get_parameters(Names=[name])["Parameters"]
+
+
+def test_dry_run_lists_names_only(
+    moto: Moto,
+    bucket: str,
+    stack_name: str,
+    keys: tuple[str, str],
+    app_values: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    secret_ids = ",".join(app_values["secrets"])
+    assert run_seal(host_env(moto, bucket, stack_name, keys[1], secret_ids)).returncode == 0
+    ssm = moto.session().client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    ssm.delete_parameters(Names=list(app_values["parameters"]))
+    key_file = tmp_path / "recovery.pem"
+    key_file.write_text(keys[0])
+    done = subprocess.run(
+        [sys.executable, "-m", "leanstack", "secrets", *restore_args(bucket, stack_name, key_file, "--dry-run")],
+        env={**host_env(moto, bucket, stack_name, "", ""), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    for name in [*app_values["parameters"], *app_values["secrets"]]:
+        assert name in done.stdout
+    assert "sk_live" not in done.stdout and "p@ss" not in done.stdout
+    assert not ssm.get_parameters(Names=list(app_values["parameters"]))["Parameters"]
+
+
+def test_bundles_are_write_once_and_the_newest_or_a_stamp_is_chosen(
+    moto: Moto, bucket: str, stack_name: str, keys: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = host_env(moto, bucket, stack_name, keys[1], "")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    first = datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.UTC)
+    leanstack_seal.seal_secrets(env, first)
+    leanstack_seal.seal_secrets(env, first + datetime.timedelta(days=1))
+    with pytest.raises(ClientError, match="PreconditionFailed"):
+        leanstack_seal.seal_secrets(env, first)
+    keys_found = sealed.bundle_keys(moto.client_s3(), bucket, "sealed-secrets", stack_name)
+    assert [key.rsplit("/", 1)[1] for key in keys_found] == ["20261130T030000Z.json", "20261201T030000Z.json"]
+    assert sealed.choose_bundle(keys_found, stack_name, None).endswith("20261201T030000Z.json")
+    assert sealed.choose_bundle(keys_found, stack_name, "20261130T030000Z").endswith("20261130T030000Z.json")
+    with pytest.raises(sealed.SealedError, match="--stamp 20261129T030000Z: no sealed bundle"):
+        sealed.choose_bundle(keys_found, stack_name, "20261129T030000Z")
+
+
+def test_a_damaged_bundle_is_refused(keys: tuple[str, str]) -> None:
+    key = sealed.load_private_key(keys[0].encode())
+    bundle = leanstack_seal.seal(b'{"stack": "s"}', keys[1], "s", "2026-12-01T00:00:00Z")
+    assert sealed.open_bundle(bundle, key) == {"stack": "s"}
+    ciphertext = bytearray(base64.b64decode(bundle["ciphertext"]))
+    ciphertext[-1] ^= 1
+    altered = {**bundle, "ciphertext": base64.b64encode(bytes(ciphertext)).decode()}
+    with pytest.raises(sealed.SealedError, match="its MAC does not match"):
+        sealed.open_bundle(altered, key)
+    with pytest.raises(sealed.SealedError, match="its MAC does not match"):
+        sealed.open_bundle({**bundle, "stack": "other"}, key)
+
+
+def test_the_host_refuses_an_rds_managed_secret_and_a_weak_key(
+    moto: Moto, bucket: str, stack_name: str, keys: tuple[str, str]
+) -> None:
+    secrets = moto.session().client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    managed = f"rds!db-{stack_name}"
+    secrets.create_secret(Name=managed, SecretString="{}")
+    done = run_seal(host_env(moto, bucket, stack_name, keys[1], managed))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"leanstack-seal-secrets: SECRET_IDS: {managed} is managed by RDS, which recreates it: leave it out"
+    )
+    weak = subprocess.run(
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:1024 2>/dev/null | openssl pkey -pubout -outform DER",
+        shell=True,
+        capture_output=True,
+        check=True,
+    ).stdout
+    done = run_seal(host_env(moto, bucket, stack_name, base64.b64encode(weak).decode(), ""))
+    assert done.returncode == 2
+    assert done.stderr.strip() == "leanstack-seal-secrets: RECOVERY_PUBLIC_KEY must be an RSA key of at least 3072 bits"
+    assert not moto.client_s3().list_objects_v2(Bucket=bucket, Prefix=f"sealed-secrets/{stack_name}/").get("Contents")
+
+
+def test_the_sealed_format_opens_with_the_openssl_program_too(keys: tuple[str, str], tmp_path: Path) -> None:
+    """The format is plain openssl: an owner without Python can open it by hand."""
+    openssl = require_program("openssl", "openssl")
+    bundle = leanstack_seal.seal(b"plain text", keys[1], "s", "2026-12-01T00:00:00Z")
+    (tmp_path / "key.pem").write_text(keys[0])
+    options = [argument for option in leanstack_seal.OAEP_OPTIONS for argument in ("-pkeyopt", option)]
+    secret = subprocess.run(
+        [openssl, "pkeyutl", "-decrypt", "-inkey", str(tmp_path / "key.pem"), *options],
+        input=base64.b64decode(bundle["wrapped_key"]),
+        capture_output=True,
+        check=True,
+    ).stdout
+    (tmp_path / "password").write_text(secret[:32].hex())
+    password = f"file:{tmp_path / 'password'}"
+    plain = subprocess.run(
+        [openssl, "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", "10000", "-md", "sha256", "-pass", password],
+        input=base64.b64decode(bundle["ciphertext"]),
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert plain == b"plain text"
