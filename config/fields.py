@@ -11,6 +11,7 @@ component. Nothing here imports Pulumi.
 from __future__ import annotations
 
 import ast
+import contextvars
 import dataclasses
 import difflib
 import importlib.util
@@ -414,6 +415,8 @@ def _parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
 
 
 _HINTS: dict[type[Any], dict[str, Any]] = {}
+# True while `load_stack_config` parses a stack: it checks the section rules later, in its own order.
+LOADING: contextvars.ContextVar[bool] = contextvars.ContextVar("leanstack_config_loading", default=False)
 
 
 def _hints(cls: type[Any]) -> dict[str, Any]:
@@ -430,6 +433,10 @@ class Validated:
     user cannot build an invalid component. The stack loader checks the same rules first and names
     the key path in the stack file instead (`leanstack:database.instanceClass: ...`).
     """
+
+    def section_problem(self) -> tuple[str, str] | None:
+        """The first rule across this section's own fields that fails: (field, message); None when all hold."""
+        return None
 
     def __post_init__(self) -> None:
         cls = type(self)
@@ -448,3 +455,16 @@ class Validated:
             parsed = _parse_value(key, raw, hint, f.metadata)
             if parsed != value or type(parsed) is not type(value):
                 object.__setattr__(self, f.name, parsed)
+        # The loader runs the section rules itself, after every section's fields, naming the stack key.
+        if not LOADING.get() and (problem := self.section_problem()):
+            raise ConfigError(f"{cls.__name__}.{problem[0]}", problem[1])
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    week = 10080
+    return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))

@@ -22,6 +22,7 @@ from typing import Any
 
 # --------------------------------------------------------------------------- whole stack
 from leanstack.config.fields import (
+    LOADING,
     REGION_ALLOWED,
     REGION_RE,
     ConfigError,
@@ -38,11 +39,7 @@ from leanstack.config.rules import _check_across, _check_certificate_covers
 from leanstack.config.sections import REQUIRED_SECTIONS, SCALARS, SECTIONS, StackConfig
 
 
-def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """Validate a stack's config (the `config:` map of Pulumi.<stack>.yaml) into a StackConfig.
-
-    Raises ConfigError for the first problem found, naming the full key.
-    """
+def _load(raw: Mapping[str, Any], stack: str) -> StackConfig:
     if not re.fullmatch(r"[a-z][a-z0-9-]{0,20}", stack):
         raise ConfigError("stack", f"got {_show(stack)}; expected lower-case letters, digits and '-', at most 21")
     ours = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
@@ -90,3 +87,16 @@ def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     )
     _check_across(config)
     return config
+
+
+def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate a stack's config (the `config:` map of Pulumi.<stack>.yaml) into a StackConfig.
+
+    Raises ConfigError for the first problem found, naming the full key: every section's fields
+    first, then the rules across fields and sections (config.rules), in that order.
+    """
+    token = LOADING.set(True)
+    try:
+        return _load(raw, stack)
+    finally:
+        LOADING.reset(token)

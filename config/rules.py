@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from leanstack.config.fields import CACHE_ENGINE_VERSIONS, ConfigError, _drill_url_problem, _show
+from leanstack.config.fields import CACHE_ENGINE_VERSIONS, ConfigError, _show, camel
 from leanstack.config.naming import PROJECT
 from leanstack.config.sections import CdnArgs, StackConfig
 
@@ -156,11 +156,6 @@ def _check_recovery(c: StackConfig) -> None:
         )
 
 
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
 def _check_app_parameters(c: StackConfig) -> None:
     """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
     own = f"/{PROJECT}/{c.stack}/"
@@ -182,75 +177,16 @@ def _check_across(c: StackConfig) -> None:
             f"got {_show(c.backup.region)}, the stack's own region; expected another region so that backups "
             "survive a regional outage",
         )
-    if c.backup.profile and c.backup.role_arn:
-        raise ConfigError(f"{p}:backup.roleArn", "give either backup.profile or backup.roleArn, not both")
-    if c.backup.expire_after_days <= c.backup.object_lock_days:
-        raise ConfigError(
-            f"{p}:backup.expireAfterDays",
-            f"got {c.backup.expire_after_days}; expected more than backup.objectLockDays "
-            f"({c.backup.object_lock_days}), or expired backups stay locked and billed",
-        )
-    if c.backup.drill_target == "url" and not c.backup.drill_database_url:
-        raise ConfigError(
-            f"{p}:backup.drillDatabaseUrl",
-            "missing; drillTarget is url, so expected the drill server's URL such as "
-            "postgresql://drill@db.internal:5432/postgres",
-        )
-    if c.backup.drill_database_url and (problem := _drill_url_problem(c.backup.drill_database_url)):
-        # Never echoed: a mistyped URL may carry a password.
-        raise ConfigError(f"{p}:backup.drillDatabaseUrl", f"not a usable URL; {problem}")
-    if c.backup.drill_starts_app and c.backup.drill_target != "local":
-        raise ConfigError(
-            f"{p}:backup.drillStartsApp",
-            f"got true with drillTarget {_show(c.backup.drill_target)}; expected drillTarget: local (the app the "
-            "drill starts reaches only the host's throw-away PostgreSQL)",
-        )
-    if c.backup.drill_database_url and c.backup.drill_target != "url":
-        raise ConfigError(
-            f"{p}:backup.drillDatabaseUrl",
-            f"got a URL with drillTarget {_show(c.backup.drill_target)}; expected it only with drillTarget: url",
-        )
-    if c.backup.glacier_after_days and c.backup.expire_after_days < c.backup.glacier_after_days + 90:
-        raise ConfigError(
-            f"{p}:backup.glacierAfterDays",
-            f"got {c.backup.glacier_after_days}; Glacier Instant Retrieval bills 90 days minimum, so expected "
-            f"expireAfterDays ({c.backup.expire_after_days}) >= glacierAfterDays + 90, or 0 to skip Glacier",
-        )
+    if problem := c.backup.section_problem():
+        raise ConfigError(f"{p}:backup.{camel(problem[0])}", problem[1])
 
     _check_scale_out(c)
     _check_app(c)
     _check_app_parameters(c)
     _check_cache_version(c)
     db = c.database
-    if db.max_allocated_storage_gb <= db.allocated_storage_gb:
-        raise ConfigError(
-            f"{p}:database.maxAllocatedStorageGb",
-            f"got {db.max_allocated_storage_gb}; expected more than allocatedStorageGb ({db.allocated_storage_gb})",
-        )
-    start, end = (_minutes(t) for t in db.backup_window.split("-"))
-    if (end - start) % 1440 < 30:
-        raise ConfigError(
-            f"{p}:database.backupWindow",
-            f"got {_show(db.backup_window)}; expected a window of at least 30 minutes",
-        )
-    # Both windows in minutes of the week, to reject an overlap RDS would refuse at apply time.
-    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    m_start_s, m_end_s = db.maintenance_window.split("-")
-    m_start = days.index(m_start_s[:3]) * 1440 + _minutes(m_start_s[4:])
-    m_end = days.index(m_end_s[:3]) * 1440 + _minutes(m_end_s[4:])
-    if (m_end - m_start) % 10080 < 30:
-        raise ConfigError(
-            f"{p}:database.maintenanceWindow",
-            f"got {_show(db.maintenance_window)}; expected a window of at least 30 minutes",
-        )
-    for day in range(7):
-        b_start = day * 1440 + start
-        b_end = b_start + (end - start) % 1440
-        if _overlaps(b_start, b_end, m_start, m_start + (m_end - m_start) % 10080):
-            raise ConfigError(
-                f"{p}:database.backupWindow",
-                f"got {_show(db.backup_window)}; it overlaps maintenanceWindow {_show(db.maintenance_window)}",
-            )
+    if problem := db.section_problem():
+        raise ConfigError(f"{p}:database.{camel(problem[0])}", problem[1])
 
     private = c.network.existing_private_subnet_ids
     if c.network.existing_vpc_id:
@@ -330,8 +266,3 @@ def _check_scale_out(c: StackConfig) -> None:
         raise ConfigError(f"{p}:cache.replicas", f"got {c.cache.replicas}; expected 0 while cache.enabled is false")
     if c.database.replica_multi_az and not c.database.read_replicas:
         raise ConfigError(f"{p}:database.replicaMultiAz", "got true; expected false while database.readReplicas is 0")
-
-
-def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
-    week = 10080
-    return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))

@@ -36,6 +36,10 @@ from leanstack.config.fields import (
     _check_pg_version,
     _check_region,
     _check_secret_source,
+    _drill_url_problem,
+    _minutes,
+    _overlaps,
+    _show,
     setting,
 )
 from leanstack.config.naming import PROJECT
@@ -266,6 +270,40 @@ class DatabaseArgs(Validated):
         check=lambda v: None if v in LOG_RETENTION_DAYS else f"one of {LOG_RETENTION_DAYS}",
     )
 
+    def section_problem(self) -> tuple[str, str] | None:
+        """The first rule across this section's own fields that fails: (field, message), or None."""
+        if self.max_allocated_storage_gb <= self.allocated_storage_gb:
+            return (
+                "max_allocated_storage_gb",
+                f"got {self.max_allocated_storage_gb}; "
+                f"expected more than allocatedStorageGb ({self.allocated_storage_gb})",
+            )
+        start, end = (_minutes(t) for t in self.backup_window.split("-"))
+        if (end - start) % 1440 < 30:
+            return (
+                "backup_window",
+                f"got {_show(self.backup_window)}; expected a window of at least 30 minutes",
+            )
+        # Both windows in minutes of the week, to reject an overlap RDS would refuse at apply time.
+        days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        m_start_s, m_end_s = self.maintenance_window.split("-")
+        m_start = days.index(m_start_s[:3]) * 1440 + _minutes(m_start_s[4:])
+        m_end = days.index(m_end_s[:3]) * 1440 + _minutes(m_end_s[4:])
+        if (m_end - m_start) % 10080 < 30:
+            return (
+                "maintenance_window",
+                f"got {_show(self.maintenance_window)}; expected a window of at least 30 minutes",
+            )
+        for day in range(7):
+            b_start = day * 1440 + start
+            b_end = b_start + (end - start) % 1440
+            if _overlaps(b_start, b_end, m_start, m_start + (m_end - m_start) % 10080):
+                return (
+                    "backup_window",
+                    f"got {_show(self.backup_window)}; it overlaps maintenanceWindow {_show(self.maintenance_window)}",
+                )
+        return None
+
 
 @dataclass(frozen=True)
 class CacheArgs(Validated):
@@ -429,6 +467,44 @@ class BackupBucketArgs(Validated):
         pattern=r"[^\x00]{0,4000}",
         allowed="SQL text of at most 4000 characters",
     )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        """The first rule across this section's own fields that fails: (field, message), or None."""
+        if self.profile and self.role_arn:
+            return ("role_arn", "give either backup.profile or backup.roleArn, not both")
+        if self.expire_after_days <= self.object_lock_days:
+            return (
+                "expire_after_days",
+                f"got {self.expire_after_days}; expected more than backup.objectLockDays "
+                f"({self.object_lock_days}), or expired backups stay locked and billed",
+            )
+        if self.drill_target == "url" and not self.drill_database_url:
+            return (
+                "drill_database_url",
+                "missing; drillTarget is url, so expected the drill server's URL such as "
+                "postgresql://drill@db.internal:5432/postgres",
+            )
+        if self.drill_database_url and (problem := _drill_url_problem(self.drill_database_url)):
+            # Never echoed: a mistyped URL may carry a password.
+            return ("drill_database_url", f"not a usable URL; {problem}")
+        if self.drill_starts_app and self.drill_target != "local":
+            return (
+                "drill_starts_app",
+                f"got true with drillTarget {_show(self.drill_target)}; expected drillTarget: local (the app the "
+                "drill starts reaches only the host's throw-away PostgreSQL)",
+            )
+        if self.drill_database_url and self.drill_target != "url":
+            return (
+                "drill_database_url",
+                f"got a URL with drillTarget {_show(self.drill_target)}; expected it only with drillTarget: url",
+            )
+        if self.glacier_after_days and self.expire_after_days < self.glacier_after_days + 90:
+            return (
+                "glacier_after_days",
+                f"got {self.glacier_after_days}; Glacier Instant Retrieval bills 90 days minimum, so expected "
+                f"expireAfterDays ({self.expire_after_days}) >= glacierAfterDays + 90, or 0 to skip Glacier",
+            )
+        return None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import pytest
 from leanstack.config import (
     AlertsArgs,
     AppArgs,
+    BackupBucketArgs,
     CacheArgs,
     ConfigError,
     DatabaseArgs,
@@ -62,7 +63,7 @@ def test_valid_args_are_normalised_like_the_stack_file() -> None:
 def test_the_stack_loader_still_names_the_key_path() -> None:
     raw = {
         "aws:region": "eu-central-1",
-        "leanstack:domain": "shop.example.net",
+        "leanstack:domain": "example.net",
         "leanstack:alertEmail": "ops@example.net",
         "leanstack:cdn": {"zoneId": "0" * 32},
         "leanstack:backup": {"region": "eu-west-1"},
@@ -71,3 +72,31 @@ def test_the_stack_loader_still_names_the_key_path() -> None:
     with pytest.raises(ConfigError) as caught:
         load_stack_config(raw, "dev")
     assert str(caught.value).startswith('leanstack:database.instanceClass: got "foo"; expected an RDS instance class')
+
+
+def test_rules_across_a_sections_own_fields_run_at_construction_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        DatabaseArgs(allocated_storage_gb=200)
+    assert str(caught.value) == (
+        "DatabaseArgs.max_allocated_storage_gb: got 100; expected more than allocatedStorageGb (200)"
+    )
+    with pytest.raises(ConfigError, match=r"^DatabaseArgs\.backup_window: got \"05:00-06:00\"; it overlaps"):
+        DatabaseArgs(backup_window="05:00-06:00", maintenance_window="sun:05:30-sun:06:30")
+    with pytest.raises(ConfigError, match=r"^BackupBucketArgs\.expire_after_days: got 10; expected more than"):
+        BackupBucketArgs(region="eu-west-1", expire_after_days=10, object_lock_days=30, glacier_after_days=0)
+
+
+def test_the_loader_still_reports_fields_before_rules_under_its_own_keys() -> None:
+    raw = {
+        "aws:region": "eu-central-1",
+        "leanstack:domain": "example.net",
+        "leanstack:alertEmail": "ops@example.net",
+        "leanstack:cdn": {"zoneId": "0" * 32},
+        "leanstack:backup": {"region": "eu-west-1"},
+        "leanstack:database": {"allocatedStorageGb": 200},
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config(raw, "dev")
+    assert str(caught.value) == (
+        "leanstack:database.maxAllocatedStorageGb: got 100; expected more than allocatedStorageGb (200)"
+    )
