@@ -68,10 +68,14 @@ def setting(
     check: Check | None = None,
     key_pattern: str | None = None,
     choices: tuple[str, ...] | None = None,
+    allowed_key: str | None = None,
+    unique: bool = True,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
         "choices": choices,
+        "allowed_key": allowed_key,
+        "unique": unique,
         "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
@@ -368,7 +372,7 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         if not isinstance(value, list):
             raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
         items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))
-        if len(set(items)) != len(items):
+        if meta.get("unique", True) and len(set(items)) != len(items):
             raise ConfigError(key, f"got {_show(value)}; expected no duplicates")
         return items
     if origin is dict:
@@ -377,12 +381,22 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
             return {}
         if not isinstance(value, dict):
             raise ConfigError(key, f"got {_show(value)}; expected an object of NAME: value")
+        item_hint = typing.get_args(hint)[1]
         parsed: dict[str, Any] = {}
         for name, item in sorted(value.items()):
             if not re.fullmatch(meta["key_pattern"], str(name)):
-                problem = env_name_problem(str(name)) or f"expected a name matching {meta['key_pattern']}"
+                problem = (
+                    f"expected {meta.get('allowed_key') or 'a name matching ' + meta['key_pattern']}"
+                    if dataclasses.is_dataclass(item_hint)
+                    else env_name_problem(str(name)) or f"expected a name matching {meta['key_pattern']}"
+                )
                 raise ConfigError(f"{key}.{name}", f"not allowed: {problem}")
-            parsed[str(name)] = _parse_scalar(f"{key}.{name}", item, str, meta)
+            if dataclasses.is_dataclass(item_hint):
+                # An object per name (app.jobs); an instance built in Python is already checked.
+                cls = typing.cast(type[Any], item_hint)
+                parsed[str(name)] = item if isinstance(item, cls) else _parse_section(f"{key}.{name}", item, cls)
+            else:
+                parsed[str(name)] = _parse_scalar(f"{key}.{name}", item, str, meta)
         return parsed
     if dataclasses.is_dataclass(hint):
         return _parse_section(key, value, typing.cast(type[Any], hint))
@@ -468,3 +482,80 @@ def _minutes(hhmm: str) -> int:
 def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
     week = 10080
     return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))
+
+
+# --------------------------------------------------------------------------- systemd OnCalendar
+#
+# The common forms of systemd.time(7)'s calendar events, checked in Python so `validate` needs
+# no systemd: a shorthand (daily, hourly, ...), or `[WEEKDAYS] [DATE] [TIME] [TIMEZONE]` with
+# at least a date or a time, each component `*`, a number, a range `a..b`, a list `a,b` and a
+# repetition `/n`. The host checks the same expression again with `systemd-analyze calendar`.
+CALENDAR_SHORTHANDS = frozenset(
+    {"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"}
+)
+_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_LONG = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_CALENDAR_ALLOWED = (
+    "a systemd OnCalendar expression such as daily, hourly, '*-*-* 03:15:00', 'Mon..Fri 09:00' "
+    "or '*:0/15' (weekdays, date Y-M-D, time H:M[:S], optional timezone)"
+)
+
+
+def _weekday_ok(text: str) -> bool:
+    names = {*_DAY_NAMES, *_DAY_LONG}
+    for part in text.lower().split(","):
+        ends = part.split("..")
+        if len(ends) > 2 or not all(e in names for e in ends):
+            return False
+    return True
+
+
+def _component_ok(text: str, low: int, high: int) -> bool:
+    """One component of a date or time: *, n, a..b, a,b and /step, every number in [low, high]."""
+    for part in text.split(","):
+        value, _, step = part.partition("/")
+        if step and not (re.fullmatch(r"\d{1,4}", step) and int(step) > 0):
+            return False
+        if value == "*":
+            continue
+        ends = value.split("..")
+        if len(ends) > 2:
+            return False
+        for end in ends:
+            if not re.fullmatch(r"\d{1,4}", end) or not low <= int(end) <= high:
+                return False
+    return True
+
+
+def calendar_problem(value: Any) -> str | None:
+    """Why `value` is not a systemd OnCalendar expression of the common forms, or None."""
+    text = " ".join(str(value).split())
+    if text.lower() in CALENDAR_SHORTHANDS:
+        return None
+    parts = text.split(" ")
+    if parts and _weekday_ok(parts[0]):
+        parts = parts[1:]
+    if parts and re.fullmatch(r"UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2}", parts[-1]) and len(parts) > 1:
+        parts = parts[:-1]  # a timezone after the date or time
+    if not 1 <= len(parts) <= 2:
+        return _CALENDAR_ALLOWED
+    date = parts[0] if len(parts) == 2 or "-" in parts[0] else None
+    time_part = parts[-1] if len(parts) == 2 or date is None else None
+    if date is not None:
+        fields = date.split("-")
+        if len(fields) == 2:
+            fields = ["*", *fields]
+        limits = ((1970, 2199), (1, 12), (1, 31))
+        if len(fields) != 3 or not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits, strict=True)):
+            return _CALENDAR_ALLOWED
+    if time_part is not None:
+        fields = time_part.split(":")
+        limits_t = ((0, 23), (0, 59), (0, 59))
+        if not 2 <= len(fields) <= 3:
+            return _CALENDAR_ALLOWED
+        seconds = fields[2] if len(fields) == 3 else None
+        if seconds is not None and re.fullmatch(r"\d{1,2}\.\d{1,6}", seconds):
+            fields[2] = seconds.split(".")[0]
+        if not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits_t, strict=False)):
+            return _CALENDAR_ALLOWED
+    return None

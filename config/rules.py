@@ -159,6 +159,9 @@ def _check_recovery(c: StackConfig) -> None:
 def _check_app_parameters(c: StackConfig) -> None:
     """The host role reads parameters under /leanstack/<stack>/ only: another stack's are out of reach."""
     own = f"/{PROJECT}/{c.stack}/"
+    for job_name, job in sorted(c.app.jobs.items()):
+        if problem := job.section_problem():
+            raise ConfigError(f"{PROJECT}:app.jobs.{job_name}.{camel(problem[0])}", problem[1])
     for name, source in sorted(c.app.secrets.items()):
         if source.startswith("/") and not source.startswith(own):
             raise ConfigError(

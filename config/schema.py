@@ -20,9 +20,14 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     origin = typing.get_origin(hint)
     if origin is tuple:
         item = _schema_for(typing.get_args(hint)[0], {k: v for k, v in meta.items() if k != "doc"})
-        out.update(type="array", items=item, uniqueItems=True)
+        out.update(type="array", items=item, uniqueItems=meta.get("unique", True))
     elif origin is dict:
-        value_schema = _schema_for(str, {k: v for k, v in meta.items() if k != "doc"})
+        item_hint = typing.get_args(hint)[1]
+        value_schema = (
+            _section_schema(item_hint)
+            if dataclasses.is_dataclass(item_hint)
+            else _schema_for(str, {k: v for k, v in meta.items() if k != "doc"})
+        )
         out.update(
             type="object",
             propertyNames={"pattern": f"^(?:{meta['key_pattern']})$"},

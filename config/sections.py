@@ -40,6 +40,7 @@ from leanstack.config.fields import (
     _minutes,
     _overlaps,
     _show,
+    calendar_problem,
     setting,
 )
 from leanstack.config.naming import PROJECT
@@ -72,6 +73,33 @@ class NetworkArgs(Validated):
         pattern=SUBNET_ID_RE,
         allowed="subnet ids such as subnet-0123456789abcdef0",
     )
+
+
+JOB_NAME_RE = r"[a-z0-9-]{1,40}"
+ARGV_ITEM_RE = r"[^\x00]+"
+
+
+@dataclass(frozen=True)
+class JobArgs(Validated):
+    """A scheduled job: a command run in a container of the serving release, on one host."""
+
+    schedule: str = setting(
+        doc="When it runs: a systemd OnCalendar expression, in UTC unless it names a timezone. "
+        "Example: '*-*-* 03:15:00' (daily at 03:15), 'Mon..Fri 09:00', '*:0/15' (every 15 minutes).",
+        check=calendar_problem,
+    )
+    command: tuple[str, ...] = setting(
+        doc="The command (argv list) run in the app's image with its config, secrets and database credentials. "
+        'Example: ["bin/report", "--daily"].',
+        pattern=ARGV_ITEM_RE,
+        allowed="a list of non-empty arguments",
+        unique=False,
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        if not self.command:
+            return ("command", 'missing; expected a list of non-empty arguments such as ["bin/report"]')
+        return None
 
 
 @dataclass(frozen=True)
@@ -122,6 +150,22 @@ class AppArgs(Validated):
     )
     health_timeout_seconds: int = setting(
         60, doc="How long a new version may take to pass its health check during a deploy.", min=5, max=900
+    )
+    release_command: tuple[str, ...] = setting(
+        (),
+        doc="Runs once per deploy in a container of the new image, with the app's config, secrets and database "
+        "credentials, before any traffic switches; a non-zero exit stops the deploy and the old version keeps "
+        'serving. Migrations belong here and must be backward compatible. Example: ["bin/migrate"].',
+        pattern=ARGV_ITEM_RE,
+        allowed="a list of non-empty arguments",
+        unique=False,
+    )
+    jobs: dict[str, JobArgs] = setting(
+        doc="Scheduled jobs: name -> {schedule, command}; each runs on one host (the jobs host when scaled out), "
+        "never twice at once, and a failed run raises the job-failed alarm.",
+        key_pattern=JOB_NAME_RE,
+        allowed_key="a job name of 1-40 lower-case letters, digits and '-'",
+        default_factory=dict,
     )
     keep_images: int = setting(
         30,

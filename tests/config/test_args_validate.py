@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from typing import Any, cast
 
 import pytest
@@ -14,10 +16,12 @@ from leanstack.config import (
     ConfigError,
     DatabaseArgs,
     HostsArgs,
+    JobArgs,
     NetworkArgs,
     UptimeCheckArgs,
     load_stack_config,
 )
+from leanstack.config.fields import calendar_problem
 
 
 @pytest.mark.parametrize(
@@ -100,3 +104,79 @@ def test_the_loader_still_reports_fields_before_rules_under_its_own_keys() -> No
     assert str(caught.value) == (
         "leanstack:database.maxAllocatedStorageGb: got 100; expected more than allocatedStorageGb (200)"
     )
+
+
+APP_STACK = {
+    "aws:region": "eu-central-1",
+    "leanstack:domain": "example.net",
+    "leanstack:alertEmail": "ops@example.net",
+    "leanstack:cdn": {"zoneId": "0" * 32},
+    "leanstack:backup": {"region": "eu-west-1"},
+    "leanstack:database": {"protect": False, "deletionProtection": False},
+}
+
+
+@pytest.mark.parametrize(
+    ("app", "message"),
+    [
+        (
+            {"jobs": {"report": {"schedule": "every day", "command": ["bin/report"]}}},
+            'leanstack:app.jobs.report.schedule: got "every day"; expected a systemd OnCalendar expression',
+        ),
+        (
+            {"jobs": {"report": {"schedule": "*-*-* 25:00", "command": ["bin/report"]}}},
+            "leanstack:app.jobs.report.schedule: got",
+        ),
+        (
+            {"jobs": {"Report": {"schedule": "daily", "command": ["bin/report"]}}},
+            "leanstack:app.jobs.Report: not allowed: expected a job name of 1-40 lower-case letters",
+        ),
+        ({"jobs": {"report": {"schedule": "daily"}}}, "leanstack:app.jobs.report.command: missing"),
+        ({"jobs": {"report": {"schedule": "daily", "command": []}}}, "leanstack:app.jobs.report.command: missing"),
+        (
+            {"jobs": {"report": {"schedule": "daily", "command": ["x"], "every": 1}}},
+            "leanstack:app.jobs.report.every:",
+        ),
+        ({"releaseCommand": ["bin/migrate", ""]}, 'leanstack:app.releaseCommand[1]: got ""'),
+    ],
+)
+def test_release_command_and_jobs_are_checked_by_validate(app: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config({**APP_STACK, "leanstack:app": app}, "dev")
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_release_command_and_jobs_load() -> None:
+    app = {
+        "releaseCommand": ["bin/rails", "db:migrate", "db:migrate"],  # an argv may repeat an argument
+        "jobs": {
+            "nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]},
+            "sweep": {"schedule": "Mon..Fri *:0/15 UTC", "command": "bin/sweep"},
+        },
+    }
+    config = load_stack_config({**APP_STACK, "leanstack:app": app}, "dev")
+    assert config.app.release_command == ("bin/rails", "db:migrate", "db:migrate")
+    assert config.app.jobs["nightly-report"].schedule == "*-*-* 03:15:00"
+    assert config.app.jobs["sweep"].command == ("bin/sweep",)
+    with pytest.raises(ConfigError, match=r"^JobArgs.schedule: got \"hourlyish\""):
+        JobArgs(schedule="hourlyish", command=("bin/x",))
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    ["daily", "hourly", "*-*-* 03:15:00", "Mon..Fri 09:00", "*:0/15", "Mon,Fri *-*-* 02:00", "2026-12-25 12:00 UTC"],
+)
+def test_the_calendar_check_accepts_what_systemd_accepts(schedule: str) -> None:
+    assert calendar_problem(schedule) is None
+    if shutil.which("systemd-analyze"):
+        assert subprocess.run(["systemd-analyze", "calendar", schedule], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize(
+    "schedule", ["", "every day", "25:00", "*-13-01 00:00", "Funday 10:00", "*:0/0", "daily 03:00"]
+)
+def test_the_calendar_check_refuses_what_systemd_refuses(schedule: str) -> None:
+    assert calendar_problem(schedule) is not None
+    if shutil.which("systemd-analyze"):
+        assert subprocess.run(["systemd-analyze", "calendar", schedule], capture_output=True).returncode != 0
