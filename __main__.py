@@ -74,7 +74,7 @@ database = Database(
 )
 cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
-app = App("app", cfg.app, stack=stack, region=cfg.region, opts=main)
+app = App("app", cfg.app, stack=stack, region=cfg.region, cache=cache, opts=main)
 host = ProxyHost(
     "host",
     cfg.host,

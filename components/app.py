@@ -10,6 +10,12 @@ Builds:
 - the release history parameter `/leanstack/<stack>/releases` that `python -m leanstack
   deploy|rollback|releases` reads and writes (the stack creates it empty and then leaves
   its value alone);
+- the app's config parameter `/leanstack/<stack>/app/config` (String, JSON: `env`, `secrets`
+  as references, `release_command`, `jobs`, and with the cache its endpoint and the SSM name of
+  its token; the contract is host/deploy/leanstack_app.py's docstring). The host reads it at
+  every container start and a timer restarts the app blue/green within minutes of a change, so
+  an `app.env`, `app.secrets`, `app.releaseCommand` or `app.jobs` change updates this parameter
+  only: the host is never replaced for it;
 - the CloudWatch Logs group the container's output goes to, with a retention;
 - with `restart_on_password_rotation`: an EventBridge rule that, when Secrets Manager
   reports a successful rotation of the database's RDS-managed secret, runs
@@ -20,7 +26,7 @@ Builds:
 Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
 usage-based ($0.50/GB ingested); EventBridge rules on AWS events and SSM Run Command are free.
 
-Replacement: renaming the repository (the stack name) creates a new, empty one; push the
+Replacement: the config parameter changes in place; renaming the repository (the stack name) creates a new, empty one; push the
 image again before deploying.
 
 Example:
@@ -37,6 +43,7 @@ import pulumi
 import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent, policy_output
+from leanstack.components.cache import Cache
 from leanstack.config import AppArgs
 from leanstack.config.naming import RELEASE_TAG_PREFIX, stack_prefix
 
@@ -91,22 +98,50 @@ def lifecycle_policy(keep_images: int) -> dict[str, Any]:
     }
 
 
+def app_config_document(args: AppArgs, cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON of `<path>/config`: what the host's leanstack-app reads (no secret values, only references).
+
+    `cache`: {"host", "port", "token"} (the token as the SSM name of the cache's auth token).
+    """
+    document: dict[str, Any] = {"env": dict(args.env), "secrets": dict(args.secrets)}
+    if args.release_command:
+        document["release_command"] = list(args.release_command)
+    if args.jobs:
+        document["jobs"] = {
+            name: {"schedule": job.schedule, "command": list(job.command)} for name, job in sorted(args.jobs.items())
+        }
+    if cache is not None:
+        document["cache"] = cache
+    return document
+
+
 class App(LeanComponent):
     repository_url: pulumi.Output[str]
     repository_arn: pulumi.Output[str]
     image: pulumi.Output[str]
     releases_parameter: str
     log_group_name: str
+    parameters_path: str
+    config_parameter: aws.ssm.Parameter
 
     def __init__(
-        self, name: str, args: AppArgs, *, stack: str, region: str, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        args: AppArgs,
+        *,
+        stack: str,
+        region: str,
+        cache: Cache | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.args, self.stack, self.region = args, stack, region
         self.releases_parameter = f"/leanstack/{stack}/releases"
         self.log_group_name = f"/leanstack/{stack}/app"
+        self.parameters_path = f"/leanstack/{stack}/app"
         repository = self._create_repository()
         self._create_release_history()
+        self.config_parameter = self._create_config_parameter(cache)
         aws.cloudwatch.LogGroup(
             self.child_name("logs"),
             name=self.log_group_name,
@@ -149,6 +184,28 @@ class App(LeanComponent):
             tags=self.tags,
             # The deploy command owns the value; `pulumi up` must not reset the history.
             opts=self.child_opts(ignore_changes=["insecureValue"]),
+        )
+
+    def _create_config_parameter(self, cache: Cache | None) -> aws.ssm.Parameter:
+        if cache is None:
+            value: pulumi.Input[str] = json.dumps(app_config_document(self.args), sort_keys=True)
+        else:
+            endpoint = {"port": cache.port, "token": cache.auth_token_parameter}
+            value = cache.address.apply(
+                lambda address: json.dumps(
+                    app_config_document(self.args, {**endpoint, "host": address}), sort_keys=True
+                )
+            )
+        return aws.ssm.Parameter(
+            self.child_name("config"),
+            name=f"{self.parameters_path}/config",
+            type="String",
+            # References only, never a secret's value: insecure_value keeps the change readable in diffs.
+            insecure_value=value,
+            description="leanstack app config (env, secret references, release command, jobs); read by the host "
+            "at every container start",
+            tags=self.tags,
+            opts=self.child_opts(),
         )
 
     def restart_on_password_rotation(self, host_name: str, secret_arn: pulumi.Input[str]) -> aws.cloudwatch.EventRule:

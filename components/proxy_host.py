@@ -256,6 +256,8 @@ class ProxyHost(LeanComponent):
             )
         security_group = self._create_security_group(network, ranges.ipv4_cidrs)
         boot_after: list[pulumi.Resource] = [*tls_parameters, *uploads, role]
+        if application is not None:
+            boot_after.append(application.config_parameter)  # read by the first container start
         if self.group is None:
             user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
             instance = self._create_instance(network, security_group, profile, user_data, boot_after)
@@ -297,6 +299,8 @@ class ProxyHost(LeanComponent):
         if self.group is None:
             self._create_host_alarms(instance)
         self._create_error_rate_alarm()
+        if application is not None and application.args.jobs:
+            self._create_job_failed_alarm()
         if backups is not None:
             self._create_backup_alarms()
 
@@ -560,7 +564,7 @@ class ProxyHost(LeanComponent):
             )
         app_settings: pulumi.Output[AppSettings | None] = pulumi.Output.from_input(None)
         if application is not None:
-            app_settings = self._app_settings(application, database)
+            app_settings = self._app_settings(application, database, runs_jobs=jobs)
         resolved = pulumi.Output.all(
             ranges.ipv4_cidrs, ranges.ipv6_cidrs, backup_settings, files_bucket.bucket, app_settings, behind
         ).apply(
@@ -570,7 +574,10 @@ class ProxyHost(LeanComponent):
         )
         return resolved.apply(lambda r: self._user_data(r, jobs=jobs))
 
-    def _app_settings(self, application: App, database: Database | None) -> pulumi.Output[AppSettings | None]:
+    def _app_settings(
+        self, application: App, database: Database | None, runs_jobs: bool
+    ) -> pulumi.Output[AppSettings | None]:
+        """The app's host files: where its config is in SSM, never the config itself (no host replacement)."""
         a = application.args
         db: pulumi.Output[AppDatabase | None] = pulumi.Output.from_input(None)
         if database is not None:
@@ -586,13 +593,14 @@ class ProxyHost(LeanComponent):
                 image=v[0],
                 port=self.app.port,
                 health_path=self.app.health_path,
-                env=dict(a.env),
-                secrets=dict(a.secrets),
                 database=v[1],
                 registry_secret_arn=a.registry_secret_arn,
                 health_timeout_seconds=a.health_timeout_seconds,
                 releases_parameter=application.releases_parameter,
                 log_group=application.log_group_name,
+                parameters_path=application.parameters_path,
+                runs_jobs=runs_jobs,
+                metrics_namespace=self.metrics_namespace,
             )
         )
 
@@ -756,6 +764,25 @@ class ProxyHost(LeanComponent):
                 min_requests_per_minute=t.min_requests_per_minute,
                 threshold_percent=t.error_rate_percent,
             ),
+        )
+
+    def _create_job_failed_alarm(self) -> None:
+        # Each run of an app.jobs job publishes JobFailure 0 or 1 (leanstack-app job); any 1 pages once.
+        self._paging_alarm(
+            "job-failed",
+            "A scheduled job (app.jobs) failed: whatever it does (reports, cleanups, billing) did not happen. "
+            "First check: `python -m leanstack logs <stack> --filter job-` and the per-job JobFailure metric; "
+            "rerun with `sudo leanstack-app job NAME` on the jobs host. Runbook: #job-failed",
+            namespace=self.metrics_namespace,
+            metric_name="JobFailure",
+            dimensions={"Stack": self.stack},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=1,
+            # No run in the period is not a failure (jobs run hourly or daily).
+            treat_missing_data="notBreaching",
         )
 
     def _create_backup_alarms(self) -> None:

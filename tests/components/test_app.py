@@ -80,7 +80,38 @@ def test_configured_secrets_are_readable_by_the_host_and_never_inlined(
     assert by_sid["ReadAppSecrets"]["Resource"] == [arn]
     # Parameters under the stack's own path: ReadOwnParameters covers them, nothing more is granted.
     assert "ReadAppParameters" not in by_sid
+    # The config lives in SSM under the app's path, never in the host's files (no host replacement).
+    parameter = run.named("app-config").inputs
+    assert parameter["name"] == "/leanstack/dev/app/config" and parameter["type"] == "String"
+    document = json.loads(parameter["insecureValue"])
+    assert document == {"env": {"LOG_LEVEL": "info"}, "secrets": {"SENTRY": "/leanstack/dev/app/sentry", "STRIPE_KEY": arn}}
     env_file = written_file(run, "/etc/leanstack/app.env")
-    assert "LOG_LEVEL=info" in env_file
-    # Secrets travel by name only; their values are read on the host when the container starts.
-    assert arn not in env_file
+    assert "LOG_LEVEL" not in env_file and arn not in env_file
+    app_json = json.loads(written_file(run, "/etc/leanstack/app.json"))
+    assert app_json["parameters_path"] == "/leanstack/dev/app"
+
+
+def test_release_command_jobs_and_cache_reach_the_config_parameter_and_the_job_alarm(
+    run_dev_with: Callable[[dict[str, Any]], StackRun],
+) -> None:
+    run = run_dev_with(
+        {
+            "leanstack:app": {
+                "releaseCommand": ["bin/migrate"],
+                "jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report", "--daily"]}},
+            },
+            "leanstack:cache": {"enabled": True},
+        }
+    )
+    document = json.loads(run.named("app-config").inputs["insecureValue"])
+    assert document["release_command"] == ["bin/migrate"]
+    assert document["jobs"] == {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report", "--daily"]}}
+    assert document["cache"]["port"] == 6379 and document["cache"]["token"] == "/leanstack/dev/cache/auth-token"
+    assert document["cache"]["host"] == run.outputs["cacheAddress"]
+    alarm = run.named("host-job-failed").inputs
+    assert (alarm["namespace"], alarm["metricName"], alarm["dimensions"]) == (
+        "Leanstack/dev",
+        "JobFailure",
+        {"Stack": "dev"},
+    )
+    assert alarm["alarmActions"] == [run.outputs["alertTopicArn"]]

@@ -6,6 +6,8 @@ in the scale stack (stacks/Pulumi.scale.yaml).
 
 from __future__ import annotations
 
+import json
+
 import base64
 import gzip
 from typing import Any
@@ -254,8 +256,12 @@ def test_backup_and_drill_timers_run_on_exactly_one_host(scale: StackRun) -> Non
     timers = {"leanstack-backup.timer", "leanstack-restore-drill.timer"}
     assert timers <= set(enabled_units(jobs))
     assert timers.isdisjoint(enabled_units(web))
-    # Otherwise the same host: same files, packages and the other units.
-    assert cloud_config(jobs)["write_files"] == cloud_config(web)["write_files"]
+    # Otherwise the same host: same files (but app.json's runs_jobs: the app's jobs too), packages, other units.
+    files = {f["path"]: f["content"] for f in cloud_config(jobs)["write_files"]}
+    web_files = {f["path"]: f["content"] for f in cloud_config(web)["write_files"]}
+    app_json = "/etc/leanstack/app.json"
+    assert json.loads(files[app_json])["runs_jobs"] is True and json.loads(web_files[app_json])["runs_jobs"] is False
+    assert {p: c for p, c in files.items() if p != app_json} == {p: c for p, c in web_files.items() if p != app_json}
     assert cloud_config(jobs)["packages"] == cloud_config(web)["packages"]
     assert [u for u in enabled_units(jobs) if u not in timers] == enabled_units(web)
     # Exactly one: the jobs group holds one host, and a refresh terminates it before launching the next.

@@ -99,7 +99,8 @@ def test_cache_turned_on_is_no_risk() -> None:
     assert result["risks"] == []
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in {r["type"] for r in result["added"]}
     assert result["removed"] == []
-    assert [c["type"] for c in result["changed"]] == ["aws:budgets/budget:Budget"]  # its limit follows the cost
+    # The budget's limit follows the cost; the app's config parameter gains the cache's endpoint (no host change).
+    assert sorted(c["name"] for c in result["changed"]) == ["app-config", "budget-monthly"]
 
 
 def test_multi_az_turned_on_in_dev_is_no_risk() -> None:
@@ -110,15 +111,23 @@ def test_multi_az_turned_on_in_dev_is_no_risk() -> None:
 # --------------------------------------------------------------------------- downtime
 
 
-def test_one_plain_app_env_value_replaces_the_only_host_and_shows_the_file() -> None:
+def test_an_app_env_value_changes_only_the_config_parameter_never_the_host() -> None:
     result = change("prod", {"leanstack:app": {"env": {"LOG_LEVEL": "info", "FEATURE_X": "on"}}})
+    assert result["risks"] == []
+    assert [(c["name"], c["replaced"]) for c in result["changed"]] == [("app-config", False)]
+    body = rendered("prod", result)
+    assert "FEATURE_X" in body and "host-instance" not in body
+
+
+def test_a_host_file_change_replaces_the_only_host_and_shows_the_file() -> None:
+    result = change("prod", {"leanstack:host": {"maxBodyMb": 50}})
     assert risks(result) == [(DOWNTIME, "host-instance")]
     text = text_of(result, DOWNTIME)
-    assert text.startswith("the only host `host-instance` is REPLACED (`userDataBase64` changes: cloud-config file "
-                           "/etc/leanstack/app.env changed): the site is down until the new host")  # fmt: skip
+    assert text.startswith("the only host `host-instance` is REPLACED (`userDataBase64` changes: cloud-config file ")
+    assert "the site is down until the new host" in text
     assert "Instead: apply it at a quiet hour" in text
     body = rendered("prod", result)
-    assert "+++ b/etc/leanstack/app.env" in body and "\n          +FEATURE_X=on\n" in body
+    assert "client_max_body_size 50m;" in body
     assert "H4sI" not in body  # never the base64
 
 
