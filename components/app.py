@@ -26,7 +26,8 @@ Builds:
 Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
 usage-based ($0.50/GB ingested); EventBridge rules on AWS events and SSM Run Command are free.
 
-Replacement: the config parameter changes in place; renaming the repository (the stack name) creates a new, empty one; push the
+Replacement: the config parameter changes in place; renaming the repository (the stack name) creates a
+new, empty one; push the
 image again before deploying.
 
 Example:

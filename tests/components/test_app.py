@@ -84,7 +84,10 @@ def test_configured_secrets_are_readable_by_the_host_and_never_inlined(
     parameter = run.named("app-config").inputs
     assert parameter["name"] == "/leanstack/dev/app/config" and parameter["type"] == "String"
     document = json.loads(parameter["insecureValue"])
-    assert document == {"env": {"LOG_LEVEL": "info"}, "secrets": {"SENTRY": "/leanstack/dev/app/sentry", "STRIPE_KEY": arn}}
+    assert document == {
+        "env": {"LOG_LEVEL": "info"},
+        "secrets": {"SENTRY": "/leanstack/dev/app/sentry", "STRIPE_KEY": arn},
+    }
     env_file = written_file(run, "/etc/leanstack/app.env")
     assert "LOG_LEVEL" not in env_file and arn not in env_file
     app_json = json.loads(written_file(run, "/etc/leanstack/app.json"))

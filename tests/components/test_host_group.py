@@ -6,10 +6,9 @@ in the scale stack (stacks/Pulumi.scale.yaml).
 
 from __future__ import annotations
 
-import json
-
 import base64
 import gzip
+import json
 from typing import Any
 
 import pytest
