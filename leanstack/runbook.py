@@ -156,6 +156,15 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "backups as unproven and keep RDS's own snapshots.",
         ],
     ),
+    "job-failed": (
+        "Job failed",
+        [
+            "Which job: CloudWatch > Metrics > the stack's namespace > Stack, Job > JobFailure (the job with a 1).",
+            "Why: `python -m leanstack logs <stack> --since 1d --filter job-<name>` (its container's output).",
+            "Run it again once fixed: `sudo leanstack-app job <name>` on the jobs host (a run still going makes it "
+            "skip), or `python -m leanstack run <stack> -- <its command>`.",
+        ],
+    ),
 }
 
 
@@ -983,6 +992,39 @@ def _rollback(config: StackConfig) -> list[str]:
     ]
 
 
+def _app_operations(config: StackConfig) -> list[str]:
+    """The app's scheduled jobs and maintenance mode: what runs on its own, and how to show users a 503 page."""
+    stack = config.stack
+    where = "the jobs host (the one host of the jobs group)" if config.hosts.scaled else "the host"
+    lines = ["## App jobs and maintenance mode", ""]
+    if config.app.jobs:
+        lines += [
+            f"Scheduled jobs (`app.jobs`) run on {where}, one run at a time, in UTC unless a timezone is named:",
+            "",
+        ]
+        rows = [
+            [f"`{name}`", f"`{job.schedule}`", f"`{' '.join(job.command)}`", f"`leanstack-job-{name}.timer`"]
+            for name, job in sorted(config.app.jobs.items())
+        ]
+        lines += [*_table(["Job", "Schedule (OnCalendar)", "Command", "Timer"], rows), ""]
+        lines += ["A failed run raises [Job failed](#job-failed).", ""]
+    else:
+        lines += ["No scheduled jobs (`app.jobs` is empty).", ""]
+    lines += [
+        "**Maintenance mode** shows users a 503 page with `Retry-After` while the health path reports the truth "
+        "(the uptime check alarms if the site is really down). Use it when the app must not take writes: a "
+        "migration that is not backward compatible, a restore (the restore's `--swap` turns it on itself), a "
+        "data repair. Not for a deploy: deploys switch without dropping requests.",
+        "",
+        "```sh",
+        f'python -m leanstack maintenance {stack} on --message "Back at 14:00 UTC"',
+        f"python -m leanstack maintenance {stack} off",
+        "```",
+        "",
+    ]
+    return lines
+
+
 def _alarm_sections(run: StackRun, config: StackConfig) -> list[str]:
     lines = ["## Alarms", ""]
     lines.append(
@@ -1113,6 +1155,7 @@ def runbook_markdown(run: StackRun, config: StackConfig) -> str:
     lines += _targets(config)
     lines += _backups(run, config)
     lines += _rollback(config)
+    lines += _app_operations(config)
     lines += _alarm_sections(run, config)
     lines += _stateful(run)
     lines += _access(run, config)

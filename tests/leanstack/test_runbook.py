@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -76,12 +77,17 @@ def test_no_cache_token_either(dev_cache_no_cdn: StackRun) -> None:
     assert "cacheAuthTokenParameter" in text and "`cache-group`" in text
 
 
-def test_alarm_anchors_and_headings_stay_in_sync(dev: StackRun, prod: StackRun, scale: StackRun) -> None:
+JOBS = {"leanstack:app": {"jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}}}}
+
+
+def test_alarm_anchors_and_headings_stay_in_sync(
+    dev: StackRun, prod: StackRun, scale: StackRun, run_dev_with: Callable[[dict[str, Any]], StackRun]
+) -> None:
     for heading_anchor, (heading, _steps) in ALARM_STEPS.items():
         assert github_anchor(heading) == heading_anchor
     used: set[str | None] = set()
-    for run in (dev, prod, scale):
-        text = sheet(run)
+    for run, overrides in ((dev, None), (prod, None), (scale, None), (run_dev_with(JOBS), JOBS)):
+        text = sheet(run, overrides)
         headings = {github_anchor(h) for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.MULTILINE)}
         anchors = {alarm_anchor(a) for a in run.of_type(ALARM)} - {None}
         used |= anchors
@@ -157,3 +163,13 @@ def test_the_physical_names_are_never_invented_by_the_mocks(prod: StackRun) -> N
     bucket: Resource = prod.named("backups-bucket")
     assert bucket.outputs["bucket"] not in text  # the mocks' made-up suffix
     assert "`leanstack-prod-backups-<random suffix>`" in text
+
+
+def test_the_sheet_lists_the_jobs_and_when_to_use_maintenance_mode(
+    dev: StackRun, run_dev_with: Callable[[dict[str, Any]], StackRun]
+) -> None:
+    text = sheet(run_dev_with(JOBS), JOBS)
+    assert "| `nightly-report` | `*-*-* 03:15:00` | `bin/report` | `leanstack-job-nightly-report.timer` |" in text
+    assert "`leanstack-dev-job-failed`" in text
+    assert "python -m leanstack maintenance dev on" in text and "a migration that is not backward compatible" in text
+    assert "No scheduled jobs (`app.jobs` is empty)." in sheet(dev)
