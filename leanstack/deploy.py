@@ -1,8 +1,13 @@
 """Deploy, roll back and list the app's releases on a stack's hosts, through SSM Run Command.
 
     deploy STACK TAG     run `leanstack-app deploy TAG` on each host (no SSH), one host at a
-                         time: it pulls <app image>:TAG, starts it beside the serving version,
-                         waits for its health path, switches nginx, stops the old one
+                         time: it pulls <app image>:TAG, runs the release command
+                         (app.releaseCommand) in it, starts it beside the serving version,
+                         waits for its health path, switches nginx, stops the old one.
+                         Several hosts: `leanstack-app release-command TAG` runs once on the
+                         jobs host first, then each host deploys with --skip-release-command;
+                         a failed release command stops the deploy before any host switches
+                         and is recorded with its last lines
     rollback STACK       deploy the previous good tag by the same path
     releases STACK       the recorded history, newest last
 
@@ -101,6 +106,8 @@ HOST_TOOL = "/usr/local/sbin/leanstack-app"
 RELEASES_LIMIT_BYTES = 4096
 # Pull, health check (app.healthTimeout) and nginx drain (90 s) with room to spare.
 DEFAULT_TIMEOUT_SECONDS = 1200
+# leanstack-app stops a release command after 30 minutes; the pull comes first.
+RELEASE_COMMAND_TIMEOUT_SECONDS = 2100
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
@@ -485,6 +492,8 @@ class Deployer:
     # released (see `protect_release`) and then unmarks those out of the history (`prune_releases`).
     # None: nothing is marked.
     registry: Any = None
+    # Set per deploy: several hosts deploy with --skip-release-command (it ran once on the jobs host).
+    skip_release_command: bool = False
 
     @property
     def parameter(self) -> str:
@@ -552,6 +561,7 @@ class Deployer:
         _check_tag(tag)
         hosts, looked_up = self.hosts()
         several = len(hosts) > 1
+        self.skip_release_command = several
         # Read before anything changes: where the hosts that switch go back if a later one fails.
         served = self.serving() if several else []
         previous = served[-1] if served else None
@@ -583,6 +593,9 @@ class Deployer:
             except DeployError as error:
                 self._record(replace(release, result="failed", finished=_now(), detail=str(error)[:200]))
                 raise
+        if several:
+            # Once, before the host-by-host rollout; each host then deploys with --skip-release-command.
+            self._release_command(release, hosts[-1])
         # What happened to each host, for the one line per host printed at the end.
         outcomes = dict.fromkeys(hosts, "not touched")
         for index, host in enumerate(hosts):
@@ -765,25 +778,74 @@ class Deployer:
         return self.deploy(serving[-2], action="rollback")
 
     def _send(self, instance_id: str, tag: str) -> str:
-        command = f"{HOST_TOOL} deploy {shlex.quote(tag)}"
+        # Scaled out, the release command ran once on the jobs host before the rollout (see _release_command).
+        skip = " --skip-release-command" if self.skip_release_command else ""
+        return self.send(
+            instance_id,
+            f"{HOST_TOOL} deploy{skip} {shlex.quote(tag)}",
+            what="the deploy",
+            comment=f"leanstack deploy {self.stack} {tag}",
+            doing=f"deploying {tag}",
+        )
+
+    def send(
+        self, instance_id: str, command: str, *, what: str, comment: str, doing: str, timeout: float | None = None
+    ) -> str:
+        """Send one shell command to one host through Run Command; its command id."""
         try:
             sent = self.ssm.send_command(
                 InstanceIds=[instance_id],
                 DocumentName="AWS-RunShellScript",
-                Comment=f"leanstack deploy {self.stack} {tag}"[:100],
-                Parameters={"commands": [command], "executionTimeout": [str(int(self.timeout_seconds))]},
+                Comment=comment[:100],
+                Parameters={"commands": [command], "executionTimeout": [str(int(timeout or self.timeout_seconds))]},
                 # How long SSM waits for the host's agent to pick the command up.
                 TimeoutSeconds=600,
             )
         except Exception as error:
-            raise DeployError(f"cannot send the deploy to {instance_id}: {_describe(error)}") from None
+            raise DeployError(f"cannot send {what} to {instance_id}: {_describe(error)}") from None
         command_id = str(sent["Command"]["CommandId"])
-        self.say(f"{self.stack}: deploying {tag} on {instance_id} (SSM command {command_id})")
+        self.say(f"{self.stack}: {doing} on {instance_id} (SSM command {command_id})")
         return command_id
 
-    def _wait(self, command_id: str, instance_id: str) -> tuple[str, int, str, str]:
+    def _release_command(self, release: Release, host: str) -> None:
+        """Scaled out: the release command once, on the jobs host, before any host switches."""
+        tag, action = release.tag, release.action
+        try:
+            command_id = self.send(
+                host,
+                f"{HOST_TOOL} release-command {shlex.quote(tag)}",
+                what="the release command",
+                comment=f"leanstack release command {self.stack} {tag}",
+                doing=f"running the release command of {tag}",
+                timeout=RELEASE_COMMAND_TIMEOUT_SECONDS,
+            )
+            status, code, output, errors = self._wait(command_id, host, RELEASE_COMMAND_TIMEOUT_SECONDS)
+        except DeployError as error:
+            self._record(replace(release, result="failed", finished=_now(), detail=f"release command: {error}"[:200]))
+            raise DeployError(f"{action} of {tag} to {self.stack} stopped: {error}; no host changed") from None
+        if status == "Success":
+            return
+        reason = _last_line(errors) or _last_line(output) or f"the SSM command ended {status}"
+        refused = code == EXIT_BUSY
+        self._record(
+            replace(
+                release,
+                result="refused" if refused else "failed",
+                finished=_now(),
+                # The host tool's one line ends with the command's last output lines.
+                detail="release command: " + reason[-180:],
+            )
+        )
+        raise DeployError(
+            f"{action} of {tag} to {self.stack} stopped: the release command failed on {host} ({status}): {reason}; "
+            "no host changed, the previous version serves",
+            EXIT_BUSY if refused else EXIT_FAILED,
+        )
+
+    def _wait(self, command_id: str, instance_id: str, timeout: float | None = None) -> tuple[str, int, str, str]:
         """Poll until the command ends: (status, exit code, stdout, stderr)."""
-        deadline = time.monotonic() + self.timeout_seconds + self.grace_seconds
+        timeout = timeout or self.timeout_seconds
+        deadline = time.monotonic() + timeout + self.grace_seconds
         while True:
             try:
                 invocation = self.ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
@@ -803,7 +865,7 @@ class Deployer:
             if time.monotonic() > deadline:
                 raise DeployError(
                     f"SSM command {command_id} still {status} after "
-                    f"{self.timeout_seconds + self.grace_seconds:.0f} s; "
+                    f"{timeout + self.grace_seconds:.0f} s; "
                     f"see `aws ssm get-command-invocation --command-id {command_id} --instance-id {instance_id}`"
                 )
             self.sleep(self.poll_seconds)

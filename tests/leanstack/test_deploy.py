@@ -480,12 +480,21 @@ class Fleet:
     serving: dict[str, str] = field(default_factory=dict)
     broken: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     sent: list[tuple[str, str]] = field(default_factory=list)
+    release_commands: list[tuple[str, str]] = field(default_factory=list)
     history_at_send: list[str] = field(default_factory=list)
     _commands: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def send_command(self, **kwargs: Any) -> Any:
         (instance,) = kwargs["InstanceIds"]
-        tag = kwargs["Parameters"]["commands"][0].rsplit(" ", 1)[1]
+        command = kwargs["Parameters"]["commands"][0]
+        tag = command.rsplit(" ", 1)[1]
+        if f"{HOST_TOOL} release-command " in command:
+            # Runs the release command only: nothing switches (`broken` keys it as (host, "release:" + tag)).
+            self.release_commands.append((instance, tag))
+            done = self.moto.send_command(**kwargs)
+            self._commands[done["Command"]["CommandId"]] = (instance, f"release:{tag}")
+            return done
+        assert command == f"{HOST_TOOL} deploy --skip-release-command {tag}", "scaled out: it ran once already"
         self.sent.append((instance, tag))
         with contextlib.suppress(self.moto.exceptions.ParameterNotFound):
             self.history_at_send.append(_history(self.moto)[-1]["result"])
@@ -498,6 +507,8 @@ class Fleet:
         assert kwargs["InstanceId"] == instance
         if (instance, tag) in self.broken:
             return self.broken[instance, tag]
+        if tag.startswith("release:"):
+            return {"Status": "Success", "ResponseCode": 0, "StandardOutputContent": "", "StandardErrorContent": ""}
         self.serving[instance] = tag
         return {"Status": "Success", "ResponseCode": 0, "StandardOutputContent": "", "StandardErrorContent": ""}
 
@@ -539,6 +550,7 @@ def _fleet_on(ssm: Any, aws: tuple[Any, Any], tag: str, web: int, jobs: int = 1)
     assert _run_scaled(fleet, aws, "deploy", "dev", tag) == 0
     assert fleet.serving == dict.fromkeys(hosts, tag)
     fleet.sent.clear()
+    fleet.release_commands.clear()
     fleet.history_at_send.clear()
     return fleet, hosts
 
@@ -586,6 +598,7 @@ def test_a_scaled_out_stack_is_deployed_host_by_host(
 
     assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 0
 
+    assert fleet.release_commands == [(hosts[-1], "v2")], "the release command once, on the jobs host, first"
     assert fleet.sent == [(host, "v2") for host in hosts], "one command per host, in order"
     assert fleet.serving == dict.fromkeys(hosts, "v2")
     # Until the last host switched, a host booting would read the previous release.
@@ -924,3 +937,36 @@ def test_images_leaving_the_history_lose_their_mark_and_only_those(ssm: Any) -> 
     assert marked == {"release-v9.1.1", "release-v9.1.2", "release-v9.1.3"}
     # Unmarking removed the tag, not the image.
     assert "v9.1.0" in {i.get("imageTag") for i in listed}
+
+
+def test_scaled_out_a_failed_release_command_stops_the_deploy_before_any_host_switches(
+    ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    fleet, hosts = _fleet_on(ssm, aws, "v1", web=2)
+    reason = (
+        "leanstack-app: the release command of v2 exited 1 (== 20261201 AddNotNull: migrating | "
+        'PG::NotNullViolation: column "email" contains null values); the old version serves'
+    )
+    fleet.broken[hosts[-1], "release:v2"] = _failed(reason)
+    capsys.readouterr()
+
+    assert _run_scaled(fleet, aws, "deploy", "dev", "v2") == 1
+
+    assert fleet.release_commands == [(hosts[-1], "v2")]
+    assert fleet.sent == [], "no host was asked to switch"
+    assert fleet.serving == dict.fromkeys(hosts, "v1")
+    last = _history(ssm)[-1]
+    assert (last["tag"], last["result"]) == ("v2", "failed")
+    assert last["detail"].endswith("contains null values); the old version serves")
+    assert last["detail"].startswith("release command: ")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"leanstack: deploy of v2 to dev stopped: the release command failed on {hosts[-1]} (Failed)")
+    assert "PG::NotNullViolation" in err and err.endswith("no host changed, the previous version serves\n")
+    assert serving_tags(_history(ssm))[-1] == "v1"
+
+
+def test_one_host_runs_its_release_command_inside_its_own_deploy(ssm: Any) -> None:
+    assert _run(ssm, "deploy", "dev", "v7") == 0
+    (command,) = _commands(ssm)
+    assert command["Parameters"]["commands"] == [f"{HOST_TOOL} deploy v7"]
