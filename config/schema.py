@@ -24,7 +24,7 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     elif origin is dict:
         item_hint = typing.get_args(hint)[1]
         value_schema = (
-            _section_schema(item_hint)
+            _section_schema(typing.cast(type[Any], item_hint))
             if dataclasses.is_dataclass(item_hint)
             else _schema_for(str, {k: v for k, v in meta.items() if k != "doc"})
         )

@@ -7,6 +7,11 @@
     python -m leanstack validate STACK                           check stacks/Pulumi.<STACK>.yaml
     python -m leanstack deploy STACK TAG | rollback STACK | releases STACK
                                                                  ship the app (needs AWS credentials)
+    python -m leanstack config STACK list | set NAME=VALUE | set NAME --secret | unset NAME
+    python -m leanstack restart STACK | run STACK [--interactive] -- CMD...
+    python -m leanstack logs STACK [--follow] [--since 1h] [--filter TEXT] [--nginx]
+    python -m leanstack maintenance STACK on|off [--message TEXT]
+                                                                 run the app day to day (AWS credentials)
     python -m leanstack schema                                   JSON Schema for the stack files
     python -m leanstack init [--domain D --zone-id Z --alert-email E --owner O --region R --backup-region B]
                                                                  fill a fork's six values into every stack file
@@ -193,11 +198,17 @@ def _parser() -> argparse.ArgumentParser:
         strict=True,
     ):
         commands.add_parser(name, help=f"{text} (AWS credentials needed)", add_help=False)
+    for name in OPERATE_COMMANDS:
+        commands.add_parser(
+            name, help=f"the app's {name} (AWS credentials needed; see leanstack.operate)", add_help=False
+        )
     return parser
 
 
 # Commands that talk to AWS live in leanstack.deploy, with their own arguments.
 DEPLOY_COMMANDS = ("deploy", "rollback", "releases")
+# The app's day-2 operations: leanstack.operate (SSM config, Run Command, CloudWatch Logs).
+OPERATE_COMMANDS = ("config", "restart", "run", "logs", "maintenance")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -213,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from leanstack import deploy
 
         return deploy.main(argv)
+    if argv and argv[0] in OPERATE_COMMANDS:
+        from leanstack import operate
+
+        return operate.main(argv)
     if argv and argv[0] == "secrets":
         from leanstack import sealed
 
