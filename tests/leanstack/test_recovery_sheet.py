@@ -15,7 +15,7 @@ import botocore.session
 import pytest
 from botocore import xform_name
 
-from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS
+from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS, OPERATE_COMMANDS
 from leanstack.config import StackConfig, load_stack_config
 from leanstack.host.backup.leanstack_backup import RestoreOptions
 from leanstack.mocks import StackRun
@@ -253,7 +253,7 @@ def test_every_leanstack_cli_command_the_sheet_names_exists(prod: StackRun) -> N
     text = runbook_markdown(prod, config_of(prod))
     named = set(re.findall(r"python -m leanstack ([a-z]+)", text))
     assert {"runbook", "rollback", "validate"} <= named
-    assert named <= set(COMMANDS) | set(DEPLOY_COMMANDS)
+    assert named <= set(COMMANDS) | set(DEPLOY_COMMANDS) | set(OPERATE_COMMANDS)
 
 
 def test_the_sheet_says_where_the_drill_restores(prod: StackRun) -> None:
