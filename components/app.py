@@ -24,7 +24,8 @@ Builds:
   The restart is a blue/green deploy of the running tag: no request is dropped.
 
 Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
-usage-based ($0.50/GB ingested); EventBridge rules on AWS events and SSM Run Command are free.
+usage-based ($0.50/GB ingested); EventBridge rules on AWS events, SSM Run Command and the
+Standard-tier config parameter are free.
 
 Replacement: the config parameter changes in place; renaming the repository (the stack name) creates a
 new, empty one; push the
