@@ -98,6 +98,14 @@ def _check_name(name: str) -> str:
 # --------------------------------------------------------------------------- config
 
 
+def _secret_on_command_line(name: str) -> DeployError:
+    return DeployError(
+        f"{name}: a secret's value is not taken from the command line (shell history, process list); "
+        f"give `{name} --secret` and the value on stdin",
+        EXIT_USAGE,
+    )
+
+
 def _all_parameters(ssm: Any, path: str) -> dict[str, dict[str, Any]]:
     """Every parameter under `path` (undecrypted: a secret's value is never fetched), by name."""
     found: dict[str, dict[str, Any]] = {}
@@ -155,11 +163,7 @@ def config_set(ssm: Any, stack: str, assignment: str, secret: bool, stdin: TextI
     name, equals, value = assignment.partition("=")
     _check_name(name)
     if secret and equals:
-        raise DeployError(
-            f"{name}: a secret's value is not taken from the command line (shell history, process list); "
-            f"give `{name} --secret` and the value on stdin",
-            EXIT_USAGE,
-        )
+        raise _secret_on_command_line(name)
     if not secret and not equals:
         raise DeployError(f"{name}: expected NAME=VALUE (or NAME --secret, the value on stdin)", EXIT_USAGE)
     if secret:
@@ -413,13 +417,28 @@ def main(
         args = _parser().parse_args(arguments)
         if args.command == "run" and not command_argv:
             raise DeployError("run: no command given; usage: python -m leanstack run STACK -- CMD...", EXIT_USAGE)
+        if args.command == "config" and args.action != "list":
+            # Bad input is refused before anything is looked up.
+            name, equals, _value = (args.assignment if args.action == "set" else args.name).partition("=")
+            _check_name(name)
+            if args.action == "set" and args.secret and equals:
+                raise _secret_on_command_line(name)
         on_hosts = args.command in ("restart", "run", "maintenance")
+
+        def outputs(stack: str) -> Mapping[str, Any]:
+            try:
+                return stack_outputs(stack)
+            except DeployError as error:
+                if on_hosts:
+                    raise
+                raise DeployError(f"cannot find the stack's region: {error}; pass --region or set AWS_REGION") from None
+
         target = find_target(
             args.stack,
             instance_id=getattr(args, "instance_id", None),
             region=args.region,
             env=environment,
-            stack_outputs=stack_outputs,
+            stack_outputs=outputs,
             need_instance=on_hosts,
             all_hosts=getattr(args, "all_hosts", False),
         )

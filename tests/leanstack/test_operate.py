@@ -338,3 +338,19 @@ def test_python_m_leanstack_routes_the_day_2_commands(capsys: pytest.CaptureFixt
 
     assert leanstack_main(["config", "dev", "set", "PORT=1", "--region", REGION]) == 2
     assert capsys.readouterr().err.startswith("leanstack: PORT: not allowed")
+
+
+def test_config_refuses_bad_input_before_looking_anything_up_and_asks_for_the_region(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def no_pulumi(stack: str) -> dict[str, Any]:
+        from leanstack.deploy import DeployError
+
+        raise DeployError("pulumi is not installed")
+
+    assert main(["config", "dev", "set", "X_Y=1", "--secret"], env={}, stack_outputs=_no_pulumi) == 2
+    assert "value on stdin" in capsys.readouterr().err
+    assert main(["config", "dev", "list"], env={}, stack_outputs=no_pulumi) == 1
+    assert capsys.readouterr().err == (
+        "leanstack: cannot find the stack's region: pulumi is not installed; pass --region or set AWS_REGION\n"
+    )
