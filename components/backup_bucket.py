@@ -126,6 +126,10 @@ class BackupBucket(LeanComponent):
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return self.child_opts(provider=self._provider, **kwargs)
 
+    def provider_opts(self, owner: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+        """Options for another component's child in the backup region and account (the uploads' replica)."""
+        return pulumi.ResourceOptions(parent=owner, provider=self._provider, **kwargs)
+
     def _create_bucket(self) -> aws.s3.Bucket:
         return aws.s3.Bucket(
             self.child_name("bucket"),

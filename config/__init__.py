@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         ProxyHostArgs,
         RecoveryTargets,
         StackConfig,
+        StorageArgs,
         UptimeCheckArgs,
         is_production,
     )
@@ -63,6 +64,7 @@ _HOME = {
     "BackupBucketArgs": "leanstack.config.sections",
     "BudgetArgs": "leanstack.config.sections",
     "CacheArgs": "leanstack.config.sections",
+    "StorageArgs": "leanstack.config.sections",
     "CdnArgs": "leanstack.config.sections",
     "ConfigError": "leanstack.config.fields",
     "DatabaseArgs": "leanstack.config.sections",
@@ -117,6 +119,7 @@ __all__ = [
     "ProxyHostArgs",
     "RecoveryTargets",
     "StackConfig",
+    "StorageArgs",
     "UptimeCheckArgs",
     "backup_interval_hours",
     "final_snapshot_name",

@@ -377,6 +377,47 @@ class CdnArgs(Validated):
 
 
 @dataclass(frozen=True)
+class StorageArgs(Validated):
+    """File storage for the app's uploads, off by default: off means no resources at all."""
+
+    enabled: bool = setting(
+        False,
+        doc="Create the uploads bucket (in the stack's region), its replica in backup.region (versioned, Object "
+        "Lock as backup.objectLockMode/objectLockDays) and the app's own AWS role, which may use the uploads "
+        "bucket and nothing else.",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        doc="Origins allowed to upload straight from the browser (presigned PUT/POST), such as "
+        "https://example.com. Empty: no CORS rule, uploads go through the app.",
+        pattern=r"https://[a-z0-9.-]+(:[0-9]{1,5})?",
+        allowed="an https origin without a path, such as https://example.com",
+    )
+    keep_deleted_days: int = setting(
+        30,
+        doc="Days the uploads bucket keeps an overwritten or deleted file's old version (the replica keeps "
+        "them backup.expireAfterDays).",
+        min=1,
+        max=3650,
+    )
+    drill_files_sql: str = setting(
+        "",
+        doc="SQL the restore drill runs against the restored database, returning the object keys it references "
+        "(first column), such as SELECT key FROM uploads; the drill checks a sample of them exists in the "
+        "replica. Empty: no files check.",
+        pattern=r"[^\x00]{0,4000}",
+        allowed="SQL text of at most 4000 characters",
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        """The first rule across this section's own fields that fails: (field, message), or None."""
+        if not self.enabled and (self.cors_origins or self.drill_files_sql):
+            field = "cors_origins" if self.cors_origins else "drill_files_sql"
+            return (field, "given with storage off; expected storage.enabled: true")
+        return None
+
+
+@dataclass(frozen=True)
 class BackupBucketArgs(Validated):
     """The off-site backup bucket, in a second region (optionally a second account)."""
 
@@ -593,6 +634,7 @@ class StackConfig:
     hosts: HostsArgs = field(default_factory=HostsArgs)
     database: DatabaseArgs = field(default_factory=DatabaseArgs)
     cache: CacheArgs = field(default_factory=CacheArgs)
+    storage: StorageArgs = field(default_factory=StorageArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
     budget: BudgetArgs = field(default_factory=BudgetArgs)
@@ -617,6 +659,7 @@ SECTIONS: dict[str, type[Any]] = {
     "hosts": HostsArgs,
     "database": DatabaseArgs,
     "cache": CacheArgs,
+    "storage": StorageArgs,
     "cdn": CdnArgs,
     "backup": BackupBucketArgs,
     "alerts": AlertThresholds,

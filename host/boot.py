@@ -13,8 +13,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
+from leanstack.host.credentials import leanstack_credentials
+from leanstack.host.credentials.install import (
+    CREDENTIALS_TOOL_PATH,
+    CREDENTIALS_UNITS,
+    credentials_host_files,
+)
 from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files, app_tool
 from leanstack.host.params import BackupSettings, HostFile, HostParams
 from leanstack.host.render import render_user_data
@@ -100,6 +107,10 @@ class HostBoot:
         if app is not None:
             files += app_host_files(app)
             packages += APP_PACKAGES
+            if app.app_role_arn:
+                # The app's own role, served before the app's units start (they come after it).
+                files += credentials_host_files(app.app_role_arn, app.region)
+                units += CREDENTIALS_UNITS
             units += APP_UNITS
         if not files:
             return render_user_data(params)
@@ -119,8 +130,11 @@ class HostBoot:
         )
 
 
-def host_boot(*, with_backups: bool, with_app: bool) -> HostBoot:
-    """The boot files of a host that runs the backups (with a database and a bucket) and/or the app."""
+def host_boot(*, with_backups: bool, with_app: bool, with_app_identity: bool = False) -> HostBoot:
+    """The boot files of a host that runs the backups (with a database and a bucket) and/or the app.
+
+    `with_app_identity`: the app has its own AWS role (file storage), served by leanstack-credentials.
+    """
     fetched = []
     if with_backups:
         tool = backup_tool()
@@ -128,4 +142,7 @@ def host_boot(*, with_backups: bool, with_app: bool) -> HostBoot:
     if with_app:
         tool = app_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
+        if with_app_identity:
+            content = Path(leanstack_credentials.__file__).read_text(encoding="utf-8")
+            fetched.append(FetchedFile(CREDENTIALS_TOOL_PATH, "bin/leanstack-credentials", content))
     return HostBoot(tuple(fetched))
