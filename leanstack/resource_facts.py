@@ -358,6 +358,18 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Facts(
             "ownership controls", "S3: the rule changes in place.", replaces=frozenset({"bucket"})
         ),
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig": Facts(
+            "replication",
+            "S3: the rules change in place and apply to objects written after the change (existing objects "
+            "need S3 Batch Replication); removing it stops copying new files off-site.",
+            replaces=frozenset({"bucket"}),
+        ),
+        "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": Facts(
+            "CORS rules",
+            "S3: the rules change in place; they let browsers on the named origins call the bucket with "
+            "presigned requests, never without one.",
+            replaces=frozenset({"bucket", "expectedBucketOwner"}),
+        ),
         "aws:s3/bucketObjectv2:BucketObjectv2": Facts(
             "bucket object",
             "S3: bucket and key are ForceNew; the content is overwritten in place (a new version).",

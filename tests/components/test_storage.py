@@ -139,3 +139,18 @@ def test_storage_keys_are_refused_with_storage_off() -> None:
     raw = merged(read_stack_config("dev"), {"leanstack:storage": {"drillFilesSql": "SELECT 1"}})
     with pytest.raises(ConfigError, match=r"^leanstack:storage\.drillFilesSql: given with storage off"):
         load_stack_config(raw, "dev")
+
+
+def test_the_plan_prices_both_buckets_and_the_replication_with_stated_assumptions(on: StackRun) -> None:
+    from leanstack.cost import estimate
+    from leanstack.plan import build_plan
+
+    cost = estimate(build_plan(on))
+    storage = cost["components"]["Storage"]
+    assert storage["notPriced"] == []
+    by_name = {urn.rsplit("::", 1)[1]: price for urn, price in cost["resources"].items()}
+    assert by_name["storage-uploads"]["monthly"] > 0 and by_name["storage-replica"]["monthly"] > 0
+    assert by_name["storage-replication"]["monthly"] == round(1 * 0.02 + 4 * 0.3, 2)
+    assert by_name["storage-files-at-risk"]["monthly"] > 0
+    assert any("uploads bucket holds 10 GB" in a for a in cost["assumptions"])
+    assert any("replication metrics" in a for a in cost["assumptions"])
