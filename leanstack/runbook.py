@@ -156,6 +156,17 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "backups as unproven and keep RDS's own snapshots.",
         ],
     ),
+    "files-at-risk": (
+        "Files at risk",
+        [
+            "New uploads are not reaching the off-site replica: `aws s3api head-object --bucket <uploadsBucket> "
+            "--key <a recent key>` shows `ReplicationStatus` (FAILED, or PENDING for over an hour).",
+            "FAILED: the replication role (`leanstack-<stack>-uploads-replication`) or the replica's bucket policy "
+            "was changed by hand, or the backup account's provider lost access; `pulumi preview` shows the drift.",
+            "Files written while it failed are not replicated on their own once it is fixed: copy them with S3 "
+            "Batch Replication (S3 console > the uploads bucket > Replication > Create Batch Operations job).",
+        ],
+    ),
 }
 
 

@@ -93,7 +93,12 @@ def tuned() -> StackRun:
 
 # dev with the cache on and the CDN off: the optional resources present, the one exception to
 # "nothing open to the internet" in force.
-CACHE_NO_CDN = {"leanstack:cache": {"enabled": True}, "leanstack:cdn": {"proxied": False}}
+# Every optional piece on (the cache, file storage) and the CDN off.
+CACHE_NO_CDN = {
+    "leanstack:cache": {"enabled": True},
+    "leanstack:storage": {"enabled": True, "corsOrigins": ["https://example.com"], "drillFilesSql": "SELECT 1"},
+    "leanstack:cdn": {"proxied": False},
+}
 
 
 @pytest.fixture(scope="session")
