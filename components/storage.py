@@ -326,7 +326,7 @@ class Storage(LeanComponent):
     def _create_files_at_risk_alarm(
         self, uploads: aws.s3.Bucket, replica: aws.s3.Bucket, topic_arn: pulumi.Input[str]
     ) -> None:
-        dimensions = {
+        dimensions: dict[str, pulumi.Input[str]] = {
             "SourceBucket": uploads.bucket,
             "DestinationBucket": replica.bucket,
             "RuleId": REPLICATION_RULE_ID,

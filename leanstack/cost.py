@@ -405,7 +405,8 @@ def _replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
         1 for rule in rules if ((rule.get("destination") or {}).get("metrics") or {}).get("status") == "Enabled"
     )
     total = gb * g["s3ReplicationTransferGb"] + metrics * g["customMetricMonth"]
-    basis = f"{gb:g} GB replicated x ${g['s3ReplicationTransferGb']} + {metrics} replication metrics x ${g['customMetricMonth']}"
+    transfer, metric = g["s3ReplicationTransferGb"], g["customMetricMonth"]
+    basis = f"{gb:g} GB replicated x ${transfer} + {metrics} replication metrics x ${metric}"
     return Price(PRICED, money(total), basis, (ctx.assume("uploadsNewGbPerMonth"),))
 
 
