@@ -75,7 +75,7 @@ import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
 from leanstack.components.app import App
-from leanstack.components.backup_bucket import BackupBucket, writer_statements
+from leanstack.components.backup_bucket import BackupBucket, sealer_statements, writer_statements
 from leanstack.components.base import LeanComponent, policy_output
 from leanstack.components.database import Database
 from leanstack.components.error_share import count_query, error_share_alarm
@@ -86,7 +86,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.storage import Storage
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 from leanstack.config.naming import stack_prefix
-from leanstack.host.boot import HostBoot, host_boot
+from leanstack.host.boot import HostBoot, SealJob, host_boot
 from leanstack.host.deploy.install import AppDatabase, AppSettings
 from leanstack.host.params import BackupJobs, BackupSettings, HostParams
 
@@ -234,11 +234,13 @@ class ProxyHost(LeanComponent):
         tls_parameters = self._store_origin_tls(certificate)
         self.backup_jobs = backup_jobs or BackupJobs()
         self.storage = storage
+        self._seal = self._seal_job(backups, database, application)
         # What the host boots from, assembled in host/boot.py; this component only uploads and hands it over.
         self._boot = boot or host_boot(
             with_backups=backups is not None and database is not None,
             with_app=application is not None,
             with_app_identity=application is not None and storage is not None,
+            with_seal=self._seal is not None,
         )
         self._fetched = self._boot.fetched
         files_bucket, uploads = self._create_host_files_bucket()
@@ -397,11 +399,37 @@ class ProxyHost(LeanComponent):
             )
         if backups is not None:
             statements += writer_statements(backups.bucket_arn, backups.prefix)
+        seal = self._seal
+        if backups is not None and seal is not None:
+            statements += sealer_statements(backups.bucket_arn, self.stack)
+            if seal.secret_ids:
+                # GetSecretValue on them is ReadAppSecrets'; the sealer also records their names.
+                statements.append(
+                    {
+                        "Sid": "DescribeSealedSecrets",
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:DescribeSecret",
+                        "Resource": list(seal.secret_ids),
+                    }
+                )
         if application is not None:
             statements += self._app_statements(application)
         if self.storage is not None:
             statements += self._storage_statements(self.storage)
         return statements
+
+    def _seal_job(
+        self, backups: BackupBucket | None, database: Database | None, application: App | None
+    ) -> SealJob | None:
+        """The daily sealed copy of the app's config and secrets, when backup.recoveryPublicKey is set."""
+        if backups is None or database is None or not backups.args.recovery_public_key:
+            return None
+        secrets = application.args.secrets.values() if application is not None else ()
+        return SealJob(
+            public_key=backups.args.recovery_public_key,
+            secret_ids=tuple(sorted({v for v in secrets if v.startswith("arn:")})),
+            calendar=self.backup_jobs.backup_calendar,
+        )
 
     def _storage_statements(self, storage: Storage) -> list[dict[str, Any]]:
         """Serve the app its own role; read (never write) the uploads' replica for the drill's files check."""
@@ -650,7 +678,12 @@ class ProxyHost(LeanComponent):
             backup=resolved.backup,
         )
         return self._boot.user_data(
-            params, backup=resolved.backup, app=resolved.app, files_bucket=resolved.host_files_bucket, jobs=jobs
+            params,
+            backup=resolved.backup,
+            app=resolved.app,
+            files_bucket=resolved.host_files_bucket,
+            jobs=jobs,
+            seal=self._seal,
         )
 
     def _create_instance(

@@ -8,6 +8,7 @@ the safety ones explicitly (deletion protection, final snapshot, `protect`).
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -417,6 +418,26 @@ class StorageArgs(Validated):
         return None
 
 
+# An RSA key this size seals for as long as backups are kept (recovery-key new makes 4096).
+RECOVERY_KEY_MIN_BITS = 3072
+
+
+def _check_recovery_key(value: Any) -> str | None:
+    """None when `value` is empty or an RSA public key of at least RECOVERY_KEY_MIN_BITS bits."""
+    if not value:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(str(value), validate=True))
+    except ValueError:
+        return "the base64 line printed by python -m leanstack recovery-key new (this is not a public key)"
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < RECOVERY_KEY_MIN_BITS:
+        return f"an RSA public key of at least {RECOVERY_KEY_MIN_BITS} bits (python -m leanstack recovery-key new)"
+    return None
+
+
 @dataclass(frozen=True)
 class BackupBucketArgs(Validated):
     """The off-site backup bucket, in a second region (optionally a second account)."""
@@ -500,6 +521,16 @@ class BackupBucketArgs(Validated):
         doc="With drillTarget: local. After the restore, the drill starts the serving release's image against the "
         "scratch database on an isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 "
         "within app.healthTimeoutSeconds.",
+    )
+    recovery_public_key: str = setting(
+        "",
+        doc="The recovery key's public half, the one base64 line `python -m leanstack recovery-key new` prints "
+        "(its private half stays in the owner's password manager). Set: the host seals the app's SSM parameters "
+        "and Secrets Manager secrets to it daily into sealed-secrets/<stack>/ of this bucket; "
+        "`python -m leanstack secrets restore STACK --from-backup` opens them. Empty: no sealed copy.",
+        pattern=r"[A-Za-z0-9+/=]*",
+        allowed="the base64 line printed by python -m leanstack recovery-key new",
+        check=_check_recovery_key,
     )
     verify_sql: str = setting(
         "",
