@@ -99,7 +99,7 @@ def test_a_protected_database_keeps_its_automated_backups_whatever_the_stack_nam
         {
             "leanstack:database": {"deletionProtection": True},
             "leanstack:owner": "Ada",
-            "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+            "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25, "secondPerson": "Grace, grace@example.com"},
         }
     )
     assert run.one("aws:rds/instance:Instance").inputs["deleteAutomatedBackups"] is False
