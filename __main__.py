@@ -118,6 +118,8 @@ host = ProxyHost(
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
+if cfg.database.cross_region_backups:
+    database.replicate_backups(cfg.backup.region)
 # Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.
 app.restart_on_password_rotation(host_name(stack), database.secret_arn)
 if cache is not None:

@@ -224,6 +224,13 @@ class DatabaseArgs(Validated):
     backup_retention_days: int = setting(
         7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
     )
+    cross_region_backups: bool = setting(
+        False,
+        doc="Replicate RDS automated backups (snapshots and transaction logs, backupRetentionDays kept) to "
+        "backup.region, for point-in-time recovery there when the stack's region is down: a recovery point of "
+        "minutes instead of the last off-site dump. Costs the backup storage there ($0.095/GB-month) and its "
+        "transfer. Same account only (RDS does not replicate to another account).",
+    )
     deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
     final_snapshot: bool = setting(
         True, doc="Take a final snapshot, named leanstack-<stack>-final, when the instance is deleted."

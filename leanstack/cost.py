@@ -410,6 +410,18 @@ def _replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(total), basis, (ctx.assume("uploadsNewGbPerMonth"),))
 
 
+def _rds_backup_replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """Replicated automated backups: about the source's allocated storage, stored and transferred."""
+    source = next((o for o in ctx.resources if o["type"] == "aws:rds/instance:Instance"
+                   and not o["inputs"].get("replicateSourceDb")), None)  # fmt: skip
+    gb = float((source or {}).get("inputs", {}).get("allocatedStorage") or 20)
+    g = ctx.pricing["global"]
+    ctx.assumptions_used.add("rdsReplicatedBackups")
+    total = gb * (g["rdsReplicatedBackupGbMonth"] + g["s3ReplicationTransferGb"])
+    basis = f"{gb:g} GB x (${g['rdsReplicatedBackupGbMonth']} stored + ${g['s3ReplicationTransferGb']} transferred)"
+    return Price(PRICED, money(total), basis, (ctx.assume("rdsReplicatedBackups"),))
+
+
 def _ecr_repository(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     gb = float(ctx.pricing["assumptions"]["appImagesGb"])
     price = ctx.pricing["global"]["ecrStorageGbMonth"]
@@ -480,6 +492,7 @@ REGIONAL: dict[str, PriceFn] = {
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:s3/bucketReplicationConfig:BucketReplicationConfig": _replication,
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": _rds_backup_replication,
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,

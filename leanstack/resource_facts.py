@@ -310,6 +310,14 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             refused=_m(engineVersion=DOWNGRADE),
             deferred_by="applyImmediately",
         ),
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": Facts(
+            "cross-region backup replication",
+            "RDS: source instance, KMS key and retention are ForceNew; deleting it stops the replication and "
+            "deletes the replicated backups in the other region.",
+            replaces=frozenset({"sourceDbInstanceArn", "kmsKeyId", "retentionPeriod", "preSignedUrl"}),
+            holds_data="the replicated automated backups in the backup region",
+            keep_data="take a manual snapshot copy in the backup region first (`aws rds copy-db-snapshot`)",
+        ),
         "aws:elasticache/subnetGroup:SubnetGroup": Facts(
             "cache subnet group", "ElastiCache: name is ForceNew; subnets change in place.", replaces=_names()
         ),

@@ -46,6 +46,7 @@ def test_every_resource_type_of_every_shipped_stack_has_facts() -> None:
             optional = {
                 "leanstack:cache": {"enabled": True},
                 "leanstack:storage": {"enabled": True, "corsOrigins": ["https://example.com"]},
+                "leanstack:database": {"crossRegionBackups": True},
             }
             run = run_with(optional, stack) if cache else stack_run(stack)
             for r in run.resources:
@@ -58,6 +59,7 @@ def test_every_resource_type_of_every_shipped_stack_has_facts() -> None:
     assert missing == {}
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in seen and "aws:autoscaling/group:Group" in seen
     assert "aws:s3/bucketReplicationConfig:BucketReplicationConfig" in seen
+    assert "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication" in seen
 
 
 def test_every_entry_says_why_and_no_property_is_both_replacing_and_in_place() -> None:
