@@ -24,6 +24,7 @@ from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import aws_provider
 from leanstack.components.proxy_host import ProxyHost, host_name, host_role_name
+from leanstack.components.storage import Storage
 from leanstack.components.uptime_check import UptimeCheck
 from leanstack.config import (
     AlertsArgs,
@@ -75,6 +76,20 @@ database = Database(
 cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
 app = App("app", cfg.app, stack=stack, region=cfg.region, cache=cache, opts=main)
+# The app's uploads, replicated beside the backups, and the app's own role (off by default).
+storage = (
+    Storage(
+        "storage",
+        cfg.storage,
+        stack=stack,
+        backup=backups,
+        host_role_name=host_role_name(stack),
+        alarm_topic_arn=alerts.topic_arn,
+        opts=main,
+    )
+    if cfg.storage.enabled
+    else None
+)
 host = ProxyHost(
     "host",
     cfg.host,
@@ -99,9 +114,12 @@ host = ProxyHost(
         drill_starts_app=cfg.backup.drill_starts_app,
         verify_sql=cfg.backup.verify_sql,
     ),
+    storage=storage,
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
+if cfg.database.cross_region_backups:
+    database.replicate_backups(cfg.backup.region)
 # Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.
 app.restart_on_password_rotation(host_name(stack), database.secret_arn)
 if cache is not None:
@@ -151,6 +169,10 @@ pulumi.export("budgetName", budget.name)
 pulumi.export("appRepositoryUrl", app.repository_url)
 pulumi.export("appReleasesParameter", app.releases_parameter)
 pulumi.export("appLogGroup", app.log_group_name)
+if storage is not None:
+    pulumi.export("uploadsBucket", storage.bucket_name)
+    pulumi.export("uploadsReplicaBucket", storage.replica_name)
+    pulumi.export("appRoleArn", storage.app_role_arn)
 if cache is not None:
     pulumi.export("cacheAddress", cache.address)
     if cfg.cache.replicas:

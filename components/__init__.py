@@ -24,6 +24,7 @@ from leanstack.components.host_group import HostGroup
 from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.proxy_host import ProxyHost
+from leanstack.components.storage import Storage
 from leanstack.components.uptime_check import UptimeCheck
 from leanstack.config import (
     AlertsArgs,
@@ -39,6 +40,7 @@ from leanstack.config import (
     NetworkArgs,
     OriginCertificateArgs,
     ProxyHostArgs,
+    StorageArgs,
     UptimeCheckArgs,
 )
 
@@ -67,6 +69,8 @@ __all__ = [
     "OriginCertificateArgs",
     "ProxyHost",
     "ProxyHostArgs",
+    "Storage",
+    "StorageArgs",
     "UptimeCheck",
     "UptimeCheckArgs",
 ]

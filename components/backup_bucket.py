@@ -45,10 +45,37 @@ from leanstack.components.providers import aws_provider
 from leanstack.config import BackupBucketArgs
 from leanstack.config.naming import stack_prefix
 
-__all__ = ["BackupBucket", "BackupBucketArgs", "deny_overwrites", "writer_statements"]
+__all__ = [
+    "BackupBucket",
+    "BackupBucketArgs",
+    "deny_overwrites",
+    "sealed_prefix",
+    "sealer_statements",
+    "writer_statements",
+]
+
+# Where the host's sealed copies of the app's config and secrets go (host/backup/leanstack_seal.py).
+SEALED_PREFIX = "sealed-secrets"
 
 
-def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str) -> dict[str, Any]:
+def sealed_prefix(stack: str) -> str:
+    """The key prefix of a stack's sealed secrets: sealed-secrets/<stack>."""
+    return f"{SEALED_PREFIX}/{stack}"
+
+
+def sealer_statements(bucket_arn: pulumi.Input[str], stack: str) -> list[dict[str, Any]]:
+    """IAM statement for the sealer: create its stack's sealed copies; no read, no delete."""
+    return [
+        {
+            "Sid": "WriteSealedSecrets",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": pulumi.Output.concat(bucket_arn, f"/{sealed_prefix(stack)}/*"),
+        }
+    ]
+
+
+def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str, sid: str = "DenyOverwritingBackups") -> dict[str, Any]:
     """Bucket-policy statement: nobody writes a backup key that exists (If-None-Match: * or denied).
 
     AWS's "Enforce conditional writes on Amazon S3 buckets": the s3:PutObject action covers
@@ -58,7 +85,7 @@ def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str) -> dict[str, Any
     Principal "*": the host, an administrator and the account root alike.
     """
     return {
-        "Sid": "DenyOverwritingBackups",
+        "Sid": sid,
         "Effect": "Deny",
         "Principal": "*",
         "Action": "s3:PutObject",
@@ -126,6 +153,10 @@ class BackupBucket(LeanComponent):
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return self.child_opts(provider=self._provider, **kwargs)
 
+    def provider_opts(self, owner: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+        """Options for another component's child in the backup region and account (the uploads' replica)."""
+        return pulumi.ResourceOptions(parent=owner, provider=self._provider, **kwargs)
+
     def _create_bucket(self) -> aws.s3.Bucket:
         return aws.s3.Bucket(
             self.child_name("bucket"),
@@ -141,6 +172,9 @@ class BackupBucket(LeanComponent):
 
     def _lock_down(self, bucket: aws.s3.Bucket, writer_role_name: str) -> None:
         statements = [*self._writer_statements(bucket, writer_role_name), deny_overwrites(bucket.arn, self.prefix)]
+        if self.args.recovery_public_key:
+            # The sealed copies are as write-once as the dumps.
+            statements.append(deny_overwrites(bucket.arn, sealed_prefix(self.stack), "DenyOverwritingSealedSecrets"))
         versioning = lock_down_bucket(self, bucket, self._opts, statements, lifecycle_rules=self._lifecycle_rules())
         aws.s3.BucketObjectLockConfiguration(
             self.child_name("object-lock"),
@@ -166,11 +200,20 @@ class BackupBucket(LeanComponent):
             if a.glacier_after_days
             else None
         )
+        prefixes = [a.prefix] + ([sealed_prefix(self.stack)] if a.recovery_public_key else [])
+        return [rule for prefix in prefixes for rule in self._age_out(prefix, transitions)]
+
+    def _age_out(
+        self, prefix: str, transitions: list[aws.s3.BucketLifecycleConfigurationRuleTransitionArgs] | None
+    ) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+        a = self.args
+        # The dumps' rules keep their ids; the sealed copies' get the prefix's name.
+        suffix = "" if prefix == a.prefix else "-sealed-secrets"
         return [
             aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="age-out-backups",
+                id=f"age-out-backups{suffix}",
                 status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{prefix}/"),
                 transitions=transitions,
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=a.expire_after_days),
                 # A version turns noncurrent when expiry hides it, or at once when something writes
@@ -182,9 +225,9 @@ class BackupBucket(LeanComponent):
                 ),
             ),
             aws.s3.BucketLifecycleConfigurationRuleArgs(
-                id="remove-expired-delete-markers",
+                id=f"remove-expired-delete-markers{suffix}",
                 status="Enabled",
-                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{a.prefix}/"),
+                filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=f"{prefix}/"),
                 expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
             ),
         ]
@@ -197,5 +240,8 @@ class BackupBucket(LeanComponent):
         return [
             {**statement, "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account, ":root")},
              "Condition": {**statement.get("Condition", {}), "ArnEquals": {"aws:PrincipalArn": writer_arn}}}
-            for statement in writer_statements(bucket.arn, self.args.prefix)
+            for statement in [
+                *writer_statements(bucket.arn, self.args.prefix),
+                *(sealer_statements(bucket.arn, self.stack) if self.args.recovery_public_key else []),
+            ]
         ]  # fmt: skip

@@ -50,6 +50,7 @@ import pulumi_aws as aws
 
 from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
+from leanstack.components.providers import aws_provider
 from leanstack.config import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
 from leanstack.config.naming import stack_prefix
 
@@ -104,6 +105,7 @@ class Database(LeanComponent):
         self.secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
         self.security_group_id = self._security_group.id
         self.replica_addresses = [replica.address for replica in replicas]
+        self._instance = instance
         self.register_outputs(
             {
                 "address": self.address,
@@ -166,6 +168,20 @@ class Database(LeanComponent):
             retention_in_days=self.args.log_retention_days,
             tags=self.tags,
             opts=self.child_opts(),
+        )
+
+    def replicate_backups(self, region: str) -> None:
+        """Replicate the automated backups to `region` (database.crossRegionBackups), for point-in-time
+        recovery there; retention as backupRetentionDays. Encrypted with the AWS-managed RDS key there."""
+        provider = aws_provider(self.child_name("backup-region"), region=region, stack=self.stack,
+                                opts=self.child_opts())  # fmt: skip
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        aws.rds.InstanceAutomatedBackupsReplication(
+            self.child_name("backups-replication"),
+            source_db_instance_arn=self._instance.arn,
+            retention_period=self.args.backup_retention_days,
+            kms_key_id=pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":alias/aws/rds"),
+            opts=self.child_opts(provider=provider),
         )
 
     def _create_instance(

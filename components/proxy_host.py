@@ -75,7 +75,7 @@ import pulumi_aws as aws
 import pulumi_cloudflare as cloudflare
 
 from leanstack.components.app import App
-from leanstack.components.backup_bucket import BackupBucket, writer_statements
+from leanstack.components.backup_bucket import BackupBucket, sealer_statements, writer_statements
 from leanstack.components.base import LeanComponent, policy_output
 from leanstack.components.database import Database
 from leanstack.components.error_share import count_query, error_share_alarm
@@ -83,9 +83,10 @@ from leanstack.components.host_group import HostGroup, HostLaunch
 from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.private_bucket import lock_down_bucket
+from leanstack.components.storage import Storage
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 from leanstack.config.naming import stack_prefix
-from leanstack.host.boot import HostBoot, host_boot
+from leanstack.host.boot import HostBoot, SealJob, host_boot
 from leanstack.host.deploy.install import AppDatabase, AppSettings
 from leanstack.host.params import BackupJobs, BackupSettings, HostParams
 
@@ -215,6 +216,7 @@ class ProxyHost(LeanComponent):
         application: App | None = None,
         hosts: HostsArgs | None = None,
         backup_jobs: BackupJobs | None = None,
+        storage: Storage | None = None,
         boot: HostBoot | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -231,9 +233,14 @@ class ProxyHost(LeanComponent):
 
         tls_parameters = self._store_origin_tls(certificate)
         self.backup_jobs = backup_jobs or BackupJobs()
+        self.storage = storage
+        self._seal = self._seal_job(backups, database, application)
         # What the host boots from, assembled in host/boot.py; this component only uploads and hands it over.
         self._boot = boot or host_boot(
-            with_backups=backups is not None and database is not None, with_app=application is not None
+            with_backups=backups is not None and database is not None,
+            with_app=application is not None,
+            with_app_identity=application is not None and storage is not None,
+            with_seal=self._seal is not None,
         )
         self._fetched = self._boot.fetched
         files_bucket, uploads = self._create_host_files_bucket()
@@ -396,8 +403,52 @@ class ProxyHost(LeanComponent):
             )
         if backups is not None:
             statements += writer_statements(backups.bucket_arn, backups.prefix)
+        seal = self._seal
+        if backups is not None and seal is not None:
+            statements += sealer_statements(backups.bucket_arn, self.stack)
+            if seal.secret_ids:
+                # GetSecretValue on them is ReadAppSecrets'; the sealer also records their names.
+                statements.append(
+                    {
+                        "Sid": "DescribeSealedSecrets",
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:DescribeSecret",
+                        "Resource": list(seal.secret_ids),
+                    }
+                )
         if application is not None:
             statements += self._app_statements(application)
+        if self.storage is not None:
+            statements += self._storage_statements(self.storage)
+        return statements
+
+    def _seal_job(
+        self, backups: BackupBucket | None, database: Database | None, application: App | None
+    ) -> SealJob | None:
+        """The daily sealed copy of the app's config and secrets, when backup.recoveryPublicKey is set."""
+        if backups is None or database is None or not backups.args.recovery_public_key:
+            return None
+        secrets = application.args.secrets.values() if application is not None else ()
+        return SealJob(
+            public_key=backups.args.recovery_public_key,
+            secret_ids=tuple(sorted({v for v in secrets if v.startswith("arn:")})),
+            calendar=self.backup_jobs.backup_calendar,
+        )
+
+    def _storage_statements(self, storage: Storage) -> list[dict[str, Any]]:
+        """Serve the app its own role; read (never write) the uploads' replica for the drill's files check."""
+        statements: list[dict[str, Any]] = [
+            {"Sid": "ServeAppRole", "Effect": "Allow", "Action": "sts:AssumeRole", "Resource": storage.app_role_arn}
+        ]
+        if storage.args.drill_files_sql:
+            statements.append(
+                {
+                    "Sid": "CheckFilesInReplica",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": pulumi.Output.concat(storage.replica_arn, "/*"),
+                }
+            )
         return statements
 
     def _app_statements(self, application: App) -> list[dict[str, Any]]:
@@ -540,8 +591,10 @@ class ProxyHost(LeanComponent):
         """
         backup_settings: pulumi.Output[BackupSettings | None] = pulumi.Output.from_input(None)
         if database is not None and backups is not None:
+            replica = self.storage.replica_name if self.storage is not None else ""
+            files_sql = self.storage.args.drill_files_sql if self.storage is not None else ""
             backup_settings = pulumi.Output.all(
-                backups.bucket_name, database.address, database.port, database.secret_arn
+                backups.bucket_name, database.address, database.port, database.secret_arn, replica
             ).apply(
                 lambda v: BackupSettings(
                     bucket=v[0],
@@ -556,6 +609,8 @@ class ProxyHost(LeanComponent):
                     drill_database_url=self.backup_jobs.drill_database_url,
                     drill_starts_app=self.backup_jobs.drill_starts_app,
                     verify_sql=self.backup_jobs.verify_sql,
+                    files_bucket=v[4] if files_sql else "",
+                    files_sql=files_sql,
                     backup_calendar=self.backup_jobs.backup_calendar,
                     drill_calendar=self.backup_jobs.drill_calendar,
                     metrics_namespace=self.metrics_namespace,
@@ -586,7 +641,12 @@ class ProxyHost(LeanComponent):
                     host=v[0], port=int(v[1]), name=database.database_name, user=database.username, secret_arn=v[2]
                 )
             )
-        return pulumi.Output.all(application.image, db).apply(
+        identity: pulumi.Output[tuple[str, dict[str, str]]] = pulumi.Output.from_input(("", {}))
+        if self.storage is not None:
+            identity = pulumi.Output.all(self.storage.app_role_arn, self.storage.bucket_name).apply(
+                lambda v: (v[0], {"UPLOADS_BUCKET": v[1], "UPLOADS_BUCKET_REGION": self.region})
+            )
+        return pulumi.Output.all(application.image, db, identity).apply(
             lambda v: AppSettings(
                 stack=self.stack,
                 region=self.region,
@@ -601,6 +661,8 @@ class ProxyHost(LeanComponent):
                 parameters_path=application.parameters_path,
                 runs_jobs=runs_jobs,
                 metrics_namespace=self.metrics_namespace,
+                app_role_arn=v[2][0],
+                stack_values=v[2][1],
             )
         )
 
@@ -624,7 +686,12 @@ class ProxyHost(LeanComponent):
             backup=resolved.backup,
         )
         return self._boot.user_data(
-            params, backup=resolved.backup, app=resolved.app, files_bucket=resolved.host_files_bucket, jobs=jobs
+            params,
+            backup=resolved.backup,
+            app=resolved.app,
+            files_bucket=resolved.host_files_bucket,
+            jobs=jobs,
+            seal=self._seal,
         )
 
     def _create_instance(

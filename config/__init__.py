@@ -52,6 +52,7 @@ if TYPE_CHECKING:
         ProxyHostArgs,
         RecoveryTargets,
         StackConfig,
+        StorageArgs,
         UptimeCheckArgs,
         is_production,
     )
@@ -65,6 +66,7 @@ _HOME = {
     "BackupBucketArgs": "leanstack.config.sections",
     "BudgetArgs": "leanstack.config.sections",
     "CacheArgs": "leanstack.config.sections",
+    "StorageArgs": "leanstack.config.sections",
     "CdnArgs": "leanstack.config.sections",
     "ConfigError": "leanstack.config.fields",
     "DatabaseArgs": "leanstack.config.sections",
@@ -122,6 +124,7 @@ __all__ = [
     "ProxyHostArgs",
     "RecoveryTargets",
     "StackConfig",
+    "StorageArgs",
     "UptimeCheckArgs",
     "backup_interval_hours",
     "env_name_problem",

@@ -127,6 +127,12 @@ def _check_recovery(c: StackConfig) -> None:
             raise ConfigError(f"{p}:recovery.rtoMinutes", f"missing; {why}, so expected minutes such as 240")
         if not c.recovery.rpo_hours:
             raise ConfigError(f"{p}:recovery.rpoHours", f"missing; {why}, so expected hours such as 25")
+        if not c.recovery.second_person:
+            raise ConfigError(
+                f"{p}:recovery.secondPerson",
+                f"missing; {why}, so expected who can run recovery when the owner cannot, "
+                'e.g. "Grace, grace@example.com"',
+            )
     if c.recovery.rto_minutes and c.recovery.rto_minutes < 30:
         raise ConfigError(
             f"{p}:recovery.rtoMinutes",
@@ -182,6 +188,9 @@ def _check_across(c: StackConfig) -> None:
         )
     if problem := c.backup.section_problem():
         raise ConfigError(f"{p}:backup.{camel(problem[0])}", problem[1])
+
+    if problem := c.storage.section_problem():
+        raise ConfigError(f"{p}:storage.{camel(problem[0])}", problem[1])
 
     _check_scale_out(c)
     _check_app(c)

@@ -8,6 +8,7 @@ the safety ones explicitly (deletion protection, final snapshot, `protect`).
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -267,6 +268,13 @@ class DatabaseArgs(Validated):
     backup_retention_days: int = setting(
         7, doc="Days of RDS automated backups (point-in-time recovery window).", min=1, max=35
     )
+    cross_region_backups: bool = setting(
+        False,
+        doc="Replicate RDS automated backups (snapshots and transaction logs, backupRetentionDays kept) to "
+        "backup.region, for point-in-time recovery there when the stack's region is down: a recovery point of "
+        "minutes instead of the last off-site dump. Costs the backup storage there ($0.095/GB-month) and its "
+        "transfer. Same account only (RDS does not replicate to another account).",
+    )
     deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
     final_snapshot: bool = setting(
         True, doc="Take a final snapshot, named leanstack-<stack>-final, when the instance is deleted."
@@ -421,6 +429,67 @@ class CdnArgs(Validated):
 
 
 @dataclass(frozen=True)
+class StorageArgs(Validated):
+    """File storage for the app's uploads, off by default: off means no resources at all."""
+
+    enabled: bool = setting(
+        False,
+        doc="Create the uploads bucket (in the stack's region), its replica in backup.region (versioned, Object "
+        "Lock as backup.objectLockMode/objectLockDays) and the app's own AWS role, which may use the uploads "
+        "bucket and nothing else.",
+    )
+    cors_origins: tuple[str, ...] = setting(
+        (),
+        doc="Origins allowed to upload straight from the browser (presigned PUT/POST), such as "
+        "https://example.com. Empty: no CORS rule, uploads go through the app.",
+        pattern=r"https://[a-z0-9.-]+(:[0-9]{1,5})?",
+        allowed="an https origin without a path, such as https://example.com",
+    )
+    keep_deleted_days: int = setting(
+        30,
+        doc="Days the uploads bucket keeps an overwritten or deleted file's old version (the replica keeps "
+        "them backup.expireAfterDays).",
+        min=1,
+        max=3650,
+    )
+    drill_files_sql: str = setting(
+        "",
+        doc="SQL the restore drill runs against the restored database, returning the object keys it references "
+        "(first column), such as SELECT key FROM uploads; the drill checks a sample of them exists in the "
+        "replica. Empty: no files check.",
+        pattern=r"[^\x00]{0,4000}",
+        allowed="SQL text of at most 4000 characters",
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        """The first rule across this section's own fields that fails: (field, message), or None."""
+        if not self.enabled and (self.cors_origins or self.drill_files_sql):
+            field = "cors_origins" if self.cors_origins else "drill_files_sql"
+            return (field, "given with storage off; expected storage.enabled: true")
+        return None
+
+
+# An RSA key this size seals for as long as backups are kept (recovery-key new makes 4096).
+RECOVERY_KEY_MIN_BITS = 3072
+
+
+def _check_recovery_key(value: Any) -> str | None:
+    """None when `value` is empty or an RSA public key of at least RECOVERY_KEY_MIN_BITS bits."""
+    if not value:
+        return None
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    try:
+        key = load_der_public_key(base64.b64decode(str(value), validate=True))
+    except ValueError:
+        return "the base64 line printed by python -m leanstack recovery-key new (this is not a public key)"
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size < RECOVERY_KEY_MIN_BITS:
+        return f"an RSA public key of at least {RECOVERY_KEY_MIN_BITS} bits (python -m leanstack recovery-key new)"
+    return None
+
+
+@dataclass(frozen=True)
 class BackupBucketArgs(Validated):
     """The off-site backup bucket, in a second region (optionally a second account)."""
 
@@ -503,6 +572,16 @@ class BackupBucketArgs(Validated):
         doc="With drillTarget: local. After the restore, the drill starts the serving release's image against the "
         "scratch database on an isolated network (LEANSTACK_DRILL=1) and requires its health path to answer 200 "
         "within app.healthTimeoutSeconds.",
+    )
+    recovery_public_key: str = setting(
+        "",
+        doc="The recovery key's public half, the one base64 line `python -m leanstack recovery-key new` prints "
+        "(its private half stays in the owner's password manager). Set: the host seals the app's SSM parameters "
+        "and Secrets Manager secrets to it daily into sealed-secrets/<stack>/ of this bucket; "
+        "`python -m leanstack secrets restore STACK --from-backup` opens them. Empty: no sealed copy.",
+        pattern=r"[A-Za-z0-9+/=]*",
+        allowed="the base64 line printed by python -m leanstack recovery-key new",
+        check=_check_recovery_key,
     )
     verify_sql: str = setting(
         "",
@@ -588,6 +667,58 @@ class AlertThresholds(Validated):
     )
 
 
+PERSON_RE = r"([A-Za-z0-9][A-Za-z0-9 .,'@_+()-]{0,79})?"
+PERSON_ALLOWED = 'a name, team or email of 1-80 characters such as "Ada Lovelace, ada@example.com"'
+# The systems a recovery is split into, in the order the sheet lists them.
+RECOVERY_SYSTEMS = ("database", "files", "secrets", "host", "dns", "deploy")
+
+
+def _check_no_secret(value: Any) -> str | None:
+    """Where a credential lives, never the credential: refuse what looks like a key, token or password."""
+    text = str(value)
+    if "-----BEGIN" in text or re.search(r"[A-Za-z0-9+/=_-]{24,}", text) or re.search(r"(?i)password\s*[:=]", text):
+        return "where the credential lives (a place and who holds it), never the credential itself"
+    return None
+
+
+@dataclass(frozen=True)
+class SystemRecovery(Validated):
+    """Who brings one system back, and how fast and how fresh; empty fields fall back to the stack's."""
+
+    owner: str = setting("", doc="Who owns this system's recovery; empty: leanstack:owner.", pattern=PERSON_RE,
+                         allowed=PERSON_ALLOWED)  # fmt: skip
+    second: str = setting(
+        "",
+        doc="Who can approve and run it when the owner cannot; empty: recovery.secondPerson.",
+        pattern=PERSON_RE,
+        allowed=PERSON_ALLOWED,
+    )
+    rto_minutes: int = setting(0, doc="Minutes to bring it back; 0: recovery.rtoMinutes.", min=0, max=10080)
+    rpo_hours: int = setting(0, doc="Hours of its data you accept to lose; 0: recovery.rpoHours.", min=0, max=720)
+
+
+@dataclass(frozen=True)
+class RecoveryCredentials(Validated):
+    """Where each recovery credential lives (a vault, a safe, who holds it): never the credential itself."""
+
+    aws_root_mfa: str = setting(
+        "", doc="Where the AWS account root's password and MFA device are.", pattern=r"[^\x00-\x1f]{0,160}",
+        allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+    registrar: str = setting(
+        "", doc="Where the domain registrar's login is.", pattern=r"[^\x00-\x1f]{0,160}",
+        allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+    cloudflare: str = setting(
+        "", doc="Where the Cloudflare account's login and 2FA are.", pattern=r"[^\x00-\x1f]{0,160}",
+        allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+    recovery_key: str = setting(
+        "", doc="Where the recovery key's private half is (backup.recoveryPublicKey).", pattern=r"[^\x00-\x1f]{0,160}",
+        allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RecoveryTargets(Validated):
     """The recovery targets the runbook states and the config is checked against. Required for production."""
@@ -605,6 +736,32 @@ class RecoveryTargets(Validated):
         min=0,
         max=720,
     )
+    second_person: str = setting(
+        "",
+        doc="Who can approve and run recovery steps when the owner cannot (a name, team or email); required for "
+        "production, so a recovery never waits on one person or one inbox.",
+        pattern=PERSON_RE,
+        allowed=PERSON_ALLOWED,
+    )
+    database: SystemRecovery = setting(SystemRecovery(), doc="The database: owner, second person, RTO and RPO.")
+    files: SystemRecovery = setting(SystemRecovery(), doc="Uploaded files (storage): owner, second, RTO and RPO.")
+    secrets: SystemRecovery = setting(SystemRecovery(), doc="The app's config and secrets: owner, second, RTO, RPO.")
+    host: SystemRecovery = setting(SystemRecovery(), doc="The host(s): owner, second person, RTO and RPO.")
+    dns: SystemRecovery = setting(SystemRecovery(), doc="DNS and the CDN (Cloudflare): owner, second, RTO and RPO.")
+    deploy: SystemRecovery = setting(SystemRecovery(), doc="The deploy path (CI, images): owner, second, RTO, RPO.")
+    credentials: RecoveryCredentials = setting(
+        RecoveryCredentials(), doc="Where the recovery credentials live, without any secret."
+    )
+
+    def system(self, name: str, owner: str) -> SystemRecovery:
+        """One system's recovery with the stack-wide values filled in where it leaves them empty."""
+        own: SystemRecovery = getattr(self, name)
+        return SystemRecovery(
+            owner=own.owner or owner,
+            second=own.second or self.second_person,
+            rto_minutes=own.rto_minutes or self.rto_minutes,
+            rpo_hours=own.rpo_hours or self.rpo_hours,
+        )
 
 
 @dataclass(frozen=True)
@@ -637,6 +794,7 @@ class StackConfig:
     hosts: HostsArgs = field(default_factory=HostsArgs)
     database: DatabaseArgs = field(default_factory=DatabaseArgs)
     cache: CacheArgs = field(default_factory=CacheArgs)
+    storage: StorageArgs = field(default_factory=StorageArgs)
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     recovery: RecoveryTargets = field(default_factory=RecoveryTargets)
     budget: BudgetArgs = field(default_factory=BudgetArgs)
@@ -661,6 +819,7 @@ SECTIONS: dict[str, type[Any]] = {
     "hosts": HostsArgs,
     "database": DatabaseArgs,
     "cache": CacheArgs,
+    "storage": StorageArgs,
     "cdn": CdnArgs,
     "backup": BackupBucketArgs,
     "alerts": AlertThresholds,

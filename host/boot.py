@@ -13,8 +13,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+from leanstack.host.backup import leanstack_seal
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
+from leanstack.host.backup.seal_install import SEAL_TOOL_PATH, SEAL_UNITS, seal_host_files
+from leanstack.host.credentials import leanstack_credentials
+from leanstack.host.credentials.install import (
+    CREDENTIALS_TOOL_PATH,
+    CREDENTIALS_UNITS,
+    credentials_host_files,
+)
 from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files, app_tool
 from leanstack.host.params import BackupSettings, HostFile, HostParams
 from leanstack.host.render import render_user_data
@@ -74,6 +83,16 @@ def fetch_script(bucket: str, region: str, files: Sequence[FetchedFile]) -> str:
 
 
 @dataclass(frozen=True)
+class SealJob:
+    """The daily sealed copy of the app's config and secrets (backup.recoveryPublicKey set)."""
+
+    public_key: str
+    # The app's Secrets Manager secrets (never the RDS-managed one); its SSM parameters are read by path.
+    secret_ids: tuple[str, ...]
+    calendar: str
+
+
+@dataclass(frozen=True)
 class HostBoot:
     """The files a host boots from; `fetched` go to the host-files bucket, the rest into user data."""
 
@@ -87,6 +106,7 @@ class HostBoot:
         app: AppSettings | None,
         files_bucket: str,
         jobs: bool = True,
+        seal: SealJob | None = None,
     ) -> str:
         """The host's cloud-init; `jobs=False` leaves the backup and restore-drill timers unarmed."""
         files: list[HostFile] = []
@@ -97,9 +117,17 @@ class HostBoot:
             packages += BACKUP_PACKAGES
             # The tools are on every host (for a manual run); the timers only where jobs run.
             units += BACKUP_UNITS if jobs else ()
+            if seal is not None:
+                # Beside the backup: it reads backup.env for the bucket; its timer only where jobs run.
+                files += seal_host_files(seal.public_key, seal.secret_ids, seal.calendar)
+                units += SEAL_UNITS if jobs else ()
         if app is not None:
             files += app_host_files(app)
             packages += APP_PACKAGES
+            if app.app_role_arn:
+                # The app's own role, served before the app's units start (they come after it).
+                files += credentials_host_files(app.app_role_arn, app.region)
+                units += CREDENTIALS_UNITS
             units += APP_UNITS
         if not files:
             return render_user_data(params)
@@ -119,13 +147,24 @@ class HostBoot:
         )
 
 
-def host_boot(*, with_backups: bool, with_app: bool) -> HostBoot:
-    """The boot files of a host that runs the backups (with a database and a bucket) and/or the app."""
+def host_boot(
+    *, with_backups: bool, with_app: bool, with_app_identity: bool = False, with_seal: bool = False
+) -> HostBoot:
+    """The boot files of a host that runs the backups (with a database and a bucket) and/or the app.
+
+    `with_app_identity`: the app has its own AWS role (file storage), served by leanstack-credentials.
+    """
     fetched = []
     if with_backups:
         tool = backup_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-backup", tool.content))
+        if with_seal:
+            content = Path(leanstack_seal.__file__).read_text(encoding="utf-8")
+            fetched.append(FetchedFile(SEAL_TOOL_PATH, "bin/leanstack-seal-secrets", content))
     if with_app:
         tool = app_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
+        if with_app_identity:
+            content = Path(leanstack_credentials.__file__).read_text(encoding="utf-8")
+            fetched.append(FetchedFile(CREDENTIALS_TOOL_PATH, "bin/leanstack-credentials", content))
     return HostBoot(tuple(fetched))

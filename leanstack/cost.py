@@ -58,6 +58,7 @@ FREE: dict[str, str] = {
     "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": "no charge",
     "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2": "no charge",
     "aws:s3/bucketObjectv2:BucketObjectv2": "storage counted in its bucket",
+    "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": "no charge",
     "aws:s3/bucketObject:BucketObject": "storage counted in its bucket",
     "aws:sns/topic:Topic": "no charge below 1M publishes a month",
     "aws:sns/topicPolicy:TopicPolicy": "no charge",
@@ -372,7 +373,7 @@ def _lifecycle_for(bucket: dict[str, Any], ctx: Context) -> dict[str, Any] | Non
 
 def _s3_bucket(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     backup = bool(r["inputs"].get("objectLockEnabled")) or r["component"] == "BackupBucket"
-    key = "backupBucketGb" if backup else "otherBucketGb"
+    key = "uploadsGb" if r["component"] == "Storage" else "backupBucketGb" if backup else "otherBucketGb"
     gb = float(ctx.pricing["assumptions"][key])
     ctx.assumptions_used.add(key)
     standard_share = 1.0
@@ -392,6 +393,33 @@ def _s3_bucket(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     if gir:
         basis += f" + {gir:.3g} GB Glacier IR x ${t['s3GlacierIrGbMonth']}"
     return Price(PRICED, money(total), basis, (ctx.assume(key), ctx.assume("requests")))
+
+
+def _replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """S3 replication: the inter-region transfer of what is written, plus its replication metrics."""
+    gb = float(ctx.pricing["assumptions"]["uploadsNewGbPerMonth"])
+    ctx.assumptions_used.add("uploadsNewGbPerMonth")
+    g = ctx.pricing["global"]
+    rules = r["inputs"].get("rules") or []
+    metrics = 4 * sum(
+        1 for rule in rules if ((rule.get("destination") or {}).get("metrics") or {}).get("status") == "Enabled"
+    )
+    total = gb * g["s3ReplicationTransferGb"] + metrics * g["customMetricMonth"]
+    transfer, metric = g["s3ReplicationTransferGb"], g["customMetricMonth"]
+    basis = f"{gb:g} GB replicated x ${transfer} + {metrics} replication metrics x ${metric}"
+    return Price(PRICED, money(total), basis, (ctx.assume("uploadsNewGbPerMonth"),))
+
+
+def _rds_backup_replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """Replicated automated backups: about the source's allocated storage, stored and transferred."""
+    source = next((o for o in ctx.resources if o["type"] == "aws:rds/instance:Instance"
+                   and not o["inputs"].get("replicateSourceDb")), None)  # fmt: skip
+    gb = float((source or {}).get("inputs", {}).get("allocatedStorage") or 20)
+    g = ctx.pricing["global"]
+    ctx.assumptions_used.add("rdsReplicatedBackups")
+    total = gb * (g["rdsReplicatedBackupGbMonth"] + g["s3ReplicationTransferGb"])
+    basis = f"{gb:g} GB x (${g['rdsReplicatedBackupGbMonth']} stored + ${g['s3ReplicationTransferGb']} transferred)"
+    return Price(PRICED, money(total), basis, (ctx.assume("rdsReplicatedBackups"),))
 
 
 def _ecr_repository(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
@@ -463,6 +491,8 @@ REGIONAL: dict[str, PriceFn] = {
     "aws:s3/bucketV2:BucketV2": _s3_bucket,
     "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
     "aws:ecr/repository:Repository": _ecr_repository,
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": _replication,
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": _rds_backup_replication,
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,

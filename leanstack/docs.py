@@ -28,6 +28,7 @@ COMPONENT_ARGS = (
     ("Network", "NetworkArgs"),
     ("Database", "DatabaseArgs"),
     ("Cache", "CacheArgs"),
+    ("Storage", "StorageArgs"),
     ("ProxyHost", "ProxyHostArgs"),
     ("HostGroup", "HostsArgs"),
     ("App", "AppArgs"),

@@ -310,6 +310,14 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             refused=_m(engineVersion=DOWNGRADE),
             deferred_by="applyImmediately",
         ),
+        "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": Facts(
+            "cross-region backup replication",
+            "RDS: source instance, KMS key and retention are ForceNew; deleting it stops the replication and "
+            "deletes the replicated backups in the other region.",
+            replaces=frozenset({"sourceDbInstanceArn", "kmsKeyId", "retentionPeriod", "preSignedUrl"}),
+            holds_data="the replicated automated backups in the backup region",
+            keep_data="take a manual snapshot copy in the backup region first (`aws rds copy-db-snapshot`)",
+        ),
         "aws:elasticache/subnetGroup:SubnetGroup": Facts(
             "cache subnet group", "ElastiCache: name is ForceNew; subnets change in place.", replaces=_names()
         ),
@@ -357,6 +365,18 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
         ),
         "aws:s3/bucketOwnershipControls:BucketOwnershipControls": Facts(
             "ownership controls", "S3: the rule changes in place.", replaces=frozenset({"bucket"})
+        ),
+        "aws:s3/bucketReplicationConfig:BucketReplicationConfig": Facts(
+            "replication",
+            "S3: the rules change in place and apply to objects written after the change (existing objects "
+            "need S3 Batch Replication); removing it stops copying new files off-site.",
+            replaces=frozenset({"bucket"}),
+        ),
+        "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": Facts(
+            "CORS rules",
+            "S3: the rules change in place; they let browsers on the named origins call the bucket with "
+            "presigned requests, never without one.",
+            replaces=frozenset({"bucket", "expectedBucketOwner"}),
         ),
         "aws:s3/bucketObjectv2:BucketObjectv2": Facts(
             "bucket object",

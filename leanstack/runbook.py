@@ -165,6 +165,17 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "skip), or `python -m leanstack run <stack> -- <its command>`.",
         ],
     ),
+    "files-at-risk": (
+        "Files at risk",
+        [
+            "New uploads are not reaching the off-site replica: `aws s3api head-object --bucket <uploadsBucket> "
+            "--key <a recent key>` shows `ReplicationStatus` (FAILED, or PENDING for over an hour).",
+            "FAILED: the replication role (`leanstack-<stack>-uploads-replication`) or the replica's bucket policy "
+            "was changed by hand, or the backup account's provider lost access; `pulumi preview` shows the drift.",
+            "Files written while it failed are not replicated on their own once it is fixed: copy them with S3 "
+            "Batch Replication (S3 console > the uploads bucket > Replication > Create Batch Operations job).",
+        ],
+    ),
 }
 
 
@@ -923,6 +934,46 @@ def _render_step(number: int, step: Step) -> list[str]:
 
 NO_OWNER = "nobody yet (set `leanstack:owner` before you need it); meanwhile, whoever is on call"
 
+SYSTEM_NAMES = {
+    "database": "Database",
+    "files": "Uploaded files",
+    "secrets": "App config and secrets",
+    "host": "Host(s)",
+    "dns": "DNS and CDN (Cloudflare)",
+    "deploy": "Deploy path (CI, images)",
+}
+CREDENTIAL_NAMES = {
+    "aws_root_mfa": "AWS account root and its MFA",
+    "registrar": "Domain registrar",
+    "cloudflare": "Cloudflare account",
+    "recovery_key": "Recovery key (private half)",
+}
+
+
+def _people(config: StackConfig) -> list[str]:
+    """Who recovers each system, its targets, and where the recovery credentials live (no secret)."""
+    r = config.recovery
+    rows = []
+    for name, label in SYSTEM_NAMES.items():
+        one = r.system(name, config.owner)
+        rows.append(
+            [
+                label,
+                one.owner or "(not set)",
+                one.second or "(not set)",
+                f"{one.rto_minutes} min" if one.rto_minutes else "not set",
+                f"{one.rpo_hours} h" if one.rpo_hours else "not set",
+            ]
+        )
+    lines = ["## Who recovers what", ""]
+    lines += _table(["System", "Owner", "Second person", "RTO", "RPO"], rows)
+    lines += ["", "Where the recovery credentials live (never the credentials themselves):", ""]
+    for key, label in CREDENTIAL_NAMES.items():
+        where = getattr(r.credentials, key)
+        lines.append(f"- **{label}**: {where or 'not written down (set `leanstack:recovery.credentials`)'}")
+    lines.append("")
+    return lines
+
 
 def _recovery(run: StackRun, config: StackConfig) -> list[str]:
     branches = recovery_branches(run, config)
@@ -1144,6 +1195,7 @@ def runbook_markdown(run: StackRun, config: StackConfig) -> str:
         "program; regenerate it after every change rather than editing it.",
         "",
         f"- **Owner**: {config.owner or '(not set)'}",
+        f"- **Second person**: {config.recovery.second_person or '(not set)'}",
         f"- **Site**: {', '.join(f'https://{h}' for h in config.hostnames)}",
         f"- **Region**: {config.region}; backups in {config.backup.region}",
         f"- **Alerts**: {config.alert_email}",
@@ -1151,6 +1203,7 @@ def runbook_markdown(run: StackRun, config: StackConfig) -> str:
         "",
     ]
     lines += _recovery(run, config)
+    lines += _people(config)
     lines += _services(run, config)
     lines += _targets(config)
     lines += _backups(run, config)

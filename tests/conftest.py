@@ -93,7 +93,15 @@ def tuned() -> StackRun:
 
 # dev with the cache on and the CDN off: the optional resources present, the one exception to
 # "nothing open to the internet" in force.
-CACHE_NO_CDN = {"leanstack:cache": {"enabled": True}, "leanstack:cdn": {"proxied": False}}
+# A recovery key's public half (python -m leanstack recovery-key new); its private half was discarded.
+RECOVERY_PUBLIC_KEY = (Path(__file__).resolve().parent / "fixtures" / "recovery_public_key.txt").read_text().strip()
+# Every optional piece on (the cache, file storage, sealed secrets) and the CDN off.
+CACHE_NO_CDN = {
+    "leanstack:cache": {"enabled": True},
+    "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY},
+    "leanstack:storage": {"enabled": True, "corsOrigins": ["https://example.com"], "drillFilesSql": "SELECT 1"},
+    "leanstack:cdn": {"proxied": False},
+}
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanstack.host.credentials.install import TOKEN_PATH, container_environment
 from leanstack.host.deploy import leanstack_app
 from leanstack.host.params import HostFile
 
@@ -109,6 +110,10 @@ class AppSettings:
     runs_jobs: bool = True
     # The stack's CloudWatch namespace (JobSuccess, JobFailure); empty: Leanstack/<stack>.
     metrics_namespace: str = ""
+    # The app's own AWS role (with file storage), served by the host's credentials endpoint
+    # (host/credentials), and the stack's values the app is given with it (UPLOADS_BUCKET...).
+    app_role_arn: str = ""
+    stack_values: Mapping[str, str] = field(default_factory=dict)
 
 
 def app_ports(port: int) -> tuple[int, int]:
@@ -163,6 +168,12 @@ def render_app_config(
         "unit_dir": UNIT_DIR,
         "metrics_namespace": settings.metrics_namespace,
     }
+    if settings.app_role_arn:
+        config["identity"] = {
+            "credentials_uri": container_environment()["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+            "token_file": TOKEN_PATH,
+            "values": dict(sorted(settings.stack_values.items())),
+        }
     try:
         leanstack_app.parse_config(config)
     except leanstack_app.Failure as failure:
@@ -198,7 +209,7 @@ BOOT_UNIT_TEXT = """# Brings back the app on a new host: deploys the newest serv
 [Unit]
 Description=leanstack: deploy the recorded release on a new host
 Requires=docker.service
-After=docker.service nginx.service network-online.target leanstack-host-files.service
+After=docker.service nginx.service network-online.target leanstack-host-files.service leanstack-credentials.service
 Wants=network-online.target leanstack-host-files.service
 
 [Service]

@@ -116,7 +116,7 @@ import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 PROGRAM = "leanstack-app"
@@ -149,6 +149,8 @@ HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 LOG_GROUP = re.compile(r"[A-Za-z0-9_./#-]{1,512}")
 REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
+# The app's credentials endpoint: plain http on an address the AWS SDKs accept for it.
+CREDENTIALS_URI = re.compile(r"http://(127\.0\.0\.1|169\.254\.170\.2|169\.254\.170\.23):[0-9]{1,5}/[A-Za-z0-9._/-]*")
 # What the app is told about its database; the password is read at each container start.
 # How long `restart` waits for a running deploy (pull, health check, drain) to finish.
 RESTART_WAIT_SECONDS = 1200.0
@@ -200,6 +202,12 @@ class Config:
     runs_jobs: bool = True
     unit_dir: str = "/etc/systemd/system"
     metrics_namespace: str = ""
+    # The app's own AWS identity (with file storage): the host's credentials endpoint and the
+    # file holding its token, and the stack's values for the app (UPLOADS_BUCKET...); see
+    # host/credentials. Empty: the container gets no AWS credentials at all.
+    credentials_uri: str = ""
+    credentials_token_file: str = ""
+    stack_values: Mapping[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------
@@ -286,6 +294,7 @@ def parse_config(raw: Any) -> Config:
         raise Failure(f"config runs_jobs: {runs_jobs!r} is not allowed: true or false", EXIT_USAGE)
     stack = _field(raw, "stack", str)
     namespace = _field(raw, "metrics_namespace", str, "") or f"Leanstack/{stack}"
+    identity = _identity(raw.get("identity"))
     path_rule = "an absolute path of letters, digits and ._+@/-"
     return Config(
         stack=stack,
@@ -310,7 +319,28 @@ def parse_config(raw: Any) -> Config:
         runs_jobs=runs_jobs,
         unit_dir=_matching(raw, "unit_dir", ABSOLUTE_PATH, path_rule, default="/etc/systemd/system"),
         metrics_namespace=namespace,
+        **identity,
     )
+
+
+def _identity(raw: Any) -> dict[str, Any]:
+    """config identity: {credentials_uri, token_file, values}, or absent (no AWS identity for the app)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise Failure("config identity: not an object", EXIT_USAGE)
+    uri = _field(raw, "credentials_uri", str, within="identity.")
+    if not CREDENTIALS_URI.fullmatch(uri):
+        raise Failure(
+            f"config identity.credentials_uri: {uri!r} is not an http URL on a link-local address", EXIT_USAGE
+        )
+    token_file = _matching(raw, "token_file", ABSOLUTE_PATH, "an absolute path", within="identity.")
+    values = raw.get("values", {})
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and ENV_NAME.fullmatch(k) and isinstance(v, str) for k, v in values.items()
+    ):
+        raise Failure("config identity.values: expected an object of variable names to text", EXIT_USAGE)
+    return {"credentials_uri": uri, "credentials_token_file": token_file, "stack_values": dict(values)}
 
 
 def load_config(env: Mapping[str, str]) -> Config:
@@ -681,6 +711,16 @@ def read_app_config(config: Config) -> AppConfig | None:
 # The container's environment and docker's argv
 
 
+def _read_token(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError as error:
+        raise Failure(
+            f"cannot read the credentials token {path}: {error.strerror} (is leanstack-credentials running?)"
+        ) from None
+
+
 def container_environment(config: Config, image: str, app: AppConfig | None) -> dict[str, str]:
     """Everything the container gets in its environment, read now (never cached).
 
@@ -688,6 +728,12 @@ def container_environment(config: Config, image: str, app: AppConfig | None) -> 
     environment (`--env NAME`), so nothing lands in a file or in argv.
     """
     values: dict[str, str] = {"LEANSTACK_RELEASE": image.rsplit(":", 1)[-1]}
+    if config.credentials_uri:
+        # The app's own role, short-lived and refreshed by the SDK from the host's endpoint; the
+        # token is read now, so a container started after the endpoint's first start has it.
+        values.update(config.stack_values)
+        values["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = config.credentials_uri
+        values["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = _read_token(config.credentials_token_file)
     if config.database is not None:
         login = _secret_json(config.region, config.database.secret_arn, ("password",))
         values.update(

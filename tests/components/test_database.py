@@ -99,7 +99,7 @@ def test_a_protected_database_keeps_its_automated_backups_whatever_the_stack_nam
         {
             "leanstack:database": {"deletionProtection": True},
             "leanstack:owner": "Ada",
-            "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+            "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25, "secondPerson": "Grace, grace@example.com"},
         }
     )
     assert run.one("aws:rds/instance:Instance").inputs["deleteAutomatedBackups"] is False
@@ -164,3 +164,21 @@ def test_replicas_multi_az_only_when_asked(run_dev_with: Callable[[dict[str, Any
     assert [r.inputs["identifier"] for r in replicas] == ["leanstack-dev-replica-1", "leanstack-dev-replica-2"]
     assert all(r.inputs["multiAz"] is True for r in replicas)
     assert len(run.outputs["databaseReplicaAddresses"]) == 2
+
+
+def test_cross_region_backups_replicate_to_the_backup_region_and_are_priced() -> None:
+    from leanstack.cost import estimate
+    from leanstack.mocks import MOCK_ACCOUNT
+    from leanstack.plan import build_plan
+    from tests.conftest import run_with
+
+    run = run_with({"leanstack:database": {"crossRegionBackups": True}}, "prod")
+    replication = run.one("aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication")
+    assert replication.region == run.outputs["backupRegion"] != run.outputs["region"]
+    primary = run.named("database-instance")
+    assert replication.inputs["retentionPeriod"] == primary.inputs["backupRetentionPeriod"]
+    assert replication.inputs["sourceDbInstanceArn"] == primary.outputs["arn"]
+    backup_region = run.outputs["backupRegion"]
+    assert replication.inputs["kmsKeyId"] == f"arn:aws:kms:{backup_region}:{MOCK_ACCOUNT}:alias/aws/rds"
+    price = estimate(build_plan(run))["resources"][replication.urn]
+    assert price["status"] == "priced" and price["monthly"] > 0

@@ -211,3 +211,28 @@ def test_with_the_config_in_ssm_no_app_value_is_in_the_host_files() -> None:
     timer = next(f for f in app_host_files(settings) if f.path.endswith("leanstack-app-config.timer"))
     assert "OnUnitInactiveSec=2min\n" in timer.content
     assert "leanstack-app-config.timer" in APP_UNITS
+
+
+def test_with_the_apps_own_role_the_container_gets_the_endpoint_its_token_and_the_bucket(tmp_path: Path) -> None:
+    role = "arn:aws:iam::123456789012:role/leanstack-prod-app"
+    settings = _settings(
+        app_role_arn=role, stack_values={"UPLOADS_BUCKET": "up-1", "UPLOADS_BUCKET_REGION": "eu-west-1"}
+    )
+    raw = json.loads(render_app_config(settings))
+    assert raw["identity"]["token_file"] == "/var/lib/leanstack-credentials/token"
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-token\n", encoding="ascii")
+    config = replace(leanstack_app.parse_config(raw), database=None, secrets={}, credentials_token_file=str(token))
+    env = leanstack_app.container_environment(config, ECR_IMAGE + ":v1", None)
+    assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.2:51680/leanstack/credentials"
+    assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] == "s3cr3t-token"
+    assert (env["UPLOADS_BUCKET"], env["UPLOADS_BUCKET_REGION"]) == ("up-1", "eu-west-1")
+    token.unlink()
+    with pytest.raises(leanstack_app.Failure, match=r"^cannot read the credentials token .*leanstack-credentials"):
+        leanstack_app.container_environment(config, ECR_IMAGE + ":v1", None)
+    # Without the app's role (storage off) no AWS variable is set.
+    plain = replace(config, credentials_uri="", credentials_token_file="", stack_values={})
+    assert not [k for k in leanstack_app.container_environment(plain, ECR_IMAGE + ":v1", None) if k.startswith("AWS_")]
+    bad = {**raw, "identity": {**raw["identity"], "credentials_uri": "http://10.0.0.1:80/x"}}
+    with pytest.raises(leanstack_app.Failure, match=r"^config identity.credentials_uri"):
+        leanstack_app.parse_config(bad)

@@ -35,7 +35,7 @@ STACK: dict[str, Any] = {
     "leanstack:domain": "acme-shop.org",
     "leanstack:alertEmail": "ops@acme-shop.org",
     "leanstack:owner": "Ada, ada@acme-shop.org",
-    "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+    "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25, "secondPerson": "Grace, grace@example.com"},
     "leanstack:cdn": {"zoneId": "a" * 32},
     "leanstack:backup": {"region": "eu-central-1"},
 }

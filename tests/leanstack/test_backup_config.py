@@ -17,7 +17,7 @@ MINIMAL: dict[str, Any] = {
     "leanstack:cdn": {"zoneId": "f" * 32},
     "leanstack:backup": {"region": "eu-central-1"},
     "leanstack:owner": "Ada",
-    "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+    "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25, "secondPerson": "Grace, grace@example.com"},
 }
 
 

@@ -37,13 +37,18 @@ def leanstack(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_resource_type_of_every_shipped_stack_has_facts() -> None:
-    """dev, prod and scale, each also with the cache on: every type they create has an entry, and
+    """dev, prod and scale, each also with the cache and file storage on: every type they create has an entry, and
     every resource they retain on delete is of a type the table says may be retained."""
     missing: dict[str, set[str]] = {}
     seen: set[str] = set()
     for stack in ("dev", "prod", "scale"):
         for cache in (False, True):
-            run = run_with({"leanstack:cache": {"enabled": True}}, stack) if cache else stack_run(stack)
+            optional = {
+                "leanstack:cache": {"enabled": True},
+                "leanstack:storage": {"enabled": True, "corsOrigins": ["https://example.com"]},
+                "leanstack:database": {"crossRegionBackups": True},
+            }
+            run = run_with(optional, stack) if cache else stack_run(stack)
             for r in run.resources:
                 seen.add(r.type)
                 facts = facts_for(r.type)
@@ -53,6 +58,8 @@ def test_every_resource_type_of_every_shipped_stack_has_facts() -> None:
                     assert facts.retained, r.type
     assert missing == {}
     assert "aws:elasticache/replicationGroup:ReplicationGroup" in seen and "aws:autoscaling/group:Group" in seen
+    assert "aws:s3/bucketReplicationConfig:BucketReplicationConfig" in seen
+    assert "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication" in seen
 
 
 def test_every_entry_says_why_and_no_property_is_both_replacing_and_in_place() -> None:

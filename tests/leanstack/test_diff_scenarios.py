@@ -103,6 +103,21 @@ def test_cache_turned_on_is_no_risk() -> None:
     assert sorted(c["name"] for c in result["changed"]) == ["app-config", "budget-monthly"]
 
 
+def test_file_storage_turned_on_adds_its_buckets_and_roles_and_raises_no_false_risk() -> None:
+    result = change("prod", {"leanstack:storage": {"enabled": True}})
+    added = {r["type"] for r in result["added"]}
+    assert {"aws:s3/bucketReplicationConfig:BucketReplicationConfig", "aws:iam/role:Role"} <= added
+    assert result["removed"] == []
+    # Both true: the one host boots again with the credentials endpoint, and its role may now
+    # assume the app's. No bucket is public, unversioned or weaker; nothing loses data.
+    assert risks(result) == [("downtime", "host-instance"), ("exposure", "host-permissions")]
+    assert text_of(result, "exposure").endswith(
+        "now also allows sts:AssumeRole on arn:aws:iam::123456789012:role/leanstack-prod-app"
+    )
+    assert "credentials.env added" in text_of(result, "downtime")
+    assert result["cost"]["delta"] > 0
+
+
 def test_multi_az_turned_on_in_dev_is_no_risk() -> None:
     result = change("dev", {"leanstack:database": {"multiAz": True}})
     assert result["risks"] == []

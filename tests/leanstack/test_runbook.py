@@ -81,13 +81,18 @@ JOBS = {"leanstack:app": {"jobs": {"nightly-report": {"schedule": "*-*-* 03:15:0
 
 
 def test_alarm_anchors_and_headings_stay_in_sync(
-    dev: StackRun, prod: StackRun, scale: StackRun, run_dev_with: Callable[[dict[str, Any]], StackRun]
+    dev: StackRun,
+    prod: StackRun,
+    scale: StackRun,
+    dev_cache_no_cdn: StackRun,
+    run_dev_with: Callable[[dict[str, Any]], StackRun],
 ) -> None:
     for heading_anchor, (heading, _steps) in ALARM_STEPS.items():
         assert github_anchor(heading) == heading_anchor
     used: set[str | None] = set()
-    for run, overrides in ((dev, None), (prod, None), (scale, None), (run_dev_with(JOBS), JOBS)):
-        text = sheet(run, overrides)
+    runs = ((dev, None), (prod, None), (scale, None), (dev_cache_no_cdn, CACHE_NO_CDN), (run_dev_with(JOBS), JOBS))
+    for run, overrides in runs:
+        text = sheet(run, overrides) if overrides else sheet(run)
         headings = {github_anchor(h) for h in re.findall(r"^#{2,3} (.+)$", text, flags=re.MULTILINE)}
         anchors = {alarm_anchor(a) for a in run.of_type(ALARM)} - {None}
         used |= anchors
@@ -95,7 +100,8 @@ def test_alarm_anchors_and_headings_stay_in_sync(
         assert anchors <= headings
         for link in re.findall(r"\]\(#([a-z0-9-]+)\)", text):
             assert link in headings, link
-    # Every section is used by an alarm of some stack (the load balancer's only when scaled out).
+    # Every section is used by an alarm of some stack (the load balancer's only when scaled out, files at
+    # risk only with file storage).
     assert used == set(ALARM_STEPS)
 
 

@@ -51,7 +51,7 @@ def test_defaults_are_the_safe_choice() -> None:
         "leanstack:cdn": {"zoneId": "f" * 32},
         "leanstack:backup": {"region": "eu-central-1"},
         "leanstack:owner": "Ada",
-        "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25},
+        "leanstack:recovery": {"rtoMinutes": 240, "rpoHours": 25, "secondPerson": "Grace, grace@example.com"},
     }
     c = load_stack_config(minimal, "prod")
     assert c.is_production

@@ -19,7 +19,7 @@ import parliament  # a plain import: a missing linter fails the suite, never ski
 import pytest
 
 from leanstack.mocks import StackRun
-from tests.conftest import run_with
+from tests.conftest import CACHE_NO_CDN, run_with
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,20 @@ ACCEPTED = (
         "MALFORMED",
         "neither Resource nor NotResource",
         "the same, for the EventBridge role's trust policy",
+    ),
+    Accepted(
+        "storage-app-role",
+        "assumeRolePolicy",
+        "MALFORMED",
+        "neither Resource nor NotResource",
+        "the same, for the app's role's trust policy (the host's role only)",
+    ),
+    Accepted(
+        "storage-replication-role",
+        "assumeRolePolicy",
+        "MALFORMED",
+        "neither Resource nor NotResource",
+        "the same, for the S3 replication role's trust policy",
     ),
     Accepted(
         "app-restarter",
@@ -98,7 +112,7 @@ def documents(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def runs(dev: StackRun, prod: StackRun, scale: StackRun) -> dict[str, StackRun]:
-    return {"dev": dev, "prod": prod, "scale": scale, "cache": run_with({"leanstack:cache": {"enabled": True}})}
+    return {"dev": dev, "prod": prod, "scale": scale, "cache": run_with(CACHE_NO_CDN)}
 
 
 def test_every_iam_document_passes_parliament_but_the_accepted_findings(runs: dict[str, StackRun]) -> None:

@@ -57,6 +57,8 @@ def test_every_rule_passes_on_every_stack(stack: str, dev: StackRun, prod: Stack
 def test_rules_pass_with_the_cache_on_and_the_cdn_off(dev_cache_no_cdn: StackRun) -> None:
     view = view_of(dev_cache_no_cdn)
     assert view.of_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    # File storage's two buckets pass every bucket rule: lifecycle, TLS-only, versioned, private.
+    assert len(view.of_type("aws:s3/bucketReplicationConfig:BucketReplicationConfig")) == 1
     assert {name: v for name, v in evaluate(view).items() if v} == {}
 
 
