@@ -99,6 +99,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Tuple,
 )
 
@@ -1432,6 +1433,9 @@ class App:
     health_path: str
     health_timeout_seconds: float
     env_file: str
+    # Where leanstack-app reads the app's config in SSM (empty: the env file holds it).
+    parameters_path: str = ""
+    region: str = ""
 
 
 def read_app(env: Mapping[str, str]) -> Optional[App]:
@@ -1472,7 +1476,41 @@ def read_app(env: Mapping[str, str]) -> Optional[App]:
         health_path=field("health_path", str),
         health_timeout_seconds=float(field("health_timeout_seconds", float, 60.0)),
         env_file=field("env_file", str, ""),
+        parameters_path=field("parameters_path", str, ""),
+        region=field("region", str, ""),
     )
+
+
+def app_plain_env(app: App, settings: Settings) -> Dict[str, str]:
+    """The app's plain values, read as leanstack-app reads them: `<path>/config`'s "env", then
+    `<path>/env/<NAME>` (set with `python -m leanstack config set`), which wins. Never the
+    `<path>/secret/` values or the config's secret references: a drill copy must not act with
+    production's keys."""
+    if not app.parameters_path:
+        return {}
+    path = app.parameters_path.rstrip("/")
+    client = aws_session().client("ssm", region_name=app.region or settings.region, config=client_config())
+    found: Dict[str, str] = {}
+    try:
+        for page in client.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
+            for parameter in page.get("Parameters", []):
+                found[parameter["Name"]] = parameter.get("Value", "")
+    except AWS_ERRORS as error:
+        raise Failure(f"cannot read the app's config under {path}: {describe_aws_error(error)}") from None
+    values: Dict[str, str] = {}
+    raw = found.get(path + "/config")
+    if raw is not None:
+        try:
+            config = json.loads(raw)
+        except ValueError:
+            raise Failure(f"the app's config {path}/config is not JSON") from None
+        env = config.get("env", {}) if isinstance(config, dict) else None
+        if not isinstance(env, dict):
+            raise Failure(f"the app's config {path}/config: env is not a mapping")
+        values.update({str(name): str(value) for name, value in env.items()})
+    prefix = path + "/env/"
+    values.update({name[len(prefix) :]: value for name, value in found.items() if name.startswith(prefix)})
+    return values
 
 
 def http_status(url: str, timeout: float) -> str:
@@ -1512,7 +1550,7 @@ def command_from(env: Mapping[str, str], variable: str, default: List[str], **va
         raise ConfigError(f"{variable}: {template!r} is not a usable command ({error})") from None
 
 
-def docker_drill_argv(app: App, image: str, name: str, socket_dir: str) -> List[str]:
+def docker_drill_argv(app: App, image: str, name: str, socket_dir: str, names: Sequence[str] = ()) -> List[str]:
     argv = [
         "docker",
         "run",
@@ -1534,7 +1572,7 @@ def docker_drill_argv(app: App, image: str, name: str, socket_dir: str) -> List[
     if app.env_file and os.path.exists(app.env_file):
         argv += ["--env-file", app.env_file]
     # Names only: docker takes the values from its environment, so the password is in no argv.
-    for variable in ("LEANSTACK_DRILL", "PORT", *APP_DATABASE_VARIABLES):
+    for variable in (*names, "LEANSTACK_DRILL", "PORT", *APP_DATABASE_VARIABLES):
         argv += ["--env", variable]
     return [*argv, image]
 
@@ -1547,19 +1585,20 @@ def drill_start_app(
     One command (DRILL_APP_START, default `docker run` on the internal network
     leanstack-drill, created when missing): the app gets LEANSTACK_DRILL=1, PORT and the
     DATABASE_* variables of the scratch database (the socket directory of the drill's
-    PostgreSQL, mounted), its env file, but none of its secrets: a drill copy must not act
-    with production's keys. Returns the seconds until the health path answered 200.
+    PostgreSQL, mounted), its plain values (its env file, or its SSM config), but none of its
+    secrets: a drill copy must not act with production's keys. Returns the seconds until the health path answered 200.
     """
     app = read_app(settings.env)
     if app is None or app.serving_image is None:
         raise Failure("backup.drillStartsApp is on, but no release of the app is deployed on this host")
     report["app_image"] = app.serving_image
+    plain = app_plain_env(app, settings)
     name = f"leanstack-drill-{drill_id}"
     address = env_value(settings.env, "DRILL_APP_ADDRESS", DRILL_APP_ADDRESS)
     argv = command_from(
         settings.env,
         "DRILL_APP_START",
-        docker_drill_argv(app, app.serving_image, name, local.socket_dir),
+        docker_drill_argv(app, app.serving_image, name, local.socket_dir, sorted(plain)),
         image=app.serving_image,
         name=name,
         port=str(app.container_port),
@@ -1572,6 +1611,7 @@ def drill_start_app(
             check=False,
         )
     values = {
+        **plain,
         "LEANSTACK_DRILL": "1",
         "PORT": str(app.container_port),
         "DATABASE_HOST": local.socket_dir,

@@ -307,6 +307,44 @@ def test_local_drill_starts_the_app_against_the_restored_data(
     assert list(Path(local_env["DRILL_WORK_DIR"]).iterdir()) == []
 
 
+def test_the_drills_app_gets_its_plain_config_from_ssm_and_never_its_secrets(
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    local_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """With the app's config in SSM (issue 17) the host's env file is empty: the drill reads the
+    plain values where leanstack-app does, the CLI-set ones winning, and no secret."""
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", local_env).returncode == 0
+    port = free_port()
+    config = app_config(tmp_path, port, 3)
+    raw = json.loads(config.read_text())
+    path = f"/leanstack/{local_env['STACK']}/app"
+    config.write_text(json.dumps({**raw, "parameters_path": path, "region": local_env["AWS_REGION"]}))
+    ssm = moto.session().client("ssm", region_name=local_env["AWS_REGION"], endpoint_url=moto.endpoint)
+    # The stand-in app counts the rows of $TABLE: a table that does not exist fails its health path.
+    document = {"env": {"TABLE": "no_such_table"}, "secrets": {"STRIPE_KEY": f"{path}/secret/STRIPE_KEY"}}
+    ssm.put_parameter(Name=f"{path}/config", Value=json.dumps(document), Type="String")
+    ssm.put_parameter(Name=f"{path}/secret/TABLE", Value="customers", Type="SecureString")
+    env = {
+        **local_env,
+        "DRILL_STARTS_APP": "1",
+        "LEANSTACK_APP_CONFIG": str(config),
+        "DRILL_APP_START": f"{sys.executable} {STAND_IN_APP}",
+        "DRILL_APP_ADDRESS": "127.0.0.1",
+        "EXPECT_DRILL": "1",
+    }
+    # The config's value reached the app (and the secret of the same name did not).
+    assert_one_line_failure(run_tool("restore-drill", env), "did not answer 200 on /healthz within 3 s", "503")
+    # A value set with `python -m leanstack config set` wins over the stack file's.
+    ssm.put_parameter(Name=f"{path}/env/TABLE", Value="customers", Type="String")
+    drilled = run_tool("restore-drill", env)
+    assert drilled.returncode == 0, drilled.stderr
+
+
 def test_local_drill_checks_free_disk_first(
     postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, local_env: dict[str, str]
 ) -> None:
