@@ -15,10 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from leanstack.host.backup import leanstack_seal
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
 from leanstack.host.backup.seal_install import SEAL_TOOL_PATH, SEAL_UNITS, seal_host_files
-from leanstack.host.credentials import leanstack_credentials
 from leanstack.host.credentials.install import (
     CREDENTIALS_TOOL_PATH,
     CREDENTIALS_UNITS,
@@ -43,6 +41,11 @@ ExecStart=/usr/local/sbin/leanstack-fetch-host-files
 [Install]
 WantedBy=multi-user.target
 """
+
+
+# The host tools are read as text (they run on the host, with boto3); importing them here
+# would make `plan` need boto3.
+HOST_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -159,12 +162,12 @@ def host_boot(
         tool = backup_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-backup", tool.content))
         if with_seal:
-            content = Path(leanstack_seal.__file__).read_text(encoding="utf-8")
+            content = (HOST_DIR / "backup" / "leanstack_seal.py").read_text(encoding="utf-8")
             fetched.append(FetchedFile(SEAL_TOOL_PATH, "bin/leanstack-seal-secrets", content))
     if with_app:
         tool = app_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
         if with_app_identity:
-            content = Path(leanstack_credentials.__file__).read_text(encoding="utf-8")
+            content = (HOST_DIR / "credentials" / "leanstack_credentials.py").read_text(encoding="utf-8")
             fetched.append(FetchedFile(CREDENTIALS_TOOL_PATH, "bin/leanstack-credentials", content))
     return HostBoot(tuple(fetched))

@@ -145,3 +145,33 @@ def test_each_room_is_in_the_package_once() -> None:
         link = REPO / "leanstack" / room
         assert link.is_symlink() and link.resolve() == (REPO / room).resolve(), room
     assert list(itertools.chain.from_iterable((REPO / r).glob("leanstack") for r in ROOMS)) == []
+
+
+def test_the_program_and_plan_run_without_the_host_tools_libraries(tmp_path: Path) -> None:
+    """`make plan` installs requirements.txt only: boto3/botocore (the host tools' and the
+    deploy's) must not be imported by the program or by `plan`, even with every optional piece
+    on (the host tools' text is read, not imported)."""
+    import subprocess
+    import sys
+
+    key = (REPO / "tests" / "fixtures" / "recovery_public_key.txt").read_text(encoding="utf-8").strip()
+    script = tmp_path / "plan_without_boto3.py"
+    script.write_text(
+        "import json, sys\n"
+        "for name in ('boto3', 'botocore'):\n"
+        "    sys.modules[name] = None\n"
+        f"sys.path.insert(0, {str(REPO)!r})\n"
+        "from leanstack.mocks import parse_stack_yaml, run_program\n"
+        "from leanstack.plan import build_plan\n"
+        f"raw = parse_stack_yaml(open({str(REPO / 'tests/fixtures/shipped/stacks/Pulumi.dev.yaml')!r}).read(), 'dev')\n"
+        # Storage (the app's identity, the credentials endpoint) and a recovery key (the seal tool) on.
+        "raw['leanstack:storage'] = {'enabled': True}\n"
+        f"raw['leanstack:backup'] = {{**raw.get('leanstack:backup', {{}}), 'recoveryPublicKey': {key!r}}}\n"
+        "run = run_program('dev', raw)\n"
+        "print(json.dumps(build_plan(run), default=str))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "leanstack-credentials" in done.stdout and "leanstack-seal-secrets" in done.stdout

@@ -47,9 +47,8 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+# boto3 and botocore are imported where the seal runs, not here: the format's constants and key
+# helpers are also read by the laptop's tooling and by `plan`, which must not need boto3.
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -229,6 +228,9 @@ def seal_secrets(env: Mapping[str, str], now: datetime.datetime, openssl: str = 
     secret_ids = [item.strip() for item in env.get("SECRET_IDS", "").split(",") if item.strip()]
     if shutil.which(openssl) is None:
         raise Failure(f"{openssl} is not installed")
+    import boto3
+    from botocore.config import Config
+
     config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
     session = boto3.session.Session()
     created = now.astimezone(datetime.timezone.utc)
@@ -262,6 +264,8 @@ def main(argv: List[str]) -> int:
     if len(argv) > 1:
         print(__doc__)
         return 0 if argv[1] in ("-h", "--help") else 2
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         seal_secrets(os.environ, datetime.datetime.now(datetime.timezone.utc))
     except ConfigError as error:

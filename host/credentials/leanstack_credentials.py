@@ -54,8 +54,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-import boto3
-from botocore.config import Config
+# boto3 is imported where credentials are fetched: the install code (and so `plan`) reads this
+# module's constants and must not need boto3.
 
 DEFAULT_ADDRESS = "169.254.170.2"
 DEFAULT_PORT = 51680
@@ -144,6 +144,9 @@ Assume = Callable[[], Dict[str, Any]]
 
 
 def sts_assume(settings: Settings) -> Assume:
+    import boto3
+    from botocore.config import Config
+
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
     client = boto3.session.Session().client("sts", region_name=settings.region, config=config)
 
