@@ -24,6 +24,10 @@ a 1 GB compressed daily dump kept a year is ~$2/month, plus ~$1.50/month for the
 year kept as noncurrent versions before they are deleted (the price of an overwrite or
 stray delete never shortening a backup's life). Requests are cents.
 
+Recovery stacks (`existing_bucket`, written by `python -m leanstack recover init`): the
+region-down stack's bucket is used by name and nothing is created for it; this stack's host
+writes its dumps under the same prefix (write-once there too: the bucket's own policy).
+
 Replacement: changing `region` or `bucket_name` creates a new, empty bucket; the old one
 and its locked backups stay until their retention ends (the diff flags it).
 
@@ -49,6 +53,7 @@ __all__ = [
     "BackupBucket",
     "BackupBucketArgs",
     "deny_overwrites",
+    "existing_bucket",
     "sealed_prefix",
     "sealer_statements",
     "writer_statements",
@@ -73,6 +78,11 @@ def sealer_statements(bucket_arn: pulumi.Input[str], stack: str) -> list[dict[st
             "Resource": pulumi.Output.concat(bucket_arn, f"/{sealed_prefix(stack)}/*"),
         }
     ]
+
+
+def existing_bucket(name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    """The name and ARN of a bucket another stack made: S3 ARNs carry neither region nor account."""
+    return pulumi.Output.from_input(name), pulumi.Output.from_input(f"arn:aws:s3:::{name}")
 
 
 def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str, sid: str = "DenyOverwritingBackups") -> dict[str, Any]:
@@ -144,10 +154,15 @@ class BackupBucket(LeanComponent):
             role_arn=args.role_arn,
             opts=self.child_opts(),
         )
-        bucket = self._create_bucket()
-        self._lock_down(bucket, writer_role_name)
-        self.bucket_name = bucket.bucket
-        self.bucket_arn = bucket.arn
+        if args.existing_bucket:
+            # A recovery stack: the region-down stack's bucket, by name. Nothing is created, changed
+            # or deleted on it (its lock, policy and lifecycle are that stack's and stay as they are).
+            self.bucket_name, self.bucket_arn = existing_bucket(args.existing_bucket)
+        else:
+            bucket = self._create_bucket()
+            self._lock_down(bucket, writer_role_name)
+            self.bucket_name = bucket.bucket
+            self.bucket_arn = bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
 
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:

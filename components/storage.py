@@ -31,6 +31,10 @@ Replication Time Control (a 15-minute SLA) would add $0.015/GB; the alarm's one 
 Replacement: the buckets' names and regions are fixed; changing backup.region creates a new,
 empty replica (the old one is retained with its locked objects; the diff flags it).
 
+Recovery stacks (`existing_replica`, written by `python -m leanstack recover init`): the
+region-down stack's replica is used by name (nothing created or changed on it) and this
+stack's new uploads bucket replicates into it.
+
 Example:
     storage = Storage("storage", StorageArgs(enabled=True), backup=backups, stack="prod",
                       host_role_name="leanstack-prod-host", alarm_topic_arn=topic)
@@ -38,12 +42,12 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.components.backup_bucket import BackupBucket
+from leanstack.components.backup_bucket import BackupBucket, existing_bucket
 from leanstack.components.base import LeanComponent, policy_json, policy_output
 from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.config import StorageArgs
@@ -74,6 +78,16 @@ def uploads_statements(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
     ]
 
 
+class ExistingReplica(NamedTuple):
+    """A recovery stack's replica: the region-down stack's, known by name only."""
+
+    bucket: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+
+ReplicaBucket: TypeAlias = aws.s3.Bucket | ExistingReplica
+
+
 class Storage(LeanComponent):
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
@@ -98,9 +112,9 @@ class Storage(LeanComponent):
         self._host_role_name = host_role_name
         self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         uploads, uploads_versioning = self._create_uploads_bucket()
-        replica, replica_versioning = self._create_replica_bucket()
+        replica, replica_versioning = self._replica_bucket()
         role = self._create_replication_role(uploads, replica)
-        self._replicate(uploads, replica, role, depends_on=[uploads_versioning, replica_versioning])
+        self._replicate(uploads, replica, role, depends_on=[uploads_versioning, *replica_versioning])
         self._create_files_at_risk_alarm(uploads, replica, alarm_topic_arn)
         app_role = self._create_app_role(uploads)
         self.bucket_name, self.bucket_arn = uploads.bucket, uploads.arn
@@ -160,6 +174,13 @@ class Storage(LeanComponent):
 
     def _replica_opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
         return self.backup.provider_opts(self, **kwargs)
+
+    def _replica_bucket(self) -> tuple[ReplicaBucket, list[pulumi.Resource]]:
+        """The replica and what replication waits for; a recovery stack's is the existing one, untouched."""
+        if self.args.existing_replica:
+            return ExistingReplica(*existing_bucket(self.args.existing_replica)), []
+        bucket, versioning = self._create_replica_bucket()
+        return bucket, [versioning]
 
     def _create_replica_bucket(self) -> tuple[aws.s3.Bucket, aws.s3.BucketVersioning]:
         bucket = aws.s3.Bucket(
@@ -246,7 +267,7 @@ class Storage(LeanComponent):
 
     # ------------------------------------------------------------------ replication
 
-    def _create_replication_role(self, uploads: aws.s3.Bucket, replica: aws.s3.Bucket) -> aws.iam.Role:
+    def _create_replication_role(self, uploads: aws.s3.Bucket, replica: ReplicaBucket) -> aws.iam.Role:
         role = aws.iam.Role(
             self.child_name("replication-role"),
             name=self._replication_role_name,
@@ -295,7 +316,7 @@ class Storage(LeanComponent):
     def _replicate(
         self,
         uploads: aws.s3.Bucket,
-        replica: aws.s3.Bucket,
+        replica: ReplicaBucket,
         role: aws.iam.Role,
         depends_on: list[pulumi.Resource],
     ) -> None:
@@ -324,7 +345,7 @@ class Storage(LeanComponent):
         )
 
     def _create_files_at_risk_alarm(
-        self, uploads: aws.s3.Bucket, replica: aws.s3.Bucket, topic_arn: pulumi.Input[str]
+        self, uploads: aws.s3.Bucket, replica: ReplicaBucket, topic_arn: pulumi.Input[str]
     ) -> None:
         dimensions: dict[str, pulumi.Input[str]] = {
             "SourceBucket": uploads.bucket,

@@ -180,7 +180,9 @@ def _check_app_parameters(c: StackConfig) -> None:
 def _check_across(c: StackConfig) -> None:
     """Rules that involve more than one key."""
     p = PROJECT
-    if c.backup.region == c.region:
+    # The one exception: a recovery stack (backup.existingBucket) runs in the region that held the
+    # backups because its own region is gone; it reads and extends them there until that returns.
+    if c.backup.region == c.region and not c.backup.existing_bucket:
         raise ConfigError(
             f"{p}:backup.region",
             f"got {_show(c.backup.region)}, the stack's own region; expected another region so that backups "

@@ -460,9 +460,18 @@ class StorageArgs(Validated):
         pattern=r"[^\x00]{0,4000}",
         allowed="SQL text of at most 4000 characters",
     )
+    existing_replica: str = setting(
+        "",
+        doc="Recovery stacks only (python -m leanstack recover init): the name of the region-down stack's replica "
+        "bucket, used as this stack's replica as it is; nothing is created or changed on it. Empty: a new replica.",
+        pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
+        allowed="3-63 lower-case letters, digits, '.' and '-'",
+    )
 
     def section_problem(self) -> tuple[str, str] | None:
         """The first rule across this section's own fields that fails: (field, message), or None."""
+        if not self.enabled and self.existing_replica:
+            return ("existing_replica", "given with storage off; expected storage.enabled: true")
         if not self.enabled and (self.cors_origins or self.drill_files_sql):
             field = "cors_origins" if self.cors_origins else "drill_files_sql"
             return (field, "given with storage off; expected storage.enabled: true")
@@ -583,6 +592,14 @@ class BackupBucketArgs(Validated):
         allowed="the base64 line printed by python -m leanstack recovery-key new",
         check=_check_recovery_key,
     )
+    existing_bucket: str = setting(
+        "",
+        doc="Recovery stacks only (python -m leanstack recover init): the name of the region-down stack's backup "
+        "bucket, used as it is (its lock, policy and lifecycle stay untouched; nothing is created for it). This "
+        "stack writes its own dumps there under backup.prefix, so backup.region may equal aws:region.",
+        pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
+        allowed="3-63 lower-case letters, digits, '.' and '-'",
+    )
     verify_sql: str = setting(
         "",
         doc="SQL the drill runs against the restored database, such as SELECT count(*) > 0 FROM users; every row's "
@@ -593,6 +610,10 @@ class BackupBucketArgs(Validated):
 
     def section_problem(self) -> tuple[str, str] | None:
         """The first rule across this section's own fields that fails: (field, message), or None."""
+        if self.existing_bucket and (self.profile or self.role_arn):
+            # The bucket policy there admits the region-down stack's host role only, by ARN.
+            field = "profile" if self.profile else "role_arn"
+            return (field, "given with backup.existingBucket; a recovery stack uses the bucket from this account only")
         if self.profile and self.role_arn:
             return ("role_arn", "give either backup.profile or backup.roleArn, not both")
         if self.expire_after_days <= self.object_lock_days:

@@ -20,6 +20,8 @@
     python -m leanstack recovery-key new                         the recovery keypair (private half printed once)
     python -m leanstack secrets restore STACK --from-backup ...  the app's config and secrets from their
                                                                  sealed off-site copy (needs AWS credentials)
+    python -m leanstack recover init STACK --backup-bucket B [--replica-bucket R] [--force]
+                                                                 the stack's recovery stack in its backup region
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
@@ -192,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "secrets", help="restore the app's config and secrets from the sealed off-site copy", add_help=False
     )
+    commands.add_parser(
+        "recover", help="write the recovery stack for when the region is gone (recover init STACK)", add_help=False
+    )
     for name, text in zip(
         DEPLOY_COMMANDS,
         ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
@@ -228,6 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from leanstack import operate
 
         return operate.main(argv)
+    if argv and argv[0] == "recover":
+        from leanstack import recover
+
+        return recover.main(argv[1:])
     if argv and argv[0] == "secrets":
         from leanstack import sealed
 
