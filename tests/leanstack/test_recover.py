@@ -13,8 +13,8 @@ from leanstack.config import ConfigError, load_stack_config
 from leanstack.mocks import read_stack_config, run_program
 from leanstack.plan import build_plan, failed_policies
 from leanstack.recover import RecoverError, write_recovery_file
-from tests.policy.test_host_role_scope import host_role_documents
 from tests.policy.iam_evaluator import allowed
+from tests.policy.test_host_role_scope import host_role_documents
 
 SHIPPED = Path(__file__).resolve().parent.parent / "fixtures" / "shipped" / "stacks"
 BACKUPS, REPLICA = "leanstack-prod-backups-20260101", "leanstack-prod-uploads-replica-20260101"
@@ -91,10 +91,10 @@ def test_recover_init_refuses_to_overwrite_and_names_what_is_missing(
 def test_only_a_recovery_stack_may_keep_its_backups_in_its_own_region(tmp_path: Path) -> None:
     raw = read_stack_config("prod", _repo(tmp_path, storage=False))
     same = {**raw, "aws:region": raw["leanstack:backup"]["region"]}
-    with pytest.raises(ConfigError, match="backup.region"):
+    with pytest.raises(ConfigError, match=r"backup\.region"):
         load_stack_config(same, "prod")
     recovery = {**same, "leanstack:backup": {**raw["leanstack:backup"], "existingBucket": BACKUPS}}
     load_stack_config(recovery, "prod-recovery")
-    with pytest.raises(ConfigError, match="backup.profile"):
+    with pytest.raises(ConfigError, match=r"backup\.profile"):
         load_stack_config({**recovery, "leanstack:backup": {**recovery["leanstack:backup"], "profile": "b"}}, "x")
     assert yaml.safe_load((SHIPPED / "Pulumi.prod.yaml").read_text())["config"]["aws:region"] != same["aws:region"]
