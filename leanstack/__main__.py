@@ -214,6 +214,8 @@ def _parser() -> argparse.ArgumentParser:
 DEPLOY_COMMANDS = ("deploy", "rollback", "releases")
 # The app's day-2 operations: leanstack.operate (SSM config, Run Command, CloudWatch Logs).
 OPERATE_COMMANDS = ("config", "restart", "run", "logs", "maintenance")
+# Recovery commands with their own arguments, each in its module (the sealed secrets; the recovery stack).
+RECOVERY_COMMANDS = {"secrets": "leanstack.sealed", "recover": "leanstack.recover"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -233,14 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from leanstack import operate
 
         return operate.main(argv)
-    if argv and argv[0] == "recover":
-        from leanstack import recover
+    if argv and argv[0] in RECOVERY_COMMANDS:
+        import importlib
 
-        return recover.main(argv[1:])
-    if argv and argv[0] == "secrets":
-        from leanstack import sealed
-
-        return sealed.main(argv[1:])
+        return int(importlib.import_module(RECOVERY_COMMANDS[argv[0]]).main(argv[1:]))
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

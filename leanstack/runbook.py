@@ -18,7 +18,6 @@ and this sheet cannot drift apart.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -817,37 +816,26 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     )
 
 
-def _read_backups_policy() -> str:
-    """An IAM policy reading the bucket named by $BUCKET, as one double-quoted shell word."""
-    document = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:ListBucket"],
-                "Resource": ["arn:aws:s3:::$BUCKET", "arn:aws:s3:::$BUCKET/*"],
-            }
-        ],
-    }
-    return '"' + json.dumps(document, separators=(",", ":")).replace('"', '\\"') + '"'
-
-
 def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
-    dr = f"{config.stack}-dr"
+    rec = f"{config.stack}-recovery"
     folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
+    hostnames = ", ".join(config.hostnames)
+    replica = " --replica-bucket REPLICA" if config.storage.enabled else ""
     return Branch(
         "Region down",
         f"The AWS Health Dashboard shows {f.region} impaired: the host and the database do not answer.",
-        "Nothing if you wait for the region; everything since the newest off-site backup if you rebuild elsewhere.",
+        "Nothing if you wait for the region; everything since the newest off-site backup if you rebuild in "
+        f"{b.region}. Times below are estimates, not measurements: about 1 h 30 min in all for a small database.",
         (
             Step(
                 "The owner decides: wait for the region (the database and its automated backups come back with it) "
-                "or rebuild in another region from the off-site backups, losing what was written since the newest "
-                f"one. Compare AWS's estimate with the RTO ({config.recovery.rto_minutes or 'not set'} minutes)."
+                f"or bring up the recovery stack `{rec}` in {b.region}, beside the backups, losing what was written "
+                "since the newest one. Compare AWS's estimate with the RTO "
+                f"({config.recovery.rto_minutes or 'not set'} minutes). *Estimate: 10 min.*"
             ),
             Step(
-                f"Check the newest off-site backup in {b.region}.",
+                "Find the backup bucket and check its newest dump (BUCKET below). *Estimate: 5 min.*",
                 LAPTOP,
                 (
                     *f.find_bucket,
@@ -855,61 +843,70 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 ),
             ),
             Step(
-                f"Create stack `{dr}` in a third region (neither {f.region} nor {b.region}), from a copy of this "
-                f"stack's file with `aws:region` changed, then build it (needs `pulumi`). Its Cdn creates the same "
-                f"DNS records as `{config.stack}`: delete those in the Cloudflare dashboard first.",
+                f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
+                + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
+                + " as they are (nothing is created or changed on them; its own dumps go to the same bucket and "
+                "prefix, write-once there too). *Estimate: 5 min.*",
                 LAPTOP,
                 (
-                    f"cp stacks/Pulumi.{config.stack}.yaml stacks/Pulumi.{dr}.yaml   # then edit aws:region",
-                    f"pulumi stack init {dr}",
-                    f"python -m leanstack validate {dr}",
-                    f"pulumi up --stack {dr}",
+                    f"python -m leanstack recover init {config.stack} --backup-bucket BUCKET{replica}",
+                    f"python -m leanstack validate {rec}",
                 ),
-                check="`pulumi up` ends without an error, and the new host runs (NEW_REGION: the region you chose):",
+            ),
+            Step(
+                f"Free the site's DNS records ({hostnames}): the recovery stack's Cdn creates the same records, "
+                "pointed at its new host, and Cloudflare refuses a second record of a name. Delete them in the "
+                f"Cloudflare dashboard, then drop them from `{config.stack}`'s state (the state is not in "
+                f"{f.region}), so it never recreates them when its region returns. Visitors get Cloudflare errors "
+                "until the recovery stack is up; the site is down already. *Estimate: 10 min.*",
+                LAPTOP,
+                (
+                    f"pulumi stack --stack {config.stack} --show-urns | grep DnsRecord",
+                    f"pulumi state delete --stack {config.stack} URN   # for each URN above",
+                ),
+            ),
+            Step(
+                "Build the recovery stack (needs `pulumi`): a new host, an empty database and the DNS records. "
+                "*Estimate: 25 min (the database dominates).*",
+                LAPTOP,
+                (f"pulumi stack init {rec}", f"pulumi up --stack {rec}"),
+                check="`pulumi up` ends without an error and the new host runs:",
                 check_commands=(
-                    "aws ec2 describe-instances --region NEW_REGION --filters "
-                    f"Name=tag:Name,Values=leanstack-{dr}-host "
+                    f"aws ec2 describe-instances --region {b.region} --filters "
+                    f"Name=tag:Name,Values=leanstack-{rec}-host "
                     "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
                 ),
             ),
             Step(
-                "Let the new host read the old backups (its role reads only its own bucket).",
+                f"Put the app's config and secrets back from their sealed copy (the recovery key's private half "
+                f"from its owner). They are written under /leanstack/{config.stack}/ in {b.region}: the bundle "
+                f"is `{config.stack}`'s, and the restore does not rename. The recovery stack reads "
+                f"/leanstack/{rec}/, so set each listed value there (not yet automated). *Estimate: 15 min.*",
                 LAPTOP,
                 (
-                    f"aws iam put-role-policy --role-name leanstack-{dr}-host "
-                    f"--policy-name read-{config.stack}-backups --policy-document {_read_backups_policy()}",
+                    f"python -m leanstack secrets restore {config.stack} --from-backup --bucket BUCKET "
+                    f"--bucket-region {b.region} --region {b.region} --key-file recovery.pem",
+                    f"python -m leanstack config {rec} set NAME --secret   # for each value listed above",
                 ),
             ),
             Step(
-                f"On the new host, restore the newest old backup into the new, empty database by hand "
-                f"(`{RESTORE_COMMAND}` reads its own stack's bucket). BUCKET: the name found above.",
+                f"On the new host, restore the newest dump: `/etc/leanstack/backup.env` names the old bucket and "
+                f"prefix, so `{RESTORE_COMMAND}` finds the old stack's dumps as its own (it runs pg_restore into a new "
+                "database, verifying the checksum while streaming and the row counts after); then switch the app to it "
+                f"with the line it prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB "
+                "of dump.*",
                 HOST,
-                (
-                    "sudo -i",
-                    "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
-                    f'OLD="s3://BUCKET/{b.prefix}/{f.database_name}"',
-                    f"STAMP=$(aws s3 ls \"$OLD/\" --region {b.region} | awk '{{print $4}}' | grep '.manifest.json$' "
-                    "| sort | tail -1 | sed 's/.manifest.json$//')",
-                    f'aws s3 cp "$OLD/$STAMP.manifest.json" /tmp/restore.json --region {b.region}',
-                    f'aws s3 cp "$OLD/$STAMP.dump" /tmp/restore.dump --region {b.region}',
-                    'python3 -c \'import json; print(json.load(open("/tmp/restore.json"))["sha256"])\'; '
-                    "sha256sum /tmp/restore.dump",
-                    'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
-                    '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
-                    "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
-                    'export PGHOST="$DATABASE_HOST" PGPORT="$DATABASE_PORT" PGUSER="$DATABASE_USER" PGSSLMODE=require',
-                    'pg_restore --no-owner --exit-on-error --jobs 2 --dbname "$DATABASE_NAME" /tmp/restore.dump',
-                    "rm /tmp/restore.dump",
-                ),
-                check="the two sha256 lines match (before pg_restore), and pg_restore exits 0; then the site:",
+                (f"sudo {RESTORE_COMMAND}", f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED"),
+                check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
                 check_commands=_health_check(f),
             ),
         ),
         undo=(
-            f"When {f.region} is back, `{config.stack}` still holds the old data: decide which to keep before "
-            f"pointing DNS back, and copy the rows written to `{dr}` meanwhile.",
-            f"Remove the grant afterwards: `aws iam delete-role-policy --role-name leanstack-{dr}-host --policy-name "
-            f"read-{config.stack}-backups`.",
+            f"When {f.region} is back, `{config.stack}` still holds its old data and, without its DNS records, "
+            f"serves nobody: decide which to keep, copy the rows written to `{rec}` meanwhile, then move the "
+            f"records back the same way (delete them, `pulumi state delete --stack {rec}`, `pulumi up --stack "
+            f"{config.stack}`). `pulumi destroy --stack {rec}` leaves the backup bucket and replica: they "
+            "were never its resources.",
         ),
     )
 
