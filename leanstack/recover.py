@@ -54,6 +54,16 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
     config["leanstack:backup"] = {**(config.get("leanstack:backup") or {}), "existingBucket": backup_bucket}
     if replica_bucket:
         config["leanstack:storage"] = {**(config.get("leanstack:storage") or {}), "existingReplica": replica_bucket}
+    # The recovery host reads only /leanstack/<stack>-recovery/: the app's SSM secret references move
+    # there, where `secrets restore STACK --into STACK-recovery` writes the sealed values.
+    app = config.get("leanstack:app") or {}
+    own, moved_to = f"/leanstack/{stack}/", f"/leanstack/{recovery_stack(stack)}/"
+    if isinstance(app.get("secrets"), dict):
+        secrets = {
+            name: moved_to + ref[len(own) :] if isinstance(ref, str) and ref.startswith(own) else ref
+            for name, ref in app["secrets"].items()
+        }
+        config["leanstack:app"] = {**app, "secrets": secrets}
     database = config.get("leanstack:database") or {}
     if database.get("crossRegionBackups"):
         # Its target would be this stack's own region; turn it back on when the old region returns.

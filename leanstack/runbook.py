@@ -879,14 +879,14 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             ),
             Step(
                 f"Put the app's config and secrets back from their sealed copy (the recovery key's private half "
-                f"from its owner). They are written under /leanstack/{config.stack}/ in {b.region}: the bundle "
-                f"is `{config.stack}`'s, and the restore does not rename. The recovery stack reads "
-                f"/leanstack/{rec}/, so set each listed value there (not yet automated). *Estimate: 15 min.*",
+                f"from its owner), as the recovery stack's: `--into {rec}` writes `{config.stack}`'s parameters "
+                f"under /leanstack/{rec}/ in {b.region}, where its host reads them (`recover init` pointed the "
+                "app's SSM secret references there). Then restart the app so it reads them. *Estimate: 15 min.*",
                 LAPTOP,
                 (
                     f"python -m leanstack secrets restore {config.stack} --from-backup --bucket BUCKET "
-                    f"--bucket-region {b.region} --region {b.region} --key-file recovery.pem",
-                    f"python -m leanstack config {rec} set NAME --secret   # for each value listed above",
+                    f"--bucket-region {b.region} --region {b.region} --key-file recovery.pem --into {rec}",
+                    f"python -m leanstack restart {rec} --region {b.region}",
                 ),
             ),
             Step(

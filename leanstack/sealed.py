@@ -147,6 +147,18 @@ def write_back(document: Mapping[str, Any], ssm: Any, secretsmanager: Any) -> No
             secretsmanager.put_secret_value(SecretId=secret["name"], **value)
 
 
+def moved(document: Mapping[str, Any], stack: str, into: str) -> dict[str, Any]:
+    """The bundle's values as another stack's: parameters under /leanstack/<stack>/ move to
+    /leanstack/<into>/ (the recovery stack's host reads only its own path). Secrets Manager
+    secrets keep their names: the app's config names them, in whatever region they are written."""
+    old, new = f"/leanstack/{stack}/", f"/leanstack/{into}/"
+    parameters = [
+        {**p, "name": new + p["name"][len(old) :]} if str(p["name"]).startswith(old) else dict(p)
+        for p in document["parameters"]
+    ]
+    return {**document, "parameters": parameters}
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"leanstack: secrets: {message}", file=sys.stderr)
@@ -165,6 +177,12 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--prefix", default=SEALED_PREFIX, help=f"the bundles' prefix (default {SEALED_PREFIX})")
     restore.add_argument("--stamp", help="this bundle (YYYYMMDDTHHMMSSZ) instead of the newest")
     restore.add_argument("--key-file", help="the recovery private key (PEM); default: read from stdin")
+    restore.add_argument(
+        "--into",
+        metavar="STACK",
+        help="write them as this stack's (e.g. STACK-recovery from `recover init`): /leanstack/STACK/... "
+        "parameters move to /leanstack/<this stack>/...",
+    )
     restore.add_argument("--dry-run", action="store_true", help="list the names only, write nothing")
     return parser
 
@@ -183,6 +201,8 @@ def restore(args: argparse.Namespace, session: Any) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if args.into is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.into):
+        raise SealedError(f"--into: got {args.into!r}; expected a stack name (letters, digits, '.', '_', '-')")
     if args.stamp is not None and not STAMP.match(args.stamp):
         raise SealedError(f"--stamp must look like 20260101T031500Z, not {args.stamp!r}")
     if args.key_file is None:
@@ -209,6 +229,8 @@ def restore(args: argparse.Namespace, session: Any) -> int:
         document = open_bundle(bundle, key)
         if document.get("stack") != args.stack:
             raise SealedError(f"the bundle is of stack {document.get('stack')!r}, not {args.stack!r}")
+        if args.into:
+            document = moved(document, args.stack, args.into)
         names = [p["name"] for p in document["parameters"]] + [s["name"] for s in document["secrets"]]
         verb = "would write" if args.dry_run else "writing"
         print(f"s3://{args.bucket}/{chosen} (sealed {document['created']}): {verb} in {region}:")

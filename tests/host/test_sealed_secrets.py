@@ -314,3 +314,33 @@ def test_the_sealed_format_opens_with_the_openssl_program_too(keys: tuple[str, s
         check=True,
     ).stdout
     assert plain == b"plain text"
+
+
+def test_restore_into_the_recovery_stack_moves_the_parameters_to_its_path(
+    moto: Moto,
+    bucket: str,
+    stack_name: str,
+    keys: tuple[str, str],
+    app_values: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Region down: the recovery stack's host reads only /leanstack/<stack>-recovery/, so the old
+    stack's sealed values are written there (`--into`), secrets under their own names."""
+    private_pem, public_key = keys
+    secret_ids = ",".join(app_values["secrets"])
+    assert run_seal(host_env(moto, bucket, stack_name, public_key, secret_ids)).returncode == 0
+    key_file = tmp_path / "recovery.pem"
+    key_file.write_text(private_pem)
+    recovery = f"{stack_name}-recovery"
+    assert sealed.main(restore_args(bucket, stack_name, key_file, "--into", recovery), session=Recording(moto)) == 0
+    assert "restored 5 values" in capsys.readouterr().out
+    ssm = moto.session().client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    for name, (kind, value) in app_values["parameters"].items():
+        moved_name = name.replace(f"/leanstack/{stack_name}/", f"/leanstack/{recovery}/", 1)
+        assert moved_name != name
+        got = ssm.get_parameter(Name=moved_name, WithDecryption=True)["Parameter"]
+        assert (got["Type"], got["Value"]) == (kind, value)
+    # A name that is not a stack's is refused in one line, before anything is read.
+    assert sealed.main(restore_args(bucket, stack_name, key_file, "--into", "a/b"), session=Recording(moto)) == 2
+    assert capsys.readouterr().err.count("\n") == 1

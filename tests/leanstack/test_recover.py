@@ -98,3 +98,21 @@ def test_only_a_recovery_stack_may_keep_its_backups_in_its_own_region(tmp_path: 
     with pytest.raises(ConfigError, match=r"backup\.profile"):
         load_stack_config({**recovery, "leanstack:backup": {**recovery["leanstack:backup"], "profile": "b"}}, "x")
     assert yaml.safe_load((SHIPPED / "Pulumi.prod.yaml").read_text())["config"]["aws:region"] != same["aws:region"]
+
+
+def test_the_apps_ssm_secret_references_move_to_the_recovery_stacks_path(tmp_path: Path) -> None:
+    """The recovery host reads only /leanstack/<stack>-recovery/, where `secrets restore --into` writes."""
+    repo = _repo(tmp_path, storage=False)
+    path = repo / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["leanstack:app"]["secrets"] = {
+        "STRIPE_KEY": "/leanstack/prod/app/stripe-key",
+        "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
+    }
+    path.write_text(yaml.safe_dump(document))
+    write_recovery_file("prod", BACKUPS, "", repo=repo)
+    cfg = load_stack_config(read_stack_config("prod-recovery", repo), "prod-recovery")
+    assert cfg.app.secrets == {
+        "STRIPE_KEY": "/leanstack/prod-recovery/app/stripe-key",
+        "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
+    }
