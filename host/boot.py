@@ -13,15 +13,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
-from leanstack.host.backup.seal_install import SEAL_TOOL_PATH, SEAL_UNITS, seal_host_files
-from leanstack.host.credentials.install import (
-    CREDENTIALS_TOOL_PATH,
-    CREDENTIALS_UNITS,
-    credentials_host_files,
-)
+from leanstack.host.backup.seal_install import SEAL_UNITS, seal_host_files, seal_tool
+from leanstack.host.credentials.install import CREDENTIALS_UNITS, credentials_host_files, credentials_tool
 from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files, app_tool
 from leanstack.host.params import BackupSettings, HostFile, HostParams
 from leanstack.host.render import render_user_data
@@ -41,11 +36,6 @@ ExecStart=/usr/local/sbin/leanstack-fetch-host-files
 [Install]
 WantedBy=multi-user.target
 """
-
-
-# The host tools are read as text (they run on the host, with boto3); importing them here
-# would make `plan` need boto3.
-HOST_DIR = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -162,12 +152,12 @@ def host_boot(
         tool = backup_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-backup", tool.content))
         if with_seal:
-            content = (HOST_DIR / "backup" / "leanstack_seal.py").read_text(encoding="utf-8")
-            fetched.append(FetchedFile(SEAL_TOOL_PATH, "bin/leanstack-seal-secrets", content))
+            tool = seal_tool()
+            fetched.append(FetchedFile(tool.path, "bin/leanstack-seal-secrets", tool.content))
     if with_app:
         tool = app_tool()
         fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
         if with_app_identity:
-            content = (HOST_DIR / "credentials" / "leanstack_credentials.py").read_text(encoding="utf-8")
-            fetched.append(FetchedFile(CREDENTIALS_TOOL_PATH, "bin/leanstack-credentials", content))
+            tool = credentials_tool()
+            fetched.append(FetchedFile(tool.path, "bin/leanstack-credentials", tool.content))
     return HostBoot(tuple(fetched))

@@ -14,6 +14,7 @@ s3:PutObject on <bucket>/sealed-secrets/<stack>/* (create-only, as the dumps).
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from leanstack.host.backup.install import _calendar, _env_line, _service, _timer
@@ -41,10 +42,16 @@ def render_seal_env(public_key: str, secret_ids: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@functools.cache
+def seal_tool() -> HostFile:
+    """leanstack-seal-secrets as the host installs it; read once (the host-files bucket gets this same text)."""
+    text = (Path(__file__).resolve().parent / "leanstack_seal.py").read_text(encoding="utf-8")
+    return HostFile(path=SEAL_TOOL_PATH, content=text, permissions="0755")
+
+
 def seal_host_files(public_key: str, secret_ids: tuple[str, ...], calendar: str) -> tuple[HostFile, ...]:
-    tool = (Path(__file__).resolve().parent / "leanstack_seal.py").read_text(encoding="utf-8")
     return (
-        HostFile(path=SEAL_TOOL_PATH, content=tool, permissions="0755"),
+        seal_tool(),
         HostFile(path=SEAL_ENV_PATH, content=render_seal_env(public_key, secret_ids), permissions="0640"),
         _service(
             "leanstack-seal-secrets",

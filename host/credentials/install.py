@@ -11,6 +11,7 @@ trust the host role (its trust policy names the host role's ARN as principal).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from pathlib import Path
@@ -36,6 +37,13 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 def container_environment(address: str = DEFAULT_ADDRESS) -> dict[str, str]:
     """What the app's container is given, besides the token."""
     return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://{address}:{DEFAULT_PORT}{DEFAULT_PATH}"}
+
+
+@functools.cache
+def credentials_tool() -> HostFile:
+    """leanstack-credentials as the host installs it; read once (the host-files bucket gets this same text)."""
+    text = (HERE / "leanstack_credentials.py").read_text(encoding="utf-8")
+    return HostFile(path=CREDENTIALS_TOOL_PATH, content=text, permissions="0755")
 
 
 def credentials_host_files(role_arn: str, region: str, address: str = DEFAULT_ADDRESS) -> tuple[HostFile, ...]:
@@ -65,11 +73,7 @@ def credentials_host_files(role_arn: str, region: str, address: str = DEFAULT_AD
         ]
     )
     return (
-        HostFile(
-            path=CREDENTIALS_TOOL_PATH,
-            content=(HERE / "leanstack_credentials.py").read_text(encoding="utf-8"),
-            permissions="0755",
-        ),
+        credentials_tool(),
         HostFile(path=CREDENTIALS_ENV_PATH, content=env, permissions="0644"),
         HostFile(
             path="/etc/systemd/system/leanstack-credentials.service",
