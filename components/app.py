@@ -47,7 +47,7 @@ import pulumi_aws as aws
 from leanstack.components.base import LeanComponent, policy_output
 from leanstack.components.cache import Cache
 from leanstack.config import AppArgs
-from leanstack.config.naming import RELEASE_TAG_PREFIX, stack_prefix
+from leanstack.config.naming import RELEASE_TAG_PREFIX, app_config_parameter, releases_parameter, stack_prefix
 
 __all__ = ["App", "AppArgs"]
 
@@ -138,7 +138,7 @@ class App(LeanComponent):
     ) -> None:
         super().__init__(name, opts)
         self.args, self.stack, self.region = args, stack, region
-        self.releases_parameter = f"/leanstack/{stack}/releases"
+        self.releases_parameter = releases_parameter(stack)
         self.log_group_name = f"/leanstack/{stack}/app"
         self.parameters_path = f"/leanstack/{stack}/app"
         repository = self._create_repository()
@@ -200,7 +200,7 @@ class App(LeanComponent):
             )
         return aws.ssm.Parameter(
             self.child_name("config"),
-            name=f"{self.parameters_path}/config",
+            name=app_config_parameter(self.stack),
             type="String",
             # References only, never a secret's value: insecure_value keeps the change readable in diffs.
             insecure_value=value,
