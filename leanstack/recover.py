@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from leanstack.config import ConfigError, load_stack_config
 from leanstack.mocks import StackFileError, read_stack_config, stack_file
 
 RECOVERY_SUFFIX = "-recovery"
+# The random suffix Secrets Manager appends to a secret's name in its ARN.
+ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 
 # How to find the two names when the region is down: the stack's outputs are in the Pulumi
 # state, which lives outside the region (Pulumi Cloud or the state bucket), and S3 lists
@@ -38,6 +41,21 @@ class RecoverError(ValueError):
 def recovery_stack(stack: str) -> str:
     """The recovery stack's name: <stack>-recovery."""
     return f"{stack}{RECOVERY_SUFFIX}"
+
+
+def rehomed_reference(ref: Any, own: str, moved_to: str, region: str) -> Any:
+    """An app secret reference as the recovery stack's: an SSM name under the stack's path moves to the
+    recovery stack's; a Secrets Manager ARN moves to the recovery region by name (its suffix is the old
+    region's: the secret gets a new one there, which `secrets restore --into` writes back into the file)."""
+    if not isinstance(ref, str):
+        return ref
+    if ref.startswith(own):
+        return moved_to + ref[len(own) :]
+    if ref.startswith("arn:") and ":secretsmanager:" in ref and ":secret:" in ref:
+        head, name = ref.split(":secret:", 1)
+        partition, service, _, account = head.split(":")[1:5]
+        return f"arn:{partition}:{service}:{region}:{account}:secret:{ARN_SUFFIX.sub('', name)}"
+    return ref
 
 
 def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica_bucket: str) -> dict[str, Any]:
@@ -60,8 +78,7 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
     own, moved_to = f"/leanstack/{stack}/", f"/leanstack/{recovery_stack(stack)}/"
     if isinstance(app.get("secrets"), dict):
         secrets = {
-            name: moved_to + ref[len(own) :] if isinstance(ref, str) and ref.startswith(own) else ref
-            for name, ref in app["secrets"].items()
+            name: rehomed_reference(ref, own, moved_to, cfg.backup.region) for name, ref in app["secrets"].items()
         }
         config["leanstack:app"] = {**app, "secrets": secrets}
     database = config.get("leanstack:database") or {}

@@ -73,6 +73,7 @@ from leanstack.host.backup.leanstack_seal import (
     key_id,
     mac_input,
 )
+from leanstack.recover import ARN_SUFFIX
 
 STAMP = re.compile(r"^\d{8}T\d{6}Z$")
 # The passphrase of an encrypted recovery key, for scripts (a prompt otherwise).
@@ -80,8 +81,6 @@ PASSPHRASE_ENV = "LEANSTACK_RECOVERY_KEY_PASSPHRASE"
 # A host's clock may run a little ahead of this machine's; a bundle further ahead was not written by a host.
 CLOCK_SKEW = datetime.timedelta(minutes=10)
 SECRET_ARN = re.compile(SECRETS_MANAGER_ARN_RE)
-# The random suffix Secrets Manager appends to a secret's name in its ARN.
-ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
 class SealedError(ValueError):

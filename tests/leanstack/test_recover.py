@@ -112,7 +112,10 @@ def test_the_apps_ssm_secret_references_move_to_the_recovery_stacks_path(tmp_pat
     path.write_text(yaml.safe_dump(document))
     write_recovery_file("prod", BACKUPS, "", repo=repo)
     cfg = load_stack_config(read_stack_config("prod-recovery", repo), "prod-recovery")
+    # Issue 21, 2: the Secrets Manager ARN named the dead region; it now names the secret in the recovery
+    # region, by name (its new suffix is written back by `secrets restore --into`).
     assert cfg.app.secrets == {
         "STRIPE_KEY": "/leanstack/prod-recovery/app/stripe-key",
-        "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
+        "SENTRY_DSN": f"arn:aws:secretsmanager:{cfg.region}:123456789012:secret:sentry",
     }
+    assert cfg.region != "us-east-1"
