@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
+from leanstack.config.naming import stack_prefix
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
+from leanstack.recover import recovery_stack
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RDS_INSTANCE = "aws:rds/instance:Instance"
@@ -818,94 +820,190 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
 
 def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
-    rec = f"{config.stack}-recovery"
+    old = config.stack
+    rec = recovery_stack(old)
     folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
     hostnames = ", ".join(config.hostnames)
     replica = " --replica-bucket REPLICA" if config.storage.enabled else ""
+    repository = f"{stack_prefix(rec)}-app"
+    rec_host = f"Name=tag:Name,Values={stack_prefix(rec)}-host"
+    steps: list[Step] = [
+        Step(
+            "The owner decides: wait for the region (the database and its automated backups come back with it) "
+            f"or bring up the recovery stack `{rec}` in {b.region}, beside the backups, losing what was written "
+            "since the newest one. Compare AWS's estimate with the RTO "
+            f"({config.recovery.rto_minutes or 'not set'} minutes). *Estimate: 10 min.*",
+            check="the decision and who made it are in the incident notes.",
+        ),
+        Step(
+            "Find the backup bucket and check its newest dump (BUCKET below). *Estimate: 5 min.*",
+            LAPTOP,
+            tuple(f.find_bucket),
+            check="one manifest is listed; its name is the newest dump's time (what you will lose since):",
+            check_commands=(
+                f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
+            ),
+        ),
+        Step(
+            f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
+            + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
+            + " as they are (nothing is created or changed on them), with the app's secret references moved to "
+            f"{b.region}. *Estimate: 5 min.*",
+            LAPTOP,
+            (f"python -m leanstack recover init {old} --backup-bucket $BUCKET{replica}",),
+            check=f"`validate` says stacks/Pulumi.{rec}.yaml is valid:",
+            check_commands=(f"python -m leanstack validate {rec}",),
+        ),
+        Step(
+            f"Free the site's DNS records ({hostnames}): the recovery stack's Cdn creates the same records, "
+            "pointed at its new host, and Cloudflare refuses a second record of a name. Delete them in the "
+            f"Cloudflare dashboard, then drop them from `{old}`'s state (the state is not in "
+            f"{f.region}), so it never recreates them when its region returns. Visitors get Cloudflare errors "
+            "until the recovery stack is up; the site is down already. *Estimate: 10 min.*",
+            LAPTOP,
+            (f"pulumi state delete --stack {old} 'URN'   # for each URN the check lists",),
+            check="run again, this lists no URN:",
+            check_commands=(f"pulumi stack --stack {old} --show-urns | grep DnsRecord",),
+        ),
+    ]
+    if b.recovery_public_key:
+        steps.append(
+            Step(
+                "Before `pulumi up`: put the app's config and secrets back from their sealed copy, as the recovery "
+                f"stack's. `--into {rec}` writes `{old}`'s own values (never the ones Pulumi writes) under "
+                f"/leanstack/{rec}/ in {b.region}, with every reference inside moved there, creates the Secrets "
+                f"Manager secrets in {b.region} and writes their new ARNs into stacks/Pulumi.{rec}.yaml (which the "
+                "new host's role is granted). Paste the recovery key's private half when asked (from the password "
+                "manager: it is read from the terminal, never written to a file; an encrypted PEM file made with "
+                "`openssl pkey -aes256` works too, with `--key-file`, asking its passphrase); the restore lists what "
+                f"it writes and asks before writing. It also prints the release `{old}` last ran (TAG below). "
+                "*Estimate: 15 min.*",
+                LAPTOP,
+                (
+                    f"python -m leanstack secrets restore {old} --from-backup --bucket $BUCKET "
+                    f"--bucket-region {b.region} --region {b.region} --into {rec}",
+                ),
+                check=f"the app's parameters are under /leanstack/{rec}/ and the stack file's secret ARNs name "
+                f"{b.region}:",
+                check_commands=(
+                    f"aws ssm get-parameters-by-path --region {b.region} --path /leanstack/{rec}/ --recursive "
+                    "--query 'Parameters[].Name' --output text",
+                    f"grep -o 'arn:aws:secretsmanager:[^\"]*' stacks/Pulumi.{rec}.yaml",
+                ),
+            )
+        )
+    steps.append(
+        Step(
+            "Build the recovery stack (needs `pulumi`): a new host, an empty database, an empty image registry"
+            + (", a new uploads bucket" if config.storage.enabled else "")
+            + " and the DNS records. *Estimate: 25 min (the database dominates).*",
+            LAPTOP,
+            (f"pulumi stack init --stack {rec}", f"pulumi up --stack {rec}"),
+            check="`pulumi up` ends without an error and the new host runs:",
+            check_commands=(
+                f"aws ec2 describe-instances --region {b.region} --filters {rec_host} "
+                "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
+            ),
+        )
+    )
+    if not b.recovery_public_key:
+        steps.append(
+            Step(
+                "This stack has no recovery key (`backup.recoveryPublicKey` is empty), so there is no sealed copy of "
+                f"the app's config and secrets: they were in {f.region} only. Set each again by hand under the "
+                "recovery stack, from where the team keeps them. *Estimate: 15 min, plus the hunt for each value.*",
+                LAPTOP,
+                (
+                    f"python -m leanstack config {rec} set NAME=VALUE --region {b.region}   # each plain value",
+                    f"python -m leanstack config {rec} set NAME --secret --region {b.region}   # each secret",
+                ),
+                check="every variable the app needs is listed (secrets by reference only):",
+                check_commands=(f"python -m leanstack config {rec} list --region {b.region}",),
+            )
+        )
+    steps.append(
+        Step(
+            f"Put the app's image into the recovery stack's registry ({repository} in {b.region}: it starts "
+            f"empty, and `{old}`'s is in {f.region}): build the release `{old}` last ran from its commit (TAG: "
+            "the 12-character tag the restore printed, or the last app-deploy run's) and push it, then deploy it. "
+            "A rebuild, not the same bytes: what the build pulls (base image, packages) may have moved on since. "
+            "*Estimate: 15 min.*",
+            LAPTOP,
+            (
+                'git checkout "$TAG"',
+                f"REPOSITORY=$(aws ecr describe-repositories --region {b.region} --repository-names {repository} "
+                "--query 'repositories[0].repositoryUri' --output text)",
+                f"aws ecr get-login-password --region {b.region} | docker login --username AWS --password-stdin "
+                '"${REPOSITORY%%/*}"',
+                'docker buildx build --platform linux/arm64 --provenance=false --push --tag "$REPOSITORY:$TAG" app',
+                f'python -m leanstack deploy {rec} "$TAG" --all-hosts --region {b.region}',
+            ),
+            check=f"the image is in {b.region} and the recovery stack's history has it as succeeded:",
+            check_commands=(
+                f"aws ecr describe-images --region {b.region} --repository-name {repository} --image-ids "
+                "imageTag=\"$TAG\" --query 'imageDetails[0].imageDigest' --output text",
+                f"python -m leanstack releases {rec} --region {b.region}",
+            ),
+        )
+    )
+    if config.storage.enabled:
+        steps.append(
+            Step(
+                "Copy the uploaded files back: the recovery stack's uploads bucket starts empty, the replica "
+                f"(REPLICA, in {b.region}) has every file. `aws s3 sync` copies the current version of each file "
+                "as a new object (new version ids and dates; the replica keeps its older versions), and brings "
+                f"back files deleted in `{old}` since delete markers were never replicated. The new bucket "
+                "replicates the copies into the replica again, as new versions: its storage grows by the files' "
+                "size until backup.expireAfterDays ages those out. *Estimate: 5 min, plus about 1 min per GB.*",
+                LAPTOP,
+                (
+                    f"UPLOADS=$(pulumi stack output --stack {rec} uploadsBucket)",
+                    f'aws s3 sync "s3://REPLICA" "s3://$UPLOADS" --source-region {b.region} --region {b.region}',
+                ),
+                check="both list the same number of files:",
+                check_commands=(
+                    f'aws s3 ls "s3://REPLICA" --recursive --region {b.region} | wc -l',
+                    f'aws s3 ls "s3://$UPLOADS" --recursive --region {b.region} | wc -l',
+                ),
+            )
+        )
+    steps += [
+        Step(
+            f"Open a session on the recovery stack's new host (in {b.region}); the next step runs in it.",
+            LAPTOP,
+            (
+                f"HOST=$(aws ec2 describe-instances --region {b.region} --filters {rec_host} "
+                "Name=instance-state-name,Values=running --query 'Reservations[0].Instances[0].InstanceId' "
+                "--output text)",
+                f'aws ssm start-session --region {b.region} --target "$HOST"',
+            ),
+            check="the prompt changes to the host's.",
+        ),
+        Step(
+            f"On the new host, restore `{old}`'s newest complete dump from the old bucket (`--from-stack {old}`: "
+            "the recovery stack's own dumps are kept apart from it; it runs pg_restore into a new database, "
+            "verifying the checksum and the row counts), then switch the app to it with the line it "
+            "prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB of dump.*",
+            HOST,
+            (
+                f"sudo {RESTORE_COMMAND} --from-stack {old}",
+                f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",
+            ),
+            check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
+            check_commands=_health_check(f),
+        ),
+    ]
     return Branch(
         "Region down",
         f"The AWS Health Dashboard shows {f.region} impaired: the host and the database do not answer.",
         "Nothing if you wait for the region; everything since the newest off-site backup if you rebuild in "
-        f"{b.region}. Times below are estimates, not measurements: about 1 h 30 min in all for a small database.",
-        (
-            Step(
-                "The owner decides: wait for the region (the database and its automated backups come back with it) "
-                f"or bring up the recovery stack `{rec}` in {b.region}, beside the backups, losing what was written "
-                "since the newest one. Compare AWS's estimate with the RTO "
-                f"({config.recovery.rto_minutes or 'not set'} minutes). *Estimate: 10 min.*"
-            ),
-            Step(
-                "Find the backup bucket and check its newest dump (BUCKET below). *Estimate: 5 min.*",
-                LAPTOP,
-                (
-                    *f.find_bucket,
-                    f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
-                ),
-            ),
-            Step(
-                f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
-                + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
-                + " as they are (nothing is created or changed on them; its own dumps go to the same bucket and "
-                "prefix, write-once there too). *Estimate: 5 min.*",
-                LAPTOP,
-                (
-                    f"python -m leanstack recover init {config.stack} --backup-bucket BUCKET{replica}",
-                    f"python -m leanstack validate {rec}",
-                ),
-            ),
-            Step(
-                f"Free the site's DNS records ({hostnames}): the recovery stack's Cdn creates the same records, "
-                "pointed at its new host, and Cloudflare refuses a second record of a name. Delete them in the "
-                f"Cloudflare dashboard, then drop them from `{config.stack}`'s state (the state is not in "
-                f"{f.region}), so it never recreates them when its region returns. Visitors get Cloudflare errors "
-                "until the recovery stack is up; the site is down already. *Estimate: 10 min.*",
-                LAPTOP,
-                (
-                    f"pulumi stack --stack {config.stack} --show-urns | grep DnsRecord",
-                    f"pulumi state delete --stack {config.stack} URN   # for each URN above",
-                ),
-            ),
-            Step(
-                "Build the recovery stack (needs `pulumi`): a new host, an empty database and the DNS records. "
-                "*Estimate: 25 min (the database dominates).*",
-                LAPTOP,
-                (f"pulumi stack init {rec}", f"pulumi up --stack {rec}"),
-                check="`pulumi up` ends without an error and the new host runs:",
-                check_commands=(
-                    f"aws ec2 describe-instances --region {b.region} --filters "
-                    f"Name=tag:Name,Values=leanstack-{rec}-host "
-                    "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
-                ),
-            ),
-            Step(
-                f"Put the app's config and secrets back from their sealed copy (the recovery key's private half "
-                f"from its owner), as the recovery stack's: `--into {rec}` writes `{config.stack}`'s parameters "
-                f"under /leanstack/{rec}/ in {b.region}, where its host reads them (`recover init` pointed the "
-                "app's SSM secret references there). Then restart the app so it reads them. *Estimate: 15 min.*",
-                LAPTOP,
-                (
-                    f"python -m leanstack secrets restore {config.stack} --from-backup --bucket BUCKET "
-                    f"--bucket-region {b.region} --region {b.region} --key-file recovery.pem --into {rec}",
-                    f"python -m leanstack restart {rec} --region {b.region}",
-                ),
-            ),
-            Step(
-                f"On the new host, restore the newest dump: `/etc/leanstack/backup.env` names the old bucket and "
-                f"prefix, so `{RESTORE_COMMAND}` finds the old stack's dumps as its own (it runs pg_restore into a new "
-                "database, verifying the checksum while streaming and the row counts after); then switch the app to it "
-                f"with the line it prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB "
-                "of dump.*",
-                HOST,
-                (f"sudo {RESTORE_COMMAND}", f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED"),
-                check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
-                check_commands=_health_check(f),
-            ),
-        ),
+        f"{b.region}. Times below are estimates, not measurements: about 2 h in all for a small database.",
+        tuple(steps),
         undo=(
-            f"When {f.region} is back, `{config.stack}` still holds its old data and, without its DNS records, "
+            f"When {f.region} is back, `{old}` still holds its old data and, without its DNS records, "
             f"serves nobody: decide which to keep, copy the rows written to `{rec}` meanwhile, then move the "
-            f"records back the same way (delete them, `pulumi state delete --stack {rec}`, `pulumi up --stack "
-            f"{config.stack}`). `pulumi destroy --stack {rec}` leaves the backup bucket and replica: they "
+            f"records back the same way (delete them, `pulumi state delete --stack {rec} 'URN'`, `pulumi up --stack "
+            f"{old}`). `pulumi destroy --stack {rec}` leaves the backup bucket and replica: they "
             "were never its resources.",
         ),
     )

@@ -284,6 +284,23 @@ def moved(selection: Selection, stack: str, into: str) -> Selection:
     return Selection(parameters, list(selection.secrets), list(selection.left_out))
 
 
+def last_release(document: Mapping[str, Any], stack: str) -> str:
+    """The tag of the newest succeeded release in the bundle's release history, or "": the image to rebuild
+    for a recovery stack, whose registry starts empty."""
+    from leanstack.config.naming import releases_parameter
+
+    for parameter in document["parameters"]:
+        if parameter["name"] == releases_parameter(stack):
+            try:
+                history = json.loads(parameter["value"])
+            except ValueError:
+                return ""
+            tags = [str(r.get("tag")) for r in history if isinstance(r, dict) and r.get("result") == "succeeded"]
+            tag = tags[-1] if tags else ""
+            return tag if re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) else ""
+    return ""
+
+
 def rehome_arns(text: str, new_arns: Mapping[str, str]) -> str:
     """Every Secrets Manager ARN in `text` that names a written secret, as that secret's new ARN."""
 
@@ -473,6 +490,8 @@ def restore(args: argparse.Namespace, session: Any, repo: Path | None = None) ->
             print(f"  {kind}  {name}  (replaces: {version})")
         for name, why in selection.left_out:
             print(f"  left out  {name}: {why}")
+        if tag := last_release(document, args.stack):
+            print(f"{args.stack} last ran release {tag} (its release history is left to the stack's own deploys)")
         if args.dry_run or not rows:
             print("nothing written" if not rows else "dry run: nothing written")
             return 0

