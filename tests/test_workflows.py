@@ -492,7 +492,7 @@ def run_app_deploy_steps(
         (bin_dir / tool).chmod(0o755)
     (bin_dir / "jq").symlink_to(jq)
     state_file = tmp_path / "registry.json"
-    empty = {"digests": [], "tags": {}}
+    empty: dict[str, Any] = {"digests": [], "tags": {}}
     state_file.write_text(
         json.dumps(
             {
@@ -524,7 +524,10 @@ def run_app_deploy_steps(
         )  # fmt: skip
         if done.returncode != 0:
             break
-    outputs.update(line.split("=", 1) for line in github_output.read_text().splitlines() if "=" in line)
+    for line in github_output.read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            outputs[key] = value
     return done.returncode, done.stderr + done.stdout, json.loads(state_file.read_text())
 
 

@@ -484,14 +484,14 @@ def test_a_forged_bundle_writes_nothing_outside_its_stack(
 
     # Within dev's own path, a forgery still cannot set a name the app config refuses, nor Pulumi's parameters,
     # nor a secret dev's stack file does not list.
-    later = now + datetime.timedelta(seconds=2)
+    newest = now + datetime.timedelta(seconds=2)
     s3.put_object(
         Bucket=bucket,
-        Key=f"sealed-secrets/dev/{later.strftime('%Y%m%dT%H%M%SZ')}.json",
+        Key=f"sealed-secrets/dev/{newest.strftime('%Y%m%dT%H%M%SZ')}.json",
         Body=forge(
             public_key,
             "dev",
-            later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            newest.strftime("%Y-%m-%dT%H:%M:%SZ"),
             {**only_dev, "/leanstack/dev/app/config": "{}", "/leanstack/dev/app/FEATURES": "forged"},
             {"prod/STRIPE": "sk_live_evil"},
         ),
