@@ -384,6 +384,14 @@ def rehome_stack_file(into: str, new_arns: Mapping[str, str], repo: Path | None)
     return replaced
 
 
+def unresolved_arns(into: str, region: str, new_arns: Mapping[str, str], repo: Path | None) -> list[str]:
+    """Secret ARNs in the recovery stack file that name no secret this restore wrote there."""
+    from leanstack.mocks import stack_file
+
+    found = SECRET_ARN.findall(stack_file(into, repo).read_text(encoding="utf-8"))
+    return sorted({arn for arn in found if arn not in new_arns.values() or f":{region}:" not in arn})
+
+
 def confirm_on_terminal(question: str, use_stdin: bool) -> bool:
     """y/N from stdin, or from the terminal when stdin carried the key."""
     try:
@@ -478,6 +486,14 @@ def restore(args: argparse.Namespace, session: Any, repo: Path | None = None) ->
         if document.get("stack") != args.stack or bundle.get("stack") != args.stack:
             raise SealedError(f"the bundle is of stack {document.get('stack')!r}, not {args.stack!r}")
         check_stamp(chosen, bundle, document)
+        if args.into:
+            from leanstack.mocks import stack_file
+
+            if not stack_file(args.into, repo).exists():
+                raise SealedError(
+                    f"--into {args.into}: no stacks/Pulumi.{args.into}.yaml (write it first: "
+                    f"python -m leanstack recover init {args.stack}); nothing written"
+                )
         selection = select_owned(document, args.stack, listed_secret_arns(args.stack, repo))
         if args.into:
             selection = moved(selection, args.stack, args.into)
@@ -507,6 +523,12 @@ def restore(args: argparse.Namespace, session: Any, repo: Path | None = None) ->
             parameters = [{**p, "value": rehome_arns(str(p["value"]), new_arns)} for p in parameters]
             for arn in rehome_stack_file(args.into, new_arns, repo):
                 print(f"  stacks/Pulumi.{args.into}.yaml: {arn} -> {rehome_arns(arn, new_arns)}")
+            for arn in unresolved_arns(args.into, region, new_arns, repo):
+                print(
+                    f"  stacks/Pulumi.{args.into}.yaml still names {arn}: not in the bundle; create that secret "
+                    f"in {region} and put its ARN there before pulumi up",
+                    file=sys.stderr,
+                )
         write_parameters(parameters, ssm)
         print(f"restored {len(rows)} values")
     except (BotoCoreError, ClientError) as error:

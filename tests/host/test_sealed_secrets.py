@@ -363,11 +363,17 @@ def test_restore_into_the_recovery_stack_moves_the_parameters_and_rehomes_every_
     # What `recover init` writes: the secrets named in the recovery region, without the old ARNs' suffixes.
     repo = stack_repo(tmp_path, stack_name, app_values["arns"])
     partial = [f"arn:aws:secretsmanager:{BUCKET_REGION}:123456789012:secret:{name}" for name in app_values["secrets"]]
-    stack_repo(tmp_path, recovery, partial)
     args = restore_args(bucket, stack_name, key_file, "--into", recovery, "--yes")
     args[args.index("--region") + 1] = BUCKET_REGION
+    # Without the recovery stack file (recover init), nothing is written.
+    assert sealed.main(args, session=Recording(moto), repo=repo) == 2
+    assert "no stacks/Pulumi." in capsys.readouterr().err
+    missing = f"arn:aws:secretsmanager:{BUCKET_REGION}:123456789012:secret:never-sealed"
+    stack_repo(tmp_path, recovery, [*partial, missing])
     assert sealed.main(args, session=Recording(moto), repo=repo) == 0
-    assert "restored 5 values" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "restored 5 values" in out
+    assert f"still names {missing}: not in the bundle" in err
 
     ssm = moto.session().client("ssm", region_name=BUCKET_REGION, endpoint_url=moto.endpoint)
     secrets = moto.session().client("secretsmanager", region_name=BUCKET_REGION, endpoint_url=moto.endpoint)
@@ -388,7 +394,7 @@ def test_restore_into_the_recovery_stack_moves_the_parameters_and_rehomes_every_
         "mail": new_arns[f"leanstack/{stack_name}/mail"],
     }
     recovery_file = json.loads((repo / "stacks" / f"Pulumi.{recovery}.yaml").read_text())
-    assert sorted(recovery_file["config"]["leanstack:app"]["secrets"].values()) == sorted(new_arns.values())
+    assert sorted(recovery_file["config"]["leanstack:app"]["secrets"].values()) == sorted([*new_arns.values(), missing])
     # A name that is not a stack's is refused in one line, before anything is read.
     assert sealed.main(restore_args(bucket, stack_name, key_file, "--into", "a/b"), session=Recording(moto)) == 2
     assert capsys.readouterr().err.count("\n") == 1
