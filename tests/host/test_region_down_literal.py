@@ -1,7 +1,7 @@
 """The recovery sheet followed literally: its "Region down" branch, run as written, against moto in two regions.
 
 The sheet is generated from a stack of this test's own (not stacks/): storage on, a recovery key, an
-app secret in SSM and one in Secrets Manager. Its region, eu-west-1, then goes down: every request
+app secret in SSM and one in Secrets Manager. Its region, ap-south-1, then goes down: every request
 signed for it fails as an unreachable endpoint does. Each command of the branch is then run as the
 sheet prints it, in order, with the shell variables it sets:
 - `python -m leanstack ...` through the CLI itself (leanstack.__main__.main), in a checkout of this
@@ -55,7 +55,8 @@ from tests.host.conftest import FAKE_CREDENTIALS
 from tests.policy.iam_evaluator import allowed
 from tests.policy.test_host_role_scope import host_role_documents
 
-DOWN, BACKUP = "eu-west-1", "eu-central-1"
+# Regions no other test of the host suite uses: moto keeps one state per process, whatever the server.
+DOWN, BACKUP = "ap-south-1", "ap-northeast-1"
 ACCOUNT = "123456789012"
 RELEASE = "0123456789ab"
 
@@ -79,7 +80,7 @@ def fixture_stack(public_key: str, mail_arn: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
-    """A moto server of this test's own: its regions hold nothing of other tests'."""
+    """A moto server of this test's own (its state is the process's: the regions above keep it apart)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
