@@ -80,7 +80,14 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
         secrets = {
             name: rehomed_reference(ref, own, moved_to, cfg.backup.region) for name, ref in app["secrets"].items()
         }
-        config["leanstack:app"] = {**app, "secrets": secrets}
+        app = {**app, "secrets": secrets}
+    if app.get("registrySecretArn"):
+        app = {
+            **app,
+            "registrySecretArn": rehomed_reference(app["registrySecretArn"], own, moved_to, cfg.backup.region),
+        }
+    if app:
+        config["leanstack:app"] = app
     database = config.get("leanstack:database") or {}
     if database.get("crossRegionBackups"):
         # Its target would be this stack's own region; turn it back on when the old region returns.

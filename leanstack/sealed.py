@@ -20,7 +20,7 @@ it goes:
   Pulumi program owns (the app config document, the cache token, the TLS material, the
   release history: `pulumi up` writes those); a bundle naming anything outside the stack's
   path is refused whole; a name the app config refuses (PATH, DOCKER_*, LD_*, ...) is left out;
-- secrets are written only when stacks/Pulumi.<STACK>.yaml's app.secrets names them;
+- secrets are written only when stacks/Pulumi.<STACK>.yaml names them (app.secrets, app.registrySecretArn);
 - a bundle stamped in the future is skipped (no host writes one), and the stamp of its key
   must equal the sealed `created`;
 - before writing, every name is shown with the version it replaces, and written only once
@@ -218,7 +218,8 @@ def names_secret(arn: str, name: str) -> bool:
 
 
 def listed_secret_arns(stack: str, repo: Path | None) -> list[str]:
-    """The Secrets Manager ARNs of app.secrets in stacks/Pulumi.<stack>.yaml: the secrets the stack owns."""
+    """The Secrets Manager ARNs of app.secrets and app.registrySecretArn in stacks/Pulumi.<stack>.yaml:
+    the secrets the stack owns."""
     from leanstack.mocks import StackFileError, read_stack_config
 
     try:
@@ -227,7 +228,7 @@ def listed_secret_arns(stack: str, repo: Path | None) -> list[str]:
         raise SealedError(f"{error} (the restore writes only the secrets the stack file lists)") from None
     app = raw.get(f"{PROJECT}:app") or {}
     secrets = app.get("secrets") if isinstance(app, dict) else None
-    values = secrets.values() if isinstance(secrets, dict) else ()
+    values = [*(secrets.values() if isinstance(secrets, dict) else ()), app.get("registrySecretArn") or ""]
     return sorted({str(v) for v in values if SECRET_ARN.fullmatch(str(v))})
 
 
@@ -268,7 +269,9 @@ def select_owned(document: Mapping[str, Any], stack: str, secret_arns: Sequence[
         if any(names_secret(arn, str(secret["name"])) for arn in secret_arns):
             chosen.secrets.append(dict(secret))
         else:
-            chosen.left_out.append((str(secret["name"]), f"not in app.secrets of stacks/Pulumi.{stack}.yaml"))
+            chosen.left_out.append(
+                (str(secret["name"]), f"not in app.secrets or app.registrySecretArn of stacks/Pulumi.{stack}.yaml")
+            )
     return chosen
 
 

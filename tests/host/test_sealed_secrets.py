@@ -506,7 +506,7 @@ def test_a_forged_bundle_writes_nothing_outside_its_stack(
     out = capsys.readouterr().out
     assert "left out  /leanstack/dev/app/DOCKER_HOST: not an app variable name: DOCKER_* names are not allowed" in out
     assert "left out  /leanstack/dev/app/config: the stack's Pulumi program writes it" in out
-    assert "left out  prod/STRIPE: not in app.secrets of stacks/Pulumi.dev.yaml" in out
+    assert "left out  prod/STRIPE: not in app.secrets or app.registrySecretArn of stacks/Pulumi.dev.yaml" in out
     assert "restored 1 values" in out
     untouched()
 

@@ -109,6 +109,9 @@ def test_the_apps_ssm_secret_references_move_to_the_recovery_stacks_path(tmp_pat
         "STRIPE_KEY": "/leanstack/prod/app/stripe-key",
         "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
     }
+    document["config"]["leanstack:app"]["registrySecretArn"] = (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ghcr-pull-Zz9Yy8"
+    )
     path.write_text(yaml.safe_dump(document))
     write_recovery_file("prod", BACKUPS, "", repo=repo)
     cfg = load_stack_config(read_stack_config("prod-recovery", repo), "prod-recovery")
@@ -118,4 +121,5 @@ def test_the_apps_ssm_secret_references_move_to_the_recovery_stacks_path(tmp_pat
         "STRIPE_KEY": "/leanstack/prod-recovery/app/stripe-key",
         "SENTRY_DSN": f"arn:aws:secretsmanager:{cfg.region}:123456789012:secret:sentry",
     }
+    assert cfg.app.registry_secret_arn == f"arn:aws:secretsmanager:{cfg.region}:123456789012:secret:ghcr-pull"
     assert cfg.region != "us-east-1"
