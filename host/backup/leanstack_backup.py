@@ -68,6 +68,7 @@ import datetime
 import fcntl
 import functools
 import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -100,6 +101,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
 )
 
@@ -242,6 +244,16 @@ class Connection:
             env["PGPASSWORD"] = self.password
         return env
 
+    @property
+    def user(self) -> str:
+        return urllib.parse.unquote(urllib.parse.urlsplit(self.url).username or "")
+
+    def with_user(self, user: str, password: str) -> Connection:
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.netloc.rsplit("@", 1)[-1]
+        netloc = f"{urllib.parse.quote(user, safe='')}@{host}"
+        return Connection(urllib.parse.urlunsplit(parts._replace(netloc=netloc)), password, self.database)
+
     def with_database(self, database: str) -> Connection:
         parts = urllib.parse.urlsplit(self.url)
         path = "/" + urllib.parse.quote(database, safe="")
@@ -335,6 +347,10 @@ class Settings:
 
     def key(self, *names: str) -> str:
         return "/".join(part for part in (self.prefix, *names) if part)
+
+    def stack_key(self, stack: str, *names: str) -> str:
+        """<prefix>/<stack>/...: each stack writes, and reads back, its own folder only."""
+        return self.key(stack, *names)
 
     def database_name(self) -> str:
         """The source database's name, which names its backups' folder."""
@@ -699,24 +715,22 @@ def list_keys(client: S3Client, bucket: str, prefix: str) -> List[str]:
 
 
 def newest_successful_drill_age_days(settings: Settings, client: S3Client) -> float:
-    """Days since the newest successful drill. Reports dated in the future are passed over:
-    a planted `_drills/29991231T000000Z.json` must not silence the stale-drill alarm."""
-    folder = settings.key(DRILLS_FOLDER) + "/"
+    """Days since the newest successful drill of this stack. Reports dated in the future are
+    passed over: a planted `_drills/29991231T000000Z.json` must not silence the stale-drill
+    alarm. Reports in the layout before per-stack folders (<prefix>/_drills/) count when
+    they name this stack."""
     latest_trusted = utc_now() + datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
-
-    def trusted(key: str) -> bool:
-        name = key[len(folder) :]
-        return bool(STAMP_PATTERN.match(name[:16])) and parse_stamp(name[:16]) <= latest_trusted
-
-    reports = sorted(
-        (key for key in list_keys(client, settings.bucket, folder) if key.endswith(".json") and trusted(key)),
-        reverse=True,
-    )
-    for key in reports[:DRILL_REPORTS_SCANNED]:
+    reports: List[Tuple[str, str]] = []
+    for folder in (settings.stack_key(settings.stack, DRILLS_FOLDER) + "/", settings.key(DRILLS_FOLDER) + "/"):
+        for key in list_keys(client, settings.bucket, folder):
+            name = key[len(folder) :]
+            if key.endswith(".json") and STAMP_PATTERN.match(name[:16]) and parse_stamp(name[:16]) <= latest_trusted:
+                reports.append((name, key))
+    for _, key in sorted(reports, reverse=True)[:DRILL_REPORTS_SCANNED]:
         body = client.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
         try:
             report = json.loads(body)
-            if report.get("result") == "success":
+            if report.get("result") == "success" and report.get("stack", settings.stack) == settings.stack:
                 finished = parse_iso(str(report["finished_at"]))
                 if finished > latest_trusted:
                     continue
@@ -738,7 +752,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     try:
         database = settings.database_name()
         source = settings.source_connection()
-        key = settings.key(database, stamp(utc_now()) + DUMP_SUFFIX)
+        key = settings.stack_key(settings.stack, database, stamp(utc_now()) + DUMP_SUFFIX)
         manifest = dump_to_s3(settings, s3, source, key, part_size)
     except Failure:
         failure_metrics: List[MetricValue] = [("BackupFailure", 1, "Count")]
@@ -876,7 +890,11 @@ def pg_program_version(settings: Settings, name: str) -> str:
 CLOCK_SKEW_SECONDS = 300
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 ENCODING_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
-MANIFEST_REQUIRED = ("sha256", "size_bytes", "row_counts", "started_at")
+MANIFEST_REQUIRED = ("stack", "sha256", "size_bytes", "row_counts", "started_at")
+# A backup whose rows (all tables' rows and large objects) or size are below this share of the
+# previous complete backup's is not restored unless named (--backup): an emptied database
+# backed up by its nightly run, or the new, empty database of a recovery host.
+FAR_BELOW_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -890,6 +908,16 @@ class Backup:
     def started_at(self) -> datetime.datetime:
         return parse_iso(str(self.manifest["started_at"]))
 
+    @property
+    def rows(self) -> int:
+        return sum(int(rows) for rows in dict(self.manifest["row_counts"]).values()) + int(
+            self.manifest.get("large_objects", 0)
+        )
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self.manifest["size_bytes"])
+
 
 def shown(value: Any) -> str:
     text = json.dumps(value, default=str)
@@ -900,9 +928,10 @@ def is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def check_manifest(key: str, manifest: Any) -> Dict[str, Any]:
-    """The manifest when every field the tools read has the right type; otherwise a Failure
-    naming the field. A manifest is a file anyone with the host's role could have written."""
+def check_manifest(key: str, manifest: Any, stack: str) -> Dict[str, Any]:
+    """The manifest when every field the tools read has the right type and it names `stack`
+    as the stack that wrote it; otherwise a Failure naming the field.
+    A manifest is a file anyone with the host's role could have written."""
 
     def unusable(problem: str) -> Failure:
         return Failure(f"manifest {key} is unusable: {problem}")
@@ -912,6 +941,8 @@ def check_manifest(key: str, manifest: Any) -> Dict[str, Any]:
     missing = [name for name in MANIFEST_REQUIRED if name not in manifest]
     if missing:
         raise unusable(f"it lacks {', '.join(missing)}")
+    if manifest["stack"] != stack:
+        raise unusable(f"it was written by stack {shown(manifest['stack'])}, not {stack}")
     if not isinstance(manifest["sha256"], str) or not SHA256_PATTERN.match(manifest["sha256"]):
         raise unusable(f"sha256 is {shown(manifest['sha256'])}, not 64 hex digits")
     if not is_count(manifest["size_bytes"]) or manifest["size_bytes"] == 0:
@@ -938,7 +969,8 @@ def check_manifest(key: str, manifest: Any) -> Dict[str, Any]:
     return manifest
 
 
-def load_backup(settings: Settings, s3: S3Client, keys: AbstractSet[str], folder: str, backup_stamp: str) -> Backup:
+def load_backup(settings: Settings, s3: S3Client, stack: str, keys: AbstractSet[str], candidate: Candidate) -> Backup:
+    folder, backup_stamp = candidate.folder, candidate.stamp
     dump_key, manifest_key = folder + backup_stamp + DUMP_SUFFIX, folder + backup_stamp + MANIFEST_SUFFIX
     if dump_key not in keys:
         raise Failure(f"manifest {manifest_key} has no dump next to it")
@@ -948,7 +980,40 @@ def load_backup(settings: Settings, s3: S3Client, keys: AbstractSet[str], folder
         raise Failure(f"cannot read {manifest_key}: {describe_aws_error(error)}") from None
     except ValueError:
         raise Failure(f"manifest {manifest_key} is unusable: not JSON") from None
-    return Backup(backup_stamp, dump_key, manifest_key, check_manifest(manifest_key, manifest))
+    return Backup(backup_stamp, dump_key, manifest_key, check_manifest(manifest_key, manifest, stack))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    stamp: str
+    folder: str
+
+
+def backup_folders(settings: Settings, stack: str, database: str) -> Tuple[str, str]:
+    """The stack's own folder, <prefix>/<stack>/<database>/, and the folder of the layout
+    before per-stack folders, <prefix>/<database>/, read as a fallback: its manifests count
+    only when they name `stack`, as every manifest since the first release does."""
+    return settings.stack_key(stack, database) + "/", settings.key(database) + "/"
+
+
+def list_candidates(settings: Settings, s3: S3Client, folders: Sequence[str]) -> Tuple[List[Candidate], Set[str]]:
+    """Every manifest stamp in the folders, newest first (the stack's own folder first on a
+    tie), and all keys found."""
+    keys: Set[str] = set()
+    candidates: List[Candidate] = []
+    for folder in folders:
+        try:
+            found = list_keys(s3, settings.bucket, folder)
+        except AWS_ERRORS as error:
+            raise Failure(f"cannot list s3://{settings.bucket}/{folder}: {describe_aws_error(error)}") from None
+        keys.update(found)
+        for key in found:
+            name = key[len(folder) : -len(MANIFEST_SUFFIX)]
+            if key.endswith(MANIFEST_SUFFIX) and STAMP_PATTERN.match(name):
+                candidates.append(Candidate(name, folder))
+    order = {folder: rank for rank, folder in enumerate(folders)}
+    candidates.sort(key=lambda candidate: (candidate.stamp, -order[candidate.folder]), reverse=True)
+    return candidates, keys
 
 
 def choose_backup(
@@ -958,39 +1023,34 @@ def choose_backup(
     skipped: List[str],
     wanted: Optional[str] = None,
     skip_unusable: bool = False,
+    stack: Optional[str] = None,
 ) -> Backup:
-    """The newest complete backup (a dump with its manifest), or the one stamped `wanted`.
+    """The newest complete backup (a dump with its manifest) of `stack` (default: this host's),
+    or the one stamped `wanted`.
 
     Backups dated in the future are skipped and listed in `skipped`: the host's role may
-    write under the prefix, so a planted `29991231T000000Z` would otherwise win every time,
-    and Object Lock keeps it there. A dump without a manifest is incomplete and ignored. The
-    drill fails on an unusable newest manifest (it is what a restore would pick); the
-    restore (`skip_unusable`) passes over it to the newest usable one and says so.
+    write under its prefix, so a planted `29991231T000000Z` would otherwise win every time,
+    and Object Lock keeps it there. A dump without a manifest is incomplete and ignored; a
+    manifest written by another stack is unusable. The drill fails on an unusable newest
+    manifest (it is what a restore would pick); the restore (`skip_unusable`) passes over it
+    to the newest usable one and says so.
     """
-    folder = settings.key(database) + "/"
-    try:
-        keys = set(list_keys(s3, settings.bucket, folder))
-    except AWS_ERRORS as error:
-        raise Failure(f"cannot list s3://{settings.bucket}/{folder}: {describe_aws_error(error)}") from None
-    stamps = sorted(
-        (
-            key[len(folder) : -len(MANIFEST_SUFFIX)]
-            for key in keys
-            if key.endswith(MANIFEST_SUFFIX) and STAMP_PATTERN.match(key[len(folder) : -len(MANIFEST_SUFFIX)])
-        ),
-        reverse=True,
-    )
+    stack = stack or settings.stack
+    folders = backup_folders(settings, stack, database)
+    candidates, keys = list_candidates(settings, s3, folders)
+    where = f"s3://{settings.bucket}/{folders[0]} (or {folders[1]})"
     if wanted is not None:
-        if wanted not in stamps:
-            raise Failure(f"no backup {wanted} under s3://{settings.bucket}/{folder} (a dump and its manifest)")
-        return load_backup(settings, s3, keys, folder, wanted)
+        named = [candidate for candidate in candidates if candidate.stamp == wanted]
+        if not named:
+            raise Failure(f"no backup {wanted} under {where} (a dump and its manifest)")
+        return load_backup(settings, s3, stack, keys, named[0])
     latest_trusted = utc_now() + datetime.timedelta(seconds=CLOCK_SKEW_SECONDS)
-    for candidate in stamps:
-        if parse_stamp(candidate) > latest_trusted:
-            skipped.append(f"skipped {folder}{candidate}: dated in the future (now {iso(utc_now())})")
+    for candidate in candidates:
+        if parse_stamp(candidate.stamp) > latest_trusted:
+            skipped.append(f"skipped {candidate.folder}{candidate.stamp}: dated in the future (now {iso(utc_now())})")
             continue
         try:
-            chosen = load_backup(settings, s3, keys, folder, candidate)
+            chosen = load_backup(settings, s3, stack, keys, candidate)
         except Failure as problem:
             if not skip_unusable:
                 raise
@@ -1001,7 +1061,36 @@ def choose_backup(
             continue
         return chosen
     more = f" ({len(skipped)} skipped)" if skipped else ""
-    raise Failure(f"no complete backup under s3://{settings.bucket}/{folder}{more}")
+    raise Failure(f"no complete backup of stack {stack} under {where}{more}")
+
+
+def previous_backup(settings: Settings, s3: S3Client, stack: str, database: str, chosen: Backup) -> Optional[Backup]:
+    """The newest complete, usable backup of `stack` older than `chosen`, if any."""
+    candidates, keys = list_candidates(settings, s3, backup_folders(settings, stack, database))
+    for candidate in candidates:
+        if candidate.stamp >= chosen.stamp:
+            continue
+        try:
+            return load_backup(settings, s3, stack, keys, candidate)
+        except Failure:
+            continue
+    return None
+
+
+def check_not_far_below(chosen: Backup, previous: Optional[Backup], from_stack_hint: str) -> None:
+    """Refuse a backup with no rows, or with rows or size far below the previous complete
+    backup's: a nightly run after the data was lost, or a recovery host's empty database."""
+    named = f"name it to restore it anyway: --backup {chosen.stamp}"
+    if chosen.rows == 0:
+        raise Failure(f"refusing {chosen.dump_key}: it holds no rows; {named}{from_stack_hint}")
+    if previous is None:
+        return
+    if chosen.rows < previous.rows * FAR_BELOW_SHARE or chosen.size_bytes < previous.size_bytes * FAR_BELOW_SHARE:
+        raise Failure(
+            f"refusing {chosen.dump_key}: {chosen.rows} rows and {chosen.size_bytes} bytes, far below the previous "
+            f"complete backup {previous.dump_key} ({previous.rows} rows, {previous.size_bytes} bytes); "
+            f"restore that one with --backup {previous.stamp}, or {named}{from_stack_hint}"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -1041,9 +1130,12 @@ def maintenance_connection(settings: Settings) -> Connection:
     return settings.source_connection().with_database(name)
 
 
-def create_marked_database(settings: Settings, session: PsqlSession, name: str, encoding: str, mark: str) -> None:
+def create_marked_database(
+    settings: Settings, session: PsqlSession, name: str, encoding: str, mark: str, restorer: Restorer
+) -> None:
     session.query(
-        f"CREATE DATABASE {quote_identifier(name)} TEMPLATE template0 ENCODING {quote_literal(encoding)};",
+        f"CREATE DATABASE {quote_identifier(name)}{restorer.owner_clause()} TEMPLATE template0 "
+        f"ENCODING {quote_literal(encoding)};",
         f"cannot create the database {name}",
     )
     session.query(f"COMMENT ON DATABASE {quote_identifier(name)} IS {quote_literal(mark)};", f"cannot mark {name}")
@@ -1071,67 +1163,144 @@ def drop_leftover_scratch_databases(session: PsqlSession, source_name: str, warn
         warnings.append(f"dropped the scratch database {name} an interrupted drill had left")
 
 
-def stream_restore(settings: Settings, s3: S3Client, backup: Backup, scratch: Connection) -> None:
-    """Stream the dump from S3 into pg_restore, hashing it on the way.
+DOWNLOAD_HEADROOM_BYTES = 64 * 1024 * 1024
 
-    Checksum while streaming, not before: a download-then-verify would need local disk
-    as large as the dump and would serialise download and restore, which is most of the
-    recovery time. Restoring unverified bytes is harmless because the target is always a
-    new database (the drill's scratch one, or leanstack-restore's, which the app does not
-    use until `--swap`), and a mismatch fails the run even when pg_restore accepted the
-    bytes. A pipe also rules out `pg_restore --jobs`, which needs a seekable file.
-    """
+
+@contextlib.contextmanager
+def verified_dump(settings: Settings, s3: S3Client, backup: Backup, work_dir: str) -> Iterator[str]:
+    """The dump, downloaded to a private temporary file and checked against its manifest's
+    sha256 and size, before any byte of it reaches pg_restore: a tampered dump runs nothing.
+    Removed afterwards. Needs free disk of the dump's (compressed) size; checked first."""
+    if not SAFE_PATH.match(work_dir):
+        raise ConfigError(f"the work directory {work_dir!r} must be an absolute path of letters, digits and ._+@/-")
+    os.makedirs(work_dir, mode=0o755, exist_ok=True)
+    needed, free = backup.size_bytes + DOWNLOAD_HEADROOM_BYTES, shutil.disk_usage(work_dir).free
+    if free < needed:
+        raise Failure(
+            f"not enough free disk to download {backup.dump_key}: {work_dir} has {free / GIB:.1f} GiB free, "
+            f"the dump needs {needed / GIB:.1f} GiB; free some space (or set RESTORE_WORK_DIR)"
+        )
+    directory = tempfile.mkdtemp(prefix="leanstack-dump-", dir=work_dir)
+    path = os.path.join(directory, "backup.dump")
     try:
-        body = s3.get_object(Bucket=settings.bucket, Key=backup.dump_key)["Body"]
-    except AWS_ERRORS as error:
-        raise Failure(f"cannot download {backup.dump_key}: {describe_aws_error(error)}") from None
-    restore = subprocess.Popen(
+        whole = hashlib.sha256()
+        size = 0
+        try:
+            body = s3.get_object(Bucket=settings.bucket, Key=backup.dump_key)["Body"]
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                for chunk in body.iter_chunks(DOWNLOAD_CHUNK_BYTES):
+                    whole.update(chunk)
+                    size += len(chunk)
+                    if size > backup.size_bytes:
+                        break
+                    handle.write(chunk)
+        except (*AWS_ERRORS, OSError) as error:
+            raise Failure(f"download of {backup.dump_key} failed: {describe_aws_error(error)}") from None
+        expected_sha = str(backup.manifest["sha256"])
+        if whole.hexdigest() != expected_sha or size != backup.size_bytes:
+            more = "+" if size > backup.size_bytes else ""
+            raise Failure(
+                f"checksum mismatch for {backup.dump_key}: sha256 {whole.hexdigest()} ({size}{more} bytes), "
+                f"manifest says {expected_sha} ({backup.size_bytes} bytes); nothing was restored"
+            )
+        yield path
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def run_pg_restore(settings: Settings, dump_path: str, into: Connection) -> None:
+    """pg_restore of a verified dump file, connected as `into`'s role (restricted_role)."""
+    # A file, unlike a pipe, lets pg_restore build indexes in parallel.
+    jobs = max(1, min(4, os.cpu_count() or 1))
+    done = subprocess.run(
         [
             settings.program("pg_restore"),
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
             "--no-password",
-            f"--dbname={scratch.url}",
+            f"--jobs={jobs}",
+            f"--dbname={into.url}",
+            dump_path,
         ],
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=scratch.child_env(),
+        env=into.child_env(),
+        check=False,
     )
-    assert restore.stdin is not None and restore.stderr is not None
-    restore_errors = StderrTail(restore.stderr)
-    whole = hashlib.sha256()
-    size = 0
-    restore_reading = True
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        errors = [line for line in lines if "error" in line.lower() or "fatal" in line.lower()]
+        chosen = errors[0] if errors else (lines[-1] if lines else f"exit status {done.returncode}")
+        raise Failure(f"pg_restore failed: {one_line(chosen)}")
+
+
+# A role with any of these can run programs or read and write files as the database server's
+# OS user (COPY ... TO PROGRAM), or make roles that can: a dump is never restored as one.
+POWERFUL_ROLE_SQL = (
+    "SELECT (r.rolsuper OR r.rolcreaterole"
+    " OR pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER')"
+    " OR pg_has_role(r.oid, 'pg_read_server_files', 'MEMBER')"
+    " OR pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER'))::text"
+    " FROM pg_roles r WHERE r.rolname = current_user;"
+)
+RESTORER_PREFIX = "leanstack_restorer_"
+RESTORER_MARK = "leanstack: the role one restore or drill restores as; dropped when it ends"
+SCRAM_ITERATIONS = 4096
+
+
+def scram_verifier(password: str) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores, computed here so that the password itself
+    is in no statement the server could log."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode("utf-8"), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+@dataclass(frozen=True)
+class Restorer:
+    """Who a dump is restored as: `role` (created for this run) or, when `role` is None, the
+    session's own role, which has none of the powers in POWERFUL_ROLE_SQL."""
+
+    role: Optional[str]
+    connection: Connection
+
+    def owner_clause(self) -> str:
+        return f" OWNER {quote_identifier(self.role)}" if self.role else ""
+
+
+def restricted_role(session: PsqlSession) -> Restorer:
+    """A role to restore as that cannot run programs on the server, read or write its files,
+    or create roles: the session's own role when it is such a role (the app's own role on an
+    instance where it owns the objects); else a new LOGIN role with a random password and
+    nothing else, made by the session's role (a superuser, or RDS's master with CREATEROLE)
+    and granted to it, so that it can own and later drop what the new role made."""
+    powerful = session.query(POWERFUL_ROLE_SQL, "cannot read the restoring role's attributes")
+    if powerful[:1] == ["false"]:
+        return Restorer(None, session.connection)
+    name = f"{RESTORER_PREFIX}{secrets.token_hex(4)}"
+    password = secrets.token_urlsafe(24)
+    session.query(
+        f"CREATE ROLE {quote_identifier(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE "
+        f"NOREPLICATION NOBYPASSRLS PASSWORD {quote_literal(scram_verifier(password))};\n"
+        f"COMMENT ON ROLE {quote_identifier(name)} IS {quote_literal(RESTORER_MARK)};\n"
+        f"GRANT {quote_identifier(name)} TO CURRENT_USER;",
+        "cannot create the role to restore as",
+    )
+    return Restorer(name, session.connection.with_user(name, password))
+
+
+def drop_restorer(session: PsqlSession, restorer: Restorer, warnings: List[str]) -> None:
+    if restorer.role is None:
+        return
     try:
-        for chunk in body.iter_chunks(DOWNLOAD_CHUNK_BYTES):
-            whole.update(chunk)
-            size += len(chunk)
-            if restore_reading:
-                try:
-                    restore.stdin.write(chunk)
-                except BrokenPipeError:
-                    # pg_restore gave up; keep hashing, so that a tampered dump is reported
-                    # as the checksum mismatch it is rather than as pg_restore's symptom.
-                    restore_reading = False
-        with contextlib.suppress(BrokenPipeError):
-            restore.stdin.close()
-        restore.wait()
-    except (*AWS_ERRORS, OSError) as error:
-        stop_process(restore)
-        raise Failure(f"download of {backup.dump_key} failed: {describe_aws_error(error)}") from None
-    except BaseException:
-        stop_process(restore)
-        raise
-    expected_sha, expected_size = str(backup.manifest["sha256"]), int(backup.manifest["size_bytes"])
-    if whole.hexdigest() != expected_sha or size != expected_size:
-        raise Failure(
-            f"checksum mismatch for {backup.dump_key}: sha256 {whole.hexdigest()} ({size} bytes), "
-            f"manifest says {expected_sha} ({expected_size} bytes)"
-        )
-    if restore.returncode != 0:
-        raise Failure(f"pg_restore failed: {restore_errors.last('exit status %d' % restore.returncode)}")
+        session.query(f"DROP ROLE IF EXISTS {quote_identifier(restorer.role)};", f"cannot drop {restorer.role}")
+    except Failure as problem:
+        warnings.append(str(problem))
 
 
 def compare_row_counts(manifest: Mapping[str, Any], restored: Mapping[str, Any]) -> int:
@@ -1151,9 +1320,9 @@ def compare_row_counts(manifest: Mapping[str, Any], restored: Mapping[str, Any])
     return sum(expected.values())
 
 
-def restore_and_check(settings: Settings, s3: S3Client, backup: Backup, into: Connection) -> Tuple[int, int]:
-    """Restore, then compare the row counts with the manifest: (tables, rows) checked."""
-    stream_restore(settings, s3, backup, into)
+def restore_and_check(settings: Settings, dump_path: str, backup: Backup, into: Connection) -> Tuple[int, int]:
+    """Restore a verified dump, then compare the row counts with the manifest: (tables, rows)."""
+    run_pg_restore(settings, dump_path, into)
     restored = parse_row_counts(run_psql(settings, into, "cannot count rows", ROW_COUNTS_SQL))
     return len(restored["tables"]), compare_row_counts(backup.manifest, restored)
 
@@ -1617,7 +1786,8 @@ def drill_start_app(
         "DATABASE_HOST": local.socket_dir,
         "DATABASE_PORT": str(LOCAL_PORT),
         "DATABASE_NAME": scratch.database,
-        "DATABASE_USER": LOCAL_SUPERUSER,
+        # The role the drill restored as: no superuser, so no COPY ... TO PROGRAM on the host.
+        "DATABASE_USER": scratch.user,
         "DATABASE_PASSWORD": scratch.password or "",
     }
     started = time.monotonic()
@@ -1779,15 +1949,22 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
             encoding = str(chosen.manifest.get("encoding", "UTF8"))
             scratch_name = f"leanstack_drill_{drill_id}"
             report["scratch_database"] = scratch_name
-            with drill_server(settings, options, chosen, report, warnings) as (session, local):
+            download_started = time.monotonic()
+            with (
+                verified_dump(settings, s3, chosen, options.work_dir) as dump_path,
+                drill_server(settings, options, chosen, report, warnings) as (session, local),
+            ):
+                report["download_seconds"] = round(time.monotonic() - download_started, 3)
                 if local is None:
                     drop_leftover_scratch_databases(session, database, warnings)
                 restore_started = time.monotonic()
-                create_marked_database(settings, session, scratch_name, encoding, DRILL_MARK)
+                restorer = restricted_role(session)
+                report["restored_as"] = restorer.connection.user
                 restore_error: Optional[BaseException] = None
                 try:
-                    scratch = session_target(session, scratch_name)
-                    tables, rows = restore_and_check(settings, s3, chosen, scratch)
+                    create_marked_database(settings, session, scratch_name, encoding, DRILL_MARK, restorer)
+                    scratch = restorer.connection.with_database(scratch_name)
+                    tables, rows = restore_and_check(settings, dump_path, chosen, scratch)
                     restore_seconds = time.monotonic() - restore_started
                     recovery_seconds = time.monotonic() - started
                     report.update(
@@ -1818,6 +1995,7 @@ def restore_drill(settings: Settings, warnings: List[str]) -> str:
                             if restore_error is None:
                                 raise
                             warnings.append(str(drop_failure))
+                        drop_restorer(session, restorer, warnings)
         except Exception as error:
             if isinstance(error, (Failure, Busy)):
                 raise
@@ -1878,7 +2056,7 @@ def compare_with_other_target(
 ) -> Optional[Dict[str, Any]]:
     """The newest successful drill into another target (the instance, for a local drill):
     the report then says how the two restore times compare. Best effort."""
-    folder = settings.key(DRILLS_FOLDER) + "/"
+    folder = settings.stack_key(settings.stack, DRILLS_FOLDER) + "/"
     try:
         reports = sorted(list_keys(s3, settings.bucket, folder), reverse=True)[:DRILL_REPORTS_SCANNED]
         for key in reports:
@@ -1914,7 +2092,7 @@ def finish_drill(
     finished_at = utc_now()
     report["finished_at"] = iso(finished_at)
     report["duration_seconds"] = round(time.monotonic() - started, 3)
-    key = settings.key(DRILLS_FOLDER, f"{stamp(finished_at)}-{drill_id.rsplit('_', 1)[-1]}.json")
+    key = settings.stack_key(settings.stack, DRILLS_FOLDER, f"{stamp(finished_at)}-{drill_id.rsplit('_', 1)[-1]}.json")
     try:
         put_json(s3, settings.bucket, key, report)
     except AWS_ERRORS as error:
@@ -1930,12 +2108,18 @@ APP_RESTART_COMMAND = "leanstack-app restart"
 SWAP_WAIT_SECONDS = 30.0
 
 
+STACK_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RESTORE_WORK_DIR = "/var/tmp"
+
+
 @dataclass(frozen=True)
 class RestoreOptions:
     backup: Optional[str] = None
     database: Optional[str] = None
     swap: bool = False
     use_restored: Optional[str] = None
+    # Region down: the recovery stack restores the old stack's dumps, from its folder.
+    from_stack: Optional[str] = None
 
     @staticmethod
     def parse(arguments: List[str]) -> RestoreOptions:
@@ -1946,9 +2130,10 @@ class RestoreOptions:
             if flag == "--swap":
                 values["swap"] = True
                 continue
-            if flag not in ("--backup", "--database", "--use-restored"):
+            if flag not in ("--backup", "--database", "--use-restored", "--from-stack"):
                 raise ConfigError(
-                    f"unknown argument {flag!r}: allowed: --backup STAMP, --database NAME, --swap, --use-restored NAME"
+                    f"unknown argument {flag!r}: allowed: --backup STAMP, --database NAME, --from-stack STACK, --swap, "
+                    "--use-restored NAME"
                 )
             if not rest:
                 raise ConfigError(f"{flag} needs a value")
@@ -1958,10 +2143,12 @@ class RestoreOptions:
             raise ConfigError(f"--backup {options.backup!r} is not a backup stamp such as 20260131T033000Z")
         if options.database is not None and not RESTORED_NAME_PATTERN.match(options.database):
             raise ConfigError(f"--database {options.database!r} must start with leanstack_ (then a-z, 0-9, _)")
+        if options.from_stack is not None and not STACK_NAME_PATTERN.match(options.from_stack):
+            raise ConfigError(f"--from-stack {options.from_stack!r} is not a stack name (letters, digits, ._-)")
         if options.use_restored is not None:
             if not DATABASE_NAME_PATTERN.match(options.use_restored):
                 raise ConfigError(f"--use-restored {options.use_restored!r} is not a database name")
-            if not options.swap or options.backup is not None or options.database is not None:
+            if not options.swap or options.backup is not None or options.database is not None or options.from_stack:
                 raise ConfigError("--use-restored goes with --swap only (it switches to a database already restored)")
         return options
 
@@ -1980,32 +2167,25 @@ def restore(settings: Settings, warnings: List[str], options: RestoreOptions) ->
     else:
         s3 = settings.s3()
         skipped: List[str] = []
+        stack = options.from_stack or settings.stack
         try:
-            chosen = choose_backup(settings, s3, database, skipped, options.backup, skip_unusable=True)
+            chosen = choose_backup(settings, s3, database, skipped, options.backup, skip_unusable=True, stack=stack)
         finally:
             for line in skipped:
                 say(f"warning: {line}")
-        restored = options.database or f"leanstack_restore_{chosen.stamp.lower()}_{secrets.token_hex(3)}"
-        say(f"restoring {chosen.dump_key} (recovery point {chosen.manifest['started_at']}) into {restored}")
-        session = PsqlSession(settings, maintenance, "cannot connect to the instance")
-        try:
-            create_marked_database(
-                settings,
-                session,
-                restored,
-                str(chosen.manifest.get("encoding", "UTF8")),
-                f"{RESTORE_MARK}restored from {chosen.dump_key}",
+        if options.backup is None:
+            hint = (
+                ""
+                if options.from_stack
+                else "; after a region-down recovery, restore the old stack's backups with --from-stack STACK"
             )
+            check_not_far_below(chosen, previous_backup(settings, s3, stack, database, chosen), hint)
+        restored = options.database or f"leanstack_restore_{chosen.stamp.lower()}_{secrets.token_hex(3)}"
+        work_dir = env_value(settings.env, "RESTORE_WORK_DIR", RESTORE_WORK_DIR)
+        with verified_dump(settings, s3, chosen, work_dir) as dump_path:
+            say(f"restoring {chosen.dump_key} (recovery point {chosen.manifest['started_at']}) into {restored}")
             started = time.monotonic()
-            try:
-                tables, rows = restore_and_check(settings, s3, chosen, maintenance.with_database(restored))
-            except BaseException:
-                # Nothing half-done: the database this run created goes.
-                with contextlib.suppress(Failure):
-                    session.query(f"DROP DATABASE IF EXISTS {quote_identifier(restored)} WITH (FORCE);")
-                raise
-        finally:
-            session.close()
+            tables, rows = restore_into_new_database(settings, maintenance, chosen, dump_path, restored, warnings)
         lines.append(
             f"restored {chosen.dump_key} into {restored} in {time.monotonic() - started:.1f} s: the checksum "
             f"matches, and so do the row counts of {tables} tables ({rows} rows)"
@@ -2018,6 +2198,49 @@ def restore(settings: Settings, warnings: List[str], options: RestoreOptions) ->
             ]
             return "\n".join(lines)
     return "\n".join(lines + swap(settings, maintenance, database, restored))
+
+
+def restore_into_new_database(
+    settings: Settings, maintenance: Connection, chosen: Backup, dump_path: str, restored: str, warnings: List[str]
+) -> Tuple[int, int]:
+    """Create `restored`, restore the verified dump into it as a restricted role, check it, and
+    hand its objects to the instance's own role (the app's). Nothing half-done on failure."""
+    session = PsqlSession(settings, maintenance, "cannot connect to the instance")
+    try:
+        restorer = restricted_role(session)
+        try:
+            create_marked_database(
+                settings,
+                session,
+                restored,
+                str(chosen.manifest.get("encoding", "UTF8")),
+                f"{RESTORE_MARK}restored from {chosen.dump_key}",
+                restorer,
+            )
+            try:
+                checked = restore_and_check(settings, dump_path, chosen, restorer.connection.with_database(restored))
+                if restorer.role is not None:
+                    role = quote_identifier(restorer.role)
+                    run_psql(
+                        settings,
+                        maintenance.with_database(restored),
+                        f"cannot hand {restored}'s objects to {maintenance.user}",
+                        f"REASSIGN OWNED BY {role} TO CURRENT_USER;\nDROP OWNED BY {role};",
+                    )
+                    session.query(
+                        f"ALTER DATABASE {quote_identifier(restored)} OWNER TO CURRENT_USER;",
+                        f"cannot hand {restored} to {maintenance.user}",
+                    )
+            except BaseException:
+                # The database this run created goes.
+                with contextlib.suppress(Failure):
+                    session.query(f"DROP DATABASE IF EXISTS {quote_identifier(restored)} WITH (FORCE);")
+                raise
+        finally:
+            drop_restorer(session, restorer, warnings)
+    finally:
+        session.close()
+    return checked
 
 
 def run_step(env: Mapping[str, str], name: str, default: str, extra: List[str], timeout: float) -> Optional[str]:
@@ -2037,13 +2260,26 @@ def run_step(env: Mapping[str, str], name: str, default: str, extra: List[str], 
     return one_line(said[-1]) if said else f"exit status {done.returncode}"
 
 
+BEFORE_RESTORE_INFIX = "_before_restore_"
+# PostgreSQL keeps the first 63 bytes of a name and drops the rest without an error.
+NAME_BYTES = 63
+
+
+def before_restore_name(app_name: str, extra: str = "") -> str:
+    """<app>_before_restore_<stamp>[_<extra>], the app's name cut so the whole stays within 63
+    bytes: a longer name would be truncated by PostgreSQL, and the undo it printed refused."""
+    tail = f"{BEFORE_RESTORE_INFIX}{stamp(utc_now()).lower()}" + (f"_{extra}" if extra else "")
+    head = app_name.encode("utf-8")[: NAME_BYTES - len(tail.encode("utf-8"))].decode("utf-8", "ignore")
+    return head + tail
+
+
 def swap(settings: Settings, maintenance: Connection, app_name: str, restored: str) -> List[str]:
     """Maintenance page on, rename (app -> app_before_restore_<stamp>, restored -> app) in
     one transaction, restart the app, check its health path, page off."""
     env = settings.env
     if restored == app_name:
         raise ConfigError(f"--use-restored {restored} is the app's database itself")
-    before = f"{app_name[:40]}_before_restore_{stamp(utc_now()).lower()}"
+    before = before_restore_name(app_name)
     undo = f"sudo leanstack-restore --swap --use-restored {before}"
     session = PsqlSession(settings, maintenance, "cannot connect to the instance")
     try:
@@ -2055,7 +2291,7 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
         comments = dict(line.split("|", 1) for line in listed if "|" in line)
         if before in comments:
             # A second switch within the same second (an undo right after the switch).
-            before = f"{before}_{secrets.token_hex(2)}"
+            before = before_restore_name(app_name, secrets.token_hex(2))
             undo = f"sudo leanstack-restore --swap --use-restored {before}"
         if restored not in comments:
             raise Failure(f"there is no database {restored} on the instance")
