@@ -615,6 +615,7 @@ class ProxyHost(LeanComponent):
                     drill_calendar=self.backup_jobs.drill_calendar,
                     metrics_namespace=self.metrics_namespace,
                     stack=self.stack,
+                    behind_load_balancer=behind is not None,
                 )
             )
         app_settings: pulumi.Output[AppSettings | None] = pulumi.Output.from_input(None)

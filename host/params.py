@@ -58,6 +58,9 @@ class BackupSettings:
     drill_calendar: str = "*-*-01 05:00:00"
     metrics_namespace: str = "Leanstack"
     stack: str = "dev"
+    # Scale mode: the hosts sit behind a load balancer, so `leanstack-restore --swap` needs the
+    # maintenance page on every host first (the laptop's `maintenance STACK on`).
+    behind_load_balancer: bool = False
 
 
 @dataclass(frozen=True)

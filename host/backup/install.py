@@ -121,6 +121,8 @@ def render_env_file(settings: BackupSettings) -> str:
     }
     if bool(settings.files_bucket) != bool(settings.files_sql.strip()):
         raise ValueError("files_bucket and files_sql go together: the drill checks the SQL's keys in the bucket")
+    if settings.behind_load_balancer:
+        values["BEHIND_LOAD_BALANCER"] = "1"
     if settings.files_bucket:
         # The replica lives in the backup region, beside the backups (FILES_BUCKET_REGION's default).
         values.update(FILES_BUCKET=settings.files_bucket, FILES_SQL_FILE=FILES_SQL_PATH)

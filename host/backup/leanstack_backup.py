@@ -2161,6 +2161,7 @@ def restore(settings: Settings, warnings: List[str], options: RestoreOptions) ->
     """Restore a backup into a new database on the instance; with --swap, switch the app to it."""
     database = settings.database_name()
     maintenance = maintenance_connection(settings)
+    fleet_page = options.swap and fleet_page_is_on(settings)
     lines: List[str] = []
     if options.use_restored is not None:
         restored = options.use_restored
@@ -2197,7 +2198,7 @@ def restore(settings: Settings, warnings: List[str], options: RestoreOptions) ->
                 f"  sudo leanstack-restore --swap --use-restored {restored}",
             ]
             return "\n".join(lines)
-    return "\n".join(lines + swap(settings, maintenance, database, restored))
+    return "\n".join(lines + swap(settings, maintenance, database, restored, fleet_page))
 
 
 def restore_into_new_database(
@@ -2273,10 +2274,41 @@ def before_restore_name(app_name: str, extra: str = "") -> str:
     return head + tail
 
 
-def swap(settings: Settings, maintenance: Connection, app_name: str, restored: str) -> List[str]:
+def fleet_page_is_on(settings: Settings) -> bool:
+    """False on a single host. Behind the load balancer (several hosts), the page must be on
+    every host before the switch, and this host cannot reach the others: True when it is on
+    here (the laptop's `maintenance STACK on` puts it on all of them), else a refusal that
+    says what to run. Checked before anything is restored or switched."""
+    if env_value(settings.env, "BEHIND_LOAD_BALANCER", "0") != "1":
+        return False
+    argv = [*command_from(settings.env, "LEANSTACK_MAINTENANCE", shlex.split(MAINTENANCE_COMMAND)), "status"]
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise Failure(f"cannot ask {argv[0]} whether the maintenance page is on: {error}") from None
+    if done.returncode == 0 and done.stdout.strip() == "on":
+        return True
+    raise Failure(
+        f"this stack's hosts sit behind a load balancer, and a switch needs the maintenance page on every one "
+        f"of them, which this host cannot reach; first, from your laptop: python -m leanstack maintenance "
+        f"{settings.stack} on; then run this again (the page stays on after the switch until you turn it off "
+        "the same way); nothing was restored or switched"
+    )
+
+
+def swap(
+    settings: Settings, maintenance: Connection, app_name: str, restored: str, fleet_page: bool = False
+) -> List[str]:
     """Maintenance page on, rename (app -> app_before_restore_<stamp>, restored -> app) in
-    one transaction, restart the app, check its health path, page off."""
+    one transaction, restart the app, check its health path, page off. With `fleet_page` the
+    page is already on every host (fleet_page_is_on) and is left to the laptop's command."""
     env = settings.env
+
+    def page_off() -> Optional[str]:
+        if fleet_page:
+            return None
+        return run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+
     if restored == app_name:
         raise ConfigError(f"--use-restored {restored} is the app's database itself")
     before = before_restore_name(app_name)
@@ -2300,16 +2332,20 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
                 f"{restored} was not made by leanstack-restore (it carries no such comment); not switching to it"
             )
         app_exists = app_name in comments
-        problem = run_step(
-            env,
-            "LEANSTACK_MAINTENANCE",
-            MAINTENANCE_COMMAND,
-            ["on", "--message", "We are restoring data and will be back shortly."],
-            60,
+        problem = (
+            None
+            if fleet_page
+            else run_step(
+                env,
+                "LEANSTACK_MAINTENANCE",
+                MAINTENANCE_COMMAND,
+                ["on", "--message", "We are restoring data and will be back shortly."],
+                60,
+            )
         )
         if problem is not None:
             raise Failure(f"cannot show the maintenance page ({problem}); nothing was switched")
-        say("maintenance page on")
+        say("maintenance page on" + (" (on every host, from the laptop)" if fleet_page else ""))
         app = quote_identifier(app_name)
         if app_exists:
             session.query(f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS false;", f"cannot close {app_name}")
@@ -2324,7 +2360,7 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
                     break
                 if time.monotonic() >= deadline:
                     session.query(f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS true;")
-                    run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+                    page_off()
                     raise Failure(
                         f"connections to {app_name} did not end in {SWAP_WAIT_SECONDS:.0f} s; nothing was switched"
                     )
@@ -2350,7 +2386,7 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
             if app_exists:
                 with contextlib.suppress(Failure):
                     run_psql(settings, maintenance, "reopen", f"ALTER DATABASE {app} WITH ALLOW_CONNECTIONS true;")
-            off = run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+            off = page_off()
             still_on = "" if off is None else f"; the maintenance page is still on ({off})"
             raise Failure(f"{failure}; nothing was switched{still_on}") from None
     finally:
@@ -2377,10 +2413,18 @@ def swap(settings: Settings, maintenance: Connection, app_name: str, restored: s
         lines.append(f"the app answers 200 on {app_config.health_path}")
     else:
         lines.append("no app is deployed on this host: its health was not checked")
-    problem = run_step(env, "LEANSTACK_MAINTENANCE", MAINTENANCE_COMMAND, ["off"], 60)
+    problem = page_off()
     if problem is not None:
         raise Failure(f"switched, but the maintenance page is still on ({problem}): sudo leanstack-maintenance off")
-    lines.append("maintenance page off: users are served again")
+    if fleet_page:
+        lines += [
+            "the other hosts' apps reconnect to the restored database by its name; to restart them all as well: "
+            f"python -m leanstack restart {settings.stack}",
+            f"the maintenance page is still on every host; when the app looks right: "
+            f"python -m leanstack maintenance {settings.stack} off",
+        ]
+    else:
+        lines.append("maintenance page off: users are served again")
     if app_exists:
         lines += [
             f"to undo the switch: {undo}",

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -417,3 +417,48 @@ def test_the_swap_keeps_the_previous_database_under_a_name_postgresql_does_not_c
         postgres.psql(f"DROP DATABASE IF EXISTS {app_database} WITH (FORCE);")
         for name in postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'app_xxx%';").split():
             postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+def test_scaled_out_the_swap_needs_the_page_on_every_host_first(
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Issue 21 item 6: scaled out, --swap put the page on its own host only. This host cannot
+    # reach the others, so it refuses until the laptop's command has put it on all of them.
+    env_file = Path(host.env["LEANSTACK_BACKUP_ENV"])
+    line = 'BEHIND_LOAD_BALANCER="1"'
+    settings = BackupSettings(
+        bucket="b",
+        bucket_region=BUCKET_REGION,
+        prefix="backups",
+        database_name=app_database,
+        database_host="127.0.0.1",
+        database_port=postgres.port,
+        database_user=APP_USER,
+        database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds-abc",
+    )
+    assert line not in render_env_file(settings)
+    assert line in render_env_file(replace(settings, behind_load_balancer=True)).splitlines()
+    env_file.write_text(env_file.read_text() + line + "\n")
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+
+    refused = leanstack_restore(host.env, "--swap")
+    assert_one_line_failure(
+        refused,
+        "behind a load balancer",
+        f"from your laptop: python -m leanstack maintenance {tool_env['STACK']} on",
+        "nothing was restored or switched",
+    )
+    assert postgres.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'leanstack_restore_%';") == "0"
+    assert not host.maintenance_page.exists()
+
+    # What `python -m leanstack maintenance STACK on` runs on every host.
+    maintenance = host.env["LEANSTACK_MAINTENANCE"].split()
+    subprocess.run([*maintenance, "on"], check=True, capture_output=True)
+    switched = leanstack_restore(host.env, "--swap")
+    assert switched.returncode == 0, switched.stderr
+    assert f"python -m leanstack maintenance {tool_env['STACK']} off" in switched.stdout
+    assert "maintenance page off" not in switched.stdout
+    assert host.maintenance_page.exists()
+    (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
+    assert seen["/"][0] == 503
