@@ -402,7 +402,7 @@ class ProxyHost(LeanComponent):
                 }
             )
         if backups is not None:
-            statements += writer_statements(backups.bucket_arn, backups.prefix)
+            statements += writer_statements(backups.bucket_arn, backups.prefix, self.stack)
         seal = self._seal
         if backups is not None and seal is not None:
             statements += sealer_statements(backups.bucket_arn, self.stack)

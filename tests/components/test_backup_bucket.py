@@ -51,15 +51,17 @@ def test_all_public_access_blocked_and_plain_http_denied(dev: StackRun) -> None:
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_the_host_may_put_get_and_list_its_prefix_but_never_delete(dev: StackRun) -> None:
+def test_the_host_may_put_its_stacks_folder_get_and_list_its_prefix_but_never_delete(dev: StackRun) -> None:
     bucket = dev.named("backups-bucket").outputs["arn"]
     for resource, key in ((dev.named("host-permissions"), "policy"), (dev.named("backups-policy"), "policy")):
-        granted = [s for s in statements(resource, key) if s.get("Sid") in ("WriteAndReadBackups", "ListBackups")]
-        assert len(granted) == 2, resource.name
-        for statement in granted:
+        sids = ("WriteBackups", "ReadBackups", "ListBackups")
+        granted = {s["Sid"]: s for s in statements(resource, key) if s.get("Sid") in sids}
+        assert set(granted) == set(sids), resource.name
+        for statement in granted.values():
             assert not any("Delete" in a or a in ("s3:*", "*") for a in actions(statement))
-            resource_arn = statement["Resource"]
-            assert resource_arn in (bucket, f"{bucket}/postgres/*")
+        assert granted["WriteBackups"]["Resource"] == f"{bucket}/postgres/dev/*"
+        assert granted["ReadBackups"]["Resource"] == f"{bucket}/postgres/*"
+        assert granted["ListBackups"]["Resource"] == bucket
     policy = statements(dev.named("backups-policy"))
     writer = [s for s in policy if s["Effect"] == "Allow"]
     assert all(
