@@ -32,10 +32,18 @@ Environment (systemd reads /etc/leanstack/credentials.env):
     REFRESH_BEFORE_SECONDS  default 1200: assume again this long before expiry. The SDKs
                             refetch credentials that expire within 15 minutes, so this
                             stays above 900 in production; tests lower it.
+    SOCKET_TIMEOUT_SECONDS  default 5: a connection that sends nothing for this long is closed
+    MAX_CONNECTIONS         default 32: connections served at once (one thread each); more
+                            are closed at once, so idle connections cannot pile up threads
 
-The app's container gets (the deploy tool's part):
+Each container gets a token of its own (the deploy tool's part), derived from the token
+file's secret and the container's name, which the container never sees:
     AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.2:51680/leanstack/credentials
-    AWS_CONTAINER_AUTHORIZATION_TOKEN=<the token file's content>
+    AWS_CONTAINER_AUTHORIZATION_TOKEN=<container name>.<HMAC-SHA256(secret, name)>
+(`container_token`). The endpoint accepts a token only when its MAC matches its name, logs
+the name with every refusal and every first use, and never accepts the secret itself: a
+container's token names that container, and one container's token cannot be turned into
+another's. A container started without a token gets nothing.
 
 Python 3.9, stdlib and boto3 only: it runs on Amazon Linux 2023's system Python.
 """
@@ -47,6 +55,7 @@ import datetime
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -61,6 +70,8 @@ DEFAULT_ADDRESS = "169.254.170.2"
 DEFAULT_PORT = 51680
 DEFAULT_PATH = "/leanstack/credentials"
 DEFAULT_TOKEN_FILE = "/var/lib/leanstack-credentials/token"
+# A container's name as docker allows it, which the token carries in the clear.
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class ConfigError(Exception):
@@ -78,6 +89,8 @@ class Settings:
     session_name: str
     duration: int
     refresh_before: int
+    socket_timeout: int = 5
+    max_connections: int = 32
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> Settings:
@@ -103,6 +116,8 @@ class Settings:
             session_name=env.get("SESSION_NAME", "").strip() or "leanstack-app",
             duration=duration,
             refresh_before=refresh_before,
+            socket_timeout=_int(env, "SOCKET_TIMEOUT_SECONDS", 5, 1, 60),
+            max_connections=_int(env, "MAX_CONNECTIONS", 32, 1, 1024),
         )
 
 
@@ -138,6 +153,24 @@ def read_or_create_token(path: str) -> str:
         handle.write(token + "\n")
     os.replace(temporary, path)
     return token
+
+
+def container_token(secret: str, container: str) -> str:
+    """The token of one container: its name and the HMAC of the name under the endpoint's
+    secret. The deploy tool gives it to the container; the endpoint checks it (`token_owner`)."""
+    if not CONTAINER_NAME.match(container):
+        raise ValueError(f"{container!r} is not a container name")
+    mac = hmac.new(secret.encode("ascii"), container.encode("ascii"), "sha256").digest()
+    return f"{container}.{base64.urlsafe_b64encode(mac).decode('ascii').rstrip('=')}"
+
+
+def token_owner(secret: str, offered: str) -> Optional[str]:
+    """The container a token belongs to, or None when it is not a valid container token."""
+    name, _, _ = offered.rpartition(".")
+    if not CONTAINER_NAME.match(name):
+        return None
+    expected = container_token(secret, name).encode("ascii")
+    return name if hmac.compare_digest(offered.encode("utf-8", "replace"), expected) else None
 
 
 Assume = Callable[[], Dict[str, Any]]
@@ -204,20 +237,22 @@ def log(message: str) -> None:
     print(f"leanstack-credentials: {message}", file=sys.stderr, flush=True)
 
 
-def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type:
-    expected = token.encode("ascii")
+def make_handler(settings: Settings, secret: str, cache: CredentialCache) -> type:
+    seen: Dict[str, bool] = {}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "leanstack-credentials"
         sys_version = ""
+        # The socket's timeout: a connection that sends nothing is closed, its thread freed.
+        timeout = settings.socket_timeout
 
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != settings.path:
                 self._answer(404, {"code": "NotFound", "message": "no such path"})
                 return
-            offered = self.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(offered, expected):
-                # The SDKs send the token as the whole Authorization header.
+            # The SDKs send the token as the whole Authorization header.
+            owner = token_owner(secret, self.headers.get("Authorization", ""))
+            if owner is None:
                 self._answer(403, {"code": "AccessDenied", "message": "missing or wrong authorization token"})
                 return
             try:
@@ -226,6 +261,9 @@ def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type
                 log(f"cannot assume {settings.role_arn}: {one_line(str(error))}")
                 self._answer(503, {"code": "ServiceUnavailable", "message": "cannot assume the app role now"})
                 return
+            if owner not in seen:
+                seen[owner] = True
+                log(f"first credentials for container {owner}")
             self._answer(200, body)
 
         def do_POST(self) -> None:
@@ -250,11 +288,44 @@ def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type
     return Handler
 
 
+class BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `max_connections` connections (threads) at once; a
+    connection beyond them is closed at once rather than given a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Any, handler: type, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
+                log(f"{self.refused} connections closed unserved: all {self.max_connections} slots busy")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def serve(settings: Settings, assume: Assume) -> None:
-    token = read_or_create_token(settings.token_file)
+    secret = read_or_create_token(settings.token_file)
     cache = CredentialCache(assume, settings.refresh_before)
-    server = ThreadingHTTPServer((settings.address, settings.port), make_handler(settings, token, cache))
-    server.daemon_threads = True
+    server = BoundedServer(
+        (settings.address, settings.port), make_handler(settings, secret, cache), settings.max_connections
+    )
     try:
         cache.get()
     except Exception as error:
