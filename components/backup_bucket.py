@@ -50,6 +50,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.providers import aws_provider
 from leanstack.config import BackupBucketArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent.contract import stack_backup_prefix
 
 __all__ = [
     "BackupBucket",
@@ -62,7 +63,7 @@ __all__ = [
     "writer_statements",
 ]
 
-# Where the host's sealed copies of the app's config and secrets go (host/backup/leanstack_seal.py).
+# Where the host's sealed copies of the app's config and secrets go (host/agent/seal_job.py).
 SEALED_PREFIX = "sealed-secrets"
 
 
@@ -105,11 +106,6 @@ def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str, sid: str = "Deny
         "Resource": pulumi.Output.concat(bucket_arn, f"/{prefix}/*"),
         "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
     }
-
-
-def stack_backup_prefix(prefix: str, stack: str) -> str:
-    """<prefix>/<stack>: the folder a stack's host writes its dumps and drill reports under."""
-    return f"{prefix}/{stack}"
 
 
 def writer_statements(bucket_arn: pulumi.Input[str], prefix: str, stack: str) -> list[dict[str, Any]]:

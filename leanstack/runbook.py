@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
+from leanstack.host.agent.contract import stack_backup_prefix
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
 
@@ -320,11 +321,12 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         if facts.keeps_automated_backups
         else "deleted with the instance (not production)"
     )
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{facts.database_name}"
     return [
         "## Backups: where they live",
         "",
         f"- **Off-site dumps**: S3 bucket `{facts.bucket_label}` in {b.region}, under "
-        f"`{b.prefix}/{facts.database_name}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
+        f"`{folder}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
         f"counts). Object Lock {b.object_lock_mode} for {b.object_lock_days} days: nobody can delete them early"
         f"{' (not even root)' if b.object_lock_mode == 'COMPLIANCE' else ''}; nobody can write over one (the bucket "
         f"refuses a write without If-None-Match); expired after {b.expire_after_days} days.",
@@ -336,8 +338,7 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "",
         "```sh",
         *facts.find_bucket,
-        f'aws s3 ls "s3://$BUCKET/{b.prefix}/{facts.database_name}/" --region {b.region}{facts.bucket_profile} '
-        "| grep manifest.json | tail -3",
+        f'aws s3 ls "s3://$BUCKET/{folder}/" --region {b.region}{facts.bucket_profile} | grep manifest.json | tail -3',
         "```",
         "",
         f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it {DRILL_TARGETS[b.drill_target]}, "
@@ -525,7 +526,7 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
     f = recovery_facts(run, config)
     b = config.backup
     db = f.database_name
-    folder = f"{b.prefix}/{db}"
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{db}"
     s = f" --stack {config.stack}"
     branches = [
         Branch(
@@ -819,7 +820,7 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
 def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
     rec = f"{config.stack}-recovery"
-    folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
+    folder = f"s3://$BUCKET/{stack_backup_prefix(b.prefix, config.stack)}/{f.database_name}"
     hostnames = ", ".join(config.hostnames)
     replica = " --replica-bucket REPLICA" if config.storage.enabled else ""
     return Branch(
@@ -890,13 +891,17 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 ),
             ),
             Step(
-                f"On the new host, restore the newest dump: `/etc/leanstack/backup.env` names the old bucket and "
-                f"prefix, so `{RESTORE_COMMAND}` finds the old stack's dumps as its own (it runs pg_restore into a new "
-                "database, verifying the checksum while streaming and the row counts after); then switch the app to it "
-                f"with the line it prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB "
-                "of dump.*",
+                f"On the new host, restore {config.stack}'s newest dump: `/etc/leanstack/backup.env` names the old "
+                f"bucket and prefix, and `--from-stack {config.stack}` reads {config.stack}'s folder there (the new "
+                "host's own nightly dumps, of its empty database, are in its own folder); it downloads the dump, "
+                "checks it against its manifest, restores it into a new database and compares the row counts; then "
+                f"switch the app to it with the line it prints (RESTORED: the name in it). *Estimate: 15 min, plus "
+                "about 2 min per GB of dump.*",
                 HOST,
-                (f"sudo {RESTORE_COMMAND}", f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED"),
+                (
+                    f"sudo {RESTORE_COMMAND} --from-stack {config.stack}",
+                    f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",
+                ),
                 check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
                 check_commands=_health_check(f),
             ),

@@ -12,16 +12,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from leanstack.host.credentials.leanstack_credentials import container_token
+from leanstack.host.agent.credentials import container_token
+from support.agent import agent_script
 from support.servers import free_port, wait_until
 from tests.host.conftest import FAKE_CREDENTIALS, HOST_REGION, Moto
 
-ENDPOINT = Path(__file__).resolve().parents[2] / "host" / "credentials" / "leanstack_credentials.py"
+ENDPOINT = agent_script("leanstack-credentials")
 ROLE_ARN = "arn:aws:iam::123456789012:role/leanstack-test-app"
 PATH = "/leanstack/credentials"
 
@@ -78,7 +79,7 @@ def endpoint(moto: Moto, tmp_path: Path) -> Iterator[Endpoint]:
     yield from start_endpoint(moto, tmp_path, DURATION_SECONDS="900", REFRESH_BEFORE_SECONDS="897")
 
 
-def start_endpoint(moto: Moto, tmp_path: Path, **extra: str) -> Iterator[Endpoint]:
+def start_endpoint(moto: Moto, tmp_path: Path, **extra: str) -> Generator[Endpoint, None, None]:
     port = free_port()
     env = endpoint_env(moto, tmp_path, port, **extra)
     process = subprocess.Popen(
@@ -163,7 +164,7 @@ def test_a_request_without_the_token_or_with_a_wrong_one_is_refused(
 
 def test_the_token_survives_a_restart(moto: Moto, tmp_path: Path) -> None:
     """Running containers keep the token they were given when the endpoint restarts."""
-    from leanstack.host.credentials.leanstack_credentials import read_or_create_token
+    from leanstack.host.agent.credentials import read_or_create_token
 
     path = tmp_path / "state" / "token"
     first = read_or_create_token(str(path))
