@@ -1,17 +1,26 @@
 """leanstack-backup, leanstack-restore-drill, leanstack-restore: off-site PostgreSQL
 backups that restore.
 
-    leanstack-backup                 stream pg_dump to S3, then write the manifest
+    leanstack-backup                 stream pg_dump to S3 (<prefix>/<stack>/<database>/),
+                                     then write the manifest
     leanstack-backup restore-drill   restore the newest complete backup into a scratch
                                      database (by default on a throw-away local
                                      PostgreSQL), check it, drop it
-    leanstack-backup restore [--backup STAMP] [--database leanstack_NAME]
-                                     restore into a new database on the instance, check
-                                     the checksum and row counts, print the next step
+    leanstack-backup restore [--backup STAMP] [--database leanstack_NAME] [--from-stack STACK]
+                                     download the backup, check its checksum and manifest,
+                                     restore it into a new database on the instance as a
+                                     role that cannot run programs or create roles, compare
+                                     the row counts, print the next step. A backup with no
+                                     rows, or far fewer rows or bytes than the one before,
+                                     is restored only when named (--backup). --from-stack:
+                                     another stack's backups (a recovery stack restoring
+                                     the old stack's)
     leanstack-backup restore --swap [--backup STAMP] | --swap --use-restored NAME
                                      ... then maintenance page on, rename the databases
                                      (app -> app_before_restore_<time>, restored -> app),
-                                     restart the app, check its health path, page off
+                                     restart the app, check its health path, page off.
+                                     Behind a load balancer the page must be on every host
+                                     first (the laptop's maintenance STACK on)
 
 (leanstack-restore-drill and leanstack-restore are wrappers that run these.)
 
@@ -33,7 +42,9 @@ no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV)
                                 AWS_ENDPOINT_URL_S3 etc. (a local S3 for tests)
     DRILL_TARGET                local (default), instance, or url: DRILL_DATABASE_URL, a
                                 maintenance connection such as .../postgres
-    DRILL_WORK_DIR              where the local drill's PostgreSQL lives (default /var/tmp)
+    DRILL_WORK_DIR              where the drill downloads the dump and its local PostgreSQL
+                                lives (default /var/tmp)
+    RESTORE_WORK_DIR            where leanstack-restore downloads the dump (/var/tmp)
     DRILL_SERVER_USER           who runs it when the drill runs as root (postgres)
     DRILL_STARTS_APP            1: start the serving release against the restored data
                                 (local target; DRILL_APP_START replaces `docker run`)
@@ -51,6 +62,7 @@ no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV)
     LEANSTACK_APP_CONFIG        the app's config (/etc/leanstack/app.json): image, health path
     LEANSTACK_MAINTENANCE,      the commands --swap runs (default: leanstack-maintenance,
       LEANSTACK_APP_RESTART     leanstack-app restart)
+    BEHIND_LOAD_BALANCER        1: several hosts behind a load balancer (scale mode)
 
 Passwords reach the PostgreSQL programs only through PGPASSWORD in their environment:
 never argv (visible in ps), never a file. Exit 0 on success (also when another run holds
