@@ -517,7 +517,7 @@ class BackupBucketArgs(Validated):
     )
     prefix: str = setting(
         "postgres",
-        doc="Key prefix the host writes backups under.",
+        doc="Key prefix of the backups; each stack's host writes under <prefix>/<stack>/ only.",
         pattern=r"[a-z0-9][a-z0-9/_-]{0,62}",
         allowed="lower-case letters, digits, '/', '_' and '-'",
     )
@@ -596,7 +596,8 @@ class BackupBucketArgs(Validated):
         "",
         doc="Recovery stacks only (python -m leanstack recover init): the name of the region-down stack's backup "
         "bucket, used as it is (its lock, policy and lifecycle stay untouched; nothing is created for it). This "
-        "stack writes its own dumps there under backup.prefix, so backup.region may equal aws:region.",
+        "stack writes its own dumps there under <backup.prefix>/<stack>/ and restores the old stack's with "
+        "leanstack-restore --from-stack OLD, so backup.region may equal aws:region.",
         pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
         allowed="3-63 lower-case letters, digits, '.' and '-'",
     )

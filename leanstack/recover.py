@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from leanstack.config import ConfigError, load_stack_config
+from leanstack.host.agent import contract
 from leanstack.mocks import StackFileError, read_stack_config, stack_file
 
 RECOVERY_SUFFIX = "-recovery"
@@ -75,7 +76,7 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
     # The recovery host reads only /leanstack/<stack>-recovery/: the app's SSM secret references move
     # there, where `secrets restore STACK --into STACK-recovery` writes the sealed values.
     app = config.get("leanstack:app") or {}
-    own, moved_to = f"/leanstack/{stack}/", f"/leanstack/{recovery_stack(stack)}/"
+    own, moved_to = contract.parameter_root(stack) + "/", contract.parameter_root(recovery_stack(stack)) + "/"
     if isinstance(app.get("secrets"), dict):
         secrets = {
             name: rehomed_reference(ref, own, moved_to, cfg.backup.region) for name, ref in app["secrets"].items()

@@ -25,6 +25,7 @@ from typing import Any
 
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent.contract import stack_backup_prefix
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
 from leanstack.recover import recovery_stack
@@ -322,11 +323,12 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         if facts.keeps_automated_backups
         else "deleted with the instance (not production)"
     )
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{facts.database_name}"
     return [
         "## Backups: where they live",
         "",
         f"- **Off-site dumps**: S3 bucket `{facts.bucket_label}` in {b.region}, under "
-        f"`{b.prefix}/{facts.database_name}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
+        f"`{folder}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
         f"counts). Object Lock {b.object_lock_mode} for {b.object_lock_days} days: nobody can delete them early"
         f"{' (not even root)' if b.object_lock_mode == 'COMPLIANCE' else ''}; nobody can write over one (the bucket "
         f"refuses a write without If-None-Match); expired after {b.expire_after_days} days.",
@@ -338,8 +340,7 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "",
         "```sh",
         *facts.find_bucket,
-        f'aws s3 ls "s3://$BUCKET/{b.prefix}/{facts.database_name}/" --region {b.region}{facts.bucket_profile} '
-        "| grep manifest.json | tail -3",
+        f'aws s3 ls "s3://$BUCKET/{folder}/" --region {b.region}{facts.bucket_profile} | grep manifest.json | tail -3',
         "```",
         "",
         f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it {DRILL_TARGETS[b.drill_target]}, "
@@ -527,7 +528,7 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
     f = recovery_facts(run, config)
     b = config.backup
     db = f.database_name
-    folder = f"{b.prefix}/{db}"
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{db}"
     s = f" --stack {config.stack}"
     branches = [
         Branch(
@@ -822,7 +823,7 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
     old = config.stack
     rec = recovery_stack(old)
-    folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
+    folder = f"s3://$BUCKET/{stack_backup_prefix(b.prefix, old)}/{f.database_name}"
     hostnames = ", ".join(config.hostnames)
     replica = " --replica-bucket REPLICA" if config.storage.enabled else ""
     repository = f"{stack_prefix(rec)}-app"

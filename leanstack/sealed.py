@@ -65,14 +65,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from leanstack.config.fields import SECRETS_MANAGER_ARN_RE, env_name_problem
 from leanstack.config.naming import PROJECT, pulumi_owned_parameter
-from leanstack.host.backup.leanstack_seal import (
-    FORMAT,
-    PBKDF2_ITERATIONS,
-    SEALED_PREFIX,
-    STAMP_FORMAT,
-    key_id,
-    mac_input,
-)
+from leanstack.host.agent.common import STAMP_FORMAT
+from leanstack.host.agent.seal import FORMAT, PBKDF2_ITERATIONS, SEALED_PREFIX, key_id, mac_input
 from leanstack.recover import ARN_SUFFIX
 
 STAMP = re.compile(r"^\d{8}T\d{6}Z$")
@@ -241,6 +235,14 @@ class Selection:
     left_out: list[tuple[str, str]] = field(default_factory=list)
 
 
+def app_variable(rest: str) -> str:
+    """The app variable a parameter under <root>/app/ sets (env/NAME, secret/NAME, or NAME), or ""."""
+    parts = rest.split("/")
+    if len(parts) == 2 and parts[0] in ("env", "secret"):
+        return parts[1]
+    return parts[0] if len(parts) == 1 and parts[0] != "config" else ""
+
+
 def select_owned(document: Mapping[str, Any], stack: str, secret_arns: Sequence[str]) -> Selection:
     """Only what `stack` owns; a parameter outside its path refuses the whole bundle (no host seals one)."""
     own = f"/{PROJECT}/{stack}/"
@@ -255,13 +257,10 @@ def select_owned(document: Mapping[str, Any], stack: str, secret_arns: Sequence[
     app_path = f"{own}app/"
     for parameter in document["parameters"]:
         name = str(parameter["name"])
+        variable = app_variable(name[len(app_path) :]) if name.startswith(app_path) else ""
         if pulumi_owned_parameter(stack, name):
             chosen.left_out.append((name, "the stack's Pulumi program writes it"))
-        elif (
-            name.startswith(app_path)
-            and "/" not in name[len(app_path) :]
-            and (problem := env_name_problem(name[len(app_path) :]))
-        ):
+        elif variable and (problem := env_name_problem(variable)):
             chosen.left_out.append((name, f"not an app variable name: {problem.split(';')[0]}"))
         else:
             chosen.parameters.append(dict(parameter))
@@ -290,7 +289,7 @@ def moved(selection: Selection, stack: str, into: str) -> Selection:
 def last_release(document: Mapping[str, Any], stack: str) -> str:
     """The tag of the newest succeeded release in the bundle's release history, or "": the image to rebuild
     for a recovery stack, whose registry starts empty."""
-    from leanstack.config.naming import releases_parameter
+    from leanstack.host.agent.contract import releases_parameter
 
     for parameter in document["parameters"]:
         if parameter["name"] == releases_parameter(stack):

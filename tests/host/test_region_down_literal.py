@@ -46,7 +46,7 @@ from moto.server import ThreadedMotoServer
 from leanstack import mocks, recover, sealed
 from leanstack.__main__ import main as leanstack_cli
 from leanstack.config import load_stack_config
-from leanstack.host.backup import leanstack_seal
+from leanstack.host.agent.seal_job import seal_secrets
 from leanstack.mocks import read_stack_config, run_program
 from leanstack.recovery_key import new_keypair
 from leanstack.runbook import HOST, Step, recovery_branches
@@ -347,7 +347,7 @@ def seal(endpoint: str, public_key: str, backups: str, mail_arn: str, monkeypatc
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    leanstack_seal.seal_secrets(env, datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=3))
+    seal_secrets(env, datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=3))
 
 
 def test_the_region_down_branch_brings_the_app_up_in_the_backup_region(

