@@ -49,7 +49,7 @@ CREDENTIALS_URI = re.compile(r"http://(127\.0\.0\.1|169\.254\.170\.2|169\.254\.1
 RESTART_WAIT_SECONDS = 1200.0
 # How long a reloaded nginx may take to start its new workers.
 NEW_WORKERS_SECONDS = 10.0
-DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+DATABASE_VARIABLES = contract.DATABASE_VARIABLES
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import subprocess
 import tempfile
 import time
@@ -14,8 +13,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .app_config import DEFAULT_COMMANDS, EXIT_USAGE, PROGRAM, Config
-from .common import Failure
+from .app_config import DEFAULT_COMMANDS, PROGRAM, Config
+from .common import Failure, command_from
 
 # ---------------------------------------------------------------------------------------
 # Host state: which port serves, which image runs on each port
@@ -66,12 +65,7 @@ def _now() -> str:
 
 
 def _command(env: Mapping[str, str], name: str, **values: object) -> list[str]:
-    template = env.get(name) or DEFAULT_COMMANDS[name]
-    quoted = {key: shlex.quote(str(value)) for key, value in values.items()}
-    try:
-        return shlex.split(template.format(**quoted))
-    except (KeyError, IndexError, ValueError) as error:
-        raise Failure(f"{name}: {template!r} is not a usable command ({error})", EXIT_USAGE) from None
+    return command_from(env, name, DEFAULT_COMMANDS[name], **values)
 
 
 def _run(env: Mapping[str, str], name: str, timeout: float, **values: object) -> subprocess.CompletedProcess[str]:

@@ -124,6 +124,11 @@ CREDENTIALS_ADDRESS = "169.254.170.2"
 CREDENTIALS_PORT = 51680
 CREDENTIALS_PATH = f"/{PROJECT}/credentials"
 
+# Where the restore drill restores (backup.drillTarget).
+DRILL_TARGETS = ("local", "instance", "url")
+# What the app is told about its database; the password is read at each container start.
+DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+
 # ---------------------------------------------------------------------------------------
 # systemd units
 
