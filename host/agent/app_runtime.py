@@ -92,6 +92,19 @@ def _say(message: str) -> None:
     print(f"{PROGRAM}: [{time.monotonic() - _STARTED:.1f} s] {message}", flush=True)
 
 
+def publish_metric(config: Config, name: str, value: float, **dimensions: str) -> None:
+    """One Count datum in the stack's namespace, by Stack (and `dimensions`); a failure only warns."""
+    stack = [{"Name": "Stack", "Value": config.stack}]
+    data: list[Any] = [{"MetricName": name, "Dimensions": stack, "Value": value, "Unit": "Count"}]
+    if dimensions:
+        extra = [*stack, *({"Name": key, "Value": text} for key, text in dimensions.items())]
+        data.append({"MetricName": name, "Dimensions": extra, "Value": value, "Unit": "Count"})
+    try:
+        boto3_client("cloudwatch", config.region).put_metric_data(Namespace=config.metrics_namespace, MetricData=data)
+    except Exception as error:  # a metric never changes what the command does
+        _say(f"warning: publishing {name} failed: {' '.join(str(error).split())}")
+
+
 # ---------------------------------------------------------------------------------------
 # AWS reads through the `aws` CLI (the instance role; nothing stored on disk)
 

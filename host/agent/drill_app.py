@@ -128,6 +128,13 @@ def app_plain_env(app: App, settings: Settings) -> Dict[str, str]:
         values.update({str(name): str(value) for name, value in env.items()})
     prefix = path + "/env/"
     values.update({name[len(prefix) :]: value for name, value in found.items() if name.startswith(prefix)})
+    # They reach the docker CLI's environment (by name), as leanstack-app's do: the same refusal.
+    for name in sorted(values):
+        reason = contract.reserved_env_reason(name)
+        if reason:
+            raise Failure(
+                f"the app's config under {path}: {name!r} is refused: {reason}; the drill never passes it to docker"
+            )
     return values
 
 
