@@ -881,7 +881,7 @@ class ProxyHost(LeanComponent):
         self._paging_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
-            "First check: `journalctl -u leanstack-restore-drill` on the host; run "
+            "First check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host; run "
             "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillAgeDays",
@@ -896,7 +896,7 @@ class ProxyHost(LeanComponent):
         self._alarm(
             "restore-drill-failed",
             "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
-            "check: `journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
+            "check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host for the one-line reason. "
             "Runbook: #restore-drill-failed",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillFailure",

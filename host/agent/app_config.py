@@ -49,7 +49,19 @@ CREDENTIALS_URI = re.compile(r"http://(127\.0\.0\.1|169\.254\.170\.2|169\.254\.1
 RESTART_WAIT_SECONDS = 1200.0
 # How long a reloaded nginx may take to start its new workers.
 NEW_WORKERS_SECONDS = 10.0
-DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+DATABASE_VARIABLES = contract.DATABASE_VARIABLES
+
+
+class ReservedName(Failure):
+    """A reserved variable name (contract.RESERVED_ENV_NAMES/PREFIXES) in the app's config,
+    whatever wrote it: refused before any value reaches docker or the container."""
+
+    def __init__(self, where: str, name: str) -> None:
+        super().__init__(
+            f"{where}: {name!r} is refused: {contract.reserved_env_reason(name)}; leanstack never passes it "
+            "to docker or the app (unset it: python -m leanstack config STACK unset NAME)"
+        )
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -140,8 +152,10 @@ def parse_config(raw: Any) -> Config:
         raise Failure(f"config ports: {ports!r} is not allowed: two different ports", EXIT_USAGE)
     secrets = _field(raw, "secrets", dict, {})
     for name, source in secrets.items():
-        if not ENV_NAME.fullmatch(name) or name in DATABASE_VARIABLES or name == "PORT":
+        if not ENV_NAME.fullmatch(name):
             raise Failure(f"config secrets: {name!r} is not allowed: an environment variable name", EXIT_USAGE)
+        if contract.reserved_env_reason(name):
+            raise ReservedName(f"config secrets.{name}", name)
         if not isinstance(source, str) or not (SSM_NAME.fullmatch(source) or SECRET_ARN.fullmatch(source)):
             raise Failure(
                 f"config secrets.{name}: {source!r} is not allowed: an SSM parameter name (/a/b) "

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from . import contract
-from .app_config import EXIT_USAGE, PROGRAM, Config
+from .app_config import EXIT_USAGE, PROGRAM, Config, ReservedName
 from .app_parameters import AppConfig, read_app_config
 from .app_runtime import _say, _secret_json, _write_atomically, image_path, read_current, read_secret
 from .common import Failure
@@ -74,6 +74,19 @@ def container_environment(config: Config, image: str, app: AppConfig | None, con
             quoted = urllib.parse.quote(token, safe="")
             values["REDIS_URL"] = f"rediss://:{quoted}@{app.cache['host']}:{app.cache['port']}"
     return values
+
+
+def docker_environment(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """The docker CLI's own environment: the host's (`env`) plus the container's `values`, which
+    docker passes on by name. Docker, the loader and the shell read some names themselves
+    (DOCKER_HOST, LD_PRELOAD, PATH, ...): of the reserved names only those leanstack sets reach
+    it; parse_app_config refuses the others first, and this is the last check before docker."""
+    foreign = sorted(
+        name for name in values if contract.reserved_env_reason(name) and name not in contract.LEANSTACK_SET_NAMES
+    )
+    if foreign:
+        raise ReservedName("the container's environment", foreign[0])
+    return {**env, **values}
 
 
 def _logging_argv(config: Config, stream: str) -> list[str]:
@@ -154,7 +167,7 @@ def serve(config: Config, port_argument: str, env: Mapping[str, str]) -> NoRetur
     argv = docker_run_argv(config, port, image, sorted(values), docker)
     sys.stdout.flush()
     try:
-        os.execvpe(docker, argv, {**env, **values})
+        os.execvpe(docker, argv, docker_environment(env, values))
     except OSError as error:
         raise Failure(f"serve: cannot start {docker}: {error.strerror}") from None
 
@@ -180,7 +193,7 @@ def run_in_container(
     docker = env.get("LEANSTACK_DOCKER") or "docker"
     argv = one_off_argv(config, image, sorted(values), docker, name, command, tty)
     sys.stdout.flush()
-    child_env = {**env, **values}
+    child_env = docker_environment(env, values)
     try:
         if not capture:
             child = subprocess.Popen(argv, env=child_env)

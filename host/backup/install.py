@@ -44,7 +44,7 @@ ENV_FILE_PATH = contract.BACKUP_ENV_PATH
 VERIFY_SQL_PATH = contract.VERIFY_SQL_PATH
 FILES_SQL_PATH = contract.FILES_SQL_PATH
 DRILL_WORK_DIR = contract.DRILL_WORK_DIR
-DRILL_TARGETS = ("local", "instance", "url")
+DRILL_TARGETS = contract.DRILL_TARGETS
 UNIT_DIR = contract.UNIT_DIR
 
 # Amazon Linux 2023 package names. They cannot be verified here (no AL2023 repository
