@@ -46,7 +46,7 @@ schema: $(VENV)/.runtime
 docs: $(VENV)/.runtime
 	$(PY) -m leanstack docs --write
 
-## init: fill a fork's six values into every stack file (asks for each; or pass ARGS="--domain ...")
+## init: fill a fork's seven values into every stack file (asks for each; or pass ARGS="--domain ...")
 init: $(VENV)/.runtime
 	$(PY) -m leanstack init $(ARGS)
 

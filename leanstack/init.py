@@ -1,4 +1,4 @@
-"""`python -m leanstack init`: fill a fork's six values into every stack file, keeping the comments.
+"""`python -m leanstack init`: fill a fork's seven values into every stack file, keeping the comments.
 
 The values: the domain, the Cloudflare zone id, the alert address, the owner, the AWS region and
 the backup bucket's region. Each stack file's lines are edited in place (no YAML round trip, so
@@ -17,7 +17,7 @@ from pathlib import Path
 from leanstack.config import ConfigError, guess_zone, load_stack_config
 from leanstack.config.placeholders import Fill
 from leanstack.config.stack_file import StackFileError, parse_stack_yaml
-from leanstack.mocks import REPO, available_stacks, stack_file
+from leanstack.mocks import available_stacks, stack_file, stacks_dir
 
 # The questions `init` asks when a flag is not given, in order: (field, flag, question).
 QUESTIONS = (
@@ -27,6 +27,7 @@ QUESTIONS = (
     ("owner", "--owner", "Who owns the stacks (a name, team or email)"),
     ("region", "--region", "AWS region of the stacks (e.g. eu-central-1)"),
     ("backup_region", "--backup-region", "AWS region of the off-site backups (another region)"),
+    ("second_person", "--second-person", "Who approves and runs a recovery when the owner cannot (a name and email)"),
 )
 
 _TOP_KEY = re.compile(r"^  ([A-Za-z0-9_:.-]+):(.*)$")
@@ -51,7 +52,7 @@ def _value_and_comment(rest: str) -> tuple[str, str]:
 
 
 def fill_text(text: str, fill: Fill) -> str:
-    """The stack file `text` with the six values of `fill`; comments and every other line as they were."""
+    """The stack file `text` with the seven values of `fill`; comments and every other line as they were."""
     lines = text.split("\n")
     domain = ""
     zone_name = ""
@@ -99,6 +100,8 @@ def fill_text(text: str, fill: Fill) -> str:
             line = f"    zoneId: {fill.zone_id}{_value_and_comment(nested.group(2))[1]}"
         elif nested and section == "leanstack:cdn" and nested.group(1) == "zoneName" and zone_name:
             line = f"    zoneName: {moved(zone_name)}{_value_and_comment(nested.group(2))[1]}"
+        elif nested and section == "leanstack:recovery" and nested.group(1) == "secondPerson":
+            line = f"    secondPerson: {_scalar(fill.second_person)}{_value_and_comment(nested.group(2))[1]}"
         elif nested and section == "leanstack:backup" and nested.group(1) == "region":
             line = f"    region: {fill.backup_region}{_value_and_comment(nested.group(2))[1]}"
         elif item and section == "leanstack:hostnames":
@@ -109,7 +112,7 @@ def fill_text(text: str, fill: Fill) -> str:
 
 
 def ask(fill: dict[str, str | None], prompt: Callable[[str], str]) -> Fill:
-    """The six values: those given as flags, the others asked for with `prompt`."""
+    """The seven values: those given as flags, the others asked for with `prompt`."""
     values: dict[str, str] = {}
     for field, _flag, question in QUESTIONS:
         given = fill.get(field)
@@ -123,7 +126,7 @@ def run_init(fill: Fill, repo: Path | None = None) -> list[str]:
         raise InitError(f"--backup-region: got {fill.backup_region}; expected a region other than --region")
     stacks = available_stacks(repo)
     if not stacks:
-        raise InitError(f"no stack files under {(repo or REPO) / 'stacks'}")
+        raise InitError(f"no stack files under {stacks_dir(repo)}")
     filled: dict[Path, str] = {}
     for stack in stacks:
         path = stack_file(stack, repo)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leanstack.__main__ import main
-from leanstack.mocks import REPO
+from leanstack.mocks import REPO, STACKS_ENV
 from leanstack.policy.rules import RULES
 from tests.conftest import SHIPPED
 
@@ -63,9 +63,8 @@ def test_invalid_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     text = shipped.replace("region: us-west-2", "region: us-east-1")
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
     (tmp_path / "stacks" / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    code = "import sys, leanstack.mocks as m, pathlib; m.REPO = pathlib.Path(sys.argv[1]); "
-    code += "from leanstack.__main__ import main; sys.exit(main(sys.argv[2:]))"
+    env = dict(os.environ, PYTHONPATH=str(REPO), **{STACKS_ENV: str(tmp_path / "stacks")})
+    code = "import sys; from leanstack.__main__ import main; sys.exit(main(sys.argv[2:]))"
     for stack, expected in (
         ("dev", 'leanstack: leanstack:backup.region: got "us-east-1", the stack\'s own region;'),
         ("broken", "leanstack: stacks/Pulumi.broken.yaml: not valid YAML at line 2:"),

@@ -1,4 +1,4 @@
-"""`python -m leanstack init` and the placeholder checks: a fork fills six values, nothing else changes."""
+"""`python -m leanstack init` and the placeholder checks: a fork fills seven values, nothing else changes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ FILL = Fill(
     owner="Platform team, alice@acme.dev",
     region="ap-southeast-2",
     backup_region="ap-southeast-1",
+    second_person="Bob Second, bob@acme.dev",
 )
 
 
@@ -34,12 +35,28 @@ def repo(tmp_path: Path) -> Path:
 def test_the_shipped_files_are_all_placeholders() -> None:
     for stack in ("dev", "prod", "scale"):
         left = leftover_placeholders(read_stack_config(stack))
-        assert [line.split(" ")[0] for line in left] == [
-            "leanstack:domain",
-            "leanstack:cdn.zoneId",
-            "leanstack:alertEmail",
-            "leanstack:owner",
-        ]
+        expected = ["leanstack:domain", "leanstack:alertEmail", "leanstack:owner", "leanstack:cdn.zoneId"]
+        if stack == "dev":
+            expected.insert(1, "leanstack:hostnames[0]")
+        else:
+            expected.insert(3, "leanstack:recovery.secondPerson")
+        assert [line.split(" ")[0] for line in left] == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({"leanstack:storage": {"corsOrigins": ["https://app.example.org"]}}, "leanstack:storage.corsOrigins[0]"),
+        ({"leanstack:recovery": {"database": {"owner": "Ada, ada@sub.EXAMPLE.net"}}}, "leanstack:recovery.database.owner"),
+        ({"leanstack:app": {"env": {"MAIL_FROM": "noreply@example.com."}}}, "leanstack:app.env.MAIL_FROM"),
+    ],
+)
+def test_any_example_domain_left_anywhere_is_a_placeholder(overrides: dict[str, object], warned: str) -> None:
+    filled = {"leanstack:domain": "acme.dev", "leanstack:owner": "Ops, ops@acme.dev", "aws:region": "eu-west-1"}
+    assert leftover_placeholders(filled) == []
+    assert [line.split(" ")[0] for line in leftover_placeholders({**filled, **overrides})] == [warned]
+    not_example = {"leanstack:app": {"env": {"A": "myexample.com", "B": "example.community", "C": "example.com.au"}}}
+    assert leftover_placeholders({**filled, **not_example}) == []
 
 
 def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> None:
@@ -54,6 +71,7 @@ def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> Non
             "leanstack",
             "zoneId",
             "region",
+            "secondPerson",
             "dev.acme-shop.dev",
         }
         stack = name[len("Pulumi.") : -len(".yaml")]
@@ -61,6 +79,7 @@ def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> Non
         assert leftover_placeholders(raw) == []
         assert raw["aws:region"] == "ap-southeast-2" and raw["leanstack:backup"]["region"] == "ap-southeast-1"
         assert raw["leanstack:alertEmail"] == "pager@acme.dev" and raw["leanstack:owner"] == FILL.owner
+        assert raw.get("leanstack:recovery", {}).get("secondPerson", FILL.second_person) == FILL.second_person
     assert read_stack_config("dev", repo)["leanstack:domain"] == "dev.acme-shop.dev"  # dev keeps its label
     assert read_stack_config("dev", repo)["leanstack:hostnames"] == ["dev.acme-shop.dev"]
     assert read_stack_config("prod", repo)["leanstack:domain"] == "acme-shop.dev"
@@ -104,7 +123,7 @@ def test_cli_init_without_a_terminal_names_the_missing_flags(
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert cli.main(["init", "--domain", "acme.dev"]) == 2
     err = capsys.readouterr().err
-    missing = "--zone-id, --alert-email, --owner, --region, --backup-region"
+    missing = "--zone-id, --alert-email, --owner, --region, --backup-region, --second-person"
     assert err == f"leanstack: init: missing {missing} (no terminal to ask on)\n"
 
 
@@ -116,7 +135,7 @@ def test_validate_warns_once_per_leftover_placeholder(
     captured = capsys.readouterr()
     assert captured.out == "stacks/Pulumi.prod.yaml: valid\n"
     lines = captured.err.splitlines()
-    assert len(lines) == 4 and all(line.startswith("leanstack: warning: stacks/Pulumi.prod.yaml: ") for line in lines)
+    assert len(lines) == 5 and all(line.startswith("leanstack: warning: stacks/Pulumi.prod.yaml: ") for line in lines)
 
 
 def test_the_program_refuses_placeholders_only_when_creating_real_resources(
