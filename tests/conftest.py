@@ -13,6 +13,7 @@ import pytest
 
 from leanstack import mocks
 from leanstack.mocks import StackRun, run_program
+from support.repo_copy import copy_repository
 
 # A repository-shaped folder with the tests' copies of the shipped stack files: the tests read
 # these, never stacks/, so a fork that fills its placeholders (python -m leanstack init) stays green.
@@ -41,8 +42,18 @@ def reads_a_fork_stack_file(event: str, args: tuple[Any, ...]) -> str | None:
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     touched = reads_a_fork_stack_file(event, args)
-    if touched:
+    if touched and not _copying_the_repository():
         _stack_reads.append(f"{event} {touched}")
+
+
+def _copying_the_repository() -> bool:
+    """A byte-for-byte copy of the working tree (support/repo_copy.py, as a fork is made) reads no value."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is copy_repository.__code__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 sys.addaudithook(_audit)
