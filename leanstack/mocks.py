@@ -36,6 +36,8 @@ from leanstack.config.stack_file import parse_stack_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"
+# The cache endpoints the mocks make up (AWS assigns the real ones): the diff labels them as such.
+MOCK_CACHE_ENDPOINT = r"[a-z]+\.[a-z0-9-]+\.[0-9a-f]{6}\.use1\.cache\.amazonaws\.com"
 SECRET = "[secret]"
 
 # Cloudflare's published origin ranges at the time of writing. Offline only: a real run
