@@ -32,12 +32,13 @@ when given, must say the same). restart, run and maintenance find the hosts as `
 leanstack deploy` does (--instance-id, --all-hosts), and a host named by --instance-id or
 $LEANSTACK_HOST_INSTANCE_ID must carry the stack's tags or nothing is sent.
 
-Run Command returns at most 24,000 characters of a command's output; `run` prints what it returns when the command ends (no live stream:
-use --interactive for that).
+Run Command returns at most 24,000 characters of a command's output; `run` prints what it
+returns when the command ends (no live stream: use --interactive for that).
 
 AWS permissions: ssm:GetParametersByPath, ssm:PutParameter, ssm:DeleteParameter on
 /leanstack/<STACK>/app/* (config), ssm:SendCommand and ssm:GetCommandInvocation (restart,
-run, maintenance), logs:FilterLogEvents on /leanstack/<STACK>/* (logs), and to look the
+run, maintenance), logs:FilterLogEvents on /leanstack/<STACK>/* (logs), ec2:DescribeInstances
+(a named host's tags), and to look the
 hosts up ec2:DescribeInstances and autoscaling:DescribeAutoScalingGroups.
 
 Exit codes: 0 done; 1 failed (on a host, or AWS refused); 2 bad input; `run` exits with

@@ -47,7 +47,10 @@ def test_the_shipped_files_are_all_placeholders() -> None:
     ("overrides", "warned"),
     [
         ({"leanstack:storage": {"corsOrigins": ["https://app.example.org"]}}, "leanstack:storage.corsOrigins[0]"),
-        ({"leanstack:recovery": {"database": {"owner": "Ada, ada@sub.EXAMPLE.net"}}}, "leanstack:recovery.database.owner"),
+        (
+            {"leanstack:recovery": {"database": {"owner": "Ada, ada@sub.EXAMPLE.net"}}},
+            "leanstack:recovery.database.owner",
+        ),
         ({"leanstack:app": {"env": {"MAIL_FROM": "noreply@example.com."}}}, "leanstack:app.env.MAIL_FROM"),
     ],
 )

@@ -39,7 +39,9 @@ def test_every_stack_file_validates(stack: str) -> None:
 def test_stack_files_point_editors_at_the_schema() -> None:
     for stack in available_stacks():
         lines = (SHIPPED / "stacks" / f"Pulumi.{stack}.yaml").read_text().splitlines()
-        first = next(line for line in lines if not line.startswith("# The tests' copy") and not line.startswith("# stacks/"))
+        first = next(
+            line for line in lines if not line.startswith("# The tests' copy") and not line.startswith("# stacks/")
+        )
         assert first == "# yaml-language-server: $schema=stack-config.schema.json"
 
 
