@@ -135,8 +135,9 @@ def git_root(start: Path) -> Path | None:
 # The same steps as `python -m leanstack plan STACK --format json`, so the output is
 # byte-identical to it (tested); exit 3 when the tree's leanstack lacks these functions.
 PLAN_ALL = r"""
-import gc, json, sys
+import gc, json, os, sys
 gc.disable()
+os.environ.pop("LEANSTACK_STACKS", None)  # each tree's own stacks/, whatever the caller points at
 try:
     from leanstack.mocks import StackFileError, read_stack_config, run_program
     from leanstack.plan import build_plan, render_json
@@ -289,6 +290,7 @@ def _child_plans(tree: Path, stacks: list[str], out: Path) -> None:
     import importlib
 
     gc.disable()
+    os.environ.pop("LEANSTACK_STACKS", None)  # each tree's own stacks/, whatever the caller points at
     for name in [m for m in sys.modules if m.split(".")[0] in OWN_PACKAGES]:
         del sys.modules[name]
     sys.path.insert(0, str(tree))

@@ -10,8 +10,10 @@ import pytest
 from leanstack import __main__ as cli
 from leanstack.components import providers
 from leanstack.config.placeholders import Fill, leftover_placeholders, refusal
+from leanstack.config.stack_file import parse_stack_yaml
 from leanstack.init import InitError, fill_text, run_init
 from leanstack.mocks import run_program
+from leanstack.stack_edit import StackEditError, edit_stack_text
 from tests.conftest import SHIPPED, read_stack_config
 
 FILL = Fill(
@@ -108,7 +110,36 @@ def test_init_writes_nothing_when_a_value_is_invalid(repo: Path) -> None:
 
 def test_owner_with_yaml_syntax_is_quoted(repo: Path) -> None:
     text = fill_text((repo / "stacks" / "Pulumi.prod.yaml").read_text(), Fill(**{**FILL.__dict__, "owner": "Ops: #1"}))
-    assert '  leanstack:owner: "Ops: #1"' in text.splitlines()
+    assert "  leanstack:owner: 'Ops: #1'" in text.splitlines()
+    assert parse_stack_yaml(text, "prod")["leanstack:owner"] == "Ops: #1"
+
+
+def _indented_by_four(text: str) -> str:
+    """The same YAML with every indentation doubled (valid YAML, as some editors write it)."""
+    return "\n".join(" " * (len(line) - len(line.lstrip(" "))) + line for line in text.split("\n"))
+
+
+def test_a_stack_file_indented_with_four_spaces_is_filled_and_keeps_its_comments(repo: Path) -> None:
+    for path in (repo / "stacks").glob("Pulumi.*.yaml"):
+        path.write_text(_indented_by_four(path.read_text()))
+    prod = repo / "stacks" / "Pulumi.prod.yaml"
+    before = prod.read_text()
+    assert "\n    leanstack:owner: Ops team, ops@example.com\n" in before
+    run_init(FILL, repo)
+    after = prod.read_text()
+    raw = read_stack_config("prod", repo)
+    assert raw["aws:region"] == FILL.region and raw["leanstack:owner"] == FILL.owner
+    assert raw["leanstack:recovery"]["secondPerson"] == FILL.second_person
+    assert raw["leanstack:cdn"]["zoneId"] == FILL.zone_id and raw["leanstack:backup"]["region"] == FILL.backup_region
+    assert leftover_placeholders(raw) == []
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert len(changed) == 7, changed  # the seven values, nothing else: every comment and indentation kept
+    assert all(len(a) - len(a.lstrip()) == len(b) - len(b.lstrip()) for a, b in changed)
+
+
+def test_a_file_without_a_config_map_is_refused_in_one_line() -> None:
+    with pytest.raises(StackEditError, match=r"^x: no `config:` map to edit$"):
+        edit_stack_text("other: 1\n", {}, "x")
 
 
 def test_cli_prints_its_commands_and_version(capsys: pytest.CaptureFixture[str]) -> None:
