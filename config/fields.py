@@ -506,30 +506,3 @@ def calendar_problem(value: Any) -> str | None:
     except CalendarInvalid as why:
         return f"{_CALENDAR_ALLOWED}; systemd refuses it ({why})"
     return None
-    parts = text.split(" ")
-    if parts and _weekday_ok(parts[0]):
-        parts = parts[1:]
-    if parts and re.fullmatch(r"UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2}", parts[-1]) and len(parts) > 1:
-        parts = parts[:-1]  # a timezone after the date or time
-    if not 1 <= len(parts) <= 2:
-        return _CALENDAR_ALLOWED
-    date = parts[0] if len(parts) == 2 or "-" in parts[0] else None
-    time_part = parts[-1] if len(parts) == 2 or date is None else None
-    if date is not None:
-        fields = date.split("-")
-        if len(fields) == 2:
-            fields = ["*", *fields]
-        limits = ((1970, 2199), (1, 12), (1, 31))
-        if len(fields) != 3 or not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits, strict=True)):
-            return _CALENDAR_ALLOWED
-    if time_part is not None:
-        fields = time_part.split(":")
-        limits_t = ((0, 23), (0, 59), (0, 59))
-        if not 2 <= len(fields) <= 3:
-            return _CALENDAR_ALLOWED
-        seconds = fields[2] if len(fields) == 3 else None
-        if seconds is not None and re.fullmatch(r"\d{1,2}\.\d{1,6}", seconds):
-            fields[2] = seconds.split(".")[0]
-        if not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits_t, strict=False)):
-            return _CALENDAR_ALLOWED
-    return None

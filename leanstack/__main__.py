@@ -44,9 +44,18 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from leanstack import __version__
-from leanstack.config import ConfigError, json_schema, load_stack_config
-from leanstack.config.placeholders import leftover_placeholders
-from leanstack.mocks import StackFileError, read_stack_config
+
+try:
+    from leanstack.config import ConfigError, json_schema, load_stack_config
+    from leanstack.config.placeholders import leftover_placeholders
+    from leanstack.mocks import StackFileError, read_stack_config
+except ModuleNotFoundError as missing:  # run by a Python without leanstack's dependencies
+    print(
+        f"leanstack: {missing.name} is not installed for {sys.executable}; in a checkout run `make` once and use "
+        ".venv/bin/leanstack (or .venv/bin/python -m leanstack), elsewhere `pip install leanstack`",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 FORMATS = ("text", "markdown", "json")
 

@@ -117,6 +117,11 @@ DEFAULT_TIMEOUT_SECONDS = 1200
 RELEASE_COMMAND_TIMEOUT_SECONDS = 2100
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# The commands that call AWS need boto3, the package's `aws` extra.
+NEEDS_BOTO3 = (
+    f"this command calls AWS and needs boto3, which is not installed for {sys.executable}: "
+    "pip install 'leanstack[aws]' (in a checkout: make)"
+)
 
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -977,9 +982,11 @@ def _client(service: str, region: str) -> Any:
         # Imported here: `python -m leanstack plan` and `validate` need no AWS SDK.
         import boto3
         from botocore.exceptions import BotoCoreError
-
+    except ImportError:
+        raise DeployError(NEEDS_BOTO3, EXIT_USAGE) from None
+    try:
         return boto3.client(service, region_name=region)  # type: ignore[call-overload]
-    except (ImportError, BotoCoreError) as error:
+    except BotoCoreError as error:
         raise DeployError(f"cannot create an {service.upper()} client: {error}") from None
 
 
