@@ -409,3 +409,20 @@ def test_the_bots_own_comment_is_updated_in_place(tmp_path: Path) -> None:
     assert body.count("x") == 60000 and body.endswith(
         "_Truncated: the full diff is in the run summary and artifact._\n"
     )
+
+
+def test_the_app_workflow_takes_each_stacks_region_from_its_stack_file() -> None:
+    """No repository variable holds the region: every AWS step gets it from the stack file, via a step."""
+    text = (WORKFLOWS / "app-deploy.yml").read_text()
+    assert "vars.AWS_REGION" not in text
+    workflow = load("app-deploy.yml")
+    for name, job in workflow["jobs"].items():
+        steps = job["steps"]
+        region_steps = [s for s in steps if s.get("id") == "region"]
+        aws_steps = [
+            s for s in steps if "aws " in str(s.get("run", "")) or "amazon-ecr-login" in str(s.get("uses", ""))
+        ]
+        if aws_steps:
+            assert len(region_steps) == 1 and "stack_facts(" in region_steps[0]["run"], name
+            for step in aws_steps:
+                assert str(step["env"]["AWS_REGION"]).startswith("${{ steps.region.outputs."), (name, step)
