@@ -9,9 +9,12 @@ place to state it is the field's doc.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
 import json
 import re
+import textwrap
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -73,11 +76,49 @@ def _changing_it(doc: str) -> str:
     return " ".join(s for s in sentences if re.search(r"\b(replac|restart|recreat|reboot|stop)", s, re.I))
 
 
+def constructor_line(component: type) -> str:
+    """`Name(name, args: XArgs, *, stack: str, ...)`: the constructor as a caller writes it (from its signature)."""
+    signature = inspect.signature(component.__init__)  # follows the argument check's wrapper (__wrapped__)
+    parts: list[str] = []
+    keyword_only = False
+    for parameter in list(signature.parameters.values())[1:]:
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and not keyword_only:
+            parts.append("*")
+            keyword_only = True
+        text = parameter.name
+        if parameter.annotation is not inspect.Parameter.empty:
+            text += f": {parameter.annotation}"
+        if parameter.default is not inspect.Parameter.empty:
+            text += f" = {parameter.default!r}"
+        parts.append(text)
+    return f"{component.__name__}({', '.join(parts)})"
+
+
+def component_outputs(component: type) -> list[str]:
+    """The outputs a component registers (its `register_outputs` keys) and the public properties it adds."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(component)))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "register_outputs"
+            and node.args
+            and isinstance(node.args[0], ast.Dict)
+        ):
+            found += [k.value for k in node.args[0].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    found += [
+        name for name, value in vars(component).items() if isinstance(value, property) and not name.startswith("_")
+    ]
+    return list(dict.fromkeys(found))
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
 def component_reference() -> str:
+    import leanstack.components as components
     import leanstack.config as config
 
     out = [
@@ -85,7 +126,9 @@ def component_reference() -> str:
         "Args validates itself on construction. The stack key is where the field lives in "
         "stacks/Pulumi.<stack>.yaml (camelCase). The last column quotes what the field's doc says a change "
         "replaces or restarts (— when it says nothing); `python -m leanstack diff` states every change's effect "
-        "per resource from leanstack/resource_facts.py.",
+        "per resource from leanstack/resource_facts.py. Under each heading: the constructor as you call it (an "
+        "argument of the wrong kind, such as a dict for the Args, is refused in one line) and the outputs the "
+        "component offers.",
         "",
     ]
     for component, args_name in COMPONENT_ARGS:
@@ -94,6 +137,9 @@ def component_reference() -> str:
         where = f"stack file: `leanstack:{section}`" if section else "filled in by the program"
         summary = (cls.__doc__ or "").strip().splitlines()[0]
         out += [f"#### `{component}` ← `{args_name}` ({where})", "", summary, ""]
+        component_cls = getattr(components, component)
+        outputs = ", ".join(f"`{o}`" for o in component_outputs(component_cls)) or "none"
+        out += [f"`{constructor_line(component_cls)}`", "", f"Outputs: {outputs}.", ""]
         out += ["| field | stack key | type | default | what it does | changing it |", "|---|---|---|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
