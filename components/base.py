@@ -55,7 +55,7 @@ def _checked_init(cls: type, init: Callable[..., None]) -> Callable[..., None]:
             if wanted and not isinstance(value, wanted):
                 names = " or ".join(w.__name__ for w in wanted if w is not type(None))
                 raise TypeError(
-                    f"{cls.__name__}({bound.arguments.get('name', '')!r}): {parameter} must be a {names}, "
+                    f"{cls.__name__}({bound.arguments.get('name', '')!r}): {parameter} must be of type {names}, "
                     f"got a {type(value).__name__} (for instance {names.split(' or ')[0]}(...))"
                 )
         init(self, *args, **kwargs)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -45,17 +46,31 @@ from typing import Any
 
 from leanstack import __version__
 
-try:
-    from leanstack.config import ConfigError, json_schema, load_stack_config
-    from leanstack.config.placeholders import leftover_placeholders
-    from leanstack.mocks import StackFileError, read_stack_config
-except ModuleNotFoundError as missing:  # run by a Python without leanstack's dependencies
+# The third-party modules every command needs (pyproject.toml declares them; deptry checks that).
+NEEDED_MODULES = ("yaml", "jinja2", "pulumi", "pulumi_aws", "ruamel.yaml", "cryptography")
+
+
+def _missing_module() -> str | None:
+    for module in NEEDED_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:  # its parent package (ruamel) is missing
+            return module
+    return None
+
+
+if (_missing := _missing_module()) is not None:  # run by a Python without leanstack's dependencies
     print(
-        f"leanstack: {missing.name} is not installed for {sys.executable}; in a checkout run `make` once and use "
+        f"leanstack: {_missing} is not installed for {sys.executable}; in a checkout run `make` once and use "
         ".venv/bin/leanstack (or .venv/bin/python -m leanstack), elsewhere `pip install leanstack`",
         file=sys.stderr,
     )
     sys.exit(2)
+
+from leanstack.config import ConfigError, json_schema, load_stack_config  # noqa: E402
+from leanstack.config.placeholders import leftover_placeholders  # noqa: E402
+from leanstack.mocks import StackFileError, read_stack_config  # noqa: E402
 
 FORMATS = ("text", "markdown", "json")
 

@@ -78,7 +78,8 @@ def _changing_it(doc: str) -> str:
 
 def constructor_line(component: type) -> str:
     """`Name(name, args: XArgs, *, stack: str, ...)`: the constructor as a caller writes it (from its signature)."""
-    signature = inspect.signature(component.__init__)  # follows the argument check's wrapper (__wrapped__)
+    # The class's own __init__ (through the argument check's wrapper: inspect follows __wrapped__).
+    signature = inspect.signature(vars(component)["__init__"])
     parts: list[str] = []
     keyword_only = False
     for parameter in list(signature.parameters.values())[1:]:

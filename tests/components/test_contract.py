@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leanstack.components import Alerts, AlertsArgs, Database, DatabaseArgs, Network, NetworkArgs
+from leanstack.components import Alerts, Database, Network
 from leanstack.mocks import run_program
 
 TOPIC = "arn:aws:sns:eu-west-1:123456789012:their-topic"
@@ -28,13 +28,12 @@ def test_a_dict_instead_of_its_args_is_refused_in_one_line_naming_the_type() -> 
     with pytest.raises(TypeError) as caught:
         Database("db", {"instance_class": "db.t4g.small"}, stack="prod", network=None, alarm_topic_arn=TOPIC)  # type: ignore[arg-type]
     assert str(caught.value) == (
-        "Database('db'): args must be a DatabaseArgs, got a dict (for instance DatabaseArgs(...))"
+        "Database('db'): args must be of type DatabaseArgs, got a dict (for instance DatabaseArgs(...))"
     )
-    with pytest.raises(TypeError, match=r"^Network\('net'\): args must be a NetworkArgs, got a str"):
+    with pytest.raises(TypeError, match=r"^Network\('net'\): args must be of type NetworkArgs, got a str"):
         Network("net", "10.0.0.0/16")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"^Alerts\('alerts'\): args must be a AlertsArgs, got a dict"):
+    with pytest.raises(TypeError, match=r"^Alerts\('alerts'\): args must be of type AlertsArgs, got a dict"):
         Alerts("alerts", {"email": "a@b.c"}, stack="dev")  # type: ignore[arg-type]
-    assert DatabaseArgs and NetworkArgs and AlertsArgs  # the types the messages name, importable from one place
 
 
 def test_two_databases_in_one_program_never_share_a_name(tmp_path: Path) -> None:

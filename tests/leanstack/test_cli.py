@@ -114,3 +114,13 @@ def test_deploy_commands_are_reached_through_the_same_entry_point(capsys: pytest
     assert err.startswith("leanstack: tag 'bad tag!' is not allowed") and err.count("\n") == 1
     assert main(["rollback"]) == 2
     assert "required: stack" in capsys.readouterr().err
+
+
+def test_a_python_without_the_dependencies_says_what_to_run_in_one_line() -> None:
+    """`python -m leanstack` by a Python that lacks them (here: without its site-packages, -S)."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "leanstack", "init"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("leanstack: yaml is not installed for ")
+    assert "run `make` once and use .venv/bin/leanstack" in done.stderr and "Traceback" not in done.stderr
