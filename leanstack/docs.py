@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import inspect
 import json
 import re
-import textwrap
 import typing
 from pathlib import Path
 from typing import Any, Literal
@@ -76,30 +74,59 @@ def _changing_it(doc: str) -> str:
     return " ".join(s for s in sentences if re.search(r"\b(replac|restart|recreat|reboot|stop)", s, re.I))
 
 
-def constructor_line(component: type) -> str:
-    """`Name(name, args: XArgs, *, stack: str, ...)`: the constructor as a caller writes it (from its signature)."""
-    # The class's own __init__ (through the argument check's wrapper: inspect follows __wrapped__).
-    signature = inspect.signature(vars(component)["__init__"])
-    parts: list[str] = []
-    keyword_only = False
-    for parameter in list(signature.parameters.values())[1:]:
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY and not keyword_only:
-            parts.append("*")
-            keyword_only = True
-        text = parameter.name
-        if parameter.annotation is not inspect.Parameter.empty:
-            text += f": {parameter.annotation}"
-        if parameter.default is not inspect.Parameter.empty:
-            text += f" = {parameter.default!r}"
-        parts.append(text)
-    return f"{component.__name__}({', '.join(parts)})"
+def _component_module(component: str) -> tuple[ast.Module, ast.ClassDef]:
+    """The component's module and class, read from components/ (tooling reads their code, never imports it)."""
+    for path in sorted((Path(__file__).resolve().parent.parent / "components").glob("*.py")):
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        for node in module.body:
+            if isinstance(node, ast.ClassDef) and node.name == component:
+                return module, node
+    raise LookupError(f"no class {component} under components/")
 
 
-def component_outputs(component: type) -> list[str]:
+def _component_class(component: str) -> ast.ClassDef:
+    return _component_module(component)[1]
+
+
+def _constants(module: ast.Module) -> dict[str, str]:
+    """The module's NAME = literal constants, so a default shows its value rather than its name."""
+    return {
+        target.id: repr(node.value.value)
+        for node in module.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def constructor_line(component: str) -> str:
+    """`Name(name: str, args: XArgs, *, stack: str, ...)`: the constructor as a caller writes it."""
+    module, cls = _component_module(component)
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    arguments = init.args
+    constants = _constants(module)
+
+    def shown(argument: ast.arg, default: ast.expr | None) -> str:
+        text = argument.arg + (f": {ast.unparse(argument.annotation)}" if argument.annotation else "")
+        if default is None:
+            return text
+        value = ast.unparse(default)
+        return f"{text} = {constants.get(value, value)}"
+
+    positional = arguments.args[1:]  # without self
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    parts = [shown(a, d) for a, d in zip(positional, defaults, strict=True)]
+    if arguments.kwonlyargs:
+        parts.append("*")
+        parts += [shown(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)]
+    return f"{component}({', '.join(parts)})"
+
+
+def component_outputs(component: str) -> list[str]:
     """The outputs a component registers (its `register_outputs` keys) and the public properties it adds."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(component)))
+    cls = _component_class(component)
     found: list[str] = []
-    for node in ast.walk(tree):
+    for node in ast.walk(cls):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -109,7 +136,11 @@ def component_outputs(component: type) -> list[str]:
         ):
             found += [k.value for k in node.args[0].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
     found += [
-        name for name, value in vars(component).items() if isinstance(value, property) and not name.startswith("_")
+        n.name
+        for n in cls.body
+        if isinstance(n, ast.FunctionDef)
+        and not n.name.startswith("_")
+        and any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)
     ]
     return list(dict.fromkeys(found))
 
@@ -119,7 +150,6 @@ def _cell(text: str) -> str:
 
 
 def component_reference() -> str:
-    import leanstack.components as components
     import leanstack.config as config
 
     out = [
@@ -138,9 +168,8 @@ def component_reference() -> str:
         where = f"stack file: `leanstack:{section}`" if section else "filled in by the program"
         summary = (cls.__doc__ or "").strip().splitlines()[0]
         out += [f"#### `{component}` ← `{args_name}` ({where})", "", summary, ""]
-        component_cls = getattr(components, component)
-        outputs = ", ".join(f"`{o}`" for o in component_outputs(component_cls)) or "none"
-        out += [f"`{constructor_line(component_cls)}`", "", f"Outputs: {outputs}.", ""]
+        outputs = ", ".join(f"`{o}`" for o in component_outputs(component)) or "none"
+        out += [f"`{constructor_line(component)}`", "", f"Outputs: {outputs}.", ""]
         out += ["| field | stack key | type | default | what it does | changing it |", "|---|---|---|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
