@@ -27,10 +27,10 @@ def test_make_installs_the_leanstack_command_and_make_wheel_leaves_only_dist(tmp
     )
     assert made.returncode == 0, made.stderr[-3000:]
     status = subprocess.run(
-        ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+        ["git", "status", "--porcelain", "--ignored"],
         cwd=clone, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    left = {line[3:].split("/")[0] for line in status.splitlines()}
+    left = {line[3:].strip('"').split("/")[0] for line in status.splitlines()}
     assert left == {".venv", "dist"}, status  # no build/, no egg-info, no dependency wheels
     assert [p.name for p in (clone / "dist").iterdir()] == [f"leanstack-{__version__}-py3-none-any.whl"]
 
