@@ -20,7 +20,6 @@ from leanstack.config.naming import PROJECT  # config/naming.py: the one place t
 # The physical names each running program has claimed, per kind (a program's root resource is
 # its key: the mocks run many programs in one process, and names are unique per program).
 _claimed: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
-_claimed_outside: dict[tuple[str, str], str] = {}
 
 
 def _expected_classes(hint: Any) -> tuple[type, ...]:
@@ -86,8 +85,9 @@ class LeanComponent(pulumi.ComponentResource):
     def claim_physical_name(self, what: str, physical: str, setting: str) -> str:
         """`physical` for this component, or ValueError in one line when another component of the program has it."""
         root = settings.get_root_resource()
-        claims = _claimed.setdefault(root, {}) if root is not None else _claimed_outside
-        holder = claims.setdefault((what, physical), self.component_name)
+        if root is None:  # not inside a running program: there is nothing to collide with
+            return physical
+        holder = _claimed.setdefault(root, {}).setdefault((what, physical), self.component_name)
         if holder != self.component_name:
             kind = type(self).__name__
             raise ValueError(
