@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from leanstack.config.naming import physical_name
 from leanstack.deploy import (
     HOST_TOOL,
     RELEASES_LIMIT_BYTES,
@@ -37,7 +38,7 @@ from leanstack.deploy import (
     main,
 )
 from leanstack.host.deploy.leanstack_app import serving_tags
-from leanstack.mocks import STACKS_ENV
+from leanstack.mocks import STACKS_ENV, StackRun
 from tests.conftest import SHIPPED
 
 REGION = "eu-west-1"
@@ -1089,3 +1090,14 @@ def test_one_host_runs_its_release_command_inside_its_own_deploy(ssm: Any) -> No
     assert _run(ssm, "deploy", "dev", "v7") == 0
     (command,) = _commands(ssm)
     assert command["Parameters"]["commands"] == [f"{HOST_TOOL} deploy v7"]
+
+
+def test_the_hosts_the_program_makes_carry_the_tags_the_commands_check(dev: StackRun, scale: StackRun) -> None:
+    """The named-host check (check_hosts_of_stack) asks for Name and Stack: every host the program makes has both."""
+    host = dev.one("aws:ec2/instance:Instance")
+    assert host.inputs["tags"]["Name"] == physical_name("dev", "host")
+    provider = next(p for p in dev.of_type("pulumi:providers:aws") if host.provider.endswith(f"::{p.name}"))
+    assert json.loads(provider.inputs["defaultTags"])["tags"]["Stack"] == "dev"
+    for template in scale.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        (instance_tags,) = [t["tags"] for t in template.inputs["tagSpecifications"] if t["resourceType"] == "instance"]
+        assert (instance_tags["Name"], instance_tags["Stack"]) == (physical_name("scale", "host"), "scale")
