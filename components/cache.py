@@ -60,7 +60,10 @@ class Cache(LeanComponent):
     ) -> None:
         super().__init__(name, opts)
         self.args = args
-        self.group_id = stack_prefix(stack)
+        # Also the name of its subnet group, security group and auth token parameter.
+        self.group_id = self.claim_physical_name(
+            "ElastiCache group id", stack_prefix(stack), "stack= (a program has one Cache per stack)"
+        )
         self.port = 6379
         self.auth_token_parameter = contract.cache_token_parameter(stack)
         self._security_group = aws.ec2.SecurityGroup(

@@ -460,76 +460,23 @@ def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
 
 # --------------------------------------------------------------------------- systemd OnCalendar
 #
-# The common forms of systemd.time(7)'s calendar events, checked in Python so `validate` needs
-# no systemd: a shorthand (daily, hourly, ...), or `[WEEKDAYS] [DATE] [TIME] [TIMEZONE]` with
-# at least a date or a time, each component `*`, a number, a range `a..b`, a list `a,b` and a
-# repetition `/n`. The host checks the same expression again with `systemd-analyze calendar`.
-CALENDAR_SHORTHANDS = frozenset(
-    {"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"}
-)
-_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_LONG = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Every schedule (app.jobs.<name>.schedule, backup.backupCalendar, backup.drillCalendar) is one
+# check: config/calendar.py parses as systemd does, so `validate` refuses what the host's timers
+# would refuse, without systemd. The host checks again with `systemd-analyze calendar`.
 _CALENDAR_ALLOWED = (
     "a systemd OnCalendar expression such as daily, hourly, '*-*-* 03:15:00', 'Mon..Fri 09:00' "
-    "or '*:0/15' (weekdays, date Y-M-D, time H:M[:S], optional timezone)"
+    "or '*:0/15' (weekdays, date Y-M-D, time H:M[:S], optional timezone of the zone database)"
 )
-
-
-def _weekday_ok(text: str) -> bool:
-    names = {*_DAY_NAMES, *_DAY_LONG}
-    for part in text.lower().split(","):
-        ends = part.split("..")
-        if len(ends) > 2 or not all(e in names for e in ends):
-            return False
-    return True
-
-
-def _component_ok(text: str, low: int, high: int) -> bool:
-    """One component of a date or time: *, n, a..b, a,b and /step, every number in [low, high]."""
-    for part in text.split(","):
-        value, _, step = part.partition("/")
-        if step and not (re.fullmatch(r"\d{1,4}", step) and int(step) > 0):
-            return False
-        if value == "*":
-            continue
-        ends = value.split("..")
-        if len(ends) > 2:
-            return False
-        for end in ends:
-            if not re.fullmatch(r"\d{1,4}", end) or not low <= int(end) <= high:
-                return False
-    return True
 
 
 def calendar_problem(value: Any) -> str | None:
-    """Why `value` is not a systemd OnCalendar expression of the common forms, or None."""
-    text = " ".join(str(value).split())
-    if text.lower() in CALENDAR_SHORTHANDS:
-        return None
-    parts = text.split(" ")
-    if parts and _weekday_ok(parts[0]):
-        parts = parts[1:]
-    if parts and re.fullmatch(r"UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2}", parts[-1]) and len(parts) > 1:
-        parts = parts[:-1]  # a timezone after the date or time
-    if not 1 <= len(parts) <= 2:
+    """Why `value` is not an OnCalendar expression systemd accepts, or None."""
+    from leanstack.config.calendar import CalendarInvalid, check_calendar
+
+    if not isinstance(value, str):
         return _CALENDAR_ALLOWED
-    date = parts[0] if len(parts) == 2 or "-" in parts[0] else None
-    time_part = parts[-1] if len(parts) == 2 or date is None else None
-    if date is not None:
-        fields = date.split("-")
-        if len(fields) == 2:
-            fields = ["*", *fields]
-        limits = ((1970, 2199), (1, 12), (1, 31))
-        if len(fields) != 3 or not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits, strict=True)):
-            return _CALENDAR_ALLOWED
-    if time_part is not None:
-        fields = time_part.split(":")
-        limits_t = ((0, 23), (0, 59), (0, 59))
-        if not 2 <= len(fields) <= 3:
-            return _CALENDAR_ALLOWED
-        seconds = fields[2] if len(fields) == 3 else None
-        if seconds is not None and re.fullmatch(r"\d{1,2}\.\d{1,6}", seconds):
-            fields[2] = seconds.split(".")[0]
-        if not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits_t, strict=False)):
-            return _CALENDAR_ALLOWED
+    try:
+        check_calendar(value)
+    except CalendarInvalid as why:
+        return f"{_CALENDAR_ALLOWED}; systemd refuses it ({why})"
     return None

@@ -554,15 +554,13 @@ class BackupBucketArgs(Validated):
     )
     backup_calendar: str = setting(
         "*-*-* 03:30:00",
-        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC).",
-        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
-        allowed="a systemd OnCalendar expression such as *-*-* 03:30:00",
+        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC unless it names a timezone).",
+        check=calendar_problem,
     )
     drill_calendar: str = setting(
         "*-*-01 05:00:00",
-        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC).",
-        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
-        allowed="a systemd OnCalendar expression such as *-*-01 05:00:00",
+        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC unless it names a timezone).",
+        check=calendar_problem,
     )
     drill_target: Literal["local", "instance", "url"] = setting(
         "local",

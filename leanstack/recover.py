@@ -16,11 +16,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from leanstack.config import ConfigError, load_stack_config
 from leanstack.host.agent import contract
 from leanstack.mocks import StackFileError, read_stack_config, stack_file
+from leanstack.stack_edit import StackEditError, edit_stack_text
 
 RECOVERY_SUFFIX = "-recovery"
 # The random suffix Secrets Manager appends to a secret's name in its ARN.
@@ -107,13 +106,19 @@ def write_recovery_file(
     target = stack_file(recovery_stack(stack), repo)
     if target.exists() and not force:
         raise RecoverError(f"recover init: stacks/{target.name} exists; pass --force to overwrite it")
+    source = stack_file(stack, repo)
     config = recovery_config(read_stack_config(stack, repo), stack, backup_bucket, replica_bucket)
     header = (
         f"# The recovery stack of {stack!r}, written by python -m leanstack recover init: its config in\n"
         f"# {config['aws:region']}, reusing its backup bucket (and uploads replica) as they are.\n"
         f"# The steps: python -m leanstack runbook {stack}, section 'Region down'.\n"
     )
-    target.write_text(header + yaml.safe_dump({"config": config}, sort_keys=False), encoding="utf-8")
+    # The stack's own file edited (every comment kept), then read back and compared (leanstack/stack_edit.py).
+    try:
+        text = edit_stack_text(source.read_text(encoding="utf-8"), config, f"stacks/{target.name}", header)
+    except StackEditError as error:
+        raise RecoverError(f"recover init: {error}") from None
+    target.write_text(text, encoding="utf-8")
     return target
 
 

@@ -454,8 +454,13 @@ def main(argv: Sequence[str], session: Any = None, repo: Path | None = None) -> 
 
 
 def restore(args: argparse.Namespace, session: Any, repo: Path | None = None) -> int:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        from leanstack.deploy import NEEDS_BOTO3
+
+        raise SealedError(NEEDS_BOTO3) from None
 
     if args.into is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", args.into):
         raise SealedError(f"--into: got {args.into!r}; expected a stack name (letters, digits, '.', '_', '-')")

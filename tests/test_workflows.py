@@ -506,13 +506,15 @@ def run_app_deploy_steps(
     github_output.write_text("")
     done = subprocess.CompletedProcess[str]([], 0, "", "")
     for step in load("app-deploy.yml")["jobs"][job]["steps"]:
-        if "run" not in step or "pip install" in step["run"] or "SHA:0:12" in step["run"]:
-            continue
+        if "run" not in step or "pip install" in step["run"] or "SHA:0:12" in step["run"] or step.get("id") == "region":
+            continue  # the region steps read stack files (their own test); here every stack is in eu-west-1
         env = {
             key: value.replace("${{ steps.tag.outputs.tag }}", TAG)
             .replace("${{ needs.build.outputs.tag }}", TAG)
             .replace("${{ needs.build.outputs.digest }}", outputs.get("digest", ""))
             .replace("${{ vars.LEANSTACK_APP_DIR || 'app' }}", "app")
+            .replace("${{ steps.region.outputs.dev }}", "eu-west-1")
+            .replace("${{ steps.region.outputs.prod }}", "eu-west-1")
             for key, value in step.get("env", {}).items()
             if not value.startswith("${{ secrets.")
         }
@@ -585,3 +587,20 @@ def test_a_rebuild_that_matches_the_tag_passes(tmp_path: Path) -> None:
     assert code == 0, log
     assert outputs == {"digest": BUILT}
     assert not [c for c in state["calls"] if c[:3] == ["aws", "ecr", "put-image"]]
+
+
+def test_the_app_workflow_takes_each_stacks_region_from_its_stack_file() -> None:
+    """No repository variable holds the region: every AWS step gets it from the stack file, via a step."""
+    text = (WORKFLOWS / "app-deploy.yml").read_text()
+    assert "vars.AWS_REGION" not in text
+    workflow = load("app-deploy.yml")
+    for name, job in workflow["jobs"].items():
+        steps = job["steps"]
+        region_steps = [s for s in steps if s.get("id") == "region"]
+        aws_steps = [
+            s for s in steps if "aws " in str(s.get("run", "")) or "amazon-ecr-login" in str(s.get("uses", ""))
+        ]
+        if aws_steps:
+            assert len(region_steps) == 1 and "stack_facts(" in region_steps[0]["run"], name
+            for step in aws_steps:
+                assert str(step["env"]["AWS_REGION"]).startswith("${{ steps.region.outputs."), (name, step)

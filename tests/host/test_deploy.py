@@ -39,6 +39,7 @@ from moto import mock_aws
 from leanstack.deploy import HOST_TOOL
 from leanstack.deploy import main as deploy_cli
 from leanstack.host.params import HostParams
+from leanstack.mocks import STACKS_ENV
 from support.agent import agent_script
 from support.nginx_harness import (
     Pki,
@@ -50,6 +51,7 @@ from support.nginx_harness import (
     request,
 )
 from support.system import require_program
+from tests.conftest import SHIPPED
 
 SCRIPT = agent_script("leanstack-app")
 HOST = "app.leanstack.test"
@@ -542,14 +544,30 @@ class LocalAgent:
         return self.moto.put_parameter(**kwargs)
 
 
-def test_rollback_from_the_cli_restores_the_previous_version(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+class TestStackHost:
+    """ec2:DescribeInstances for the one named host: it carries stack test's tags (the CLI checks them)."""
+
+    def describe_instances(self, **kwargs: Any) -> Any:
+        tags = [{"Key": "Name", "Value": "leanstack-test-host"}, {"Key": "Stack", "Value": "test"}]
+        return {"Reservations": [{"Instances": [{"InstanceId": "i-0123456789abcdef0", "Tags": tags}]}]}
+
+
+def test_rollback_from_the_cli_restores_the_previous_version(
+    host: Host, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
-    env = {"LEANSTACK_HOST_INSTANCE_ID": "i-0123456789abcdef0", "AWS_REGION": "eu-west-1"}
+    env = {"LEANSTACK_HOST_INSTANCE_ID": "i-0123456789abcdef0"}
+    # Stack test's file: the CLI takes the region from it (and refuses a stack without one).
+    stack_text = (
+        (SHIPPED / "stacks" / "Pulumi.dev.yaml").read_text().replace("aws:region: us-east-1", "aws:region: eu-west-1")
+    )
+    (tmp_path / "Pulumi.test.yaml").write_text(stack_text)
+    monkeypatch.setenv(STACKS_ENV, str(tmp_path))
     with mock_aws():
         agent = LocalAgent(boto3.client("ssm", region_name="eu-west-1"), host)
 
         def cli(*argv: str) -> int:
-            return deploy_cli(list(argv), ssm=agent, env=env, sleep=lambda _: None)
+            return deploy_cli(list(argv), ssm=agent, env=env, sleep=lambda _: None, ec2=TestStackHost())
 
         assert cli("deploy", "test", "v1") == 0
         assert cli("deploy", "test", "v2") == 0
