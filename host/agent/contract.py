@@ -36,6 +36,13 @@ def releases_parameter(stack: str) -> str:
     return f"{parameter_root(stack)}/releases"
 
 
+def database_parameter(stack: str) -> str:
+    """Where the database is, written by `pulumi up` and read by the host at each use: JSON
+    {"host", "port", "secret_arn"}. A restored instance (new endpoint, new secret) reaches the
+    host here, never through its user data, so recovery never replaces the host."""
+    return f"{parameter_root(stack)}/database"
+
+
 def tls_parameter_prefix(stack: str) -> str:
     """The origin certificate and key (<prefix>/origin-cert, <prefix>/origin-key), SecureStrings."""
     return f"{parameter_root(stack)}/tls"

@@ -77,6 +77,9 @@ class AppDatabase:
     name: str
     user: str
     secret_arn: str
+    # contract.database_parameter: set, host, port and secret_arn are read from it at each
+    # container start and are not written to the host (a recovery changes them).
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,12 @@ def render_app_config(
         "secrets": dict(sorted(settings.secrets.items())),
         "database": None
         if settings.database is None
+        else {
+            "parameter": settings.database.parameter,
+            "name": settings.database.name,
+            "user": settings.database.user,
+        }
+        if settings.database.parameter
         else {
             "host": settings.database.host,
             "port": settings.database.port,
