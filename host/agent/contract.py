@@ -9,7 +9,7 @@ own modules read it. Python 3.9, standard library only.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 # The project's name: the first segment of every SSM path and log group, the prefix of every
 # physical name (config/naming.py builds those from it). A fork renames the project here.
@@ -218,3 +218,18 @@ def reserved_env_reason(name: str) -> Optional[str]:
         if name.startswith(prefix):
             return f"{prefix}* names are reserved: {why}"
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# The app's commands (app.releaseCommand, app.jobs.<name>.command)
+
+# As Docker's CMD: a list is exec form (the argv itself), a string is shell form, run by this shell.
+SHELL_FORM = ("/bin/sh", "-c")
+
+
+def command_argv(command: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """The argv of a command: a list as it is (exec form), a string through `/bin/sh -c` (shell
+    form), as Docker's CMD takes them; "bin/report --daily" is two words, not one program."""
+    if isinstance(command, str):
+        return (*SHELL_FORM, command)
+    return tuple(command)
