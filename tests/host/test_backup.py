@@ -592,6 +592,14 @@ def test_where_the_database_is_is_read_from_its_parameter_at_each_run(
     locate("127.0.0.1", restored)
     after = run_tool("backup", env)
     assert after.returncode == 0, after.stderr
+    # The recovery sheet's manual steps read the same place (`eval "$(leanstack-backup database-env)"`).
+    shown = run_tool("database-env", env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "export DATABASE_HOST=127.0.0.1",
+        f"export DATABASE_PORT={postgres.port}",
+        f"export DATABASE_SECRET_ARN='{restored}'",
+    ]
 
     ssm.delete_parameter(Name=parameter)
     gone = run_tool("backup", env)
