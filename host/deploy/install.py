@@ -216,7 +216,7 @@ def render_docker_config(image: str) -> str | None:
     return json.dumps({"credHelpers": {registry: "ecr-login"}}, indent=2) + "\n"
 
 
-BOOT_UNIT_TEXT = """# Brings back the app on a new host: deploys the newest serving release recorded in SSM
+BOOT_UNIT_TEXT = f"""# Brings back the app on a new host: deploys the newest serving release recorded in SSM
 # (nothing when the host already runs one, or none was ever deployed). Written by leanstack.
 [Unit]
 Description=leanstack: deploy the recorded release on a new host
@@ -227,7 +227,7 @@ Wants=network-online.target leanstack-host-files.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/local/sbin/leanstack-app boot
+ExecStart={APP_TOOL_PATH} boot
 TimeoutStartSec=20min
 
 [Install]
@@ -240,7 +240,7 @@ def app_tool() -> HostFile:
     return entry_file(contract.APP_COMMAND)
 
 
-CONFIG_UNIT_TEXT = """# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
+CONFIG_UNIT_TEXT = f"""# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
 # the app's path changed since the serving container read it, then the jobs' units. Written
 # by leanstack; started by leanstack-app-config.timer.
 [Unit]
@@ -250,7 +250,7 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/leanstack-app reload-config --if-changed
+ExecStart={APP_TOOL_PATH} reload-config --if-changed
 TimeoutStartSec=20min
 """
 
