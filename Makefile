@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  ?= dev
 FORMAT ?= text
 
-.PHONY: plan test lint typecheck schema docs init wheel bench clean
+.PHONY: plan test lint typecheck schema docs init wheel bench clean box box-down docker-daemon
 
 $(VENV)/.runtime: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ plan: $(VENV)/.runtime
 	$(PY) -m leanstack plan $(STACK) --format $(FORMAT)
 
 ## test: lint, type-check and the whole test suite
-test: $(VENV)/.dev
+test: $(VENV)/.dev docker-daemon
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
@@ -56,6 +56,19 @@ wheel: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) bench/plan.py
+
+## docker-daemon: start Debian's dockerd when none is running (CI has none); the box tests need it
+docker-daemon:
+	sh support/box/dockerd.sh
+
+## box: boot the stack's host from its rendered user data in a systemd container (make box STACK=dev);
+## writes build/box/box.env and leaves it running: docker exec -it leanstack-box-$(STACK) bash
+box: $(VENV)/.dev docker-daemon
+	STACK=$(STACK) $(PY) -m support.box up
+
+## box-down: remove the box
+box-down:
+	STACK=$(STACK) $(PY) -m support.box down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist leanstack.egg-info
