@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from support.box.packages import PIP_PACKAGES, image_packages
+from support.box.packages import DEBIAN_HAS, PIP_PACKAGES, image_packages
 
 HERE = Path(__file__).resolve().parent
 ROOTFS_FILES = HERE / "rootfs"
@@ -36,6 +36,14 @@ SLIM = (
 )
 BOX_REPOSITORY = "leanstack-box"
 APP_PACKAGES = ("python3-minimal", "python3-boto3")
+# The app image is copied whole for every container on the box's vfs storage: it keeps only what
+# the app runs (no perl, no gconv) and botocore's models of the services it calls (STS, S3).
+APP_SLIMMING = (
+    'cd "$1" && rm -rf usr/share/perl usr/lib/x86_64-linux-gnu/perl usr/lib/x86_64-linux-gnu/libperl* '
+    "usr/lib/x86_64-linux-gnu/gconv usr/share/zoneinfo/right usr/share/info var/cache/debconf/*-old "
+    "&& find usr/lib/python3/dist-packages/botocore/data -mindepth 1 -maxdepth 1 -type d ! -name sts ! -name s3 "
+    "-exec rm -rf {} +"
+)
 # Bumped by hand when a build step below changes in a way the inputs do not show.
 BUILD_STEPS_VERSION = "1"
 
@@ -61,7 +69,9 @@ def box_key() -> str:
 
 
 def app_key() -> str:
-    return _digest(BUILD_STEPS_VERSION.encode(), " ".join(APP_PACKAGES).encode(), APP_SERVER.read_bytes())
+    return _digest(
+        BUILD_STEPS_VERSION.encode(), " ".join(APP_PACKAGES).encode(), APP_SLIMMING.encode(), APP_SERVER.read_bytes()
+    )
 
 
 def _say(message: str) -> None:
@@ -109,9 +119,12 @@ def box_image(build: Path) -> str:
     if not tarball.exists():
         _say(f"building the box image {key} from Debian {SUITE} (a few minutes; log: {log})")
         pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile"]
-        pip_hook = " ".join(
-            [*pip, "--target", '"$1/usr/local/lib/python3.11/dist-packages"', *(f"'{p}'" for p in PIP_PACKAGES)]
-        )
+        target = '"$1/usr/local/lib/python3.11/dist-packages"'
+        pip_hook = " ".join([*pip, "--target", target, *(f"'{p}'" for p in PIP_PACKAGES)])
+        # Their dependencies that Debian has stay Debian's: cloud-init imports requests, which
+        # refuses pip's newer urllib3.
+        shadowing = " ".join(f"{target}/{name}*" for name in DEBIAN_HAS)
+        pip_hook += f" && rm -rf {shadowing}"
         _build_tar(
             tarball,
             [
@@ -152,6 +165,7 @@ def app_tarball(build: Path) -> Path:
                 *SLIM,
                 "--include=" + ",".join(APP_PACKAGES),
                 f"--customize-hook=mkdir -p \"$1/app\" && cp {APP_SERVER} \"$1/app/server.py\"",
+                f"--customize-hook={APP_SLIMMING}",
                 SUITE,
             ],
             log,

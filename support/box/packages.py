@@ -46,11 +46,22 @@ BOX_PACKAGES: tuple[str, ...] = (
     "docker-registry",
     # The aws CLI (AL2023 ships v2); Debian's awscli is too old for AWS_ENDPOINT_URL, see PIP_PACKAGES.
     "groff-base",
+    # What pip's boto3 and aws CLI import from Debian (DEBIAN_HAS).
+    "python3-yaml",
+    "python3-docutils",
+    "python3-colorama",
+    "python3-rsa",
+    "python3-dateutil",
+    "python3-jmespath",
+    "python3-urllib3",
+    "python3-six",
 )
 
 # Installed from PyPI into the image's /usr/local: boto3 >= 1.28 and the aws CLI v1 >= 1.29 read
 # AWS_ENDPOINT_URL, which points every AWS call of the host at moto.
 PIP_PACKAGES: tuple[str, ...] = ("boto3>=1.28", "awscli>=1.29")
+# Their dependencies that stay Debian's (import names): pip's copies are removed again.
+DEBIAN_HAS: tuple[str, ...] = ("urllib3", "yaml", "_yaml", "PyYAML", "pyyaml", "docutils", "colorama", "rsa", "pyasn1", "dateutil", "python_dateutil", "six", "jmespath")
 
 STAND_INS = {
     "amazon-cloudwatch-agent": "a ctl that checks its JSON config and a unit that only stays active",

@@ -14,6 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
+import sysconfig
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,7 +25,8 @@ from support.box.image import app_tarball, box_image
 from support.box.render import LOCAL_REGISTRY, BoxInput, box_input
 
 BUILD = REPO / "build" / "box"
-VENV_MOUNT = "/opt/leanstack-box/venv"
+STAND_IN_ENVIRONMENT = Path(__file__).resolve().parent / "rootfs" / "etc" / "environment"
+SITE_PACKAGES_MOUNT = "/opt/leanstack-box/site-packages"
 MOTO_PORT = 4566
 FIRST_TAG = "v1"
 BOOT_TIMEOUT_SECONDS = 300
@@ -56,8 +58,14 @@ def down(name: str, env_file: Path | None = None) -> None:
 
 
 def _wait_for_boot(name: str) -> None:
-    done = box_exec(name, f"timeout {BOOT_TIMEOUT_SECONDS} systemctl is-system-running --wait", check=False)
-    state = done.stdout.strip()
+    deadline = time.monotonic() + BOOT_TIMEOUT_SECONDS
+    state = ""
+    # Until systemd answers on its bus the state is empty; then it waits for the boot to end.
+    while state in ("", "initializing", "starting") and time.monotonic() < deadline:
+        done = box_exec(name, "systemctl is-system-running --wait", check=False, timeout=BOOT_TIMEOUT_SECONDS)
+        state = done.stdout.strip()
+        if state in ("", "initializing", "starting"):
+            time.sleep(0.5)
     if state != "running":
         failed = box_exec(name, "systemctl --failed --no-legend --plain; cloud-init status --long", check=False)
         raise SystemExit(f"box: the host booted {state or 'not at all'}:\n{failed.stdout}{failed.stderr}")
@@ -101,7 +109,8 @@ def up(stack: str, config: Mapping[str, Any], *, name: str = "", env_file: Path 
     (seed_dir / "user-data").write_bytes(box.user_data)
     (seed_dir / "meta-data").write_text(box.meta_data)
     (seed_dir / "seed.json").write_text(json.dumps(box.seed))
-    venv = Path(sys.prefix).resolve()
+    # moto runs on the box's Python 3.11 from this virtualenv's packages (see leanstack-box-aws.service).
+    site_packages = Path(sysconfig.get_paths()["purelib"]).resolve()
     docker(
         "create",
         "--name", name,
@@ -113,12 +122,15 @@ def up(stack: str, config: Mapping[str, Any], *, name: str = "", env_file: Path 
         "--volume", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
         "--tmpfs", "/run",
         "--tmpfs", "/run/lock",
-        "--volume", f"{venv}:{VENV_MOUNT}:ro",
+        "--volume", f"{site_packages}:{SITE_PACKAGES_MOUNT}:ro",
         # The database endpoint the user data names, at the box's PostgreSQL (RDS's stand-in).
         "--add-host", f"{box.database_host}:127.0.0.1",
         "--publish", "127.0.0.1::443",
         "--publish", f"127.0.0.1::{MOTO_PORT}",
         "--env", "container=docker",
+        # `docker exec` shells get what PAM sessions read from /etc/environment: the stand-in for
+        # the instance role and moto's endpoint (support/box/rootfs/etc/environment).
+        *(f"--env={line}" for line in STAND_IN_ENVIRONMENT.read_text().split()),
         "--label", "leanstack.box=1",
         image,
         "/sbin/init",

@@ -102,3 +102,70 @@ def test_blue_green_deploy_under_a_request_loop_fails_no_request(box: Box) -> No
     assert serving(box) == "v2"
     assert set(seen) <= {before, "v2"}, seen
     assert seen["v2"] > 0 and seen[before] > 0, seen
+
+
+def set_app_config(box: Box, value: dict[str, object]) -> None:
+    """The app's config parameter in SSM, as `pulumi up` or the config CLI writes it."""
+    name = f"{box.app_config()['parameters_path']}/config"
+    box.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(value), Overwrite=True)
+
+
+def test_a_failing_release_command_leaves_the_old_version_serving(box: Box) -> None:
+    before = serving(box)
+    push(box, "v3")
+    set_app_config(box, {"env": {}, "secrets": {}, "release_command": ["python3", "-c", "raise SystemExit(3)"]})
+    try:
+        failed = box.sh("leanstack-app deploy v3", check=False)
+        assert failed.returncode != 0
+        assert "release command" in failed.stderr
+        assert serving(box) == before
+        assert box.get(box.values["BOX_HEALTH_PATH"]).status == 200
+    finally:
+        set_app_config(box, {"env": {}, "secrets": {}})
+
+
+def test_a_one_off_run_runs_in_a_fresh_container_of_the_serving_image(box: Box) -> None:
+    done = box.sh("leanstack-app run -- python3 -c 'import os; print(\"one-off\", os.environ[\"APP_VERSION\"])'")
+    assert f"one-off {serving(box)}" in done.stdout
+
+
+def test_maintenance_on_and_off(box: Box) -> None:
+    box.sh("leanstack-maintenance on --message 'Back soon'")
+    try:
+        page = box.get("/")
+        assert page.status == 503
+        assert b"Back soon" in page.body
+    finally:
+        box.sh("leanstack-maintenance off")
+    assert box.get("/").status == 200
+
+
+def test_a_job_fires_from_its_timer_and_runs_once_when_triggered_twice(box: Box) -> None:
+    job = ["python3", "-c", "import time; print('tick ran', flush=True); time.sleep(8)"]
+    set_app_config(box, {"env": {}, "secrets": {}, "jobs": {"tick": {"schedule": "*:*:0/10", "command": job}}})
+    try:
+        box.sh("leanstack-app sync-jobs")
+        unit = box.sh("ls /etc/systemd/system | grep '^leanstack-job.*tick.*service$'").stdout.strip()
+        assert box.sh(f"systemctl is-active {unit.removesuffix('.service')}.timer").stdout.strip() == "active"
+        # The timer starts it within ten seconds; a second run while it goes on is skipped.
+        box.wait(f"systemctl is-active {unit}", timeout=60)
+        second = box.sh("leanstack-app job tick", check=False)
+        assert second.returncode == 0
+        assert "still running" in second.stderr
+        assert "tick ran" not in second.stdout
+        box.wait(f"journalctl -u {unit} --no-pager | grep -q 'tick ran'", timeout=60)
+    finally:
+        set_app_config(box, {"env": {}, "secrets": {}})
+        box.sh("leanstack-app sync-jobs")
+    assert box.sh("ls /etc/systemd/system | grep -c '^leanstack-job' || true").stdout.strip() == "0"
+
+
+def test_a_config_change_is_applied_by_the_reload_timers_unit_without_a_failed_request(box: Box) -> None:
+    before = json.loads(box.get("/").body)
+    assert before["env"].get("BOX_GREETING") is None
+    with request_loop(box) as seen:
+        set_app_config(box, {"env": {"BOX_GREETING": "hello"}, "secrets": {}})
+        # What leanstack-app-config.timer starts every two minutes (the timer's schedule is checked above).
+        box.sh("systemctl start leanstack-app-config.service")
+    assert json.loads(box.get("/").body)["env"] == {"BOX_GREETING": "hello"}
+    assert set(seen) == {before["version"]}, seen

@@ -20,6 +20,12 @@ for program in initdb pg_ctl postgres pg_controldata; do
   ln -sf "/usr/lib/postgresql/15/bin/$program" "/usr/local/bin/$program"
 done
 
+# AL2023's nginx package runs nginx as the user and group nginx (Debian's as www-data); the
+# rendered nginx.conf and the TLS fetch script name them.
+useradd --system --no-create-home --home-dir /var/lib/nginx --shell /usr/sbin/nologin nginx
+# ...and has /var/lib/nginx/tmp for its temporary files (the rendered nginx.conf's temp_dir).
+install -d -o nginx -g nginx -m 0770 /var/lib/nginx/tmp
+
 # The aws CLI v1 from /usr/local (see support/box/packages.py PIP_PACKAGES).
 cat >/usr/local/bin/aws <<'SH'
 #!/bin/sh
