@@ -164,7 +164,7 @@ def app_tarball(build: Path) -> Path:
                 "--format=tar",
                 *SLIM,
                 "--include=" + ",".join(APP_PACKAGES),
-                f"--customize-hook=mkdir -p \"$1/app\" && cp {APP_SERVER} \"$1/app/server.py\"",
+                f'--customize-hook=mkdir -p "$1/app" && cp {APP_SERVER} "$1/app/server.py"',
                 f"--customize-hook={APP_SLIMMING}",
                 SUITE,
             ],

@@ -61,7 +61,21 @@ BOX_PACKAGES: tuple[str, ...] = (
 # AWS_ENDPOINT_URL, which points every AWS call of the host at moto.
 PIP_PACKAGES: tuple[str, ...] = ("boto3>=1.28", "awscli>=1.29")
 # Their dependencies that stay Debian's (import names): pip's copies are removed again.
-DEBIAN_HAS: tuple[str, ...] = ("urllib3", "yaml", "_yaml", "PyYAML", "pyyaml", "docutils", "colorama", "rsa", "pyasn1", "dateutil", "python_dateutil", "six", "jmespath")
+DEBIAN_HAS: tuple[str, ...] = (
+    "urllib3",
+    "yaml",
+    "_yaml",
+    "PyYAML",
+    "pyyaml",
+    "docutils",
+    "colorama",
+    "rsa",
+    "pyasn1",
+    "dateutil",
+    "python_dateutil",
+    "six",
+    "jmespath",
+)
 
 STAND_INS = {
     "amazon-cloudwatch-agent": "a ctl that checks its JSON config and a unit that only stays active",

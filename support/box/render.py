@@ -109,10 +109,18 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
     app = json.loads(files.get("/etc/leanstack/app.json", "{}"))
     region = str(config["aws:region"])
     uploads = run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")
-    buckets = [{"name": name, "region": region, "object_lock": False, "versioned": True} for name in sorted({u.inputs["bucket"] for u in uploads})]
+    buckets = [
+        {"name": name, "region": region, "object_lock": False, "versioned": True}
+        for name in sorted({u.inputs["bucket"] for u in uploads})
+    ]
     if backup.get("BACKUP_BUCKET"):
         buckets.append(
-            {"name": backup["BACKUP_BUCKET"], "region": backup["BACKUP_BUCKET_REGION"], "object_lock": True, "versioned": True}
+            {
+                "name": backup["BACKUP_BUCKET"],
+                "region": backup["BACKUP_BUCKET_REGION"],
+                "object_lock": True,
+                "versioned": True,
+            }
         )
     database = {
         "user": backup.get("DATABASE_USER") or app.get("database", {}).get("user", "app"),
@@ -132,7 +140,9 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
     seed = {
         "region": region,
         "buckets": buckets,
-        "objects": [{"bucket": u.inputs["bucket"], "key": u.inputs["key"], "content": u.inputs["content"]} for u in uploads],
+        "objects": [
+            {"bucket": u.inputs["bucket"], "key": u.inputs["key"], "content": u.inputs["content"]} for u in uploads
+        ],
         "parameters": [
             {"name": p.inputs["name"], "type": p.inputs["type"], "value": _parameter_value(p.inputs, pki)}
             for p in run.of_type("aws:ssm/parameter:Parameter")
@@ -158,7 +168,9 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
 
 
 def _hostnames(cloud_config: str) -> tuple[str, ...]:
-    nginx = next(e["content"] for e in yaml.safe_load(cloud_config)["write_files"] if e["path"] == "/etc/nginx/nginx.conf")
+    nginx = next(
+        e["content"] for e in yaml.safe_load(cloud_config)["write_files"] if e["path"] == "/etc/nginx/nginx.conf"
+    )
     for line in nginx.splitlines():
         words = line.strip().rstrip(";").split()
         if words[:1] == ["server_name"] and words[1:] and words[1] != "_":

@@ -22,7 +22,7 @@ from typing import Any
 
 from leanstack.mocks import REPO, read_stack_config
 from support.box.image import app_tarball, box_image
-from support.box.render import LOCAL_REGISTRY, BoxInput, box_input
+from support.box.render import BoxInput, box_input
 
 BUILD = REPO / "build" / "box"
 STAND_IN_ENVIRONMENT = Path(__file__).resolve().parent / "rootfs" / "etc" / "environment"
@@ -40,10 +40,14 @@ def _say(message: str) -> None:
     print(f"box: {message}", file=sys.stderr, flush=True)
 
 
-def docker(*argv: str, check: bool = True, timeout: float = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
+def docker(
+    *argv: str, check: bool = True, timeout: float = 600, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["docker", *argv], capture_output=True, text=True, timeout=timeout, input=input, check=False)
     if check and done.returncode != 0:
-        raise SystemExit(f"box: docker {shlex.join(argv[:3])}... failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+        raise SystemExit(
+            f"box: docker {shlex.join(argv[:3])}... failed: {(done.stderr or done.stdout).strip()[-2000:]}"
+        )
     return done
 
 

@@ -23,9 +23,15 @@ import pytest
 from support.box.run import BUILD, box_exec, up
 from support.nginx_harness import Response, request
 from support.system import skip_or_fail
-from tests.conftest import read_stack_config
+from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config
 
 NAME = "leanstack-box-test"
+# The dev stack with the two host features dev leaves off: the app's own AWS identity (file
+# storage, so leanstack-credentials runs) and sealed secrets (so the seal timer runs).
+BOX_OVERRIDES = {
+    "leanstack:storage": {"enabled": True},
+    "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY},
+}
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
@@ -59,10 +65,12 @@ class Box:
         return context
 
     def get(self, path: str = "/", *, client_cert: bool = True, timeout: float = 10.0) -> Response:
-        return request(self.port, path, host=self.hostname, context=self.context(client_cert=client_cert), timeout=timeout)
+        return request(
+            self.port, path, host=self.hostname, context=self.context(client_cert=client_cert), timeout=timeout
+        )
 
     def client(self, service: str, region: str | None = None) -> Any:
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]
             service,
             region_name=region or self.values["AWS_REGION"],
             endpoint_url=self.values["AWS_ENDPOINT_URL"],
@@ -81,7 +89,9 @@ class Box:
             if done.returncode == 0:
                 return done.stdout
             if time.monotonic() > deadline:
-                pytest.fail(f"in the box, never succeeded within {timeout:.0f} s: {command}\n{done.stdout}{done.stderr}")
+                pytest.fail(
+                    f"in the box, never succeeded within {timeout:.0f} s: {command}\n{done.stdout}{done.stderr}"
+                )
             time.sleep(1)
 
 
@@ -96,7 +106,7 @@ def _usable() -> None:
 @pytest.fixture(scope="session")
 def box() -> Iterator[Box]:
     _usable()
-    values = up("dev", read_stack_config("dev"), name=NAME, env_file=BUILD / f"{NAME}.env")
+    values = up("dev", merged(read_stack_config("dev"), BOX_OVERRIDES), name=NAME, env_file=BUILD / f"{NAME}.env")
     yield Box(values)
     if not os.environ.get("KEEP_BOX"):
         subprocess.run(["docker", "rm", "--force", "--volumes", NAME], capture_output=True, check=False)

@@ -56,10 +56,12 @@ def seed_aws(seed: dict[str, Any]) -> None:
 def seed_database(database: dict[str, str]) -> None:
     sql = (
         f"CREATE ROLE \"{database['user']}\" LOGIN CREATEDB PASSWORD '{database['password']}';"
-        f"CREATE DATABASE \"{database['name']}\" OWNER \"{database['user']}\";"
+        f'CREATE DATABASE "{database["name"]}" OWNER "{database["user"]}";'
     )
     for statement in sql.rstrip(";").split(";"):
-        subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-qc", statement], check=True)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "psql", "-v", "ON_ERROR_STOP=1", "-qc", statement], check=True
+        )
 
 
 def main() -> None:
