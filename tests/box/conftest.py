@@ -2,7 +2,8 @@
 
 Marked `box`: these tests start real servers (dockerd, a systemd container, nginx, PostgreSQL,
 moto). They need root and Docker; on a developer's machine without them they skip, under
-CI=true they fail instead. KEEP_BOX=1 leaves the box running after the session.
+CI=true they fail instead. KEEP_BOX=1 leaves the box running after the session, and
+REUSE_BOX=1 (never under CI) tests the box such a session left instead of booting a new one.
 """
 
 from __future__ import annotations
@@ -106,7 +107,13 @@ def _usable() -> None:
 @pytest.fixture(scope="session")
 def box() -> Iterator[Box]:
     _usable()
-    values = up("dev", merged(read_stack_config("dev"), BOX_OVERRIDES), name=NAME, env_file=BUILD / f"{NAME}.env")
+    env_file = BUILD / f"{NAME}.env"
+    running = subprocess.run(["docker", "inspect", NAME], capture_output=True, check=False).returncode == 0
+    if os.environ.get("REUSE_BOX") and not os.environ.get("CI") and running and env_file.exists():
+        reused = dict(line.split("=", 1) for line in env_file.read_text().splitlines())
+        yield Box({key: value.strip("'") for key, value in reused.items()})
+        return
+    values = up("dev", merged(read_stack_config("dev"), BOX_OVERRIDES), name=NAME, env_file=env_file)
     yield Box(values)
     if not os.environ.get("KEEP_BOX"):
         subprocess.run(["docker", "rm", "--force", "--volumes", NAME], capture_output=True, check=False)
