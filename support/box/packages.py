@@ -31,6 +31,8 @@ BOX_PACKAGES: tuple[str, ...] = (
     "systemd",
     "systemd-sysv",
     "dbus",
+    # AL2023 resolves DynamicUser= users through nss-systemd (initdb in the drill looks its user up).
+    "libnss-systemd",
     "cloud-init",
     "python3",
     "openssl",
