@@ -5,6 +5,8 @@ each leaves the host serving."""
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -14,7 +16,11 @@ from contextlib import contextmanager
 import pytest
 import yaml
 
-from tests.box.conftest import Box
+from leanstack.config import load_stack_config
+from leanstack.mocks import run_program
+from leanstack.runbook import HOST, Step, recovery_branches
+from tests.box.conftest import BOX_OVERRIDES, Box
+from tests.conftest import merged, read_stack_config
 
 pytestmark = pytest.mark.box
 
@@ -257,3 +263,44 @@ def test_boto3_in_an_app_container_gets_the_app_roles_credentials_and_a_containe
         check=False,
     )
     assert "key ASIA" not in tokenless.stdout, tokenless.stdout
+
+
+def as_session_user(box: Box, command: str) -> subprocess.CompletedProcess[str]:
+    """`command` as the SSM session's user (ssm-user: sudo, none of the journal's groups)."""
+    return box.sh(f"su - ssm-user -c {shlex.quote(command)}", check=False, timeout=600)
+
+
+def dropped_database_steps() -> list[Step]:
+    config = merged(read_stack_config("dev"), BOX_OVERRIDES)
+    branches = recovery_branches(run_program("dev", config), load_stack_config(config, "dev"))
+    branch = next(b for b in branches if b.heading == "App database dropped")
+    return [step for step in branch.steps if step.where == HOST]
+
+
+def test_the_sheets_host_commands_run_as_the_session_user(box: Box) -> None:
+    """The sheet's "App database dropped" branch, its host commands as written (RESTORED filled in)."""
+    restore, swap, backup = dropped_database_steps()
+    (command,) = restore.commands
+    restored = as_session_user(box, command)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    name = restored.stdout.split("--use-restored ", 1)[1].split()[0]
+    (command,) = swap.commands
+    switched = as_session_user(box, command.replace("RESTORED", name))
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert box.get(box.values["BOX_HEALTH_PATH"]).status == 200
+    (command,) = backup.commands
+    assert as_session_user(box, command).returncode == 0
+    assert box.sh("systemctl show -p Result --value leanstack-backup.service").stdout.strip() == "success"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22: the sheet checks the backup with journalctl as the session user, who is not in the "
+    "journal's groups and sees no entries (the sheet is being fixed on h-sheet; this then passes)",
+)
+def test_the_sheets_backup_check_shows_the_backup_to_the_session_user(box: Box) -> None:
+    *_, backup = dropped_database_steps()
+    (check,) = backup.check_commands
+    shown = as_session_user(box, check)
+    assert "No entries" not in shown.stdout + shown.stderr
+    assert "leanstack-backup" in shown.stdout
