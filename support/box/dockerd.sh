@@ -5,6 +5,11 @@ set -eu
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
+if [ "$(id -u)" != 0 ]; then
+  # The box tests then skip (or fail under CI=true, where nothing may skip); the rest runs.
+  echo "box: no Docker daemon answers and only root can start one here" >&2
+  exit 0
+fi
 if ! command -v dockerd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io >/dev/null
 fi
