@@ -105,6 +105,7 @@ def up(stack: str, config: Mapping[str, Any], *, name: str = "", env_file: Path 
     work = BUILD / name
     work.mkdir(exist_ok=True)
     box = box_input(stack, config, work)
+    _say(f"user data rendered by the program in {time.monotonic() - started:.0f} s")
     image = box_image(BUILD)
     app_tar = app_tarball(BUILD)
     down(name, env_file)
@@ -144,9 +145,12 @@ def up(stack: str, config: Mapping[str, Any], *, name: str = "", env_file: Path 
     docker("cp", str(seed_dir / "seed.json"), f"{name}:/etc/leanstack-box/seed.json")
     docker("start", name)
     _say("booting (systemd, cloud-init with the rendered user data)")
+    booting = time.monotonic()
     _wait_for_boot(name)
-    _say(f"booted; deploying {FIRST_TAG} through the box's registry")
+    _say(f"booted in {time.monotonic() - booting:.0f} s; deploying {FIRST_TAG} through the box's registry")
+    deploying = time.monotonic()
     _deploy_first_release(name, box, app_tar)
+    _say(f"{FIRST_TAG} serving after {time.monotonic() - deploying:.0f} s")
     https_port = _published(name, 443)
     hostname = box.hostnames[0]
     values = {
