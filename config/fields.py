@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from leanstack.host.agent.contract import RESERVED_ENV_NAMES as RESERVED_ENV_NAMES
 from leanstack.host.agent.contract import RESERVED_ENV_PREFIXES as RESERVED_ENV_PREFIXES
+from leanstack.host.agent.contract import command_argv
 
 # --------------------------------------------------------------------------- errors
 
@@ -73,12 +74,15 @@ def setting(
     choices: tuple[str, ...] | None = None,
     allowed_key: str | None = None,
     unique: bool = True,
+    command: bool = False,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
         "choices": choices,
         "allowed_key": allowed_key,
         "unique": unique,
+        # A list is exec form, a string shell form (/bin/sh -c), as Docker's CMD.
+        "command": command,
         "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
@@ -342,7 +346,7 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         (item_hint, _ellipsis) = typing.get_args(hint)
         value = _decode(value)
         if isinstance(value, str):
-            value = [value]
+            value = list(command_argv(value)) if meta.get("command") else [value]
         if not isinstance(value, list):
             raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
         items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))

@@ -567,6 +567,7 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
                     (
                         "sudo -i",
                         "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
+                        'eval "$(leanstack-backup database-env)"   # where the database is now (no password)',
                         'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
                         '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
                         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",

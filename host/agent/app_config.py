@@ -66,11 +66,15 @@ class ReservedName(Failure):
 
 @dataclass(frozen=True)
 class Database:
+    """Where the app's database is. With `parameter`, host, port and secret_arn are read from that
+    SSM parameter at each container start (`containers.database_location`)."""
+
     host: str
     port: int
     name: str
     user: str
     secret_arn: str
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,13 +171,22 @@ def parse_config(raw: Any) -> Config:
     if raw_database is not None:
         if not isinstance(raw_database, dict):
             raise Failure("config database: not an object", EXIT_USAGE)
-        database = Database(
-            host=_matching(raw_database, "host", HOSTNAME, "a hostname", within="database."),
-            port=_port(raw_database.get("port"), "database.port"),
-            name=_matching(raw_database, "name", ENV_NAME, "a database name", within="database."),
-            user=_matching(raw_database, "user", ENV_NAME, "a user name", within="database."),
-            secret_arn=_matching(raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN", within="database."),
-        )
+        name = _matching(raw_database, "name", ENV_NAME, "a database name", within="database.")
+        user = _matching(raw_database, "user", ENV_NAME, "a user name", within="database.")
+        if "parameter" in raw_database:
+            # Where the database is, read at each start (a restored instance needs no new user data).
+            parameter = _matching(raw_database, "parameter", SSM_NAME, "an SSM parameter name", within="database.")
+            database = Database(host="", port=0, name=name, user=user, secret_arn="", parameter=parameter)
+        else:
+            database = Database(
+                host=_matching(raw_database, "host", HOSTNAME, "a hostname", within="database."),
+                port=_port(raw_database.get("port"), "database.port"),
+                name=name,
+                user=user,
+                secret_arn=_matching(
+                    raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN", within="database."
+                ),
+            )
     registry_secret = _field(raw, "registry_secret_arn", str, "")
     if registry_secret and not SECRET_ARN.fullmatch(registry_secret):
         raise Failure(f"config registry_secret_arn: {registry_secret!r} is not a Secrets Manager ARN", EXIT_USAGE)

@@ -59,9 +59,14 @@ class AppConfig:
 
 
 def _argv(value: Any, key: str) -> tuple[str, ...]:
+    """A command as Docker's CMD takes it: a list is exec form, a string shell form (/bin/sh -c)."""
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return contract.command_argv(value)
     if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
-        raise Failure(f"{key}: {value!r} is not allowed: a non-empty list of strings (an argv)")
-    return tuple(value)
+        raise Failure(
+            f"{key}: {value!r} is not allowed: a non-empty list of strings (exec form) or a string (shell form)"
+        )
+    return contract.command_argv(value)
 
 
 def _secret_source(value: Any, key: str) -> str:

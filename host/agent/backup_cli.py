@@ -13,6 +13,10 @@ backups that restore.
                                      (app -> app_before_restore_<time>, restored -> app),
                                      restart the app, check its health path, page off
 
+    leanstack-backup database-env    print where the database is now, as shell assignments
+                                     (DATABASE_HOST, _PORT, _SECRET_ARN; no password), for
+                                     `eval` in the recovery sheet's manual steps
+
 (leanstack-restore-drill and leanstack-restore are wrappers that run these.)
 
 Runs on Amazon Linux 2023's system Python (3.9) with only the standard library and boto3,
@@ -20,6 +24,8 @@ shelling out to pg_dump, pg_restore and psql (and initdb, pg_ctl, postgres for t
 drill). Configuration is by environment; when BACKUP_BUCKET is not set (a `sudo` run keeps
 no environment) the tool reads /etc/leanstack/backup.env ($LEANSTACK_BACKUP_ENV) itself:
 
+    DATABASE_PARAMETER          the SSM parameter where the database is (JSON: host, port,
+                                secret_arn), read at each run; it sets the three below
     DATABASE_URL                postgresql://user:password@host:port/db?sslmode=...; or
     DATABASE_SECRET_ARN         the RDS-managed secret (JSON with username and password),
       + DATABASE_HOST           with DATABASE_PORT (5432), DATABASE_NAME, DATABASE_USER
@@ -60,6 +66,7 @@ the lock); otherwise non-zero with exactly one line on stderr.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import sys
 from typing import (
@@ -78,9 +85,10 @@ from .backup_settings import (
     Interrupted,
     Settings,
     acquire_lock,
+    with_database_location,
     with_env_file,
 )
-from .common import ConfigError, Failure, one_line
+from .common import ConfigError, Failure, env_value, one_line
 from .drill import restore_drill
 from .postgres import Busy
 from .restore import RestoreOptions, restore
@@ -101,12 +109,27 @@ SUBCOMMANDS = {
 }
 
 
+def print_database_env() -> int:
+    """`export NAME=value` lines for where the database is now (names and addresses, no password)."""
+    try:
+        env = with_database_location(with_env_file(os.environ))
+        names = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_SECRET_ARN")
+        lines = [f"export {name}={shlex.quote(env_value(env, name))}" for name in names]
+    except Failure as failure:
+        print(f"{BACKUP_COMMAND}: {failure}", file=sys.stderr)
+        return failure.code
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: List[str]) -> int:
     program = os.path.basename(argv[0]) if argv else BACKUP_COMMAND
     arguments = argv[1:]
     if "-h" in arguments or "--help" in arguments:
         print(__doc__)
         return 0
+    if arguments == ["database-env"]:
+        return print_database_env()
     if arguments and arguments[0] in SUBCOMMANDS:
         command = SUBCOMMANDS[arguments[0]]
         arguments = arguments[1:]
@@ -119,7 +142,7 @@ def main(argv: List[str]) -> int:
     warnings: List[str] = []
     try:
         options = RestoreOptions.parse(arguments) if command == RESTORE_COMMAND else None
-        env = with_env_file(os.environ)
+        env = with_database_location(with_env_file(os.environ))
         settings = Settings.from_env(env)
         lock = acquire_lock(env, command)
         if lock is None:

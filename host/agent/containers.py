@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -14,13 +15,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from . import contract
-from .app_config import EXIT_USAGE, PROGRAM, Config, ReservedName
+from .app_config import EXIT_USAGE, HOSTNAME, PROGRAM, SECRET_ARN, Config, Database, ReservedName, _matching, _port
 from .app_parameters import AppConfig, read_app_config
 from .app_runtime import _say, _secret_json, _write_atomically, image_path, read_current, read_secret
-from .common import Failure
+from .common import Failure, one_line
 
 # ---------------------------------------------------------------------------------------
 # The container's environment and docker's argv
@@ -34,6 +36,22 @@ def _read_token(path: str) -> str:
         raise Failure(
             f"cannot read the credentials token {path}: {error.strerror} (is leanstack-credentials running?)"
         ) from None
+
+
+def database_location(region: str, database: Database) -> Database:
+    """The database with its host, port and secret read now from its SSM parameter, if it has one."""
+    if not database.parameter:
+        return database
+    try:
+        found = json.loads(read_secret(region, database.parameter))
+        return replace(
+            database,
+            host=_matching(found, "host", HOSTNAME, "a hostname"),
+            port=_port(found.get("port"), "port"),
+            secret_arn=_matching(found, "secret_arn", SECRET_ARN, "a Secrets Manager ARN"),
+        )
+    except (ValueError, AttributeError, Failure) as error:
+        raise Failure(f"{database.parameter}: not the database's location ({one_line(str(error))})") from None
 
 
 def container_environment(config: Config, image: str, app: AppConfig | None) -> dict[str, str]:
@@ -50,12 +68,13 @@ def container_environment(config: Config, image: str, app: AppConfig | None) -> 
         values["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = config.credentials_uri
         values["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = _read_token(config.credentials_token_file)
     if config.database is not None:
-        login = _secret_json(config.region, config.database.secret_arn, ("password",))
+        database = database_location(config.region, config.database)
+        login = _secret_json(config.region, database.secret_arn, ("password",))
         values.update(
-            DATABASE_HOST=config.database.host,
-            DATABASE_PORT=str(config.database.port),
-            DATABASE_NAME=config.database.name,
-            DATABASE_USER=config.database.user,
+            DATABASE_HOST=database.host,
+            DATABASE_PORT=str(database.port),
+            DATABASE_NAME=database.name,
+            DATABASE_USER=database.user,
             DATABASE_PASSWORD=login["password"],
         )
     for name, source in sorted(config.secrets.items()):

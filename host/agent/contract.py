@@ -9,7 +9,7 @@ own modules read it. Python 3.9, standard library only.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 # The project's name: the first segment of every SSM path and log group, the prefix of every
 # physical name (config/naming.py builds those from it). A fork renames the project here.
@@ -34,6 +34,13 @@ def app_parameters_path(stack: str) -> str:
 def releases_parameter(stack: str) -> str:
     """The release history `deploy` keeps; a new host deploys its newest serving tag at boot."""
     return f"{parameter_root(stack)}/releases"
+
+
+def database_parameter(stack: str) -> str:
+    """Where the database is, written by `pulumi up` and read by the host at each use: JSON
+    {"host", "port", "secret_arn"}. A restored instance (new endpoint, new secret) reaches the
+    host here, never through its user data, so recovery never replaces the host."""
+    return f"{parameter_root(stack)}/database"
 
 
 def tls_parameter_prefix(stack: str) -> str:
@@ -211,3 +218,18 @@ def reserved_env_reason(name: str) -> Optional[str]:
         if name.startswith(prefix):
             return f"{prefix}* names are reserved: {why}"
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# The app's commands (app.releaseCommand, app.jobs.<name>.command)
+
+# As Docker's CMD: a list is exec form (the argv itself), a string is shell form, run by this shell.
+SHELL_FORM = ("/bin/sh", "-c")
+
+
+def command_argv(command: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """The argv of a command: a list as it is (exec form), a string through `/bin/sh -c` (shell
+    form), as Docker's CMD takes them; "bin/report --daily" is two words, not one program."""
+    if isinstance(command, str):
+        return (*SHELL_FORM, command)
+    return tuple(command)

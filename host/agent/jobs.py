@@ -100,7 +100,7 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/leanstack-app job {name}
+ExecStart={contract.APP_COMMAND.path} job {name}
 # A timeout ends the tool, not the container: remove it (no-op when it is gone).
 ExecStopPost=-/usr/bin/docker rm --force job-{name}
 TimeoutStartSec={JOB_TIMEOUT}

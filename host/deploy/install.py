@@ -77,6 +77,9 @@ class AppDatabase:
     name: str
     user: str
     secret_arn: str
+    # contract.database_parameter: set, host, port and secret_arn are read from it at each
+    # container start and are not written to the host (a recovery changes them).
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,12 @@ def render_app_config(
         "database": None
         if settings.database is None
         else {
+            "parameter": settings.database.parameter,
+            "name": settings.database.name,
+            "user": settings.database.user,
+        }
+        if settings.database.parameter
+        else {
             "host": settings.database.host,
             "port": settings.database.port,
             "name": settings.database.name,
@@ -207,7 +216,7 @@ def render_docker_config(image: str) -> str | None:
     return json.dumps({"credHelpers": {registry: "ecr-login"}}, indent=2) + "\n"
 
 
-BOOT_UNIT_TEXT = """# Brings back the app on a new host: deploys the newest serving release recorded in SSM
+BOOT_UNIT_TEXT = f"""# Brings back the app on a new host: deploys the newest serving release recorded in SSM
 # (nothing when the host already runs one, or none was ever deployed). Written by leanstack.
 [Unit]
 Description=leanstack: deploy the recorded release on a new host
@@ -218,7 +227,7 @@ Wants=network-online.target leanstack-host-files.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/local/sbin/leanstack-app boot
+ExecStart={APP_TOOL_PATH} boot
 TimeoutStartSec=20min
 
 [Install]
@@ -231,7 +240,7 @@ def app_tool() -> HostFile:
     return entry_file(contract.APP_COMMAND)
 
 
-CONFIG_UNIT_TEXT = """# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
+CONFIG_UNIT_TEXT = f"""# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
 # the app's path changed since the serving container read it, then the jobs' units. Written
 # by leanstack; started by leanstack-app-config.timer.
 [Unit]
@@ -241,7 +250,7 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/leanstack-app reload-config --if-changed
+ExecStart={APP_TOOL_PATH} reload-config --if-changed
 TimeoutStartSec=20min
 """
 

@@ -363,6 +363,32 @@ def _job_metrics(app_host: AppHost) -> dict[tuple[str, str], float]:
     return found
 
 
+def test_a_command_string_is_shell_form_and_a_list_exec_form_as_docker_takes_them(app_host: AppHost) -> None:
+    """Issue 23 item 6: a string command (written by any tool into the app's config) runs
+    through /bin/sh -c, as Docker's CMD; a list is the argv itself. What docker receives is
+    checked, and the stand-in runs it as the container would."""
+    out = app_host.host.state / "shell-form.out"
+    app_host.put_config(
+        release_command=f'echo "release $LEANSTACK_RELEASE" > {out}',
+        jobs={
+            "words": {"schedule": "hourly", "command": f"echo one  two >> {out} && echo three >> {out}"},
+            "argv": {"schedule": "hourly", "command": ["/bin/echo", "one  two"]},
+        },
+    )
+    app_host.host.deploy("v1")
+    assert out.read_text() == "release v1\n"
+    assert app_host.host.run("job", "words").returncode == 0
+    assert out.read_text() == "release v1\none two\nthree\n"
+    argv_job = app_host.host.run("job", "argv")
+    assert argv_job.returncode == 0 and "one  two" in argv_job.stdout
+    commands = [run["command"] for run in app_host.runs() if run.get("command")]
+    assert commands == [
+        ["/bin/sh", "-c", f'echo "release $LEANSTACK_RELEASE" > {out}'],
+        ["/bin/sh", "-c", f"echo one  two >> {out} && echo three >> {out}"],
+        ["/bin/echo", "one  two"],
+    ]
+
+
 def test_a_job_runs_once_under_two_triggers_and_publishes_its_result(app_host: AppHost) -> None:
     script = app_host.host.directory / "job.py"
     script.write_text(JOB)
