@@ -127,13 +127,16 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
         "name": backup.get("DATABASE_NAME") or app.get("database", {}).get("name", "app"),
         "password": secrets.token_urlsafe(24),
     }
-    secret_arn = backup.get("DATABASE_SECRET_ARN") or app.get("database", {}).get("secret_arn", "")
+    parameters = {p.inputs["name"]: _parameter_value(p.inputs, pki) for p in run.of_type("aws:ssm/parameter:Parameter")}
+    # Where the database is (endpoint and the RDS-managed secret) is read at run time from SSM.
+    database_parameter = backup.get("DATABASE_PARAMETER") or app.get("database", {}).get("parameter", "")
+    where = json.loads(parameters[database_parameter]) if database_parameter else {}
     seeded_secrets = []
-    if secret_arn:
+    if where.get("secret_arn"):
         # The RDS-managed secret's name is the ARN's last part (RDS adds no suffix to it).
         seeded_secrets.append(
             {
-                "name": secret_arn.split(":secret:", 1)[1],
+                "name": where["secret_arn"].split(":secret:", 1)[1],
                 "value": json.dumps({"username": database["user"], "password": database["password"]}),
             }
         )
@@ -144,7 +147,7 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
             {"bucket": u.inputs["bucket"], "key": u.inputs["key"], "content": u.inputs["content"]} for u in uploads
         ],
         "parameters": [
-            {"name": p.inputs["name"], "type": p.inputs["type"], "value": _parameter_value(p.inputs, pki)}
+            {"name": p.inputs["name"], "type": p.inputs["type"], "value": parameters[p.inputs["name"]]}
             for p in run.of_type("aws:ssm/parameter:Parameter")
         ],
         "secrets": seeded_secrets,
@@ -161,7 +164,7 @@ def box_input(stack: str, config: Mapping[str, Any], build: Path) -> BoxInput:
         health_path=app.get("health_path", "/"),
         region=region,
         backup_bucket=backup.get("BACKUP_BUCKET", ""),
-        database_host=backup.get("DATABASE_HOST") or app.get("database", {}).get("host", ""),
+        database_host=str(where.get("host", "")),
         registry_repository=app.get("image", ""),
         pki=pki,
     )
