@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  ?= dev
 FORMAT ?= text
 
-.PHONY: plan test lint typecheck schema docs init wheel bench clean
+.PHONY: plan test lint typecheck schema docs init wheel bench clean box box-down docker-daemon
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ plan: $(VENV)/.runtime
 	$(PY) -m leanstack plan $(STACK) --format $(FORMAT)
 
 ## test: lint, type-check and the whole test suite
-test: lint typecheck
+test: lint typecheck docker-daemon
 	$(PY) -m pytest
 
 ## lint: ruff, and deptry (every import the package makes is a declared dependency)
@@ -61,6 +61,19 @@ wheel: $(VENV)/.runtime
 
 bench: $(VENV)/.dev
 	$(PY) bench/plan.py
+
+## docker-daemon: start Debian's dockerd when none is running (CI has none); the box tests need it
+docker-daemon:
+	sh support/box/dockerd.sh
+
+## box: boot the stack's host from its rendered user data in a systemd container (make box STACK=dev);
+## writes build/box/box.env and leaves it running: docker exec -it leanstack-box-$(STACK) bash
+box: $(VENV)/.dev docker-daemon
+	STACK=$(STACK) $(PY) -m support.box up
+
+## box-down: remove the box
+box-down:
+	STACK=$(STACK) $(PY) -m support.box down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist leanstack.egg-info

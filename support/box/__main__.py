@@ -1,0 +1,5 @@
+import sys
+
+from support.box.run import main
+
+sys.exit(main())

@@ -1,0 +1,306 @@
+"""The host's promises, proven in the box: the dev stack's host booted from its real user data
+(see support/box and README "The box"). One box per session; the tests run in file order and
+each leaves the host serving."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import yaml
+
+from leanstack.config import load_stack_config
+from leanstack.mocks import run_program
+from leanstack.runbook import HOST, Step, recovery_branches
+from tests.box.conftest import BOX_OVERRIDES, Box
+from tests.conftest import merged, read_stack_config
+
+pytestmark = pytest.mark.box
+
+
+def enabled_units(box: Box) -> list[str]:
+    """The units the booted user data enabled (runcmd's `systemctl enable [--now] UNIT`)."""
+    document = yaml.safe_load(box.sh("cat /var/lib/cloud/instance/cloud-config.txt").stdout)
+    return [command[-1] for command in document["runcmd"] if command[:2] == ["systemctl", "enable"]]
+
+
+def test_every_unit_is_active_and_none_failed_after_boot(box: Box) -> None:
+    assert box.sh("systemctl is-system-running", check=False).stdout.strip() == "running"
+    assert box.sh("systemctl list-units --failed --no-legend --plain").stdout.strip() == ""
+    assert box.sh("cloud-init status --long").stdout.count("status: done") == 1
+    units = enabled_units(box)
+    assert {"nginx.service", "leanstack-host-files.service", "leanstack-app-boot.service"} <= set(units)
+    for unit in units:
+        state = box.sh(f"systemctl is-active {unit}", check=False).stdout.strip()
+        assert state == "active", f"{unit} is {state}"
+    # The app serves from one of its two ports, under systemd.
+    assert "active" in box.sh("systemctl is-active leanstack-app@3000 leanstack-app@3001", check=False).stdout
+
+
+def test_backup_drill_and_config_timers_are_scheduled(box: Box) -> None:
+    listed = box.sh("systemctl list-timers --all --no-legend --plain").stdout
+    for timer in ("leanstack-backup.timer", "leanstack-restore-drill.timer", "leanstack-app-config.timer"):
+        line = next((row for row in listed.splitlines() if timer in row), "")
+        assert line, f"{timer} is not listed:\n{listed}"
+        assert not line.startswith("n/a"), f"{timer} has no next run: {line}"
+
+
+def test_site_answers_through_nginx_only_with_the_origin_pull_certificate(box: Box) -> None:
+    health = box.get(box.values["BOX_HEALTH_PATH"])
+    assert health.status == 200, health.body
+    assert json.loads(box.get("/").body)["version"] == "v1"
+    refused = box.get(box.values["BOX_HEALTH_PATH"], client_cert=False)
+    assert refused.status == 400
+    assert b"ok" not in refused.body
+
+
+@contextmanager
+def request_loop(box: Box) -> Iterator[Counter[str]]:
+    """Requests one after another through nginx until the block ends; counts each answer."""
+    seen: Counter[str] = Counter()
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                response = box.get("/")
+                seen[
+                    json.loads(response.body)["version"] if response.status == 200 else f"status {response.status}"
+                ] += 1
+            except Exception as error:
+                seen[f"error {type(error).__name__}"] += 1
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        worker.join(30)
+
+
+def push(box: Box, tag: str) -> None:
+    """A new release of the app image in the box's registry (as CI pushes to ECR)."""
+    repository = box.values["BOX_REGISTRY_REPOSITORY"]
+    box.sh(
+        f"docker import --change 'CMD [\"python3\", \"/app/server.py\"]' --change 'ENV APP_VERSION={tag}' "
+        f"--change 'ENV APP_HEALTH_PATH={box.values['BOX_HEALTH_PATH']}' "
+        f"/var/tmp/app.tar {repository}:{tag} >/dev/null "
+        f"&& docker push --quiet {repository}:{tag} >/dev/null && docker image rm {repository}:{tag} >/dev/null"
+    )
+
+
+def serving(box: Box) -> str:
+    return str(json.loads(box.get("/").body)["version"])
+
+
+def test_blue_green_deploy_under_a_request_loop_fails_no_request(box: Box) -> None:
+    push(box, "v2")
+    before = serving(box)
+    with request_loop(box) as seen:
+        time.sleep(1)
+        box.sh("leanstack-app deploy v2")
+        time.sleep(1)
+    assert serving(box) == "v2"
+    assert set(seen) <= {before, "v2"}, seen
+    assert seen["v2"] > 0 and seen[before] > 0, seen
+
+
+def set_app_config(box: Box, value: dict[str, object]) -> None:
+    """The app's config parameter in SSM, as `pulumi up` or the config CLI writes it."""
+    name = f"{box.app_config()['parameters_path']}/config"
+    box.client("ssm").put_parameter(Name=name, Type="String", Value=json.dumps(value), Overwrite=True)
+
+
+def test_a_failing_release_command_leaves_the_old_version_serving(box: Box) -> None:
+    before = serving(box)
+    push(box, "v3")
+    set_app_config(box, {"env": {}, "secrets": {}, "release_command": ["python3", "-c", "raise SystemExit(3)"]})
+    try:
+        failed = box.sh("leanstack-app deploy v3", check=False)
+        assert failed.returncode != 0
+        assert "release command" in failed.stderr
+        assert serving(box) == before
+        assert box.get(box.values["BOX_HEALTH_PATH"]).status == 200
+    finally:
+        set_app_config(box, {"env": {}, "secrets": {}})
+
+
+def test_a_one_off_run_runs_in_a_fresh_container_of_the_serving_image(box: Box) -> None:
+    done = box.sh('leanstack-app run -- python3 -c \'import os; print("one-off", os.environ["APP_VERSION"])\'')
+    assert f"one-off {serving(box)}" in done.stdout
+
+
+def test_maintenance_on_and_off(box: Box) -> None:
+    box.sh("leanstack-maintenance on --message 'Back soon'")
+    try:
+        page = box.get("/")
+        assert page.status == 503
+        assert b"Back soon" in page.body
+    finally:
+        box.sh("leanstack-maintenance off")
+    assert box.get("/").status == 200
+
+
+def test_a_job_fires_from_its_timer_and_runs_once_when_triggered_twice(box: Box) -> None:
+    # It prints "tick ran"; its command line (which the tool logs) does not hold that text.
+    job = ["python3", "-c", "import time; print('tick', 'ran', flush=True); time.sleep(20)"]
+    since = box.sh("date +%s").stdout.strip()
+    # Once, a few seconds from now: a later run of the timer cannot blur the count.
+    at = box.sh("date -u -d '+10 sec' '+%H:%M:%S'").stdout.strip()
+    schedule = f"*-*-* {at} UTC"
+    set_app_config(box, {"env": {}, "secrets": {}, "jobs": {"tick": {"schedule": schedule, "command": job}}})
+    try:
+        box.sh("leanstack-app sync-jobs")
+        unit = box.sh("ls /etc/systemd/system | grep '^leanstack-job.*tick.*service$'").stdout.strip()
+        assert box.sh(f"systemctl is-active {unit.removesuffix('.service')}.timer").stdout.strip() == "active"
+        # The timer starts it (systemd's default accuracy of a minute, plus the unit's random delay).
+        box.wait(
+            f"journalctl -u {unit} --since @{since} --no-pager | grep -q Starting "
+            f"&& systemctl show -p ActiveState --value {unit} | grep -qx activating",
+            timeout=150,
+        )
+        # A second run while that one goes on is skipped, not run beside it.
+        second = box.sh("leanstack-app job tick", check=False)
+        assert second.returncode == 0
+        assert "still running" in second.stdout + second.stderr
+        assert "tick ran" not in second.stdout + second.stderr
+        box.wait(f"systemctl show -p ActiveState --value {unit} | grep -qvx activating", timeout=120)
+        assert box.sh(f"journalctl -u {unit} --since @{since} --no-pager | grep -c 'tick ran'").stdout.strip() == "1"
+        assert box.sh(f"systemctl show -p Result --value {unit}").stdout.strip() == "success"
+    finally:
+        set_app_config(box, {"env": {}, "secrets": {}})
+        box.sh("leanstack-app sync-jobs")
+    assert box.sh("ls /etc/systemd/system | grep -c '^leanstack-job' || true").stdout.strip() == "0"
+
+
+def test_a_config_change_is_applied_by_the_reload_timers_unit_without_a_failed_request(box: Box) -> None:
+    before = json.loads(box.get("/").body)
+    assert before["env"].get("BOX_GREETING") is None
+    with request_loop(box) as seen:
+        set_app_config(box, {"env": {"BOX_GREETING": "hello"}, "secrets": {}})
+        # What leanstack-app-config.timer starts every two minutes (the timer's schedule is checked above).
+        box.sh("systemctl start leanstack-app-config.service")
+    assert json.loads(box.get("/").body)["env"] == {"BOX_GREETING": "hello"}
+    assert set(seen) == {before["version"]}, seen
+
+
+def test_a_backup_unit_writes_a_dump_to_the_backup_bucket(box: Box) -> None:
+    box.sh(
+        "runuser -u postgres -- psql -q -d app -c "
+        '"CREATE TABLE IF NOT EXISTS notes (id serial PRIMARY KEY, body text); '
+        "INSERT INTO notes (body) VALUES ('kept by the backup'); ALTER TABLE notes OWNER TO app;\""
+    )
+    box.sh("systemctl start leanstack-backup.service", timeout=300)
+    assert box.sh("systemctl show -p Result --value leanstack-backup.service").stdout.strip() == "success"
+    env = dict(line.split("=", 1) for line in box.sh("grep -v '^#' /etc/leanstack/backup.env").stdout.split())
+    s3 = box.client("s3", env["BACKUP_BUCKET_REGION"].strip('"'))
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=box.values["BOX_BACKUP_BUCKET"]).get("Contents", [])]
+    assert any(key.endswith(".manifest.json") for key in keys), keys
+    dumps = [key for key in keys if not key.endswith(".json")]
+    assert dumps and s3.head_object(Bucket=box.values["BOX_BACKUP_BUCKET"], Key=dumps[0])["ContentLength"] > 0
+
+
+def test_the_drill_unit_passes(box: Box) -> None:
+    since = box.sh("date +%s").stdout.strip()
+    box.sh("systemctl start leanstack-restore-drill.service", timeout=600)
+    assert box.sh("systemctl show -p Result --value leanstack-restore-drill.service").stdout.strip() == "success"
+    said = box.sh(f"journalctl -u leanstack-restore-drill.service --since @{since} --no-pager").stdout
+    assert "restore drill ok" in said, said
+
+
+def test_restore_swap_with_the_app_serving(box: Box) -> None:
+    box.sh("runuser -u postgres -- psql -q -d app -c \"INSERT INTO notes (body) VALUES ('after the backup');\"")
+    with request_loop(box) as seen:
+        done = box.sh("leanstack-restore --swap", timeout=600)
+    assert "to undo the switch" in done.stdout + done.stderr
+    rows = box.sh("runuser -u postgres -- psql -qtA -d app -c 'SELECT body FROM notes ORDER BY id'").stdout.split("\n")
+    assert "kept by the backup" in rows and "after the backup" not in rows
+    # Users saw the app or the maintenance page while it switched, never an error.
+    assert set(seen) <= {serving(box), "status 503"}, seen
+    assert box.get(box.values["BOX_HEALTH_PATH"]).status == 200
+
+
+def test_the_seal_job_writes_its_bundle(box: Box) -> None:
+    box.sh("systemctl start leanstack-seal-secrets.service", timeout=300)
+    assert box.sh("systemctl show -p Result --value leanstack-seal-secrets.service").stdout.strip() == "success"
+    env = dict(line.split("=", 1) for line in box.sh("grep -v '^#' /etc/leanstack/backup.env").stdout.split())
+    s3 = box.client("s3", env["BACKUP_BUCKET_REGION"].strip('"'))
+    listed = s3.list_objects_v2(Bucket=box.values["BOX_BACKUP_BUCKET"], Prefix="sealed-secrets/dev/")
+    (bundle,) = [o["Key"] for o in listed.get("Contents", [])]
+    sealed = json.loads(s3.get_object(Bucket=box.values["BOX_BACKUP_BUCKET"], Key=bundle)["Body"].read())
+    # Sealed: the app's config parameter is in it only as ciphertext.
+    assert '"env"' not in json.dumps(sealed)
+
+
+CREDENTIALS = (
+    "import boto3; c = boto3.Session().get_credentials(); "
+    "print('key', c.get_frozen_credentials().access_key if c else 'none')"
+)
+
+
+def test_boto3_in_an_app_container_gets_the_app_roles_credentials_and_a_container_without_the_token_none(
+    box: Box,
+) -> None:
+    assert box.sh("systemctl is-active leanstack-credentials.service").stdout.strip() == "active"
+    done = box.sh(f'leanstack-app run -- python3 -c "{CREDENTIALS}"')
+    key = done.stdout.split("key ", 1)[1].split()[0]
+    # moto's STS hands out assumed-role keys (ASIA...); the host's own stand-in key is "box".
+    assert key.startswith("ASIA"), done.stdout
+    image = json.loads(box.sh("cat /var/lib/leanstack/app/current.json 2>/dev/null || echo '{}'").stdout).get("image")
+    image = image or box.sh("docker ps --filter name=app- --format '{{.Image}}' | head -1").stdout.strip()
+    uri = box.sh(". /etc/leanstack/credentials.env; echo http://$LISTEN_ADDRESS:$LISTEN_PORT/leanstack/credentials")
+    tokenless = box.sh(
+        f"docker run --rm -e AWS_CONTAINER_CREDENTIALS_FULL_URI={uri.stdout.strip()} "
+        f'{image} python3 -c "{CREDENTIALS}"',
+        check=False,
+    )
+    assert "key ASIA" not in tokenless.stdout, tokenless.stdout
+
+
+def as_session_user(box: Box, command: str) -> subprocess.CompletedProcess[str]:
+    """`command` as the SSM session's user (ssm-user: sudo, none of the journal's groups)."""
+    return box.sh(f"su - ssm-user -c {shlex.quote(command)}", check=False, timeout=600)
+
+
+def dropped_database_steps() -> list[Step]:
+    config = merged(read_stack_config("dev"), BOX_OVERRIDES)
+    branches = recovery_branches(run_program("dev", config), load_stack_config(config, "dev"))
+    branch = next(b for b in branches if b.heading == "App database dropped")
+    return [step for step in branch.steps if step.where == HOST]
+
+
+def test_the_sheets_host_commands_run_as_the_session_user(box: Box) -> None:
+    """The sheet's "App database dropped" branch, its host commands as written (RESTORED filled in)."""
+    restore, swap, backup = dropped_database_steps()
+    (command,) = restore.commands
+    restored = as_session_user(box, command)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    name = restored.stdout.split("--use-restored ", 1)[1].split()[0]
+    (command,) = swap.commands
+    switched = as_session_user(box, command.replace("RESTORED", name))
+    assert switched.returncode == 0, switched.stdout + switched.stderr
+    assert box.get(box.values["BOX_HEALTH_PATH"]).status == 200
+    (command,) = backup.commands
+    assert as_session_user(box, command).returncode == 0
+    assert box.sh("systemctl show -p Result --value leanstack-backup.service").stdout.strip() == "success"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 22: the sheet checks the backup with journalctl as the session user, who is not in the "
+    "journal's groups and sees no entries (the sheet is being fixed on h-sheet; this then passes)",
+)
+def test_the_sheets_backup_check_shows_the_backup_to_the_session_user(box: Box) -> None:
+    *_, backup = dropped_database_steps()
+    (check,) = backup.check_commands
+    shown = as_session_user(box, check)
+    assert "No entries" not in shown.stdout + shown.stderr
+    assert "leanstack-backup" in shown.stdout
