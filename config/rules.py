@@ -194,6 +194,9 @@ def _check_across(c: StackConfig) -> None:
     if problem := c.storage.section_problem():
         raise ConfigError(f"{p}:storage.{camel(problem[0])}", problem[1])
 
+    if problem := c.alerts.slack.section_problem():
+        raise ConfigError(f"{p}:alerts.slack.{camel(problem[0])}", problem[1])
+
     _check_scale_out(c)
     _check_app(c)
     _check_app_parameters(c)

@@ -34,6 +34,7 @@ from leanstack.config.fields import (
     URL_PATH_RE,
     Validated,
     _check_cidr,
+    _check_db_class,
     _check_pg_version,
     _check_region,
     _check_secret_source,
@@ -251,6 +252,7 @@ class DatabaseArgs(Validated):
         doc="RDS instance class.",
         pattern=r"db\.[a-z0-9]+\.[a-z0-9]+",
         allowed="an RDS instance class starting with 'db.', such as db.t4g.micro",
+        check=_check_db_class,
     )
     allocated_storage_gb: int = setting(20, doc="Initial gp3 storage in GiB.", min=20, max=65536)
     max_allocated_storage_gb: int = setting(
@@ -652,6 +654,35 @@ class BackupBucketArgs(Validated):
 
 
 @dataclass(frozen=True)
+class SlackArgs(Validated):
+    """A Slack channel that receives the page topic through AWS Chatbot; both ids or neither."""
+
+    workspace_id: str = setting(
+        "",
+        doc="The Slack workspace (team) id, as the AWS Chatbot console shows it after authorising it, such as "
+        "T0123ABCDE.",
+        pattern=r"(T[A-Z0-9]{8,11})?",
+        allowed="a Slack workspace id such as T0123ABCDE (T and 8-11 upper-case letters or digits), or empty",
+    )
+    channel_id: str = setting(
+        "",
+        doc="The Slack channel id (channel details > About, at the bottom), such as C0123ABCDEF.",
+        pattern=r"([CG][A-Z0-9]{8,11})?",
+        allowed="a Slack channel id such as C0123ABCDEF (C or G and 8-11 upper-case letters or digits), or empty",
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        if bool(self.workspace_id) != bool(self.channel_id):
+            missing = "channel_id" if self.workspace_id else "workspace_id"
+            return (missing, "missing; alerts.slack needs both workspaceId and channelId, or neither")
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.workspace_id)
+
+
+@dataclass(frozen=True)
 class AlertThresholds(Validated):
     """When the alarms page: on user pain and data at risk only, never on a busy server."""
 
@@ -685,6 +716,33 @@ class AlertThresholds(Validated):
         doc="Page when no off-site backup has succeeded for this many hours (more than the backup interval).",
         min=2,
         max=168,
+    )
+    latency_p95_ms: int = setting(
+        1000,
+        doc="Page when the 95th percentile of user requests' response time (nginx's request time on one host, the "
+        "load balancer's TargetResponseTime when scaled out; health checks excluded) stays above this many "
+        "milliseconds for 5 minutes. Minutes with too few requests to make a percentile do not count.",
+        min=50,
+        max=60000,
+    )
+    database_connections_percent: int = setting(
+        80,
+        doc="Page when the database's connections stay above this percent of its class's max_connections (RDS's "
+        "default LEAST(DBInstanceClassMemory/9531392, 5000), estimated from the class's memory) for 5 minutes.",
+        min=50,
+        max=95,
+    )
+    ticket_email: str = setting(
+        "",
+        doc="Address for tickets: alarms that can wait for working hours (restore drill stale or failed, the "
+        "budget, a failed job, files at risk, a crash-looping worker). Empty: alertEmail gets both pages and tickets.",
+        pattern=f"({EMAIL_RE})?",
+        allowed="an email address such as tickets@example.com, or empty",
+    )
+    slack: SlackArgs = setting(
+        SlackArgs(),
+        doc="Post pages to a Slack channel through AWS Chatbot (the workspace must be authorised in the Chatbot "
+        "console once): {workspaceId, channelId}. Empty: email only.",
     )
 
 
@@ -792,7 +850,8 @@ class BudgetArgs(Validated):
     monthly_usd: int = setting(
         0,
         doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
-        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        "config's hosts, load balancer, database, cache and dashboard cost a month (leanstack/pricing.json), rounded "
+        "up.",
         min=0,
         max=1000000,
     )
@@ -897,13 +956,21 @@ def is_production(stack: str, database: DatabaseArgs) -> bool:
 
 @dataclass(frozen=True)
 class AlertsArgs(Validated):
-    """The alarm topic's subscriber."""
+    """Who the page and ticket topics reach."""
 
     email: str = setting(
-        doc="The address that receives every alarm; AWS emails it a confirmation link first.",
+        doc="The address that receives pages (and tickets, without ticket_email); AWS emails it a confirmation "
+        "link first.",
         pattern=EMAIL_RE,
         allowed="an email address such as ops@example.com",
     )
+    ticket_email: str = setting(
+        "",
+        doc="The address that receives tickets; empty: email.",
+        pattern=f"({EMAIL_RE})?",
+        allowed="an email address such as tickets@example.com, or empty",
+    )
+    slack: SlackArgs = setting(SlackArgs(), doc="A Slack channel the page topic posts to through AWS Chatbot.")
 
 
 @dataclass(frozen=True)

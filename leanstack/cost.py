@@ -62,6 +62,7 @@ FREE: dict[str, str] = {
     "aws:s3/bucketObject:BucketObject": "storage counted in its bucket",
     "aws:sns/topic:Topic": "no charge below 1M publishes a month",
     "aws:sns/topicPolicy:TopicPolicy": "no charge",
+    "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration": "no charge (AWS Chatbot bills nothing itself)",
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
     "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
     "aws:cloudwatch/eventRule:EventRule": "no charge for rules on AWS service events",
@@ -344,6 +345,13 @@ def _metric_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(standard), f"standard alarm ${standard}/month")
 
 
+def _dashboard(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """A CloudWatch dashboard: priced in full, though an account's first few are free."""
+    g = ctx.pricing["global"]
+    price, free = g["cloudwatchDashboardMonth"], g["cloudwatchDashboardsFree"]
+    return Price(PRICED, money(price), f"one dashboard ${price}/month (an account's first {free} are free)")
+
+
 def _composite_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     price = t["cloudwatchCompositeAlarmMonth"]
     return Price(PRICED, money(price), f"composite alarm ${price}/month")
@@ -497,6 +505,7 @@ REGIONAL: dict[str, PriceFn] = {
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,
     "aws:budgets/budget:Budget": _budget,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
 }
 PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
 

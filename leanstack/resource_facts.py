@@ -427,6 +427,16 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "CloudWatch: name is ForceNew; the rule changes in place.",
             replaces=frozenset({"alarmName"}),
         ),
+        "aws:cloudwatch/dashboard:Dashboard": Facts(
+            "dashboard",
+            "CloudWatch: dashboardName is ForceNew; the body is replaced in place (it holds no data, only views).",
+            replaces=frozenset({"dashboardName"}),
+        ),
+        "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration": Facts(
+            "Slack channel (AWS Chatbot)",
+            "AWS Chatbot: configuration name is ForceNew; the channel, topics and role change in place.",
+            replaces=frozenset({"configurationName"}),
+        ),
         "aws:cloudwatch/eventRule:EventRule": Facts(
             "EventBridge rule", "EventBridge: name and bus are ForceNew.", replaces=_names("eventBusName")
         ),
