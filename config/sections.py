@@ -921,7 +921,8 @@ SCALARS: dict[str, dict[str, Any]] = {
         "required": False,
     },
     "alertEmail": {
-        "doc": "Address that receives every alarm (confirm the subscription email AWS sends).",
+        "doc": "Address that receives pages, and tickets too unless alerts.ticketEmail is set (confirm the "
+        "subscription emails AWS sends).",
         "pattern": EMAIL_RE,
         "allowed": "an email address such as ops@example.com",
         "required": True,
