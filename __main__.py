@@ -38,6 +38,7 @@ from leanstack.config import (
     ConfigError,
     OriginCertificateArgs,
     UptimeCheckArgs,
+    eviction_policy,
     load_stack_config,
     placeholders,
 )
@@ -87,7 +88,13 @@ database = Database(
     connections_percent=cfg.alerts.database_connections_percent,
     opts=main,
 )
-cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
+cache = (
+    Cache(
+        "cache", cfg.cache, stack=stack, network=network, eviction_policy=eviction_policy(cfg.cache, cfg.app), opts=main
+    )
+    if cfg.cache.enabled
+    else None
+)
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
 app = App("app", cfg.app, stack=stack, region=cfg.region, cache=cache, opts=main)
 # The app's uploads, replicated beside the backups, and the app's own role (off by default).

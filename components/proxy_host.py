@@ -145,6 +145,11 @@ def access_log_metrics(stack: str) -> dict[str, str]:
     }
 
 
+# What the host's leanstack-app publishes (Count 1, dimensions Stack and Stack+Process) each time a
+# worker's container exits with an error and systemd restarts it.
+PROCESS_RESTARTS_METRIC = "ProcessRestarts"
+
+
 def latency_metric_name(stack: str) -> str:
     return access_log_metrics(stack)["latency"]
 
@@ -336,6 +341,8 @@ class ProxyHost(LeanComponent):
         self._create_latency_alarm()
         if application is not None and application.args.jobs:
             self._create_job_failed_alarm()
+        if application is not None and application.args.processes:
+            self._create_crash_loop_alarm()
         if backups is not None:
             self._create_backup_alarms()
 
@@ -931,6 +938,28 @@ class ProxyHost(LeanComponent):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
             # No run in the period is not a failure (jobs run hourly or daily).
+            treat_missing_data="notBreaching",
+        )
+
+    def _create_crash_loop_alarm(self) -> None:
+        # A ticket, not a page: the site serves, and with the cache on noeviction the queued jobs wait for the
+        # fix instead of being lost; a worker crashing for ten minutes is a working-hours bug, not an outage.
+        self._ticket_alarm(
+            "worker-crash-loop",
+            "Data waits: a worker (app.processes) keeps exiting with an error, so queued jobs (emails, exports, "
+            "webhooks) are not processed; the web app still serves. First check: `python -m leanstack logs <stack> "
+            "--filter worker-` and the per-process ProcessRestarts metric; a bad deploy: roll it back. "
+            "Runbook: #worker-crash-loop",
+            namespace=self.metrics_namespace,
+            metric_name=PROCESS_RESTARTS_METRIC,
+            dimensions={"Stack": self.stack},
+            statistic="Sum",
+            period=300,
+            # 3 failed exits in each of two 5-minute periods: a loop, not one unlucky crash.
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=3,
             treat_missing_data="notBreaching",
         )
 

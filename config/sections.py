@@ -104,6 +104,41 @@ class JobArgs(Validated):
         return None
 
 
+PROCESS_NAME_RE = r"[a-z0-9-]{1,30}"
+# ElastiCache's maxmemory-policy values; every one but noeviction drops keys when memory runs out.
+EVICTION_POLICIES = (
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random",
+    "volatile-ttl",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProcessArgs(Validated):
+    """A long-running process beside the web container (a worker), like a Procfile line."""
+
+    command: tuple[str, ...] = setting(
+        doc="The command (argv list) run in the app's image with its config, secrets and database credentials; "
+        'no port. Example: ["bin/worker", "--queue", "default"].',
+        pattern=ARGV_ITEM_RE,
+        allowed="a list of non-empty arguments",
+        unique=False,
+    )
+    count: int = setting(1, doc="How many copies run on each host that runs processes (the jobs host when "
+                         "scaled out).", min=1, max=10)  # fmt: skip
+    stop_timeout_seconds: int = setting(
+        30,
+        doc="On a deploy or stop, the process gets SIGTERM and this many seconds to finish its current job "
+        "before it is killed.",
+        min=1,
+        max=3600,
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        if not self.command:
+            return ("command", 'missing; expected a list of non-empty arguments such as ["bin/worker"]')
+        return None
+
+
 @dataclass(frozen=True)
 class AppArgs(Validated):
     """The application the host runs (one container behind nginx) and how it is shipped."""
@@ -167,6 +202,15 @@ class AppArgs(Validated):
         "never twice at once, and a failed run raises the job-failed alarm.",
         key_pattern=JOB_NAME_RE,
         allowed_key="a job name of 1-40 lower-case letters, digits and '-'",
+        default_factory=dict,
+    )
+    processes: dict[str, ProcessArgs] = setting(
+        doc="Long-running processes beside the web container (workers), like a Procfile: name -> {command, count, "
+        "stopTimeoutSeconds}. Each runs the serving release's image with the app's config and secrets, no port, "
+        "restarted when it exits; a deploy starts them after the release command and stops the old ones with "
+        "SIGTERM and the timeout. They run on the jobs host when scaled out.",
+        key_pattern=PROCESS_NAME_RE,
+        allowed_key="a process name of 1-30 lower-case letters, digits and '-' (not web)",
         default_factory=dict,
     )
     keep_images: int = setting(
@@ -385,6 +429,14 @@ class CacheArgs(Validated):
         doc="Replica nodes; 1 or more turns on automatic failover and Multi-AZ (each adds a node's price).",
         min=0,
         max=5,
+    )
+    eviction_policy: str = setting(
+        "",
+        doc="maxmemory-policy: what the cache does when full. Empty: noeviction with app.processes (a queue's jobs "
+        "must never be evicted; writes fail instead, loudly), else the engine's default volatile-lru. An evicting "
+        "policy is refused with app.processes.",
+        check=lambda v: None if v in ("", *EVICTION_POLICIES) else f"one of {', '.join(EVICTION_POLICIES)}, or empty",
+        choices=("", *EVICTION_POLICIES),
     )
 
     def __post_init__(self) -> None:
@@ -950,6 +1002,13 @@ def is_production(stack: str, database: DatabaseArgs) -> bool:
     stack saying its data matters; a disposable stack turns both protections off, as dev does.
     """
     return bool(re.fullmatch(PRODUCTION_NAME_RE, stack)) or database.protect or database.deletion_protection
+
+
+def eviction_policy(cache: CacheArgs, app: AppArgs) -> str:
+    """The cache's maxmemory-policy: as configured, else noeviction with workers; "" = the engine's default."""
+    if cache.eviction_policy:
+        return cache.eviction_policy
+    return "noeviction" if app.processes else ""
 
 
 # --------------------------------------------------------------------------- Args the program fills in

@@ -318,6 +318,12 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             holds_data="the replicated automated backups in the backup region",
             keep_data="take a manual snapshot copy in the backup region first (`aws rds copy-db-snapshot`)",
         ),
+        "aws:elasticache/parameterGroup:ParameterGroup": Facts(
+            "cache parameter group",
+            "ElastiCache: name and family are ForceNew; a parameter's value changes in place and applies to the "
+            "group's nodes at once (maxmemory-policy needs no reboot).",
+            replaces=frozenset({"name", "family"}),
+        ),
         "aws:elasticache/subnetGroup:SubnetGroup": Facts(
             "cache subnet group", "ElastiCache: name is ForceNew; subnets change in place.", replaces=_names()
         ),

@@ -142,6 +142,16 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "lasting: a smaller pool per process, a pooler, or a larger `database.instanceClass`.",
         ],
     ),
+    "worker-crash-loop": (
+        "Worker crash loop",
+        [
+            "Why it exits: `python -m leanstack logs <stack> --filter worker-` (each process copy logs to its own "
+            "stream, worker-<name>-<n>).",
+            "A deploy just went out? Roll the app back (`python -m leanstack rollback <stack>`); the queue keeps the "
+            "jobs meanwhile (the cache's noeviction).",
+            "On the jobs host (see [Access](#access-and-secrets)): `systemctl status 'leanstack-process@*'`.",
+        ],
+    ),
     "database-storage-low": (
         "Database storage low",
         [

@@ -37,6 +37,7 @@ RUNBOOK_ANCHORS = {
     "backup-stale": "backup-stale",
     "restore-drill-stale": "restore-drill-stale",
     "restore-drill-failed": "restore-drill-failed",
+    "worker-crash-loop": "worker-crash-loop",
 }
 
 
@@ -261,6 +262,7 @@ def test_every_description_says_what_users_feel_what_to_check_and_links_the_runb
                 "Errors up for users:",
                 "Errors soon for users:",
                 "Slow for users:",
+                "Data waits:",
                 "Data at risk:",
             )
         ), alarm.name

@@ -77,7 +77,12 @@ def test_no_cache_token_either(dev_cache_no_cdn: StackRun) -> None:
     assert "cacheAuthTokenParameter" in text and "`cache-group`" in text
 
 
-JOBS = {"leanstack:app": {"jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}}}}
+JOBS = {
+    "leanstack:app": {
+        "jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}},
+        "processes": {"worker": {"command": ["bin/worker"]}},
+    }
+}
 
 
 def test_alarm_anchors_and_headings_stay_in_sync(
