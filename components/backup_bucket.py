@@ -59,7 +59,7 @@ __all__ = [
     "writer_statements",
 ]
 
-# Where the host's sealed copies of the app's config and secrets go (host/backup/leanstack_seal.py).
+# Where the host's sealed copies of the app's config and secrets go (host/agent/seal_job.py).
 SEALED_PREFIX = "sealed-secrets"
 
 

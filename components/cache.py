@@ -42,6 +42,7 @@ from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
 from leanstack.config import CacheArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent import contract
 
 __all__ = ["Cache", "CacheArgs"]
 
@@ -68,7 +69,7 @@ class Cache(LeanComponent):
         self.args = args
         self.group_id = stack_prefix(stack)
         self.port = 6379
-        self.auth_token_parameter = f"/leanstack/{stack}/cache/auth-token"
+        self.auth_token_parameter = contract.cache_token_parameter(stack)
         self._security_group = aws.ec2.SecurityGroup(
             self.child_name("sg"),
             name=f"{self.group_id}-cache",

@@ -86,6 +86,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.storage import Storage
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent import contract
 from leanstack.host.boot import HostBoot, SealJob, host_boot
 from leanstack.host.deploy.install import AppDatabase, AppSettings
 from leanstack.host.params import BackupJobs, BackupSettings, HostParams
@@ -102,7 +103,7 @@ __all__ = [
 
 # Each stack publishes in a namespace of its own, so the host role's cloudwatch:namespace condition
 # keeps a dev host from writing prod's BackupSuccess (and silencing prod's backup alarms).
-METRICS_NAMESPACE_PREFIX = "Leanstack"
+METRICS_NAMESPACE_PREFIX = contract.METRICS_NAMESPACE_PREFIX
 # What SSM Agent calls for Session Manager (the channels) and Run Command (ec2messages, which deploys
 # and the password-rotation restart use), from AWS's "minimum permissions for SSM Agent" list; none
 # of these reads data, and none supports a narrower resource than "*".
@@ -130,7 +131,7 @@ def host_role_name(stack: str) -> str:
 
 def metrics_namespace(stack: str) -> str:
     """The CloudWatch namespace of the stack's own metrics (backups, drills, disk, the access-log filters)."""
-    return f"{METRICS_NAMESPACE_PREFIX}/{stack}"
+    return contract.metrics_namespace(stack)
 
 
 def access_log_metrics(stack: str) -> dict[str, str]:
@@ -178,14 +179,14 @@ def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -
             "Sid": "ReadOwnParameters",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-            "Resource": arn("ssm", f"parameter/leanstack/{stack}/*"),
+            "Resource": arn("ssm", f"parameter{contract.parameter_root(stack)}/*"),
         },
         {
             "Sid": "ShipStackLogs",
             "Effect": "Allow",
             # The agent (nginx's access log) and Docker's awslogs driver (the app): streams in existing groups.
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": arn("logs", f"log-group:/leanstack/{stack}/*"),
+            "Resource": arn("logs", f"log-group:/{contract.PROJECT}/{stack}/*"),
         },
         {
             "Sid": "PublishStackMetrics",
@@ -255,7 +256,7 @@ class ProxyHost(LeanComponent):
         self.thresholds = thresholds or AlertThresholds()
         self.hostnames = tuple(hostnames)
         self.cdn_proxied = cdn_proxied
-        self.parameter_prefix = f"/leanstack/{stack}"
+        self.parameter_prefix = contract.parameter_root(stack)
         self.metrics_namespace = metrics_namespace(stack)
         self.topic_arn = alarm_topic_arn
         # Tickets (can wait for working hours); without a ticket topic they page like the rest.
@@ -271,8 +272,6 @@ class ProxyHost(LeanComponent):
         self._boot = boot or host_boot(
             with_backups=backups is not None and database is not None,
             with_app=application is not None,
-            with_app_identity=application is not None and storage is not None,
-            with_seal=self._seal is not None,
         )
         self._fetched = self._boot.fetched
         files_bucket, uploads = self._create_host_files_bucket()
@@ -329,7 +328,7 @@ class ProxyHost(LeanComponent):
             )
         self.access_log_group = aws.cloudwatch.LogGroup(
             self.child_name("access-log"),
-            name=f"/leanstack/{stack}/nginx/access",
+            name=contract.access_log_group(stack),
             # Enough to debug last month's incident; logs are billed per GB stored.
             retention_in_days=30,
             tags=self.tags,
@@ -716,7 +715,7 @@ class ProxyHost(LeanComponent):
             hsts_max_age_seconds=self.args.hsts_max_age_seconds,
             max_body_mb=self.args.max_body_mb,
             tls_parameter_prefix=f"{self.parameter_prefix}/tls",
-            access_log_group=f"/leanstack/{self.stack}/nginx/access",  # created in __init__
+            access_log_group=contract.access_log_group(self.stack),  # created in __init__
             metrics_namespace=self.metrics_namespace,
             backup=resolved.backup,
         )
@@ -864,7 +863,7 @@ class ProxyHost(LeanComponent):
             f"Errors up for users: over {t.error_rate_percent}% of requests got a 5xx from the site for 5 minutes "
             f"(counted in minutes with at least {t.min_requests_per_minute} requests). First check: the app's own "
             "log on the host (SSM session) and the newest 5xx lines in CloudWatch Logs "
-            f"/leanstack/{self.stack}/nginx/access; if a deploy just went out, roll it back. Runbook: #error-rate",
+            f"{contract.access_log_group(self.stack)}; if a deploy just went out, roll it back. Runbook: #error-rate",
             **error_share_alarm(
                 metric("errors"),
                 metric("requests"),

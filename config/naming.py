@@ -1,12 +1,16 @@
 """The project's name and the naming scheme of everything it creates: the one place both live.
 
-A fork renames the project here (and in Pulumi.yaml); every physical name, type token, tag and
-config namespace reads it from here.
+A fork renames the project in `leanstack.host.agent.contract.PROJECT` (and in Pulumi.yaml), the
+one module the host and the laptop share; every physical name, type token, tag and config
+namespace reads it through here.
 """
 
 from __future__ import annotations
 
-PROJECT = "leanstack"
+# The project's name lives with the host's names (the SSM paths and log groups start with it).
+from leanstack.host.agent.contract import PROJECT
+
+__all__ = ["PROJECT", "RELEASE_TAG_PREFIX", "final_snapshot_name", "physical_name", "stack_prefix"]
 
 # ECR tags of images a deploy released (never expired by the repository's lifecycle policy).
 RELEASE_TAG_PREFIX = "release-"

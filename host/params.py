@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from leanstack.host.agent import contract
+
 
 @dataclass(frozen=True)
 class HostFile:
@@ -56,7 +58,7 @@ class BackupSettings:
     # systemd OnCalendar expressions, UTC.
     backup_calendar: str = "*-*-* 03:30:00"
     drill_calendar: str = "*-*-01 05:00:00"
-    metrics_namespace: str = "Leanstack"
+    metrics_namespace: str = contract.METRICS_NAMESPACE_PREFIX
     stack: str = "dev"
 
 
@@ -99,9 +101,9 @@ class HostParams:
     # SSM Parameter Store path holding the origin certificate and key as SecureStrings:
     # <prefix>/origin-cert and <prefix>/origin-key. cloud-init fetches them with the
     # instance role at boot; they are never inlined in user data.
-    tls_parameter_prefix: str = "/leanstack/dev/tls"
+    tls_parameter_prefix: str = contract.tls_parameter_prefix("dev")
     # CloudWatch Logs group that receives nginx's JSON access log.
-    access_log_group: str = "/leanstack/dev/nginx/access"
-    metrics_namespace: str = "Leanstack"
+    access_log_group: str = contract.access_log_group("dev")
+    metrics_namespace: str = contract.METRICS_NAMESPACE_PREFIX
     backup: BackupSettings | None = None
     extra_files: tuple[HostFile, ...] = field(default=())

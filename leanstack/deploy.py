@@ -83,7 +83,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from leanstack.config.naming import RELEASE_TAG_PREFIX, physical_name
-from leanstack.host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
+from leanstack.host.agent import contract
+from leanstack.host.agent.app_config import EXIT_BUSY, TAG
+from leanstack.host.agent.blue_green import serving_tags
 
 __all__ = [
     "HOST_TOOL",
@@ -101,7 +103,7 @@ __all__ = [
     "rollback",
 ]
 
-HOST_TOOL = "/usr/local/sbin/leanstack-app"
+HOST_TOOL = contract.APP_COMMAND.path
 # SSM Parameter Store's Standard tier holds values of up to 4 KB.
 RELEASES_LIMIT_BYTES = 4096
 # Pull, health check (app.healthTimeout) and nginx drain (90 s) with room to spare.
@@ -277,7 +279,7 @@ def prune_releases(ecr: Any, stack: str, history_tags: Callable[[], set[str]]) -
 
 
 def releases_parameter(stack: str) -> str:
-    return f"/leanstack/{stack}/releases"
+    return contract.releases_parameter(stack)
 
 
 def _now() -> str:

@@ -72,6 +72,7 @@ from leanstack.deploy import (
     _pulumi_outputs,
     find_target,
 )
+from leanstack.host.agent import contract
 from leanstack.host.render import MAINTENANCE_TOOL_PATH
 
 COMMANDS = ("config", "restart", "run", "logs", "maintenance")
@@ -86,7 +87,7 @@ FOLLOW_POLL_SECONDS = 2.0
 
 def parameters_path(stack: str) -> str:
     """Where the app's config lives in SSM (components/app.py writes <path>/config)."""
-    return f"/leanstack/{stack}/app"
+    return contract.app_parameters_path(stack)
 
 
 def _check_name(name: str) -> str:
@@ -294,9 +295,9 @@ def parse_since(text: str, now: float) -> int:
 
 
 def log_groups(stack: str, nginx: bool) -> list[tuple[str, str]]:
-    groups = [("app", f"/leanstack/{stack}/app")]
+    groups = [("app", contract.app_log_group(stack))]
     if nginx:
-        groups.append(("nginx", f"/leanstack/{stack}/nginx/access"))
+        groups.append(("nginx", contract.access_log_group(stack)))
     return groups
 
 

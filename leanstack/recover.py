@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from leanstack.config import ConfigError, load_stack_config
+from leanstack.host.agent import contract
 from leanstack.mocks import StackFileError, read_stack_config, stack_file
 
 RECOVERY_SUFFIX = "-recovery"
@@ -57,7 +58,7 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
     # The recovery host reads only /leanstack/<stack>-recovery/: the app's SSM secret references move
     # there, where `secrets restore STACK --into STACK-recovery` writes the sealed values.
     app = config.get("leanstack:app") or {}
-    own, moved_to = f"/leanstack/{stack}/", f"/leanstack/{recovery_stack(stack)}/"
+    own, moved_to = contract.parameter_root(stack) + "/", contract.parameter_root(recovery_stack(stack)) + "/"
     if isinstance(app.get("secrets"), dict):
         secrets = {
             name: moved_to + ref[len(own) :] if isinstance(ref, str) and ref.startswith(own) else ref

@@ -39,7 +39,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from leanstack.host.backup.leanstack_seal import FORMAT, PBKDF2_ITERATIONS, SEALED_PREFIX, key_id, mac_input
+from leanstack.host.agent import contract
+from leanstack.host.agent.seal import FORMAT, PBKDF2_ITERATIONS, SEALED_PREFIX, key_id, mac_input
 
 STAMP = re.compile(r"^\d{8}T\d{6}Z$")
 
@@ -151,7 +152,7 @@ def moved(document: Mapping[str, Any], stack: str, into: str) -> dict[str, Any]:
     """The bundle's values as another stack's: parameters under /leanstack/<stack>/ move to
     /leanstack/<into>/ (the recovery stack's host reads only its own path). Secrets Manager
     secrets keep their names: the app's config names them, in whatever region they are written."""
-    old, new = f"/leanstack/{stack}/", f"/leanstack/{into}/"
+    old, new = contract.parameter_root(stack) + "/", contract.parameter_root(into) + "/"
     parameters = [
         {**p, "name": new + p["name"][len(old) :]} if str(p["name"]).startswith(old) else dict(p)
         for p in document["parameters"]

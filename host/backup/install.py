@@ -20,35 +20,32 @@ kms:Decrypt if it uses a customer key); cloudwatch:PutMetricData (condition
 cloudwatch:namespace = the metrics namespace). With the files check (files_bucket):
 s3:GetObject on the replica bucket's objects (the drill's HeadObject; it downloads nothing).
 
-Size: the tool is about 47 KB (about 14 KB gzipped), so it does not fit EC2's 16 KB of raw
-user data: cloud-init must get the user data gzip-compressed (it accepts that), and with
-the other host files even that may not fit; then the tool is better delivered another way
-(e.g. an S3 object the instance role may read) than trimmed.
+The tool's code is the agent's (host/agent, shipped through the host-files bucket by
+`leanstack.host.boot`); here is its entry script.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from string import Template
 
+from leanstack.host.agent import contract
 from leanstack.host.params import BackupSettings, HostFile
+from leanstack.host.shipping import entry_file
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 
-BACKUP_TOOL_PATH = "/usr/local/bin/leanstack-backup"
-DRILL_TOOL_PATH = "/usr/local/bin/leanstack-restore-drill"
-RESTORE_TOOL_PATH = "/usr/local/bin/leanstack-restore"
-ENV_FILE_PATH = "/etc/leanstack/backup.env"
-VERIFY_SQL_PATH = "/etc/leanstack/drill-verify.sql"
-FILES_SQL_PATH = "/etc/leanstack/drill-files.sql"
-# The drill's throw-away PostgreSQL lives here (on disk: AL2023's /tmp is in memory).
-# systemd creates it for the unit's dynamic user (StateDirectory=).
-DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
+BACKUP_TOOL_PATH = contract.BACKUP_COMMAND.path
+DRILL_TOOL_PATH = contract.DRILL_TOOL_PATH
+RESTORE_TOOL_PATH = contract.RESTORE_TOOL_PATH
+ENV_FILE_PATH = contract.BACKUP_ENV_PATH
+VERIFY_SQL_PATH = contract.VERIFY_SQL_PATH
+FILES_SQL_PATH = contract.FILES_SQL_PATH
+DRILL_WORK_DIR = contract.DRILL_WORK_DIR
 DRILL_TARGETS = ("local", "instance", "url")
-UNIT_DIR = "/etc/systemd/system"
+UNIT_DIR = contract.UNIT_DIR
 
 # Amazon Linux 2023 package names. They cannot be verified here (no AL2023 repository
 # reachable from this machine): postgresql17 is the client (psql, pg_dump, pg_restore),
@@ -57,7 +54,7 @@ UNIT_DIR = "/etc/systemd/system"
 # python3-boto3 is boto3 for the system Python 3.9.
 BACKUP_PACKAGES: tuple[str, ...] = ("postgresql17", "postgresql17-server", "python3-boto3")
 
-BACKUP_UNITS: tuple[str, ...] = ("leanstack-backup.timer", "leanstack-restore-drill.timer")
+BACKUP_UNITS: tuple[str, ...] = (contract.BACKUP_TIMER, contract.DRILL_TIMER)
 
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):")
 # systemd EnvironmentFile values: one line, no control characters.
@@ -142,15 +139,13 @@ def _timer(name: str, description: str, calendar: str, randomized_delay: str) ->
     return HostFile(path=f"{UNIT_DIR}/{name}.timer", content=content)
 
 
-@functools.cache
 def backup_tool() -> HostFile:
-    """leanstack-backup as the host installs it; read once (the host-files bucket gets this same text)."""
-    return HostFile(BACKUP_TOOL_PATH, (HERE / "leanstack_backup.py").read_text(encoding="utf-8"), permissions="0755")
+    """leanstack-backup's entry script (its code, the agent's modules, travels through the host-files bucket)."""
+    return entry_file(contract.BACKUP_COMMAND)
 
 
 def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     """Every file the host needs for daily backups and monthly restore drills."""
-    tool = backup_tool().content
     drill_extra = (
         "# The drill's local PostgreSQL: on disk, owned by the dynamic user, kept out of /tmp.\n"
         "StateDirectory=leanstack-restore-drill\n"
@@ -166,7 +161,7 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     if settings.files_bucket:
         verify += (HostFile(path=FILES_SQL_PATH, content=settings.files_sql.rstrip("\n") + "\n", permissions="0644"),)
     return (
-        HostFile(path=BACKUP_TOOL_PATH, content=tool, permissions="0755"),
+        backup_tool(),
         HostFile(
             path=DRILL_TOOL_PATH,
             content=_template("wrapper.in").substitute(command="leanstack-restore-drill", subcommand="restore-drill"),

@@ -19,10 +19,11 @@ from moto.server import ThreadedMotoServer
 from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.literals import BucketLocationConstraintType
 
+from support.agent import agent_script
 from support.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from support.system import require_program
 
-TOOL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_backup.py"
+TOOL = agent_script("leanstack-backup")
 HOST_REGION = "eu-west-1"
 BUCKET_REGION: BucketLocationConstraintType = "eu-central-1"
 APP_USER = "app"

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from leanstack.host.deploy import leanstack_app
+from leanstack.host.agent.app_parameters import config_parameter, env_parameter, secret_parameter
 from support.servers import PostgresServer
 from support.system import require_program
 from tests.host.conftest import APP_PASSWORD, APP_USER, FAKE_CREDENTIALS, Moto
@@ -59,17 +59,15 @@ class AppHost:
 
     def put_config(self, **config: Any) -> None:
         self.ssm().put_parameter(
-            Name=leanstack_app.config_parameter(self.path), Value=json.dumps(config), Type="String", Overwrite=True
+            Name=config_parameter(self.path), Value=json.dumps(config), Type="String", Overwrite=True
         )
 
     def set_env(self, name: str, value: str) -> None:
-        self.ssm().put_parameter(
-            Name=leanstack_app.env_parameter(self.path, name), Value=value, Type="String", Overwrite=True
-        )
+        self.ssm().put_parameter(Name=env_parameter(self.path, name), Value=value, Type="String", Overwrite=True)
 
     def set_secret(self, name: str, value: str) -> None:
         self.ssm().put_parameter(
-            Name=leanstack_app.secret_parameter(self.path, name), Value=value, Type="SecureString", Overwrite=True
+            Name=secret_parameter(self.path, name), Value=value, Type="SecureString", Overwrite=True
         )
 
     def runs(self) -> list[dict[str, Any]]:
@@ -181,7 +179,7 @@ def test_a_missing_config_or_a_reserved_name_fails_with_one_line_and_changes_not
         f"leanstack-app: {app_host.path}/env/DATABASE_PASSWORD: 'DATABASE_PASSWORD' is not allowed: leanstack sets it"
     )
 
-    app_host.ssm().delete_parameter(Name=leanstack_app.env_parameter(app_host.path, "DATABASE_PASSWORD"))
+    app_host.ssm().delete_parameter(Name=env_parameter(app_host.path, "DATABASE_PASSWORD"))
     app_host.put_config(secrets={"MISSING": f"/leanstack/{app_host.stack}/nowhere"})
     ran = app_host.host.run("deploy", "v1")
     assert ran.returncode == 1

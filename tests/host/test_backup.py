@@ -570,12 +570,16 @@ SECRET_SOURCE = {"DATABASE_URL": "", "DATABASE_SECRET_ARN": "arn:x", "DATABASE_N
     ("command", "change", "named"),
     [
         ("backup", {"BACKUP_BUCKET": ""}, "BACKUP_BUCKET is not set"),
-        ("backup", {"BACKUP_PART_SIZE_MIB": "4"}, "BACKUP_PART_SIZE_MIB must be between 5"),
+        (
+            "backup",
+            {"BACKUP_PART_SIZE_MIB": "4"},
+            "BACKUP_PART_SIZE_MIB must be a whole number from 5 to 5120, got '4'",
+        ),
         ("backup", {"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be a postgresql:// URL"),
         (
             "backup",
             {**SECRET_SOURCE, "DATABASE_HOST": "h", "DATABASE_PORT": "x"},
-            "DATABASE_PORT must be an integer",
+            "DATABASE_PORT must be a whole number from 1 to 65535, got 'x'",
         ),
         ("restore-drill", {"VERIFY_SQL_FILE": "/nonexistent/verify.sql"}, "VERIFY_SQL_FILE"),
         (
@@ -633,10 +637,11 @@ def test_metrics_failure_is_a_warning_not_a_failed_backup(
 def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Moto, bucket: str) -> None:
     """The bucket policy denies a create without If-None-Match, so the header must go out even
     from a botocore that predates the IfNoneMatch parameter (Amazon Linux's python3-boto3 may)."""
-    import leanstack.host.backup.leanstack_backup as tool
+    from leanstack.host.agent.common import create_only_if_absent
+    from leanstack.host.agent.dumps import put_json
 
     s3 = moto.client_s3()
-    tool.create_only_if_absent(s3)
+    create_only_if_absent(s3)
     # This client's botocore no longer knows the parameter: an old release, as far as it can tell.
     for operation in ("PutObject", "CompleteMultipartUpload"):
         shape = s3.meta.service_model.operation_model(operation).input_shape
@@ -647,9 +652,9 @@ def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Mo
         "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("If-None-Match"))
     )
     key = "backups/app/20260101T000000Z.manifest.json"
-    tool.put_json(s3, bucket, key, {"first": True})
+    put_json(s3, bucket, key, {"first": True})
     with pytest.raises(ClientError) as replacing:
-        tool.put_json(s3, bucket, key, {"second": True})
+        put_json(s3, bucket, key, {"second": True})
     assert replacing.value.response["Error"]["Code"] == "PreconditionFailed"
     assert sent == [b"*", b"*"]
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == {"first": True}

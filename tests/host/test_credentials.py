@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from support.agent import agent_script
 from support.servers import free_port, wait_until
 from tests.host.conftest import FAKE_CREDENTIALS, HOST_REGION, Moto
 
-ENDPOINT = Path(__file__).resolve().parents[2] / "host" / "credentials" / "leanstack_credentials.py"
+ENDPOINT = agent_script("leanstack-credentials")
 ROLE_ARN = "arn:aws:iam::123456789012:role/leanstack-test-app"
 PATH = "/leanstack/credentials"
 
@@ -151,7 +152,7 @@ def test_a_request_without_the_token_or_with_a_wrong_one_is_refused(
 
 def test_the_token_survives_a_restart(moto: Moto, tmp_path: Path) -> None:
     """Running containers keep the token they were given when the endpoint restarts."""
-    from leanstack.host.credentials.leanstack_credentials import read_or_create_token
+    from leanstack.host.agent.credentials import read_or_create_token
 
     path = tmp_path / "state" / "token"
     first = read_or_create_token(str(path))

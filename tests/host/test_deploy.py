@@ -39,6 +39,7 @@ from moto import mock_aws
 from leanstack.deploy import HOST_TOOL
 from leanstack.deploy import main as deploy_cli
 from leanstack.host.params import HostParams
+from support.agent import agent_script
 from support.nginx_harness import (
     Pki,
     RunningNginx,
@@ -50,7 +51,7 @@ from support.nginx_harness import (
 )
 from support.system import require_program
 
-SCRIPT = Path(__file__).resolve().parents[2] / "host" / "deploy" / "leanstack_app.py"
+SCRIPT = agent_script("leanstack-app")
 HOST = "app.leanstack.test"
 REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-test-app"
 DATABASE_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"

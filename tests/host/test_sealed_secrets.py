@@ -18,12 +18,14 @@ import pytest
 from botocore.exceptions import ClientError
 
 from leanstack import sealed
-from leanstack.host.backup import leanstack_seal
+from leanstack.host.agent.seal import OAEP_OPTIONS, seal
+from leanstack.host.agent.seal_job import seal_secrets
 from leanstack.recovery_key import new_keypair
+from support.agent import agent_script
 from support.system import require_program
 from tests.host.conftest import BUCKET_REGION, FAKE_CREDENTIALS, HOST_REGION, Moto
 
-SEAL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_seal.py"
+SEAL = agent_script("leanstack-seal-secrets")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -245,10 +247,10 @@ def test_bundles_are_write_once_and_the_newest_or_a_stamp_is_chosen(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     first = datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.UTC)
-    leanstack_seal.seal_secrets(env, first)
-    leanstack_seal.seal_secrets(env, first + datetime.timedelta(days=1))
+    seal_secrets(env, first)
+    seal_secrets(env, first + datetime.timedelta(days=1))
     with pytest.raises(ClientError, match="PreconditionFailed"):
-        leanstack_seal.seal_secrets(env, first)
+        seal_secrets(env, first)
     keys_found = sealed.bundle_keys(moto.client_s3(), bucket, "sealed-secrets", stack_name)
     assert [key.rsplit("/", 1)[1] for key in keys_found] == ["20261130T030000Z.json", "20261201T030000Z.json"]
     assert sealed.choose_bundle(keys_found, stack_name, None).endswith("20261201T030000Z.json")
@@ -259,7 +261,7 @@ def test_bundles_are_write_once_and_the_newest_or_a_stamp_is_chosen(
 
 def test_a_damaged_bundle_is_refused(keys: tuple[str, str]) -> None:
     key = sealed.load_private_key(keys[0].encode())
-    bundle = leanstack_seal.seal(b'{"stack": "s"}', keys[1], "s", "2026-12-01T00:00:00Z")
+    bundle = seal(b'{"stack": "s"}', keys[1], "s", "2026-12-01T00:00:00Z")
     assert sealed.open_bundle(bundle, key) == {"stack": "s"}
     ciphertext = bytearray(base64.b64decode(bundle["ciphertext"]))
     ciphertext[-1] ^= 1
@@ -296,9 +298,9 @@ def test_the_host_refuses_an_rds_managed_secret_and_a_weak_key(
 def test_the_sealed_format_opens_with_the_openssl_program_too(keys: tuple[str, str], tmp_path: Path) -> None:
     """The format is plain openssl: an owner without Python can open it by hand."""
     openssl = require_program("openssl", "openssl")
-    bundle = leanstack_seal.seal(b"plain text", keys[1], "s", "2026-12-01T00:00:00Z")
+    bundle = seal(b"plain text", keys[1], "s", "2026-12-01T00:00:00Z")
     (tmp_path / "key.pem").write_text(keys[0])
-    options = [argument for option in leanstack_seal.OAEP_OPTIONS for argument in ("-pkeyopt", option)]
+    options = [argument for option in OAEP_OPTIONS for argument in ("-pkeyopt", option)]
     secret = subprocess.run(
         [openssl, "pkeyutl", "-decrypt", "-inkey", str(tmp_path / "key.pem"), *options],
         input=base64.b64decode(bundle["wrapped_key"]),

@@ -36,7 +36,7 @@ from leanstack.deploy import (
     format_releases,
     main,
 )
-from leanstack.host.deploy.leanstack_app import serving_tags
+from leanstack.host.agent.blue_green import serving_tags
 
 REGION = "eu-west-1"
 INSTANCE = "i-0123456789abcdef0"

@@ -9,7 +9,7 @@ import pytest
 
 from leanstack import sealed
 from leanstack.__main__ import main
-from leanstack.host.backup.leanstack_seal import seal
+from leanstack.host.agent.seal import seal
 
 
 def test_new_prints_a_matching_pair_once(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from botocore import xform_name
 
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS, OPERATE_COMMANDS, RECOVERY_COMMANDS
 from leanstack.config import StackConfig, load_stack_config
-from leanstack.host.backup.leanstack_backup import RestoreOptions
+from leanstack.host.agent.restore import RestoreOptions
 from leanstack.mocks import StackRun
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from tests.components.helpers import user_data_of

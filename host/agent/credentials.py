@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """leanstack-credentials: the app's own AWS identity, served to its container.
 
 An HTTP endpoint in the container-credentials protocol the AWS SDKs support through
@@ -54,17 +53,16 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from . import contract
+from .common import ConfigError, env_int, one_line, utc_now
+
 # boto3 is imported where credentials are fetched: the install code (and so `plan`) reads this
 # module's constants and must not need boto3.
 
-DEFAULT_ADDRESS = "169.254.170.2"
-DEFAULT_PORT = 51680
-DEFAULT_PATH = "/leanstack/credentials"
-DEFAULT_TOKEN_FILE = "/var/lib/leanstack-credentials/token"
-
-
-class ConfigError(Exception):
-    """Bad configuration: one line on stderr, exit 2."""
+DEFAULT_ADDRESS = contract.CREDENTIALS_ADDRESS
+DEFAULT_PORT = contract.CREDENTIALS_PORT
+DEFAULT_PATH = contract.CREDENTIALS_PATH
+DEFAULT_TOKEN_FILE = contract.CREDENTIALS_TOKEN_PATH
 
 
 @dataclass(frozen=True)
@@ -89,34 +87,21 @@ class Settings:
         path = env.get("CREDENTIALS_PATH", "").strip() or DEFAULT_PATH
         if not path.startswith("/"):
             raise ConfigError(f"CREDENTIALS_PATH must start with '/', got {path!r}")
-        duration = _int(env, "DURATION_SECONDS", 3600, 900, 3600)
-        refresh_before = _int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 3600)
+        duration = env_int(env, "DURATION_SECONDS", 3600, 900, 3600)
+        refresh_before = env_int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 3600)
         if refresh_before >= duration:
             raise ConfigError(f"REFRESH_BEFORE_SECONDS ({refresh_before}) must be below DURATION_SECONDS ({duration})")
         return Settings(
             role_arn=role_arn,
             region=(env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "")).strip() or None,
             address=env.get("LISTEN_ADDRESS", "").strip() or DEFAULT_ADDRESS,
-            port=_int(env, "LISTEN_PORT", DEFAULT_PORT, 1, 65535),
+            port=env_int(env, "LISTEN_PORT", DEFAULT_PORT, 1, 65535),
             path=path,
             token_file=env.get("TOKEN_FILE", "").strip() or DEFAULT_TOKEN_FILE,
             session_name=env.get("SESSION_NAME", "").strip() or "leanstack-app",
             duration=duration,
             refresh_before=refresh_before,
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not minimum <= int(text) <= maximum:
-        raise ConfigError(f"{name} must be a whole number from {minimum} to {maximum}, got {text!r}")
-    return int(text)
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def read_or_create_token(path: str) -> str:
@@ -185,7 +170,7 @@ class CredentialCache:
                 except Exception as error:
                     if self._current is None or self._current["Expiration"] - now <= datetime.timedelta(minutes=1):
                         raise
-                    log(f"refresh failed, serving the current credentials: {one_line(str(error))}")
+                    log(f"refresh failed, serving the current credentials: {one_line(str(error))[:300]}")
             current = self._current
         expiration: datetime.datetime = current["Expiration"]
         return {
@@ -194,10 +179,6 @@ class CredentialCache:
             "Token": current["SessionToken"],
             "Expiration": expiration.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-
-
-def one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
 
 
 def log(message: str) -> None:
@@ -223,7 +204,7 @@ def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type
             try:
                 body = cache.get()
             except Exception as error:
-                log(f"cannot assume {settings.role_arn}: {one_line(str(error))}")
+                log(f"cannot assume {settings.role_arn}: {one_line(str(error))[:300]}")
                 self._answer(503, {"code": "ServiceUnavailable", "message": "cannot assume the app role now"})
                 return
             self._answer(200, body)
@@ -259,7 +240,7 @@ def serve(settings: Settings, assume: Assume) -> None:
         cache.get()
     except Exception as error:
         # Serve anyway: the app gets 503 until STS answers, and the unit stays up to retry.
-        log(f"cannot assume {settings.role_arn} yet: {one_line(str(error))}")
+        log(f"cannot assume {settings.role_arn} yet: {one_line(str(error))[:300]}")
     log(f"serving {settings.path} on {settings.address}:{settings.port}")
     try:
         server.serve_forever()
@@ -283,7 +264,3 @@ def main(argv: List[str]) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
