@@ -31,6 +31,7 @@ from leanstack.components.proxy_host import (
     host_role_name,
     metrics_namespace,
 )
+from leanstack.components.rds_backup import RdsBackup
 from leanstack.components.storage import Storage
 from leanstack.components.uptime_check import UptimeCheck
 from leanstack.config import (
@@ -143,6 +144,20 @@ host = ProxyHost(
 database.allow_from("host", host.security_group_id)
 if cfg.database.cross_region_backups:
     database.replicate_backups(cfg.backup.region)
+# RDS's own restore paths proven: AWS Backup, copied off-site, restore-tested monthly (opt-in).
+if cfg.database.aws_backup.enabled:
+    RdsBackup(
+        "rds-backup",
+        cfg.database.aws_backup,
+        database=database,
+        stack=stack,
+        backup_region=cfg.backup.region,
+        retention_days=cfg.database.backup_retention_days,
+        lock_days=cfg.backup.object_lock_days,
+        lock_mode=cfg.backup.object_lock_mode,
+        ticket_topic_arn=alerts.ticket_topic_arn,
+        opts=main,
+    )
 # Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.
 app.restart_on_password_rotation(host_name(stack), database.secret_arn)
 if cache is not None:

@@ -114,6 +114,8 @@ class Database(LeanComponent):
         replicas = [self._create_replica(n, instance, parameters) for n in range(1, args.read_replicas + 1)]
 
         self.address = instance.address
+        self.arn = instance.arn
+        self.subnet_group_name = subnet_group.name
         self.port = instance.port
         self.database_name = args.database_name
         self.username = args.username

@@ -276,6 +276,23 @@ class HostsArgs(Validated):
 
 
 @dataclass(frozen=True)
+class AwsBackupArgs(Validated):
+    """RDS restores proven: the instance under an AWS Backup plan, copied off-site, restored monthly as a test."""
+
+    enabled: bool = setting(
+        False,
+        doc="Put the RDS instance under an AWS Backup plan: continuous backup (point-in-time, "
+        "backupRetentionDays) and daily snapshots, each copied to a vault in backup.region locked like the "
+        "backup bucket, and a monthly AWS Backup restore test of the newest snapshot (result to the ticket "
+        "topic, a failure alarmed). Costs the snapshots' storage there and here, and one test restore a month.",
+    )
+    snapshot_days: int = setting(
+        35, doc="Days the daily snapshots are kept, here and (at least backup.objectLockDays) in the copy.", min=7,
+        max=3650,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class DatabaseArgs(Validated):
     """RDS PostgreSQL in the private subnets."""
 
@@ -320,6 +337,11 @@ class DatabaseArgs(Validated):
         "backup.region, for point-in-time recovery there when the stack's region is down: a recovery point of "
         "minutes instead of the last off-site dump. Costs the backup storage there ($0.095/GB-month) and its "
         "transfer. Same account only (RDS does not replicate to another account).",
+    )
+    aws_backup: AwsBackupArgs = setting(
+        AwsBackupArgs(),
+        doc="Opt-in AWS Backup plan for the instance, copied to backup.region and restore-tested monthly: "
+        "{enabled: true}.",
     )
     deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
     final_snapshot: bool = setting(

@@ -142,6 +142,16 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "lasting: a smaller pool per process, a pooler, or a larger `database.instanceClass`.",
         ],
     ),
+    "rds-restore-test-failed": (
+        "RDS restore test failed",
+        [
+            "AWS Backup console > Jobs > Restore jobs: the failed job's status message (a subnet group or security "
+            "group it could not use, a snapshot that would not restore).",
+            "Restore testing > the stack's plan: the last runs; start one by hand from a recovery point there to "
+            "check the fix.",
+            "Until a test passes, count on the off-site dumps (the restore drill) for recovery.",
+        ],
+    ),
     "worker-crash-loop": (
         "Worker crash loop",
         [

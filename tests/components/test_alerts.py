@@ -25,7 +25,8 @@ ALARMS = (
 # What wakes someone (the page topic) and what waits for working hours (the ticket topic).
 PAGES = {"site-down", "error-rate", "latency", "still-broken", "storage-low", "connections-high", "backup-stale",
          "unhealthy-targets", "load-balancer-errors"}  # fmt: skip
-TICKETS = {"restore-drill-stale", "restore-drill-failed", "job-failed", "files-at-risk", "worker-crash-loop"}
+TICKETS = {"restore-drill-stale", "restore-drill-failed", "job-failed", "files-at-risk", "worker-crash-loop",
+           "rds-restore-test-failed"}  # fmt: skip
 # Alarm name suffix -> the runbook section its description links to.
 RUNBOOK_ANCHORS = {
     "site-down": "site-down",
@@ -38,6 +39,7 @@ RUNBOOK_ANCHORS = {
     "restore-drill-stale": "restore-drill-stale",
     "restore-drill-failed": "restore-drill-failed",
     "worker-crash-loop": "worker-crash-loop",
+    "rds-restore-test-failed": "rds-restore-test-failed",
 }
 
 

@@ -81,7 +81,8 @@ JOBS = {
     "leanstack:app": {
         "jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}},
         "processes": {"worker": {"command": ["bin/worker"]}},
-    }
+    },
+    "leanstack:database": {"awsBackup": {"enabled": True}},
 }
 
 
