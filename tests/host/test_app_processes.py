@@ -159,7 +159,8 @@ def test_a_failed_exit_counts_a_restart_and_a_clean_stop_does_not(app_host: AppH
     crashed = machine.run("process-exited", "mailer", "1")
     assert crashed.returncode == 0, crashed.stderr
     assert "process mailer 1 ended (exit-code, exit 3); systemd restarts it" in crashed.stdout
-    cloudwatch: Any = app_host.moto.session().client("cloudwatch", region_name=REGION, endpoint_url=app_host.moto.endpoint)
+    session: Any = app_host.moto.session()
+    cloudwatch = session.client("cloudwatch", region_name=REGION, endpoint_url=app_host.moto.endpoint)
     now = datetime.datetime.now(datetime.UTC)
     sums = {}
     stack = [{"Name": "Stack", "Value": app_host.stack}]
