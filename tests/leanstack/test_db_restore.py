@@ -285,3 +285,33 @@ def test_the_request_names_every_placement_the_source_has() -> None:
     assert request["DBParameterGroupName"] == "leanstack-prod-pg17" and request["MultiAZ"] is True
     assert request["PubliclyAccessible"] is False and request["RestoreTime"] == NOW
     json.dumps({k: v for k, v in request.items() if k != "RestoreTime"})  # plain data
+
+
+def test_adoption_replaces_no_database_and_moves_the_hosts_to_the_new_secret(
+    prod: StackRun, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the printed `pulumi up` after the refresh does: RDS manages the copy's password again, under a
+    new secret; the plan of that state keeps every database resource and replaces the one host."""
+    from leanstack import mocks
+    from leanstack.diff import diff_plans
+    from leanstack.plan import build_plan
+    from tests.conftest import read_stack_config
+
+    original = mocks.LeanMocks.new_resource
+
+    def adopted(self: mocks.LeanMocks, args: Any) -> tuple[str | None, dict[str, Any]]:
+        rid, state = original(self, args)
+        if args.typ == "aws:rds/instance:Instance" and not args.inputs.get("replicateSourceDb"):
+            secret = dict(state["masterUserSecrets"][0])
+            secret["secretArn"] += "-adopted"
+            state["masterUserSecrets"] = [secret]
+        return rid, state
+
+    monkeypatch.setattr(mocks.LeanMocks, "new_resource", adopted)
+    after = mocks.run_program("prod", read_stack_config("prod"))
+    result = diff_plans("prod", build_plan(prod), build_plan(after))
+    changed = {c["name"]: c for c in result["changed"]}
+    assert not [name for name in changed if name.startswith("database")], sorted(changed)
+    assert changed["host-instance"]["replaced"], "the one host's boot configuration holds the secret's ARN"
+    replaced = sorted(name for name, c in changed.items() if c["replaced"])
+    assert replaced == ["host-instance"], replaced
