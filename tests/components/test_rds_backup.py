@@ -110,3 +110,25 @@ def test_priced(prod_backed_up: StackRun, prod: StackRun) -> None:
     cost = build_plan(prod_backed_up)["cost"]
     assert not [n for n in cost["notPriced"] if n["type"].startswith("aws:backup/")]
     assert cost["total"] > build_plan(prod)["cost"]["total"] + 3  # snapshots here and there, and the monthly test
+
+
+def test_with_every_new_option_on_the_policy_pack_passes_and_every_type_is_priced_and_known() -> None:
+    """Issue 24's optional pieces together (AWS Backup, Slack, a worker with the cache) on prod."""
+    from leanstack.plan import failed_policies
+    from leanstack.resource_facts import COMPONENT, FACTS
+
+    run = run_with(
+        {
+            **ON,
+            "leanstack:alerts": {"slack": {"workspaceId": "T0123ABCDE", "channelId": "C0123ABCDEF"}},
+            "leanstack:app": {"processes": {"worker": {"command": ["bin/worker"]}}},
+            "leanstack:cache": {"enabled": True},
+        },
+        stack="prod",
+    )
+    plan = build_plan(run)
+    assert failed_policies(plan) == []
+    assert plan["cost"]["notPriced"] == []
+    custom = {r.type for r in run.resources if r.custom and not r.type.startswith("pulumi:providers:")}
+    assert sorted(t for t in custom if t not in FACTS) == []
+    assert COMPONENT.what  # components are described by the one shared entry
