@@ -296,6 +296,8 @@ class ProxyHost(LeanComponent):
         boot_after: list[pulumi.Resource] = [*tls_parameters, *uploads, role]
         if application is not None:
             boot_after.append(application.config_parameter)  # read by the first container start
+        if database is not None:
+            boot_after.append(self._store_database_location(database))  # read by the tools at each use
         if self.group is None:
             user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
             instance = self._create_instance(network, security_group, profile, user_data, boot_after)
@@ -525,6 +527,21 @@ class ProxyHost(LeanComponent):
             raise ValueError(f"app.secrets: {outside[0]} is outside {self.parameter_prefix}/, which the host may read")
         return statements
 
+    def _store_database_location(self, database: Database) -> aws.ssm.Parameter:
+        """Where the database is, for the host to read at each use (contract.database_parameter):
+        a recovery's new endpoint and secret reach the host here, not through its user data."""
+        return aws.ssm.Parameter(
+            self.child_name("database-location"),
+            name=contract.database_parameter(self.stack),
+            type="String",
+            value=pulumi.Output.json_dumps(
+                {"host": database.address, "port": database.port, "secret_arn": database.secret_arn}
+            ),
+            description="Where the database is (host, port, secret ARN); read by the host at each use",
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+
     # ------------------------------------------------------------------ files too large for user data
 
     def _create_host_files_bucket(self) -> tuple[aws.s3.Bucket, list[aws.s3.BucketObjectv2]]:
@@ -627,23 +644,25 @@ class ProxyHost(LeanComponent):
         if database is not None and backups is not None:
             replica = self.storage.replica_name if self.storage is not None else ""
             files_sql = self.storage.args.drill_files_sql if self.storage is not None else ""
-            backup_settings = pulumi.Output.all(
-                backups.bucket_name, database.address, database.port, database.secret_arn, replica
-            ).apply(
+            # Where the database is (endpoint, secret) is read on the host from its SSM parameter,
+            # never rendered here: a restored instance must not change the user data (the host).
+            backup_settings = pulumi.Output.all(backups.bucket_name, replica).apply(
                 lambda v: BackupSettings(
                     bucket=v[0],
                     bucket_region=backups.region,
                     prefix=backups.prefix,
                     database_name=database.database_name,
-                    database_host=v[1],
-                    database_port=int(v[2]),
+                    database_host="",
+                    database_port=0,
                     database_user=database.username,
-                    database_secret_arn=v[3],
+                    database_secret_arn="",
+                    database_parameter=contract.database_parameter(self.stack),
+                    region=self.region,
                     drill_target=self.backup_jobs.drill_target,
                     drill_database_url=self.backup_jobs.drill_database_url,
                     drill_starts_app=self.backup_jobs.drill_starts_app,
                     verify_sql=self.backup_jobs.verify_sql,
-                    files_bucket=v[4] if files_sql else "",
+                    files_bucket=v[1] if files_sql else "",
                     files_sql=files_sql,
                     backup_calendar=self.backup_jobs.backup_calendar,
                     drill_calendar=self.backup_jobs.drill_calendar,
@@ -670,9 +689,15 @@ class ProxyHost(LeanComponent):
         a = application.args
         db: pulumi.Output[AppDatabase | None] = pulumi.Output.from_input(None)
         if database is not None:
-            db = pulumi.Output.all(database.address, database.port, database.secret_arn).apply(
-                lambda v: AppDatabase(
-                    host=v[0], port=int(v[1]), name=database.database_name, user=database.username, secret_arn=v[2]
+            # The endpoint and secret are read at each start from the database's SSM parameter.
+            db = pulumi.Output.from_input(
+                AppDatabase(
+                    host="",
+                    port=0,
+                    name=database.database_name,
+                    user=database.username,
+                    secret_arn="",
+                    parameter=contract.database_parameter(self.stack),
                 )
             )
         identity: pulumi.Output[tuple[str, dict[str, str]]] = pulumi.Output.from_input(("", {}))
@@ -988,7 +1013,7 @@ class ProxyHost(LeanComponent):
         self._ticket_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
-            "First check: `journalctl -u leanstack-restore-drill` on the host; run "
+            "First check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host; run "
             "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillAgeDays",
@@ -1003,7 +1028,7 @@ class ProxyHost(LeanComponent):
         self._alarm(
             "restore-drill-failed",
             "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
-            "check: `journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
+            "check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host for the one-line reason. "
             "Runbook: #restore-drill-failed",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillFailure",

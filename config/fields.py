@@ -26,6 +26,10 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
+from leanstack.host.agent.contract import RESERVED_ENV_NAMES as RESERVED_ENV_NAMES
+from leanstack.host.agent.contract import RESERVED_ENV_PREFIXES as RESERVED_ENV_PREFIXES
+from leanstack.host.agent.contract import command_argv
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -70,12 +74,15 @@ def setting(
     choices: tuple[str, ...] | None = None,
     allowed_key: str | None = None,
     unique: bool = True,
+    command: bool = False,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
         "choices": choices,
         "allowed_key": allowed_key,
         "unique": unique,
+        # A list is exec form, a string shell form (/bin/sh -c), as Docker's CMD.
+        "command": command,
         "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
@@ -211,37 +218,8 @@ CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
 CACHE_DEFAULT_VERSIONS = {"valkey": "8.0", "redis": "7.1"}
 
 
-# Names app.env and app.secrets may not use, with the reason the error gives. Secrets reach the
-# docker CLI's own environment on the host (`docker run --env NAME` passes them on), and both reach
-# the container, so a name the host's programs, the shell, the C library or leanstack interpret is
-# refused. Allowed on purpose: LANG/LC_*, TZ, PYTHON* and NODE_* (the app's own runtime settings,
-# which the docker CLI, a Go program, ignores), HTTP(S)_PROXY (the app may need one; the docker
-# CLI only uses it for a TCP daemon, which the host has not).
-RESERVED_ENV_NAMES: dict[str, str] = {
-    "PORT": "leanstack sets it to app.port",
-    "REDIS_URL": "reserved: leanstack will set it when the cache is on",
-    "PATH": "the host's docker CLI and the container find their programs with it",
-    "HOME": "the docker CLI reads its config from it, and the image sets it for the app",
-    "HOSTNAME": "Docker sets it to the container's name",
-    "TMPDIR": "the docker CLI and the C library put temporary files there",
-    **dict.fromkeys(("USER", "LOGNAME", "SHELL", "PWD", "OLDPWD"), "the login session sets it"),
-    **dict.fromkeys(("IFS", "ENV", "BASH_ENV", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"), "shells interpret it"),
-    **dict.fromkeys(
-        ("GLIBC_TUNABLES", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN"),
-        "the C library interprets it",
-    ),
-    **dict.fromkeys(("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"), "systemd interprets it"),
-}
-RESERVED_ENV_PREFIXES: dict[str, str] = {
-    "DATABASE_": "leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD",
-    "LEANSTACK_": "reserved for leanstack's own settings",
-    "AWS_": "reserved: leanstack will set the app's AWS settings",
-    "DOCKER_": "the docker CLI on the host reads it as its own setting (DOCKER_HOST redirects it)",
-    "LD_": "the dynamic loader interprets it (LD_PRELOAD runs code in every program started)",
-    "MALLOC_": "the C library interprets it",
-    "BASH_FUNC_": "bash imports functions from it",
-    "SYSTEMD_": "systemd interprets it",
-}
+# Names app.env and app.secrets may not use, with the reason the error gives: the host's list
+# (leanstack.host.agent.contract), which the host agent enforces too, whatever wrote the value.
 # The shape of a name, with the reserved ones excluded (so the JSON Schema flags them in editors).
 ENV_NAME_RE = (
     f"(?!(?:{'|'.join(sorted(RESERVED_ENV_NAMES))})$)"
@@ -411,7 +389,7 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         (item_hint, _ellipsis) = typing.get_args(hint)
         value = _decode(value)
         if isinstance(value, str):
-            value = [value]
+            value = list(command_argv(value)) if meta.get("command") else [value]
         if not isinstance(value, list):
             raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
         items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))

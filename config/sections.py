@@ -91,11 +91,13 @@ class JobArgs(Validated):
         check=calendar_problem,
     )
     command: tuple[str, ...] = setting(
-        doc="The command (argv list) run in the app's image with its config, secrets and database credentials. "
-        'Example: ["bin/report", "--daily"].',
+        doc="The command run in the app's image with its config, secrets and database credentials, as Docker's "
+        'CMD: a list is exec form (the argv, e.g. ["bin/report", "--daily"]), a string is shell form, run '
+        "by /bin/sh -c (e.g. 'bin/report --daily && bin/cleanup').",
         pattern=ARGV_ITEM_RE,
-        allowed="a list of non-empty arguments",
+        allowed="a list of non-empty arguments, or a string (run by /bin/sh -c)",
         unique=False,
+        command=True,
     )
 
     def section_problem(self) -> tuple[str, str] | None:
@@ -192,10 +194,12 @@ class AppArgs(Validated):
         (),
         doc="Runs once per deploy in a container of the new image, with the app's config, secrets and database "
         "credentials, before any traffic switches; a non-zero exit stops the deploy and the old version keeps "
-        'serving. Migrations belong here and must be backward compatible. Example: ["bin/migrate"].',
+        "serving. Migrations belong here and must be backward compatible. As Docker's CMD: a list is exec "
+        'form (["bin/migrate"]), a string is shell form, run by /bin/sh -c ("bin/migrate --verbose").',
         pattern=ARGV_ITEM_RE,
-        allowed="a list of non-empty arguments",
+        allowed="a list of non-empty arguments, or a string (run by /bin/sh -c)",
         unique=False,
+        command=True,
     )
     jobs: dict[str, JobArgs] = setting(
         doc="Scheduled jobs: name -> {schedule, command}; each runs on one host (the jobs host when scaled out), "

@@ -60,6 +60,11 @@ class BackupSettings:
     drill_calendar: str = "*-*-01 05:00:00"
     metrics_namespace: str = contract.METRICS_NAMESPACE_PREFIX
     stack: str = "dev"
+    # Where the database is at run time (contract.database_parameter): set, the env file names
+    # this SSM parameter and `region`, and never the endpoint or the secret ARN above, which a
+    # recovery changes (the host would be replaced for it).
+    database_parameter: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,19 @@ def test_the_contract_is_the_one_place_for_the_hosts_names() -> None:
         if text.startswith(CONTRACT_PREFIXES) or text == "Leanstack"
     ]
     assert bad == []
+
+
+def test_every_journal_command_the_library_prints_uses_sudo() -> None:
+    """On Amazon Linux 2023 the session user sees `-- No entries --` from the system journal
+    (only adm/wheel/systemd-journal may read it): every journalctl the host agent, the host's
+    files or an alarm's text tells someone to run starts with sudo. (The recovery sheet,
+    leanstack/runbook.py, has its own test.)"""
+    checked = [p for p in modules() if room_of(p) in ("host", "components")]
+    bad = [
+        f"{path.relative_to(REPO)}:{line}: {text.strip()[:80]!r}"
+        for path in checked
+        for line, text in _code_strings(path)
+        for at in [i for i in range(len(text)) if text.startswith("journalctl", i)]
+        if not text[:at].endswith("sudo ")
+    ]
+    assert bad == []

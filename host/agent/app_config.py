@@ -54,16 +54,32 @@ CREDENTIALS_URI = re.compile(r"http://(127\.0\.0\.1|169\.254\.170\.2|169\.254\.1
 RESTART_WAIT_SECONDS = 1200.0
 # How long a reloaded nginx may take to start its new workers.
 NEW_WORKERS_SECONDS = 10.0
-DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+DATABASE_VARIABLES = contract.DATABASE_VARIABLES
+
+
+class ReservedName(Failure):
+    """A reserved variable name (contract.RESERVED_ENV_NAMES/PREFIXES) in the app's config,
+    whatever wrote it: refused before any value reaches docker or the container."""
+
+    def __init__(self, where: str, name: str) -> None:
+        super().__init__(
+            f"{where}: {name!r} is refused: {contract.reserved_env_reason(name)}; leanstack never passes it "
+            "to docker or the app (unset it: python -m leanstack config STACK unset NAME)"
+        )
+        self.name = name
 
 
 @dataclass(frozen=True)
 class Database:
+    """Where the app's database is. With `parameter`, host, port and secret_arn are read from that
+    SSM parameter at each container start (`containers.database_location`)."""
+
     host: str
     port: int
     name: str
     user: str
     secret_arn: str
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,8 +161,10 @@ def parse_config(raw: Any) -> Config:
         raise Failure(f"config ports: {ports!r} is not allowed: two different ports", EXIT_USAGE)
     secrets = _field(raw, "secrets", dict, {})
     for name, source in secrets.items():
-        if not ENV_NAME.fullmatch(name) or name in DATABASE_VARIABLES or name == "PORT":
+        if not ENV_NAME.fullmatch(name):
             raise Failure(f"config secrets: {name!r} is not allowed: an environment variable name", EXIT_USAGE)
+        if contract.reserved_env_reason(name):
+            raise ReservedName(f"config secrets.{name}", name)
         if not isinstance(source, str) or not (SSM_NAME.fullmatch(source) or SECRET_ARN.fullmatch(source)):
             raise Failure(
                 f"config secrets.{name}: {source!r} is not allowed: an SSM parameter name (/a/b) "
@@ -158,13 +176,22 @@ def parse_config(raw: Any) -> Config:
     if raw_database is not None:
         if not isinstance(raw_database, dict):
             raise Failure("config database: not an object", EXIT_USAGE)
-        database = Database(
-            host=_matching(raw_database, "host", HOSTNAME, "a hostname", within="database."),
-            port=_port(raw_database.get("port"), "database.port"),
-            name=_matching(raw_database, "name", ENV_NAME, "a database name", within="database."),
-            user=_matching(raw_database, "user", ENV_NAME, "a user name", within="database."),
-            secret_arn=_matching(raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN", within="database."),
-        )
+        name = _matching(raw_database, "name", ENV_NAME, "a database name", within="database.")
+        user = _matching(raw_database, "user", ENV_NAME, "a user name", within="database.")
+        if "parameter" in raw_database:
+            # Where the database is, read at each start (a restored instance needs no new user data).
+            parameter = _matching(raw_database, "parameter", SSM_NAME, "an SSM parameter name", within="database.")
+            database = Database(host="", port=0, name=name, user=user, secret_arn="", parameter=parameter)
+        else:
+            database = Database(
+                host=_matching(raw_database, "host", HOSTNAME, "a hostname", within="database."),
+                port=_port(raw_database.get("port"), "database.port"),
+                name=name,
+                user=user,
+                secret_arn=_matching(
+                    raw_database, "secret_arn", SECRET_ARN, "a Secrets Manager ARN", within="database."
+                ),
+            )
     registry_secret = _field(raw, "registry_secret_arn", str, "")
     if registry_secret and not SECRET_ARN.fullmatch(registry_secret):
         raise Failure(f"config registry_secret_arn: {registry_secret!r} is not a Secrets Manager ARN", EXIT_USAGE)

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .app_config import DATABASE_VARIABLES, ENV_NAME, HOSTNAME, SECRET_ARN, SSM_NAME, Config, _port
-from .app_runtime import boto3_client
+from . import contract
+from .app_config import ENV_NAME, HOSTNAME, SECRET_ARN, SSM_NAME, Config, ReservedName, _port
+from .app_runtime import boto3_client, publish_metric
 from .common import Failure, one_line, read_parameters
 
 # ---------------------------------------------------------------------------------------
@@ -25,8 +26,6 @@ PROCESS_NAME = re.compile(r"[a-z0-9-]{1,30}")
 PROCESS_KEYS = {"command", "count", "stop_timeout_seconds"}
 # One line, no control characters: what a unit file's value may hold.
 ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
-# Names leanstack sets itself; REDIS_URL only when the config names a cache.
-RESERVED_NAMES = frozenset({"PORT", "LEANSTACK_RELEASE", *DATABASE_VARIABLES})
 
 
 def config_parameter(path: str) -> str:
@@ -73,9 +72,14 @@ class AppConfig:
 
 
 def _argv(value: Any, key: str) -> tuple[str, ...]:
+    """A command as Docker's CMD takes it: a list is exec form, a string shell form (/bin/sh -c)."""
+    if isinstance(value, str) and value.strip() and "\x00" not in value:
+        return contract.command_argv(value)
     if not isinstance(value, list) or not value or not all(isinstance(a, str) and a for a in value):
-        raise Failure(f"{key}: {value!r} is not allowed: a non-empty list of strings (an argv)")
-    return tuple(value)
+        raise Failure(
+            f"{key}: {value!r} is not allowed: a non-empty list of strings (exec form) or a string (shell form)"
+        )
+    return contract.command_argv(value)
 
 
 def _secret_source(value: Any, key: str) -> str:
@@ -84,11 +88,11 @@ def _secret_source(value: Any, key: str) -> str:
     return value
 
 
-def _name(name: str, key: str, cache: bool) -> str:
+def _name(name: str, key: str) -> str:
     if not ENV_NAME.fullmatch(name):
         raise Failure(f"{key}: {name!r} is not allowed: a variable name of letters, digits and _")
-    if name in RESERVED_NAMES or (cache and name == "REDIS_URL"):
-        raise Failure(f"{key}: {name!r} is not allowed: leanstack sets it")
+    if contract.reserved_env_reason(name):
+        raise ReservedName(key, name)
     return name
 
 
@@ -122,7 +126,7 @@ def parse_app_config(parameters: Mapping[str, str], versions: Mapping[str, int],
             raise Failure(f"{where}: {section}: not an object")
         for name, value in values.items():
             key = f"{where}: {section}.{name}"
-            _name(name, key, cache is not None)
+            _name(name, key)
             if section == "env":
                 if not isinstance(value, str) or "\x00" in value:
                     raise Failure(f"{key}: the value must be a string")
@@ -138,7 +142,7 @@ def parse_app_config(parameters: Mapping[str, str], versions: Mapping[str, int],
     for name, value in parameters.items():
         for prefix, target in ((f"{path}/env/", cli_plain), (f"{path}/secret/", cli_secret)):
             if name.startswith(prefix):
-                target[_name(name[len(prefix) :], name, cache is not None)] = value
+                target[_name(name[len(prefix) :], name)] = value
     both = sorted(set(cli_plain) & set(cli_secret))
     if both:
         raise Failure(f"{env_parameter(path, both[0])}: also set as {secret_parameter(path, both[0])}; unset one")
@@ -206,4 +210,10 @@ def read_app_config(config: Config) -> AppConfig | None:
     if not config.parameters_path:
         return None
     values, versions = read_app_parameters(config)
-    return parse_app_config(values, versions, config.parameters_path)
+    try:
+        return parse_app_config(values, versions, config.parameters_path)
+    except ReservedName as refused:
+        # The journal has the one line; the metric lets an alarm see it (the app keeps the
+        # version that serves: nothing is started with the config that carries the name).
+        publish_metric(config, "ReservedNameRefused", 1.0)
+        raise refused from None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import subprocess
 import tempfile
 import time
@@ -14,8 +13,8 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .app_config import DEFAULT_COMMANDS, EXIT_USAGE, PROGRAM, Config
-from .common import Failure
+from .app_config import DEFAULT_COMMANDS, PROGRAM, Config
+from .common import Failure, command_from
 
 # ---------------------------------------------------------------------------------------
 # Host state: which port serves, which image runs on each port
@@ -66,12 +65,7 @@ def _now() -> str:
 
 
 def _command(env: Mapping[str, str], name: str, **values: object) -> list[str]:
-    template = env.get(name) or DEFAULT_COMMANDS[name]
-    quoted = {key: shlex.quote(str(value)) for key, value in values.items()}
-    try:
-        return shlex.split(template.format(**quoted))
-    except (KeyError, IndexError, ValueError) as error:
-        raise Failure(f"{name}: {template!r} is not a usable command ({error})", EXIT_USAGE) from None
+    return command_from(env, name, DEFAULT_COMMANDS[name], **values)
 
 
 def _run(env: Mapping[str, str], name: str, timeout: float, **values: object) -> subprocess.CompletedProcess[str]:
@@ -96,6 +90,19 @@ _STARTED = time.monotonic()
 
 def _say(message: str) -> None:
     print(f"{PROGRAM}: [{time.monotonic() - _STARTED:.1f} s] {message}", flush=True)
+
+
+def publish_metric(config: Config, name: str, value: float, **dimensions: str) -> None:
+    """One Count datum in the stack's namespace, by Stack (and `dimensions`); a failure only warns."""
+    stack = [{"Name": "Stack", "Value": config.stack}]
+    data: list[Any] = [{"MetricName": name, "Dimensions": stack, "Value": value, "Unit": "Count"}]
+    if dimensions:
+        extra = [*stack, *({"Name": key, "Value": text} for key, text in dimensions.items())]
+        data.append({"MetricName": name, "Dimensions": extra, "Value": value, "Unit": "Count"})
+    try:
+        boto3_client("cloudwatch", config.region).put_metric_data(Namespace=config.metrics_namespace, MetricData=data)
+    except Exception as error:  # a metric never changes what the command does
+        _say(f"warning: publishing {name} failed: {' '.join(str(error).split())}")
 
 
 # ---------------------------------------------------------------------------------------

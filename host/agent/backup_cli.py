@@ -78,6 +78,7 @@ from .backup_settings import (
     Interrupted,
     Settings,
     acquire_lock,
+    with_database_location,
     with_env_file,
 )
 from .common import ConfigError, Failure, one_line
@@ -119,7 +120,7 @@ def main(argv: List[str]) -> int:
     warnings: List[str] = []
     try:
         options = RestoreOptions.parse(arguments) if command == RESTORE_COMMAND else None
-        env = with_env_file(os.environ)
+        env = with_database_location(with_env_file(os.environ))
         settings = Settings.from_env(env)
         lock = acquire_lock(env, command)
         if lock is None:

@@ -258,3 +258,27 @@ def with_env_file(env: Mapping[str, str]) -> Dict[str, str]:
         if match and not merged.get(match.group(1), "").strip():
             merged[match.group(1)] = re.sub(r"\\(.)", r"\1", match.group(2))
     return merged
+
+
+def with_database_location(env: Mapping[str, str]) -> Dict[str, str]:
+    """DATABASE_HOST, DATABASE_PORT and DATABASE_SECRET_ARN read now from the SSM parameter
+    DATABASE_PARAMETER names (written by `pulumi up`), so a restored instance with a new endpoint
+    and secret reaches the tools without new user data. Without DATABASE_PARAMETER (or with
+    DATABASE_URL) the environment is used as it is."""
+    merged = dict(env)
+    name = merged.get("DATABASE_PARAMETER", "").strip()
+    if not name or merged.get("DATABASE_URL", "").strip():
+        return merged
+    region = env_value(merged, "AWS_REGION", merged.get("AWS_DEFAULT_REGION", "").strip() or None)
+    client = aws_session().client("ssm", region_name=region, config=client_config())
+    try:
+        text = client.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
+    except AWS_ERRORS as error:
+        raise Failure(f"cannot read where the database is ({name}): {describe_aws_error(error)}") from None
+    try:
+        found = json.loads(text)
+        host, port, arn = str(found["host"]), int(found["port"]), str(found["secret_arn"])
+    except (ValueError, KeyError, TypeError):
+        raise Failure(f"{name} is not the database's location (JSON with host, port, secret_arn)") from None
+    merged.update(DATABASE_HOST=host, DATABASE_PORT=str(port), DATABASE_SECRET_ARN=arn)
+    return merged

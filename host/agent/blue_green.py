@@ -11,9 +11,6 @@ import json
 import os
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -31,7 +28,7 @@ from .app_runtime import (
     image_path,
     read_current,
 )
-from .common import Failure
+from .common import Failure, http_status
 from .containers import container_environment, release_command
 from .jobs import sync_jobs
 from .processes import sync_processes
@@ -83,15 +80,10 @@ def deploy_lock(config: Config, wait_seconds: float = 0) -> Iterator[None]:
 
 def _health(url: str, timeout: float) -> str | None:
     """None when the app answered 2xx; otherwise what it did instead."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        return f"no answer ({reason})"
-    return None if 200 <= status < 300 else f"HTTP {status}"
+    status = http_status(url, timeout)
+    if not status.isdigit():
+        return status
+    return None if 200 <= int(status) < 300 else f"HTTP {status}"
 
 
 def wait_healthy(config: Config, port: int) -> str | None:

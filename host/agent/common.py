@@ -5,7 +5,10 @@ are passed in), so the laptop side may import the agent's modules without boto3.
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+import shlex
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -107,3 +110,32 @@ def read_parameters(ssm: Any, path: str) -> List[Dict[str, Any]]:
                 }
             )
     return sorted(found, key=lambda item: str(item["name"]))
+
+
+def command_from(
+    env: Mapping[str, str], variable: str, default: Union[str, Sequence[str]], **values: object
+) -> List[str]:
+    """A command the environment may replace (tests stand in processes for containers): the
+    template in `variable`, else `default` (a template, or an argv used as it is), with each
+    {value} filled in shell-quoted."""
+    template = env.get(variable, "").strip()
+    if not template:
+        if not isinstance(default, str):
+            return list(default)
+        template = default
+    quoted = {key: shlex.quote(str(value)) for key, value in values.items()}
+    try:
+        return shlex.split(template.format(**quoted))
+    except (KeyError, IndexError, ValueError) as error:
+        raise ConfigError(f"{variable}: {template!r} is not a usable command ({error})") from None
+
+
+def http_status(url: str, timeout: float) -> str:
+    """ "200", another status, or why there was no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(response.status)
+    except urllib.error.HTTPError as error:
+        return str(error.code)
+    except (urllib.error.URLError, OSError) as error:
+        return f"no answer ({one_line(str(getattr(error, 'reason', error)))})"

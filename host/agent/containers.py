@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import shlex
 import subprocess
@@ -14,13 +15,14 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, NoReturn
 
 from . import contract
-from .app_config import EXIT_USAGE, PROGRAM, Config
+from .app_config import EXIT_USAGE, HOSTNAME, PROGRAM, SECRET_ARN, Config, Database, ReservedName, _matching, _port
 from .app_parameters import AppConfig, read_app_config
 from .app_runtime import _say, _secret_json, _write_atomically, image_path, read_current, read_secret
-from .common import Failure
+from .common import Failure, one_line
 
 # ---------------------------------------------------------------------------------------
 # The container's environment and docker's argv
@@ -34,6 +36,22 @@ def _read_token(path: str) -> str:
         raise Failure(
             f"cannot read the credentials token {path}: {error.strerror} (is leanstack-credentials running?)"
         ) from None
+
+
+def database_location(region: str, database: Database) -> Database:
+    """The database with its host, port and secret read now from its SSM parameter, if it has one."""
+    if not database.parameter:
+        return database
+    try:
+        found = json.loads(read_secret(region, database.parameter))
+        return replace(
+            database,
+            host=_matching(found, "host", HOSTNAME, "a hostname"),
+            port=_port(found.get("port"), "port"),
+            secret_arn=_matching(found, "secret_arn", SECRET_ARN, "a Secrets Manager ARN"),
+        )
+    except (ValueError, AttributeError, Failure) as error:
+        raise Failure(f"{database.parameter}: not the database's location ({one_line(str(error))})") from None
 
 
 def container_environment(config: Config, image: str, app: AppConfig | None) -> dict[str, str]:
@@ -50,12 +68,13 @@ def container_environment(config: Config, image: str, app: AppConfig | None) -> 
         values["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = config.credentials_uri
         values["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = _read_token(config.credentials_token_file)
     if config.database is not None:
-        login = _secret_json(config.region, config.database.secret_arn, ("password",))
+        database = database_location(config.region, config.database)
+        login = _secret_json(config.region, database.secret_arn, ("password",))
         values.update(
-            DATABASE_HOST=config.database.host,
-            DATABASE_PORT=str(config.database.port),
-            DATABASE_NAME=config.database.name,
-            DATABASE_USER=config.database.user,
+            DATABASE_HOST=database.host,
+            DATABASE_PORT=str(database.port),
+            DATABASE_NAME=database.name,
+            DATABASE_USER=database.user,
             DATABASE_PASSWORD=login["password"],
         )
     for name, source in sorted(config.secrets.items()):
@@ -70,6 +89,19 @@ def container_environment(config: Config, image: str, app: AppConfig | None) -> 
             quoted = urllib.parse.quote(token, safe="")
             values["REDIS_URL"] = f"rediss://:{quoted}@{app.cache['host']}:{app.cache['port']}"
     return values
+
+
+def docker_environment(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """The docker CLI's own environment: the host's (`env`) plus the container's `values`, which
+    docker passes on by name. Docker, the loader and the shell read some names themselves
+    (DOCKER_HOST, LD_PRELOAD, PATH, ...): of the reserved names only those leanstack sets reach
+    it; parse_app_config refuses the others first, and this is the last check before docker."""
+    foreign = sorted(
+        name for name in values if contract.reserved_env_reason(name) and name not in contract.LEANSTACK_SET_NAMES
+    )
+    if foreign:
+        raise ReservedName("the container's environment", foreign[0])
+    return {**env, **values}
 
 
 def _logging_argv(config: Config, stream: str) -> list[str]:
@@ -150,7 +182,7 @@ def serve(config: Config, port_argument: str, env: Mapping[str, str]) -> NoRetur
     argv = docker_run_argv(config, port, image, sorted(values), docker)
     sys.stdout.flush()
     try:
-        os.execvpe(docker, argv, {**env, **values})
+        os.execvpe(docker, argv, docker_environment(env, values))
     except OSError as error:
         raise Failure(f"serve: cannot start {docker}: {error.strerror}") from None
 
@@ -176,7 +208,7 @@ def run_in_container(
     docker = env.get("LEANSTACK_DOCKER") or "docker"
     argv = one_off_argv(config, image, sorted(values), docker, name, command, tty)
     sys.stdout.flush()
-    child_env = {**env, **values}
+    child_env = docker_environment(env, values)
     try:
         if not capture:
             child = subprocess.Popen(argv, env=child_env)

@@ -9,7 +9,7 @@ own modules read it. Python 3.9, standard library only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple, Union
 
 # The project's name: the first segment of every SSM path and log group, the prefix of every
 # physical name (config/naming.py builds those from it). A fork renames the project here.
@@ -34,6 +34,13 @@ def app_parameters_path(stack: str) -> str:
 def releases_parameter(stack: str) -> str:
     """The release history `deploy` keeps; a new host deploys its newest serving tag at boot."""
     return f"{parameter_root(stack)}/releases"
+
+
+def database_parameter(stack: str) -> str:
+    """Where the database is, written by `pulumi up` and read by the host at each use: JSON
+    {"host", "port", "secret_arn"}. A restored instance (new endpoint, new secret) reaches the
+    host here, never through its user data, so recovery never replaces the host."""
+    return f"{parameter_root(stack)}/database"
 
 
 def tls_parameter_prefix(stack: str) -> str:
@@ -124,6 +131,11 @@ CREDENTIALS_ADDRESS = "169.254.170.2"
 CREDENTIALS_PORT = 51680
 CREDENTIALS_PATH = f"/{PROJECT}/credentials"
 
+# Where the restore drill restores (backup.drillTarget).
+DRILL_TARGETS = ("local", "instance", "url")
+# What the app is told about its database; the password is read at each container start.
+DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
+
 # ---------------------------------------------------------------------------------------
 # systemd units
 
@@ -166,3 +178,75 @@ PROCESS_RESTARTS_METRIC = "ProcessRestarts"
 def job_unit(job: str, kind: str = "service") -> str:
     """A scheduled job's unit (`kind`: service or timer)."""
     return f"{JOB_UNIT_PREFIX}{job}.{kind}"
+
+
+# ---------------------------------------------------------------------------------------
+# The app's variables
+
+# Names the app's variables may not use, with the reason the error gives; `validate` refuses them
+# in app.env and app.secrets, and the agent refuses them from SSM, whatever wrote them. Secrets reach the
+# docker CLI's own environment on the host (`docker run --env NAME` passes them on), and both reach
+# the container, so a name the host's programs, the shell, the C library or leanstack interpret is
+# refused. Allowed on purpose: LANG/LC_*, TZ, PYTHON* and NODE_* (the app's own runtime settings,
+# which the docker CLI, a Go program, ignores), HTTP(S)_PROXY (the app may need one; the docker
+# CLI only uses it for a TCP daemon, which the host has not).
+RESERVED_ENV_NAMES: Dict[str, str] = {
+    "PORT": "leanstack sets it to app.port",
+    "REDIS_URL": "reserved: leanstack will set it when the cache is on",
+    "PATH": "the host's docker CLI and the container find their programs with it",
+    "HOME": "the docker CLI reads its config from it, and the image sets it for the app",
+    "HOSTNAME": "Docker sets it to the container's name",
+    "TMPDIR": "the docker CLI and the C library put temporary files there",
+    **dict.fromkeys(("USER", "LOGNAME", "SHELL", "PWD", "OLDPWD"), "the login session sets it"),
+    **dict.fromkeys(("IFS", "ENV", "BASH_ENV", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"), "shells interpret it"),
+    **dict.fromkeys(
+        ("GLIBC_TUNABLES", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN"),
+        "the C library interprets it",
+    ),
+    **dict.fromkeys(("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"), "systemd interprets it"),
+}
+RESERVED_ENV_PREFIXES: Dict[str, str] = {
+    "DATABASE_": "leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD",
+    "LEANSTACK_": "reserved for leanstack's own settings",
+    "AWS_": "reserved: leanstack will set the app's AWS settings",
+    "DOCKER_": "the docker CLI on the host reads it as its own setting (DOCKER_HOST redirects it)",
+    "LD_": "the dynamic loader interprets it (LD_PRELOAD runs code in every program started)",
+    "MALLOC_": "the C library interprets it",
+    "BASH_FUNC_": "bash imports functions from it",
+    "SYSTEMD_": "systemd interprets it",
+}
+# The reserved names leanstack itself gives the app's container (through the docker CLI's
+# environment, by name); no other reserved name ever reaches docker.
+LEANSTACK_SET_NAMES = (
+    "PORT",
+    "LEANSTACK_RELEASE",
+    "REDIS_URL",
+    *DATABASE_VARIABLES,
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+
+
+def reserved_env_reason(name: str) -> Optional[str]:
+    """Why `name` is reserved (the app may not set it), or None when the app may use it."""
+    if name in RESERVED_ENV_NAMES:
+        return RESERVED_ENV_NAMES[name]
+    for prefix, why in RESERVED_ENV_PREFIXES.items():
+        if name.startswith(prefix):
+            return f"{prefix}* names are reserved: {why}"
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# The app's commands (app.releaseCommand, app.jobs.<name>.command)
+
+# As Docker's CMD: a list is exec form (the argv itself), a string is shell form, run by this shell.
+SHELL_FORM = ("/bin/sh", "-c")
+
+
+def command_argv(command: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+    """The argv of a command: a list as it is (exec form), a string through `/bin/sh -c` (shell
+    form), as Docker's CMD takes them; "bin/report --daily" is two words, not one program."""
+    if isinstance(command, str):
+        return (*SHELL_FORM, command)
+    return tuple(command)

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+from . import contract
 from .aws import AWS_ERRORS, describe_aws_error
 from .backup import DRILL_REPORTS_SCANNED
 from .backup_settings import Connection, Metrics, MetricValue, Settings, parse_database_url
@@ -74,7 +75,7 @@ def check_files(settings: Settings, scratch: Connection, options: DrillOptions) 
 # ---------------------------------------------------------------------------------------
 # leanstack-restore-drill
 
-DRILL_TARGETS = ("local", "instance", "url")
+DRILL_TARGETS = contract.DRILL_TARGETS
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shlex
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
@@ -31,7 +27,7 @@ if TYPE_CHECKING:
 from . import contract
 from .aws import AWS_ERRORS, aws_session, client_config, describe_aws_error
 from .backup_settings import Connection, Settings
-from .common import ConfigError, Failure, env_value, one_line
+from .common import Failure, command_from, env_value, http_status
 from .dumps import shown
 from .local_server import LOCAL_PORT, LOCAL_SUPERUSER, LocalServer
 from .postgres import StderrTail
@@ -39,13 +35,11 @@ from .postgres import StderrTail
 # ---------------------------------------------------------------------------------------
 # The app: its config (written by leanstack-app's installer), health, and the drill's start
 
-APP_CONFIG_PATH = contract.APP_CONFIG_PATH
 # A private, internal Docker network: the drill's app container reaches nothing but the
 # drill's database socket (mounted), and the host reaches it at this fixed address.
 DRILL_NETWORK = "leanstack-drill"
 DRILL_NETWORK_SUBNET = "10.255.255.0/29"
 DRILL_APP_ADDRESS = "10.255.255.2"
-APP_DATABASE_VARIABLES = ("DATABASE_HOST", "DATABASE_PORT", "DATABASE_NAME", "DATABASE_USER", "DATABASE_PASSWORD")
 
 
 @dataclass(frozen=True)
@@ -65,7 +59,7 @@ class App:
 def read_app(env: Mapping[str, str]) -> Optional[App]:
     """The app's config and its serving release (state_dir/current.json), or None when the
     host runs no app."""
-    path = env.get("LEANSTACK_APP_CONFIG", "").strip() or APP_CONFIG_PATH
+    path = env.get("LEANSTACK_APP_CONFIG", "").strip() or contract.APP_CONFIG_PATH
     try:
         with open(path, encoding="utf-8") as handle:
             raw = json.load(handle)
@@ -134,18 +128,14 @@ def app_plain_env(app: App, settings: Settings) -> Dict[str, str]:
         values.update({str(name): str(value) for name, value in env.items()})
     prefix = path + "/env/"
     values.update({name[len(prefix) :]: value for name, value in found.items() if name.startswith(prefix)})
+    # They reach the docker CLI's environment (by name), as leanstack-app's do: the same refusal.
+    for name in sorted(values):
+        reason = contract.reserved_env_reason(name)
+        if reason:
+            raise Failure(
+                f"the app's config under {path}: {name!r} is refused: {reason}; the drill never passes it to docker"
+            )
     return values
-
-
-def http_status(url: str, timeout: float) -> str:
-    """ "200", another status, or why there was no answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return str(response.status)
-    except urllib.error.HTTPError as error:
-        return str(error.code)
-    except (urllib.error.URLError, OSError) as error:
-        return f"no answer ({one_line(str(getattr(error, 'reason', error)))})"
 
 
 def wait_for_200(url: str, timeout: float, still_running: Callable[[], bool] = lambda: True) -> Optional[str]:
@@ -160,18 +150,6 @@ def wait_for_200(url: str, timeout: float, still_running: Callable[[], bool] = l
         if not still_running():
             return f"{answer}, and the app exited"
         time.sleep(0.2)
-
-
-def command_from(env: Mapping[str, str], variable: str, default: List[str], **values: str) -> List[str]:
-    """A command the environment may replace (tests stand in processes for containers)."""
-    template = env.get(variable, "").strip()
-    if not template:
-        return default
-    quoted = {key: shlex.quote(value) for key, value in values.items()}
-    try:
-        return shlex.split(template.format(**quoted))
-    except (KeyError, IndexError, ValueError) as error:
-        raise ConfigError(f"{variable}: {template!r} is not a usable command ({error})") from None
 
 
 def docker_drill_argv(app: App, image: str, name: str, socket_dir: str, names: Sequence[str] = ()) -> List[str]:
@@ -196,7 +174,7 @@ def docker_drill_argv(app: App, image: str, name: str, socket_dir: str, names: S
     if app.env_file and os.path.exists(app.env_file):
         argv += ["--env-file", app.env_file]
     # Names only: docker takes the values from its environment, so the password is in no argv.
-    for variable in (*names, "LEANSTACK_DRILL", "PORT", *APP_DATABASE_VARIABLES):
+    for variable in (*names, "LEANSTACK_DRILL", "PORT", *contract.DATABASE_VARIABLES):
         argv += ["--env", variable]
     return [*argv, image]
 

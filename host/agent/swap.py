@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     pass
 
 from .backup_settings import Connection, Settings
-from .common import ConfigError, Failure, iso, one_line, stamp, utc_now
-from .drill_app import command_from, read_app, wait_for_200
+from .common import ConfigError, Failure, command_from, iso, one_line, stamp, utc_now
+from .drill_app import read_app, wait_for_200
 from .postgres import PsqlSession, quote_identifier, quote_literal, run_psql
 from .restoring import RESTORE_MARK, say
 

@@ -44,7 +44,7 @@ ENV_FILE_PATH = contract.BACKUP_ENV_PATH
 VERIFY_SQL_PATH = contract.VERIFY_SQL_PATH
 FILES_SQL_PATH = contract.FILES_SQL_PATH
 DRILL_WORK_DIR = contract.DRILL_WORK_DIR
-DRILL_TARGETS = ("local", "instance", "url")
+DRILL_TARGETS = contract.DRILL_TARGETS
 UNIT_DIR = contract.UNIT_DIR
 
 # Amazon Linux 2023 package names. They cannot be verified here (no AL2023 repository
@@ -57,6 +57,7 @@ BACKUP_PACKAGES: tuple[str, ...] = ("postgresql17", "postgresql17-server", "pyth
 BACKUP_UNITS: tuple[str, ...] = (contract.BACKUP_TIMER, contract.DRILL_TIMER)
 
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # systemd EnvironmentFile values: one line, no control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -81,12 +82,18 @@ def _calendar(expression: str, field_name: str) -> str:
 
 
 def render_env_file(settings: BackupSettings) -> str:
-    match = _ARN_REGION.match(settings.database_secret_arn)
-    if match is None:
-        raise ValueError(
-            "database_secret_arn must be a Secrets Manager ARN: its region is where the tools "
-            "read the secret and publish metrics"
-        )
+    if settings.database_parameter:
+        if not _REGION.fullmatch(settings.region):
+            raise ValueError(f"region must be an AWS region such as eu-west-1, not {settings.region!r}")
+        region = settings.region
+    else:
+        match = _ARN_REGION.match(settings.database_secret_arn)
+        if match is None:
+            raise ValueError(
+                "database_secret_arn must be a Secrets Manager ARN: its region is where the tools "
+                "read the secret and publish metrics"
+            )
+        region = match.group(1)
     if "@" in settings.drill_database_url.split("//", 1)[-1].split("/", 1)[0]:
         user_info = settings.drill_database_url.split("//", 1)[-1].split("@", 1)[0]
         if ":" in user_info:
@@ -98,13 +105,20 @@ def render_env_file(settings: BackupSettings) -> str:
     if settings.drill_starts_app and settings.drill_target != "local":
         raise ValueError("drill_starts_app needs drill_target local: the drill's app reaches only that server")
     values = {
-        "AWS_REGION": match.group(1),
+        "AWS_REGION": region,
         "BACKUP_BUCKET": settings.bucket,
         "BACKUP_BUCKET_REGION": settings.bucket_region,
         "BACKUP_PREFIX": settings.prefix,
-        "DATABASE_SECRET_ARN": settings.database_secret_arn,
-        "DATABASE_HOST": settings.database_host,
-        "DATABASE_PORT": str(settings.database_port),
+        # Where the database is: read at each run from the parameter (a recovery changes it), or given.
+        **(
+            {"DATABASE_PARAMETER": settings.database_parameter}
+            if settings.database_parameter
+            else {
+                "DATABASE_SECRET_ARN": settings.database_secret_arn,
+                "DATABASE_HOST": settings.database_host,
+                "DATABASE_PORT": str(settings.database_port),
+            }
+        ),
         "DATABASE_NAME": settings.database_name,
         "DATABASE_USER": settings.database_user,
         "DATABASE_SSLMODE": "require",

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from leanstack.host.agent import contract
-from leanstack.host.agent.app_config import DATABASE_VARIABLES, ENV_NAME, parse_config
+from leanstack.host.agent.app_config import ENV_NAME, parse_config
 from leanstack.host.agent.common import Failure
 from leanstack.host.credentials.install import TOKEN_PATH, container_environment
 from leanstack.host.params import HostFile
@@ -77,6 +77,9 @@ class AppDatabase:
     name: str
     user: str
     secret_arn: str
+    # contract.database_parameter: set, host, port and secret_arn are read from it at each
+    # container start and are not written to the host (a recovery changes them).
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,12 @@ def render_app_config(
         "database": None
         if settings.database is None
         else {
+            "parameter": settings.database.parameter,
+            "name": settings.database.name,
+            "user": settings.database.user,
+        }
+        if settings.database.parameter
+        else {
             "host": settings.database.host,
             "port": settings.database.port,
             "name": settings.database.name,
@@ -184,13 +193,15 @@ def render_app_config(
 
 def render_env_file(settings: AppSettings) -> str:
     """The app's plain environment in `docker run --env-file` format (KEY=value, no quoting)."""
-    reserved = {*DATABASE_VARIABLES, "PORT", *settings.secrets}
     lines = ["# app.env from the stack config; secrets are not here (read at container start)."]
     for name, value in sorted(settings.env.items()):
         if not ENV_NAME.fullmatch(name):
             raise ValueError(f"app.env: {name!r} is not allowed: a variable name of letters, digits and _")
-        if name in reserved:
-            raise ValueError(f"app.env: {name!r} is not allowed: leanstack sets it (or it is in app.secrets)")
+        reason = contract.reserved_env_reason(name)
+        if reason:
+            raise ValueError(f"app.env: {name!r} is not allowed: {reason}")
+        if name in settings.secrets:
+            raise ValueError(f"app.env: {name!r} is not allowed: it is in app.secrets")
         if not isinstance(value, str) or _CONTROL.search(value):
             raise ValueError(f"app.env.{name}: the value must be one line of text without control characters")
         lines.append(f"{name}={value}")

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -561,6 +562,40 @@ def test_password_from_secrets_manager(
 
     missing = run_tool("backup", {**env, "DATABASE_SECRET_ARN": arn + "-gone"})
     assert_one_line_failure(missing, "cannot read the database secret", "ResourceNotFoundException")
+
+
+def test_where_the_database_is_is_read_from_its_parameter_at_each_run(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str]
+) -> None:
+    """Issue 22: the user data names the parameter (DATABASE_PARAMETER), not the endpoint or the
+    secret, so a restored instance (new endpoint, new secret) reaches the tools when `pulumi up`
+    rewrites the parameter, with no new user data (no host replacement)."""
+    postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);", app_database, APP_USER)
+    session = moto.session()
+    secrets = session.client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    ssm = session.client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    login = json.dumps({"username": APP_USER, "password": APP_PASSWORD})
+    old = secrets.create_secret(Name=f"rds!old-{app_database}", SecretString=json.dumps({"password": "gone"}))["ARN"]
+    restored = secrets.create_secret(Name=f"rds!restored-{app_database}", SecretString=login)["ARN"]
+    parameter = f"/leanstack/{uuid.uuid4().hex[:8]}/database"
+
+    def locate(host: str, arn: str) -> None:
+        value = json.dumps({"host": host, "port": postgres.port, "secret_arn": arn})
+        ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
+
+    env = {key: value for key, value in tool_env.items() if key not in ("DATABASE_URL", "DRILL_DATABASE_URL")}
+    env.update(DATABASE_PARAMETER=parameter, DATABASE_NAME=app_database, DATABASE_SSLMODE="disable")
+    locate("db-that-was-deleted.invalid", old)
+    before = run_tool("backup", env)
+    assert before.returncode != 0
+    # `pulumi up` after the restore rewrites the parameter; the same environment now works.
+    locate("127.0.0.1", restored)
+    after = run_tool("backup", env)
+    assert after.returncode == 0, after.stderr
+
+    ssm.delete_parameter(Name=parameter)
+    gone = run_tool("backup", env)
+    assert_one_line_failure(gone, f"cannot read where the database is ({parameter})", "ParameterNotFound")
 
 
 SECRET_SOURCE = {"DATABASE_URL": "", "DATABASE_SECRET_ARN": "arn:x", "DATABASE_NAME": "d"}

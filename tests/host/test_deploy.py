@@ -757,3 +757,30 @@ def test_boot_on_a_new_host_deploys_the_newest_serving_release(host: Host) -> No
     again = host.run("boot")
     assert "a release is deployed already" in again.stdout
     assert host.current()["image"].endswith(":v2")
+
+
+def test_the_database_is_found_through_its_parameter_at_each_start(host: Host) -> None:
+    """Issue 22: app.json names where the database is (an SSM parameter `pulumi up` writes), not
+    its endpoint or secret; a restored instance reaches the app at the next start, no new user data."""
+    host.configure(database={"parameter": "/leanstack/test/database", "name": "app", "user": "app"})
+    restored = DATABASE_SECRET.replace("1234", "5678")
+    host.set_secret(restored.rsplit("/", 1)[-1], json.dumps({"username": "app", "password": "restored-password"}))
+    host.set_secret("database", json.dumps({"host": "db.internal", "port": 5432, "secret_arn": DATABASE_SECRET}))
+    host.deploy("v1")
+    first = json.loads((host.state / f"docker-{host.ports[0]}.json").read_text())["environment"]
+    assert (first["DATABASE_HOST"], first["DATABASE_PORT"], first["DATABASE_NAME"]) == ("db.internal", "5432", "app")
+    assert host.get()["password"] == "first-password"
+
+    # After the recovery: the parameter names the restored instance; a restart picks it up.
+    host.set_secret("database", json.dumps({"host": "db-restored.internal", "port": 6543, "secret_arn": restored}))
+    done = host.run("restart")
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = json.loads((host.state / f"docker-{host.ports[1]}.json").read_text())["environment"]
+    assert (second["DATABASE_HOST"], second["DATABASE_PORT"]) == ("db-restored.internal", "6543")
+    assert host.get()["password"] == "restored-password"
+
+    host.set_secret("database", "not json")
+    broken = host.run("restart")
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("leanstack-app: /leanstack/test/database: not the database's location")
+    assert host.get()["password"] == "restored-password"

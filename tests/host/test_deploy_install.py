@@ -107,7 +107,7 @@ def test_ecr_gets_the_credential_helper_and_other_registries_do_not() -> None:
         ({"env": {"BAD-NAME": "x"}}, "app.env: 'BAD-NAME'"),
         ({"env": {"MULTI": "a\nb"}}, "app.env.MULTI"),
         ({"secrets": {"KEY": "stripe-key"}}, "app secrets.KEY"),
-        ({"secrets": {"PORT": "/a/b"}}, "app secrets: 'PORT'"),
+        ({"secrets": {"PORT": "/a/b"}}, "app secrets.PORT: 'PORT' is refused"),
         ({"image": "Registry/App:latest"}, "app image"),
         ({"health_path": "/h;x"}, "app health_path"),
         ({"registry_secret_arn": "secret"}, "app registry_secret_arn"),

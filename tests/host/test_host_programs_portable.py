@@ -4,6 +4,8 @@ pip on the host), and imports nothing of leanstack's but its own modules (relati
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,3 +46,31 @@ def test_python_3_9_syntax_and_stdlib_plus_boto3(program: Path) -> None:
     source = program.read_text(encoding="utf-8")
     for newer in ("datetime.UTC", "strict=True", "kw_only=", "slots=True", "TypeAlias"):
         assert newer not in source, f"{program.name} uses {newer} (not in Python 3.9)"
+
+
+def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
+    """vermin (requirements-dev.txt) over `paths`: every construct and standard-library name
+    newer than Python 3.9 is a violation (AL2023's system Python)."""
+    vermin = shutil.which("vermin", path=str(Path(sys.executable).parent)) or shutil.which("vermin")
+    assert vermin, "vermin is not installed: pip install -r requirements-dev.txt"
+    return subprocess.run(
+        [vermin, "--target=3.9-", "--violations", "--no-tips", "--no-parse-comments", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_vermin_finds_nothing_newer_than_python_3_9_in_the_agent() -> None:
+    done = _vermin(AGENT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Minimum required versions: 3." in done.stdout
+
+
+def test_vermin_would_see_what_3_9_lacks(tmp_path: Path) -> None:
+    """The check above can fail: the same call refuses 3.10+ names and syntax."""
+    newer = tmp_path / "newer.py"
+    newer.write_text("import datetime\nprint(datetime.UTC)\nmatch 1:\n    case 1:\n        pass\n")
+    done = _vermin(newer)
+    assert done.returncode != 0 and "datetime.UTC" in done.stdout
