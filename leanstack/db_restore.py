@@ -224,8 +224,9 @@ def adoption_text(target: Target, kept: str) -> list[str]:
         f"  pulumi refresh --stack {target.stack} --target '{urn}' --yes",
         f"  pulumi preview --stack {target.stack} --diff",
         "The preview must show the database UPDATED in place, never replaced: RDS manages its password again "
-        "(a new secret, so the hosts' configuration follows: one host is replaced, with an outage of a few "
-        "minutes, so run it with the maintenance page up; scaled out, the hosts roll). Then `pulumi up`.",
+        "(a new secret), and the hosts' grant, the rotation rule and the SSM parameter the hosts read the "
+        "database's location from follow in place; nothing is replaced. Then `pulumi up`; the hosts read the new "
+        f"secret at the app's next start (python -m leanstack restart {target.stack}).",
         "Do it within 7 days: until then the app uses the stack's old secret, which RDS rotates on the kept "
         f"instance {kept}, not on this one.",
     ]

@@ -287,11 +287,12 @@ def test_the_request_names_every_placement_the_source_has() -> None:
     json.dumps({k: v for k, v in request.items() if k != "RestoreTime"})  # plain data
 
 
-def test_adoption_replaces_no_database_and_moves_the_hosts_to_the_new_secret(
+def test_adoption_replaces_nothing_and_moves_the_hosts_to_the_new_secret(
     prod: StackRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What the printed `pulumi up` after the refresh does: RDS manages the copy's password again, under a
-    new secret; the plan of that state keeps every database resource and replaces the one host."""
+    new secret; the plan of that state changes the host's grant, the rotation rule and the SSM parameter the
+    hosts read the database's location from, in place, and replaces nothing."""
     from leanstack import mocks
     from leanstack.diff import diff_plans
     from leanstack.plan import build_plan
@@ -312,6 +313,13 @@ def test_adoption_replaces_no_database_and_moves_the_hosts_to_the_new_secret(
     result = diff_plans("prod", build_plan(prod), build_plan(after))
     changed = {c["name"]: c for c in result["changed"]}
     assert not [name for name in changed if name.startswith("database")], sorted(changed)
-    assert changed["host-instance"]["replaced"], "the one host's boot configuration holds the secret's ARN"
-    replaced = sorted(name for name, c in changed.items() if c["replaced"])
-    assert replaced == ["host-instance"], replaced
+    # Nothing is replaced: the hosts read where the database is (its secret's ARN too) from an SSM
+    # parameter, which changes in place, and the host role's grant and the rotation rule follow.
+    assert [name for name, c in changed.items() if c["replaced"]] == []
+    assert sorted(changed) == ["app-password-rotated", "host-permissions"], sorted(changed)
+    # A secret output in the plan (the diff cannot show its change); read from the run itself.
+    location = json.loads(after.named("host-database-location").inputs["value"]["value"])
+    assert (
+        location["secret_arn"].endswith("-adopted")
+        and location["host"] == prod.named("database-instance").outputs["address"]
+    )
