@@ -159,7 +159,7 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "stream, worker-<name>-<n>).",
             "A deploy just went out? Roll the app back (`python -m leanstack rollback <stack>`); the queue keeps the "
             "jobs meanwhile (the cache's noeviction).",
-            "On the jobs host (see [Access](#access-and-secrets)): `systemctl status 'leanstack-process@*'`.",
+            "On the jobs host (see [Access](#access-and-secrets)): `systemctl status 'leanstack-process-*'`.",
         ],
     ),
     "database-storage-low": (
