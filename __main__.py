@@ -19,11 +19,19 @@ from leanstack.components.backup_bucket import BackupBucket
 from leanstack.components.budget import Budget
 from leanstack.components.cache import Cache
 from leanstack.components.cdn import Cdn
+from leanstack.components.dashboard import Dashboard, DashboardSources
 from leanstack.components.database import Database
 from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import aws_provider
-from leanstack.components.proxy_host import ProxyHost, host_name, host_role_name
+from leanstack.components.proxy_host import (
+    ProxyHost,
+    access_log_metrics,
+    host_name,
+    host_role_name,
+    metrics_namespace,
+)
+from leanstack.components.rds_backup import RdsBackup
 from leanstack.components.storage import Storage
 from leanstack.components.uptime_check import UptimeCheck
 from leanstack.config import (
@@ -31,6 +39,7 @@ from leanstack.config import (
     ConfigError,
     OriginCertificateArgs,
     UptimeCheckArgs,
+    eviction_policy,
     load_stack_config,
     placeholders,
 )
@@ -61,7 +70,13 @@ if providers.creating_real_resources() and (problem := placeholders.refusal(raw)
 
 main = pulumi.ResourceOptions(providers={"aws": aws_provider("aws", region=cfg.region, stack=stack)})
 
-alerts = Alerts("alerts", AlertsArgs(email=cfg.alert_email), stack=stack, region=cfg.region, opts=main)
+alerts = Alerts(
+    "alerts",
+    AlertsArgs(email=cfg.alert_email, ticket_email=cfg.alerts.ticket_email, slack=cfg.alerts.slack),
+    stack=stack,
+    region=cfg.region,
+    opts=main,
+)
 network = Network("network", cfg.network, opts=main)
 certificate = OriginCertificate("origin-cert", OriginCertificateArgs(hostnames=cfg.hostnames), opts=main)
 database = Database(
@@ -71,9 +86,16 @@ database = Database(
     network=network,
     alarm_topic_arn=alerts.topic_arn,
     free_storage_percent=cfg.alerts.database_free_storage_percent,
+    connections_percent=cfg.alerts.database_connections_percent,
     opts=main,
 )
-cache = Cache("cache", cfg.cache, stack=stack, network=network, opts=main) if cfg.cache.enabled else None
+cache = (
+    Cache(
+        "cache", cfg.cache, stack=stack, network=network, eviction_policy=eviction_policy(cfg.cache, cfg.app), opts=main
+    )
+    if cfg.cache.enabled
+    else None
+)
 backups = BackupBucket("backups", cfg.backup, stack=stack, writer_role_name=host_role_name(stack), opts=main)
 app = App("app", cfg.app, stack=stack, region=cfg.region, cache=cache, opts=main)
 # The app's uploads, replicated beside the backups, and the app's own role (off by default).
@@ -84,7 +106,8 @@ storage = (
         stack=stack,
         backup=backups,
         host_role_name=host_role_name(stack),
-        alarm_topic_arn=alerts.topic_arn,
+        # Files at risk is a ticket: the upload is still in the stack's region.
+        alarm_topic_arn=alerts.ticket_topic_arn,
         opts=main,
     )
     if cfg.storage.enabled
@@ -100,6 +123,7 @@ host = ProxyHost(
     network=network,
     certificate=certificate,
     alarm_topic_arn=alerts.topic_arn,
+    ticket_topic_arn=alerts.ticket_topic_arn,
     cdn_proxied=cfg.cdn.proxied,
     database=database,
     backups=backups,
@@ -123,6 +147,20 @@ if storage is not None:
     storage.trust_host_role(host.role_arn)
 if cfg.database.cross_region_backups:
     database.replicate_backups(cfg.backup.region)
+# RDS's own restore paths proven: AWS Backup, copied off-site, restore-tested monthly (opt-in).
+if cfg.database.aws_backup.enabled:
+    RdsBackup(
+        "rds-backup",
+        cfg.database.aws_backup,
+        database=database,
+        stack=stack,
+        backup_region=cfg.backup.region,
+        retention_days=cfg.database.backup_retention_days,
+        lock_days=cfg.backup.object_lock_days,
+        lock_mode=cfg.backup.object_lock_mode,
+        ticket_topic_arn=alerts.ticket_topic_arn,
+        opts=main,
+    )
 # Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.
 app.restart_on_password_rotation(host_name(stack), database.secret_arn)
 if cache is not None:
@@ -145,8 +183,26 @@ UptimeCheck(
 budget = Budget(
     "budget",
     limit_usd=cfg.budget.monthly_usd or default_limit_usd(cfg),
-    email=cfg.alert_email,
+    # A ticket: spend is a working-hours matter.
+    email=cfg.alerts.ticket_email or cfg.alert_email,
     stack=stack,
+    opts=main,
+)
+# The page to open when an alarm fires (see Dashboard).
+Dashboard(
+    "dashboard",
+    DashboardSources(
+        metrics_namespace=metrics_namespace(stack),
+        requests_metric=access_log_metrics(stack)["requests"],
+        errors_metric=access_log_metrics(stack)["errors"],
+        latency_metric=access_log_metrics(stack)["latency"],
+        database_identifier=database.identifier,
+        connections_threshold=database.connections_threshold,
+        app_log_group=app.log_group_name,
+        load_balancer_arn_suffix=host.group.load_balancer_arn_suffix if host.group is not None else None,
+    ),
+    stack=stack,
+    region=cfg.region,
     opts=main,
 )
 
@@ -168,6 +224,7 @@ pulumi.export("backupBucket", backups.bucket_name)
 pulumi.export("backupRegion", cfg.backup.region)
 pulumi.export("backupPrefix", cfg.backup.prefix)
 pulumi.export("alertTopicArn", alerts.topic_arn)
+pulumi.export("ticketTopicArn", alerts.ticket_topic_arn)
 pulumi.export("budgetName", budget.name)
 pulumi.export("appRepositoryUrl", app.repository_url)
 pulumi.export("appReleasesParameter", app.releases_parameter)

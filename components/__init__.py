@@ -19,6 +19,7 @@ from leanstack.components.backup_bucket import BackupBucket
 from leanstack.components.budget import Budget
 from leanstack.components.cache import Cache
 from leanstack.components.cdn import Cdn
+from leanstack.components.dashboard import Dashboard, DashboardSources
 from leanstack.components.database import Database
 from leanstack.components.host_group import HostGroup
 from leanstack.components.network import Network
@@ -40,6 +41,7 @@ from leanstack.config import (
     NetworkArgs,
     OriginCertificateArgs,
     ProxyHostArgs,
+    SlackArgs,
     StorageArgs,
     UptimeCheckArgs,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "Cdn",
     "CdnArgs",
     "ConfigError",
+    "Dashboard",
+    "DashboardSources",
     "Database",
     "DatabaseArgs",
     "HostGroup",
@@ -69,6 +73,7 @@ __all__ = [
     "OriginCertificateArgs",
     "ProxyHost",
     "ProxyHostArgs",
+    "SlackArgs",
     "Storage",
     "StorageArgs",
     "UptimeCheck",

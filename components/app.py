@@ -113,6 +113,12 @@ def app_config_document(args: AppArgs, cache: dict[str, Any] | None = None) -> d
         document["jobs"] = {
             name: {"schedule": job.schedule, "command": list(job.command)} for name, job in sorted(args.jobs.items())
         }
+    if args.processes:
+        # Workers: the host's leanstack-app runs `count` containers of each, after the release command.
+        document["processes"] = {
+            name: {"command": list(p.command), "count": p.count, "stop_timeout_seconds": p.stop_timeout_seconds}
+            for name, p in sorted(args.processes.items())
+        }
     if cache is not None:
         document["cache"] = cache
     return document

@@ -17,6 +17,12 @@ Cost (us-east-1, on demand): cache.t4g.micro ~$11.68/month (Valkey is priced ~20
 Redis OSS on node-based clusters: ~$9.34) per node, so each replica adds one node's price.
 Snapshots within one day's retention are free.
 
+`eviction_policy` (the stack's `cache.evictionPolicy`, or noeviction when the app has workers:
+`leanstack.config.eviction_policy`) puts the group on a parameter group of its own with that
+`maxmemory-policy`; empty keeps the engine's default group (volatile-lru). A queue's jobs must
+never be evicted: with noeviction a full cache refuses writes, which the app sees, instead of
+dropping keys it never hears about. A parameter group costs nothing.
+
 Replacement: changing the engine, the node type family or the subnet group replaces the
 group and empties the cache (a cache holds nothing that cannot be rebuilt). Adding or
 removing replicas, failover and Multi-AZ change the group in place.
@@ -56,6 +62,7 @@ class Cache(LeanComponent):
         *,
         stack: str,
         network: Network,
+        eviction_policy: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
@@ -83,6 +90,7 @@ class Cache(LeanComponent):
             opts=self.child_opts(),
         )
         token = self._create_auth_token()
+        parameters = self._create_parameter_group(eviction_policy) if eviction_policy else None
         group = aws.elasticache.ReplicationGroup(
             self.child_name("group"),
             replication_group_id=self.group_id,
@@ -101,6 +109,7 @@ class Cache(LeanComponent):
             transit_encryption_enabled=True,
             auth_token=token.result,
             snapshot_retention_limit=args.snapshot_retention_days,
+            parameter_group_name=parameters.name if parameters is not None else None,
             auto_minor_version_upgrade=True,
             apply_immediately=False,
             tags=self.tags,
@@ -115,6 +124,20 @@ class Cache(LeanComponent):
                 "reader_address": self.reader_address,
                 "security_group_id": self.security_group_id,
             }
+        )
+
+    def _create_parameter_group(self, policy: str) -> aws.elasticache.ParameterGroup:
+        major = self.args.engine_version.split(".")[0]
+        # ElastiCache's families: valkey7, valkey8, ...; redis7, and redis6.x for the 6 line.
+        family = f"{self.args.engine}{major}" + (".x" if self.args.engine == "redis" and major == "6" else "")
+        return aws.elasticache.ParameterGroup(
+            self.child_name("params"),
+            name=f"{self.group_id}-{family.replace('.', '-')}",
+            family=family,
+            description=f"leanstack cache: maxmemory-policy {policy}",
+            parameters=[aws.elasticache.ParameterGroupParameterArgs(name="maxmemory-policy", value=policy)],
+            tags=self.tags,
+            opts=self.child_opts(),
         )
 
     def _create_auth_token(self) -> random.RandomPassword:

@@ -51,7 +51,13 @@ import pulumi_aws as aws
 from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
 from leanstack.components.providers import aws_provider
-from leanstack.config import DatabaseArgs, final_snapshot_name, is_production, postgres_parameter_family
+from leanstack.config import (
+    DatabaseArgs,
+    default_max_connections,
+    final_snapshot_name,
+    is_production,
+    postgres_parameter_family,
+)
 from leanstack.config.naming import stack_prefix
 
 __all__ = ["Database", "DatabaseArgs"]
@@ -82,11 +88,19 @@ class Database(LeanComponent):
         network: Network,
         alarm_topic_arn: pulumi.Input[str],
         free_storage_percent: int = 10,
+        connections_percent: int = 80,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
         self.args = args
         self.free_storage_percent = free_storage_percent
+        self.connections_percent = connections_percent
+        limit = default_max_connections(args.instance_class)
+        if limit is None:  # validate refuses such a class first (DatabaseArgs.instance_class)
+            raise ValueError(f"no max_connections figure for {args.instance_class}")
+        self.max_connections = limit
+        # The connections alarm's threshold (the dashboard draws it too).
+        self.connections_threshold = limit * connections_percent // 100
         self.stack = stack
         # Also the name of its subnet group, parameter group, security group and log group.
         self.identifier = self.claim_physical_name(
@@ -99,9 +113,12 @@ class Database(LeanComponent):
         log_group = self._create_log_group()
         instance = self._create_instance(subnet_group, parameters, log_group)
         self._create_storage_alarm(instance, alarm_topic_arn)
+        self._create_connections_alarm(instance, alarm_topic_arn)
         replicas = [self._create_replica(n, instance, parameters) for n in range(1, args.read_replicas + 1)]
 
         self.address = instance.address
+        self.arn = instance.arn
+        self.subnet_group_name = subnet_group.name
         self.port = instance.port
         self.database_name = args.database_name
         self.username = args.username
@@ -291,6 +308,36 @@ class Database(LeanComponent):
             period=300,
             evaluation_periods=2,
             comparison_operator="LessThanThreshold",
+            threshold=threshold,
+            treat_missing_data="missing",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
+
+    def _create_connections_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
+        # Past max_connections PostgreSQL refuses new connections ("too many clients already") and users see
+        # errors; 80% (alerts.databaseConnectionsPercent) of the class's default leaves time to act.
+        limit, percent, threshold = self.max_connections, self.connections_percent, self.connections_threshold
+        aws.cloudwatch.MetricAlarm(
+            self.child_name("connections-high"),
+            name=f"{self.identifier}-connections-high",
+            alarm_description=(
+                f"Errors soon for users: the database has held over {threshold} connections ({percent}% of about "
+                f"{limit}, the default max_connections of {self.args.instance_class}, estimated from its memory) "
+                "for 5 minutes; at the limit new connections are refused. First check: `SELECT count(*), "
+                "application_name, state FROM pg_stat_activity GROUP BY 2, 3` (a leak, idle in transaction) and "
+                "`SHOW max_connections`; then a pooler or a larger class. Runbook: #database-connections-high"
+            ),
+            namespace="AWS/RDS",
+            metric_name="DatabaseConnections",
+            dimensions={"DBInstanceIdentifier": instance.identifier},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=5,
+            comparison_operator="GreaterThanThreshold",
             threshold=threshold,
             treat_missing_data="missing",
             alarm_actions=[topic_arn],

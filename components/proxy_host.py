@@ -91,7 +91,15 @@ from leanstack.host.boot import HostBoot, SealJob, host_boot
 from leanstack.host.deploy.install import AppDatabase, AppSettings
 from leanstack.host.params import BackupJobs, BackupSettings, HostParams
 
-__all__ = ["ProxyHost", "ProxyHostArgs", "host_agent_statements", "host_name", "host_role_name", "metrics_namespace"]
+__all__ = [
+    "ProxyHost",
+    "ProxyHostArgs",
+    "access_log_metrics",
+    "host_agent_statements",
+    "host_name",
+    "host_role_name",
+    "metrics_namespace",
+]
 
 # Each stack publishes in a namespace of its own, so the host role's cloudwatch:namespace condition
 # keeps a dev host from writing prod's BackupSuccess (and silencing prod's backup alarms).
@@ -124,6 +132,27 @@ def host_role_name(stack: str) -> str:
 def metrics_namespace(stack: str) -> str:
     """The CloudWatch namespace of the stack's own metrics (backups, drills, disk, the access-log filters)."""
     return contract.metrics_namespace(stack)
+
+
+def access_log_metrics(stack: str) -> dict[str, str]:
+    """The metrics the access log's filters publish, by role: 5xx answers, user requests, response time.
+
+    Each name carries the stack: a metric filter cannot add a constant dimension.
+    """
+    return {
+        "errors": f"Http5xxResponses-{stack}",
+        "requests": f"HttpRequests-{stack}",
+        "latency": f"RequestTime-{stack}",
+    }
+
+
+# What the host's leanstack-app publishes (Count 1, dimensions Stack and Stack+Process) each time a
+# worker's container exits with an error and systemd restarts it.
+PROCESS_RESTARTS_METRIC = "ProcessRestarts"
+
+
+def latency_metric_name(stack: str) -> str:
+    return access_log_metrics(stack)["latency"]
 
 
 def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -210,6 +239,7 @@ class ProxyHost(LeanComponent):
         network: Network,
         certificate: OriginCertificate,
         alarm_topic_arn: pulumi.Input[str],
+        ticket_topic_arn: pulumi.Input[str] | None = None,
         cdn_proxied: bool = True,
         database: Database | None = None,
         backups: BackupBucket | None = None,
@@ -229,6 +259,8 @@ class ProxyHost(LeanComponent):
         self.parameter_prefix = contract.parameter_root(stack)
         self.metrics_namespace = metrics_namespace(stack)
         self.topic_arn = alarm_topic_arn
+        # Tickets (can wait for working hours); without a ticket topic they page like the rest.
+        self.ticket_topic_arn = ticket_topic_arn if ticket_topic_arn is not None else alarm_topic_arn
         ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=self))
         self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
 
@@ -307,8 +339,11 @@ class ProxyHost(LeanComponent):
         if self.group is None:
             self._create_host_alarms(instance)
         self._create_error_rate_alarm()
+        self._create_latency_alarm()
         if application is not None and application.args.jobs:
             self._create_job_failed_alarm()
+        if application is not None and application.args.processes:
+            self._create_crash_loop_alarm()
         if backups is not None:
             self._create_backup_alarms()
 
@@ -784,8 +819,13 @@ class ProxyHost(LeanComponent):
         )
 
     def _paging_alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
-        """An alarm that emails the stack's topic when it fires and again when it clears."""
+        """An alarm that notifies the page topic when it fires and again when it clears."""
         return self._alarm(suffix, description, alarm_actions=[self.topic_arn], ok_actions=[self.topic_arn], **kwargs)
+
+    def _ticket_alarm(self, suffix: str, description: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
+        """An alarm that notifies the ticket topic when it fires and again when it clears."""
+        topic = self.ticket_topic_arn
+        return self._alarm(suffix, description, alarm_actions=[topic], ok_actions=[topic], **kwargs)
 
     def _create_host_alarms(self, instance: aws.ec2.Instance) -> None:
         self._alarm(
@@ -823,9 +863,10 @@ class ProxyHost(LeanComponent):
         # Health checks are left out of both counts: they are the site-down alarm's job, and
         # Route 53's checkers (some 16 requests a minute) would otherwise dilute the share.
         user_request = f'$.uri != "{self.app.health_path}"'
+        names = access_log_metrics(self.stack)
         metrics = {
-            "errors": (f"Http5xxResponses-{self.stack}", f"{{ ($.status >= 500) && ({user_request}) }}"),
-            "requests": (f"HttpRequests-{self.stack}", f"{{ ($.status > 0) && ({user_request}) }}"),
+            "errors": (names["errors"], f"{{ ($.status >= 500) && ({user_request}) }}"),
+            "requests": (names["requests"], f"{{ ($.status > 0) && ({user_request}) }}"),
         }
         for query_id, (metric_name, pattern) in metrics.items():
             aws.cloudwatch.LogMetricFilter(
@@ -861,9 +902,57 @@ class ProxyHost(LeanComponent):
             ),
         )
 
-    def _create_job_failed_alarm(self) -> None:
-        # Each run of an app.jobs job publishes JobFailure 0 or 1 (leanstack-app job); any 1 pages once.
+    def _create_latency_alarm(self) -> None:
+        """Slow for users: the 95th percentile of response time, from nginx's log or the load balancer."""
+        limit_ms = self.thresholds.latency_p95_ms
+        source: dict[str, Any]
+        # Scaled out, hosts ship the same log, so the filter stays (growing deletes nothing); the alarm then
+        # reads the load balancer, which also counts time spent between it and the host. nginx logs
+        # request_time (seconds, millisecond resolution) as a JSON number on every line; the filter
+        # publishes each user request's value, so CloudWatch can take a percentile of them.
+        aws.cloudwatch.LogMetricFilter(
+            self.child_name("latency-filter"),
+            name=f"{stack_prefix(self.stack)}-latency",
+            log_group_name=self.access_log_group.name,
+            pattern=f'{{ ($.request_time >= 0) && ($.uri != "{self.app.health_path}") }}',
+            metric_transformation=aws.cloudwatch.LogMetricFilterMetricTransformationArgs(
+                name=latency_metric_name(self.stack),
+                namespace=self.metrics_namespace,
+                value="$.request_time",
+                unit="Seconds",
+            ),
+            opts=self.child_opts(),
+        )
+        if self.group is None:
+            source = {"namespace": self.metrics_namespace, "metric_name": latency_metric_name(self.stack)}
+            where = f"nginx's request_time in /leanstack/{self.stack}/nginx/access"
+        else:
+            source = {
+                "namespace": "AWS/ApplicationELB",
+                "metric_name": "TargetResponseTime",
+                "dimensions": {"LoadBalancer": self.group.load_balancer_arn_suffix},
+            }
+            where = "the load balancer's TargetResponseTime"
         self._paging_alarm(
+            "latency",
+            f"Slow for users: the 95th percentile of response time has been over {limit_ms} ms for 5 minutes "
+            f"({where}). First check: the dashboard leanstack-{self.stack} (database CPU and connections next to "
+            "it), the slow-query log in CloudWatch Logs, and whether a deploy just went out. Runbook: #latency",
+            **source,
+            extended_statistic="p95",
+            period=60,
+            evaluation_periods=5,
+            datapoints_to_alarm=5,
+            comparison_operator="GreaterThanThreshold",
+            threshold=limit_ms / 1000,
+            # A quiet minute has no percentile worth paging on; no data is not slowness either.
+            evaluate_low_sample_count_percentiles="ignore",
+            treat_missing_data="notBreaching",
+        )
+
+    def _create_job_failed_alarm(self) -> None:
+        # Each run of an app.jobs job publishes JobFailure 0 or 1 (leanstack-app job); any 1 files one ticket.
+        self._ticket_alarm(
             "job-failed",
             "A scheduled job (app.jobs) failed: whatever it does (reports, cleanups, billing) did not happen. "
             "First check: `python -m leanstack logs <stack> --filter job-` and the per-job JobFailure metric; "
@@ -877,6 +966,28 @@ class ProxyHost(LeanComponent):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
             # No run in the period is not a failure (jobs run hourly or daily).
+            treat_missing_data="notBreaching",
+        )
+
+    def _create_crash_loop_alarm(self) -> None:
+        # A ticket, not a page: the site serves, and with the cache on noeviction the queued jobs wait for the
+        # fix instead of being lost; a worker crashing for ten minutes is a working-hours bug, not an outage.
+        self._ticket_alarm(
+            "worker-crash-loop",
+            "Data waits: a worker (app.processes) keeps exiting with an error, so queued jobs (emails, exports, "
+            "webhooks) are not processed; the web app still serves. First check: `python -m leanstack logs <stack> "
+            "--filter worker-` and the per-process ProcessRestarts metric; a bad deploy: roll it back. "
+            "Runbook: #worker-crash-loop",
+            namespace=self.metrics_namespace,
+            metric_name=PROCESS_RESTARTS_METRIC,
+            dimensions={"Stack": self.stack},
+            statistic="Sum",
+            period=300,
+            # 3 failed exits in each of two 5-minute periods: a loop, not one unlucky crash.
+            evaluation_periods=2,
+            datapoints_to_alarm=2,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=3,
             treat_missing_data="notBreaching",
         )
 
@@ -903,7 +1014,7 @@ class ProxyHost(LeanComponent):
         )
         # A CloudWatch alarm cannot look back 35 days, so each daily backup run publishes the
         # age of the newest successful drill report, and this alarm watches that number.
-        self._paging_alarm(
+        self._ticket_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
             "First check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host; run "
@@ -932,5 +1043,5 @@ class ProxyHost(LeanComponent):
             comparison_operator="GreaterThanOrEqualToThreshold",
             threshold=1,
             treat_missing_data="notBreaching",
-            alarm_actions=[self.topic_arn],
+            alarm_actions=[self.ticket_topic_arn],
         )

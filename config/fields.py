@@ -151,6 +151,49 @@ def _check_cidr(value: Any) -> str | None:
     return None
 
 
+# Memory of an RDS instance size (GiB) in the general-purpose families (db.t*, db.m*); memory-optimised
+# db.r* classes have twice as much. Only for the connections alarm's threshold (see default_max_connections).
+DB_SIZE_MEMORY_GIB = {
+    "micro": 1, "small": 2, "medium": 4, "large": 8, "xlarge": 16, "2xlarge": 32, "4xlarge": 64,
+    "8xlarge": 128, "12xlarge": 192, "16xlarge": 256, "24xlarge": 384,
+}  # fmt: skip
+# RDS PostgreSQL's default max_connections: LEAST({DBInstanceClassMemory/9531392}, 5000).
+RDS_BYTES_PER_CONNECTION = 9531392
+RDS_MAX_CONNECTIONS_CAP = 5000
+
+
+def db_class_memory_gib(instance_class: str) -> int | None:
+    """The memory of an RDS class in GiB, or None for a family leanstack has no figure for."""
+    parts = instance_class.split(".")
+    if len(parts) != 3 or parts[2] not in DB_SIZE_MEMORY_GIB or parts[1][:1] not in ("t", "m", "r"):
+        return None
+    return DB_SIZE_MEMORY_GIB[parts[2]] * (2 if parts[1].startswith("r") else 1)
+
+
+def default_max_connections(instance_class: str) -> int | None:
+    """RDS PostgreSQL's default max_connections for a class, estimated.
+
+    The formula divides DBInstanceClassMemory, the class's memory less what the OS and RDS's own
+    processes keep, which AWS does not publish per class. Estimated as 95% of the memory less
+    250 MiB, which gives the figures `SHOW max_connections` is commonly reported to print
+    (db.t*.micro about 80, db.t*.medium about 400, db.m*.large about 830); not measured here.
+    """
+    gib = db_class_memory_gib(instance_class)
+    if gib is None:
+        return None
+    class_memory = gib * 1024**3 * 0.95 - 250 * 1024**2
+    return min(int(class_memory // RDS_BYTES_PER_CONNECTION), RDS_MAX_CONNECTIONS_CAP)
+
+
+def _check_db_class(value: Any) -> str | None:
+    if default_max_connections(str(value)) is None:
+        return (
+            "a db.t*, db.m* or db.r* class of a size from micro to 24xlarge (the connections alarm's threshold "
+            "comes from the class's memory)"
+        )
+    return None
+
+
 def _check_pg_version(value: Any) -> str | None:
     major = str(value).split(".")[0]
     if re.fullmatch(r"\d+(\.\d+)?", str(value)) and major in POSTGRES_MAJOR_VERSIONS:

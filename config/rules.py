@@ -168,6 +168,21 @@ def _check_app_parameters(c: StackConfig) -> None:
     for job_name, job in sorted(c.app.jobs.items()):
         if problem := job.section_problem():
             raise ConfigError(f"{PROJECT}:app.jobs.{job_name}.{camel(problem[0])}", problem[1])
+    for process_name, process in sorted(c.app.processes.items()):
+        if process_name == "web":
+            raise ConfigError(
+                f"{PROJECT}:app.processes.web", "web is the serving container (app.port); name the worker otherwise"
+            )
+        if problem := process.section_problem():
+            raise ConfigError(f"{PROJECT}:app.processes.{process_name}.{camel(problem[0])}", problem[1])
+    policy = c.cache.eviction_policy
+    if c.app.processes and c.cache.enabled and policy and policy != "noeviction":
+        raise ConfigError(
+            f"{PROJECT}:cache.evictionPolicy",
+            f"got {_show(policy)} with app.processes; a worker's queue on a cache that evicts loses jobs when memory "
+            "runs out, silently: expected noeviction (the default with workers; a full cache then refuses writes, "
+            "which the app sees)",
+        )
     for name, source in sorted(c.app.secrets.items()):
         if source.startswith("/") and not source.startswith(own):
             raise ConfigError(
@@ -193,6 +208,9 @@ def _check_across(c: StackConfig) -> None:
 
     if problem := c.storage.section_problem():
         raise ConfigError(f"{p}:storage.{camel(problem[0])}", problem[1])
+
+    if problem := c.alerts.slack.section_problem():
+        raise ConfigError(f"{p}:alerts.slack.{camel(problem[0])}", problem[1])
 
     _check_scale_out(c)
     _check_app(c)

@@ -34,6 +34,7 @@ from leanstack.config.fields import (
     URL_PATH_RE,
     Validated,
     _check_cidr,
+    _check_db_class,
     _check_pg_version,
     _check_region,
     _check_secret_source,
@@ -105,6 +106,41 @@ class JobArgs(Validated):
         return None
 
 
+PROCESS_NAME_RE = r"[a-z0-9-]{1,30}"
+# ElastiCache's maxmemory-policy values; every one but noeviction drops keys when memory runs out.
+EVICTION_POLICIES = (
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random",
+    "volatile-ttl",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProcessArgs(Validated):
+    """A long-running process beside the web container (a worker), like a Procfile line."""
+
+    command: tuple[str, ...] = setting(
+        doc="The command (argv list) run in the app's image with its config, secrets and database credentials; "
+        'no port. Example: ["bin/worker", "--queue", "default"].',
+        pattern=ARGV_ITEM_RE,
+        allowed="a list of non-empty arguments",
+        unique=False,
+    )
+    count: int = setting(1, doc="How many copies run on each host that runs processes (the jobs host when "
+                         "scaled out).", min=1, max=10)  # fmt: skip
+    stop_timeout_seconds: int = setting(
+        30,
+        doc="On a deploy or stop, the process gets SIGTERM and this many seconds to finish its current job "
+        "before it is killed.",
+        min=1,
+        max=3600,
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        if not self.command:
+            return ("command", 'missing; expected a list of non-empty arguments such as ["bin/worker"]')
+        return None
+
+
 @dataclass(frozen=True)
 class AppArgs(Validated):
     """The application the host runs (one container behind nginx) and how it is shipped."""
@@ -172,6 +208,15 @@ class AppArgs(Validated):
         allowed_key="a job name of 1-40 lower-case letters, digits and '-'",
         default_factory=dict,
     )
+    processes: dict[str, ProcessArgs] = setting(
+        doc="Long-running processes beside the web container (workers), like a Procfile: name -> {command, count, "
+        "stopTimeoutSeconds}. Each runs the serving release's image with the app's config and secrets, no port, "
+        "restarted when it exits; a deploy starts them after the release command and stops the old ones with "
+        "SIGTERM and the timeout. They run on the jobs host when scaled out.",
+        key_pattern=PROCESS_NAME_RE,
+        allowed_key="a process name of 1-30 lower-case letters, digits and '-' (not web)",
+        default_factory=dict,
+    )
     keep_images: int = setting(
         30,
         doc="Newest images the ECR repository keeps; older ones expire unless a deploy marked them released "
@@ -235,6 +280,23 @@ class HostsArgs(Validated):
 
 
 @dataclass(frozen=True)
+class AwsBackupArgs(Validated):
+    """RDS restores proven: the instance under an AWS Backup plan, copied off-site, restored monthly as a test."""
+
+    enabled: bool = setting(
+        False,
+        doc="Put the RDS instance under an AWS Backup plan: continuous backup (point-in-time, "
+        "backupRetentionDays) and daily snapshots, each copied to a vault in backup.region locked like the "
+        "backup bucket, and a monthly AWS Backup restore test of the newest snapshot (result to the ticket "
+        "topic, a failure alarmed). Costs the snapshots' storage there and here, and one test restore a month.",
+    )
+    snapshot_days: int = setting(
+        35, doc="Days the daily snapshots are kept, here and (at least backup.objectLockDays) in the copy.", min=7,
+        max=3650,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class DatabaseArgs(Validated):
     """RDS PostgreSQL in the private subnets."""
 
@@ -255,6 +317,7 @@ class DatabaseArgs(Validated):
         doc="RDS instance class.",
         pattern=r"db\.[a-z0-9]+\.[a-z0-9]+",
         allowed="an RDS instance class starting with 'db.', such as db.t4g.micro",
+        check=_check_db_class,
     )
     allocated_storage_gb: int = setting(20, doc="Initial gp3 storage in GiB.", min=20, max=65536)
     max_allocated_storage_gb: int = setting(
@@ -278,6 +341,11 @@ class DatabaseArgs(Validated):
         "backup.region, for point-in-time recovery there when the stack's region is down: a recovery point of "
         "minutes instead of the last off-site dump. Costs the backup storage there ($0.095/GB-month) and its "
         "transfer. Same account only (RDS does not replicate to another account).",
+    )
+    aws_backup: AwsBackupArgs = setting(
+        AwsBackupArgs(),
+        doc="Opt-in AWS Backup plan for the instance, copied to backup.region and restore-tested monthly: "
+        "{enabled: true}.",
     )
     deletion_protection: bool = setting(True, doc="RDS refuses to delete the instance while on.")
     final_snapshot: bool = setting(
@@ -387,6 +455,14 @@ class CacheArgs(Validated):
         doc="Replica nodes; 1 or more turns on automatic failover and Multi-AZ (each adds a node's price).",
         min=0,
         max=5,
+    )
+    eviction_policy: str = setting(
+        "",
+        doc="maxmemory-policy: what the cache does when full. Empty: noeviction with app.processes (a queue's jobs "
+        "must never be evicted; writes fail instead, loudly), else the engine's default volatile-lru. An evicting "
+        "policy is refused with app.processes.",
+        check=lambda v: None if v in ("", *EVICTION_POLICIES) else f"one of {', '.join(EVICTION_POLICIES)}, or empty",
+        choices=("", *EVICTION_POLICIES),
     )
 
     def __post_init__(self) -> None:
@@ -655,6 +731,35 @@ class BackupBucketArgs(Validated):
 
 
 @dataclass(frozen=True)
+class SlackArgs(Validated):
+    """A Slack channel that receives the page topic through AWS Chatbot; both ids or neither."""
+
+    workspace_id: str = setting(
+        "",
+        doc="The Slack workspace (team) id, as the AWS Chatbot console shows it after authorising it, such as "
+        "T0123ABCDE.",
+        pattern=r"(T[A-Z0-9]{8,11})?",
+        allowed="a Slack workspace id such as T0123ABCDE (T and 8-11 upper-case letters or digits), or empty",
+    )
+    channel_id: str = setting(
+        "",
+        doc="The Slack channel id (channel details > About, at the bottom), such as C0123ABCDEF.",
+        pattern=r"([CG][A-Z0-9]{8,11})?",
+        allowed="a Slack channel id such as C0123ABCDEF (C or G and 8-11 upper-case letters or digits), or empty",
+    )
+
+    def section_problem(self) -> tuple[str, str] | None:
+        if bool(self.workspace_id) != bool(self.channel_id):
+            missing = "channel_id" if self.workspace_id else "workspace_id"
+            return (missing, "missing; alerts.slack needs both workspaceId and channelId, or neither")
+        return None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.workspace_id)
+
+
+@dataclass(frozen=True)
 class AlertThresholds(Validated):
     """When the alarms page: on user pain and data at risk only, never on a busy server."""
 
@@ -688,6 +793,33 @@ class AlertThresholds(Validated):
         doc="Page when no off-site backup has succeeded for this many hours (more than the backup interval).",
         min=2,
         max=168,
+    )
+    latency_p95_ms: int = setting(
+        1000,
+        doc="Page when the 95th percentile of user requests' response time (nginx's request time on one host, the "
+        "load balancer's TargetResponseTime when scaled out; health checks excluded) stays above this many "
+        "milliseconds for 5 minutes. Minutes with too few requests to make a percentile do not count.",
+        min=50,
+        max=60000,
+    )
+    database_connections_percent: int = setting(
+        80,
+        doc="Page when the database's connections stay above this percent of its class's max_connections (RDS's "
+        "default LEAST(DBInstanceClassMemory/9531392, 5000), estimated from the class's memory) for 5 minutes.",
+        min=50,
+        max=95,
+    )
+    ticket_email: str = setting(
+        "",
+        doc="Address for tickets: alarms that can wait for working hours (restore drill stale or failed, the "
+        "budget, a failed job, files at risk, a crash-looping worker). Empty: alertEmail gets both pages and tickets.",
+        pattern=f"({EMAIL_RE})?",
+        allowed="an email address such as tickets@example.com, or empty",
+    )
+    slack: SlackArgs = setting(
+        SlackArgs(),
+        doc="Post pages to a Slack channel through AWS Chatbot (the workspace must be authorised in the Chatbot "
+        "console once): {workspaceId, channelId}. Empty: email only.",
     )
 
 
@@ -795,7 +927,8 @@ class BudgetArgs(Validated):
     monthly_usd: int = setting(
         0,
         doc="Monthly budget in whole USD; e-mails alertEmail when actual spend passes 80% and 100%. 0 = 1.5 x what the "
-        "config's hosts, load balancer, database and cache cost a month (leanstack/pricing.json), rounded up.",
+        "config's hosts, load balancer, database, cache and dashboard cost a month (leanstack/pricing.json), rounded "
+        "up.",
         min=0,
         max=1000000,
     )
@@ -865,7 +998,8 @@ SCALARS: dict[str, dict[str, Any]] = {
         "required": False,
     },
     "alertEmail": {
-        "doc": "Address that receives every alarm (confirm the subscription email AWS sends).",
+        "doc": "Address that receives pages, and tickets too unless alerts.ticketEmail is set (confirm the "
+        "subscription emails AWS sends).",
         "pattern": EMAIL_RE,
         "allowed": "an email address such as ops@example.com",
         "required": True,
@@ -895,18 +1029,33 @@ def is_production(stack: str, database: DatabaseArgs) -> bool:
     return bool(re.fullmatch(PRODUCTION_NAME_RE, stack)) or database.protect or database.deletion_protection
 
 
+def eviction_policy(cache: CacheArgs, app: AppArgs) -> str:
+    """The cache's maxmemory-policy: as configured, else noeviction with workers; "" = the engine's default."""
+    if cache.eviction_policy:
+        return cache.eviction_policy
+    return "noeviction" if app.processes else ""
+
+
 # --------------------------------------------------------------------------- Args the program fills in
 
 
 @dataclass(frozen=True)
 class AlertsArgs(Validated):
-    """The alarm topic's subscriber."""
+    """Who the page and ticket topics reach."""
 
     email: str = setting(
-        doc="The address that receives every alarm; AWS emails it a confirmation link first.",
+        doc="The address that receives pages (and tickets, without ticket_email); AWS emails it a confirmation "
+        "link first.",
         pattern=EMAIL_RE,
         allowed="an email address such as ops@example.com",
     )
+    ticket_email: str = setting(
+        "",
+        doc="The address that receives tickets; empty: email.",
+        pattern=f"({EMAIL_RE})?",
+        allowed="an email address such as tickets@example.com, or empty",
+    )
+    slack: SlackArgs = setting(SlackArgs(), doc="A Slack channel the page topic posts to through AWS Chatbot.")
 
 
 @dataclass(frozen=True)

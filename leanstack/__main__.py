@@ -23,6 +23,9 @@
                                                                  sealed off-site copy (needs AWS credentials)
     python -m leanstack recover init STACK --backup-bucket B [--replica-bucket R] [--force]
                                                                  the stack's recovery stack in its backup region
+    python -m leanstack db restore STACK --to "YYYY-MM-DD HH:MM[:SS]" [--swap]
+                                                                 RDS point-in-time restore next to the database,
+                                                                 optionally switched to (AWS credentials)
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
@@ -221,6 +224,9 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "recover", help="write the recovery stack for when the region is gone (recover init STACK)", add_help=False
     )
+    commands.add_parser(
+        "db", help="restore the database to a point in time next to it (db restore STACK --to TIME)", add_help=False
+    )
     for name, text in zip(
         DEPLOY_COMMANDS,
         ("deploy TAG of the app", "redeploy the previous good tag", "list the recorded releases"),
@@ -239,7 +245,7 @@ DEPLOY_COMMANDS = ("deploy", "rollback", "releases")
 # The app's day-2 operations: leanstack.operate (SSM config, Run Command, CloudWatch Logs).
 OPERATE_COMMANDS = ("config", "restart", "run", "logs", "maintenance")
 # Recovery commands with their own arguments, each in its module (the sealed secrets; the recovery stack).
-RECOVERY_COMMANDS = {"secrets": "leanstack.sealed", "recover": "leanstack.recover"}
+RECOVERY_COMMANDS = {"secrets": "leanstack.sealed", "recover": "leanstack.recover", "db": "leanstack.db_restore"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

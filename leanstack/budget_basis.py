@@ -1,4 +1,6 @@
-"""The default monthly budget: 1.5 x what the config's big-ticket items cost at leanstack/pricing.json's prices.
+"""The default monthly budget: 1.5 x what the config's big-ticket items (and the dashboard) cost.
+
+Prices are leanstack/pricing.json's.
 
 The program (`__main__.py`) hands the result to the Budget component as `limit_usd` when the
 stack file leaves `budget.monthlyUsd` at 0; the component itself takes any limit a user gives.
@@ -79,11 +81,16 @@ def _basis_resources(cfg: StackConfig) -> list[dict[str, Any]]:
                 "options": region,
             }
         )
+    # A fixed $3 of every stack since the dashboard came; without it, the alarms and logs the basis leaves out
+    # would push a small stack's real bill past the 80% line the basis is meant to stay under.
+    resources.append(
+        {"type": "aws:cloudwatch/dashboard:Dashboard", "urn": "basis-dashboard", "inputs": {}, "options": region}
+    )
     return resources
 
 
 def budget_basis_usd(cfg: StackConfig, pricing: dict[str, Any] | None = None) -> float:
-    """What the config's hosts, load balancer, database and cache cost a month (0 for items not priced)."""
+    """What the config's hosts, load balancer, database, cache and dashboard cost a month (0 if not priced)."""
     resources = _basis_resources(cfg)
     ctx = Context(pricing=pricing or load_pricing(), resources=resources, default_region=cfg.region)
     return sum(price_resource(r, ctx).monthly or 0.0 for r in resources)

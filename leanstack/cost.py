@@ -62,6 +62,12 @@ FREE: dict[str, str] = {
     "aws:s3/bucketObject:BucketObject": "storage counted in its bucket",
     "aws:sns/topic:Topic": "no charge below 1M publishes a month",
     "aws:sns/topicPolicy:TopicPolicy": "no charge",
+    "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration": "no charge (AWS Chatbot bills nothing itself)",
+    "aws:backup/vault:Vault": "no charge (its recovery points: see the backup plan)",
+    "aws:backup/vaultLockConfiguration:VaultLockConfiguration": "no charge",
+    "aws:backup/vaultNotifications:VaultNotifications": "no charge (SNS deliveries: see the subscriptions)",
+    "aws:backup/selection:Selection": "no charge",
+    "aws:backup/restoreTestingPlan:RestoreTestingPlan": "no charge (each test: see the restore testing selection)",
     "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
     "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
     "aws:cloudwatch/eventRule:EventRule": "no charge for rules on AWS service events",
@@ -344,6 +350,13 @@ def _metric_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(standard), f"standard alarm ${standard}/month")
 
 
+def _dashboard(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """A CloudWatch dashboard: priced in full, though an account's first few are free."""
+    g = ctx.pricing["global"]
+    price, free = g["cloudwatchDashboardMonth"], g["cloudwatchDashboardsFree"]
+    return Price(PRICED, money(price), f"one dashboard ${price}/month (an account's first {free} are free)")
+
+
 def _composite_alarm(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     price = t["cloudwatchCompositeAlarmMonth"]
     return Price(PRICED, money(price), f"composite alarm ${price}/month")
@@ -422,6 +435,39 @@ def _rds_backup_replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) 
     return Price(PRICED, money(total), basis, (ctx.assume("rdsReplicatedBackups"),))
 
 
+def _database_source(ctx: Context) -> dict[str, Any] | None:
+    """The plan's primary RDS instance (not a read replica)."""
+    return next((o for o in ctx.resources if o["type"] == "aws:rds/instance:Instance"
+                 and not o["inputs"].get("replicateSourceDb")), None)  # fmt: skip
+
+
+def _backup_plan(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """AWS Backup's snapshots of the database, here and in each copy vault, and the copies' transfer."""
+    gb = float((_database_source(ctx) or {}).get("inputs", {}).get("allocatedStorage") or 20)
+    g = ctx.pricing["global"]
+    copies = sum(len(rule.get("copyActions") or []) for rule in r["inputs"].get("rules") or [])
+    ctx.assumptions_used.add("awsBackup")
+    stored, moved = g["awsBackupRdsSnapshotGbMonth"], g["awsBackupCopyTransferGb"]
+    total = gb * stored * (1 + copies) + gb * moved * copies
+    basis = f"{gb:g} GB of snapshots x ${stored} in {1 + copies} vault(s) + {copies} x {gb:g} GB copied x ${moved}"
+    return Price(PRICED, money(total), basis, (ctx.assume("awsBackup"),))
+
+
+def _restore_test(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
+    """A monthly restore test: AWS Backup's charge and the test instance's hours."""
+    g = ctx.pricing["global"]
+    source = _database_source(ctx)
+    klass = str((source or {}).get("inputs", {}).get("instanceClass", ""))
+    hourly = t["rdsPostgresHourly"].get(klass)
+    if hourly is None:
+        return _not_priced(f"no price for RDS {klass or '?'} (the restore test's instance)")
+    hours = int(r["inputs"].get("validationWindowHours") or 1) + 1
+    ctx.assumptions_used.add("awsBackup")
+    total = g["awsBackupRestoreTestJob"] + hours * hourly
+    basis = f"one test a month ${g['awsBackupRestoreTestJob']} + {klass} Single-AZ {hours} h x ${hourly}/h"
+    return Price(PRICED, money(total), basis, (ctx.assume("awsBackup"),))
+
+
 def _ecr_repository(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     gb = float(ctx.pricing["assumptions"]["appImagesGb"])
     price = ctx.pricing["global"]["ecrStorageGbMonth"]
@@ -493,10 +539,13 @@ REGIONAL: dict[str, PriceFn] = {
     "aws:ecr/repository:Repository": _ecr_repository,
     "aws:s3/bucketReplicationConfig:BucketReplicationConfig": _replication,
     "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": _rds_backup_replication,
+    "aws:backup/plan:Plan": _backup_plan,
+    "aws:backup/restoreTestingSelection:RestoreTestingSelection": _restore_test,
 }
 GLOBAL: dict[str, PriceFn] = {
     "aws:route53/healthCheck:HealthCheck": _health_check,
     "aws:budgets/budget:Budget": _budget,
+    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
 }
 PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
 

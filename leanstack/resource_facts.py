@@ -318,6 +318,12 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             holds_data="the replicated automated backups in the backup region",
             keep_data="take a manual snapshot copy in the backup region first (`aws rds copy-db-snapshot`)",
         ),
+        "aws:elasticache/parameterGroup:ParameterGroup": Facts(
+            "cache parameter group",
+            "ElastiCache: name and family are ForceNew; a parameter's value changes in place and applies to the "
+            "group's nodes at once (maxmemory-policy needs no reboot).",
+            replaces=frozenset({"name", "family"}),
+        ),
         "aws:elasticache/subnetGroup:SubnetGroup": Facts(
             "cache subnet group", "ElastiCache: name is ForceNew; subnets change in place.", replaces=_names()
         ),
@@ -426,6 +432,63 @@ FACTS: Mapping[str, Facts] = MappingProxyType(
             "composite alarm",
             "CloudWatch: name is ForceNew; the rule changes in place.",
             replaces=frozenset({"alarmName"}),
+        ),
+        "aws:sns/topicPolicy:TopicPolicy": Facts(
+            "SNS topic policy",
+            "SNS: the topic ARN is ForceNew; the policy document changes in place (deleting it restores SNS's "
+            "default policy).",
+            replaces=frozenset({"arn"}),
+        ),
+        "aws:backup/vault:Vault": Facts(
+            "backup vault",
+            "AWS Backup: name (and region) are ForceNew; a vault holding recovery points cannot be deleted, and a "
+            "locked one keeps them until their retention ends.",
+            replaces=_names(),
+            holds_data="its recovery points (RDS snapshots)",
+            keep_data="keep the old vault until its recovery points expire; AWS refuses to delete a non-empty vault",
+        ),
+        "aws:backup/vaultLockConfiguration:VaultLockConfiguration": Facts(
+            "backup vault lock",
+            "AWS Backup: the vault name is ForceNew; in COMPLIANCE mode, once changeableForDays pass, nobody can "
+            "change or remove the lock.",
+            replaces=frozenset({"backupVaultName"}),
+            retention=("minRetentionDays",),
+        ),
+        "aws:backup/vaultNotifications:VaultNotifications": Facts(
+            "backup vault notifications",
+            "AWS Backup: the vault name is ForceNew; topic and events change in place.",
+            replaces=frozenset({"backupVaultName"}),
+        ),
+        "aws:backup/plan:Plan": Facts(
+            "backup plan",
+            "AWS Backup: rules, schedules and lifecycles change in place (existing recovery points keep their own "
+            "retention).",
+        ),
+        "aws:backup/selection:Selection": Facts(
+            "backup selection",
+            "AWS Backup: every argument of a selection is ForceNew (a new selection replaces it; backups are "
+            "unaffected).",
+            replaces=frozenset({"name", "planId", "iamRoleArn", "resources"}),
+        ),
+        "aws:backup/restoreTestingPlan:RestoreTestingPlan": Facts(
+            "restore testing plan",
+            "AWS Backup: name is ForceNew; schedule and recovery point selection change in place.",
+            replaces=frozenset({"name"}),
+        ),
+        "aws:backup/restoreTestingSelection:RestoreTestingSelection": Facts(
+            "restore testing selection",
+            "AWS Backup: name, plan and resource type are ForceNew; the rest changes in place.",
+            replaces=frozenset({"name", "restoreTestingPlanName", "protectedResourceType"}),
+        ),
+        "aws:cloudwatch/dashboard:Dashboard": Facts(
+            "dashboard",
+            "CloudWatch: dashboardName is ForceNew; the body is replaced in place (it holds no data, only views).",
+            replaces=frozenset({"dashboardName"}),
+        ),
+        "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration": Facts(
+            "Slack channel (AWS Chatbot)",
+            "AWS Chatbot: configuration name is ForceNew; the channel, topics and role change in place.",
+            replaces=frozenset({"configurationName"}),
         ),
         "aws:cloudwatch/eventRule:EventRule": Facts(
             "EventBridge rule", "EventBridge: name and bus are ForceNew.", replaces=_names("eventBusName")

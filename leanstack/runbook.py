@@ -124,6 +124,47 @@ ALARM_STEPS: dict[str, tuple[str, list[str]]] = {
             "504: hosts too slow (the app or the database); check the database alarms and the app's log.",
         ],
     ),
+    "latency": (
+        "Latency",
+        [
+            "Open the stack's dashboard (CloudWatch > Dashboards > leanstack-<stack>): p95 next to database CPU and "
+            "connections says whether the database is the bottleneck.",
+            "Which requests: CloudWatch Logs Insights on the access-log group: "
+            "`filter request_time > 1 | stats count(), pct(request_time, 95) by uri | sort count desc`.",
+            "Slow statements: the PostgreSQL log group (statements over `database.slowQueryMs` are logged).",
+            "A deploy in the last hour (the dashboard's container starts)? Roll the app back first.",
+        ],
+    ),
+    "database-connections-high": (
+        "Database connections high",
+        [
+            "Who holds them: `SELECT application_name, state, count(*) FROM pg_stat_activity GROUP BY 1, 2 "
+            "ORDER BY 3 DESC;` (many `idle in transaction`: a leak in the app).",
+            "The real limit: `SHOW max_connections;` (the alarm's figure is estimated from the class's memory).",
+            "Relief now: restart the app (`python -m leanstack restart <stack>`) to drop leaked connections; "
+            "lasting: a smaller pool per process, a pooler, or a larger `database.instanceClass`.",
+        ],
+    ),
+    "rds-restore-test-failed": (
+        "RDS restore test failed",
+        [
+            "AWS Backup console > Jobs > Restore jobs: the failed job's status message (a subnet group or security "
+            "group it could not use, a snapshot that would not restore).",
+            "Restore testing > the stack's plan: the last runs; start one by hand from a recovery point there to "
+            "check the fix.",
+            "Until a test passes, count on the off-site dumps (the restore drill) for recovery.",
+        ],
+    ),
+    "worker-crash-loop": (
+        "Worker crash loop",
+        [
+            "Why it exits: `python -m leanstack logs <stack> --filter worker-` (each process copy logs to its own "
+            "stream, worker-<name>-<n>).",
+            "A deploy just went out? Roll the app back (`python -m leanstack rollback <stack>`); the queue keeps the "
+            "jobs meanwhile (the cache's noeviction).",
+            "On the jobs host (see [Access](#access-and-secrets)): `systemctl status 'leanstack-process-*'`.",
+        ],
+    ),
     "database-storage-low": (
         "Database storage low",
         [
@@ -1175,12 +1216,16 @@ def _app_operations(config: StackConfig) -> list[str]:
 
 def _alarm_sections(run: StackRun, config: StackConfig) -> list[str]:
     lines = ["## Alarms", ""]
+    tickets = config.alerts.ticket_email or config.alert_email
     lines.append(
-        f"Every alarm emails {config.alert_email} through the stack's SNS topic "
+        f"Pages (someone now) email {config.alert_email} through the page topic "
         "(`pulumi stack output alertTopicArn`)"
+        + (" and post to Slack through AWS Chatbot" if config.alerts.slack.enabled else "")
+        + f"; tickets (working hours: the restore drill, a failed job, files at risk, the budget) email {tickets} "
+        "through the ticket topic (`pulumi stack output ticketTopicArn`)"
         + (
-            ", except the site-down alarm, which lives in us-east-1 (where Route 53 publishes its metrics) and "
-            "emails the same address through a second topic there."
+            ". The site-down alarm lives in us-east-1 (where Route 53 publishes its metrics) and pages through a "
+            "second page topic there."
             if config.region != "us-east-1"
             else "."
         )

@@ -103,6 +103,7 @@ def test_main_declares_no_resource_directly(dev: StackRun) -> None:
             "Cdn",
             "UptimeCheck",
             "Budget",
+            "Dashboard",
         )
     }
 

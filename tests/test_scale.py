@@ -79,9 +79,17 @@ def test_growing_adds_the_group_the_load_balancer_and_a_replica(growing: Plan) -
         "host-group-load-balancer-errors": "aws:cloudwatch/metricAlarm:MetricAlarm",
     }.items() <= added.items()
     # In place: Cloudflare's records follow the load balancer, the host's group admits it alone,
-    # and the default budget follows the bigger config.
+    # the default budget follows the bigger config, and the latency alarm and the dashboard read the
+    # load balancer's TargetResponseTime instead of nginx's request time.
     changed = {c["name"] for c in growing["changed"]}
-    assert changed == {"cdn-example-com", "cdn-www-example-com", "host-sg", "budget-monthly"}
+    assert changed == {
+        "cdn-example-com",
+        "cdn-www-example-com",
+        "host-sg",
+        "budget-monthly",
+        "host-latency",
+        "dashboard-dashboard",
+    }
     assert not any(c["replaced"] for c in growing["changed"])
 
 

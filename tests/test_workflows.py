@@ -292,6 +292,53 @@ def test_deploy_previews_then_ups_dev_then_prod_behind_approval() -> None:
     assert set(load("app-deploy.yml")["on"]) == {"workflow_call", "workflow_dispatch"}
 
 
+def _order(jobs: dict[str, Any]) -> list[str]:
+    """The jobs in the order GitHub runs them (each after all of its `needs`)."""
+    done: list[str] = []
+    while len(done) < len(jobs):
+        ready = [n for n, j in jobs.items() if n not in done and set(_needs(j)) <= set(done)]
+        assert ready, f"a cycle among {set(jobs) - set(done)}"
+        done.extend(sorted(ready))
+    return done
+
+
+def _needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def test_deploy_runs_the_readme_test_command_and_the_policy_pack_before_any_pulumi_step() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    readme = (REPO / "README.md").read_text()
+    # The README's test command, run the way the pull-request workflow runs it.
+    assert "make test    # lint, type-check and the whole test suite" in readme
+    test_steps = jobs["test"]["steps"]
+    assert [s.get("run") for s in test_steps][-1] == "make test"
+    assert test_steps == load("pull-request.yml")["jobs"]["test"]["steps"]
+    assert "secrets." not in json.dumps(jobs["test"]) and jobs["test"]["permissions"] == {"contents": "read"}
+    order = _order(jobs)
+    pulumi_jobs = [
+        n for n in order if any(s.get("uses", "").startswith("pulumi/actions@") for s in jobs[n].get("steps", []))
+    ]
+    assert pulumi_jobs == ["preview", "up-dev", "up-prod"]
+    for name in pulumi_jobs:
+        # Every job with a Pulumi step waits, directly or through its needs, for the tests.
+        ancestors, frontier = set(), _needs(jobs[name])
+        while frontier:
+            ancestors |= set(frontier)
+            frontier = [n for f in frontier for n in _needs(jobs[f])]
+        assert "test" in ancestors, name
+        steps = jobs[name]["steps"]
+        [pulumi_at] = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions@")]
+        # The pack runs inside the preview or up, with pulumi-policy installed in the .venv it names.
+        assert steps[pulumi_at]["with"]["policyPacks"] == "policy", name
+        [install_at] = [i for i, s in enumerate(steps) if "policy/requirements.txt" in s.get("run", "")]
+        assert install_at < pulumi_at, name
+    assert order.index("test") < order.index("preview") < order.index("up-dev") < order.index("up-prod")
+    pack = (REPO / "policy" / "PulumiPolicy.yaml").read_text()
+    assert "virtualenv: ../.venv" in pack  # the .venv the install step fills
+
+
 # --- the comment job's shell steps, run with a stand-in for the `gh` CLI --------------------
 
 FAKE_GH = """\

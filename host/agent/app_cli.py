@@ -106,11 +106,12 @@ from .blue_green import boot, deploy, reload_config, restart, run_release_comman
 from .common import Failure
 from .containers import interactive_command, run_one_off, serve
 from .jobs import job, sync_jobs
+from .processes import process_exited, run_process, sync_processes
 
 USAGE = (
     f"usage: {PROGRAM} deploy TAG [--skip-release-command] | release-command TAG | restart | "
     "reload-config [--if-changed] | status | boot | run [--tty | --interactive] [--] CMD... | "
-    "job NAME | sync-jobs | serve PORT"
+    "job NAME | sync-jobs | process NAME N | process-exited NAME N | sync-processes | serve PORT"
 )
 
 
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """`argv` as sys.argv has it (the program's name first), as every agent command takes it."""
     arguments = list((sys.argv if argv is None else argv)[1:])
     environment = dict(os.environ if env is None else env)
-    arity = {"deploy": 1, "release-command": 1, "job": 1, "serve": 1}
+    arity = {"deploy": 1, "release-command": 1, "job": 1, "serve": 1, "process": 2, "process-exited": 2}
     try:
         if not arguments:
             raise Failure(USAGE, EXIT_USAGE)
@@ -146,9 +147,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         positional = [a for a in rest if a not in flags]
         if command == "run":
             mode, one_off = _run_arguments(rest)
-        elif command not in (*arity, "restart", "reload-config", "status", "boot", "sync-jobs") or len(
-            positional
-        ) != arity.get(command, 0):
+        elif command not in (
+            *arity,
+            "restart",
+            "reload-config",
+            "status",
+            "boot",
+            "sync-jobs",
+            "sync-processes",
+        ) or len(positional) != arity.get(command, 0):
             raise Failure(USAGE, EXIT_USAGE)
         if command == "run" and mode == "interactive":
             # Needs nothing from the host: the CLI runs this in the session it opens.
@@ -173,6 +180,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             return job(config, positional[0], environment)
         elif command == "sync-jobs":
             sync_jobs(config, environment)
+        elif command == "process":
+            return run_process(config, positional[0], positional[1], environment)
+        elif command == "process-exited":
+            return process_exited(config, positional[0], positional[1], environment)
+        elif command == "sync-processes":
+            sync_processes(config, environment)
         else:
             current = read_current(config)
             if current is None:

@@ -28,6 +28,11 @@ DEFAULT_COMMANDS = {
     "LEANSTACK_SYSTEMD_RELOAD": "systemctl daemon-reload",
     "LEANSTACK_JOB_ENABLE": "systemctl enable --now {unit}",
     "LEANSTACK_JOB_DISABLE": "systemctl disable --now {unit}",
+    "LEANSTACK_PROCESS_ENABLE": "systemctl enable {unit}",
+    # systemd runs the unit's ExecStop (docker stop: SIGTERM, then SIGKILL after the grace) before the start.
+    "LEANSTACK_PROCESS_RESTART": "systemctl restart {unit}",
+    "LEANSTACK_PROCESS_DISABLE": "systemctl disable --now {unit}",
+    "LEANSTACK_PROCESS_CLEAR": "docker rm --force {container}",
 }
 
 # Docker's grammar for a tag; no digests: ECR's immutable tags make a tag name one image.

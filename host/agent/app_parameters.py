@@ -4,6 +4,7 @@ command, jobs, cache)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -19,8 +20,10 @@ from .common import Failure, one_line, read_parameters
 # ---------------------------------------------------------------------------------------
 # The app's config in SSM Parameter Store (the contract is in the module docstring)
 
-APP_CONFIG_KEYS = ("env", "secrets", "release_command", "jobs", "cache")
+APP_CONFIG_KEYS = ("env", "secrets", "release_command", "jobs", "processes", "cache")
 JOB_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+PROCESS_NAME = re.compile(r"[a-z0-9-]{1,30}")
+PROCESS_KEYS = {"command", "count", "stop_timeout_seconds"}
 # One line, no control characters: what a unit file's value may hold.
 ONE_LINE = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
 
@@ -44,6 +47,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Process:
+    """A long-running process (a worker): `count` copies of `command`, each stopped with SIGTERM and this grace."""
+
+    command: tuple[str, ...]
+    count: int
+    stop_timeout_seconds: int
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """The app's config as read at one container start; `version` identifies what was read."""
 
@@ -56,6 +68,7 @@ class AppConfig:
     jobs: Mapping[str, Job]
     cache: Mapping[str, Any] | None
     version: str
+    processes: Mapping[str, Process] = dataclasses.field(default_factory=dict)
 
 
 def _argv(value: Any, key: str) -> tuple[str, ...]:
@@ -150,6 +163,23 @@ def parse_app_config(parameters: Mapping[str, str], versions: Mapping[str, int],
         if not isinstance(job["schedule"], str) or not ONE_LINE.fullmatch(job["schedule"]):
             raise Failure(f"{key}.schedule: {job['schedule']!r} is not a systemd OnCalendar expression")
         jobs[name] = Job(job["schedule"], _argv(job["command"], f"{key}.command"))
+    processes: dict[str, Process] = {}
+    raw_processes = raw.get("processes", {})
+    if not isinstance(raw_processes, dict):
+        raise Failure(f"{where}: processes: not an object")
+    for name, process in raw_processes.items():
+        key = f"{where}: processes.{name}"
+        if not isinstance(name, str) or not PROCESS_NAME.fullmatch(name) or name == "web":
+            raise Failure(f"{key}: the name is not allowed: lower-case letters, digits and - (at most 30), not web")
+        if not isinstance(process, dict) or set(process) != PROCESS_KEYS:
+            raise Failure(f"{key}: {process!r} is not allowed: {{command, count, stop_timeout_seconds}}")
+        for field, most in (("count", 10), ("stop_timeout_seconds", 3600)):
+            value = process[field]
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise Failure(f"{key}.{field}: {value!r} is not allowed: a whole number from 1 to {most}")
+        processes[name] = Process(
+            _argv(process["command"], f"{key}.command"), process["count"], process["stop_timeout_seconds"]
+        )
     release = raw.get("release_command")
     fingerprint = json.dumps(sorted(versions.items()))
     return AppConfig(
@@ -159,6 +189,7 @@ def parse_app_config(parameters: Mapping[str, str], versions: Mapping[str, int],
         release_command=() if release is None else _argv(release, f"{where}: release_command"),
         jobs=jobs,
         cache=cache,
+        processes=processes,
         version=hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
     )
 

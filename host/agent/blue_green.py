@@ -31,6 +31,7 @@ from .app_runtime import (
 from .common import Failure, http_status
 from .containers import container_environment, release_command
 from .jobs import sync_jobs
+from .processes import sync_processes
 
 
 def upstream_text(port: int) -> str:
@@ -281,6 +282,12 @@ def _deploy_locked(config: Config, tag: str, env: Mapping[str, str], run_release
         if problem is not None:
             _say(f"warning: stopping the old version on port {old_port} failed: {problem}")
     _say(f"deployed {image}: serving on port {new_port}")
+    # The workers follow the web version, after its release command ran: each copy is stopped with its grace
+    # (SIGTERM, then the timeout) and started on the new image. A failure here leaves the web version serving.
+    try:
+        sync_processes(config, env, app, restart=True)
+    except Failure as failure:
+        _say(f"warning: the processes did not all restart on {image}: {failure}")
 
 
 def restart(config: Config, env: Mapping[str, str]) -> None:
@@ -318,6 +325,7 @@ def reload_config(config: Config, env: Mapping[str, str], if_changed: bool) -> N
     else:
         restart(config, env)
     sync_jobs(config, env, app)
+    sync_processes(config, env, app)
 
 
 # ---------------------------------------------------------------------------------------

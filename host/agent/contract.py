@@ -159,11 +159,28 @@ APP_BOOT_SERVICE = "leanstack-app-boot.service"
 APP_CONFIG_SERVICE = "leanstack-app-config.service"
 APP_CONFIG_TIMER = "leanstack-app-config.timer"
 JOB_UNIT_PREFIX = "leanstack-job-"
+# One unit per copy of each long-running process (app.processes): leanstack-process-<name>-<n>.service.
+PROCESS_UNIT_PREFIX = "leanstack-process-"
 
 
 def app_unit(port: int) -> str:
     """The serving container's unit on `port`."""
     return f"leanstack-app@{port}.service"
+
+
+def process_unit(process: str, copy: int) -> str:
+    """The unit of copy `copy` (1, 2, ...) of a long-running process."""
+    return f"{PROCESS_UNIT_PREFIX}{process}-{copy}.service"
+
+
+def process_container(process: str, copy: int) -> str:
+    """The container's name (and the first part of its log stream): worker-<name>-<n>."""
+    return f"worker-{process}-{copy}"
+
+
+# What the agent publishes (Count 1, by Stack and by Stack+Process) each time a process's container
+# exits with an error and systemd restarts it; the stack's worker-crash-loop alarm watches it.
+PROCESS_RESTARTS_METRIC = "ProcessRestarts"
 
 
 def job_unit(job: str, kind: str = "service") -> str:

@@ -118,4 +118,4 @@ def test_release_command_jobs_and_cache_reach_the_config_parameter_and_the_job_a
         "JobFailure",
         {"Stack": "dev"},
     )
-    assert alarm["alarmActions"] == [run.outputs["alertTopicArn"]]
+    assert alarm["alarmActions"] == [run.outputs["ticketTopicArn"]]  # a failed job is a ticket

@@ -65,7 +65,10 @@ def test_two_databases_in_one_program_never_share_a_name(tmp_path: Path) -> None
 def test_the_us_east_1_topic_exists_only_when_something_uses_it(tmp_path: Path) -> None:
     alone = _program(tmp_path, "Alerts('alerts', AlertsArgs(email='ops@acme.dev'), stack='dev', region='eu-west-1')\n")
     run = run_program("dev", {"aws:region": "eu-west-1"}, alone)
-    assert [r.inputs["name"] for r in run.of_type("aws:sns/topic:Topic")] == ["leanstack-dev-alerts"]
+    assert sorted(r.inputs["name"] for r in run.of_type("aws:sns/topic:Topic")) == [
+        "leanstack-dev-alerts",
+        "leanstack-dev-tickets",
+    ]
     assert not run.of_type("pulumi:providers:aws")
     used = _program(
         tmp_path,
@@ -76,5 +79,6 @@ def test_the_us_east_1_topic_exists_only_when_something_uses_it(tmp_path: Path) 
     assert sorted(r.inputs["name"] for r in run.of_type("aws:sns/topic:Topic")) == [
         "leanstack-dev-alerts",
         "leanstack-dev-alerts-us-east-1",
+        "leanstack-dev-tickets",
     ]
     assert run.outputs["globalTopic"].endswith(":leanstack-dev-alerts-us-east-1")

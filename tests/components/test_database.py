@@ -116,7 +116,7 @@ def test_storage_alarm_fires_below_ten_percent_free(dev: StackRun) -> None:
 def test_every_database_child_is_parented_to_the_component(dev: StackRun) -> None:
     names = sorted(r.name for r in children(dev, "Database"))
     assert names == [
-        "database-from-host", "database-instance", "database-logs", "database-params",
+        "database-connections-high", "database-from-host", "database-instance", "database-logs", "database-params",
         "database-sg", "database-storage-low", "database-subnets",
     ]  # fmt: skip
 

@@ -34,7 +34,8 @@ def test_site_down_alarm_pages_after_three_unhealthy_minutes(dev: StackRun) -> N
     # The stack is in us-east-1: the one topic, the one provider.
     assert alarm.region == "us-east-1"
     assert inputs["alarmActions"] == inputs["okActions"] == [dev.outputs["alertTopicArn"]]
-    assert len(dev.of_type("aws:sns/topic:Topic")) == 1
+    # The page topic and the ticket topic, none in another region.
+    assert len(dev.of_type("aws:sns/topic:Topic")) == 2
 
 
 def test_outside_us_east_1_the_alarm_and_a_second_topic_live_there_with_the_same_email(tuned: StackRun) -> None:
@@ -43,6 +44,7 @@ def test_outside_us_east_1_the_alarm_and_a_second_topic_live_there_with_the_same
     topics = {t.name: t for t in tuned.of_type("aws:sns/topic:Topic")}
     assert {name: t.region for name, t in topics.items()} == {
         "alerts-topic": "eu-west-1",
+        "alerts-ticket-topic": "eu-west-1",
         "alerts-us-east-1-topic": "us-east-1",
     }
     second = topics["alerts-us-east-1-topic"]
@@ -53,6 +55,7 @@ def test_outside_us_east_1_the_alarm_and_a_second_topic_live_there_with_the_same
     }
     assert emails == {
         "alerts-email": ("ops@example.com", "eu-west-1"),
+        "alerts-ticket-email": ("ops@example.com", "eu-west-1"),
         "alerts-us-east-1-email": ("ops@example.com", "us-east-1"),
     }
     assert "lives in us-east-1" in alarm.inputs["alarmDescription"]

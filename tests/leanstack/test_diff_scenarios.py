@@ -74,9 +74,10 @@ def rendered(stack: str, result: Plan) -> str:
 def test_bigger_database_class_is_no_risk_and_says_when_it_applies() -> None:
     result = change("prod", {"leanstack:database": {"instanceClass": "db.t4g.medium"}})
     assert result["risks"] == []
-    # The database, and the budget whose limit follows the estimate.
-    db, budget = sorted(result["changed"], key=lambda c: c["type"] != "aws:rds/instance:Instance")
-    assert budget["type"] == "aws:budgets/budget:Budget"
+    # The database, the budget whose limit follows the estimate, and the connections alarm's threshold
+    # (the class's max_connections) with the dashboard that draws it.
+    db, *others = sorted(result["changed"], key=lambda c: c["type"] != "aws:rds/instance:Instance")
+    assert sorted(c["name"] for c in others) == ["budget-monthly", "dashboard-dashboard", "database-connections-high"]
     assert not db["replaced"]
     assert result["notes"][db["urn"]] == [
         "`instanceClass` applies in the maintenance window (sun:04:00-sun:05:00 UTC), not at `pulumi up` "

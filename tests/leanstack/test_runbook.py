@@ -52,7 +52,7 @@ def test_every_alarm_and_every_stateful_resource_appears(stack: str, dev: StackR
     run = {"dev": dev, "prod": prod}[stack]
     text = sheet(run)
     alarms = run.of_type(ALARM)
-    assert len(alarms) == 8
+    assert len(alarms) == 10  # with the latency and database-connections alarms
     for alarm in alarms:
         assert f"`{alarm.inputs['name']}`" in text
     stateful = [r for r in run.resources if r.type in STATEFUL_TYPES]
@@ -77,7 +77,13 @@ def test_no_cache_token_either(dev_cache_no_cdn: StackRun) -> None:
     assert "cacheAuthTokenParameter" in text and "`cache-group`" in text
 
 
-JOBS = {"leanstack:app": {"jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}}}}
+JOBS = {
+    "leanstack:app": {
+        "jobs": {"nightly-report": {"schedule": "*-*-* 03:15:00", "command": ["bin/report"]}},
+        "processes": {"worker": {"command": ["bin/worker"]}},
+    },
+    "leanstack:database": {"awsBackup": {"enabled": True}},
+}
 
 
 def test_alarm_anchors_and_headings_stay_in_sync(
@@ -155,9 +161,17 @@ def test_dev_says_it_has_no_targets(dev: StackRun) -> None:
 
 def test_outside_us_east_1_the_sheet_explains_the_second_topic(tuned: StackRun) -> None:
     text = sheet(tuned, TUNED)
-    assert "except the site-down alarm, which lives in us-east-1" in text
+    assert "The site-down alarm lives in us-east-1" in text and "second page topic there" in text
     assert "| `leanstack-dev-site-down` | us-east-1 |" in text
     assert "over 2% of requests" in text
+
+
+def test_the_sheet_tells_pages_from_tickets(dev: StackRun, run_dev_with: Any) -> None:
+    assert "tickets (working hours" in sheet(dev) and "`pulumi stack output ticketTopicArn`" in sheet(dev)
+    overrides = {"leanstack:alerts": {"ticketEmail": "tickets@example.com"}}
+    text = sheet(run_dev_with(overrides), overrides)
+    assert "Pages (someone now) email ops@example.com" in text
+    assert "email tickets@example.com through the ticket topic" in text
 
 
 def test_output_is_deterministic_across_runs(dev: StackRun) -> None:
