@@ -551,7 +551,8 @@ class Branch:
 
     @property
     def runs_pulumi(self) -> bool:
-        return any(re.search(r"\bpulumi (?!stack output)", c) for s in self.steps for c in s.commands)
+        """Whether a step runs `pulumi` (or has the reader run a step that does): it needs Before any pulumi step."""
+        return any(BEFORE_PULUMI in s.text or any(re.search(r"\bpulumi ", c) for c in s.commands) for s in self.steps)
 
 
 def _health_check(f: RecoveryFacts) -> tuple[str, ...]:
@@ -805,7 +806,7 @@ def _database_dropped(f: RecoveryFacts, config: StackConfig) -> Branch:
         find_drop += (
             f"aws logs filter-log-events --region {region} --log-group-name "
             f"/aws/rds/instance/{f.database_identifier}/postgresql --filter-pattern '\"does not exist\"' "
-            "--max-items 1 --query 'events[0].message' --output text",
+            "--limit 1 --query 'events[0].message' --output text",
         )
     steps = (
         Step(
@@ -886,7 +887,7 @@ def _host_gone(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 LAPTOP,
                 tuple(
                     f"aws autoscaling describe-scaling-activities --region {region} --auto-scaling-group-name "
-                    f'"$(pulumi stack output {output}{s})" --max-items 3 '
+                    f'"$(pulumi stack output {output}{s})" --max-records 3 '
                     "--query 'Activities[].[StatusCode,Description]' --output text"
                     for output in ("hostWebGroup", "hostJobsGroup")
                 ),

@@ -19,7 +19,7 @@ from leanstack.host.backup.leanstack_backup import RestoreOptions
 from leanstack.mocks import StackRun
 from leanstack.runbook import HOST, LAPTOP, Branch, recovery_branches, runbook_markdown
 from tests.components.helpers import user_data_of
-from tests.conftest import merged, read_stack_config
+from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config, run_with
 
 REPO = Path(__file__).parents[2]
 TRIAGE = ["Rows deleted or corrupted", "App database dropped", "Instance deleted", "Host gone", "Region down"]
@@ -31,18 +31,27 @@ def config_of(run: StackRun, overrides: dict[str, Any] | None = None) -> StackCo
     return load_stack_config(merged(read_stack_config(run.stack), overrides or {}), run.stack)
 
 
-def branches_of(run: StackRun) -> list[Branch]:
-    return recovery_branches(run, config_of(run))
+def branches_of(run: StackRun, overrides: dict[str, Any] | None = None) -> list[Branch]:
+    return recovery_branches(run, config_of(run, overrides))
 
 
-def commands(run: StackRun, where: str | None = None) -> Iterator[str]:
+# prod with a recovery key: the sealed copy exists.
+WITH_KEY = {"leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY}}
+
+
+@pytest.fixture(scope="module")
+def run_with_key() -> StackRun:
+    return run_with(WITH_KEY, "prod")
+
+
+def commands(run: StackRun, where: str | None = None, overrides: dict[str, Any] | None = None) -> Iterator[str]:
     """Every command line of every step (continuations joined), optionally only those run in one place."""
-    for branch in branches_of(run):
+    for branch in branches_of(run, overrides):
         for step in branch.steps:
             if where is None or step.where == where:
                 yield from _joined(step.commands)
             if where in (None, LAPTOP):
-                yield from _joined(c for c in step.check_commands if c.startswith(("aws ", "curl ", "journalctl")))
+                yield from _joined(c for c in step.check_commands if c.startswith(("aws ", "curl ")))
 
 
 def _joined(lines: Any) -> Iterator[str]:
@@ -185,9 +194,9 @@ def test_an_instance_deleted_restores_from_retained_backups_or_the_final_snapsho
     assert "--parent 'database=urn:pulumi:prod::leanstack::leanstack:index:Database::database'" in adopt
     assert "pulumi:pulumi:Stack$" not in adopt
     # What the preview must look like, shown as a diff: an update is fine, a replace is not.
-    (shown,) = [s for s in branch.steps if s.check_language == "diff"]
-    assert any(line.startswith("~ ") and "update" in line for line in shown.check_commands)
-    assert any(line.startswith("+-") and "STOP" in line for line in shown.check_commands)
+    (shown,) = [s for s in branch.steps if s.preview and "pulumi import" in " ".join(s.commands)]
+    assert any(line.startswith("~ ") and "update" in line for line in shown.preview)
+    assert any(line.startswith("+-") and "STOP" in line for line in shown.preview)
 
 
 def test_without_a_final_snapshot_the_sheet_does_not_offer_one(dev: StackRun) -> None:
@@ -233,28 +242,35 @@ def test_every_host_command_the_sheet_names_exists(dev: StackRun, prod: StackRun
         assert named <= _host_commands(run), named - _host_commands(run)
 
 
-def test_the_region_down_branch_walks_the_recovery_stack(prod: StackRun) -> None:
-    laptop = list(commands(prod, LAPTOP))
+def test_the_region_down_branch_walks_the_recovery_stack(run_with_key: StackRun) -> None:
+    laptop = list(commands(run_with_key, LAPTOP, WITH_KEY))
     order = [
         "python -m leanstack recover init prod --backup-bucket BUCKET",
-        "pulumi state delete --stack prod URN",
+        "pulumi state delete --stack prod 'URN'",
         "pulumi up --stack prod-recovery",
         "python -m leanstack secrets restore prod --from-backup",
     ]
     found = [next(n for n, c in enumerate(laptop) if c.startswith(step)) for step in order]
     assert found == sorted(found), order
-    text = runbook_markdown(prod, config_of(prod)).split("### Region down", 1)[1].split("\n## ", 1)[0]
+    text = runbook_markdown(run_with_key, config_of(run_with_key, WITH_KEY))
+    text = text.split("### Region down", 1)[1].split("\n## ", 1)[0]
     assert "sudo leanstack-restore --swap --use-restored RESTORED" in text
     assert text.count("*Estimate:") >= 6 and "estimates, not measurements" in text
     # The recovery stack's own role reads the bucket: no hand-made grant any more.
     assert not [c for c in laptop if c.startswith("aws iam put-role-policy")]
 
 
+KNOWN_COMMANDS = set(COMMANDS) | set(DEPLOY_COMMANDS) | set(OPERATE_COMMANDS) | set(RECOVERY_COMMANDS)
+
+
+# `db restore STACK --to ... [--swap]` (point-in-time restore, issue 24 item 1) is built on another branch
+# (h-week2); the sheet is written against its interface. Strict: once it is merged, this must pass.
+@pytest.mark.xfail("db" not in KNOWN_COMMANDS, reason="python -m leanstack db arrives with h-week2", strict=True)
 def test_every_leanstack_cli_command_the_sheet_names_exists(prod: StackRun) -> None:
     text = runbook_markdown(prod, config_of(prod))
     named = set(re.findall(r"python -m leanstack ([a-z]+)", text))
-    assert {"runbook", "rollback", "validate"} <= named
-    assert named <= set(COMMANDS) | set(DEPLOY_COMMANDS) | set(OPERATE_COMMANDS) | set(RECOVERY_COMMANDS)
+    assert {"runbook", "rollback", "validate", "db"} <= named
+    assert named <= KNOWN_COMMANDS, named - KNOWN_COMMANDS
 
 
 def test_the_sheet_says_where_the_drill_restores(prod: StackRun) -> None:
