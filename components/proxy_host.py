@@ -778,7 +778,7 @@ class ProxyHost(LeanComponent):
             "still-broken",
             "Site down for users: the host has failed a status check for 15 minutes and automatic "
             "recovery did not fix it. First check: EC2 console > the host > Status checks and System log; "
-            "if needed, `pulumi up --replace` the instance. Runbook: #host-still-broken",
+            "if needed, replace the instance as the runbook says. Runbook: #host-still-broken",
             namespace="AWS/EC2",
             metric_name="StatusCheckFailed",
             dimensions={"InstanceId": instance.id},
@@ -878,7 +878,7 @@ class ProxyHost(LeanComponent):
         self._paging_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
-            "First check: `journalctl -u leanstack-restore-drill` on the host; run "
+            "First check: `sudo journalctl -u leanstack-restore-drill` on the host; run "
             "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillAgeDays",
@@ -893,7 +893,7 @@ class ProxyHost(LeanComponent):
         self._alarm(
             "restore-drill-failed",
             "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
-            "check: `journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
+            "check: `sudo journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
             "Runbook: #restore-drill-failed",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillFailure",

@@ -118,12 +118,13 @@ def alarm_steps(run: StackRun, config: StackConfig) -> dict[str, list[str]]:
         "error-rate": [
             "CloudWatch Logs Insights on the access-log group: "
             "`filter status >= 500 | stats count() by uri, upstream_status | sort count desc`.",
-            f"A deploy in the last hour? Roll the app back first (`python -m leanstack rollback {stack}`), "
-            "investigate after.",
+            "A deploy in the last hour? Roll the app back first "
+            f"(`python -m leanstack rollback {stack} --region {region}`), investigate after.",
             "502/504 from nginx with an empty upstream_status: the app is down or too slow (5 s health, "
             "60 s default timeout).",
-            f"Database errors in the app log (`python -m leanstack logs {stack} --since 1h`): check the database "
-            "alarms and RDS events.",
+            "Database errors in the app log "
+            f"(`python -m leanstack logs {stack} --region {region} --since 1h`): check the database alarms and RDS "
+            "events.",
         ],
         "host-still-broken": [
             "EC2 console > the instance > Status checks, and Actions > Monitor > Get system log.",
@@ -171,9 +172,11 @@ def alarm_steps(run: StackRun, config: StackConfig) -> dict[str, list[str]]:
         ],
         "job-failed": [
             "Which job: CloudWatch > Metrics > the stack's namespace > Stack, Job > JobFailure (the job with a 1).",
-            f"Why: `python -m leanstack logs {stack} --since 1d --filter job-<name>` (its container's output).",
+            f"Why: `python -m leanstack logs {stack} --region {region} --since 1d --filter job-<name>` (its "
+            "container's output).",
             f"Run it again once fixed: on the jobs host ({session}), `sudo {APP_TOOL} job <name>` (a run still going "
-            f"makes it skip), or from your laptop `python -m leanstack run {stack} -- <its command>`.",
+            f"makes it skip), or from your laptop `python -m leanstack run {stack} --region {region} -- "
+            "<its command>`.",
         ],
         "files-at-risk": [
             "New uploads are not reaching the off-site replica: `aws s3api head-object --region "
@@ -548,11 +551,6 @@ class Branch:
     @property
     def anchor(self) -> str:
         return github_anchor(self.heading)
-
-    @property
-    def runs_pulumi(self) -> bool:
-        """Whether a step runs `pulumi` (or has the reader run a step that does): it needs Before any pulumi step."""
-        return any(BEFORE_PULUMI in s.text or any(re.search(r"\bpulumi ", c) for c in s.commands) for s in self.steps)
 
 
 def _health_check(f: RecoveryFacts) -> tuple[str, ...]:
@@ -1268,8 +1266,8 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 check="the first command, run again, prints nothing.",
             ),
             Step(
-                "Build the recovery stack: a new host, an empty database and the DNS records. "
-                "*Estimate: 25 min (the database dominates).*",
+                "Build the recovery stack: a new host, an empty database and the DNS records "
+                f"({BEFORE_PULUMI_LINK}). *Estimate: 25 min (the database dominates).*",
                 LAPTOP,
                 (
                     f"pulumi stack init --stack {rec}",
@@ -1522,9 +1520,8 @@ def _recovery(run: StackRun, config: StackConfig, only: str | None = None) -> li
     """Triage, what `pulumi` needs, then every branch (or only the one named `only`)."""
     branches = recovery_branches(run, config)
     chosen = [b for b in branches if only is None or b.anchor == only]
-    lines = _triage(branches, recovery_facts(run, config), config)
-    if any(b.runs_pulumi for b in chosen):
-        lines += _before_pulumi_section(config)
+    # Always there: the triage's own text points to it, and most branches need it.
+    lines = _triage(branches, recovery_facts(run, config), config) + _before_pulumi_section(config)
     for branch in chosen:
         lines += _branch_lines(branch)
     return lines
@@ -1580,8 +1577,8 @@ def _app_operations(config: StackConfig) -> list[str]:
         "data repair. Not for a deploy: deploys switch without dropping requests.",
         "",
         "```sh",
-        f'python -m leanstack maintenance {stack} on --message "Back at 14:00 UTC"',
-        f"python -m leanstack maintenance {stack} off",
+        f'python -m leanstack maintenance {stack} on --message "Back at 14:00 UTC" --region {config.region}',
+        f"python -m leanstack maintenance {stack} off --region {config.region}",
         "```",
         "",
     ]
@@ -1592,7 +1589,7 @@ def _alarm_sections(run: StackRun, config: StackConfig) -> list[str]:
     lines = ["## Alarms", ""]
     lines.append(
         f"Every alarm emails {config.alert_email} through the stack's SNS topic "
-        "(`pulumi stack output alertTopicArn`)"
+        f"(`pulumi stack output alertTopicArn --stack {config.stack}`)"
         + (
             ", except the site-down alarm, which lives in us-east-1 (where Route 53 publishes its metrics) and "
             "emails the same address through a second topic there."
