@@ -787,7 +787,7 @@ def _rows_deleted(f: RecoveryFacts, config: StackConfig) -> Branch:
         steps,
         undo=(
             "Rows merged: the merge was one transaction; reverse it with the rows in `restored_rows` "
-            "(kept until the owner is sure: the clean-up step is the last).",
+            "(kept until the owner is sure: only then does the clean-up step drop it).",
             "Swapped: run the undo line the swap printed (it switches the app back to the kept instance).",
         ),
         keeps=("restored_rows",),
@@ -815,13 +815,12 @@ def _database_dropped(f: RecoveryFacts, config: StackConfig) -> Branch:
             check="you have T; the first line's time is the drop, give or take the app's next connection.",
         ),
         Step(
-            "Restoring into a new database is harmless (it touches nothing the app uses) and takes minutes: start "
-            f"it at once, while the owner decides. The owner decides between the newest dump (what `{RESTORE_COMMAND}` "
-            f"restores: everything since it is lost) and point-in-time recovery to T (about 5 minutes lost): "
-            f'`{DB_RESTORE} {stack} --to "T" --swap` restores the whole instance as it was at T, app database '
-            f"included, and switches the app to it (see [Rows deleted or corrupted](#rows-deleted-or-corrupted), "
-            f"the swap). If the owner cannot be reached within a quarter of the RTO, take the dump when it is "
-            f"younger than {config.recovery.rpo_hours or 25} h, else point-in-time.",
+            "The owner decides between the newest dump (what the restore below takes: everything since it is "
+            "lost) and point-in-time recovery to T (about 5 minutes lost; the whole instance as it was at T, "
+            "other databases included). Restoring the dump into a new database is harmless (it touches nothing "
+            "the app uses) and takes minutes: do the next two steps at once, while the owner decides. If the "
+            "owner cannot be reached within a quarter of the RTO, take the dump when it is younger than "
+            f"{config.recovery.rpo_hours or 25} h, else point-in-time.",
             check="the decision and who made it are in the incident notes.",
         ),
         _shell_step(f),
@@ -844,6 +843,23 @@ def _database_dropped(f: RecoveryFacts, config: StackConfig) -> Branch:
             check_commands=_health_check(f),
             only="when the owner took the dump",
         ),
+        Step(
+            f"Restore the instance as it was at T and switch the app to it (as in [Rows deleted or corrupted]"
+            f"(#rows-deleted-or-corrupted), the swap): the current instance is kept, renamed, for the undo the "
+            f"command prints, with the dump restored on it, unused. It also prints how Pulumi adopts the new "
+            f"instance without replacing anything: run that step as printed ({BEFORE_PULUMI_LINK}).",
+            LAPTOP,
+            (f'{DB_RESTORE} {stack} --to "T" --swap   # T: YYYY-MM-DD HH:MM:SS, UTC',),
+            preview=(
+                "~ aws:rds/instance:Instance     database-instance   update    fine: the restored one adopted",
+                "+-aws:rds/instance:Instance     database-instance   replace   STOP: a new, empty database",
+                "+-aws:ec2/instance:Instance     host-instance       replace   STOP: no host is replaced here",
+            ),
+            check="it ends printing the undo line (copy it into the incident notes) and the site answers 200:",
+            check_commands=_health_check(f),
+            only="when the owner took point-in-time",
+        ),
+        _shell_step(f),
         Step(
             "Take a fresh backup of the restored data now, rather than at the next timer.",
             HOST,
@@ -1324,23 +1340,25 @@ def real_urn(urn: str) -> str:
 def _render_step(number: int, step: Step) -> list[str]:
     where = f" *On {WHERE[step.where]}.*" if step.where else ""
     only = f"**Only {step.only}:** " if step.only else ""
+    # What belongs to the item is indented as deep as its text, or Markdown ends the list (from step 10 on).
+    pad = " " * len(f"{number}. ")
     lines = [f"{number}. {only}{step.text}{where}"]
     if step.commands:
-        lines += ["", "   ```sh", *(f"   {c}" for c in step.commands), "   ```"]
+        lines += ["", f"{pad}```sh", *(f"{pad}{c}" for c in step.commands), f"{pad}```"]
     if step.preview:
         lines += [
             "",
-            "   **Expected preview** (what `pulumi preview` and `pulumi up` show before they ask; on a STOP line "
+            f"{pad}**Expected preview** (what `pulumi preview` and `pulumi up` show before they ask; on a STOP line "
             "answer `no` and ask):",
             "",
-            "   ```diff",
-            *(f"   {c}" for c in step.preview),
-            "   ```",
+            f"{pad}```diff",
+            *(f"{pad}{c}" for c in step.preview),
+            f"{pad}```",
         ]
     if step.check:
-        lines += ["", f"   **Check**: {step.check}"]
+        lines += ["", f"{pad}**Check**: {step.check}"]
     if step.check_commands:
-        lines += ["", "   ```sh", *(f"   {c}" for c in step.check_commands), "   ```"]
+        lines += ["", f"{pad}```sh", *(f"{pad}{c}" for c in step.check_commands), f"{pad}```"]
     lines.append("")
     return lines
 
