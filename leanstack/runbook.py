@@ -1079,7 +1079,8 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             "Build an empty instance under the same identifier and fill it from the dump: `refresh` drops the "
             "deleted instance from the state, `up` creates it (the preview shows `+ database-instance create`: "
             "expected here, and nothing replaced), then run [App database dropped](#app-database-dropped)'s steps "
-            "on the host (restore the newest dump, switch to it) and continue here with the restart "
+            "on the host (restore the newest dump, switch to it) and continue here with the steps that apply "
+            "(freeing the final snapshot's name, the restart) "
             f"({BEFORE_PULUMI_LINK}).",
             LAPTOP,
             (f"pulumi refresh{s} --yes", f"pulumi preview --diff{s}", f"pulumi up{s}"),
@@ -1115,10 +1116,10 @@ def _instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                     "name (kept until the restored instance has passed a drill), then delete the original.",
                     LAPTOP,
                     (
+                        f"COPY={f.final_snapshot}-$(date -u +%Y%m%d)",
                         f"aws rds copy-db-snapshot --region {region} --source-db-snapshot-identifier "
-                        f"{f.final_snapshot} --target-db-snapshot-identifier {f.final_snapshot}-$(date -u +%Y%m%d)",
-                        f"aws rds wait db-snapshot-available --region {region} --db-snapshot-identifier "
-                        f"{f.final_snapshot}-$(date -u +%Y%m%d)",
+                        f'{f.final_snapshot} --target-db-snapshot-identifier "$COPY"',
+                        f'aws rds wait db-snapshot-available --region {region} --db-snapshot-identifier "$COPY"',
                         f"aws rds delete-db-snapshot --region {region} --db-snapshot-identifier {f.final_snapshot}",
                     ),
                     check=f"the dated copy is listed and `{f.final_snapshot}` is not:",
@@ -1258,7 +1259,8 @@ def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
             Step(
                 f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
                 + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
-                + " as they are (nothing is created or changed on them; its own dumps go to the same bucket and "
+                + (" as they are" if config.storage.enabled else " as it is")
+                + " (nothing is created or changed on them; its own dumps go to the same bucket and "
                 "prefix, write-once there too). *Estimate: 5 min.*",
                 LAPTOP,
                 (
