@@ -412,6 +412,7 @@ class RecoveryFacts:
     database_urn: str
     provider_urn: str
     host_urn: str  # the one host's instance; "" when scaled out (the groups own the hosts)
+    host_dependents: tuple[tuple[str, str], ...]  # (type, name) of what names the host: updated when it is new
     bucket_name: str  # "" when AWS picks the suffix: then bucket_prefix
     bucket_prefix: str
     bucket_profile: str  # " --profile NAME" for a second account, else ""
@@ -502,6 +503,9 @@ def recovery_facts(run: StackRun, config: StackConfig) -> RecoveryFacts:
         database_urn=primary.parent,
         provider_urn=primary.provider,
         host_urn=real_urn(host.urn) if host is not None else "",
+        host_dependents=tuple(
+            sorted((r.type, r.name) for r in run.resources if host is not None and host.urn in r.dependencies)
+        ),
         bucket_name=str(bucket.inputs.get("bucket") or ""),
         bucket_prefix=str(bucket.inputs.get("bucketPrefix") or ""),
         bucket_profile=profile,
@@ -551,6 +555,21 @@ class Branch:
     @property
     def anchor(self) -> str:
         return github_anchor(self.heading)
+
+
+def preview_line(sign: str, type_: str, name: str, operation: str, note: str) -> str:
+    """One line of an expected preview, in the columns `pulumi preview` prints (sign, type, name, operation)."""
+    return f"{sign:<2}{type_ + ' ':<31}{name + ' ':<20}{operation + ' ':<10}{note}"
+
+
+def _host_previews(f: RecoveryFacts, sign: str, operation: str, note: str) -> tuple[str, ...]:
+    """A new host: it is created or replaced, what names it is updated, and the data is never touched."""
+    return (
+        preview_line(sign, EC2_INSTANCE, "host-instance", operation, note),
+        *(preview_line("~", t, n, "update", "fine: names the new host") for t, n in f.host_dependents),
+        preview_line("+-", RDS_INSTANCE, "database-instance", "replace", "STOP: never for a host"),
+        preview_line("-", "aws:s3/bucket:Bucket", "...", "delete", "STOP: never for a host"),
+    )
 
 
 def _health_check(f: RecoveryFacts) -> tuple[str, ...]:
@@ -933,13 +952,7 @@ def _host_gone(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 "preview like this diff, then apply it.",
                 LAPTOP,
                 (f"pulumi refresh{s} --yes", f"pulumi preview --diff{s}", f"pulumi up{s}"),
-                preview=(
-                    "+ aws:ec2/instance:Instance     host-instance       create    fine: the new host",
-                    "~ aws:ec2/eipAssociation:...    ...                 update    fine: the address moves to it",
-                    "~ aws:cloudwatch/metricAlarm:.. ...                 update    fine: alarms name the new host",
-                    "+-aws:rds/instance:Instance     database-instance   replace   STOP: never for a lost host",
-                    "- aws:s3/bucket:Bucket          ...                 delete    STOP: never for a lost host",
-                ),
+                preview=_host_previews(f, "+", "create", "fine: the new host"),
                 check="after `up` and a few minutes of boot, the site answers 200:",
                 check_commands=_health_check(f),
                 only="when step 1 shows the host terminated, or none",
@@ -950,12 +963,7 @@ def _host_gone(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
                 f"single quotes: it contains `$`; {BEFORE_PULUMI_LINK}).",
                 LAPTOP,
                 (f"pulumi preview --diff{s} --replace '{f.host_urn}'", f"pulumi up{s} --replace '{f.host_urn}'"),
-                preview=(
-                    "+-aws:ec2/instance:Instance     host-instance       replace   fine: you asked for it",
-                    "~ aws:ec2/eipAssociation:...    ...                 update    fine: the address moves to it",
-                    "~ aws:cloudwatch/metricAlarm:.. ...                 update    fine: alarms name the new host",
-                    "+-aws:rds/instance:Instance     database-instance   replace   STOP: never for a host",
-                ),
+                preview=_host_previews(f, "+-", "replace", "fine: you asked for it"),
                 check="after `up` and the boot the site answers 200:",
                 check_commands=_health_check(f),
                 only="when step 1 shows the host running",

@@ -623,3 +623,17 @@ def test_one_branch_prints_on_its_own(prod: StackRun, capsys: pytest.CaptureFixt
     assert main(["runbook", "prod", "--branch", "hosts-gone"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "expected one of rows-deleted-or-corrupted, app-database-dropped" in err
+
+
+def test_the_host_previews_list_what_names_the_host_from_the_program(prod: StackRun) -> None:
+    """The expected preview after a lost host is read from the program: what depends on the instance is updated."""
+    host = prod.named("host-instance")
+    dependents = {(r.type, r.name) for r in prod.resources if host.urn in r.dependencies}
+    assert ("aws:ec2/eip:Eip", "host-ip") in dependents  # the Elastic IP moves to the new host
+    branch = next(b for b in branches_of(prod) if b.heading == "Host gone")
+    (rebuild,) = [s for s in branch.steps if "pulumi up --stack prod" in s.commands]
+    (replace,) = [s for s in branch.steps if any("--replace 'urn:pulumi:prod::" in c for c in s.commands)]
+    for step, first in ((rebuild, "+ "), (replace, "+-")):
+        assert step.preview[0].startswith(f"{first}aws:ec2/instance:Instance ")
+        updated = {tuple(line.split()[1:3]) for line in step.preview if line.startswith("~ ")}
+        assert updated == dependents
