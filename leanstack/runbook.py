@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
+from leanstack.config.sections import STATE_URL_RE
 from leanstack.host.deploy.install import APP_TOOL_PATH, APP_UNIT_TEMPLATE
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
@@ -1470,6 +1471,12 @@ def _before_pulumi_section(config: StackConfig) -> list[str]:
     """What every `pulumi` command needs, once per shell: state login, passphrase, AWS and Cloudflare."""
     c = config.recovery.credentials
     stack, region = config.stack, config.region
+    url = STATE_URL_RE.search(c.pulumi_state)
+    login = (
+        f"pulumi login {url.group(0)}   # recovery.credentials.pulumiState"
+        if url
+        else f"pulumi login BACKEND   # BACKEND: {c.pulumi_state or 'the state URL (recovery.credentials.pulumiState)'}"
+    )
     return [
         f"### {BEFORE_PULUMI}",
         "",
@@ -1478,7 +1485,7 @@ def _before_pulumi_section(config: StackConfig) -> list[str]:
         "[Who recovers what](#who-recovers-what).",
         "",
         "```sh",
-        f"pulumi login BACKEND   # BACKEND: {c.pulumi_state or 'the state URL (recovery.credentials.pulumiState)'}",
+        login,
         "read -rs PULUMI_CONFIG_PASSPHRASE && export PULUMI_CONFIG_PASSPHRASE   # the stack's passphrase, not echoed",
         "export AWS_PROFILE=PROFILE   # credentials that may change the stack's AWS account",
         "read -rs CLOUDFLARE_API_TOKEN && export CLOUDFLARE_API_TOKEN   # only if cloudflare:apiToken is not "

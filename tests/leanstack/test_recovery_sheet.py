@@ -552,7 +552,20 @@ def test_the_recovery_credentials_and_the_mute_are_on_the_sheet(prod: StackRun) 
         ("Password manager (emergency access)", places["passwordManager"]),
     ):
         assert f"- **{label}**: {value}" in people
-    assert f"pulumi login BACKEND   # BACKEND: {places['pulumiState']}" in text
+    # The state's URL, when given, is the login itself; the rest of what pulumi needs, each with a check.
+    before = text.split(f"### {BEFORE_PULUMI}", 1)[1].split("\n### ", 1)[0]
+    assert "pulumi login s3://acme-pulumi-state?region=eu-west-1   # recovery.credentials.pulumiState" in before
+    for needle in (
+        "read -rs PULUMI_CONFIG_PASSPHRASE",
+        "export AWS_PROFILE=",
+        "CLOUDFLARE_API_TOKEN",
+        "aws sts get-caller-identity --region us-east-1",
+        "pulumi config --stack prod --show-secrets > /dev/null && echo passphrase ok",
+        "pulumi config get cloudflare:apiToken --stack prod",
+    ):
+        assert needle in before, needle
+    plain = runbook_markdown(prod, config_of(prod))
+    assert "pulumi login BACKEND   # BACKEND: the state URL (recovery.credentials.pulumiState)" in plain
     assert "aws cloudwatch disable-alarm-actions --region us-east-1 --alarm-names NAME" in text
     assert "aws cloudwatch enable-alarm-actions --region us-east-1 --alarm-names NAME" in text
 
