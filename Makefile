@@ -9,10 +9,14 @@ FORMAT ?= text
 
 .PHONY: plan test lint typecheck schema docs init wheel bench clean
 
-$(VENV)/.runtime: requirements.txt
+$(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | grep -v '^WARNING: Location' || true
-	$(PY) -c "import pulumi, pulumi_aws, pulumi_cloudflare, pulumi_tls, pulumi_random, yaml, jinja2"
+	$(PY) -c "import pulumi, pulumi_aws, pulumi_cloudflare, pulumi_tls, pulumi_random, yaml, jinja2, ruamel.yaml, boto3"
+	# The `leanstack` command in .venv/bin, running this checkout (editable: it reads this repository's stacks/).
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --disable-pip-version-check -e . 2>&1 | grep -v '^WARNING: Location' || true
+	rm -rf build leanstack.egg-info
+	$(VENV)/bin/leanstack --version
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
@@ -25,15 +29,14 @@ plan: $(VENV)/.runtime
 	$(PY) -m leanstack plan $(STACK) --format $(FORMAT)
 
 ## test: lint, type-check and the whole test suite
-test: $(VENV)/.dev
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) -m mypy
+test: lint typecheck
 	$(PY) -m pytest
 
+## lint: ruff, and deptry (every import the package makes is a declared dependency)
 lint: $(VENV)/.dev
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m deptry .
 
 typecheck: $(VENV)/.dev
 	$(PY) -m mypy
@@ -46,13 +49,15 @@ schema: $(VENV)/.runtime
 docs: $(VENV)/.runtime
 	$(PY) -m leanstack docs --write
 
-## init: fill a fork's six values into every stack file (asks for each; or pass ARGS="--domain ...")
+## init: fill a fork's seven values into every stack file (asks for each; or pass ARGS="--domain ...")
 init: $(VENV)/.runtime
 	$(PY) -m leanstack init $(ARGS)
 
-## wheel: the library as one package, leanstack, in dist/ (offline: setuptools from requirements-dev)
-wheel: $(VENV)/.dev
+## wheel: the library as one package, leanstack, in dist/ (its dependencies are not copied; setuptools from the venv)
+wheel: $(VENV)/.runtime
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --disable-pip-version-check -w dist .
+	rm -rf build leanstack.egg-info
+	@ls dist/leanstack-*.whl
 
 bench: $(VENV)/.dev
 	$(PY) bench/plan.py

@@ -118,6 +118,9 @@ host = ProxyHost(
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
+if storage is not None:
+    # The app's role trusts the host's role itself, which IAM wants to exist first.
+    storage.trust_host_role(host.role_arn)
 if cfg.database.cross_region_backups:
     database.replicate_backups(cfg.backup.region)
 # Every host, single or scaled out, is tagged Name=leanstack-<stack>-host; the restart targets that tag.

@@ -38,9 +38,10 @@ sys.path.insert(0, str(REPO))
 import boto3  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
+from support.agent import agent_script  # noqa: E402
 from support.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer  # noqa: E402
 
-TOOL = REPO / "host" / "backup" / "leanstack_backup.py"
+TOOL = agent_script("leanstack-backup")
 DATABASE = "bench"
 TARGETS = {"backup": 1.2, "drill": 1.3}
 

@@ -4,10 +4,11 @@ Builds one SNS topic and an email subscription to it. Every alarm in the stack n
 this topic, so there is one address to watch and one switch to mute.
 
 One exception, forced by AWS: Route 53 publishes health-check metrics only in us-east-1, and
-a CloudWatch alarm can only notify a topic in its own region. When the stack lives elsewhere,
-this component also builds a second topic in us-east-1 (through its own provider) with the
-same email subscribed, so the site-down alarm still reaches the same inbox
-(`global_topic_arn`; in a us-east-1 stack it is the one topic).
+a CloudWatch alarm can only notify a topic in its own region. When the stack lives elsewhere
+and something asks for `global_topic_arn` (the site-down alarm of an UptimeCheck), this
+component builds a second topic in us-east-1 (through its own provider) with the same email
+subscribed, so that alarm still reaches the same inbox; nothing asks, nothing is built. In a
+us-east-1 stack it is the one topic.
 
 The topics are not encrypted with KMS on purpose: CloudWatch alarms cannot publish to a
 topic encrypted with the AWS-managed SNS key, a customer-managed key costs $1/month plus
@@ -38,9 +39,6 @@ GLOBAL_METRICS_REGION = "us-east-1"
 
 class Alerts(LeanComponent):
     topic_arn: pulumi.Output[str]
-    global_topic_arn: pulumi.Output[str]
-    # The provider for resources that must live in us-east-1 (None: the stack's own provider).
-    global_provider: aws.Provider | None
 
     def __init__(
         self,
@@ -54,22 +52,37 @@ class Alerts(LeanComponent):
         super().__init__(name, opts)
         self.email = args.email
         self.region = region
+        self.stack = stack
         self.topic_arn = self._topic("", f"{stack_prefix(stack)}-alerts", None)
-        self.global_provider = None
-        self.global_topic_arn = self.topic_arn
-        if region != GLOBAL_METRICS_REGION:
-            self.global_provider = aws_provider(
+        # The us-east-1 topic and its provider, made on first use (see global_topic_arn).
+        self._global: tuple[aws.Provider | None, pulumi.Output[str]] | None = None
+        if region == GLOBAL_METRICS_REGION:
+            self._global = (None, self.topic_arn)
+        self.register_outputs({"topic_arn": self.topic_arn})
+
+    @property
+    def global_topic_arn(self) -> pulumi.Output[str]:
+        """The topic an alarm in us-east-1 notifies; built (with its provider) the first time it is asked for."""
+        return self._global_topic()[1]
+
+    @property
+    def global_provider(self) -> aws.Provider | None:
+        """The provider for resources that must live in us-east-1 (None: the stack's own provider)."""
+        return self._global_topic()[0]
+
+    def _global_topic(self) -> tuple[aws.Provider | None, pulumi.Output[str]]:
+        if self._global is None:
+            provider = aws_provider(
                 self.child_name(GLOBAL_METRICS_REGION),
                 region=GLOBAL_METRICS_REGION,
-                stack=stack,
+                stack=self.stack,
                 opts=self.child_opts(),
             )
-            self.global_topic_arn = self._topic(
-                f"{GLOBAL_METRICS_REGION}-",
-                f"{stack_prefix(stack)}-alerts-{GLOBAL_METRICS_REGION}",
-                self.global_provider,
+            arn = self._topic(
+                f"{GLOBAL_METRICS_REGION}-", f"{stack_prefix(self.stack)}-alerts-{GLOBAL_METRICS_REGION}", provider
             )
-        self.register_outputs({"topic_arn": self.topic_arn, "global_topic_arn": self.global_topic_arn})
+            self._global = (provider, arn)
+        return self._global
 
     def _topic(self, prefix: str, topic_name: str, provider: aws.Provider | None) -> pulumi.Output[str]:
         def opts() -> pulumi.ResourceOptions:

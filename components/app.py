@@ -12,7 +12,7 @@ Builds:
   its value alone);
 - the app's config parameter `/leanstack/<stack>/app/config` (String, JSON: `env`, `secrets`
   as references, `release_command`, `jobs`, and with the cache its endpoint and the SSM name of
-  its token; the contract is host/deploy/leanstack_app.py's docstring). The host reads it at
+  its token; the contract is host/agent/app_cli.py's docstring). The host reads it at
   every container start and a timer restarts the app blue/green within minutes of a change, so
   an `app.env`, `app.secrets`, `app.releaseCommand` or `app.jobs` change updates this parameter
   only: the host is never replaced for it;
@@ -47,11 +47,12 @@ import pulumi_aws as aws
 from leanstack.components.base import LeanComponent, policy_output
 from leanstack.components.cache import Cache
 from leanstack.config import AppArgs
-from leanstack.config.naming import RELEASE_TAG_PREFIX, stack_prefix
+from leanstack.config.naming import RELEASE_TAG_PREFIX, app_config_parameter, stack_prefix
+from leanstack.host.agent import contract
 
 __all__ = ["App", "AppArgs"]
 
-RESTART_COMMAND = "/usr/local/sbin/leanstack-app restart"
+RESTART_COMMAND = f"{contract.APP_COMMAND.path} restart"
 # More than any deploy history could ever hold; ECR needs a number for the rule that protects released images.
 RELEASED_KEPT = 10000
 
@@ -138,9 +139,9 @@ class App(LeanComponent):
     ) -> None:
         super().__init__(name, opts)
         self.args, self.stack, self.region = args, stack, region
-        self.releases_parameter = f"/leanstack/{stack}/releases"
-        self.log_group_name = f"/leanstack/{stack}/app"
-        self.parameters_path = f"/leanstack/{stack}/app"
+        self.releases_parameter = contract.releases_parameter(stack)
+        self.log_group_name = contract.app_log_group(stack)
+        self.parameters_path = contract.app_parameters_path(stack)
         repository = self._create_repository()
         self._create_release_history()
         self.config_parameter = self._create_config_parameter(cache)
@@ -200,7 +201,7 @@ class App(LeanComponent):
             )
         return aws.ssm.Parameter(
             self.child_name("config"),
-            name=f"{self.parameters_path}/config",
+            name=app_config_parameter(self.stack),
             type="String",
             # References only, never a secret's value: insecure_value keeps the change readable in diffs.
             insecure_value=value,

@@ -16,8 +16,9 @@ backups), an S3 bucket with:
   abandoned by a failed streamed backup are aborted after a few days (every leanstack
   bucket has that rule: `components.private_bucket`).
 
-The host's role may put, get and list under the prefix, and never delete: `writer_statements`
-is the IAM policy the host role gets, and the bucket policy admits that role by ARN.
+The host's role may put under its own stack's folder, `<prefix>/<stack>/`, get and list under
+the prefix, and never delete: `writer_statements` is the IAM policy the host role gets, and the
+bucket policy admits that role by ARN.
 
 Cost: S3 Standard $0.023/GB-month, Glacier Instant Retrieval $0.004/GB-month (us-west-2);
 a 1 GB compressed daily dump kept a year is ~$2/month, plus ~$1.50/month for the expired
@@ -26,7 +27,8 @@ stray delete never shortening a backup's life). Requests are cents.
 
 Recovery stacks (`existing_bucket`, written by `python -m leanstack recover init`): the
 region-down stack's bucket is used by name and nothing is created for it; this stack's host
-writes its dumps under the same prefix (write-once there too: the bucket's own policy).
+writes its dumps under its own folder of the same prefix (write-once there too: the bucket's own
+policy) and restores the old stack's with `leanstack-restore --from-stack OLD`.
 
 Replacement: changing `region` or `bucket_name` creates a new, empty bucket; the old one
 and its locked backups stay until their retention ends (the diff flags it).
@@ -48,6 +50,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.providers import aws_provider
 from leanstack.config import BackupBucketArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent.contract import stack_backup_prefix
 
 __all__ = [
     "BackupBucket",
@@ -56,10 +59,11 @@ __all__ = [
     "existing_bucket",
     "sealed_prefix",
     "sealer_statements",
+    "stack_backup_prefix",
     "writer_statements",
 ]
 
-# Where the host's sealed copies of the app's config and secrets go (host/backup/leanstack_seal.py).
+# Where the host's sealed copies of the app's config and secrets go (host/agent/seal_job.py).
 SEALED_PREFIX = "sealed-secrets"
 
 
@@ -104,17 +108,25 @@ def deny_overwrites(bucket_arn: pulumi.Input[str], prefix: str, sid: str = "Deny
     }
 
 
-def writer_statements(bucket_arn: pulumi.Input[str], prefix: str) -> list[dict[str, Any]]:
-    """IAM statements for the backup writer: put, get and list its prefix; no delete, ever."""
-    objects = pulumi.Output.concat(bucket_arn, f"/{prefix}/*")
+def writer_statements(bucket_arn: pulumi.Input[str], prefix: str, stack: str) -> list[dict[str, Any]]:
+    """IAM statements for a stack's backup writer: put under its own stack's folder only; get
+    and list the whole prefix (the folder of the layout before per-stack folders, and, on a
+    recovery stack sharing the bucket, the old stack's dumps for `leanstack-restore
+    --from-stack`); no delete, ever."""
     return [
         {
-            "Sid": "WriteAndReadBackups",
+            "Sid": "WriteBackups",
             "Effect": "Allow",
             # AbortMultipartUpload lets a failed streamed upload clean up after itself; it
             # cannot touch a completed object.
-            "Action": ["s3:PutObject", "s3:GetObject", "s3:GetObjectAttributes", "s3:AbortMultipartUpload"],
-            "Resource": objects,
+            "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": pulumi.Output.concat(bucket_arn, f"/{stack_backup_prefix(prefix, stack)}/*"),
+        },
+        {
+            "Sid": "ReadBackups",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectAttributes"],
+            "Resource": pulumi.Output.concat(bucket_arn, f"/{prefix}/*"),
         },
         {
             "Sid": "ListBackups",
@@ -256,7 +268,7 @@ class BackupBucket(LeanComponent):
             {**statement, "Principal": {"AWS": pulumi.Output.concat("arn:aws:iam::", account, ":root")},
              "Condition": {**statement.get("Condition", {}), "ArnEquals": {"aws:PrincipalArn": writer_arn}}}
             for statement in [
-                *writer_statements(bucket.arn, self.args.prefix),
+                *writer_statements(bucket.arn, self.args.prefix, self.stack),
                 *(sealer_statements(bucket.arn, self.stack) if self.args.recovery_public_key else []),
             ]
         ]  # fmt: skip

@@ -2,13 +2,64 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
+import typing
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+from pulumi.runtime import settings
 
 from leanstack.config.naming import PROJECT  # config/naming.py: the one place the name and the scheme live
+
+# The physical names each running program has claimed, per kind (a program's root resource is
+# its key: the mocks run many programs in one process, and names are unique per program).
+_claimed: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], str]] = weakref.WeakKeyDictionary()
+
+
+def _expected_classes(hint: Any) -> tuple[type, ...]:
+    """The classes an argument annotated `hint` must be: an Args dataclass or a component (or None)."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, type(int | None)) else (hint,)
+    wanted = tuple(
+        o for o in options if isinstance(o, type) and (dataclasses.is_dataclass(o) or issubclass(o, LeanComponent))
+    )
+    return (*wanted, type(None)) if wanted and type(None) in options else wanted
+
+
+def _checked_init(cls: type, init: Callable[..., None]) -> Callable[..., None]:
+    """`init` that first refuses, in one line, an argument of the wrong kind (a dict for an Args)."""
+    signature = inspect.signature(init)
+    expected: dict[str, tuple[type, ...]] | None = None
+
+    @functools.wraps(init)
+    def checked(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal expected
+        if expected is None:  # resolved once, at the first construction (the annotations are strings)
+            expected = {}
+            for parameter, annotation in init.__annotations__.items():
+                try:
+                    hint = eval(annotation, init.__globals__) if isinstance(annotation, str) else annotation
+                except Exception:  # pulumi.Input[...] refers to names pulumi never exports; not an Args or component
+                    continue
+                if found := _expected_classes(hint):
+                    expected[parameter] = found
+        bound = signature.bind(self, *args, **kwargs)
+        for parameter, value in bound.arguments.items():
+            wanted = expected.get(parameter)
+            if wanted and not isinstance(value, wanted):
+                names = " or ".join(w.__name__ for w in wanted if w is not type(None))
+                raise TypeError(
+                    f"{cls.__name__}({bound.arguments.get('name', '')!r}): {parameter} must be of type {names}, "
+                    f"got a {type(value).__name__} (for instance {names.split(' or ')[0]}(...))"
+                )
+        init(self, *args, **kwargs)
+
+    return checked
 
 
 class LeanComponent(pulumi.ComponentResource):
@@ -17,11 +68,33 @@ class LeanComponent(pulumi.ComponentResource):
     Child resources are named `<component name>-<suffix>` (`self.child_name`) so that two
     instances of a component never collide, and every taggable AWS child carries a
     `Component` tag next to the provider's default `Project`/`Stack`/`ManagedBy` tags.
+    Every constructor refuses an argument of the wrong kind in one line (a dict where an
+    Args dataclass belongs), and `claim_physical_name` refuses a second component of a kind
+    that would take the same AWS name in one program.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _checked_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
 
     def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(f"{PROJECT}:index:{type(self).__name__}", name, None, opts)
         self.component_name = name
+
+    def claim_physical_name(self, what: str, physical: str, setting: str) -> str:
+        """`physical` for this component, or ValueError in one line when another component of the program has it."""
+        root = settings.get_root_resource()
+        if root is None:  # not inside a running program: there is nothing to collide with
+            return physical
+        holder = _claimed.setdefault(root, {}).setdefault((what, physical), self.component_name)
+        if holder != self.component_name:
+            kind = type(self).__name__
+            raise ValueError(
+                f"{kind}({self.component_name!r}): the {what} {physical!r} is already {kind}({holder!r})'s in this "
+                f"program; give one of them its own {setting}"
+            )
+        return physical
 
     def child_name(self, suffix: str) -> str:
         return f"{self.component_name}-{suffix}"

@@ -36,6 +36,7 @@ from leanstack.components.base import LeanComponent
 from leanstack.components.network import Network
 from leanstack.config import CacheArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent import contract
 
 __all__ = ["Cache", "CacheArgs"]
 
@@ -59,9 +60,12 @@ class Cache(LeanComponent):
     ) -> None:
         super().__init__(name, opts)
         self.args = args
-        self.group_id = stack_prefix(stack)
+        # Also the name of its subnet group, security group and auth token parameter.
+        self.group_id = self.claim_physical_name(
+            "ElastiCache group id", stack_prefix(stack), "stack= (a program has one Cache per stack)"
+        )
         self.port = 6379
-        self.auth_token_parameter = f"/leanstack/{stack}/cache/auth-token"
+        self.auth_token_parameter = contract.cache_token_parameter(stack)
         self._security_group = aws.ec2.SecurityGroup(
             self.child_name("sg"),
             name=f"{self.group_id}-cache",

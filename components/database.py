@@ -88,7 +88,10 @@ class Database(LeanComponent):
         self.args = args
         self.free_storage_percent = free_storage_percent
         self.stack = stack
-        self.identifier = args.identifier or stack_prefix(stack)
+        # Also the name of its subnet group, parameter group, security group and log group.
+        self.identifier = self.claim_physical_name(
+            "RDS identifier", args.identifier or stack_prefix(stack), "DatabaseArgs(identifier=...)"
+        )
         self.network = network
         self._security_group = self._create_security_group()
         subnet_group = self._create_subnet_group()

@@ -86,6 +86,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.storage import Storage
 from leanstack.config import AlertThresholds, AppArgs, HostsArgs, ProxyHostArgs
 from leanstack.config.naming import stack_prefix
+from leanstack.host.agent import contract
 from leanstack.host.boot import HostBoot, SealJob, host_boot
 from leanstack.host.deploy.install import AppDatabase, AppSettings
 from leanstack.host.params import BackupJobs, BackupSettings, HostParams
@@ -94,7 +95,7 @@ __all__ = ["ProxyHost", "ProxyHostArgs", "host_agent_statements", "host_name", "
 
 # Each stack publishes in a namespace of its own, so the host role's cloudwatch:namespace condition
 # keeps a dev host from writing prod's BackupSuccess (and silencing prod's backup alarms).
-METRICS_NAMESPACE_PREFIX = "Leanstack"
+METRICS_NAMESPACE_PREFIX = contract.METRICS_NAMESPACE_PREFIX
 # What SSM Agent calls for Session Manager (the channels) and Run Command (ec2messages, which deploys
 # and the password-rotation restart use), from AWS's "minimum permissions for SSM Agent" list; none
 # of these reads data, and none supports a narrower resource than "*".
@@ -122,7 +123,7 @@ def host_role_name(stack: str) -> str:
 
 def metrics_namespace(stack: str) -> str:
     """The CloudWatch namespace of the stack's own metrics (backups, drills, disk, the access-log filters)."""
-    return f"{METRICS_NAMESPACE_PREFIX}/{stack}"
+    return contract.metrics_namespace(stack)
 
 
 def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -> list[dict[str, Any]]:
@@ -149,14 +150,14 @@ def host_agent_statements(stack: str, region: str, account: pulumi.Input[str]) -
             "Sid": "ReadOwnParameters",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-            "Resource": arn("ssm", f"parameter/leanstack/{stack}/*"),
+            "Resource": arn("ssm", f"parameter{contract.parameter_root(stack)}/*"),
         },
         {
             "Sid": "ShipStackLogs",
             "Effect": "Allow",
             # The agent (nginx's access log) and Docker's awslogs driver (the app): streams in existing groups.
             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-            "Resource": arn("logs", f"log-group:/leanstack/{stack}/*"),
+            "Resource": arn("logs", f"log-group:/{contract.PROJECT}/{stack}/*"),
         },
         {
             "Sid": "PublishStackMetrics",
@@ -225,7 +226,7 @@ class ProxyHost(LeanComponent):
         self.thresholds = thresholds or AlertThresholds()
         self.hostnames = tuple(hostnames)
         self.cdn_proxied = cdn_proxied
-        self.parameter_prefix = f"/leanstack/{stack}"
+        self.parameter_prefix = contract.parameter_root(stack)
         self.metrics_namespace = metrics_namespace(stack)
         self.topic_arn = alarm_topic_arn
         ranges = cloudflare.get_ip_ranges_output(opts=pulumi.InvokeOutputOptions(parent=self))
@@ -239,8 +240,6 @@ class ProxyHost(LeanComponent):
         self._boot = boot or host_boot(
             with_backups=backups is not None and database is not None,
             with_app=application is not None,
-            with_app_identity=application is not None and storage is not None,
-            with_seal=self._seal is not None,
         )
         self._fetched = self._boot.fetched
         files_bucket, uploads = self._create_host_files_bucket()
@@ -265,6 +264,8 @@ class ProxyHost(LeanComponent):
         boot_after: list[pulumi.Resource] = [*tls_parameters, *uploads, role]
         if application is not None:
             boot_after.append(application.config_parameter)  # read by the first container start
+        if database is not None:
+            boot_after.append(self._store_database_location(database))  # read by the tools at each use
         if self.group is None:
             user_data = self._render_user_data(ranges, database, backups, files_bucket, application)
             instance = self._create_instance(network, security_group, profile, user_data, boot_after)
@@ -297,7 +298,7 @@ class ProxyHost(LeanComponent):
             )
         self.access_log_group = aws.cloudwatch.LogGroup(
             self.child_name("access-log"),
-            name=f"/leanstack/{stack}/nginx/access",
+            name=contract.access_log_group(stack),
             # Enough to debug last month's incident; logs are billed per GB stored.
             retention_in_days=30,
             tags=self.tags,
@@ -402,7 +403,7 @@ class ProxyHost(LeanComponent):
                 }
             )
         if backups is not None:
-            statements += writer_statements(backups.bucket_arn, backups.prefix)
+            statements += writer_statements(backups.bucket_arn, backups.prefix, self.stack)
         seal = self._seal
         if backups is not None and seal is not None:
             statements += sealer_statements(backups.bucket_arn, self.stack)
@@ -428,7 +429,10 @@ class ProxyHost(LeanComponent):
         """The daily sealed copy of the app's config and secrets, when backup.recoveryPublicKey is set."""
         if backups is None or database is None or not backups.args.recovery_public_key:
             return None
-        secrets = application.args.secrets.values() if application is not None else ()
+        secrets = list(application.args.secrets.values()) if application is not None else []
+        if application is not None and application.args.registry_secret_arn:
+            # The image's pull credentials: without them a recovery cannot pull the app.
+            secrets.append(application.args.registry_secret_arn)
         return SealJob(
             public_key=backups.args.recovery_public_key,
             secret_ids=tuple(sorted({v for v in secrets if v.startswith("arn:")})),
@@ -490,6 +494,21 @@ class ProxyHost(LeanComponent):
             # `validate` refuses these first (see leanstack.config); the host may read its own stack's only.
             raise ValueError(f"app.secrets: {outside[0]} is outside {self.parameter_prefix}/, which the host may read")
         return statements
+
+    def _store_database_location(self, database: Database) -> aws.ssm.Parameter:
+        """Where the database is, for the host to read at each use (contract.database_parameter):
+        a recovery's new endpoint and secret reach the host here, not through its user data."""
+        return aws.ssm.Parameter(
+            self.child_name("database-location"),
+            name=contract.database_parameter(self.stack),
+            type="String",
+            value=pulumi.Output.json_dumps(
+                {"host": database.address, "port": database.port, "secret_arn": database.secret_arn}
+            ),
+            description="Where the database is (host, port, secret ARN); read by the host at each use",
+            tags=self.tags,
+            opts=self.child_opts(),
+        )
 
     # ------------------------------------------------------------------ files too large for user data
 
@@ -593,28 +612,31 @@ class ProxyHost(LeanComponent):
         if database is not None and backups is not None:
             replica = self.storage.replica_name if self.storage is not None else ""
             files_sql = self.storage.args.drill_files_sql if self.storage is not None else ""
-            backup_settings = pulumi.Output.all(
-                backups.bucket_name, database.address, database.port, database.secret_arn, replica
-            ).apply(
+            # Where the database is (endpoint, secret) is read on the host from its SSM parameter,
+            # never rendered here: a restored instance must not change the user data (the host).
+            backup_settings = pulumi.Output.all(backups.bucket_name, replica).apply(
                 lambda v: BackupSettings(
                     bucket=v[0],
                     bucket_region=backups.region,
                     prefix=backups.prefix,
                     database_name=database.database_name,
-                    database_host=v[1],
-                    database_port=int(v[2]),
+                    database_host="",
+                    database_port=0,
                     database_user=database.username,
-                    database_secret_arn=v[3],
+                    database_secret_arn="",
+                    database_parameter=contract.database_parameter(self.stack),
+                    region=self.region,
                     drill_target=self.backup_jobs.drill_target,
                     drill_database_url=self.backup_jobs.drill_database_url,
                     drill_starts_app=self.backup_jobs.drill_starts_app,
                     verify_sql=self.backup_jobs.verify_sql,
-                    files_bucket=v[4] if files_sql else "",
+                    files_bucket=v[1] if files_sql else "",
                     files_sql=files_sql,
                     backup_calendar=self.backup_jobs.backup_calendar,
                     drill_calendar=self.backup_jobs.drill_calendar,
                     metrics_namespace=self.metrics_namespace,
                     stack=self.stack,
+                    behind_load_balancer=behind is not None,
                 )
             )
         app_settings: pulumi.Output[AppSettings | None] = pulumi.Output.from_input(None)
@@ -636,9 +658,15 @@ class ProxyHost(LeanComponent):
         a = application.args
         db: pulumi.Output[AppDatabase | None] = pulumi.Output.from_input(None)
         if database is not None:
-            db = pulumi.Output.all(database.address, database.port, database.secret_arn).apply(
-                lambda v: AppDatabase(
-                    host=v[0], port=int(v[1]), name=database.database_name, user=database.username, secret_arn=v[2]
+            # The endpoint and secret are read at each start from the database's SSM parameter.
+            db = pulumi.Output.from_input(
+                AppDatabase(
+                    host="",
+                    port=0,
+                    name=database.database_name,
+                    user=database.username,
+                    secret_arn="",
+                    parameter=contract.database_parameter(self.stack),
                 )
             )
         identity: pulumi.Output[tuple[str, dict[str, str]]] = pulumi.Output.from_input(("", {}))
@@ -681,7 +709,7 @@ class ProxyHost(LeanComponent):
             hsts_max_age_seconds=self.args.hsts_max_age_seconds,
             max_body_mb=self.args.max_body_mb,
             tls_parameter_prefix=f"{self.parameter_prefix}/tls",
-            access_log_group=f"/leanstack/{self.stack}/nginx/access",  # created in __init__
+            access_log_group=contract.access_log_group(self.stack),  # created in __init__
             metrics_namespace=self.metrics_namespace,
             backup=resolved.backup,
         )
@@ -823,7 +851,7 @@ class ProxyHost(LeanComponent):
             f"Errors up for users: over {t.error_rate_percent}% of requests got a 5xx from the site for 5 minutes "
             f"(counted in minutes with at least {t.min_requests_per_minute} requests). First check: the app's own "
             "log on the host (SSM session) and the newest 5xx lines in CloudWatch Logs "
-            f"/leanstack/{self.stack}/nginx/access; if a deploy just went out, roll it back. Runbook: #error-rate",
+            f"{contract.access_log_group(self.stack)}; if a deploy just went out, roll it back. Runbook: #error-rate",
             **error_share_alarm(
                 metric("errors"),
                 metric("requests"),
@@ -878,7 +906,7 @@ class ProxyHost(LeanComponent):
         self._paging_alarm(
             "restore-drill-stale",
             "Data at risk: no successful restore drill in 35 days, so nobody knows the backups restore. "
-            "First check: `sudo journalctl -u leanstack-restore-drill` on the host; run "
+            "First check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host; run "
             "`sudo systemctl start leanstack-restore-drill`. Runbook: #restore-drill-stale",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillAgeDays",
@@ -893,7 +921,7 @@ class ProxyHost(LeanComponent):
         self._alarm(
             "restore-drill-failed",
             "Data at risk: the last restore drill failed, so the newest backup may not restore. First "
-            "check: `sudo journalctl -u leanstack-restore-drill` on the host for the one-line reason. "
+            "check: `sudo journalctl -u leanstack-restore-drill -n 50 --no-pager` on the host for the one-line reason. "
             "Runbook: #restore-drill-failed",
             namespace=self.metrics_namespace,
             metric_name="RestoreDrillFailure",

@@ -3,7 +3,8 @@
 Off by default, and off means no resources at all: `__main__` creates it only with
 `storage.enabled: true`. It builds:
 - the uploads bucket, in the stack's region: private, SSE-S3, versioned, TLS-only (the lock-down
-  every leanstack bucket gets, `components.private_bucket`), with an optional CORS rule for
+  every leanstack bucket gets, `components.private_bucket`), no customer-provided keys (SSE-C is
+  denied: the app's credentials could re-encrypt the files with a key of their own), with an optional CORS rule for
   direct browser uploads (`cors_origins`); an overwritten or deleted file's old version is kept
   `keep_deleted_days`;
 - its replica, in the backup region through the backup bucket's provider (so a second backup
@@ -17,8 +18,9 @@ Off by default, and off means no resources at all: `__main__` creates it only wi
   role that can read the uploads bucket's versions and replicate into the replica, nothing else;
 - the "files at risk" alarm: any replication that failed, or files waiting more than an hour
   to reach the replica, pages the stack's topic;
-- the app's role (`app_role_arn`): trusted by the host's role only (which assumes it for the
-  app's container through the host's credentials endpoint, `host.credentials`), allowed to
+- the app's role (`app_role_arn`, made by `trust_host_role` once the host's role exists): trusted by
+  the host's role only, named as the principal (which assumes it for the app's container through the
+  host's credentials endpoint, `host.credentials`), allowed to
   list, get, put and delete objects in the uploads bucket and nothing else. It exists with
   storage only: without the bucket the app has nothing in AWS to reach.
 
@@ -38,6 +40,7 @@ stack's new uploads bucket replicates into it.
 Example:
     storage = Storage("storage", StorageArgs(enabled=True), backup=backups, stack="prod",
                       host_role_name="leanstack-prod-host", alarm_topic_arn=topic)
+    storage.trust_host_role(host.role_arn)
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.config import StorageArgs
 from leanstack.config.naming import stack_prefix
 
-__all__ = ["REPLICATION_RULE_ID", "Storage", "StorageArgs", "app_role_name", "uploads_statements"]
+__all__ = ["REPLICATION_RULE_ID", "Storage", "StorageArgs", "app_role_name", "deny_customer_keys", "uploads_statements"]
 
 REPLICATION_RULE_ID = "uploads-to-replica"
 # Files not in the replica this long are at risk; S3 replicates most objects within 15 minutes.
@@ -76,6 +79,21 @@ def uploads_statements(bucket_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
         },
         {"Sid": "ListUploads", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
     ]
+
+
+def deny_customer_keys(bucket_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """No object written with a customer-provided key (SSE-C): whoever holds the app's credentials could
+    otherwise re-encrypt every file with a key only they have, and neither replication nor the owner could
+    read them. AWS's documented condition: the SSE-C algorithm header present on a write (PutObject covers
+    CopyObject and multipart uploads)."""
+    return {
+        "Sid": "DenyCustomerProvidedKeys",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": pulumi.Output.concat(bucket_arn, "/*"),
+        "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+    }
 
 
 class ExistingReplica(NamedTuple):
@@ -116,11 +134,12 @@ class Storage(LeanComponent):
         role = self._create_replication_role(uploads, replica)
         self._replicate(uploads, replica, role, depends_on=[uploads_versioning, *replica_versioning])
         self._create_files_at_risk_alarm(uploads, replica, alarm_topic_arn)
-        app_role = self._create_app_role(uploads)
+        self._uploads = uploads
         self.bucket_name, self.bucket_arn = uploads.bucket, uploads.arn
         self.replica_name, self.replica_arn = replica.bucket, replica.arn
         self.replica_region = backup.region
-        self.app_role_arn = app_role.arn
+        # Known by name: the role itself is made by trust_host_role, once the host's role exists.
+        self.app_role_arn = self._role_arn(app_role_name(stack))
         self.register_outputs(
             {"bucket_name": self.bucket_name, "replica_name": self.replica_name, "app_role_arn": self.app_role_arn}
         )
@@ -151,7 +170,7 @@ class Storage(LeanComponent):
             ),
         )
         versioning = lock_down_bucket(
-            self, bucket, self.child_opts, prefix="uploads-", lifecycle_rules=[keep_old_versions]
+            self, bucket, self.child_opts, [deny_customer_keys(bucket.arn)], "uploads-", [keep_old_versions]
         )
         if self.args.cors_origins:
             aws.s3.BucketCorsConfiguration(
@@ -394,19 +413,16 @@ class Storage(LeanComponent):
 
     # ------------------------------------------------------------------ the app's own role
 
-    def _create_app_role(self, uploads: aws.s3.Bucket) -> aws.iam.Role:
+    def trust_host_role(self, host_role_arn: pulumi.Input[str]) -> aws.iam.Role:
+        """The app's role, trusting the host's role itself (its ARN as the principal, not the account with a
+        condition on a name: IAM pins a principal to the role's unique id, so a role deleted and made again
+        under the same name is not trusted). Called once the host's role exists, which IAM requires."""
         role = aws.iam.Role(
             self.child_name("app-role"),
             name=app_role_name(self.stack),
             description="The app's own identity: its uploads bucket, nothing of the host's",
-            # The host's role only, named by ARN in a condition: it is created after this role.
             assume_role_policy=policy_output(
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": self._account_root()},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"ArnEquals": {"aws:PrincipalArn": self._role_arn(self._host_role_name)}},
-                }
+                {"Effect": "Allow", "Principal": {"AWS": host_role_arn}, "Action": "sts:AssumeRole"}
             ),
             # Role chaining caps a session at one hour anyway; the endpoint refreshes before that.
             max_session_duration=3600,
@@ -416,7 +432,7 @@ class Storage(LeanComponent):
         aws.iam.RolePolicy(
             self.child_name("app-permissions"),
             role=role.id,
-            policy=policy_output(*uploads_statements(uploads.arn)),
+            policy=policy_output(*uploads_statements(self._uploads.arn)),
             opts=self.child_opts(),
         )
         return role

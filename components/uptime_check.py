@@ -75,8 +75,8 @@ class UptimeCheck(LeanComponent):
                 f"Site down for users: {self.url} has failed from Route 53's checkers around the world for "
                 f"{args.site_down_minutes} minutes. First check: open the URL yourself; a Cloudflare error page "
                 "means the origin is unreachable (host, nginx, security group), a 502/504 from nginx means the app "
-                "is down (on the host, through an SSM session: `sudo leanstack-app status` and "
-                f"`sudo journalctl -u 'leanstack-app@*'`){us_east_1 if provider else ''}. "
+                "is down (on the host via SSM: `sudo leanstack-app status`, then "
+                f"`sudo journalctl -u 'leanstack-app@*' -n 50 --no-pager`){us_east_1 if provider else ''}. "
                 "Runbook: #site-down"
             ),
             namespace="AWS/Route53",

@@ -26,6 +26,10 @@ from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
+from leanstack.host.agent.contract import RESERVED_ENV_NAMES as RESERVED_ENV_NAMES
+from leanstack.host.agent.contract import RESERVED_ENV_PREFIXES as RESERVED_ENV_PREFIXES
+from leanstack.host.agent.contract import command_argv
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -70,12 +74,15 @@ def setting(
     choices: tuple[str, ...] | None = None,
     allowed_key: str | None = None,
     unique: bool = True,
+    command: bool = False,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     metadata = {
         "choices": choices,
         "allowed_key": allowed_key,
         "unique": unique,
+        # A list is exec form, a string shell form (/bin/sh -c), as Docker's CMD.
+        "command": command,
         "key_pattern": key_pattern,
         "doc": doc,
         "min": min,
@@ -168,37 +175,8 @@ CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
 CACHE_DEFAULT_VERSIONS = {"valkey": "8.0", "redis": "7.1"}
 
 
-# Names app.env and app.secrets may not use, with the reason the error gives. Secrets reach the
-# docker CLI's own environment on the host (`docker run --env NAME` passes them on), and both reach
-# the container, so a name the host's programs, the shell, the C library or leanstack interpret is
-# refused. Allowed on purpose: LANG/LC_*, TZ, PYTHON* and NODE_* (the app's own runtime settings,
-# which the docker CLI, a Go program, ignores), HTTP(S)_PROXY (the app may need one; the docker
-# CLI only uses it for a TCP daemon, which the host has not).
-RESERVED_ENV_NAMES: dict[str, str] = {
-    "PORT": "leanstack sets it to app.port",
-    "REDIS_URL": "reserved: leanstack will set it when the cache is on",
-    "PATH": "the host's docker CLI and the container find their programs with it",
-    "HOME": "the docker CLI reads its config from it, and the image sets it for the app",
-    "HOSTNAME": "Docker sets it to the container's name",
-    "TMPDIR": "the docker CLI and the C library put temporary files there",
-    **dict.fromkeys(("USER", "LOGNAME", "SHELL", "PWD", "OLDPWD"), "the login session sets it"),
-    **dict.fromkeys(("IFS", "ENV", "BASH_ENV", "CDPATH", "SHELLOPTS", "BASHOPTS", "PS4"), "shells interpret it"),
-    **dict.fromkeys(
-        ("GLIBC_TUNABLES", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES", "RES_OPTIONS", "LOCALDOMAIN"),
-        "the C library interprets it",
-    ),
-    **dict.fromkeys(("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"), "systemd interprets it"),
-}
-RESERVED_ENV_PREFIXES: dict[str, str] = {
-    "DATABASE_": "leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD",
-    "LEANSTACK_": "reserved for leanstack's own settings",
-    "AWS_": "reserved: leanstack will set the app's AWS settings",
-    "DOCKER_": "the docker CLI on the host reads it as its own setting (DOCKER_HOST redirects it)",
-    "LD_": "the dynamic loader interprets it (LD_PRELOAD runs code in every program started)",
-    "MALLOC_": "the C library interprets it",
-    "BASH_FUNC_": "bash imports functions from it",
-    "SYSTEMD_": "systemd interprets it",
-}
+# Names app.env and app.secrets may not use, with the reason the error gives: the host's list
+# (leanstack.host.agent.contract), which the host agent enforces too, whatever wrote the value.
 # The shape of a name, with the reserved ones excluded (so the JSON Schema flags them in editors).
 ENV_NAME_RE = (
     f"(?!(?:{'|'.join(sorted(RESERVED_ENV_NAMES))})$)"
@@ -368,7 +346,7 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         (item_hint, _ellipsis) = typing.get_args(hint)
         value = _decode(value)
         if isinstance(value, str):
-            value = [value]
+            value = list(command_argv(value)) if meta.get("command") else [value]
         if not isinstance(value, list):
             raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
         items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))
@@ -486,76 +464,23 @@ def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
 
 # --------------------------------------------------------------------------- systemd OnCalendar
 #
-# The common forms of systemd.time(7)'s calendar events, checked in Python so `validate` needs
-# no systemd: a shorthand (daily, hourly, ...), or `[WEEKDAYS] [DATE] [TIME] [TIMEZONE]` with
-# at least a date or a time, each component `*`, a number, a range `a..b`, a list `a,b` and a
-# repetition `/n`. The host checks the same expression again with `systemd-analyze calendar`.
-CALENDAR_SHORTHANDS = frozenset(
-    {"minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"}
-)
-_DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_DAY_LONG = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Every schedule (app.jobs.<name>.schedule, backup.backupCalendar, backup.drillCalendar) is one
+# check: config/calendar.py parses as systemd does, so `validate` refuses what the host's timers
+# would refuse, without systemd. The host checks again with `systemd-analyze calendar`.
 _CALENDAR_ALLOWED = (
     "a systemd OnCalendar expression such as daily, hourly, '*-*-* 03:15:00', 'Mon..Fri 09:00' "
-    "or '*:0/15' (weekdays, date Y-M-D, time H:M[:S], optional timezone)"
+    "or '*:0/15' (weekdays, date Y-M-D, time H:M[:S], optional timezone of the zone database)"
 )
-
-
-def _weekday_ok(text: str) -> bool:
-    names = {*_DAY_NAMES, *_DAY_LONG}
-    for part in text.lower().split(","):
-        ends = part.split("..")
-        if len(ends) > 2 or not all(e in names for e in ends):
-            return False
-    return True
-
-
-def _component_ok(text: str, low: int, high: int) -> bool:
-    """One component of a date or time: *, n, a..b, a,b and /step, every number in [low, high]."""
-    for part in text.split(","):
-        value, _, step = part.partition("/")
-        if step and not (re.fullmatch(r"\d{1,4}", step) and int(step) > 0):
-            return False
-        if value == "*":
-            continue
-        ends = value.split("..")
-        if len(ends) > 2:
-            return False
-        for end in ends:
-            if not re.fullmatch(r"\d{1,4}", end) or not low <= int(end) <= high:
-                return False
-    return True
 
 
 def calendar_problem(value: Any) -> str | None:
-    """Why `value` is not a systemd OnCalendar expression of the common forms, or None."""
-    text = " ".join(str(value).split())
-    if text.lower() in CALENDAR_SHORTHANDS:
-        return None
-    parts = text.split(" ")
-    if parts and _weekday_ok(parts[0]):
-        parts = parts[1:]
-    if parts and re.fullmatch(r"UTC|[A-Z][A-Za-z_+-]*(/[A-Za-z0-9_+-]+){0,2}", parts[-1]) and len(parts) > 1:
-        parts = parts[:-1]  # a timezone after the date or time
-    if not 1 <= len(parts) <= 2:
+    """Why `value` is not an OnCalendar expression systemd accepts, or None."""
+    from leanstack.config.calendar import CalendarInvalid, check_calendar
+
+    if not isinstance(value, str):
         return _CALENDAR_ALLOWED
-    date = parts[0] if len(parts) == 2 or "-" in parts[0] else None
-    time_part = parts[-1] if len(parts) == 2 or date is None else None
-    if date is not None:
-        fields = date.split("-")
-        if len(fields) == 2:
-            fields = ["*", *fields]
-        limits = ((1970, 2199), (1, 12), (1, 31))
-        if len(fields) != 3 or not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits, strict=True)):
-            return _CALENDAR_ALLOWED
-    if time_part is not None:
-        fields = time_part.split(":")
-        limits_t = ((0, 23), (0, 59), (0, 59))
-        if not 2 <= len(fields) <= 3:
-            return _CALENDAR_ALLOWED
-        seconds = fields[2] if len(fields) == 3 else None
-        if seconds is not None and re.fullmatch(r"\d{1,2}\.\d{1,6}", seconds):
-            fields[2] = seconds.split(".")[0]
-        if not all(_component_ok(f, lo, hi) for f, (lo, hi) in zip(fields, limits_t, strict=False)):
-            return _CALENDAR_ALLOWED
+    try:
+        check_calendar(value)
+    except CalendarInvalid as why:
+        return f"{_CALENDAR_ALLOWED}; systemd refuses it ({why})"
     return None

@@ -23,7 +23,7 @@ _RESERVED_DOMAIN = re.compile(r"(?:.+\.)?example\.(?:com|net|org)", re.IGNORECAS
 
 @dataclass(frozen=True)
 class Fill:
-    """What `init` writes: the six values of a fork."""
+    """What `init` writes: the values every fork must change."""
 
     domain: str
     zone_id: str
@@ -31,27 +31,45 @@ class Fill:
     owner: str
     region: str
     backup_region: str
+    second_person: str
+
+
+# A reserved example domain anywhere in a value: a hostname, the domain of an address, a URL's host.
+_RESERVED_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9-])(?:[A-Za-z0-9-]+\.)*example\.(?:com|net|org)(?![A-Za-z0-9-]|\.[A-Za-z0-9])", re.IGNORECASE
+)
 
 
 def _is_reserved(domain: str) -> bool:
     return bool(_RESERVED_DOMAIN.fullmatch(domain.strip()))
 
 
+def _string_values(value: Any, key: str) -> list[tuple[str, str]]:
+    """Every string in a raw config value with its key path (leanstack:recovery.secondPerson, hostnames[0])."""
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, Mapping):
+        return [pair for k, v in value.items() for pair in _string_values(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [pair for i, v in enumerate(value) for pair in _string_values(v, f"{key}[{i}]")]
+    return []
+
+
 def leftover_placeholders(raw: Mapping[str, Any]) -> list[str]:
-    """The keys of a stack's raw config still holding a shipped placeholder, one line each."""
+    """Every key of a stack's raw config still holding an example value, one line each.
+
+    An example value is the shipped zone id or any reserved example domain (example.com, .net,
+    .org) in a string, wherever it sits: the domain, an address, an owner or second person, a URL.
+    """
     found: list[str] = []
-    domain = raw.get(f"{PROJECT}:domain")
-    if isinstance(domain, str) and _is_reserved(domain):
-        found.append(f"{PROJECT}:domain is still the placeholder {domain}")
+    for key in raw:
+        for path, text in _string_values(raw[key], key):
+            if _RESERVED_IN_TEXT.search(text):
+                shown = repr(text) if " " in text else text
+                found.append(f"{path} is still the placeholder {shown}")
     cdn = raw.get(f"{PROJECT}:cdn")
     if isinstance(cdn, Mapping) and cdn.get("zoneId") == PLACEHOLDER_ZONE_ID:
         found.append(f"{PROJECT}:cdn.zoneId is still the placeholder {PLACEHOLDER_ZONE_ID}")
-    email = raw.get(f"{PROJECT}:alertEmail")
-    if isinstance(email, str) and _is_reserved(email.rpartition("@")[2]):
-        found.append(f"{PROJECT}:alertEmail is still the placeholder {email}")
-    owner = raw.get(f"{PROJECT}:owner")
-    if isinstance(owner, str) and any(_is_reserved(word.rpartition("@")[2]) for word in owner.split() if "@" in word):
-        found.append(f"{PROJECT}:owner is still the placeholder {owner!r}")
     return found
 
 

@@ -21,6 +21,10 @@ def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
     if origin is tuple:
         item = _schema_for(typing.get_args(hint)[0], {k: v for k, v in meta.items() if k != "doc"})
         out.update(type="array", items=item, uniqueItems=meta.get("unique", True))
+        if meta.get("command"):
+            # A command: a list (exec form) or a string (shell form, /bin/sh -c), as Docker's CMD.
+            array = {key: out.pop(key) for key in ("type", "items", "uniqueItems")}
+            out["oneOf"] = [array, {"type": "string", "minLength": 1}]
     elif origin is dict:
         item_hint = typing.get_args(hint)[1]
         value_schema = (

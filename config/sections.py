@@ -90,11 +90,13 @@ class JobArgs(Validated):
         check=calendar_problem,
     )
     command: tuple[str, ...] = setting(
-        doc="The command (argv list) run in the app's image with its config, secrets and database credentials. "
-        'Example: ["bin/report", "--daily"].',
+        doc="The command run in the app's image with its config, secrets and database credentials, as Docker's "
+        'CMD: a list is exec form (the argv, e.g. ["bin/report", "--daily"]), a string is shell form, run '
+        "by /bin/sh -c (e.g. 'bin/report --daily && bin/cleanup').",
         pattern=ARGV_ITEM_RE,
-        allowed="a list of non-empty arguments",
+        allowed="a list of non-empty arguments, or a string (run by /bin/sh -c)",
         unique=False,
+        command=True,
     )
 
     def section_problem(self) -> tuple[str, str] | None:
@@ -156,10 +158,12 @@ class AppArgs(Validated):
         (),
         doc="Runs once per deploy in a container of the new image, with the app's config, secrets and database "
         "credentials, before any traffic switches; a non-zero exit stops the deploy and the old version keeps "
-        'serving. Migrations belong here and must be backward compatible. Example: ["bin/migrate"].',
+        "serving. Migrations belong here and must be backward compatible. As Docker's CMD: a list is exec "
+        'form (["bin/migrate"]), a string is shell form, run by /bin/sh -c ("bin/migrate --verbose").',
         pattern=ARGV_ITEM_RE,
-        allowed="a list of non-empty arguments",
+        allowed="a list of non-empty arguments, or a string (run by /bin/sh -c)",
         unique=False,
+        command=True,
     )
     jobs: dict[str, JobArgs] = setting(
         doc="Scheduled jobs: name -> {schedule, command}; each runs on one host (the jobs host when scaled out), "
@@ -517,7 +521,7 @@ class BackupBucketArgs(Validated):
     )
     prefix: str = setting(
         "postgres",
-        doc="Key prefix the host writes backups under.",
+        doc="Key prefix of the backups; each stack's host writes under <prefix>/<stack>/ only.",
         pattern=r"[a-z0-9][a-z0-9/_-]{0,62}",
         allowed="lower-case letters, digits, '/', '_' and '-'",
     )
@@ -554,15 +558,13 @@ class BackupBucketArgs(Validated):
     )
     backup_calendar: str = setting(
         "*-*-* 03:30:00",
-        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC).",
-        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
-        allowed="a systemd OnCalendar expression such as *-*-* 03:30:00",
+        doc="When the host runs leanstack-backup (systemd OnCalendar, UTC unless it names a timezone).",
+        check=calendar_problem,
     )
     drill_calendar: str = setting(
         "*-*-01 05:00:00",
-        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC).",
-        pattern=r"[A-Za-z0-9*:,./~ -]{1,64}",
-        allowed="a systemd OnCalendar expression such as *-*-01 05:00:00",
+        doc="When the host runs leanstack-restore-drill (systemd OnCalendar, UTC unless it names a timezone).",
+        check=calendar_problem,
     )
     drill_target: Literal["local", "instance", "url"] = setting(
         "local",
@@ -596,7 +598,8 @@ class BackupBucketArgs(Validated):
         "",
         doc="Recovery stacks only (python -m leanstack recover init): the name of the region-down stack's backup "
         "bucket, used as it is (its lock, policy and lifecycle stay untouched; nothing is created for it). This "
-        "stack writes its own dumps there under backup.prefix, so backup.region may equal aws:region.",
+        "stack writes its own dumps there under <backup.prefix>/<stack>/ and restores the old stack's with "
+        "leanstack-restore --from-stack OLD, so backup.region may equal aws:region.",
         pattern=r"([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?",
         allowed="3-63 lower-case letters, digits, '.' and '-'",
     )

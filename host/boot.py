@@ -4,8 +4,9 @@ and unit, and the files too large for user data that travel through the host-fil
 `host_boot(with_backups=..., with_app=...)` returns a `HostBoot`: the fetched files (ProxyHost
 uploads them) and `user_data(...)`, which renders the cloud-init document once the stack's
 values (bucket names, database address) are known. ProxyHost creates AWS resources and hands
-the values over; it assembles no file itself. Each tool's text is read once (`backup_tool`,
-`app_tool`), so the uploaded copy is the one the host checks, by construction.
+the values over; it assembles no file itself. The agent's modules (host/agent) are the fetched
+files, read once (`leanstack.host.shipping.agent_modules`), so the uploaded copy is the one the
+host checks, by construction; each command's short entry script is in the user data.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, backup_tool
-from leanstack.host.backup.seal_install import SEAL_UNITS, seal_host_files, seal_tool
-from leanstack.host.credentials.install import CREDENTIALS_UNITS, credentials_host_files, credentials_tool
-from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files, app_tool
+from leanstack.host.agent import contract
+from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files
+from leanstack.host.backup.seal_install import SEAL_UNITS, seal_host_files
+from leanstack.host.credentials.install import CREDENTIALS_UNITS, credentials_host_files
+from leanstack.host.deploy.install import APP_PACKAGES, APP_UNITS, AppSettings, app_host_files
 from leanstack.host.params import BackupSettings, HostFile, HostParams
 from leanstack.host.render import render_user_data
+from leanstack.host.shipping import agent_modules
 
-FETCH_SCRIPT_PATH = "/usr/local/sbin/leanstack-fetch-host-files"
-FETCH_UNIT = "leanstack-host-files.service"
+FETCH_SCRIPT_PATH = contract.HOST_FILES_FETCH_SCRIPT_PATH
+FETCH_UNIT = contract.HOST_FILES_SERVICE
 FETCH_UNIT_TEXT = """[Unit]
 Description=leanstack: fetch the host files too large for user data
 Wants=network-online.target
@@ -45,6 +48,7 @@ class FetchedFile:
     path: str
     key: str
     content: str
+    mode: str = "0755"
 
     @property
     def sha256(self) -> str:
@@ -65,13 +69,13 @@ def fetch_script(bucket: str, region: str, files: Sequence[FetchedFile]) -> str:
         '    rm -f "$tmp"',
         "    exit 1",
         "  fi",
-        '  install -m "$4" -o root -g root "$tmp" "$3"',
+        '  install -D -m "$4" -o root -g root "$tmp" "$3"',
         '  rm -f "$tmp"',
         "}",
         f"REGION={region}",
         f"BUCKET={bucket}",
     ]
-    lines += [f"fetch {f.key} {f.sha256} {f.path} 0755" for f in files]
+    lines += [f"fetch {f.key} {f.sha256} {f.path} {f.mode}" for f in files]
     return "\n".join(lines) + "\n"
 
 
@@ -140,24 +144,17 @@ class HostBoot:
         )
 
 
-def host_boot(
-    *, with_backups: bool, with_app: bool, with_app_identity: bool = False, with_seal: bool = False
-) -> HostBoot:
+def host_boot(*, with_backups: bool, with_app: bool) -> HostBoot:
     """The boot files of a host that runs the backups (with a database and a bucket) and/or the app.
 
-    `with_app_identity`: the app has its own AWS role (file storage), served by leanstack-credentials.
+    Every such host gets the whole agent (its modules are small, and one set of files is one
+    thing to check); which commands it has is the entry scripts and units in its user data.
     """
-    fetched = []
-    if with_backups:
-        tool = backup_tool()
-        fetched.append(FetchedFile(tool.path, "bin/leanstack-backup", tool.content))
-        if with_seal:
-            tool = seal_tool()
-            fetched.append(FetchedFile(tool.path, "bin/leanstack-seal-secrets", tool.content))
-    if with_app:
-        tool = app_tool()
-        fetched.append(FetchedFile(tool.path, "bin/leanstack-app", tool.content))
-        if with_app_identity:
-            tool = credentials_tool()
-            fetched.append(FetchedFile(tool.path, "bin/leanstack-credentials", tool.content))
-    return HostBoot(tuple(fetched))
+    if not (with_backups or with_app):
+        return HostBoot(())
+    return HostBoot(
+        tuple(
+            FetchedFile(module.path, f"agent/{module.path.rsplit('/', 1)[1]}", module.content, "0644")
+            for module in agent_modules()
+        )
+    )

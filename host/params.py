@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from leanstack.host.agent import contract
+
 
 @dataclass(frozen=True)
 class HostFile:
@@ -56,8 +58,16 @@ class BackupSettings:
     # systemd OnCalendar expressions, UTC.
     backup_calendar: str = "*-*-* 03:30:00"
     drill_calendar: str = "*-*-01 05:00:00"
-    metrics_namespace: str = "Leanstack"
+    metrics_namespace: str = contract.METRICS_NAMESPACE_PREFIX
     stack: str = "dev"
+    # Where the database is at run time (contract.database_parameter): set, the env file names
+    # this SSM parameter and `region`, and never the endpoint or the secret ARN above, which a
+    # recovery changes (the host would be replaced for it).
+    database_parameter: str = ""
+    region: str = ""
+    # Scale mode: the hosts sit behind a load balancer, so `leanstack-restore --swap` needs the
+    # maintenance page on every host first (the laptop's `maintenance STACK on`).
+    behind_load_balancer: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,9 @@ class HostParams:
     # SSM Parameter Store path holding the origin certificate and key as SecureStrings:
     # <prefix>/origin-cert and <prefix>/origin-key. cloud-init fetches them with the
     # instance role at boot; they are never inlined in user data.
-    tls_parameter_prefix: str = "/leanstack/dev/tls"
+    tls_parameter_prefix: str = contract.tls_parameter_prefix("dev")
     # CloudWatch Logs group that receives nginx's JSON access log.
-    access_log_group: str = "/leanstack/dev/nginx/access"
-    metrics_namespace: str = "Leanstack"
+    access_log_group: str = contract.access_log_group("dev")
+    metrics_namespace: str = contract.METRICS_NAMESPACE_PREFIX
     backup: BackupSettings | None = None
     extra_files: tuple[HostFile, ...] = field(default=())

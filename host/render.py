@@ -26,7 +26,8 @@ from typing import Any
 import jinja2
 import yaml
 
-from leanstack.host.deploy.leanstack_app import upstream_text
+from leanstack.host.agent import contract
+from leanstack.host.agent.blue_green import upstream_text
 from leanstack.host.params import HostFile, HostParams
 
 __all__ = [
@@ -57,13 +58,13 @@ USER_DATA_LIMIT_BYTES = 16384
 
 # Where the files live on the host (Amazon Linux 2023).
 NGINX_CONF_PATH = "/etc/nginx/nginx.conf"
-TLS_FETCH_SCRIPT_PATH = "/usr/local/sbin/leanstack-fetch-origin-tls"
+TLS_FETCH_SCRIPT_PATH = contract.TLS_FETCH_SCRIPT_PATH
 NGINX_DROP_IN_PATH = "/etc/systemd/system/nginx.service.d/leanstack.conf"
 CLOUDWATCH_AGENT_CONFIG_PATH = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
 CLOUDWATCH_AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl"
 BASE_PACKAGES: tuple[str, ...] = ("nginx", "amazon-cloudwatch-agent")
 MAINTENANCE_PAGE_PATH = "/var/lib/leanstack/maintenance/maintenance.html"
-MAINTENANCE_TOOL_PATH = "/usr/local/bin/leanstack-maintenance"
+MAINTENANCE_TOOL_PATH = contract.MAINTENANCE_TOOL_PATH
 # What nginx tells clients (and Cloudflare) in Retry-After while the maintenance page is on.
 MAINTENANCE_RETRY_AFTER_SECONDS = 120
 
@@ -339,7 +340,7 @@ def render_upstream(app_port: int) -> str:
     """The included upstream file for the app on 127.0.0.1:`app_port`.
 
     cloud-init writes it for `app.port`; the deploy script writes the same text (one
-    function, `host.deploy.leanstack_app.upstream_text`) for whichever port it switches to.
+    function, `host.agent.blue_green.upstream_text`) for whichever port it switches to.
     """
     return upstream_text(_check_port("app_port", app_port))
 

@@ -14,8 +14,9 @@
     python -m leanstack maintenance STACK on|off [--message TEXT]
                                                                  run the app day to day (AWS credentials)
     python -m leanstack schema                                   JSON Schema for the stack files
-    python -m leanstack init [--domain D --zone-id Z --alert-email E --owner O --region R --backup-region B]
-                                                                 fill a fork's six values into every stack file
+    python -m leanstack init [--domain D --zone-id Z --alert-email E --owner O --region R --backup-region B
+                          --second-person P]
+                                                                 fill a fork's seven values into every stack file
     python -m leanstack docs [--write]                           the README's component reference (Markdown)
     python -m leanstack --version
     python -m leanstack recovery-key new                         the recovery keypair (private half printed once)
@@ -38,15 +39,39 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from leanstack import __version__
-from leanstack.config import ConfigError, json_schema, load_stack_config
-from leanstack.config.placeholders import leftover_placeholders
-from leanstack.mocks import StackFileError, read_stack_config
+
+# The third-party modules every command needs (pyproject.toml declares them; deptry checks that).
+NEEDED_MODULES = ("yaml", "jinja2", "pulumi", "pulumi_aws", "ruamel.yaml", "cryptography")
+
+
+def _missing_module() -> str | None:
+    for module in NEEDED_MODULES:
+        try:
+            if importlib.util.find_spec(module) is None:
+                return module
+        except ModuleNotFoundError:  # its parent package (ruamel) is missing
+            return module
+    return None
+
+
+if (_missing := _missing_module()) is not None:  # run by a Python without leanstack's dependencies
+    print(
+        f"leanstack: {_missing} is not installed for {sys.executable}; in a checkout run `make` once and use "
+        ".venv/bin/leanstack (or .venv/bin/python -m leanstack), elsewhere `pip install leanstack`",
+        file=sys.stderr,
+    )
+    sys.exit(2)
+
+from leanstack.config import ConfigError, json_schema, load_stack_config  # noqa: E402
+from leanstack.config.placeholders import leftover_placeholders  # noqa: E402
+from leanstack.mocks import StackFileError, read_stack_config  # noqa: E402
 
 FORMATS = ("text", "markdown", "json")
 
@@ -124,8 +149,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from leanstack.init import InitError, ask, run_init
 
-    given = {field: getattr(args, field) for field in ("domain", "zone_id", "alert_email", "owner", "region")}
-    given["backup_region"] = args.backup_region
+    given = {field: getattr(args, field) for field, _flag, _question in _init_questions()}
     if any(value is None for value in given.values()) and not sys.stdin.isatty():
         missing = [flag for field, flag, _ in _init_questions() if given[field] is None]
         raise InputError(f"init: missing {', '.join(missing)} (no terminal to ask on)")
@@ -186,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
-    init = commands.add_parser("init", help="fill a fork's six values into every stack file, then validate")
+    init = commands.add_parser("init", help="fill a fork's seven values into every stack file, then validate")
     for _field, flag, question in _init_questions():
         init.add_argument(flag, help=f"{question} (asked for when not given)")
     docs = commands.add_parser("docs", help="print the README's component reference, generated from the Args")

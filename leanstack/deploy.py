@@ -27,8 +27,11 @@ $LEANSTACK_HOST_INSTANCE_ID (one id, or several separated by commas or spaces), 
 stack is scaled out (its outputs name Auto Scaling groups instead of one host), the hosts are
 looked up: the running instances tagged Name=leanstack-<STACK>-host, those in an Auto Scaling
 group only while InService there (not launching, in standby or terminating); web hosts
-first, the one jobs host (Role=jobs, it runs the backups) last. The region: --region, the
-stack's `region` output, $AWS_REGION or $AWS_DEFAULT_REGION.
+first, the one jobs host (Role=jobs, it runs the backups) last. A host named by
+--instance-id or $LEANSTACK_HOST_INSTANCE_ID must carry the stack's tags (Name=
+leanstack-<STACK>-host, Stack=<STACK>) or nothing is sent. The region is the stack file's
+aws:region (stacks/Pulumi.<STACK>.yaml; a stack without a stack file is refused); --region,
+when given, must say the same.
 
 Several hosts switch one at a time while the load balancer keeps the others serving. The
 first host that fails stops the deploy: the version never reaches the hosts after it, and
@@ -46,6 +49,9 @@ history before the record and is not yet running and InService when the deploy l
 keeps the previous version until the next deploy (`python -m leanstack deploy` again, or
 terminate it: the group replaces it with a host that boots the new release).
 
+A tag that is not in the stack's repository (leanstack-<STACK>-app) is refused before
+anything is sent, unless the stack file names an image from elsewhere (app.image).
+
 Images in the release history are never expired: once the history names a deploy or
 rollback, and before anything is sent, its image gets a second, protected tag
 `release-<tag>` in the stack's repository (leanstack-<STACK>-app; ECR's PutImage with the
@@ -58,7 +64,8 @@ AWS permissions the deployer needs: ssm:SendCommand (the document AWS-RunShellSc
 the stack's hosts), ssm:GetCommandInvocation, ssm:GetParameter and ssm:PutParameter on
 /leanstack/<STACK>/releases; ecr:BatchGetImage, ecr:PutImage, ecr:ListImages and
 ecr:BatchDeleteImage on the stack's repository (the last two to unmark old releases);
-to look the hosts up, also ec2:DescribeInstances and autoscaling:DescribeAutoScalingGroups.
+ec2:DescribeInstances (a named host's tags; the lookup) and, to look the hosts up,
+autoscaling:DescribeAutoScalingGroups.
 
 Exit codes: 0 done; 1 the deploy failed (the hosts serve the previous version, unless the
 error says otherwise), could not be sent or found no host; 2 bad input; 3 another deploy is
@@ -83,7 +90,9 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from leanstack.config.naming import RELEASE_TAG_PREFIX, physical_name
-from leanstack.host.deploy.leanstack_app import EXIT_BUSY, TAG, serving_tags
+from leanstack.host.agent import contract
+from leanstack.host.agent.app_config import EXIT_BUSY, TAG
+from leanstack.host.agent.blue_green import serving_tags
 
 __all__ = [
     "HOST_TOOL",
@@ -101,7 +110,7 @@ __all__ = [
     "rollback",
 ]
 
-HOST_TOOL = "/usr/local/sbin/leanstack-app"
+HOST_TOOL = contract.APP_COMMAND.path
 # SSM Parameter Store's Standard tier holds values of up to 4 KB.
 RELEASES_LIMIT_BYTES = 4096
 # Pull, health check (app.healthTimeout) and nginx drain (90 s) with room to spare.
@@ -110,10 +119,14 @@ DEFAULT_TIMEOUT_SECONDS = 1200
 RELEASE_COMMAND_TIMEOUT_SECONDS = 2100
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# The commands that call AWS need boto3, the package's `aws` extra.
+NEEDS_BOTO3 = (
+    f"this command calls AWS and needs boto3, which is not installed for {sys.executable}: "
+    "pip install 'leanstack[aws]' (in a checkout: make)"
+)
 
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _STACK = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}")
 _PENDING = {"Pending", "InProgress", "Delayed", "Cancelling"}
 _LIST_SEPARATOR = re.compile(r"[\s,]+")
 # EC2 tags every instance an Auto Scaling group launches with the group's name.
@@ -277,7 +290,7 @@ def prune_releases(ecr: Any, stack: str, history_tags: Callable[[], set[str]]) -
 
 
 def releases_parameter(stack: str) -> str:
-    return f"/leanstack/{stack}/releases"
+    return contract.releases_parameter(stack)
 
 
 def _now() -> str:
@@ -298,6 +311,94 @@ def _check_tag(tag: str) -> str:
             EXIT_USAGE,
         )
     return tag
+
+
+@dataclass(frozen=True)
+class StackFacts:
+    """What the day-2 commands take from the stack file: its region, and whether the image comes from elsewhere."""
+
+    region: str
+    image_from_elsewhere: bool
+
+
+def stack_facts(stack: str) -> StackFacts:
+    """The stack file's region and image source; a stack without a (valid) stack file is bad input."""
+    _check_stack(stack)
+    # Imported here: the stack file reader brings the config model, which `releases --help` does not need.
+    from leanstack.config import ConfigError, load_stack_config
+    from leanstack.mocks import StackFileError, read_stack_config
+
+    try:
+        config = load_stack_config(read_stack_config(stack), stack)
+    except StackFileError as error:
+        raise DeployError(str(error), EXIT_USAGE) from None
+    except ConfigError as error:
+        raise DeployError(f"stacks/Pulumi.{stack}.yaml: {error}", EXIT_USAGE) from None
+    return StackFacts(region=config.region, image_from_elsewhere=bool(config.app.image))
+
+
+def check_region(stack: str, given: str | None, facts: StackFacts) -> str:
+    """The stack's region; `given` (--region) must be the same."""
+    if given is not None and given != facts.region:
+        raise DeployError(
+            f"--region {given}: stack {stack} is in {facts.region} (aws:region in stacks/Pulumi.{stack}.yaml); "
+            "leave --region out or give that region",
+            EXIT_USAGE,
+        )
+    return facts.region
+
+
+def check_hosts_of_stack(stack: str, instance_ids: Sequence[str], ec2: Ec2Client) -> None:
+    """Every named host carries the stack's tags (Name=leanstack-<stack>-host, Stack=<stack>), or bad input."""
+    if not instance_ids:
+        return
+    name = physical_name(stack, "host")
+    found: dict[str, dict[str, str]] = {}
+    try:
+        page = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": list(instance_ids)}])
+        for reservation in page.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                found[str(instance["InstanceId"])] = _tags(instance)
+    except Exception as error:
+        raise DeployError(
+            f"cannot check that {', '.join(instance_ids)} is a host of {stack} (ec2:DescribeInstances): "
+            f"{_describe(error)}; nothing sent"
+        ) from None
+    for host in instance_ids:
+        tags = found.get(host)
+        if tags is None:
+            raise DeployError(
+                f"instance {host} (--instance-id or LEANSTACK_HOST_INSTANCE_ID) is not found in the stack's region; "
+                "nothing sent",
+                EXIT_USAGE,
+            )
+        if tags.get("Name") != name or tags.get("Stack") != stack:
+            raise DeployError(
+                f"instance {host} (--instance-id or LEANSTACK_HOST_INSTANCE_ID) is not a host of stack {stack}: "
+                f"tagged Name={tags.get('Name', '')}, Stack={tags.get('Stack', '')}; expected Name={name}, "
+                f"Stack={stack}; nothing sent",
+                EXIT_USAGE,
+            )
+
+
+def check_tag_in_registry(ecr: Any, stack: str, tag: str) -> None:
+    """The image `tag` is in the stack's repository, or bad input (nothing is sent)."""
+    repository = app_repository_name(stack)
+    try:
+        found = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except Exception as error:
+        if _error_code(error) == "RepositoryNotFoundException":
+            raise DeployError(
+                f"tag {tag!r}: the stack's repository {repository} does not exist (has `pulumi up` run?); nothing sent",
+                EXIT_USAGE,
+            ) from None
+        raise DeployError(f"cannot look {repository}:{tag} up: {_describe(error)}; nothing sent") from None
+    if not found.get("images"):
+        raise DeployError(
+            f"tag {tag!r} is not in {repository}: push the image first (or name an image from elsewhere in "
+            "app.image); nothing sent",
+            EXIT_USAGE,
+        )
 
 
 def _pulumi_outputs(stack: str) -> dict[str, Any]:
@@ -339,20 +440,19 @@ def find_target(
 ) -> Target:
     """The hosts named and the region; no host named means: look them up (`find_hosts`).
 
-    No host is named either unless `need_instance`, or with `all_hosts`. The stack's outputs
-    are read only when the arguments and environment do not say.
+    No host is named either unless `need_instance`, or with `all_hosts`. The region is the stack
+    file's; the stack's outputs are read only when no host is named and none is to be looked up.
     """
     env = os.environ if env is None else env
-    _check_stack(stack)
+    region = check_region(stack, region, stack_facts(stack))
     named: list[str] | None = []
     if need_instance and not all_hosts:
         given = [instance_id] if isinstance(instance_id, str) else list(instance_id or [])
         if not any(given):
             given = _LIST_SEPARATOR.split(env.get("LEANSTACK_HOST_INSTANCE_ID", "").strip())
         named = [_check_instance_id(host, EXIT_USAGE) for host in dict.fromkeys(given) if host] or None
-    found_region = region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     outputs: Mapping[str, Any] = {}
-    if named is None or found_region is None:
+    if named is None:
         outputs = stack_outputs(stack)
     if named is None:
         host = outputs.get("hostInstanceId")
@@ -365,10 +465,7 @@ def find_target(
                 f"stack {stack} has no hostInstanceId output (one host) nor hostWebGroup output (scaled out); "
                 "has `pulumi up` run for it?"
             )
-    found_region = found_region or outputs.get("region")
-    if not isinstance(found_region, str) or not _REGION.fullmatch(found_region):
-        raise DeployError(f"region {found_region!r} is not allowed: pass --region or set AWS_REGION (e.g. eu-west-1)")
-    return Target(tuple(named), found_region)
+    return Target(tuple(named), region)
 
 
 def _check_instance_id(instance_id: str, code: int) -> str:
@@ -887,9 +984,11 @@ def _client(service: str, region: str) -> Any:
         # Imported here: `python -m leanstack plan` and `validate` need no AWS SDK.
         import boto3
         from botocore.exceptions import BotoCoreError
-
+    except ImportError:
+        raise DeployError(NEEDS_BOTO3, EXIT_USAGE) from None
+    try:
         return boto3.client(service, region_name=region)  # type: ignore[call-overload]
-    except (ImportError, BotoCoreError) as error:
+    except BotoCoreError as error:
         raise DeployError(f"cannot create an {service.upper()} client: {error}") from None
 
 
@@ -921,6 +1020,8 @@ def _deployer(
     need_instance: bool = True,
 ) -> Deployer:
     target = find_target(stack, instance_id=instance_id, region=region, need_instance=need_instance)
+    if need_instance:
+        check_hosts_of_stack(stack, target.instance_ids, _client("ec2", target.region))
     return Deployer(
         stack,
         _ssm_client(target.region),
@@ -935,7 +1036,10 @@ def deploy(
 ) -> Release:
     """Deploy `tag` of the app image to the stack's hosts, one at a time; raises `DeployError`."""
     _check_tag(tag)
-    return _deployer(stack, instance_id=instance_id, region=region).deploy(tag)
+    deployer = _deployer(stack, instance_id=instance_id, region=region)
+    if not stack_facts(stack).image_from_elsewhere:
+        check_tag_in_registry(deployer.registry, stack, tag)
+    return deployer.deploy(tag)
 
 
 def rollback(stack: str, *, instance_id: str | Sequence[str] | None = None, region: str | None = None) -> Release:
@@ -1001,7 +1105,7 @@ def _parser() -> argparse.ArgumentParser:
             action="store_true",
             help="every running host of the stack, looked up by its Name tag, without reading the stack's outputs",
         )
-        sub.add_argument("--region", help="the stack's region (default: the stack's region output)")
+        sub.add_argument("--region", help="the stack's region; must be the stack file's aws:region (its default)")
         if name == "releases":
             sub.add_argument("--json", action="store_true", help="the raw history as JSON")
     return parser
@@ -1039,10 +1143,17 @@ def main(
             stack_outputs=stack_outputs,
             all_hosts=getattr(args, "all_hosts", False),
         )
+        if needs_host:
+            check_hosts_of_stack(
+                args.stack, target.instance_ids, ec2 if ec2 is not None else _client("ec2", target.region)
+            )
         client = ssm if ssm is not None else _ssm_client(target.region)
-        # Tests that hand in their own SSM client and no ECR one run without the release mark.
+        # Tests that hand in their own SSM client and no ECR one run without the release mark (and its lookup).
         if ecr is not None or ssm is None:
             deployer_options.setdefault("registry", ecr if ecr is not None else _client("ecr", target.region))
+        registry = deployer_options.get("registry")
+        if args.command == "deploy" and registry is not None and not stack_facts(args.stack).image_from_elsewhere:
+            check_tag_in_registry(registry, args.stack, args.tag)
         deployer = Deployer(
             args.stack,
             client,

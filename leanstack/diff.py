@@ -135,8 +135,9 @@ def git_root(start: Path) -> Path | None:
 # The same steps as `python -m leanstack plan STACK --format json`, so the output is
 # byte-identical to it (tested); exit 3 when the tree's leanstack lacks these functions.
 PLAN_ALL = r"""
-import gc, json, sys
+import gc, json, os, sys
 gc.disable()
+os.environ.pop("LEANSTACK_STACKS", None)  # each tree's own stacks/, whatever the caller points at
 try:
     from leanstack.mocks import StackFileError, read_stack_config, run_program
     from leanstack.plan import build_plan, render_json
@@ -289,6 +290,7 @@ def _child_plans(tree: Path, stacks: list[str], out: Path) -> None:
     import importlib
 
     gc.disable()
+    os.environ.pop("LEANSTACK_STACKS", None)  # each tree's own stacks/, whatever the caller points at
     for name in [m for m in sys.modules if m.split(".")[0] in OWN_PACKAGES]:
         del sys.modules[name]
     sys.path.insert(0, str(tree))
@@ -766,6 +768,29 @@ COPY_ADVICE = (
 )
 
 
+RDS_INSTANCE = "aws:rds/instance:Instance"
+
+
+def deleted_with(r: dict[str, Any]) -> str:
+    """What goes when `r` is deleted, as its own settings say (an RDS instance's final snapshot and backups)."""
+    facts = facts_of(r)
+    if r["type"] != RDS_INSTANCE:
+        return facts.holds_data
+    inputs = r["inputs"]
+    snapshot = inputs.get("finalSnapshotIdentifier")
+    if inputs.get("skipFinalSnapshot") is False and snapshot:
+        kept = f"RDS first takes the final snapshot `{snapshot}`"
+    else:
+        kept = "RDS takes no final snapshot (skipFinalSnapshot is true)"
+    if inputs.get("deleteAutomatedBackups") is False:
+        days = inputs.get("backupRetentionPeriod")
+        until = f"their {days}-day retention" if days else "their retention"
+        backups = f"its automated backups are kept (deleteAutomatedBackups is false) until {until} ends"
+    else:
+        backups = "its automated backups are deleted with it (deleteAutomatedBackups is true)"
+    return f"its data ({kept}; {backups})"
+
+
 def _replacement_risk(
     f: Findings, old: dict[str, Any], new: dict[str, Any], why: str, head: dict[str, Any] | None
 ) -> None:
@@ -794,14 +819,14 @@ def _replacement_risk(
             ORPHANED,
             new,
             f"{_what(new)} is replaced ({why}): Pulumi creates a new, EMPTY {facts.what} and leaves the old one "
-            f"in place, unmanaged and still billed, with {facts.holds_data}; {COPY_ADVICE}",
+            f"in place, unmanaged and still billed, with {deleted_with(old)}; {COPY_ADVICE}",
         )
     elif holds_data(new):
         f.risk(
             DATA_LOSS,
             new,
             f"{_what(new)} is REPLACED ({why}): a new, empty {facts.what}; the old one is deleted with "
-            f"{facts.holds_data}. Instead: {facts.keep_data}",
+            f"{deleted_with(old)}. Instead: {facts.keep_data}",
         )
     if new["type"] == HOST:
         only = len(_hosts(head)) == 1
@@ -821,7 +846,8 @@ def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None,
     forced = {x["property"].split(".")[0] for x in c["replacedBy"]}
     changed = {x["property"].split(".")[0] for x in c["changes"]} - forced - refused
     deferred = bool(facts.deferred_by) and new["inputs"].get(facts.deferred_by) is False
-    for prop in sorted(changed & set(facts.in_place)):
+    # A replaced resource is created anew with every new value: no in-place effect applies to it.
+    for prop in sorted(changed & set(facts.in_place)) if not c["replaced"] else []:
         effect = facts.in_place[prop]
         if new["type"] == HOST and not c["replaced"]:
             only = len(_hosts(head)) == 1
@@ -838,8 +864,8 @@ def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None,
         elif deferred:
             f.note(
                 new,
-                f"`{prop}` applies in {_aws_window(new)}, not at `pulumi up` ({facts.deferred_by} is false): "
-                f"{effect} then",
+                f"`{prop}` applies in {_aws_window(new)}, not at `pulumi up` ({facts.deferred_by} is false); "
+                f"then: {effect}",
             )
         elif facts.deferred_by:
             f.risk(
@@ -1024,8 +1050,10 @@ def diff_plans(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | N
                     "new": new[b],
                 }
             )
-    _cascade_replacements(changed, {b: new[b] for _, b in pairs})
-    _moved_data_stores(f, changed, new)
+    existing = {b: new[b] for _, b in pairs}
+    _cascade_replacements(changed, existing)
+    _moved_data_stores(f, changed, existing)
+    _replaced_vpcs(f, changed)
     for c in changed:
         if c["replaced"]:
             why = "; ".join(_brief(x) for x in c["replacedBy"])
@@ -1098,13 +1126,13 @@ def _removal_risk(f: Findings, r: dict[str, Any], added: list[dict[str, Any]]) -
             ORPHANED,
             r,
             f"{_what(r)} leaves the program: Pulumi forgets it but leaves it in place, unmanaged and still billed, "
-            f"with {facts.holds_data}; delete it by hand once its data is no longer needed, or keep it in the program",
+            f"with {deleted_with(r)}; delete it by hand once its data is no longer needed, or keep it in the program",
         )
     elif holds_data(r):
         f.risk(
             DATA_LOSS,
             r,
-            f"{_what(r)} is DELETED with {facts.holds_data}. Instead: keep it, or {facts.keep_data}",
+            f"{_what(r)} is DELETED with {deleted_with(r)}. Instead: keep it, or {facts.keep_data}",
         )
     # Encryption or Object Lock configuration removed while its bucket stays.
     replaced_too = any(a["type"] == r["type"] and a["component"] == r["component"] for a in added)
@@ -1120,28 +1148,56 @@ SUBNET_GROUPS = {
 }
 
 
-def _moved_data_stores(f: Findings, changed: list[dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
-    """A database or cache whose subnet group's subnets are replaced must move to new subnets
-    (a new VPC): RDS does that only by modifying the DB subnet group, with an outage, and
-    refuses it for a Multi-AZ instance or one with read replicas; what AWS accepts for this
-    exact instance cannot be checked offline."""
+def _moved_data_stores(f: Findings, changed: list[dict[str, Any]], existing: dict[str, dict[str, Any]]) -> None:
+    """A database or cache that exists already and whose subnet group's subnets are replaced must
+    move to new subnets (a new VPC). RDS does that only by modifying the instance's DB subnet
+    group, with an outage, and refuses it for a Multi-AZ instance or one with read replicas
+    (filed as refused); ElastiCache has no such move for a running cache. A resource being
+    created has nothing to move."""
     gone = {i for c in changed if c["replaced"] for i in _ids(c["new"])}
-    for group in new.values():
+    for group in existing.values():
         if group["type"] not in SUBNET_GROUPS or not gone & set(group["inputs"].get("subnetIds") or []):
             continue
         kind, prop = SUBNET_GROUPS[group["type"]]
         names = {group["inputs"].get("name"), group.get("id")} - {None, ""}
-        for r in new.values():
+        for r in existing.values():
             if r["type"] != kind or r["inputs"].get(prop) not in names:
                 continue
-            f.risk(
-                DOWNTIME,
-                r,
-                f"{_what(r)} must move to the new subnets of subnet group `{group['name']}` (another VPC): AWS "
-                f"does this only by modifying the instance, with an outage, and refuses it for Multi-AZ or an "
-                f"instance with read replicas; whether `pulumi up` succeeds cannot be checked offline. Instead: "
-                f"keep the network, or migrate deliberately (snapshot, restore into the new VPC, switch)",
-            )
+            where = f"the new subnets of subnet group `{group['name']}` (another VPC)"
+            instead = "Instead: keep the network, or migrate deliberately (snapshot, restore into the new VPC, switch)"
+            if kind != RDS_INSTANCE:
+                f.risk(
+                    DOWNTIME,
+                    r,
+                    f"{_what(r)} must move to {where}: ElastiCache moves no running cache to another VPC, so expect "
+                    f"`pulumi up` to fail at the subnet group (cannot be checked offline). Instead: turn the cache "
+                    f"off (`cache.enabled: false`) before the network change and on again after it; a cache holds "
+                    f"nothing that must survive",
+                )
+                continue
+            replicas = [
+                x["name"]
+                for x in existing.values()
+                if x["inputs"].get("replicateSourceDb") in names | {r["inputs"].get("identifier")}
+            ]
+            if r["inputs"].get("multiAz") or replicas:
+                because = (
+                    "it is Multi-AZ" if r["inputs"].get("multiAz") else f"it has read replicas ({', '.join(replicas)})"
+                )
+                f.risk(
+                    REFUSED,
+                    r,
+                    f"{_what(r)} must move to {where}, and AWS refuses to move a DB instance to another VPC while "
+                    f"{because}: `pulumi up` fails there. {instead}; or turn Multi-AZ off (and remove the read "
+                    f"replicas) in a `pulumi up` of its own first",
+                )
+            else:
+                f.risk(
+                    DOWNTIME,
+                    r,
+                    f"{_what(r)} must move to {where}: AWS does this only by modifying the instance, with an outage "
+                    f"(whether it succeeds for this instance cannot be checked offline). {instead}",
+                )
 
 
 def _ids(r: dict[str, Any]) -> set[str]:
@@ -1194,7 +1250,62 @@ def _cascade_replacements(changed: list[dict[str, Any]], new: dict[str, dict[str
                 by_urn[urn] = entry
             replaced.add(urn)
             grew = True
+    # What is not replaced but names a replaced resource in another property is updated in place
+    # to the new one (an internet gateway's VPC, an address's instance, a database's security groups).
+    gone_ids = {i: new[u]["name"] for u in replaced for i in _ids(new[u])}
+    for urn, r in new.items():
+        if urn in replaced:
+            continue
+        follows = [
+            {"property": prop, "old": value, "new": f"{FOLLOWS}{gone_ids[i]}`, which is replaced)"}
+            for prop, value in sorted(flatten(r["inputs"]).items())
+            for i in gone_ids
+            if _refers(value, i)
+        ]
+        if not follows:
+            continue
+        if urn in by_urn:
+            known = {x["property"] for x in by_urn[urn]["changes"]}
+            by_urn[urn]["changes"] += [x for x in follows if x["property"] not in known]
+        else:
+            entry = {
+                "urn": urn,
+                "type": r["type"],
+                "name": r["name"],
+                "component": r["component"],
+                "changes": follows,
+                "replaced": False,
+                "replacedBy": [],
+                "old": r,
+                "new": r,
+            }
+            changed.append(entry)
+            by_urn[urn] = entry
     changed.sort(key=lambda c: c["urn"])
+
+
+FOLLOWS = "(the new id of `"
+
+
+def _follows(change: dict[str, Any]) -> bool:
+    """A property updated in place only because it names a replaced resource."""
+    return str(change.get("new", "")).startswith(FOLLOWS)
+
+
+def _replaced_vpcs(f: Findings, changed: list[dict[str, Any]]) -> None:
+    """A replaced VPC in one line, with everything it drags along: replaced, and updated in place."""
+    for vpc in (c for c in changed if c["replaced"] and c["type"] == "aws:ec2/vpc:Vpc"):
+        why = "; ".join(_brief(x) for x in vpc["replacedBy"])
+        dragged = sorted(c["name"] for c in changed if c["replaced"] and c is not vpc)
+        updated = sorted(c["name"] for c in changed if not c["replaced"] and any(_follows(x) for x in c["changes"]))
+        f.risk(
+            DOWNTIME,
+            vpc["new"],
+            f"the VPC `{vpc['name']}` is REPLACED ({why}), and with it {len(dragged)} resources are replaced "
+            f"({', '.join(f'`{n}`' for n in dragged) or 'none'}) and {len(updated)} updated in place to point at "
+            f"the new ones ({', '.join(f'`{n}`' for n in updated) or 'none'}). Instead: keep the network, or "
+            f"build the new one beside it and migrate",
+        )
 
 
 def _cost(
@@ -1346,6 +1457,18 @@ FOOTER = (
 )
 
 
+def mock_values(body: str) -> str:
+    """One line naming the values in `body` the offline mocks made up (AWS assigns the real ones), or ""."""
+    from leanstack.mocks import MOCK_ACCOUNT, MOCK_CACHE_ENDPOINT
+
+    found = [f"the account id `{MOCK_ACCOUNT}`"] if MOCK_ACCOUNT in body else []
+    endpoints = sorted(set(re.findall(MOCK_CACHE_ENDPOINT, body)))
+    found += [f"the cache endpoint `{e}`" for e in endpoints]
+    if not found:
+        return ""
+    return f"Mock values, made up offline and not your stack's (AWS assigns the real ones): {', '.join(found)}."
+
+
 def render_markdown(result: dict[str, Any]) -> str:
     lines = [f"## leanstack diff: `{result['base']}` → `{result['head']}`", ""]
     risks = result["risks"]
@@ -1373,6 +1496,8 @@ def render_markdown(result: dict[str, Any]) -> str:
             for c in s["cost"]["resources"]:
                 delta = fmt_delta(c["delta"]) if c["delta"] is not None else "not priced"
                 lines.append(f"| {c['name']} | {fmt_money(c['before'])} | {fmt_money(c['after'])} | {delta} |")
+    if mocked := mock_values("\n".join(lines)):
+        lines += ["", f"_{mocked}_"]
     lines += ["", f"_{FOOTER}_", ""]
     return "\n".join(lines)
 
@@ -1390,6 +1515,8 @@ def render_text(result: dict[str, Any]) -> str:
         for c in s["cost"]["resources"]:
             delta = fmt_delta(c["delta"]) if c["delta"] is not None else "not priced"
             lines.append(f"  $ {c['name']}: {fmt_money(c['before'])} → {fmt_money(c['after'])} ({delta})")
+    if mocked := mock_values("\n".join(lines)):
+        lines += ["", mocked]
     lines += ["", FOOTER]
     return "\n".join(lines) + "\n"
 

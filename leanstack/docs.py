@@ -9,6 +9,7 @@ place to state it is the field's doc.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import re
@@ -73,6 +74,77 @@ def _changing_it(doc: str) -> str:
     return " ".join(s for s in sentences if re.search(r"\b(replac|restart|recreat|reboot|stop)", s, re.I))
 
 
+def _component_module(component: str) -> tuple[ast.Module, ast.ClassDef]:
+    """The component's module and class, read from components/ (tooling reads their code, never imports it)."""
+    for path in sorted((Path(__file__).resolve().parent.parent / "components").glob("*.py")):
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        for node in module.body:
+            if isinstance(node, ast.ClassDef) and node.name == component:
+                return module, node
+    raise LookupError(f"no class {component} under components/")
+
+
+def _component_class(component: str) -> ast.ClassDef:
+    return _component_module(component)[1]
+
+
+def _constants(module: ast.Module) -> dict[str, str]:
+    """The module's NAME = literal constants, so a default shows its value rather than its name."""
+    return {
+        target.id: repr(node.value.value)
+        for node in module.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+
+
+def constructor_line(component: str) -> str:
+    """`Name(name: str, args: XArgs, *, stack: str, ...)`: the constructor as a caller writes it."""
+    module, cls = _component_module(component)
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    arguments = init.args
+    constants = _constants(module)
+
+    def shown(argument: ast.arg, default: ast.expr | None) -> str:
+        text = argument.arg + (f": {ast.unparse(argument.annotation)}" if argument.annotation else "")
+        if default is None:
+            return text
+        value = ast.unparse(default)
+        return f"{text} = {constants.get(value, value)}"
+
+    positional = arguments.args[1:]  # without self
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(arguments.defaults)) + list(arguments.defaults)
+    parts = [shown(a, d) for a, d in zip(positional, defaults, strict=True)]
+    if arguments.kwonlyargs:
+        parts.append("*")
+        parts += [shown(a, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults, strict=True)]
+    return f"{component}({', '.join(parts)})"
+
+
+def component_outputs(component: str) -> list[str]:
+    """The outputs a component registers (its `register_outputs` keys) and the public properties it adds."""
+    cls = _component_class(component)
+    found: list[str] = []
+    for node in ast.walk(cls):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "register_outputs"
+            and node.args
+            and isinstance(node.args[0], ast.Dict)
+        ):
+            found += [k.value for k in node.args[0].keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+    found += [
+        n.name
+        for n in cls.body
+        if isinstance(n, ast.FunctionDef)
+        and not n.name.startswith("_")
+        and any(isinstance(d, ast.Name) and d.id == "property" for d in n.decorator_list)
+    ]
+    return list(dict.fromkeys(found))
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -85,7 +157,9 @@ def component_reference() -> str:
         "Args validates itself on construction. The stack key is where the field lives in "
         "stacks/Pulumi.<stack>.yaml (camelCase). The last column quotes what the field's doc says a change "
         "replaces or restarts (— when it says nothing); `python -m leanstack diff` states every change's effect "
-        "per resource from leanstack/resource_facts.py.",
+        "per resource from leanstack/resource_facts.py. Under each heading: the constructor as you call it (an "
+        "argument of the wrong kind, such as a dict for the Args, is refused in one line) and the outputs the "
+        "component offers.",
         "",
     ]
     for component, args_name in COMPONENT_ARGS:
@@ -94,6 +168,8 @@ def component_reference() -> str:
         where = f"stack file: `leanstack:{section}`" if section else "filled in by the program"
         summary = (cls.__doc__ or "").strip().splitlines()[0]
         out += [f"#### `{component}` ← `{args_name}` ({where})", "", summary, ""]
+        outputs = ", ".join(f"`{o}`" for o in component_outputs(component)) or "none"
+        out += [f"`{constructor_line(component)}`", "", f"Outputs: {outputs}.", ""]
         out += ["| field | stack key | type | default | what it does | changing it |", "|---|---|---|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):

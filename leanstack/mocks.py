@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import runpy
 import threading
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ from leanstack.config.stack_file import parse_stack_yaml
 
 REPO = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"
+# The cache endpoints the mocks make up (AWS assigns the real ones): the diff labels them as such.
+MOCK_CACHE_ENDPOINT = r"[a-z]+\.[a-z0-9-]+\.[0-9a-f]{6}\.use1\.cache\.amazonaws\.com"
 SECRET = "[secret]"
 
 # Cloudflare's published origin ranges at the time of writing. Offline only: a real run
@@ -365,12 +368,25 @@ def _alias_spec(alias: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running a stack
 
 
+# The folder of stack files the commands read when it is not the repository's stacks/ (a checkout
+# elsewhere, or the tests' copies under tests/fixtures/shipped/stacks).
+STACKS_ENV = "LEANSTACK_STACKS"
+
+
+def stacks_dir(repo: Path | None = None) -> Path:
+    """Where the stack files are: `repo`'s stacks/, else the folder LEANSTACK_STACKS names, else this repository's."""
+    if repo is not None:
+        return repo / "stacks"
+    named = os.environ.get(STACKS_ENV, "")
+    return Path(named) if named else REPO / "stacks"
+
+
 def stack_file(stack: str, repo: Path | None = None) -> Path:
-    return (repo or REPO) / "stacks" / f"Pulumi.{stack}.yaml"
+    return stacks_dir(repo) / f"Pulumi.{stack}.yaml"
 
 
 def available_stacks(repo: Path | None = None) -> list[str]:
-    found = ((repo or REPO) / "stacks").glob("Pulumi.*.yaml")
+    found = stacks_dir(repo).glob("Pulumi.*.yaml")
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in found)
 
 

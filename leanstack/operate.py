@@ -27,14 +27,18 @@ same name; the hosts notice within two minutes (their config timer compares para
 versions) and restart the app blue/green, or at once with `restart`. Names the stack file
 refuses are refused here too (PORT, DATABASE_*, LEANSTACK_*, ...).
 
-The hosts and the region are found as `python -m leanstack deploy` finds them (the same
-flags: --instance-id, --all-hosts, --region). Run Command returns at most 24,000 characters
-of a command's output; `run` prints what it returns when the command ends (no live stream:
-use --interactive for that).
+The region is the stack file's aws:region (a stack without a stack file is refused; --region,
+when given, must say the same). restart, run and maintenance find the hosts as `python -m
+leanstack deploy` does (--instance-id, --all-hosts), and a host named by --instance-id or
+$LEANSTACK_HOST_INSTANCE_ID must carry the stack's tags or nothing is sent.
+
+Run Command returns at most 24,000 characters of a command's output; `run` prints what it
+returns when the command ends (no live stream: use --interactive for that).
 
 AWS permissions: ssm:GetParametersByPath, ssm:PutParameter, ssm:DeleteParameter on
 /leanstack/<STACK>/app/* (config), ssm:SendCommand and ssm:GetCommandInvocation (restart,
-run, maintenance), logs:FilterLogEvents on /leanstack/<STACK>/* (logs), and to look the
+run, maintenance), logs:FilterLogEvents on /leanstack/<STACK>/* (logs), ec2:DescribeInstances
+(a named host's tags), and to look the
 hosts up ec2:DescribeInstances and autoscaling:DescribeAutoScalingGroups.
 
 Exit codes: 0 done; 1 failed (on a host, or AWS refused); 2 bad input; `run` exits with
@@ -70,8 +74,10 @@ from leanstack.deploy import (
     _host_finder,
     _last_line,
     _pulumi_outputs,
+    check_hosts_of_stack,
     find_target,
 )
+from leanstack.host.agent import contract
 from leanstack.host.render import MAINTENANCE_TOOL_PATH
 
 COMMANDS = ("config", "restart", "run", "logs", "maintenance")
@@ -86,7 +92,7 @@ FOLLOW_POLL_SECONDS = 2.0
 
 def parameters_path(stack: str) -> str:
     """Where the app's config lives in SSM (components/app.py writes <path>/config)."""
-    return f"/leanstack/{stack}/app"
+    return contract.app_parameters_path(stack)
 
 
 def _check_name(name: str) -> str:
@@ -210,7 +216,9 @@ def config_unset(ssm: Any, stack: str, name: str) -> str:
     path = parameters_path(stack)
     removed = [kind for kind in ("env", "secret") if _delete(ssm, f"{path}/{kind}/{name}", missing_ok=True)]
     if not removed:
-        raise DeployError(f"{name}: not set by `config set` (a stack-file value is changed in the stack file)")
+        raise DeployError(
+            f"{name}: not set by `config set` (a stack-file value is changed in the stack file)", EXIT_USAGE
+        )
     return f"{stack}: {name} unset; the hosts switch within 2 minutes\n"
 
 
@@ -294,9 +302,9 @@ def parse_since(text: str, now: float) -> int:
 
 
 def log_groups(stack: str, nginx: bool) -> list[tuple[str, str]]:
-    groups = [("app", f"/leanstack/{stack}/app")]
+    groups = [("app", contract.app_log_group(stack))]
     if nginx:
-        groups.append(("nginx", f"/leanstack/{stack}/nginx/access"))
+        groups.append(("nginx", contract.access_log_group(stack)))
     return groups
 
 
@@ -365,9 +373,15 @@ def _parser() -> argparse.ArgumentParser:
     unset = actions.add_parser("unset", help="remove a value set here")
     unset.add_argument("name")
     for action in (list_, set_, unset):
-        action.add_argument("--region", help="the stack's region (default: the stack's region output)")
+        action.add_argument("--region", help="the stack's region; must be the stack file's aws:region (its default)")
     restart = commands.add_parser("restart", help="restart the app on every host, blue/green")
-    run = commands.add_parser("run", help="a one-off command in a fresh container of the serving release")
+    run = commands.add_parser(
+        "run",
+        help="a one-off command in a fresh container of the serving release",
+        usage="python -m leanstack run STACK [--interactive] [--instance-id ID | --all-hosts] [--region REGION] "
+        "-- CMD [ARG ...]",
+        epilog="CMD [ARG ...], after --: the command and its arguments, run as given (never read as leanstack's flags)",
+    )
     run.add_argument("--interactive", action="store_true", help="print the Session Manager command instead")
     logs = commands.add_parser("logs", help="the app's (and nginx's) CloudWatch logs")
     logs.add_argument("--follow", action="store_true", help="keep printing new events until Ctrl-C")
@@ -384,7 +398,7 @@ def _parser() -> argparse.ArgumentParser:
         if sub in (restart, run, maintenance):
             _host_flags(sub)
         if sub is not config:
-            sub.add_argument("--region", help="the stack's region (default: the stack's region output)")
+            sub.add_argument("--region", help="the stack's region; must be the stack file's aws:region (its default)")
     return parser
 
 
@@ -424,24 +438,19 @@ def main(
             if args.action == "set" and args.secret and equals:
                 raise _secret_on_command_line(name)
         on_hosts = args.command in ("restart", "run", "maintenance")
-
-        def outputs(stack: str) -> Mapping[str, Any]:
-            try:
-                return stack_outputs(stack)
-            except DeployError as error:
-                if on_hosts:
-                    raise
-                raise DeployError(f"cannot find the stack's region: {error}; pass --region or set AWS_REGION") from None
-
         target = find_target(
             args.stack,
             instance_id=getattr(args, "instance_id", None),
             region=args.region,
             env=environment,
-            stack_outputs=outputs,
+            stack_outputs=stack_outputs,
             need_instance=on_hosts,
             all_hosts=getattr(args, "all_hosts", False),
         )
+        if on_hosts:
+            check_hosts_of_stack(
+                args.stack, target.instance_ids, ec2 if ec2 is not None else _client("ec2", target.region)
+            )
         if args.command == "logs":
             client = logs if logs is not None else _client("logs", target.region)
             return _logs(client, args, out, sleep, clock, follow_rounds)
@@ -476,7 +485,8 @@ def main(
             say(f"{args.stack}: restarting the app, host by host:")
             return _on_hosts(deployer, hosts, f"{HOST_TOOL} restart", "restart", say)
         message = f" --message {shlex.quote(args.message)}" if args.message and args.state == "on" else ""
-        say(f"{args.stack}: maintenance {args.state} on every host:")
+        doing = "putting the maintenance page up" if args.state == "on" else "taking the maintenance page down"
+        say(f"{args.stack}: {doing} on every host:")
         return _on_hosts(deployer, hosts, f"{MAINTENANCE_TOOL_PATH} {args.state}{message}", "maintenance", say)
     except DeployError as error:
         print(f"leanstack: {error}", file=err)

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from leanstack.config import ConfigError, load_stack_config
+from leanstack.host.agent import contract
 from leanstack.mocks import StackFileError, read_stack_config, stack_file
+from leanstack.stack_edit import StackEditError, edit_stack_text
 
 RECOVERY_SUFFIX = "-recovery"
+# The random suffix Secrets Manager appends to a secret's name in its ARN.
+ARN_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
 
 # How to find the two names when the region is down: the stack's outputs are in the Pulumi
 # state, which lives outside the region (Pulumi Cloud or the state bucket), and S3 lists
@@ -40,6 +43,21 @@ def recovery_stack(stack: str) -> str:
     return f"{stack}{RECOVERY_SUFFIX}"
 
 
+def rehomed_reference(ref: Any, own: str, moved_to: str, region: str) -> Any:
+    """An app secret reference as the recovery stack's: an SSM name under the stack's path moves to the
+    recovery stack's; a Secrets Manager ARN moves to the recovery region by name (its suffix is the old
+    region's: the secret gets a new one there, which `secrets restore --into` writes back into the file)."""
+    if not isinstance(ref, str):
+        return ref
+    if ref.startswith(own):
+        return moved_to + ref[len(own) :]
+    if ref.startswith("arn:") and ":secretsmanager:" in ref and ":secret:" in ref:
+        head, name = ref.split(":secret:", 1)
+        partition, service, _, account = head.split(":")[1:5]
+        return f"arn:{partition}:{service}:{region}:{account}:secret:{ARN_SUFFIX.sub('', name)}"
+    return ref
+
+
 def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica_bucket: str) -> dict[str, Any]:
     """The recovery stack's config: the stack's own, moved to its backup region, reusing its buckets."""
     if stack.endswith(RECOVERY_SUFFIX):
@@ -57,13 +75,19 @@ def recovery_config(raw: dict[str, Any], stack: str, backup_bucket: str, replica
     # The recovery host reads only /leanstack/<stack>-recovery/: the app's SSM secret references move
     # there, where `secrets restore STACK --into STACK-recovery` writes the sealed values.
     app = config.get("leanstack:app") or {}
-    own, moved_to = f"/leanstack/{stack}/", f"/leanstack/{recovery_stack(stack)}/"
+    own, moved_to = contract.parameter_root(stack) + "/", contract.parameter_root(recovery_stack(stack)) + "/"
     if isinstance(app.get("secrets"), dict):
         secrets = {
-            name: moved_to + ref[len(own) :] if isinstance(ref, str) and ref.startswith(own) else ref
-            for name, ref in app["secrets"].items()
+            name: rehomed_reference(ref, own, moved_to, cfg.backup.region) for name, ref in app["secrets"].items()
         }
-        config["leanstack:app"] = {**app, "secrets": secrets}
+        app = {**app, "secrets": secrets}
+    if app.get("registrySecretArn"):
+        app = {
+            **app,
+            "registrySecretArn": rehomed_reference(app["registrySecretArn"], own, moved_to, cfg.backup.region),
+        }
+    if app:
+        config["leanstack:app"] = app
     database = config.get("leanstack:database") or {}
     if database.get("crossRegionBackups"):
         # Its target would be this stack's own region; turn it back on when the old region returns.
@@ -82,13 +106,19 @@ def write_recovery_file(
     target = stack_file(recovery_stack(stack), repo)
     if target.exists() and not force:
         raise RecoverError(f"recover init: stacks/{target.name} exists; pass --force to overwrite it")
+    source = stack_file(stack, repo)
     config = recovery_config(read_stack_config(stack, repo), stack, backup_bucket, replica_bucket)
     header = (
         f"# The recovery stack of {stack!r}, written by python -m leanstack recover init: its config in\n"
         f"# {config['aws:region']}, reusing its backup bucket (and uploads replica) as they are.\n"
         f"# The steps: python -m leanstack runbook {stack}, section 'Region down'.\n"
     )
-    target.write_text(header + yaml.safe_dump({"config": config}, sort_keys=False), encoding="utf-8")
+    # The stack's own file edited (every comment kept), then read back and compared (leanstack/stack_edit.py).
+    try:
+        text = edit_stack_text(source.read_text(encoding="utf-8"), config, f"stacks/{target.name}", header)
+    except StackEditError as error:
+        raise RecoverError(f"recover init: {error}") from None
+    target.write_text(text, encoding="utf-8")
     return target
 
 

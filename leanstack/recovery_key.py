@@ -3,7 +3,7 @@
 The private half is printed once, for the owner's password manager, and is kept nowhere
 else: no file, no AWS. The public half, one line of base64 (DER SubjectPublicKeyInfo),
 goes into the stack config; the host seals the app's config and secrets to it daily
-(host/backup/leanstack_seal.py) and only the private half opens them
+(host/agent/seal.py) and only the private half opens them
 (`python -m leanstack secrets restore STACK --from-backup`).
 
 RSA 4096: the host seals with the openssl program (RSA-OAEP wrapping), which every host
@@ -19,7 +19,7 @@ from typing import TextIO
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from leanstack.host.backup.leanstack_seal import key_id
+from leanstack.host.agent.seal import key_id
 
 KEY_BITS = 4096
 

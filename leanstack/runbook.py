@@ -26,10 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
+from leanstack.config.naming import stack_prefix
 from leanstack.config.sections import STATE_URL_RE
-from leanstack.host.deploy.install import APP_TOOL_PATH, APP_UNIT_TEMPLATE
+from leanstack.host.agent.contract import APP_COMMAND, APP_UNIT_TEMPLATE, stack_backup_prefix
 from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
+from leanstack.recover import recovery_stack
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 RDS_INSTANCE = "aws:rds/instance:Instance"
@@ -334,11 +336,12 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         if facts.keeps_automated_backups
         else "deleted with the instance (not production)"
     )
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{facts.database_name}"
     return [
         "## Backups: where they live",
         "",
         f"- **Off-site dumps**: S3 bucket `{facts.bucket_label}` in {b.region}, under "
-        f"`{b.prefix}/{facts.database_name}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
+        f"`{folder}/<UTC time>.dump`, each with a `.manifest.json` (sha256, size, row "
         f"counts). Object Lock {b.object_lock_mode} for {b.object_lock_days} days: nobody can delete them early"
         f"{' (not even root)' if b.object_lock_mode == 'COMPLIANCE' else ''}; nobody can write over one (the bucket "
         f"refuses a write without If-None-Match); expired after {b.expire_after_days} days.",
@@ -350,8 +353,7 @@ def _backups(run: StackRun, config: StackConfig) -> list[str]:
         "",
         "```sh",
         *facts.find_bucket,
-        f'aws s3 ls "s3://$BUCKET/{b.prefix}/{facts.database_name}/" --region {b.region}{facts.bucket_profile} '
-        "| grep manifest.json | tail -3",
+        f'aws s3 ls "s3://$BUCKET/{folder}/" --region {b.region}{facts.bucket_profile} | grep manifest.json | tail -3',
         "```",
         "",
         f"Prove the newest one restores, on the host (`{DRILL_COMMAND}`: restores it {DRILL_TARGETS[b.drill_target]}, "
@@ -378,7 +380,7 @@ RESTORE_COMMAND = "leanstack-restore"
 DRILL_COMMAND = "leanstack-restore-drill"
 MAINTENANCE_COMMAND = "leanstack-maintenance"
 BACKUP_COMMAND = "leanstack-backup"
-APP_TOOL = Path(APP_TOOL_PATH).name
+APP_TOOL = APP_COMMAND.name
 # The app's systemd units, one per blue/green port (leanstack-app@<port>.service), as journalctl matches them.
 APP_UNIT_GLOB = APP_UNIT_TEMPLATE.replace("@.service", "@*")
 # The section every branch links to before its first `pulumi` command.
@@ -656,13 +658,14 @@ DB_RESTORE = "python -m leanstack db restore"
 def _rows_deleted(f: RecoveryFacts, config: StackConfig) -> Branch:
     b = config.backup
     db = f.database_name
-    folder = f"{b.prefix}/{db}"
+    folder = f"{stack_backup_prefix(b.prefix, config.stack)}/{db}"
     stack, region = config.stack, config.region
     copy, swap, dump = "when you copy rows back", "when you swap the whole database", "when point-in-time is out"
     sure = "when you merged rows back and are sure of the merge"
     psql_env = (
         "sudo -i",
         "set -a; . /etc/leanstack/backup.env; set +a   # names only, no secrets",
+        'eval "$(leanstack-backup database-env)"   # where the database is now (no password)',
         'export PGPASSWORD=$(aws secretsmanager get-secret-value --region "$AWS_REGION" '
         '--secret-id "$DATABASE_SECRET_ARN" --query SecretString --output text '
         "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"password\"])')",
@@ -1201,143 +1204,206 @@ NO_PASSWORD_MANAGER = "the password manager; where: not written down, set recove
 
 def _region_down(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
     b = config.backup
-    rec = f"{config.stack}-recovery"
-    folder = f"s3://$BUCKET/{b.prefix}/{f.database_name}"
+    old = config.stack
+    rec = recovery_stack(old)
+    folder = f"s3://$BUCKET/{stack_backup_prefix(b.prefix, old)}/{f.database_name}"
     hostnames = ", ".join(config.hostnames)
     replica = " --replica-bucket REPLICA" if config.storage.enabled else ""
-    rec_shell = (
-        f"HOST=$(aws ec2 describe-instances --region {b.region} --filters Name=tag:Name,Values=leanstack-{rec}-host "
-        "Name=instance-state-name,Values=running --query 'Reservations[0].Instances[0].InstanceId' --output text)",
-        f'aws ssm start-session --region {b.region} --target "$HOST"',
+    repository = f"{stack_prefix(rec)}-app"
+    rec_host = f"Name=tag:Name,Values={stack_prefix(rec)}-host"
+    steps: list[Step] = [
+        Step(
+            "The owner decides: wait for the region (the database and its automated backups come back with it) "
+            f"or bring up the recovery stack `{rec}` in {b.region}, beside the backups, losing what was written "
+            "since the newest one. Compare AWS's estimate with the RTO "
+            f"({config.recovery.rto_minutes or 'not set'} minutes). *Estimate: 10 min.*",
+            check="the decision and who made it are in the incident notes.",
+        ),
+        Step(
+            "Find the backup bucket and check its newest dump (BUCKET below). *Estimate: 5 min.*",
+            LAPTOP,
+            tuple(f.find_bucket),
+            check="one manifest is listed; its name is the newest dump's time (what you will lose since):",
+            check_commands=(
+                f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
+            ),
+        ),
+        Step(
+            f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
+            + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
+            + (" as they are" if config.storage.enabled else " as it is")
+            + " (nothing is created or changed on them), with the app's secret references moved to "
+            f"{b.region}. *Estimate: 5 min.*",
+            LAPTOP,
+            (f"python -m leanstack recover init {old} --backup-bucket $BUCKET{replica}",),
+            check=f"`validate` says stacks/Pulumi.{rec}.yaml is valid:",
+            check_commands=(f"python -m leanstack validate {rec}",),
+        ),
+        Step(
+            f"Free the site's DNS records ({hostnames}): the recovery stack's Cdn creates the same records, "
+            "pointed at its new host, and Cloudflare refuses a second record of a name. Delete them in the "
+            f"Cloudflare dashboard, then drop them from `{old}`'s state (kept outside {f.region}, as this stack "
+            "requires), so it never recreates them when its region returns. Each URN in single quotes: it "
+            "contains `$`. Visitors get Cloudflare errors until the recovery stack is up; the site is down "
+            f"already ({BEFORE_PULUMI_LINK}). *Estimate: 10 min.*",
+            LAPTOP,
+            (f"pulumi state delete --stack {old} 'URN'   # for each URN the check lists",),
+            check="run again, this lists no URN:",
+            check_commands=(f"pulumi stack --stack {old} --show-urns | grep DnsRecord",),
+        ),
+    ]
+    if b.recovery_public_key:
+        steps.append(
+            Step(
+                "Before `pulumi up`: put the app's config and secrets back from their sealed copy, as the recovery "
+                f"stack's. `--into {rec}` writes `{old}`'s own values (never the ones Pulumi writes) under "
+                f"/leanstack/{rec}/ in {b.region}, with every reference inside moved there, creates the Secrets "
+                f"Manager secrets in {b.region} and writes their new ARNs into stacks/Pulumi.{rec}.yaml (which the "
+                "new host's role is granted). Paste the recovery key's private half when asked (from "
+                f"{config.recovery.credentials.recovery_key or 'the password manager'}: it is read from the "
+                "terminal, never written to a file; an encrypted PEM file made with `openssl pkey -aes256` works "
+                "too, with `--key-file`, asking its passphrase); the restore lists what it writes and asks before "
+                f"writing. It also prints the release `{old}` last ran (TAG below). *Estimate: 15 min.*",
+                LAPTOP,
+                (
+                    f"python -m leanstack secrets restore {old} --from-backup --bucket $BUCKET "
+                    f"--bucket-region {b.region} --region {b.region} --into {rec}",
+                ),
+                check=f"the app's parameters are under /leanstack/{rec}/ and the stack file's secret ARNs name "
+                f"{b.region}:",
+                check_commands=(
+                    f"aws ssm get-parameters-by-path --region {b.region} --path /leanstack/{rec}/ --recursive "
+                    "--query 'Parameters[].Name' --output text",
+                    f"grep -o 'arn:aws:secretsmanager:[^\"]*' stacks/Pulumi.{rec}.yaml",
+                ),
+            )
+        )
+    steps.append(
+        Step(
+            "Build the recovery stack: a new host, an empty database, an empty image registry"
+            + (", a new uploads bucket" if config.storage.enabled else "")
+            + f" and the DNS records ({BEFORE_PULUMI_LINK}). *Estimate: 25 min (the database dominates).*",
+            LAPTOP,
+            (f"pulumi stack init --stack {rec}", f"pulumi up --stack {rec}"),
+            preview=(
+                "+ ...                           every resource      create    fine: a new stack",
+                "~ ...                           ...                 update    STOP: a new stack updates nothing",
+                "- ...                           ...                 delete    STOP: a new stack deletes nothing",
+            ),
+            check="`pulumi up` ends without an error and the new host runs:",
+            check_commands=(
+                f"aws ec2 describe-instances --region {b.region} --filters {rec_host} "
+                "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
+            ),
+        )
     )
-    if config.backup.recovery_public_key:
-        secrets = Step(
-            f"Put the app's config and secrets back from their sealed copy (the recovery key's private half: "
-            f"{config.recovery.credentials.recovery_key or 'from its owner'}), as the recovery stack's: "
-            f"`--into {rec}` writes `{config.stack}`'s parameters under /leanstack/{rec}/ in {b.region}, where its "
-            "host reads them (`recover init` pointed the app's SSM secret references there). Then restart the app "
-            "so it reads them. *Estimate: 15 min.*",
-            LAPTOP,
-            (
-                f"python -m leanstack secrets restore {config.stack} --from-backup --bucket BUCKET "
-                f"--bucket-region {b.region} --region {b.region} --key-file recovery.pem --into {rec}",
-                "shred -u recovery.pem   # the private half: never left on a laptop",
-                f"python -m leanstack restart {rec} --region {b.region}",
-            ),
-            check="the app's variables are listed (secrets by reference only):",
-            check_commands=(f"python -m leanstack config {rec} list --region {b.region}",),
-        )
-    else:
+    if not b.recovery_public_key:
         kept = config.recovery.credentials.password_manager or NO_PASSWORD_MANAGER
-        secrets = Step(
-            f"This stack has no recovery key (`backup.recoveryPublicKey` is empty), so there is no sealed copy of "
-            f"the app's config and secrets: they were in {f.region} only. Set each again by hand under the recovery "
-            f"stack, from where the team keeps them ("
-            f"{kept}), then restart the app so it reads them. *Estimate: 15 min, plus the hunt for each value.*",
+        steps.append(
+            Step(
+                "This stack has no recovery key (`backup.recoveryPublicKey` is empty), so there is no sealed copy of "
+                f"the app's config and secrets: they were in {f.region} only. Set each again by hand under the "
+                f"recovery stack, from where the team keeps them ({kept}). *Estimate: 15 min, plus the hunt for "
+                "each value.*",
+                LAPTOP,
+                (
+                    f"python -m leanstack config {rec} set NAME=VALUE --region {b.region}   # each plain value",
+                    f"python -m leanstack config {rec} set NAME --secret --region {b.region}   # each secret, from "
+                    "stdin",
+                ),
+                check="every variable the app needs is listed (secrets by reference only):",
+                check_commands=(f"python -m leanstack config {rec} list --region {b.region}",),
+            )
+        )
+    steps.append(
+        Step(
+            f"Put the app's image into the recovery stack's registry ({repository} in {b.region}: it starts "
+            f"empty, and `{old}`'s is in {f.region}): build the release `{old}` last ran from its commit (TAG: "
+            + (
+                "the 12-character tag the restore printed, or the last app-deploy run's"
+                if b.recovery_public_key
+                else "the 12-character tag of the last app-deploy run"
+            )
+            + ") and push it, then deploy it. "
+            "A rebuild, not the same bytes: what the build pulls (base image, packages) may have moved on since. "
+            "*Estimate: 15 min.*",
             LAPTOP,
             (
-                f"python -m leanstack config {rec} set NAME=VALUE --region {b.region}   # each plain value",
-                f"python -m leanstack config {rec} set NAME --secret --region {b.region}   # each secret, from stdin",
-                f"python -m leanstack restart {rec} --region {b.region}",
+                'git checkout "$TAG"',
+                f"REPOSITORY=$(aws ecr describe-repositories --region {b.region} --repository-names {repository} "
+                "--query 'repositories[0].repositoryUri' --output text)",
+                f"aws ecr get-login-password --region {b.region} | docker login --username AWS --password-stdin "
+                '"${REPOSITORY%%/*}"',
+                'docker buildx build --platform linux/arm64 --provenance=false --push --tag "$REPOSITORY:$TAG" app',
+                f'python -m leanstack deploy {rec} "$TAG" --all-hosts --region {b.region}',
             ),
-            check="every variable the app needs is listed (secrets by reference only):",
-            check_commands=(f"python -m leanstack config {rec} list --region {b.region}",),
+            check=f"the image is in {b.region} and the recovery stack's history has it as succeeded:",
+            check_commands=(
+                f"aws ecr describe-images --region {b.region} --repository-name {repository} --image-ids "
+                "imageTag=\"$TAG\" --query 'imageDetails[0].imageDigest' --output text",
+                f"python -m leanstack releases {rec} --region {b.region}",
+            ),
         )
+    )
+    if config.storage.enabled:
+        steps.append(
+            Step(
+                "Copy the uploaded files back: the recovery stack's uploads bucket starts empty, the replica "
+                f"(REPLICA, in {b.region}) has every file. `aws s3 sync` copies the current version of each file "
+                "as a new object (new version ids and dates; the replica keeps its older versions), and brings "
+                f"back files deleted in `{old}` since delete markers were never replicated. The new bucket "
+                "replicates the copies into the replica again, as new versions: its storage grows by the files' "
+                "size until backup.expireAfterDays ages those out. *Estimate: 5 min, plus about 1 min per GB.*",
+                LAPTOP,
+                (
+                    f"UPLOADS=$(pulumi stack output --stack {rec} uploadsBucket)",
+                    f'aws s3 sync "s3://REPLICA" "s3://$UPLOADS" --source-region {b.region} --region {b.region}',
+                ),
+                check="both list the same number of files:",
+                check_commands=(
+                    f'aws s3 ls "s3://REPLICA" --recursive --region {b.region} | wc -l',
+                    f'aws s3 ls "s3://$UPLOADS" --recursive --region {b.region} | wc -l',
+                ),
+            )
+        )
+    steps += [
+        Step(
+            f"Open a session on the recovery stack's new host (in {b.region}); the next step runs in it.",
+            LAPTOP,
+            (
+                f"HOST=$(aws ec2 describe-instances --region {b.region} --filters {rec_host} "
+                "Name=instance-state-name,Values=running --query 'Reservations[0].Instances[0].InstanceId' "
+                "--output text)",
+                f'aws ssm start-session --region {b.region} --target "$HOST"',
+            ),
+            check="the prompt changes to the host's.",
+            opens_session=True,
+        ),
+        Step(
+            f"On the new host, restore `{old}`'s newest complete dump from the old bucket (`--from-stack {old}`: "
+            "the recovery stack's own dumps are kept apart from it; it runs pg_restore into a new database, "
+            "verifying the checksum and the row counts), then switch the app to it with the line it "
+            "prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB of dump.*",
+            HOST,
+            (
+                f"sudo {RESTORE_COMMAND} --from-stack {old}",
+                f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",
+            ),
+            check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
+            check_commands=_health_check(f),
+        ),
+    ]
     return Branch(
         "Region down",
         f"The AWS Health Dashboard shows {f.region} impaired: the host and the database do not answer.",
         "Nothing if you wait for the region; everything since the newest off-site backup if you rebuild in "
-        f"{b.region}. Times below are estimates, not measurements: about 1 h 30 min in all for a small database.",
-        (
-            Step(
-                "The owner decides: wait for the region (the database and its automated backups come back with it) "
-                f"or bring up the recovery stack `{rec}` in {b.region}, beside the backups, losing what was written "
-                "since the newest one. Compare AWS's estimate with the RTO "
-                f"({config.recovery.rto_minutes or 'not set'} minutes). *Estimate: 10 min.*",
-                check="the decision and who made it are in the incident notes.",
-            ),
-            Step(
-                "Find the backup bucket and check its newest dump (BUCKET below). *Estimate: 5 min.*",
-                LAPTOP,
-                (
-                    *f.find_bucket,
-                    f'aws s3 ls "{folder}/" --region {b.region}{f.bucket_profile} | grep manifest.json | tail -1',
-                ),
-                check="one manifest is listed; its name is the newest dump's time (what you will lose since).",
-            ),
-            Step(
-                f"Write stacks/Pulumi.{rec}.yaml: this stack's file in {b.region}, reusing the backup bucket"
-                + (" and the uploads replica (REPLICA: output uploadsReplicaBucket)" if config.storage.enabled else "")
-                + (" as they are" if config.storage.enabled else " as it is")
-                + " (nothing is created or changed on them; its own dumps go to the same bucket and "
-                "prefix, write-once there too). *Estimate: 5 min.*",
-                LAPTOP,
-                (
-                    f"python -m leanstack recover init {config.stack} --backup-bucket BUCKET{replica}",
-                    f"python -m leanstack validate {rec}",
-                ),
-                check=f"`validate` prints `stacks/Pulumi.{rec}.yaml: valid`.",
-            ),
-            Step(
-                f"Free the site's DNS records ({hostnames}): the recovery stack's Cdn creates the same records, "
-                "pointed at its new host, and Cloudflare refuses a second record of a name. Delete them in the "
-                f"Cloudflare dashboard, then drop them from `{config.stack}`'s state (kept outside {f.region}, as "
-                "this stack requires), so it never recreates them when its region returns. Each URN in single "
-                "quotes: it contains `$`. Visitors get Cloudflare errors until the recovery stack is up; the site "
-                f"is down already ({BEFORE_PULUMI_LINK}). *Estimate: 10 min.*",
-                LAPTOP,
-                (
-                    f"pulumi stack --stack {config.stack} --show-urns | grep DnsRecord",
-                    f"pulumi state delete --stack {config.stack} 'URN'   # for each URN above",
-                ),
-                check="the first command, run again, prints nothing.",
-            ),
-            Step(
-                "Build the recovery stack: a new host, an empty database and the DNS records "
-                f"({BEFORE_PULUMI_LINK}). *Estimate: 25 min (the database dominates).*",
-                LAPTOP,
-                (
-                    f"pulumi stack init --stack {rec}",
-                    f"pulumi preview --diff --stack {rec}",
-                    f"pulumi up --stack {rec}",
-                ),
-                preview=(
-                    "+ ...                           every resource      create    fine: a new stack",
-                    "~ ...                           ...                 update    STOP: a new stack updates nothing",
-                    "- ...                           ...                 delete    STOP: a new stack deletes nothing",
-                ),
-                check="`pulumi up` ends without an error and the new host runs:",
-                check_commands=(
-                    f"aws ec2 describe-instances --region {b.region} --filters "
-                    f"Name=tag:Name,Values=leanstack-{rec}-host "
-                    "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
-                ),
-            ),
-            secrets,
-            Step(
-                f"Open a session on the recovery stack's new host (in {b.region}); the next step runs in it.",
-                LAPTOP,
-                rec_shell,
-                check="the prompt changes to the host's.",
-                opens_session=True,
-            ),
-            Step(
-                f"On the new host, restore the newest dump: `/etc/leanstack/backup.env` names the old bucket and "
-                f"prefix, so `{RESTORE_COMMAND}` finds the old stack's dumps as its own (it runs pg_restore into a new "
-                "database, verifying the checksum while streaming and the row counts after); then switch the app to it "
-                f"with the line it prints (RESTORED: the name in it). *Estimate: 15 min, plus about 2 min per GB "
-                "of dump.*",
-                HOST,
-                (f"sudo {RESTORE_COMMAND}", f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED"),
-                check="the restore ends saying the row counts match, and the site answers 200 through Cloudflare:",
-                check_commands=_health_check(f),
-            ),
-        ),
+        f"{b.region}. Times below are estimates, not measurements: about 2 h in all for a small database.",
+        tuple(steps),
         undo=(
-            f"When {f.region} is back, `{config.stack}` still holds its old data and, without its DNS records, "
+            f"When {f.region} is back, `{old}` still holds its old data and, without its DNS records, "
             f"serves nobody: decide which to keep, copy the rows written to `{rec}` meanwhile, then move the "
             f"records back the same way (delete them, `pulumi state delete --stack {rec} 'URN'`, `pulumi up --stack "
-            f"{config.stack}`). `pulumi destroy --stack {rec}` leaves the backup bucket and replica: they "
+            f"{old}`). `pulumi destroy --stack {rec}` leaves the backup bucket and replica: they "
             "were never its resources.",
         ),
     )

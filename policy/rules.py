@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from leanstack.host.agent.contract import parameter_root
+
 
 class _Unknown:
     """A value a preview cannot know yet."""
@@ -852,7 +854,7 @@ def _outside_own_parameters(statement: Mapping[str, Any], stack: str) -> list[st
         return []
     if "NotResource" in statement:
         return ["NotResource"]
-    own = re.compile(rf"arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{{12}}:parameter/leanstack/{re.escape(stack)}/.*")
+    own = re.compile(rf"arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{{12}}:parameter{re.escape(parameter_root(stack))}/.*")
     return [r for r in as_list(statement.get("Resource")) if isinstance(r, str) and not own.fullmatch(r)]
 
 
@@ -864,7 +866,7 @@ def _host_reads_own_parameters(view: StackView) -> Iterator[tuple[Subject, str]]
                     attachment,
                     f"{attachment.name} gives the host role {role.name} {name}, which reads "
                     "every SSM parameter of the account (other stacks' secrets); grant reads on "
-                    f"/leanstack/{view.stack}/* only",
+                    f"{parameter_root(view.stack)}/* only",
                 )
         for owner, doc in _role_documents(view, role):
             for statement in statements(doc):
@@ -873,7 +875,8 @@ def _host_reads_own_parameters(view: StackView) -> Iterator[tuple[Subject, str]]
                     yield (
                         owner,
                         f"{owner.name} lets the host role {role.name} read SSM parameters outside "
-                        f"/leanstack/{view.stack}/ ({outside[0]}); allow only parameter/leanstack/{view.stack}/*, "
+                        f"{parameter_root(view.stack)}/ ({outside[0]}); "
+                        f"allow only parameter{parameter_root(view.stack)}/*, "
                         "so another stack's secrets stay out of reach",
                     )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,60 @@ import pytest
 
 from leanstack import mocks
 from leanstack.mocks import StackRun, run_program
+from support.repo_copy import copy_repository
 
 # A repository-shaped folder with the tests' copies of the shipped stack files: the tests read
 # these, never stacks/, so a fork that fills its placeholders (python -m leanstack init) stays green.
 SHIPPED = Path(__file__).resolve().parent / "fixtures" / "shipped"
+# Every command a test runs, in this process or in a child that inherits the environment, reads these copies.
+os.environ[mocks.STACKS_ENV] = str(SHIPPED / "stacks")
+
+# The guard: a test that opens a stack file of this repository's stacks/, or lists that folder, fails.
+FORK_STACKS = os.path.realpath(mocks.REPO / "stacks")
+_stack_reads: list[str] = []
+
+
+def reads_a_fork_stack_file(event: str, args: tuple[Any, ...]) -> str | None:
+    """The path an audit event touches when it is one of stacks/Pulumi.*.yaml (or stacks/ listed), else None."""
+    if event not in ("open", "os.scandir", "os.listdir") or not args or not isinstance(args[0], (str, bytes, Path)):
+        return None
+    raw = args[0].decode(errors="replace") if isinstance(args[0], bytes) else str(args[0])
+    if "stacks" not in raw:  # cheap first: the hook sees every open of the session
+        return None
+    path = os.path.realpath(raw)
+    if event == "open":
+        folder, name = os.path.split(path)
+        return path if folder == FORK_STACKS and name.startswith("Pulumi.") else None
+    return path if path == FORK_STACKS else None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    touched = reads_a_fork_stack_file(event, args)
+    if touched and not _copying_the_repository():
+        _stack_reads.append(f"{event} {touched}")
+
+
+def _copying_the_repository() -> bool:
+    """A byte-for-byte copy of the working tree (support/repo_copy.py, as a fork is made) reads no value."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code is copy_repository.__code__:
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture(autouse=True)
+def never_reads_the_forks_stack_files() -> Iterator[None]:
+    """Fail any test that reads stacks/: a fork fills those files, and its CI must not depend on them."""
+    _stack_reads.clear()
+    yield
+    touched, _stack_reads[:] = list(_stack_reads), []
+    if touched:
+        pytest.fail(f"the test read the repository's stacks/ ({touched[0]}); use tests/fixtures/shipped (SHIPPED)")
 
 
 def read_stack_config(stack: str, repo: Path | None = None) -> dict[str, Any]:

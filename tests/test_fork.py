@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
 
 FORK_VALUES = (
@@ -21,10 +22,13 @@ FORK_VALUES = (
     ("--owner", "Fork Ltd, cto@fork-shop.net"),
     ("--region", "eu-central-1"),
     ("--backup-region", "eu-north-1"),
+    ("--second-person", "Sam Second, sam@fork-shop.net"),
 )
 # Tests that read the repository's stacks/ (or did assert on its placeholders before they got copies of their own).
 PLACEHOLDER_SENSITIVE = (
     "tests/leanstack/test_cli.py",
+    "tests/leanstack/test_runbook.py",
+    "tests/test_stack_guard.py",
     "tests/leanstack/test_schema.py",
     "tests/leanstack/test_init.py",
     "tests/components/test_alerts.py",
@@ -37,7 +41,8 @@ PLACEHOLDER_SENSITIVE = (
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The fork's own stacks/, as its CI reads them: not the copies this test session points the commands at.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", STACKS_ENV)}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -52,6 +57,7 @@ def test_a_fork_with_its_own_values_stays_green(tmp_path: Path) -> None:
     for stack in ("dev", "prod", "scale"):
         text = (fork / "stacks" / f"Pulumi.{stack}.yaml").read_text()
         assert "aws:region: eu-central-1" in text and "region: eu-north-1" in text and "fork-shop.net" in text
+        assert "example." not in "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
         validate = _run([python, "-m", "leanstack", "validate", stack], fork)
         assert (validate.returncode, validate.stderr) == (0, ""), validate.stderr  # no placeholder left to warn about
     plan = _run([python, "-m", "leanstack", "plan", "prod", "--format", "json"], fork)

@@ -16,7 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The rooms of the installed package, each a top-level folder reached as leanstack.<room>.
 ROOMS = ("components", "config", "host", "policy")
-# What each room may import of ours (besides itself).
+# The one module of the host every room may import: the names the host and the laptop share
+# (SSM paths, log groups, namespaces, host paths, units, reserved variable names).
+CONTRACT = "leanstack.host.agent.contract"
+# What each room may import of ours (besides itself and the contract).
 MAY_IMPORT: dict[str, set[str]] = {
     "config": set(),
     "host": set(),
@@ -78,6 +81,8 @@ def test_arrows_point_one_way(room: str) -> None:
     for path in checked:
         for name in imports(path):
             target = ours(name)
+            if name == CONTRACT:
+                continue
             if target is not None and target != room and target not in MAY_IMPORT[room]:
                 bad.append(f"{path.relative_to(REPO)} imports {name}")
     assert bad == []
@@ -175,3 +180,73 @@ def test_the_program_and_plan_run_without_the_host_tools_libraries(tmp_path: Pat
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "leanstack-credentials" in done.stdout and "leanstack-seal-secrets" in done.stdout
+
+
+def test_the_host_agent_imports_only_itself() -> None:
+    """host/agent runs on the host as `leanstack_agent`: its modules import each other relatively
+    and nothing of ours by name (leanstack is not installed there)."""
+    agent = sorted((REPO / "host" / "agent").glob("*.py"))
+    assert len(agent) > 15
+    bad = [f"{p.relative_to(REPO)}: {name}" for p in agent for name in imports(p) if name.split(".")[0] == "leanstack"]
+    assert bad == []
+
+
+# The prefixes of the names the contract states: SSM paths and log groups, the metric namespace,
+# the agent's files, programs and units on the host.
+CONTRACT_PREFIXES = (
+    "/leanstack/",
+    "Leanstack/",
+    "/etc/leanstack/",
+    "/usr/local/bin/leanstack",
+    "/usr/local/sbin/leanstack",
+)
+
+
+def _code_strings(path: Path) -> list[tuple[int, str]]:
+    """The string literals of a module's code (f-strings' literal parts too), docstrings left out."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    return [
+        (node.lineno, node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_the_contract_is_the_one_place_for_the_hosts_names() -> None:
+    """Every SSM path, log group, namespace, host path and agent program is built by
+    leanstack.host.agent.contract; no other module of the library spells one out. Prose (the
+    recovery sheet's sentences, help texts) may name them; a literal that starts with one may not."""
+    contract = REPO / "host" / "agent" / "contract.py"
+    checked = [p for p in modules() if room_of(p) in (*ROOMS, "tooling") and p != contract]
+    assert len(checked) > 60
+    bad = [
+        f"{path.relative_to(REPO)}:{line}: {text[:60]!r}"
+        for path in checked
+        for line, text in _code_strings(path)
+        if text.startswith(CONTRACT_PREFIXES) or text == "Leanstack"
+    ]
+    assert bad == []
+
+
+def test_every_journal_command_the_library_prints_uses_sudo() -> None:
+    """On Amazon Linux 2023 the session user sees `-- No entries --` from the system journal
+    (only adm/wheel/systemd-journal may read it): every journalctl the host agent, the host's
+    files or an alarm's text tells someone to run starts with sudo. (The recovery sheet,
+    leanstack/runbook.py, has its own test.)"""
+    checked = [p for p in modules() if room_of(p) in ("host", "components")]
+    bad = [
+        f"{path.relative_to(REPO)}:{line}: {text.strip()[:80]!r}"
+        for path in checked
+        for line, text in _code_strings(path)
+        for at in [i for i in range(len(text)) if text.startswith("journalctl", i)]
+        if not text[:at].endswith("sudo ")
+    ]
+    assert bad == []

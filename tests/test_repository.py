@@ -15,6 +15,8 @@ def test_no_tracked_file_keeps_merge_conflict_markers() -> None:
         path = ROOT / name
         if not path.is_file() or path.is_symlink():
             continue
+        if name.startswith("stacks/Pulumi."):
+            continue  # a fork's own files, never read by the tests (a marker there fails `validate` anyway)
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:

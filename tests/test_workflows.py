@@ -409,3 +409,198 @@ def test_the_bots_own_comment_is_updated_in_place(tmp_path: Path) -> None:
     assert body.count("x") == 60000 and body.endswith(
         "_Truncated: the full diff is in the run summary and artifact._\n"
     )
+
+
+# --- the app image's promotion by digest, its shell steps run with stand-ins for aws and docker ---
+
+FAKE_REGISTRY = """\
+import json, os, sys
+from pathlib import Path
+state_file = Path(os.environ["FAKE_STATE"])
+state = json.loads(state_file.read_text())
+tool, args = Path(sys.argv[0]).name, sys.argv[1:]
+state["calls"].append([tool, *args])
+
+def value(flag):
+    return args[args.index(flag) + 1]
+
+def save(code=0, out="", err=""):
+    state_file.write_text(json.dumps(state))
+    print(out, end="")
+    print(err, end="", file=sys.stderr)
+    sys.exit(code)
+
+def repo_of(uri):
+    return uri.split("/", 1)[1]
+
+repos = state["repos"]
+if tool == "python":
+    save()
+elif tool == "docker" and args[:2] == ["buildx", "build"]:
+    name = dict(kv.split("=", 1) for kv in value("--output").split(","))["name"]
+    repos[repo_of(name)]["digests"].append(state["build_digest"])
+    Path(value("--metadata-file")).write_text(json.dumps({"containerimage.digest": state["build_digest"]}))
+    save()
+elif tool == "docker" and args[:3] == ["buildx", "imagetools", "create"]:
+    target, source = value("--tag"), args[-1]
+    source_repo, digest = source.split("@")
+    if digest not in repos[repo_of(source_repo)]["digests"]:
+        save(1, err=f"{source}: not found")
+    repo, tag = repo_of(target).split(":")
+    if tag in repos[repo]["tags"]:
+        save(1, err="tag exists (immutable)")
+    repos[repo]["digests"].append(digest)
+    repos[repo]["tags"][tag] = digest
+    save()
+elif tool == "aws" and args[:2] == ["ecr", "describe-repositories"]:
+    save(out="123456789012.dkr.ecr.eu-west-1.amazonaws.com/" + value("--repository-names") + "\\n")
+elif tool == "aws" and args[:2] == ["ecr", "describe-images"]:
+    tag = value("--image-ids").split("=", 1)[1]
+    found = repos[value("--repository-name")]["tags"].get(tag)
+    save(0, out=found + "\\n") if found else save(254, err="ImageNotFoundException")
+elif tool == "aws" and args[:2] == ["ecr", "batch-get-image"]:
+    digest = value("--image-ids").split("=", 1)[1]
+    ok = digest in repos[value("--repository-name")]["digests"]
+    save(0, out=json.dumps({"layers": digest}) + "\\n") if ok else save(254, err="ImageNotFound")
+elif tool == "aws" and args[:2] == ["ecr", "put-image"]:
+    repo, tag, digest = repos[value("--repository-name")], value("--image-tag"), value("--image-digest")
+    if tag in repo["tags"]:
+        save(254, err="ImageTagAlreadyExistsException")
+    if json.loads(value("--image-manifest")) != {"layers": digest}:
+        save(254, err="ImageDigestDoesNotMatchException")
+    repo["tags"][tag] = digest
+    save(0, out="{}")
+save(2, err=f"unexpected call: {tool} {args}")
+"""
+TAG = "a1b2c3d4e5f6"
+BUILT, PLANTED = "sha256:" + "1" * 64, "sha256:" + "6" * 64
+
+
+def run_app_deploy_steps(
+    tmp_path: Path, job: str, repos: dict[str, dict[str, Any]], outputs: dict[str, str]
+) -> tuple[int, str, dict[str, Any]]:
+    """The `run` steps of an app-deploy job in order, with aws, docker and python stood in for;
+    returns (exit code of the last step run, its stderr+stdout, the registry's state and calls)."""
+    bash, jq = shutil.which("bash"), shutil.which("jq")
+    if not bash or not jq:
+        skip_or_fail("the app-deploy steps need bash and jq (both on GitHub's runners)")
+    bin_dir, temp = tmp_path / "bin", tmp_path / "runner-temp"
+    bin_dir.mkdir(parents=True)
+    temp.mkdir()
+    for tool in ("aws", "docker", "python"):
+        (bin_dir / tool).write_text(f"#!{sys.executable}\n{FAKE_REGISTRY}")
+        (bin_dir / tool).chmod(0o755)
+    (bin_dir / "jq").symlink_to(jq)
+    state_file = tmp_path / "registry.json"
+    empty: dict[str, Any] = {"digests": [], "tags": {}}
+    state_file.write_text(
+        json.dumps(
+            {
+                "calls": [],
+                "build_digest": BUILT,
+                "repos": {"leanstack-dev-app": empty, "leanstack-prod-app": empty, **repos},
+            }
+        )
+    )
+    github_output = tmp_path / "github-output"
+    github_output.write_text("")
+    done = subprocess.CompletedProcess[str]([], 0, "", "")
+    for step in load("app-deploy.yml")["jobs"][job]["steps"]:
+        if "run" not in step or "pip install" in step["run"] or "SHA:0:12" in step["run"] or step.get("id") == "region":
+            continue  # the region steps read stack files (their own test); here every stack is in eu-west-1
+        env = {
+            key: value.replace("${{ steps.tag.outputs.tag }}", TAG)
+            .replace("${{ needs.build.outputs.tag }}", TAG)
+            .replace("${{ needs.build.outputs.digest }}", outputs.get("digest", ""))
+            .replace("${{ vars.LEANSTACK_APP_DIR || 'app' }}", "app")
+            .replace("${{ steps.region.outputs.dev }}", "eu-west-1")
+            .replace("${{ steps.region.outputs.prod }}", "eu-west-1")
+            for key, value in step.get("env", {}).items()
+            if not value.startswith("${{ secrets.")
+        }
+        done = subprocess.run(
+            [bash, "--noprofile", "--norc", "-eo", "pipefail", "-c", step["run"]],
+            cwd=tmp_path, capture_output=True, text=True, timeout=30,
+            env={"PATH": f"{bin_dir}:/usr/bin:/bin", "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(github_output),
+                 "FAKE_STATE": str(state_file), **env},
+        )  # fmt: skip
+        if done.returncode != 0:
+            break
+    for line in github_output.read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            outputs[key] = value
+    return done.returncode, done.stderr + done.stdout, json.loads(state_file.read_text())
+
+
+def test_the_build_records_its_digest_and_prod_receives_that_digest(tmp_path: Path) -> None:
+    outputs: dict[str, str] = {}
+    code, log, state = run_app_deploy_steps(tmp_path / "build", "build", {}, outputs)
+    assert code == 0, log
+    assert outputs == {"digest": BUILT}
+    assert state["repos"]["leanstack-dev-app"]["tags"] == {TAG: BUILT}
+    assert load("app-deploy.yml")["jobs"]["build"]["outputs"]["digest"] == "${{ steps.image.outputs.digest }}"
+    # Dev deploys the tag only once it is checked to be the build's digest.
+    dev = {"leanstack-dev-app": state["repos"]["leanstack-dev-app"]}
+    code, log, state = run_app_deploy_steps(tmp_path / "dev", "deploy-dev", dev, outputs)
+    assert code == 0, log
+    assert state["calls"][-1] == ["python", "-m", "leanstack.deploy", "deploy", "dev", TAG, "--all-hosts"]
+    # Meanwhile someone with dev's credentials moves the tag (say the repository was made mutable):
+    # prod still gets the build's digest, copied by digest, never the tag.
+    moved = {"leanstack-dev-app": {"digests": [BUILT, PLANTED], "tags": {TAG: PLANTED}}}
+    code, log, state = run_app_deploy_steps(tmp_path / "prod", "deploy-prod", moved, outputs)
+    assert code == 0, log
+    (copy,) = [c for c in state["calls"] if c[:3] == ["docker", "buildx", "imagetools"]]
+    assert copy[-1].endswith(f"/leanstack-dev-app@{BUILT}")
+    assert state["repos"]["leanstack-prod-app"]["tags"] == {TAG: BUILT}
+    assert state["calls"][-1] == ["python", "-m", "leanstack.deploy", "deploy", "prod", TAG, "--all-hosts"]
+
+
+def test_a_tag_pushed_first_with_another_digest_fails_the_build_and_nothing_is_deployed(tmp_path: Path) -> None:
+    """Issue 21, 7: anyone with dev's push credentials pre-pushes leanstack-dev-app:<sha12> while approval waits."""
+    planted = {"leanstack-dev-app": {"digests": [PLANTED], "tags": {TAG: PLANTED}}}
+    outputs: dict[str, str] = {}
+    code, log, state = run_app_deploy_steps(tmp_path / "build", "build", planted, outputs)
+    assert code != 0
+    assert f"leanstack-dev-app:{TAG} exists with digest {PLANTED}, not this build's {BUILT}" in log
+    assert "digest" not in outputs
+    assert state["repos"]["leanstack-dev-app"]["tags"] == {TAG: PLANTED}
+    # And without a digest from the build, neither deploy job runs the planted image.
+    for job in ("deploy-dev", "deploy-prod"):
+        code, _, state = run_app_deploy_steps(tmp_path / job, job, planted, outputs)
+        assert code != 0 and not [c for c in state["calls"] if c[0] == "python"], job
+    # A prod tag that is another digest is refused as well.
+    prod_planted = {"leanstack-prod-app": {"digests": [PLANTED], "tags": {TAG: PLANTED}}}
+    ok = {"leanstack-dev-app": {"digests": [BUILT], "tags": {TAG: BUILT}}}
+    code, log, state = run_app_deploy_steps(
+        tmp_path / "prod2", "deploy-prod", {**ok, **prod_planted}, {"digest": BUILT}
+    )
+    assert code != 0 and f"leanstack-prod-app:{TAG} is {PLANTED}, not the build's {BUILT}" in log
+    assert not [c for c in state["calls"] if c[0] == "python"]
+
+
+def test_a_rebuild_that_matches_the_tag_passes(tmp_path: Path) -> None:
+    """A re-run of a reproducible build finds its own digest under the tag: not an attack."""
+    same = {"leanstack-dev-app": {"digests": [BUILT], "tags": {TAG: BUILT}}}
+    outputs: dict[str, str] = {}
+    code, log, state = run_app_deploy_steps(tmp_path, "build", same, outputs)
+    assert code == 0, log
+    assert outputs == {"digest": BUILT}
+    assert not [c for c in state["calls"] if c[:3] == ["aws", "ecr", "put-image"]]
+
+
+def test_the_app_workflow_takes_each_stacks_region_from_its_stack_file() -> None:
+    """No repository variable holds the region: every AWS step gets it from the stack file, via a step."""
+    text = (WORKFLOWS / "app-deploy.yml").read_text()
+    assert "vars.AWS_REGION" not in text
+    workflow = load("app-deploy.yml")
+    for name, job in workflow["jobs"].items():
+        steps = job["steps"]
+        region_steps = [s for s in steps if s.get("id") == "region"]
+        aws_steps = [
+            s for s in steps if "aws " in str(s.get("run", "")) or "amazon-ecr-login" in str(s.get("uses", ""))
+        ]
+        if aws_steps:
+            assert len(region_steps) == 1 and "stack_facts(" in region_steps[0]["run"], name
+            for step in aws_steps:
+                assert str(step["env"]["AWS_REGION"]).startswith("${{ steps.region.outputs."), (name, step)

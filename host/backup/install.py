@@ -20,35 +20,32 @@ kms:Decrypt if it uses a customer key); cloudwatch:PutMetricData (condition
 cloudwatch:namespace = the metrics namespace). With the files check (files_bucket):
 s3:GetObject on the replica bucket's objects (the drill's HeadObject; it downloads nothing).
 
-Size: the tool is about 47 KB (about 14 KB gzipped), so it does not fit EC2's 16 KB of raw
-user data: cloud-init must get the user data gzip-compressed (it accepts that), and with
-the other host files even that may not fit; then the tool is better delivered another way
-(e.g. an S3 object the instance role may read) than trimmed.
+The tool's code is the agent's (host/agent, shipped through the host-files bucket by
+`leanstack.host.boot`); here is its entry script.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from pathlib import Path
 from string import Template
 
+from leanstack.host.agent import contract
 from leanstack.host.params import BackupSettings, HostFile
+from leanstack.host.shipping import entry_file
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 
-BACKUP_TOOL_PATH = "/usr/local/bin/leanstack-backup"
-DRILL_TOOL_PATH = "/usr/local/bin/leanstack-restore-drill"
-RESTORE_TOOL_PATH = "/usr/local/bin/leanstack-restore"
-ENV_FILE_PATH = "/etc/leanstack/backup.env"
-VERIFY_SQL_PATH = "/etc/leanstack/drill-verify.sql"
-FILES_SQL_PATH = "/etc/leanstack/drill-files.sql"
-# The drill's throw-away PostgreSQL lives here (on disk: AL2023's /tmp is in memory).
-# systemd creates it for the unit's dynamic user (StateDirectory=).
-DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
-DRILL_TARGETS = ("local", "instance", "url")
-UNIT_DIR = "/etc/systemd/system"
+BACKUP_TOOL_PATH = contract.BACKUP_COMMAND.path
+DRILL_TOOL_PATH = contract.DRILL_TOOL_PATH
+RESTORE_TOOL_PATH = contract.RESTORE_TOOL_PATH
+ENV_FILE_PATH = contract.BACKUP_ENV_PATH
+VERIFY_SQL_PATH = contract.VERIFY_SQL_PATH
+FILES_SQL_PATH = contract.FILES_SQL_PATH
+DRILL_WORK_DIR = contract.DRILL_WORK_DIR
+DRILL_TARGETS = contract.DRILL_TARGETS
+UNIT_DIR = contract.UNIT_DIR
 
 # Amazon Linux 2023 package names. They cannot be verified here (no AL2023 repository
 # reachable from this machine): postgresql17 is the client (psql, pg_dump, pg_restore),
@@ -57,9 +54,10 @@ UNIT_DIR = "/etc/systemd/system"
 # python3-boto3 is boto3 for the system Python 3.9.
 BACKUP_PACKAGES: tuple[str, ...] = ("postgresql17", "postgresql17-server", "python3-boto3")
 
-BACKUP_UNITS: tuple[str, ...] = ("leanstack-backup.timer", "leanstack-restore-drill.timer")
+BACKUP_UNITS: tuple[str, ...] = (contract.BACKUP_TIMER, contract.DRILL_TIMER)
 
 _ARN_REGION = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
 # systemd EnvironmentFile values: one line, no control characters.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -84,12 +82,18 @@ def _calendar(expression: str, field_name: str) -> str:
 
 
 def render_env_file(settings: BackupSettings) -> str:
-    match = _ARN_REGION.match(settings.database_secret_arn)
-    if match is None:
-        raise ValueError(
-            "database_secret_arn must be a Secrets Manager ARN: its region is where the tools "
-            "read the secret and publish metrics"
-        )
+    if settings.database_parameter:
+        if not _REGION.fullmatch(settings.region):
+            raise ValueError(f"region must be an AWS region such as eu-west-1, not {settings.region!r}")
+        region = settings.region
+    else:
+        match = _ARN_REGION.match(settings.database_secret_arn)
+        if match is None:
+            raise ValueError(
+                "database_secret_arn must be a Secrets Manager ARN: its region is where the tools "
+                "read the secret and publish metrics"
+            )
+        region = match.group(1)
     if "@" in settings.drill_database_url.split("//", 1)[-1].split("/", 1)[0]:
         user_info = settings.drill_database_url.split("//", 1)[-1].split("@", 1)[0]
         if ":" in user_info:
@@ -101,13 +105,20 @@ def render_env_file(settings: BackupSettings) -> str:
     if settings.drill_starts_app and settings.drill_target != "local":
         raise ValueError("drill_starts_app needs drill_target local: the drill's app reaches only that server")
     values = {
-        "AWS_REGION": match.group(1),
+        "AWS_REGION": region,
         "BACKUP_BUCKET": settings.bucket,
         "BACKUP_BUCKET_REGION": settings.bucket_region,
         "BACKUP_PREFIX": settings.prefix,
-        "DATABASE_SECRET_ARN": settings.database_secret_arn,
-        "DATABASE_HOST": settings.database_host,
-        "DATABASE_PORT": str(settings.database_port),
+        # Where the database is: read at each run from the parameter (a recovery changes it), or given.
+        **(
+            {"DATABASE_PARAMETER": settings.database_parameter}
+            if settings.database_parameter
+            else {
+                "DATABASE_SECRET_ARN": settings.database_secret_arn,
+                "DATABASE_HOST": settings.database_host,
+                "DATABASE_PORT": str(settings.database_port),
+            }
+        ),
         "DATABASE_NAME": settings.database_name,
         "DATABASE_USER": settings.database_user,
         "DATABASE_SSLMODE": "require",
@@ -121,6 +132,8 @@ def render_env_file(settings: BackupSettings) -> str:
     }
     if bool(settings.files_bucket) != bool(settings.files_sql.strip()):
         raise ValueError("files_bucket and files_sql go together: the drill checks the SQL's keys in the bucket")
+    if settings.behind_load_balancer:
+        values["BEHIND_LOAD_BALANCER"] = "1"
     if settings.files_bucket:
         # The replica lives in the backup region, beside the backups (FILES_BUCKET_REGION's default).
         values.update(FILES_BUCKET=settings.files_bucket, FILES_SQL_FILE=FILES_SQL_PATH)
@@ -142,15 +155,13 @@ def _timer(name: str, description: str, calendar: str, randomized_delay: str) ->
     return HostFile(path=f"{UNIT_DIR}/{name}.timer", content=content)
 
 
-@functools.cache
 def backup_tool() -> HostFile:
-    """leanstack-backup as the host installs it; read once (the host-files bucket gets this same text)."""
-    return HostFile(BACKUP_TOOL_PATH, (HERE / "leanstack_backup.py").read_text(encoding="utf-8"), permissions="0755")
+    """leanstack-backup's entry script (its code, the agent's modules, travels through the host-files bucket)."""
+    return entry_file(contract.BACKUP_COMMAND)
 
 
 def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     """Every file the host needs for daily backups and monthly restore drills."""
-    tool = backup_tool().content
     drill_extra = (
         "# The drill's local PostgreSQL: on disk, owned by the dynamic user, kept out of /tmp.\n"
         "StateDirectory=leanstack-restore-drill\n"
@@ -166,7 +177,7 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     if settings.files_bucket:
         verify += (HostFile(path=FILES_SQL_PATH, content=settings.files_sql.rstrip("\n") + "\n", permissions="0644"),)
     return (
-        HostFile(path=BACKUP_TOOL_PATH, content=tool, permissions="0755"),
+        backup_tool(),
         HostFile(
             path=DRILL_TOOL_PATH,
             content=_template("wrapper.in").substitute(command="leanstack-restore-drill", subcommand="restore-drill"),

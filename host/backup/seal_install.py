@@ -14,16 +14,16 @@ s3:PutObject on <bucket>/sealed-secrets/<stack>/* (create-only, as the dumps).
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
+from leanstack.host.agent import contract
+from leanstack.host.agent.common import ConfigError
+from leanstack.host.agent.seal import public_key_der
 from leanstack.host.backup.install import _calendar, _env_line, _service, _timer
-from leanstack.host.backup.leanstack_seal import ConfigError, public_key_der
 from leanstack.host.params import HostFile
+from leanstack.host.shipping import entry_file
 
-SEAL_TOOL_PATH = "/usr/local/bin/leanstack-seal-secrets"
-SEAL_ENV_PATH = "/etc/leanstack/sealed-secrets.env"
-SEAL_UNITS: tuple[str, ...] = ("leanstack-seal-secrets.timer",)
+SEAL_TOOL_PATH = contract.SEAL_COMMAND.path
+SEAL_ENV_PATH = contract.SEAL_ENV_PATH
+SEAL_UNITS: tuple[str, ...] = (contract.SEAL_TIMER,)
 
 
 def render_seal_env(public_key: str, secret_ids: tuple[str, ...]) -> str:
@@ -42,11 +42,9 @@ def render_seal_env(public_key: str, secret_ids: tuple[str, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@functools.cache
 def seal_tool() -> HostFile:
-    """leanstack-seal-secrets as the host installs it; read once (the host-files bucket gets this same text)."""
-    text = (Path(__file__).resolve().parent / "leanstack_seal.py").read_text(encoding="utf-8")
-    return HostFile(path=SEAL_TOOL_PATH, content=text, permissions="0755")
+    """leanstack-seal-secrets' entry script (its code, the agent's modules, travels through the host-files bucket)."""
+    return entry_file(contract.SEAL_COMMAND)
 
 
 def seal_host_files(public_key: str, secret_ids: tuple[str, ...], calendar: str) -> tuple[HostFile, ...]:

@@ -11,22 +11,22 @@ trust the host role (its trust policy names the host role's ARN as principal).
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import re
 from pathlib import Path
 from string import Template
 
-from leanstack.host.credentials.leanstack_credentials import DEFAULT_ADDRESS, DEFAULT_PATH, DEFAULT_PORT
+from leanstack.host.agent import contract
+from leanstack.host.agent.credentials import DEFAULT_ADDRESS, DEFAULT_PATH, DEFAULT_PORT
 from leanstack.host.params import HostFile
+from leanstack.host.shipping import entry_file
 
 HERE = Path(__file__).resolve().parent
 
-CREDENTIALS_TOOL_PATH = "/usr/local/bin/leanstack-credentials"
-CREDENTIALS_ENV_PATH = "/etc/leanstack/credentials.env"
-# StateDirectory=leanstack-credentials of the unit (DynamicUser: a link into /var/lib/private).
-TOKEN_PATH = "/var/lib/leanstack-credentials/token"
-CREDENTIALS_UNITS: tuple[str, ...] = ("leanstack-credentials.service",)
+CREDENTIALS_TOOL_PATH = contract.CREDENTIALS_COMMAND.path
+CREDENTIALS_ENV_PATH = contract.CREDENTIALS_ENV_PATH
+TOKEN_PATH = contract.CREDENTIALS_TOKEN_PATH
+CREDENTIALS_UNITS: tuple[str, ...] = (contract.CREDENTIALS_SERVICE,)
 # The link-local addresses the SDKs accept in a plain-http FULL_URI besides loopback.
 SDK_LINK_LOCAL = ("169.254.170.2", "169.254.170.23")
 
@@ -39,11 +39,9 @@ def container_environment(address: str = DEFAULT_ADDRESS) -> dict[str, str]:
     return {"AWS_CONTAINER_CREDENTIALS_FULL_URI": f"http://{address}:{DEFAULT_PORT}{DEFAULT_PATH}"}
 
 
-@functools.cache
 def credentials_tool() -> HostFile:
-    """leanstack-credentials as the host installs it; read once (the host-files bucket gets this same text)."""
-    text = (HERE / "leanstack_credentials.py").read_text(encoding="utf-8")
-    return HostFile(path=CREDENTIALS_TOOL_PATH, content=text, permissions="0755")
+    """leanstack-credentials' entry script (its code, the agent's modules, travels through the host-files bucket)."""
+    return entry_file(contract.CREDENTIALS_COMMAND)
 
 
 def credentials_host_files(role_arn: str, region: str, address: str = DEFAULT_ADDRESS) -> tuple[HostFile, ...]:
@@ -76,7 +74,7 @@ def credentials_host_files(role_arn: str, region: str, address: str = DEFAULT_AD
         credentials_tool(),
         HostFile(path=CREDENTIALS_ENV_PATH, content=env, permissions="0644"),
         HostFile(
-            path="/etc/systemd/system/leanstack-credentials.service",
+            path=f"{contract.UNIT_DIR}/{contract.CREDENTIALS_SERVICE}",
             content=unit.substitute(address_step=address_step),
         ),
     )

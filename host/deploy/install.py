@@ -11,9 +11,9 @@ the user data (never replaces the host).
 cloud-init installs `APP_PACKAGES` and enables `APP_UNITS` (in that order: Docker first).
 nginx's included upstream file is written by `host.render.host_files` with the nginx config.
 
-The tool is about 9 KB gzipped: with nginx's files it exceeds EC2's 16 KB of user data, so
-it travels like the backup tool, through the host-files bucket (`APP_TOOL_SOURCE` to
-`APP_TOOL_PATH`, mode 0755), and the units wait for `leanstack-host-files.service`.
+The tool's code is the agent's (host/agent), which travels through the host-files bucket
+(`leanstack.host.boot`); here is its entry script (`APP_TOOL_PATH`), and the units wait for
+`leanstack-host-files.service`.
 
 What the host role needs (see `leanstack-app`'s docstring for the steps):
 - ecr:GetAuthorizationToken (resource "*"), and ecr:BatchGetImage,
@@ -29,29 +29,30 @@ What the host role needs (see `leanstack-app`'s docstring for the steps):
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from leanstack.host.agent import contract
+from leanstack.host.agent.app_config import ENV_NAME, parse_config
+from leanstack.host.agent.common import Failure
 from leanstack.host.credentials.install import TOKEN_PATH, container_environment
-from leanstack.host.deploy import leanstack_app
 from leanstack.host.params import HostFile
+from leanstack.host.shipping import entry_file
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates"
 
-APP_TOOL_PATH = "/usr/local/sbin/leanstack-app"
-APP_TOOL_SOURCE = HERE / "leanstack_app.py"
-APP_CONFIG_PATH = leanstack_app.DEFAULT_CONFIG_PATH
-APP_ENV_PATH = "/etc/leanstack/app.env"
-APP_STATE_DIR = "/var/lib/leanstack/app"
-APP_LOCK_PATH = "/run/leanstack-app.lock"
-UNIT_DIR = "/etc/systemd/system"
-APP_UNIT_TEMPLATE = "leanstack-app@.service"
-BOOT_UNIT = "leanstack-app-boot.service"
+APP_TOOL_PATH = contract.APP_COMMAND.path
+APP_CONFIG_PATH = contract.APP_CONFIG_PATH
+APP_ENV_PATH = contract.APP_ENV_PATH
+APP_STATE_DIR = contract.APP_STATE_DIR
+APP_LOCK_PATH = contract.APP_LOCK_PATH
+UNIT_DIR = contract.UNIT_DIR
+APP_UNIT_TEMPLATE = contract.APP_UNIT_TEMPLATE
+BOOT_UNIT = contract.APP_BOOT_SERVICE
 DOCKER_CONFIG_PATH = "/root/.docker/config.json"
 
 # Amazon Linux 2023 package names; not verifiable here (no AL2023 repository reachable
@@ -59,8 +60,8 @@ DOCKER_CONFIG_PATH = "/root/.docker/config.json"
 # instance role, so no registry password is stored or refreshed on the host.
 # python3-boto3: leanstack-app reads the app's config from SSM and publishes the jobs' metrics with it.
 APP_PACKAGES: tuple[str, ...] = ("docker", "amazon-ecr-credential-helper", "python3-boto3")
-CONFIG_UNIT = "leanstack-app-config.service"
-CONFIG_TIMER = "leanstack-app-config.timer"
+CONFIG_UNIT = contract.APP_CONFIG_SERVICE
+CONFIG_TIMER = contract.APP_CONFIG_TIMER
 APP_UNITS: tuple[str, ...] = ("docker.service", BOOT_UNIT, CONFIG_TIMER)
 
 _ECR_REGISTRY = re.compile(r"^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com$")
@@ -76,6 +77,9 @@ class AppDatabase:
     name: str
     user: str
     secret_arn: str
+    # contract.database_parameter: set, host, port and secret_arn are read from it at each
+    # container start and are not written to the host (a recovery changes them).
+    parameter: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def render_app_config(
     nginx_pid_path: str = "/run/nginx.pid",
 ) -> str:
     """/etc/leanstack/app.json, checked by the same parser `leanstack-app` uses on the host."""
-    releases = settings.releases_parameter or f"/leanstack/{settings.stack}/releases"
+    releases = settings.releases_parameter or contract.releases_parameter(settings.stack)
     if settings.parameters_path and (settings.env or settings.secrets):
         # The point of the SSM path: a config change never touches the user data (the host).
         raise ValueError(
@@ -149,6 +153,12 @@ def render_app_config(
         "secrets": dict(sorted(settings.secrets.items())),
         "database": None
         if settings.database is None
+        else {
+            "parameter": settings.database.parameter,
+            "name": settings.database.name,
+            "user": settings.database.user,
+        }
+        if settings.database.parameter
         else {
             "host": settings.database.host,
             "port": settings.database.port,
@@ -175,21 +185,23 @@ def render_app_config(
             "values": dict(sorted(settings.stack_values.items())),
         }
     try:
-        leanstack_app.parse_config(config)
-    except leanstack_app.Failure as failure:
+        parse_config(config)
+    except Failure as failure:
         raise ValueError(str(failure).replace("config ", "app ", 1)) from None
     return json.dumps(config, indent=2) + "\n"
 
 
 def render_env_file(settings: AppSettings) -> str:
     """The app's plain environment in `docker run --env-file` format (KEY=value, no quoting)."""
-    reserved = {*leanstack_app.DATABASE_VARIABLES, "PORT", *settings.secrets}
     lines = ["# app.env from the stack config; secrets are not here (read at container start)."]
     for name, value in sorted(settings.env.items()):
-        if not leanstack_app.ENV_NAME.fullmatch(name):
+        if not ENV_NAME.fullmatch(name):
             raise ValueError(f"app.env: {name!r} is not allowed: a variable name of letters, digits and _")
-        if name in reserved:
-            raise ValueError(f"app.env: {name!r} is not allowed: leanstack sets it (or it is in app.secrets)")
+        reason = contract.reserved_env_reason(name)
+        if reason:
+            raise ValueError(f"app.env: {name!r} is not allowed: {reason}")
+        if name in settings.secrets:
+            raise ValueError(f"app.env: {name!r} is not allowed: it is in app.secrets")
         if not isinstance(value, str) or _CONTROL.search(value):
             raise ValueError(f"app.env.{name}: the value must be one line of text without control characters")
         lines.append(f"{name}={value}")
@@ -204,7 +216,7 @@ def render_docker_config(image: str) -> str | None:
     return json.dumps({"credHelpers": {registry: "ecr-login"}}, indent=2) + "\n"
 
 
-BOOT_UNIT_TEXT = """# Brings back the app on a new host: deploys the newest serving release recorded in SSM
+BOOT_UNIT_TEXT = f"""# Brings back the app on a new host: deploys the newest serving release recorded in SSM
 # (nothing when the host already runs one, or none was ever deployed). Written by leanstack.
 [Unit]
 Description=leanstack: deploy the recorded release on a new host
@@ -215,7 +227,7 @@ Wants=network-online.target leanstack-host-files.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/usr/local/sbin/leanstack-app boot
+ExecStart={APP_TOOL_PATH} boot
 TimeoutStartSec=20min
 
 [Install]
@@ -223,13 +235,12 @@ WantedBy=multi-user.target
 """
 
 
-@functools.cache
 def app_tool() -> HostFile:
-    """leanstack-app as the host installs it; read once (the host-files bucket gets this same text)."""
-    return HostFile(APP_TOOL_PATH, APP_TOOL_SOURCE.read_text(encoding="utf-8"), permissions="0755")
+    """leanstack-app's entry script (its code, the agent's modules, travels through the host-files bucket)."""
+    return entry_file(contract.APP_COMMAND)
 
 
-CONFIG_UNIT_TEXT = """# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
+CONFIG_UNIT_TEXT = f"""# Brings the app in line with its config in SSM: a blue/green restart when a parameter under
 # the app's path changed since the serving container read it, then the jobs' units. Written
 # by leanstack; started by leanstack-app-config.timer.
 [Unit]
@@ -239,7 +250,7 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/leanstack-app reload-config --if-changed
+ExecStart={APP_TOOL_PATH} reload-config --if-changed
 TimeoutStartSec=20min
 """
 

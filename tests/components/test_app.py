@@ -60,8 +60,9 @@ def test_app_runs_from_user_data_with_its_tool_fetched(dev: StackRun) -> None:
     config = json.loads(written_file(dev, "/etc/leanstack/app.json"))
     assert config["image"] == dev.outputs["appRepositoryUrl"]
     script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
-    assert "fetch bin/leanstack-app " in script and " /usr/local/sbin/leanstack-app 0755" in script
-    assert dev.named("host-file-leanstack-app").inputs["key"] == "bin/leanstack-app"
+    assert "fetch agent/app_cli.py " in script and " /usr/local/lib/leanstack/leanstack_agent/app_cli.py 0644" in script
+    assert dev.named("host-file-app_cli.py").inputs["key"] == "agent/app_cli.py"
+    assert "from leanstack_agent.app_cli import main" in written_file(dev, "/usr/local/sbin/leanstack-app")
 
 
 def test_configured_secrets_are_readable_by_the_host_and_never_inlined(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import leanstack.host.backup.leanstack_backup as tool
+from leanstack.host.agent.backup_settings import Settings
 from leanstack.mocks import StackRun
 from tests.components.helpers import actions, children, statements
 
@@ -51,15 +51,17 @@ def test_all_public_access_blocked_and_plain_http_denied(dev: StackRun) -> None:
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
-def test_the_host_may_put_get_and_list_its_prefix_but_never_delete(dev: StackRun) -> None:
+def test_the_host_may_put_its_stacks_folder_get_and_list_its_prefix_but_never_delete(dev: StackRun) -> None:
     bucket = dev.named("backups-bucket").outputs["arn"]
     for resource, key in ((dev.named("host-permissions"), "policy"), (dev.named("backups-policy"), "policy")):
-        granted = [s for s in statements(resource, key) if s.get("Sid") in ("WriteAndReadBackups", "ListBackups")]
-        assert len(granted) == 2, resource.name
-        for statement in granted:
+        sids = ("WriteBackups", "ReadBackups", "ListBackups")
+        granted = {s["Sid"]: s for s in statements(resource, key) if s.get("Sid") in sids}
+        assert set(granted) == set(sids), resource.name
+        for statement in granted.values():
             assert not any("Delete" in a or a in ("s3:*", "*") for a in actions(statement))
-            resource_arn = statement["Resource"]
-            assert resource_arn in (bucket, f"{bucket}/postgres/*")
+        assert granted["WriteBackups"]["Resource"] == f"{bucket}/postgres/dev/*"
+        assert granted["ReadBackups"]["Resource"] == f"{bucket}/postgres/*"
+        assert granted["ListBackups"]["Resource"] == bucket
     policy = statements(dev.named("backups-policy"))
     writer = [s for s in policy if s["Effect"] == "Allow"]
     assert all(
@@ -124,13 +126,18 @@ def test_nobody_can_write_over_a_backup(dev: StackRun) -> None:
 
 def test_the_host_tool_writes_every_backup_object_with_if_none_match() -> None:
     # The policy above refuses any other write: every put the tool makes must carry the header.
-    source = (Path(__file__).parents[2] / "host" / "backup" / "leanstack_backup.py").read_text(encoding="utf-8")
+    agent = Path(__file__).parents[2] / "host" / "agent"
+    backup_modules = ("aws", "backup", "backup_settings", "drill", "drill_app", "dumps", "local_server", "postgres")
+    source = "".join(
+        (agent / f"{name}.py").read_text(encoding="utf-8")
+        for name in (*backup_modules, "restore", "restoring", "swap", "backup_cli")
+    )
     writes = re.findall(r"\.(put_object|complete_multipart_upload|copy_object|upload_file|upload_fileobj)\(", source)
     assert sorted(set(writes)) <= ["complete_multipart_upload", "put_object"]
     # Its one S3 client factory makes every create send If-None-Match (proven against moto in
     # tests/host/test_backup.py, also for a botocore that predates the parameter).
     assert len(re.findall(r"\.client\(\s*\"s3\"", source)) == 1
-    assert "create_only_if_absent(client)" in inspect.getsource(tool.Settings.s3)
+    assert "create_only_if_absent(client)" in inspect.getsource(Settings.s3)
 
 
 def test_a_second_account_is_reached_by_assuming_a_role(

@@ -22,7 +22,7 @@ import pytest
 
 from leanstack.components.app import lifecycle_policy
 from leanstack.deploy import app_repository_name, protect_release, release_tag
-from leanstack.host.deploy.leanstack_app import serving_tags
+from leanstack.host.agent.blue_green import serving_tags
 
 
 @dataclass(frozen=True)

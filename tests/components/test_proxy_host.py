@@ -145,21 +145,28 @@ def test_files_too_large_for_user_data_are_fetched_from_a_private_bucket_and_ver
     assert bucket.inputs["bucketPrefix"] == "leanstack-dev-host-files-" and bucket.region == "us-east-1"
     assert dev.named("host-files-no-public").inputs["restrictPublicBuckets"] is True
     assert any(s["Sid"] == "DenyNonTLS" for s in statements(dev.named("host-files-policy")))
-    upload = dev.named("host-file-leanstack-backup").inputs
-    tool = (REPO / "host" / "backup" / "leanstack_backup.py").read_text()
-    assert upload["content"] == tool and upload["key"] == "bin/leanstack-backup"
+    # The agent's modules travel as text through the bucket; the host installs each after its sha256.
+    upload = dev.named("host-file-backup.py").inputs
+    module = (REPO / "host" / "agent" / "backup.py").read_text()
+    assert upload["content"] == module and upload["key"] == "agent/backup.py"
     script = written_file(dev, "/usr/local/sbin/leanstack-fetch-host-files")
-    digest = hashlib.sha256(tool.encode()).hexdigest()
-    assert f"fetch bin/leanstack-backup {digest} /usr/local/bin/leanstack-backup 0755" in script
+    digest = hashlib.sha256(module.encode()).hexdigest()
+    assert f"fetch agent/backup.py {digest} /usr/local/lib/leanstack/leanstack_agent/backup.py 0644" in script
+    agent_modules = sorted(p.name for p in (REPO / "host" / "agent").glob("*.py"))
+    assert sorted(
+        line.split()[1].removeprefix("agent/") for line in script.splitlines() if line.startswith("fetch ")
+    ) == (agent_modules)
     assert f"BUCKET={bucket.outputs['bucket']}" in script
     paths = [f["path"] for f in user_data_of(dev)["write_files"]]
-    assert "/usr/local/bin/leanstack-backup" not in paths
+    # The commands' entry scripts are in the user data; the modules are not.
+    assert "/usr/local/bin/leanstack-backup" in paths
+    assert not [path for path in paths if "leanstack_agent" in path]
     assert "/etc/systemd/system/leanstack-host-files.service" in paths
     by_sid = {s["Sid"]: s for s in statements(dev.named("host-permissions"))}
     assert by_sid["ReadHostFiles"]["Resource"] == f"{bucket.outputs['arn']}/*"
     assert actions(by_sid["ReadHostFiles"]) == ["s3:GetObject"]
     # The instance waits for the upload, so the file is there when it boots.
-    assert dev.named("host-file-leanstack-backup").urn in dev.one("aws:ec2/instance:Instance").dependencies
+    assert dev.named("host-file-backup.py").urn in dev.one("aws:ec2/instance:Instance").dependencies
 
 
 def test_scaled_out_in_an_existing_vpc_nginx_trusts_its_associated_blocks() -> None:

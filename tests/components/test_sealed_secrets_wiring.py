@@ -72,3 +72,13 @@ def test_a_key_that_is_not_rsa_3072_or_more_is_refused() -> None:
         ConfigError, match=r"^leanstack:backup\.recoveryPublicKey: got \"QUJD\"; expected the base64 line"
     ):
         load_stack_config(raw, "dev")
+
+
+def test_the_registry_secret_is_sealed_with_the_apps_secrets() -> None:
+    # Issue 21 item 8: app.registrySecretArn (the pull credentials of an image outside ECR)
+    # was never sealed, so a region-down recovery could not pull the app.
+    registry = "arn:aws:secretsmanager:us-east-1:123456789012:secret:shop/registry-GhIjKl"
+    run = run_with(merged(SEALED, {"leanstack:app": {"registrySecretArn": registry}}), "prod")
+    env = written_file(run, "/etc/leanstack/sealed-secrets.env")
+    assert f'SECRET_IDS="{SECRET},{registry}"' in env or f'SECRET_IDS="{registry},{SECRET}"' in env
+    assert allowed(host_documents(run), "secretsmanager:DescribeSecret", registry)

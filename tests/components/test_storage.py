@@ -100,15 +100,16 @@ def test_the_app_role_reaches_the_uploads_bucket_only_and_the_host_cannot_write_
     assert allowed(app, "s3:ListBucket", uploads)
     for action in ("ssm:GetParameter", "secretsmanager:GetSecretValue", "sts:AssumeRole", "s3:PutBucketPolicy"):
         assert not allowed(app, action, "*"), action
+    # Issue 21, 8: the host's role itself is the principal, not the account with a condition on a role name.
     trust = json.loads(on.named("storage-app-role").inputs["assumeRolePolicy"])["Statement"]
     assert trust == [
         {
             "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{MOCK_ACCOUNT}:root"},
+            "Principal": {"AWS": on.named("host-role").outputs["arn"]},
             "Action": "sts:AssumeRole",
-            "Condition": {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{MOCK_ACCOUNT}:role/leanstack-prod-host"}},
         }
     ]
+    assert on.named("host-role").outputs["arn"] == f"arn:aws:iam::{MOCK_ACCOUNT}:role/leanstack-prod-host"
     host = role_documents(on, "host-role")
     app_role_arn = f"arn:aws:iam::{MOCK_ACCOUNT}:role/leanstack-prod-app"
     assert allowed(host, "sts:AssumeRole", app_role_arn)
@@ -154,3 +155,26 @@ def test_the_plan_prices_both_buckets_and_the_replication_with_stated_assumption
     assert by_name["storage-files-at-risk"]["monthly"] > 0
     assert any("uploads bucket holds 10 GB" in a for a in cost["assumptions"])
     assert any("replication metrics" in a for a in cost["assumptions"])
+
+
+def test_the_uploads_bucket_denies_customer_provided_keys(on: StackRun) -> None:
+    """Issue 21, 8: with SSE-C, the app's credentials could re-encrypt every file with a key of their own."""
+    policy = on.named("storage-uploads-policy").inputs["policy"]
+    (deny,) = [s for s in statements(on.named("storage-uploads-policy")) if s.get("Sid") == "DenyCustomerProvidedKeys"]
+    uploads = bucket_arn(on, "storage-uploads")
+    assert deny == {
+        "Sid": "DenyCustomerProvidedKeys",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:PutObject",
+        "Resource": uploads + "/*",
+        "Condition": {"Null": {"s3:x-amz-server-side-encryption-customer-algorithm": "false"}},
+    }
+    # As AWS evaluates it, with the app's own Allow beside it: a write with the SSE-C header is denied,
+    # a plain one (SSE-S3 by default) allowed.
+    documents = [*role_documents(on, "storage-app-role"), policy]
+    tls = {"aws:SecureTransport": "true"}
+    sse_c = {**tls, "s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}
+    assert allowed(documents, "s3:PutObject", uploads + "/a.png", tls)
+    assert not allowed(documents, "s3:PutObject", uploads + "/a.png", sse_c)
+    assert allowed(documents, "s3:GetObject", uploads + "/a.png", sse_c)

@@ -6,8 +6,11 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import pwd
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +22,11 @@ from moto.server import ThreadedMotoServer
 from mypy_boto3_s3 import S3Client
 from mypy_boto3_s3.literals import BucketLocationConstraintType
 
+from support.agent import agent_script
 from support.servers import SUPERUSER, SUPERUSER_PASSWORD, PostgresServer
 from support.system import require_program
 
-TOOL = Path(__file__).resolve().parents[2] / "host" / "backup" / "leanstack_backup.py"
+TOOL = agent_script("leanstack-backup")
 HOST_REGION = "eu-west-1"
 BUCKET_REGION: BucketLocationConstraintType = "eu-central-1"
 APP_USER = "app"
@@ -175,3 +179,28 @@ def run_tool(command: str, env: dict[str, str], timeout: float = 120) -> subproc
 
 def start_tool(command: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(tool_command(command), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def server_user() -> str:
+    """Who the drill's local PostgreSQL runs as when the tests run as root."""
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    pytest.skip("neither a postgres nor a nobody account exists")
+
+
+@pytest.fixture()
+def local_env(tool_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The drill with its default target: a throw-away local PostgreSQL."""
+    # Not under pytest's tmp_path: its 0700 parents would keep the server's user out.
+    work_dir = Path(tempfile.mkdtemp(prefix="leanstack-drill-work-"))
+    work_dir.chmod(0o755)
+    env = {key: value for key, value in tool_env.items() if key != "DRILL_DATABASE_URL"}
+    env.update(DRILL_WORK_DIR=str(work_dir), DRILL_SERVER_USER=server_user())
+    try:
+        yield env
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)

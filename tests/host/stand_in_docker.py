@@ -8,6 +8,9 @@ lines are read), records the call in $FAKE_STATE/docker-runs.jsonl, and then:
   container was given (so a test sees what reached the app);
 - with a command, execs it with only the container's environment (plus PATH), as a fresh
   container would, and exits with its code.
+Each call records the names and values of docker's own environment that docker, the loader or
+the shell read themselves (`docker_environment`: DOCKER_*, LD_*, PATH, HOME, AWS_*), so a test
+sees what reached the docker CLI, not only the container.
 `rm --force NAME` is recorded and succeeds. Anything else fails, so a new call is noticed.
 """
 
@@ -23,6 +26,9 @@ FLAGS = {"--rm", "--init", "--interactive", "--tty"}
 
 
 def record(entry: dict[str, object]) -> None:
+    entry["docker_environment"] = {
+        name: value for name, value in os.environ.items() if name.startswith(("DOCKER_", "LD_", "AWS_CONTAINER_"))
+    }
     with open(os.path.join(os.environ["FAKE_STATE"], "docker-runs.jsonl"), "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry) + "\n")
 

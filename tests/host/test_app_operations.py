@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
-from leanstack.host.deploy import leanstack_app
+from leanstack.host.agent.app_config import ReservedName
+from leanstack.host.agent.app_parameters import config_parameter, env_parameter, secret_parameter
+from leanstack.host.agent.containers import docker_environment
 from support.servers import PostgresServer
 from support.system import require_program
 from tests.host.conftest import APP_PASSWORD, APP_USER, FAKE_CREDENTIALS, Moto
@@ -59,17 +61,15 @@ class AppHost:
 
     def put_config(self, **config: Any) -> None:
         self.ssm().put_parameter(
-            Name=leanstack_app.config_parameter(self.path), Value=json.dumps(config), Type="String", Overwrite=True
+            Name=config_parameter(self.path), Value=json.dumps(config), Type="String", Overwrite=True
         )
 
     def set_env(self, name: str, value: str) -> None:
-        self.ssm().put_parameter(
-            Name=leanstack_app.env_parameter(self.path, name), Value=value, Type="String", Overwrite=True
-        )
+        self.ssm().put_parameter(Name=env_parameter(self.path, name), Value=value, Type="String", Overwrite=True)
 
     def set_secret(self, name: str, value: str) -> None:
         self.ssm().put_parameter(
-            Name=leanstack_app.secret_parameter(self.path, name), Value=value, Type="SecureString", Overwrite=True
+            Name=secret_parameter(self.path, name), Value=value, Type="SecureString", Overwrite=True
         )
 
     def runs(self) -> list[dict[str, Any]]:
@@ -178,14 +178,54 @@ def test_a_missing_config_or_a_reserved_name_fails_with_one_line_and_changes_not
     done = app_host.host.run("deploy", "v1")
     assert done.returncode == 1
     assert _one_line(done.stderr) == (
-        f"leanstack-app: {app_host.path}/env/DATABASE_PASSWORD: 'DATABASE_PASSWORD' is not allowed: leanstack sets it"
+        f"leanstack-app: {app_host.path}/env/DATABASE_PASSWORD: 'DATABASE_PASSWORD' is refused: DATABASE_* names "
+        "are reserved: leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD; leanstack never passes it "
+        "to docker or the app (unset it: python -m leanstack config STACK unset NAME)"
     )
 
-    app_host.ssm().delete_parameter(Name=leanstack_app.env_parameter(app_host.path, "DATABASE_PASSWORD"))
+    app_host.ssm().delete_parameter(Name=env_parameter(app_host.path, "DATABASE_PASSWORD"))
     app_host.put_config(secrets={"MISSING": f"/leanstack/{app_host.stack}/nowhere"})
     ran = app_host.host.run("deploy", "v1")
     assert ran.returncode == 1
     assert "cannot read /leanstack/" in _one_line(ran.stderr) and "ParameterNotFound" in ran.stderr
+
+
+def test_reserved_names_planted_in_ssm_are_refused_and_never_reach_docker(app_host: AppHost) -> None:
+    """Issue 21: DOCKER_HOST, LD_PRELOAD and an https AWS_CONTAINER_CREDENTIALS_FULL_URI written
+    under the app's path (by a forged bundle's restore, or anyone who can write there) reached the
+    root docker CLI's own environment. Now the start is refused with one line and a metric, the
+    version that serves keeps serving, and no docker call carries them."""
+    app_host.put_config(env={"GREETING": "hello"})
+    app_host.host.deploy("v1")
+    app_host.set_env("DOCKER_HOST", "tcp://203.0.113.9:2375")
+    app_host.set_env("LD_PRELOAD", "/nonexistent/evil.so")
+    app_host.set_secret("AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://203.0.113.9/credentials")
+
+    for command in (("deploy", "v2"), ("reload-config",), ("run", "--", "true")):
+        done = app_host.host.run(*command)
+        assert done.returncode == 1, command
+        line = _one_line(done.stderr)
+        assert "is refused:" in line and "leanstack never passes it to docker or the app" in line, line
+    # The first name in the path's order is named; each is reserved for its own reason.
+    assert "/app/env/DOCKER_HOST: 'DOCKER_HOST' is refused: DOCKER_* names are reserved: the docker CLI" in line
+    assert app_host.host.get()["version"] == "v1"
+    runs = app_host.runs()
+    assert runs and all(run["docker_environment"] == {} for run in runs), runs
+    assert not [run for run in runs if {"DOCKER_HOST", "LD_PRELOAD"} & set(run.get("environment", {}))]
+    assert _job_metrics(app_host)[("ReservedNameRefused", "")] == 3.0
+
+
+def test_docker_never_gets_a_reserved_name_leanstack_does_not_set() -> None:
+    """The last check before docker: whatever the config parser let through, a reserved name
+    reaches the docker CLI's environment only when leanstack sets it."""
+    assert docker_environment({"PATH": "/usr/bin"}, {"DATABASE_HOST": "db", "GREETING": "hi"}) == {
+        "PATH": "/usr/bin",
+        "DATABASE_HOST": "db",
+        "GREETING": "hi",
+    }
+    for name in ("DOCKER_HOST", "LD_PRELOAD", "PATH", "HOME", "AWS_ACCESS_KEY_ID", "LEANSTACK_X", "BASH_ENV"):
+        with pytest.raises(ReservedName, match=rf"^the container's environment: '{name}' is refused: "):
+            docker_environment({}, {name: "x"})
 
 
 # A stand-in migration: creates a table and records that it ran, then fails or succeeds.
@@ -321,6 +361,32 @@ def _job_metrics(app_host: AppHost) -> dict[tuple[str, str], float]:
         )
         found[(metric["MetricName"], job)] = sum(point["Sum"] for point in statistics["Datapoints"])
     return found
+
+
+def test_a_command_string_is_shell_form_and_a_list_exec_form_as_docker_takes_them(app_host: AppHost) -> None:
+    """Issue 23 item 6: a string command (written by any tool into the app's config) runs
+    through /bin/sh -c, as Docker's CMD; a list is the argv itself. What docker receives is
+    checked, and the stand-in runs it as the container would."""
+    out = app_host.host.state / "shell-form.out"
+    app_host.put_config(
+        release_command=f'echo "release $LEANSTACK_RELEASE" > {out}',
+        jobs={
+            "words": {"schedule": "hourly", "command": f"echo one  two >> {out} && echo three >> {out}"},
+            "argv": {"schedule": "hourly", "command": ["/bin/echo", "one  two"]},
+        },
+    )
+    app_host.host.deploy("v1")
+    assert out.read_text() == "release v1\n"
+    assert app_host.host.run("job", "words").returncode == 0
+    assert out.read_text() == "release v1\none two\nthree\n"
+    argv_job = app_host.host.run("job", "argv")
+    assert argv_job.returncode == 0 and "one  two" in argv_job.stdout
+    commands = [run["command"] for run in app_host.runs() if run.get("command")]
+    assert commands == [
+        ["/bin/sh", "-c", f'echo "release $LEANSTACK_RELEASE" > {out}'],
+        ["/bin/sh", "-c", f"echo one  two >> {out} && echo three >> {out}"],
+        ["/bin/echo", "one  two"],
+    ]
 
 
 def test_a_job_runs_once_under_two_triggers_and_publishes_its_result(app_host: AppHost) -> None:

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,10 +114,10 @@ def cloudwatch(moto: Moto) -> CloudWatchClient:
     return moto.session().client("cloudwatch", region_name=HOST_REGION, endpoint_url=moto.endpoint)
 
 
-def metric_maximum(moto: Moto, stack: str, name: str) -> float | None:
+def metric_maximum(moto: Moto, stack: str, name: str, namespace: str = "LeanstackTest") -> float | None:
     now = datetime.datetime.now(datetime.UTC)
     points = cloudwatch(moto).get_metric_statistics(
-        Namespace="LeanstackTest",
+        Namespace=namespace,
         MetricName=name,
         Dimensions=[{"Name": "Stack", "Value": stack}],
         StartTime=now - datetime.timedelta(hours=1),
@@ -140,12 +141,13 @@ def scratch_databases(postgres: PostgresServer) -> list[str]:
 
 
 def drill_reports(s3: S3Client, bucket: str) -> list[dict[str, object]]:
-    keys = [key for key in object_keys(s3, bucket) if key.startswith("backups/_drills/")]
+    keys = [key for key in object_keys(s3, bucket) if key.startswith("backups/") and "/_drills/" in key]
     return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
 
 
 def backup_and_manifest(s3: S3Client, bucket: str, database: str) -> tuple[str, dict[str, object]]:
-    keys = [key for key in object_keys(s3, bucket) if key.startswith(f"backups/{database}/")]
+    # <prefix>/<stack>/<database>/: each stack's own folder.
+    keys = [key for key in object_keys(s3, bucket) if key.startswith("backups/") and f"/{database}/" in key]
     dumps = [key for key in keys if key.endswith(".dump")]
     assert len(dumps) == 1, keys
     manifest_key = dumps[0].removesuffix(".dump") + ".manifest.json"
@@ -285,11 +287,11 @@ def test_drill_fails_when_verification_sql_fails(
     # Correct SQL passes, and the next backup sees a fresh successful drill.
     verify_file.write_text("SELECT count(*) = 2 FROM t;\n")
     assert run_tool("restore-drill", {**tool_env, "VERIFY_SQL_FILE": str(verify_file)}).returncode == 0
-    # A separate Stack value, so that only this backup's RestoreDrillAgeDays is read: it
+    # A separate namespace, so that only this backup's RestoreDrillAgeDays is read: it
     # finds the successful report among the failed ones.
-    second_backup = run_tool("backup", {**tool_env, "STACK": stack_name + "-again"})
+    second_backup = run_tool("backup", {**tool_env, "METRICS_NAMESPACE": "LeanstackTestAgain"})
     assert second_backup.returncode == 0, second_backup.stderr
-    drill_age_days = metric_maximum(moto, stack_name + "-again", "RestoreDrillAgeDays")
+    drill_age_days = metric_maximum(moto, stack_name, "RestoreDrillAgeDays", "LeanstackTestAgain")
     assert drill_age_days is not None and drill_age_days < 0.01
 
 
@@ -403,7 +405,7 @@ def test_tampered_dump_fails_the_drill_on_its_checksum(
     # Object Lock forbids replacing the dump, so the tampered copy poses as a newer backup.
     stamp = datetime.datetime.strptime(dump_key.rsplit("/", 1)[1].removesuffix(".dump"), STAMP_FORMAT)
     # A minute later: within the clock skew the drill trusts, so it is the newest backup.
-    newer = f"backups/{app_database}/{(stamp + datetime.timedelta(minutes=1)).strftime(STAMP_FORMAT)}"
+    newer = f"{dump_key.rsplit('/', 1)[0]}/{(stamp + datetime.timedelta(minutes=1)).strftime(STAMP_FORMAT)}"
     s3.put_object(Bucket=bucket, Key=newer + ".dump", Body=bytes(dump), ChecksumAlgorithm="SHA256")
     s3.put_object(
         Bucket=bucket,
@@ -425,7 +427,7 @@ def test_drill_ignores_a_dump_without_manifest(
     assert run_tool("backup", tool_env).returncode == 0
     s3 = moto.client_s3()
     dump_key, _ = backup_and_manifest(s3, bucket, app_database)
-    incomplete = f"backups/{app_database}/29991231T235959Z.dump"
+    incomplete = f"{dump_key.rsplit('/', 1)[0]}/29991231T235959Z.dump"
     s3.put_object(Bucket=bucket, Key=incomplete, Body=b"half a dump", ChecksumAlgorithm="SHA256")
     # A scratch database left by a drill that was killed outright (marked, as the drill
     # marks its own): the next drill drops it. The look-alikes carry no mark and stay.
@@ -458,14 +460,14 @@ def test_drill_without_any_backup_fails(moto: Moto, bucket: str, tool_env: dict[
 
 
 def test_object_lock_refuses_overwrite_and_delete(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str]
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], stack_name: str
 ) -> None:
     postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);", app_database, APP_USER)
     s3 = moto.client_s3()
     # Objects already at the keys the next backup will pick: it must refuse to replace them.
     now = datetime.datetime.now(datetime.UTC)
     squatted = [
-        f"backups/{app_database}/{(now + datetime.timedelta(seconds=offset)).strftime(STAMP_FORMAT)}.dump"
+        f"backups/{stack_name}/{app_database}/{(now + datetime.timedelta(seconds=offset)).strftime(STAMP_FORMAT)}.dump"
         for offset in range(0, 20)
     ]
     for key in squatted:
@@ -563,6 +565,48 @@ def test_password_from_secrets_manager(
     assert_one_line_failure(missing, "cannot read the database secret", "ResourceNotFoundException")
 
 
+def test_where_the_database_is_is_read_from_its_parameter_at_each_run(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str]
+) -> None:
+    """Issue 22: the user data names the parameter (DATABASE_PARAMETER), not the endpoint or the
+    secret, so a restored instance (new endpoint, new secret) reaches the tools when `pulumi up`
+    rewrites the parameter, with no new user data (no host replacement)."""
+    postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);", app_database, APP_USER)
+    session = moto.session()
+    secrets = session.client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    ssm = session.client("ssm", region_name=HOST_REGION, endpoint_url=moto.endpoint)
+    login = json.dumps({"username": APP_USER, "password": APP_PASSWORD})
+    old = secrets.create_secret(Name=f"rds!old-{app_database}", SecretString=json.dumps({"password": "gone"}))["ARN"]
+    restored = secrets.create_secret(Name=f"rds!restored-{app_database}", SecretString=login)["ARN"]
+    parameter = f"/leanstack/{uuid.uuid4().hex[:8]}/database"
+
+    def locate(host: str, arn: str) -> None:
+        value = json.dumps({"host": host, "port": postgres.port, "secret_arn": arn})
+        ssm.put_parameter(Name=parameter, Value=value, Type="String", Overwrite=True)
+
+    env = {key: value for key, value in tool_env.items() if key not in ("DATABASE_URL", "DRILL_DATABASE_URL")}
+    env.update(DATABASE_PARAMETER=parameter, DATABASE_NAME=app_database, DATABASE_SSLMODE="disable")
+    locate("db-that-was-deleted.invalid", old)
+    before = run_tool("backup", env)
+    assert before.returncode != 0
+    # `pulumi up` after the restore rewrites the parameter; the same environment now works.
+    locate("127.0.0.1", restored)
+    after = run_tool("backup", env)
+    assert after.returncode == 0, after.stderr
+    # The recovery sheet's manual steps read the same place (`eval "$(leanstack-backup database-env)"`).
+    shown = run_tool("database-env", env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "export DATABASE_HOST=127.0.0.1",
+        f"export DATABASE_PORT={postgres.port}",
+        f"export DATABASE_SECRET_ARN='{restored}'",
+    ]
+
+    ssm.delete_parameter(Name=parameter)
+    gone = run_tool("backup", env)
+    assert_one_line_failure(gone, f"cannot read where the database is ({parameter})", "ParameterNotFound")
+
+
 SECRET_SOURCE = {"DATABASE_URL": "", "DATABASE_SECRET_ARN": "arn:x", "DATABASE_NAME": "d"}
 
 
@@ -570,12 +614,16 @@ SECRET_SOURCE = {"DATABASE_URL": "", "DATABASE_SECRET_ARN": "arn:x", "DATABASE_N
     ("command", "change", "named"),
     [
         ("backup", {"BACKUP_BUCKET": ""}, "BACKUP_BUCKET is not set"),
-        ("backup", {"BACKUP_PART_SIZE_MIB": "4"}, "BACKUP_PART_SIZE_MIB must be between 5"),
+        (
+            "backup",
+            {"BACKUP_PART_SIZE_MIB": "4"},
+            "BACKUP_PART_SIZE_MIB must be a whole number from 5 to 5120, got '4'",
+        ),
         ("backup", {"DATABASE_URL": "mysql://x@y/z"}, "DATABASE_URL must be a postgresql:// URL"),
         (
             "backup",
             {**SECRET_SOURCE, "DATABASE_HOST": "h", "DATABASE_PORT": "x"},
-            "DATABASE_PORT must be an integer",
+            "DATABASE_PORT must be a whole number from 1 to 65535, got 'x'",
         ),
         ("restore-drill", {"VERIFY_SQL_FILE": "/nonexistent/verify.sql"}, "VERIFY_SQL_FILE"),
         (
@@ -633,10 +681,11 @@ def test_metrics_failure_is_a_warning_not_a_failed_backup(
 def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Moto, bucket: str) -> None:
     """The bucket policy denies a create without If-None-Match, so the header must go out even
     from a botocore that predates the IfNoneMatch parameter (Amazon Linux's python3-boto3 may)."""
-    import leanstack.host.backup.leanstack_backup as tool
+    from leanstack.host.agent.common import create_only_if_absent
+    from leanstack.host.agent.dumps import put_json
 
     s3 = moto.client_s3()
-    tool.create_only_if_absent(s3)
+    create_only_if_absent(s3)
     # This client's botocore no longer knows the parameter: an old release, as far as it can tell.
     for operation in ("PutObject", "CompleteMultipartUpload"):
         shape = s3.meta.service_model.operation_model(operation).input_shape
@@ -647,9 +696,9 @@ def test_writes_are_create_only_even_where_botocore_lacks_if_none_match(moto: Mo
         "before-send.s3.PutObject", lambda request, **_: sent.append(request.headers.get("If-None-Match"))
     )
     key = "backups/app/20260101T000000Z.manifest.json"
-    tool.put_json(s3, bucket, key, {"first": True})
+    put_json(s3, bucket, key, {"first": True})
     with pytest.raises(ClientError) as replacing:
-        tool.put_json(s3, bucket, key, {"second": True})
+        put_json(s3, bucket, key, {"second": True})
     assert replacing.value.response["Error"]["Code"] == "PreconditionFailed"
     assert sent == [b"*", b"*"]
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == {"first": True}

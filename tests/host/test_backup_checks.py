@@ -14,7 +14,11 @@ from typing import Any, cast
 
 import pytest
 
-import leanstack.host.backup.leanstack_backup as tool
+from leanstack.host.agent.aws import region_of_arn
+from leanstack.host.agent.backup_settings import parse_database_url
+from leanstack.host.agent.common import Failure
+from leanstack.host.agent.dumps import MultipartUpload
+from leanstack.host.agent.postgres import compare_row_counts, parse_row_counts
 
 
 class _ServiceModel:
@@ -72,7 +76,7 @@ def composite_of(parts: list[bytes]) -> str:
 
 
 def upload(client: CompletingS3) -> None:
-    uploader = tool.MultipartUpload(cast(Any, client), "bucket", "key")
+    uploader = MultipartUpload(cast(Any, client), "bucket", "key")
     for part in PARTS:
         uploader.add_part(part)
     uploader.complete(sum(len(part) for part in PARTS))
@@ -87,17 +91,17 @@ def test_matching_composite_checksum_completes() -> None:
 
 
 def test_composite_checksum_mismatch_fails() -> None:
-    with pytest.raises(tool.Failure, match="checksum mismatch after upload"):
+    with pytest.raises(Failure, match="checksum mismatch after upload"):
         upload(CompletingS3(composite_of([b"a" * 100, b"c" * 50])))
 
 
 def test_size_mismatch_fails() -> None:
-    with pytest.raises(tool.Failure, match="size mismatch after upload"):
+    with pytest.raises(Failure, match="size mismatch after upload"):
         upload(CompletingS3(None, stored_size=149))
 
 
 def test_database_url_password_is_kept_out_of_the_url() -> None:
-    connection = tool.parse_database_url(
+    connection = parse_database_url(
         "DATABASE_URL", "postgresql://app:p%40ss%3Aword@db.example:6432/app%20db?sslmode=verify-full"
     )
     assert connection.url == "postgresql://app@db.example:6432/app%20db?sslmode=verify-full"
@@ -106,26 +110,26 @@ def test_database_url_password_is_kept_out_of_the_url() -> None:
     assert connection.child_env()["PGPASSWORD"] == "p@ss:word"
     scratch = connection.with_database("leanstack_drill_1")
     assert scratch.url == "postgresql://app@db.example:6432/leanstack_drill_1?sslmode=verify-full"
-    assert tool.parse_database_url("X", "postgresql://app@[::1]/d").url == "postgresql://app@[::1]/d"
+    assert parse_database_url("X", "postgresql://app@[::1]/d").url == "postgresql://app@[::1]/d"
 
 
 def test_region_comes_from_the_secret_arn() -> None:
-    assert tool.region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-x") == "eu-west-1"
-    assert tool.region_of_arn("rds!db-x") is None
+    assert region_of_arn("arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-x") == "eu-west-1"
+    assert region_of_arn("rds!db-x") is None
 
 
 def test_row_count_differences_are_named() -> None:
     manifest = {"row_counts": {"public.a": 3, "public.b": 1}, "large_objects": 2}
-    assert tool.compare_row_counts(manifest, {"tables": {"public.a": 3, "public.b": 1}, "large_objects": 2}) == 4
-    with pytest.raises(tool.Failure, match=r"public\.b: 1 in the backup, missing restored; large objects: 2"):
-        tool.compare_row_counts(manifest, {"tables": {"public.a": 3}, "large_objects": 0})
+    assert compare_row_counts(manifest, {"tables": {"public.a": 3, "public.b": 1}, "large_objects": 2}) == 4
+    with pytest.raises(Failure, match=r"public\.b: 1 in the backup, missing restored; large objects: 2"):
+        compare_row_counts(manifest, {"tables": {"public.a": 3}, "large_objects": 0})
 
 
 def test_row_count_output_is_parsed() -> None:
     lines = ["7", '{"public.a" : 3}', '{"public.\\"Odd\\nName\\"" : 0}']
-    assert tool.parse_row_counts(lines) == {
+    assert parse_row_counts(lines) == {
         "tables": {"public.a": 3, 'public."Odd\nName"': 0},
         "large_objects": 7,
     }
-    with pytest.raises(tool.Failure):
-        tool.parse_row_counts(["not a number"])
+    with pytest.raises(Failure):
+        parse_row_counts(["not a number"])

@@ -8,15 +8,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import pwd
-import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from support.servers import PostgresServer, free_port, wait_until
 from tests.host.conftest import APP_PASSWORD, APP_USER, Moto, run_tool, start_tool
@@ -37,31 +31,6 @@ CUSTOMERS_SQL = (
 )
 
 
-def server_user() -> str:
-    """Who the drill's local PostgreSQL runs as when the tests run as root."""
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-            return name
-        except KeyError:
-            continue
-    pytest.skip("neither a postgres nor a nobody account exists")
-
-
-@pytest.fixture()
-def local_env(tool_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """The drill with its default target: a throw-away local PostgreSQL."""
-    # Not under pytest's tmp_path: its 0700 parents would keep the server's user out.
-    work_dir = Path(tempfile.mkdtemp(prefix="leanstack-drill-work-"))
-    work_dir.chmod(0o755)
-    env = {key: value for key, value in tool_env.items() if key != "DRILL_DATABASE_URL"}
-    env.update(DRILL_WORK_DIR=str(work_dir), DRILL_SERVER_USER=server_user())
-    try:
-        yield env
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-
-
 def plant(moto: Moto, bucket: str, key: str, body: bytes) -> None:
     moto.client_s3().put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")
 
@@ -75,13 +44,13 @@ def test_future_dated_backups_and_reports_are_skipped_and_reported(
     postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, local_env: dict[str, str], stack_name: str
 ) -> None:
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
-    folder = f"backups/{app_database}/"
+    folder = f"backups/{stack_name}/{app_database}/"
     # Planted before any backup: a "successful drill" from the future must not silence the
     # stale-drill alarm.
     plant(
         moto,
         bucket,
-        "backups/_drills/29991231T000000Z-0000.json",
+        f"backups/{stack_name}/_drills/29991231T000000Z-0000.json",
         b'{"result": "success", "finished_at": "2999-12-31T00:00:00Z"}',
     )
     assert run_tool("backup", local_env).returncode == 0
@@ -134,7 +103,7 @@ def test_any_manifest_problem_fails_the_drill_with_report_and_metric(
         ("{not json", "not JSON"),
     ]
     for offset, (planted, reason) in enumerate(cases, start=1):
-        newer = f"backups/{app_database}/{stamp_after(dump_key, offset)}"
+        newer = f"backups/{stack_name}/{app_database}/{stamp_after(dump_key, offset)}"
         plant(moto, bucket, newer + ".dump", dump)
         body = planted.encode() if isinstance(planted, str) else json.dumps(planted).encode()
         plant(moto, bucket, newer + ".manifest.json", body)
@@ -142,7 +111,7 @@ def test_any_manifest_problem_fails_the_drill_with_report_and_metric(
         line = assert_one_line_failure(drilled, f"manifest {newer}.manifest.json is unusable", reason)
         assert "internal error" not in line
     # A manifest without its dump, dated now: a drill failure too, not a skip.
-    lonely = f"backups/{app_database}/{stamp_after(dump_key, len(cases) + 1)}.manifest.json"
+    lonely = f"backups/{stack_name}/{app_database}/{stamp_after(dump_key, len(cases) + 1)}.manifest.json"
     plant(moto, bucket, lonely, json.dumps(manifest).encode())
     assert_one_line_failure(run_tool("restore-drill", tool_env), f"manifest {lonely} has no dump next to it")
     reports = drill_reports(s3, bucket)
@@ -346,14 +315,19 @@ def test_the_drills_app_gets_its_plain_config_from_ssm_and_never_its_secrets(
 
 
 def test_local_drill_checks_free_disk_first(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, local_env: dict[str, str]
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    local_env: dict[str, str],
+    stack_name: str,
 ) -> None:
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
     assert run_tool("backup", local_env).returncode == 0
     s3 = moto.client_s3()
     dump_key, manifest = backup_and_manifest(s3, bucket, app_database)
     assert isinstance(manifest["database_size_bytes"], int) and manifest["database_size_bytes"] > 0
-    newer = f"backups/{app_database}/{stamp_after(dump_key, 1)}"
+    newer = f"backups/{stack_name}/{app_database}/{stamp_after(dump_key, 1)}"
     plant(moto, bucket, newer + ".dump", s3.get_object(Bucket=bucket, Key=dump_key)["Body"].read())
     huge = {**manifest, "database_size_bytes": 10**15}
     plant(moto, bucket, newer + ".manifest.json", json.dumps(huge).encode())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import os
 import shutil
@@ -12,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import leanstack.host.backup.leanstack_backup as tool
+from leanstack.host.agent.backup_settings import Settings
+from leanstack.host.agent.contract import BACKUP_COMMAND
 from leanstack.host.backup.install import BACKUP_PACKAGES, BACKUP_UNITS, backup_host_files, render_env_file
 from leanstack.host.params import BackupSettings, HostFile
+from leanstack.host.shipping import entry_script
+from support.agent import agent_script
 from support.system import require_program
 
 SETTINGS = BackupSettings(
@@ -32,7 +34,7 @@ SETTINGS = BackupSettings(
     metrics_namespace="Leanstack",
     stack="prod",
 )
-TOOL_SOURCE = Path(tool.__file__).read_text(encoding="utf-8")
+TOOL = agent_script("leanstack-backup")
 
 
 def files_by_path(settings: BackupSettings = SETTINGS) -> dict[str, HostFile]:
@@ -63,8 +65,10 @@ def test_every_file_with_its_mode() -> None:
         "/etc/systemd/system/leanstack-restore-drill.service": ("0644", "root:root"),
         "/etc/systemd/system/leanstack-restore-drill.timer": ("0644", "root:root"),
     }
-    assert files["/usr/local/bin/leanstack-backup"].content == TOOL_SOURCE
-    assert TOOL_SOURCE.startswith("#!/usr/bin/python3\n")
+    # The entry script the host runs; the code is the agent's, fetched (tests/test_stack_user_data.py).
+    entry = files["/usr/local/bin/leanstack-backup"].content
+    assert entry == entry_script(BACKUP_COMMAND)
+    assert entry.startswith("#!/usr/bin/python3\n") and "from leanstack_agent.backup_cli import main" in entry
     drill = files["/usr/local/bin/leanstack-restore-drill"].content
     assert drill.startswith("#!/bin/sh\n")
     assert 'exec /usr/local/bin/leanstack-backup restore-drill "$@"\n' in drill
@@ -101,7 +105,7 @@ def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
     }
     assert not {"DATABASE_URL", "PGPASSWORD", "DATABASE_PASSWORD"} & set(values)
     # The tool accepts exactly this environment.
-    settings = tool.Settings.from_env(values)
+    settings = Settings.from_env(values)
     assert (settings.bucket, settings.prefix, settings.region, settings.bucket_region) == (
         "leanstack-prod-backups",
         "prod",
@@ -216,21 +220,14 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         assert calendar.returncode == 0, calendar.stderr
 
 
-def test_tool_is_python_3_9_syntax() -> None:
-    # Amazon Linux 2023's system Python is 3.9: no match statements, no 3.10+ syntax.
-    ast.parse(TOOL_SOURCE, feature_version=(3, 9))
-    with pytest.raises(SyntaxError):
-        ast.parse("match x:\n    case 1:\n        pass\n", feature_version=(3, 9))
-
-
 def test_help_and_bad_arguments() -> None:
     for arguments in (["--help"], ["restore-drill", "--help"]):
         shown = subprocess.run(
-            [sys.executable, tool.__file__, *arguments], capture_output=True, text=True, check=False, env={}
+            [sys.executable, str(TOOL), *arguments], capture_output=True, text=True, check=False, env={}
         )
         assert shown.returncode == 0 and "DRILL_DATABASE_URL" in shown.stdout
     wrong = subprocess.run(
-        [sys.executable, tool.__file__, "restore-drill", "now"], capture_output=True, text=True, check=False
+        [sys.executable, str(TOOL), "restore-drill", "now"], capture_output=True, text=True, check=False
     )
     assert wrong.returncode == 2 and len(wrong.stderr.splitlines()) == 1
 

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from leanstack.host.agent.credentials import container_token
+from support.agent import agent_script
 from support.servers import free_port, wait_until
 from tests.host.conftest import FAKE_CREDENTIALS, HOST_REGION, Moto
 
-ENDPOINT = Path(__file__).resolve().parents[2] / "host" / "credentials" / "leanstack_credentials.py"
+ENDPOINT = agent_script("leanstack-credentials")
 ROLE_ARN = "arn:aws:iam::123456789012:role/leanstack-test-app"
 PATH = "/leanstack/credentials"
 
@@ -44,8 +48,13 @@ class Endpoint:
         self.token_file = token_file
 
     @property
-    def token(self) -> str:
+    def secret(self) -> str:
         return self.token_file.read_text().strip()
+
+    @property
+    def token(self) -> str:
+        """The token the deploy tool gives the container app-8001."""
+        return container_token(self.secret, "app-8001")
 
 
 def endpoint_env(moto: Moto, tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
@@ -65,10 +74,14 @@ def endpoint_env(moto: Moto, tmp_path: Path, port: int, **extra: str) -> dict[st
 
 @pytest.fixture()
 def endpoint(moto: Moto, tmp_path: Path) -> Iterator[Endpoint]:
-    port = free_port()
     # 900 s credentials (the SDKs refetch them on every use: under their 15-minute margin),
     # assumed again once 3 s old: a refresh within the test's seconds.
-    env = endpoint_env(moto, tmp_path, port, DURATION_SECONDS="900", REFRESH_BEFORE_SECONDS="897")
+    yield from start_endpoint(moto, tmp_path, DURATION_SECONDS="900", REFRESH_BEFORE_SECONDS="897")
+
+
+def start_endpoint(moto: Moto, tmp_path: Path, **extra: str) -> Generator[Endpoint, None, None]:
+    port = free_port()
+    env = endpoint_env(moto, tmp_path, port, **extra)
     process = subprocess.Popen(
         [sys.executable, str(ENDPOINT)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -132,7 +145,7 @@ def test_the_sdk_picks_up_the_app_role_and_its_refresh(endpoint: Endpoint, moto:
         assert not seen["key"].startswith("testing")
     # The endpoint assumed the role again (3 s margin) and the SDK took the new keys itself.
     assert first["key"] != second["key"]
-    assert len(endpoint.token) >= 40
+    assert len(endpoint.secret) >= 40
     assert oct(endpoint.token_file.stat().st_mode & 0o777) == "0o600"
 
 
@@ -151,7 +164,7 @@ def test_a_request_without_the_token_or_with_a_wrong_one_is_refused(
 
 def test_the_token_survives_a_restart(moto: Moto, tmp_path: Path) -> None:
     """Running containers keep the token they were given when the endpoint restarts."""
-    from leanstack.host.credentials.leanstack_credentials import read_or_create_token
+    from leanstack.host.agent.credentials import read_or_create_token
 
     path = tmp_path / "state" / "token"
     first = read_or_create_token(str(path))
@@ -178,3 +191,42 @@ def test_bad_settings_are_one_line(moto: Moto, tmp_path: Path, env: dict[str, st
     )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr
+
+
+def test_each_container_has_a_token_of_its_own_and_the_secret_opens_nothing(
+    endpoint: Endpoint, moto: Moto, tmp_path: Path
+) -> None:
+    # Issue 21 item 8: every container shared the one static token, the endpoint's secret.
+    blue, job = container_token(endpoint.secret, "app-8001"), container_token(endpoint.secret, "job-nightly")
+    assert blue != job and blue.startswith("app-8001.") and endpoint.secret not in blue
+    assert _status(endpoint.url, {"Authorization": blue}) == 200
+    assert _status(endpoint.url, {"Authorization": job}) == 200
+    # The secret itself, one container's MAC under another's name, and no token: nothing.
+    assert _status(endpoint.url, {"Authorization": endpoint.secret}) == 403
+    assert _status(endpoint.url, {"Authorization": "app-8002." + blue.split(".", 1)[1]}) == 403
+    assert _status(endpoint.url, {}) == 403
+    done = run_client(moto, tmp_path, endpoint.url, job, calls=1, pause=0)
+    assert done.returncode == 0, done.stderr
+
+
+def threads_of(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
+
+
+def test_idle_connections_do_not_hold_a_thread_each(moto: Moto, tmp_path: Path) -> None:
+    # Issue 21 item 8: 300 idle connections held 302 threads, for ever.
+    running = start_endpoint(moto, tmp_path, SOCKET_TIMEOUT_SECONDS="2", MAX_CONNECTIONS="16")
+    endpoint = next(running)
+    port = int(endpoint.url.split(":")[2].split("/")[0])
+    idle = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        time.sleep(1)
+        assert threads_of(endpoint.process.pid) <= 16 + 4
+        # The idle ones time out and free their slots: a real request gets through.
+        assert wait_until(lambda: _status(endpoint.url, {"Authorization": endpoint.token}) == 200, timeout=10)
+    finally:
+        for connection in idle:
+            connection.close()
+        running.close()

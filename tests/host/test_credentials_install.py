@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from leanstack.host.agent.credentials import Settings
 from leanstack.host.credentials.install import CREDENTIALS_ENV_PATH, container_environment, credentials_host_files
-from leanstack.host.credentials.leanstack_credentials import Settings
 from leanstack.host.params import HostFile
 from support.system import require_program
 

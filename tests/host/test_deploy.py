@@ -39,6 +39,8 @@ from moto import mock_aws
 from leanstack.deploy import HOST_TOOL
 from leanstack.deploy import main as deploy_cli
 from leanstack.host.params import HostParams
+from leanstack.mocks import STACKS_ENV
+from support.agent import agent_script
 from support.nginx_harness import (
     Pki,
     RunningNginx,
@@ -49,8 +51,9 @@ from support.nginx_harness import (
     request,
 )
 from support.system import require_program
+from tests.conftest import SHIPPED
 
-SCRIPT = Path(__file__).resolve().parents[2] / "host" / "deploy" / "leanstack_app.py"
+SCRIPT = agent_script("leanstack-app")
 HOST = "app.leanstack.test"
 REPOSITORY = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-test-app"
 DATABASE_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1234-AbCdEf"
@@ -541,14 +544,30 @@ class LocalAgent:
         return self.moto.put_parameter(**kwargs)
 
 
-def test_rollback_from_the_cli_restores_the_previous_version(host: Host, capsys: pytest.CaptureFixture[str]) -> None:
+class TestStackHost:
+    """ec2:DescribeInstances for the one named host: it carries stack test's tags (the CLI checks them)."""
+
+    def describe_instances(self, **kwargs: Any) -> Any:
+        tags = [{"Key": "Name", "Value": "leanstack-test-host"}, {"Key": "Stack", "Value": "test"}]
+        return {"Reservations": [{"Instances": [{"InstanceId": "i-0123456789abcdef0", "Tags": tags}]}]}
+
+
+def test_rollback_from_the_cli_restores_the_previous_version(
+    host: Host, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing")
-    env = {"LEANSTACK_HOST_INSTANCE_ID": "i-0123456789abcdef0", "AWS_REGION": "eu-west-1"}
+    env = {"LEANSTACK_HOST_INSTANCE_ID": "i-0123456789abcdef0"}
+    # Stack test's file: the CLI takes the region from it (and refuses a stack without one).
+    stack_text = (
+        (SHIPPED / "stacks" / "Pulumi.dev.yaml").read_text().replace("aws:region: us-east-1", "aws:region: eu-west-1")
+    )
+    (tmp_path / "Pulumi.test.yaml").write_text(stack_text)
+    monkeypatch.setenv(STACKS_ENV, str(tmp_path))
     with mock_aws():
         agent = LocalAgent(boto3.client("ssm", region_name="eu-west-1"), host)
 
         def cli(*argv: str) -> int:
-            return deploy_cli(list(argv), ssm=agent, env=env, sleep=lambda _: None)
+            return deploy_cli(list(argv), ssm=agent, env=env, sleep=lambda _: None, ec2=TestStackHost())
 
         assert cli("deploy", "test", "v1") == 0
         assert cli("deploy", "test", "v2") == 0
@@ -756,3 +775,30 @@ def test_boot_on_a_new_host_deploys_the_newest_serving_release(host: Host) -> No
     again = host.run("boot")
     assert "a release is deployed already" in again.stdout
     assert host.current()["image"].endswith(":v2")
+
+
+def test_the_database_is_found_through_its_parameter_at_each_start(host: Host) -> None:
+    """Issue 22: app.json names where the database is (an SSM parameter `pulumi up` writes), not
+    its endpoint or secret; a restored instance reaches the app at the next start, no new user data."""
+    host.configure(database={"parameter": "/leanstack/test/database", "name": "app", "user": "app"})
+    restored = DATABASE_SECRET.replace("1234", "5678")
+    host.set_secret(restored.rsplit("/", 1)[-1], json.dumps({"username": "app", "password": "restored-password"}))
+    host.set_secret("database", json.dumps({"host": "db.internal", "port": 5432, "secret_arn": DATABASE_SECRET}))
+    host.deploy("v1")
+    first = json.loads((host.state / f"docker-{host.ports[0]}.json").read_text())["environment"]
+    assert (first["DATABASE_HOST"], first["DATABASE_PORT"], first["DATABASE_NAME"]) == ("db.internal", "5432", "app")
+    assert host.get()["password"] == "first-password"
+
+    # After the recovery: the parameter names the restored instance; a restart picks it up.
+    host.set_secret("database", json.dumps({"host": "db-restored.internal", "port": 6543, "secret_arn": restored}))
+    done = host.run("restart")
+    assert done.returncode == 0, done.stdout + done.stderr
+    second = json.loads((host.state / f"docker-{host.ports[1]}.json").read_text())["environment"]
+    assert (second["DATABASE_HOST"], second["DATABASE_PORT"]) == ("db-restored.internal", "6543")
+    assert host.get()["password"] == "restored-password"
+
+    host.set_secret("database", "not json")
+    broken = host.run("restart")
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("leanstack-app: /leanstack/test/database: not the database's location")
+    assert host.get()["password"] == "restored-password"

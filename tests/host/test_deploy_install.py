@@ -14,10 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from leanstack.host.deploy import leanstack_app
+from leanstack.host.agent.app_config import parse_config
+from leanstack.host.agent.common import Failure
+from leanstack.host.agent.containers import container_environment
+from leanstack.host.agent.credentials import container_token
 from leanstack.host.deploy.install import (
     APP_PACKAGES,
-    APP_TOOL_PATH,
     APP_UNITS,
     AppDatabase,
     AppSettings,
@@ -27,6 +29,7 @@ from leanstack.host.deploy.install import (
 )
 from leanstack.host.params import HostParams
 from leanstack.host.render import USER_DATA_LIMIT_BYTES, render_cloud_config, render_user_data
+from leanstack.host.shipping import agent_modules
 from support.system import require_program
 
 ECR_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/leanstack-prod-app"
@@ -63,7 +66,7 @@ def _files() -> dict[str, str]:
 
 
 def test_config_is_what_the_host_tool_reads() -> None:
-    config = leanstack_app.parse_config(json.loads(_files()["/etc/leanstack/app.json"]))
+    config = parse_config(json.loads(_files()["/etc/leanstack/app.json"]))
     assert config.image == ECR_IMAGE
     assert config.ports == (3000, 3001)
     assert config.container_port == 3000
@@ -105,7 +108,7 @@ def test_ecr_gets_the_credential_helper_and_other_registries_do_not() -> None:
         ({"env": {"BAD-NAME": "x"}}, "app.env: 'BAD-NAME'"),
         ({"env": {"MULTI": "a\nb"}}, "app.env.MULTI"),
         ({"secrets": {"KEY": "stripe-key"}}, "app secrets.KEY"),
-        ({"secrets": {"PORT": "/a/b"}}, "app secrets: 'PORT'"),
+        ({"secrets": {"PORT": "/a/b"}}, "app secrets.PORT: 'PORT' is refused"),
         ({"image": "Registry/App:latest"}, "app image"),
         ({"health_path": "/h;x"}, "app health_path"),
         ({"registry_secret_arn": "secret"}, "app registry_secret_arn"),
@@ -137,17 +140,19 @@ def test_cloud_config_with_the_app_passes_cloud_init_schema(tmp_path: Path) -> N
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_user_data_fits_when_the_tool_travels_through_the_host_files_bucket() -> None:
+def test_user_data_fits_when_the_agent_travels_through_the_host_files_bucket() -> None:
     files = app_host_files(_settings())
-    inline = [f for f in files if f.path != APP_TOOL_PATH]
-    user_data = render_user_data(_params(), extra_files=inline, packages=APP_PACKAGES, enable_units=APP_UNITS)
+    user_data = render_user_data(_params(), extra_files=files, packages=APP_PACKAGES, enable_units=APP_UNITS)
     size = len(base64.b64decode(user_data))
     assert size <= USER_DATA_LIMIT_BYTES
-    assert "leanstack-app@.service" in gzip.decompress(base64.b64decode(user_data)).decode()
-    # Inline, the tool itself would not fit beside nginx's files: it is fetched at boot.
+    document = gzip.decompress(base64.b64decode(user_data)).decode()
+    assert "leanstack-app@.service" in document and "from leanstack_agent.app_cli import main" in document
+    # Inline, the agent's modules would not fit beside nginx's files: they are fetched at boot.
     with pytest.raises(ValueError, match="exceeds EC2's limit"):
-        render_user_data(_params(), extra_files=files, packages=APP_PACKAGES, enable_units=APP_UNITS)
-    print(f"\nuser data with the app's files (tool fetched): {size} bytes gzipped of {USER_DATA_LIMIT_BYTES}")
+        render_user_data(
+            _params(), extra_files=[*files, *agent_modules()], packages=APP_PACKAGES, enable_units=APP_UNITS
+        )
+    print(f"\nuser data with the app's files (agent fetched): {size} bytes gzipped of {USER_DATA_LIMIT_BYTES}")
 
 
 def _verify_units(tmp_path: Path, names: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
@@ -201,7 +206,7 @@ def test_with_the_config_in_ssm_no_app_value_is_in_the_host_files() -> None:
         False,
         "/etc/systemd/system",
     )
-    assert leanstack_app.parse_config(config).parameters_path == "/leanstack/prod/app"
+    assert parse_config(config).parameters_path == "/leanstack/prod/app"
     env_file = next(f for f in app_host_files(settings) if f.path.endswith("app.env"))
     assert [line for line in env_file.content.splitlines() if not line.startswith("#")] == []
     with pytest.raises(ValueError, match=r"^app: with parameters_path, app.env and app.secrets belong in the SSM"):
@@ -213,7 +218,9 @@ def test_with_the_config_in_ssm_no_app_value_is_in_the_host_files() -> None:
     assert "leanstack-app-config.timer" in APP_UNITS
 
 
-def test_with_the_apps_own_role_the_container_gets_the_endpoint_its_token_and_the_bucket(tmp_path: Path) -> None:
+def test_with_the_apps_own_role_each_container_gets_the_endpoint_its_own_token_and_the_bucket(
+    tmp_path: Path,
+) -> None:
     role = "arn:aws:iam::123456789012:role/leanstack-prod-app"
     settings = _settings(
         app_role_arn=role, stack_values={"UPLOADS_BUCKET": "up-1", "UPLOADS_BUCKET_REGION": "eu-west-1"}
@@ -222,17 +229,21 @@ def test_with_the_apps_own_role_the_container_gets_the_endpoint_its_token_and_th
     assert raw["identity"]["token_file"] == "/var/lib/leanstack-credentials/token"
     token = tmp_path / "token"
     token.write_text("s3cr3t-token\n", encoding="ascii")
-    config = replace(leanstack_app.parse_config(raw), database=None, secrets={}, credentials_token_file=str(token))
-    env = leanstack_app.container_environment(config, ECR_IMAGE + ":v1", None)
+    config = replace(parse_config(raw), database=None, secrets={}, credentials_token_file=str(token))
+    env = container_environment(config, ECR_IMAGE + ":v1", None, "app-8001")
     assert env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] == "http://169.254.170.2:51680/leanstack/credentials"
-    assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] == "s3cr3t-token"
+    # Issue 21 item 8: the container's own token, never the endpoint's secret every container shared.
+    assert env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] == container_token("s3cr3t-token", "app-8001")
+    job = container_environment(config, ECR_IMAGE + ":v1", None, "job-nightly")
+    assert job["AWS_CONTAINER_AUTHORIZATION_TOKEN"] == container_token("s3cr3t-token", "job-nightly")
+    assert "s3cr3t-token" not in (env["AWS_CONTAINER_AUTHORIZATION_TOKEN"], job["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
     assert (env["UPLOADS_BUCKET"], env["UPLOADS_BUCKET_REGION"]) == ("up-1", "eu-west-1")
     token.unlink()
-    with pytest.raises(leanstack_app.Failure, match=r"^cannot read the credentials token .*leanstack-credentials"):
-        leanstack_app.container_environment(config, ECR_IMAGE + ":v1", None)
+    with pytest.raises(Failure, match=r"^cannot read the credentials token .*leanstack-credentials"):
+        container_environment(config, ECR_IMAGE + ":v1", None, "app-8001")
     # Without the app's role (storage off) no AWS variable is set.
     plain = replace(config, credentials_uri="", credentials_token_file="", stack_values={})
-    assert not [k for k in leanstack_app.container_environment(plain, ECR_IMAGE + ":v1", None) if k.startswith("AWS_")]
+    assert not [k for k in container_environment(plain, ECR_IMAGE + ":v1", None, "app-8001") if k.startswith("AWS_")]
     bad = {**raw, "identity": {**raw["identity"], "credentials_uri": "http://10.0.0.1:80/x"}}
-    with pytest.raises(leanstack_app.Failure, match=r"^config identity.credentials_uri"):
-        leanstack_app.parse_config(bad)
+    with pytest.raises(Failure, match=r"^config identity.credentials_uri"):
+        parse_config(bad)

@@ -239,3 +239,26 @@ def test_rendered_config_asks_no_client_certificate_and_rejects_no_handshake() -
     assert "set_real_ip_from 127.0.0.1/32;" in text and "198.51.100.0/24" not in text
     # The host no longer needs the origin-pull CA: the load balancer's trust store holds it.
     assert not any(f.path.endswith("cloudflare-origin-pull-ca.pem") for f in host_files(_params(8000)))
+
+
+def test_maintenance_keeps_the_load_balancers_health_check_answered(nginx: str, pki: Pki, tmp_path: Path) -> None:
+    # Issue 21, item 6: with the page on, a 503 on the health check would have every host
+    # replaced about 45 s later. The load balancer's check (the host's IP as Host) is answered
+    # by nginx itself, even while the app is down for the switch; users still get the page.
+    with _run(nginx, pki, tmp_path, _params(free_port())) as running:
+        port = running.paths.listen_port
+        page = Path(running.paths.maintenance_page)
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text("<p>Down for maintenance</p>")
+        health = from_load_balancer(port, pki, "/healthz", host=TARGET_IP)
+        user = from_load_balancer(port, pki, "/", host=HOST)
+        users_health = from_load_balancer(port, pki, "/healthz", host=HOST)
+        page.unlink()
+        after = from_load_balancer(port, pki, "/healthz", host=TARGET_IP)
+    assert health.status == 200, health.body
+    assert health.header("Cache-Control") == "no-store"
+    assert user.status == 503 and "Down for maintenance" in user.body.decode()
+    # Through the CDN (the stack's hostname) the health path tells the truth: not serving.
+    assert users_health.status == 503
+    # Page off: the check reaches the app again (down here, so 502).
+    assert after.status == 502

@@ -126,6 +126,10 @@ def test_a_dropped_app_database_is_restored_by_following_the_sheet(
     assert table_digest(postgres, app_database) == before
     assert request(host.nginx_port, "/", host=SITE, context=None).body.decode() == "rows=300"
     # And the fresh backup the sheet asked for is there, complete: a second manifest.
-    listed = moto.client_s3().list_objects_v2(Bucket=bucket, Prefix=f"backups/{app_database}/")
-    manifests = [o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".manifest.json")]
+    listed = moto.client_s3().list_objects_v2(Bucket=bucket, Prefix="backups/")
+    manifests = [
+        o["Key"]
+        for o in listed.get("Contents", [])
+        if o["Key"].endswith(".manifest.json") and f"/{app_database}/" in o["Key"]
+    ]
     assert len(manifests) == 2

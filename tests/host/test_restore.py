@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -299,3 +299,166 @@ def test_maintenance_tool_is_python_3_9_and_refuses_bad_arguments(tmp_path: Path
     assert run("off").returncode == 0
     wrong = run("on", "--for", "5m")
     assert wrong.returncode == 2 and wrong.stderr.startswith("leanstack-maintenance: usage:")
+
+
+def backup_stamps(moto: Moto, bucket: str, folder: str) -> list[str]:
+    listed = moto.client_s3().list_objects_v2(Bucket=bucket, Prefix=folder).get("Contents", [])
+    return sorted(o["Key"][len(folder) :].removesuffix(".manifest.json") for o in listed if o["Key"].endswith(".json"))
+
+
+def test_a_backup_far_below_the_previous_one_is_restored_only_when_named(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Issue 21 item 3: the nightly backup after the data was lost is the newest one.
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    postgres.psql("DELETE FROM customers WHERE id > 10;", app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    folder = f"backups/{tool_env['STACK']}/{app_database}/"
+    good, small = backup_stamps(moto, bucket, folder)
+
+    refused = leanstack_restore(host.env)
+    assert_one_line_failure(
+        refused,
+        f"refusing {folder}{small}.dump: 10 rows",
+        f"far below the previous complete backup {folder}{good}.dump (300 rows",
+        f"--backup {good}",
+    )
+    assert postgres.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'leanstack_restore_%';") == "0"
+    named = leanstack_restore(host.env, "--backup", small)
+    assert named.returncode == 0, named.stderr
+    assert "row counts of 1 tables (10 rows)" in named.stdout
+    earlier = leanstack_restore(host.env, "--backup", good)
+    assert earlier.returncode == 0, earlier.stderr
+    assert "row counts of 1 tables (300 rows)" in earlier.stdout
+
+
+def test_a_recovery_host_restores_the_old_stacks_backups_with_from_stack(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Region down: the recovery stack's host shares the old stack's bucket. Its own nightly
+    # backup ran before the operator restored: a dump of its new, empty database.
+    old_stack = "old-" + tool_env["STACK"]
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", {**tool_env, "STACK": old_stack}).returncode == 0
+    postgres.psql("DROP TABLE customers;", app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    own = f"backups/{tool_env['STACK']}/{app_database}/"
+    old = f"backups/{old_stack}/{app_database}/"
+    (old_stamp,) = backup_stamps(moto, bucket, old)
+    # The old stack's manifest planted in this stack's folder, newer than anything: another
+    # stack wrote it, so it is not this stack's backup.
+    s3 = moto.client_s3()
+    planted = f"{own}29000101T000000Z"
+    for suffix in (".dump", ".manifest.json"):
+        body = s3.get_object(Bucket=bucket, Key=f"{old}{old_stamp}{suffix}")["Body"].read()
+        s3.put_object(Bucket=bucket, Key=planted + suffix, Body=body, ChecksumAlgorithm="SHA256")
+
+    refused = leanstack_restore(host.env)
+    assert_one_line_failure(refused, "it holds no rows", "--from-stack STACK")
+    restored = leanstack_restore(host.env, "--from-stack", old_stack, "--swap")
+    assert restored.returncode == 0, restored.stderr
+    assert f"restoring {old}{old_stamp}.dump" in restored.stdout
+    assert "row counts of 1 tables (300 rows)" in restored.stdout
+    assert rows_served(host.nginx_port) == (200, "rows=300")
+    # The planted copy under the old stack's name is passed over when restoring this stack.
+    named = leanstack_restore(host.env, "--backup", "29000101T000000Z")
+    assert_one_line_failure(named, f"{planted}.manifest.json is unusable", f'written by stack "{old_stack}"')
+    assert_one_line_failure(
+        leanstack_restore(host.env, "--from-stack", "../x"), "--from-stack '../x' is not a stack name", status=2
+    )
+
+
+def test_backups_in_the_folder_before_per_stack_folders_are_still_restored(
+    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Dumps written before the per-stack folders, <prefix>/<database>/, stay where Object Lock
+    # keeps them; the restore reads them when their manifest names this stack.
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    own = f"backups/{tool_env['STACK']}/{app_database}/"
+    (stamp,) = backup_stamps(moto, bucket, own)
+    s3 = moto.client_s3()
+    legacy = f"backups/{app_database}/20000101T000000Z"
+    for suffix in (".dump", ".manifest.json"):
+        body = s3.get_object(Bucket=bucket, Key=f"{own}{stamp}{suffix}")["Body"].read()
+        s3.put_object(Bucket=bucket, Key=legacy + suffix, Body=body, ChecksumAlgorithm="SHA256")
+        s3.delete_object(Bucket=bucket, Key=f"{own}{stamp}{suffix}")
+    restored = leanstack_restore(host.env)
+    assert restored.returncode == 0, restored.stderr
+    assert f"restoring {legacy}.dump" in restored.stdout
+
+
+LONG_NAME = "app_" + "x" * 59
+
+
+@pytest.mark.parametrize("app_database", [LONG_NAME])
+def test_the_swap_keeps_the_previous_database_under_a_name_postgresql_does_not_cut(
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Issue 21 item 8: <app>_before_restore_<time> passed 63 bytes; PostgreSQL cut it, and
+    # the printed undo named a database that did not exist.
+    assert len(app_database.encode()) == 63
+    postgres.psql(f"CREATE DATABASE {app_database} OWNER {APP_USER};")
+    try:
+        postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+        assert run_tool("backup", tool_env).returncode == 0
+        postgres.psql("DELETE FROM customers WHERE id > 250;", app_database, APP_USER)
+        first = leanstack_restore(host.env, "--swap")
+        assert first.returncode == 0, first.stderr
+        (undo,) = [line.split("to undo the switch: ", 1)[1] for line in first.stdout.splitlines() if "to undo" in line]
+        before = undo.rsplit(" ", 1)[1]
+        assert len(before.encode()) <= 63
+        assert postgres.psql("SELECT count(*) FROM customers;", database=before) == "250"
+        undone = leanstack_restore(host.env, *undo.split()[2:])
+        assert undone.returncode == 0, undone.stderr
+        assert rows_served(host.nginx_port) == (200, "rows=250")
+    finally:
+        postgres.psql(f"DROP DATABASE IF EXISTS {app_database} WITH (FORCE);")
+        for name in postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'app_xxx%';").split():
+            postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
+
+
+def test_scaled_out_the_swap_needs_the_page_on_every_host_first(
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+) -> None:
+    # Issue 21 item 6: scaled out, --swap put the page on its own host only. This host cannot
+    # reach the others, so it refuses until the laptop's command has put it on all of them.
+    env_file = Path(host.env["LEANSTACK_BACKUP_ENV"])
+    line = 'BEHIND_LOAD_BALANCER="1"'
+    settings = BackupSettings(
+        bucket="b",
+        bucket_region=BUCKET_REGION,
+        prefix="backups",
+        database_name=app_database,
+        database_host="127.0.0.1",
+        database_port=postgres.port,
+        database_user=APP_USER,
+        database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds-abc",
+    )
+    assert line not in render_env_file(settings)
+    assert line in render_env_file(replace(settings, behind_load_balancer=True)).splitlines()
+    env_file.write_text(env_file.read_text() + line + "\n")
+    postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+
+    refused = leanstack_restore(host.env, "--swap")
+    assert_one_line_failure(
+        refused,
+        "behind a load balancer",
+        f"from your laptop: python -m leanstack maintenance {tool_env['STACK']} on",
+        "nothing was restored or switched",
+    )
+    assert postgres.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'leanstack_restore_%';") == "0"
+    assert not host.maintenance_page.exists()
+
+    # What `python -m leanstack maintenance STACK on` runs on every host.
+    maintenance = host.env["LEANSTACK_MAINTENANCE"].split()
+    subprocess.run([*maintenance, "on"], check=True, capture_output=True)
+    switched = leanstack_restore(host.env, "--swap")
+    assert switched.returncode == 0, switched.stderr
+    assert f"python -m leanstack maintenance {tool_env['STACK']} off" in switched.stdout
+    assert "maintenance page off" not in switched.stdout
+    assert host.maintenance_page.exists()
+    (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
+    assert seen["/"][0] == 503

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from leanstack.__main__ import main
-from leanstack.mocks import REPO
+from leanstack.mocks import REPO, STACKS_ENV
 from leanstack.policy.rules import RULES
 from tests.conftest import SHIPPED
 
@@ -63,9 +63,8 @@ def test_invalid_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     text = shipped.replace("region: us-west-2", "region: us-east-1")
     (tmp_path / "stacks" / "Pulumi.dev.yaml").write_text(text)
     (tmp_path / "stacks" / "Pulumi.broken.yaml").write_text("config: [unclosed\n")
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    code = "import sys, leanstack.mocks as m, pathlib; m.REPO = pathlib.Path(sys.argv[1]); "
-    code += "from leanstack.__main__ import main; sys.exit(main(sys.argv[2:]))"
+    env = dict(os.environ, PYTHONPATH=str(REPO), **{STACKS_ENV: str(tmp_path / "stacks")})
+    code = "import sys; from leanstack.__main__ import main; sys.exit(main(sys.argv[2:]))"
     for stack, expected in (
         ("dev", 'leanstack: leanstack:backup.region: got "us-east-1", the stack\'s own region;'),
         ("broken", "leanstack: stacks/Pulumi.broken.yaml: not valid YAML at line 2:"),
@@ -115,3 +114,13 @@ def test_deploy_commands_are_reached_through_the_same_entry_point(capsys: pytest
     assert err.startswith("leanstack: tag 'bad tag!' is not allowed") and err.count("\n") == 1
     assert main(["rollback"]) == 2
     assert "required: stack" in capsys.readouterr().err
+
+
+def test_a_python_without_the_dependencies_says_what_to_run_in_one_line() -> None:
+    """`python -m leanstack` by a Python that lacks them (here: without its site-packages, -S)."""
+    done = subprocess.run(
+        [sys.executable, "-S", "-m", "leanstack", "init"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("leanstack: yaml is not installed for ")
+    assert "run `make` once and use .venv/bin/leanstack" in done.stderr and "Traceback" not in done.stderr

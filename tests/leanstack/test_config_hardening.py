@@ -424,3 +424,24 @@ def test_what_validate_accepts_at_its_edges_plans(tmp_path: Path) -> None:
 def test_the_parameter_family_follows_the_engine_major(version: str, family: str) -> None:
     config = load({"leanstack:database": {"engineVersion": version}})
     assert postgres_parameter_family(config.database.engine_version) == family
+
+
+def test_a_command_string_is_shell_form_and_a_list_exec_form() -> None:
+    """Issue 23 item 6: `bin/report --daily` became the one-element argv ["bin/report --daily"],
+    a program that does not exist. As Docker's CMD: a string runs through /bin/sh -c."""
+    config = load(
+        {
+            "leanstack:app": {
+                "releaseCommand": "bin/migrate --verbose",
+                "jobs": {
+                    "report": {"schedule": "*-*-* 03:15:00", "command": "bin/report --daily && bin/cleanup"},
+                    "exact": {"schedule": "*-*-* 04:00:00", "command": ["bin/report", "--daily"]},
+                },
+            }
+        }
+    )
+    assert config.app.release_command == ("/bin/sh", "-c", "bin/migrate --verbose")
+    assert config.app.jobs["report"].command == ("/bin/sh", "-c", "bin/report --daily && bin/cleanup")
+    assert config.app.jobs["exact"].command == ("bin/report", "--daily")
+    listed = load({"leanstack:app": {"releaseCommand": ["bin/migrate", "--verbose"]}})
+    assert listed.app.release_command == ("bin/migrate", "--verbose")

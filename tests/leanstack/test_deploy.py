@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from leanstack.config.naming import physical_name
 from leanstack.deploy import (
     HOST_TOOL,
     RELEASES_LIMIT_BYTES,
@@ -36,11 +37,49 @@ from leanstack.deploy import (
     format_releases,
     main,
 )
-from leanstack.host.deploy.leanstack_app import serving_tags
+from leanstack.host.agent.blue_green import serving_tags
+from leanstack.mocks import STACKS_ENV, StackRun
+from tests.conftest import SHIPPED
 
 REGION = "eu-west-1"
 INSTANCE = "i-0123456789abcdef0"
 ENV = {"LEANSTACK_HOST_INSTANCE_ID": INSTANCE, "AWS_REGION": REGION, "LEANSTACK_DEPLOYED_BY": "ci"}
+
+
+@pytest.fixture(autouse=True)
+def stacks_in_the_tests_region(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The tests' stack files with aws:region set to the region moto answers in (the commands take it from there)."""
+    folder = tmp_path_factory.getbasetemp() / "stacks-in-eu-west-1"
+    if not folder.exists():
+        folder.mkdir()
+        for source in (SHIPPED / "stacks").glob("Pulumi.*.yaml"):
+            text = source.read_text().replace("  aws:region: us-east-1\n", f"  aws:region: {REGION}\n")
+            (folder / source.name).write_text(text)
+    monkeypatch.setenv(STACKS_ENV, str(folder))
+    return folder
+
+
+@dataclass
+class TaggedHosts:
+    """ec2:DescribeInstances for named hosts (moto cannot make an instance of a given id): each carries its
+    stack's tags, Name=leanstack-<stack>-host and Stack=<stack>."""
+
+    stack_of: dict[str, str]
+
+    def describe_instances(self, **kwargs: Any) -> Any:
+        ids = next(f["Values"] for f in kwargs.get("Filters", []) if f["Name"] == "instance-id")
+        instances = [
+            {
+                "InstanceId": host,
+                "Tags": [{"Key": "Name", "Value": f"leanstack-{stack}-host"}, {"Key": "Stack", "Value": stack}],
+            }
+            for host in ids
+            if (stack := self.stack_of.get(host))
+        ]
+        return {"Reservations": [{"Instances": instances}]}
+
+
+PROD_HOST = TaggedHosts({INSTANCE: "prod"})
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +149,7 @@ def _commands(ssm: Any) -> list[dict[str, Any]]:
 
 
 def _run(ssm: Any, *argv: str, **options: Any) -> int:
+    options.setdefault("ec2", TaggedHosts({INSTANCE: argv[1] if len(argv) > 1 else "dev"}))
     return main(list(argv), ssm=ssm, env=ENV, stack_outputs=_no_pulumi, sleep=lambda _: None, **options)
 
 
@@ -309,12 +349,72 @@ def test_the_host_comes_from_the_argument_then_the_environment_then_the_stack_ou
         asked.append(stack)
         return outputs
 
-    explicit = find_target("dev", instance_id=INSTANCE, region="eu-west-2", env={}, stack_outputs=stack_outputs)
-    assert (explicit.instance_id, explicit.region, asked) == (INSTANCE, "eu-west-2", [])
-    from_env = find_target("dev", env=ENV, stack_outputs=stack_outputs)
-    assert (from_env.instance_id, from_env.region, asked) == (INSTANCE, REGION, [])
+    explicit = find_target("dev", instance_id=INSTANCE, region=REGION, env={}, stack_outputs=stack_outputs)
+    assert (explicit.instance_id, explicit.region, asked) == (INSTANCE, REGION, [])
+    from_env = find_target("dev", env={**ENV, "AWS_REGION": "eu-west-3"}, stack_outputs=stack_outputs)
+    assert (from_env.instance_id, from_env.region, asked) == (INSTANCE, REGION, []), "the region is the stack file's"
     from_stack = find_target("prod", env={}, stack_outputs=stack_outputs)
-    assert (from_stack.instance_id, from_stack.region, asked) == ("i-0fedcba9876543210", "us-east-1", ["prod"])
+    assert (from_stack.instance_id, from_stack.region, asked) == ("i-0fedcba9876543210", REGION, ["prod"])
+
+
+@pytest.mark.parametrize("command", ["deploy", "rollback", "releases"])
+def test_a_stack_without_a_stack_file_or_in_another_region_is_bad_input_and_sends_nothing(
+    command: str, ssm: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tag = ["v1"] if command == "deploy" else []
+    assert _run(ssm, command, "prdo", *tag) == 2
+    assert capsys.readouterr().err.startswith("leanstack: unknown stack 'prdo': no stacks/Pulumi.prdo.yaml (stacks: ")
+    assert _run(ssm, command, "dev", *tag, "--region", "eu-west-3") == 2
+    assert capsys.readouterr().err == (
+        "leanstack: --region eu-west-3: stack dev is in eu-west-1 (aws:region in stacks/Pulumi.dev.yaml); "
+        "leave --region out or give that region\n"
+    )
+    assert _commands(ssm) == []
+
+
+def test_a_named_host_of_another_stack_gets_nothing(ssm: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """LEANSTACK_HOST_INSTANCE_ID left at a prod host: a dev deploy is refused before anything is sent (moto's EC2)."""
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    tags = [{"Key": "Name", "Value": "leanstack-prod-host"}, {"Key": "Stack", "Value": "prod"}]
+    prod_host = ec2.run_instances(
+        ImageId=image, MinCount=1, MaxCount=1, TagSpecifications=[{"ResourceType": "instance", "Tags": tags}]
+    )["Instances"][0]["InstanceId"]
+    env = {**ENV, "LEANSTACK_HOST_INSTANCE_ID": prod_host}
+    for argv in (["deploy", "dev", "v1"], ["rollback", "dev"]):
+        assert main(argv, ssm=ssm, ec2=ec2, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None) == 2
+        assert capsys.readouterr().err == (
+            f"leanstack: instance {prod_host} (--instance-id or LEANSTACK_HOST_INSTANCE_ID) is not a host of stack "
+            "dev: tagged Name=leanstack-prod-host, Stack=prod; expected Name=leanstack-dev-host, Stack=dev; "
+            "nothing sent\n"
+        )
+    assert main(["deploy", "dev", "v1", "--instance-id", "i-0aaaaaaaaaaaaaaaa"], ssm=ssm, ec2=ec2, env=env) == 2
+    assert "is not found in the stack's region; nothing sent" in capsys.readouterr().err
+    assert (
+        main(["deploy", "prod", "v1"], ssm=ssm, ec2=ec2, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None) == 0
+    )
+    assert [c["InstanceIds"] for c in _commands(ssm)] == [[prod_host]]
+    ec2.terminate_instances(InstanceIds=[prod_host])
+
+
+def test_a_tag_not_in_the_stacks_registry_is_refused_unless_the_image_comes_from_elsewhere(
+    ssm: Any, capsys: pytest.CaptureFixture[str], stacks_in_the_tests_region: Path
+) -> None:
+    ecr = _ecr_with("v7.0.0")
+    assert _run(ssm, "deploy", "dev", "v7.0.1", ecr=ecr) == 2
+    assert capsys.readouterr().err == (
+        "leanstack: tag 'v7.0.1' is not in leanstack-dev-app: push the image first (or name an image from "
+        "elsewhere in app.image); nothing sent\n"
+    )
+    assert _commands(ssm) == []
+    dev = stacks_in_the_tests_region / "Pulumi.dev.yaml"
+    shipped = dev.read_text()
+    assert "\n  leanstack:app:\n" in shipped and "    image:" not in shipped
+    try:
+        dev.write_text(shipped.replace("\n  leanstack:app:\n", "\n  leanstack:app:\n    image: ghcr.io/acme/web\n"))
+        assert _run(ssm, "deploy", "dev", "v7.0.1", ecr=ecr) == 0
+    finally:
+        dev.write_text(shipped)
 
 
 @pytest.mark.parametrize(
@@ -322,7 +422,6 @@ def test_the_host_comes_from_the_argument_then_the_environment_then_the_stack_ou
     [
         ({"region": "eu-west-1"}, "stack dev has no hostInstanceId output"),
         ({"hostInstanceId": "i-0123; reboot", "region": "eu-west-1"}, "instance id 'i-0123; reboot' is not allowed"),
-        ({"hostInstanceId": INSTANCE}, "region None is not allowed: pass --region or set AWS_REGION"),
     ],
 )
 def test_stack_outputs_that_do_not_name_a_host_are_refused(outputs: dict[str, Any], message: str) -> None:
@@ -803,9 +902,10 @@ def test_all_hosts_and_instance_id_together_are_bad_input(ssm: Any, capsys: pyte
 
 
 def test_hosts_named_on_the_command_line_switch_in_that_order_without_a_lookup(ssm: Any) -> None:
-    class NoLookup:
+    class NoLookup(TaggedHosts):
         def describe_instances(self, **kwargs: Any) -> Any:
-            raise AssertionError("looked the hosts up although they were named")
+            assert "Filters" in kwargs and kwargs["Filters"][0]["Name"] == "instance-id", "looked the hosts up"
+            return super().describe_instances(**kwargs)
 
         def describe_auto_scaling_groups(self, **kwargs: Any) -> Any:
             raise AssertionError("looked the hosts up although they were named")
@@ -813,13 +913,14 @@ def test_hosts_named_on_the_command_line_switch_in_that_order_without_a_lookup(s
     named = ["i-0000000000000000b", "i-0000000000000000a", "i-0000000000000000c"]
     fleet = Fleet(ssm)
     argv = ["deploy", "dev", "v1", *(part for host in named for part in ("--instance-id", host))]
+    lookup = NoLookup(dict.fromkeys(named, "dev"))
 
-    assert main(argv, ssm=fleet, env=SCALED_ENV, stack_outputs=_no_pulumi, ec2=NoLookup(), autoscaling=NoLookup()) == 0
+    assert main(argv, ssm=fleet, env=SCALED_ENV, stack_outputs=_no_pulumi, ec2=lookup, autoscaling=lookup) == 0
 
     assert fleet.sent == [(host, "v1") for host in named]
     env = {**SCALED_ENV, "LEANSTACK_HOST_INSTANCE_ID": " ".join(reversed(named))}
     fleet.sent.clear()
-    assert main(["deploy", "dev", "v2"], ssm=fleet, env=env, stack_outputs=_no_pulumi, ec2=NoLookup()) == 0
+    assert main(["deploy", "dev", "v2"], ssm=fleet, env=env, stack_outputs=_no_pulumi, ec2=lookup) == 0
     assert fleet.sent == [(host, "v2") for host in reversed(named)]
 
 
@@ -928,10 +1029,29 @@ def test_images_leaving_the_history_lose_their_mark_and_only_those(ssm: Any) -> 
     env = {**ENV, "LEANSTACK_HOST_INSTANCE_ID": INSTANCE}
     for tag in ("v9.1.1", "v9.1.2", "v9.1.3"):
         assert (
-            main(["deploy", "prod", tag], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None)
+            main(
+                ["deploy", "prod", tag],
+                ssm=ssm,
+                ecr=ecr,
+                env=env,
+                stack_outputs=_no_pulumi,
+                sleep=lambda _: None,
+                ec2=PROD_HOST,
+            )
             == 0
         )
-    assert main(["rollback", "prod"], ssm=ssm, ecr=ecr, env=env, stack_outputs=_no_pulumi, sleep=lambda _: None) == 0
+    assert (
+        main(
+            ["rollback", "prod"],
+            ssm=ssm,
+            ecr=ecr,
+            env=env,
+            stack_outputs=_no_pulumi,
+            sleep=lambda _: None,
+            ec2=PROD_HOST,
+        )
+        == 0
+    )
     listed = ecr.list_images(repositoryName="leanstack-prod-app")["imageIds"]
     marked = {i["imageTag"] for i in listed if i.get("imageTag", "").startswith("release-")}
     assert marked == {"release-v9.1.1", "release-v9.1.2", "release-v9.1.3"}
@@ -970,3 +1090,14 @@ def test_one_host_runs_its_release_command_inside_its_own_deploy(ssm: Any) -> No
     assert _run(ssm, "deploy", "dev", "v7") == 0
     (command,) = _commands(ssm)
     assert command["Parameters"]["commands"] == [f"{HOST_TOOL} deploy v7"]
+
+
+def test_the_hosts_the_program_makes_carry_the_tags_the_commands_check(dev: StackRun, scale: StackRun) -> None:
+    """The named-host check (check_hosts_of_stack) asks for Name and Stack: every host the program makes has both."""
+    host = dev.one("aws:ec2/instance:Instance")
+    assert host.inputs["tags"]["Name"] == physical_name("dev", "host")
+    provider = next(p for p in dev.of_type("pulumi:providers:aws") if host.provider.endswith(f"::{p.name}"))
+    assert json.loads(provider.inputs["defaultTags"])["tags"]["Stack"] == "dev"
+    for template in scale.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        (instance_tags,) = [t["tags"] for t in template.inputs["tagSpecifications"] if t["resourceType"] == "instance"]
+        assert (instance_tags["Name"], instance_tags["Stack"]) == (physical_name("scale", "host"), "scale")

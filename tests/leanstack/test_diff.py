@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from leanstack.diff import Source, decode_user_data, json_changes, render_change, user_data_changes
-from leanstack.mocks import REPO, run_program
+from leanstack.mocks import REPO, STACKS_ENV, run_program
 from leanstack.plan import PLAN_FORMAT_VERSION, build_plan, render_json
 from leanstack.resource_facts import FACTS, facts_for
 from tests.conftest import merged, read_stack_config, run_with, stack_run
@@ -218,7 +218,8 @@ def test_git_revision_against_the_working_tree(repo_copy: Path) -> None:
 
 def test_both_ways_of_planning_a_side_are_byte_identical_to_plan(repo_copy: Path, tmp_path: Path) -> None:
     """The forked child (the default) and the one-subprocess fallback print what `plan` prints."""
-    env = dict(os.environ, PYTHONPATH=str(repo_copy))
+    # `plan` in the copy reads the copy's stacks/ (the diff reads each tree's own), not the tests' copies.
+    env = {**{k: v for k, v in os.environ.items() if k != STACKS_ENV}, "PYTHONPATH": str(repo_copy)}
     alone = subprocess.Popen(
         [sys.executable, "-m", "leanstack", "plan", "prod", "--format", "json"],
         cwd=repo_copy, env=env, stdout=subprocess.PIPE, text=True,

@@ -80,8 +80,8 @@ def test_bigger_database_class_is_no_risk_and_says_when_it_applies() -> None:
     assert not db["replaced"]
     assert result["notes"][db["urn"]] == [
         "`instanceClass` applies in the maintenance window (sun:04:00-sun:05:00 UTC), not at `pulumi up` "
-        "(applyImmediately is false): a few minutes of outage while the instance is resized (about a minute of "
-        "failover when Multi-AZ) then"
+        "(applyImmediately is false); then: a few minutes of outage while the instance is resized (about a minute of "
+        "failover when Multi-AZ)"
     ]
     assert result["cost"]["delta"] > 0
 
@@ -146,6 +146,13 @@ def test_a_host_file_change_replaces_the_only_host_and_shows_the_file() -> None:
     assert "H4sI" not in body  # never the base64
 
 
+def test_a_replaced_host_is_not_also_stopped_and_started() -> None:
+    result = change("prod", {"leanstack:host": {"maxBodyMb": 50, "instanceType": "t4g.medium"}})
+    assert risks(result) == [(DOWNTIME, "host-instance")]
+    assert "is REPLACED" in text_of(result, DOWNTIME)
+    assert "stopped and started" not in rendered("prod", result)
+
+
 def test_host_instance_type_stops_and_starts_the_only_host() -> None:
     result = change("prod", {"leanstack:host": {"instanceType": "t4g.medium"}})
     assert risks(result) == [(DOWNTIME, "host-instance")]
@@ -164,11 +171,57 @@ def test_network_cidr_replaces_the_vpc_and_everything_in_it() -> None:
         "host-sg",
         "database-sg",
     } <= replaced
-    assert sorted(risks(result)) == [(DOWNTIME, "database-instance"), (DOWNTIME, "host-instance")]
-    db = next(r["text"] for r in result["risks"] if r["name"] == "database-instance")
-    assert "must move to the new subnets" in db and "cannot be checked offline" in db
+    # prod is Multi-AZ: AWS refuses to move it to another VPC, so that is filed as refused, not as downtime.
+    assert sorted(risks(result)) == [
+        (DOWNTIME, "host-instance"),
+        (DOWNTIME, "network-vpc"),
+        (REFUSED, "database-instance"),
+    ]
+    db = text_of(result, REFUSED)
+    assert (
+        "must move to the new subnets" in db
+        and "AWS refuses to move a DB instance to another VPC while it is Multi-AZ" in db
+    )
     host = next(r["text"] for r in result["risks"] if r["name"] == "host-instance")
     assert "`subnetId` refers to `network-public-a`, which is replaced" in host
+    assert "stopped and started" not in rendered("prod", result)
+    # One line for the VPC, with everything it drags along: replaced, and updated in place after it.
+    vpc = next(r["text"] for r in result["risks"] if r["name"] == "network-vpc")
+    assert vpc.startswith(
+        'the VPC `network-vpc` is REPLACED (`cidrBlock` "10.20.0.0/16" → "10.30.0.0/16"), and with it '
+    )
+    assert "`host-instance`" in vpc and "`database-sg`" in vpc and "`network-public-a`" in vpc
+    in_place = vpc.split(" updated in place to point at the new ones (")[1]
+    for name in ("network-igw", "host-ip", "database-instance", "database-subnets"):
+        assert f"`{name}`" in in_place
+        assert any(c["name"] == name and not c["replaced"] for c in result["changed"])
+
+
+def test_network_cidr_in_dev_moves_the_single_az_database_with_an_outage() -> None:
+    result = change("dev", {"leanstack:network": {"cidr": "10.30.0.0/16"}})
+    db = next(r for r in result["risks"] if r["name"] == "database-instance")
+    assert db["kind"] == DOWNTIME and "AWS does this only by modifying the instance, with an outage" in db["text"]
+
+
+def test_a_cache_created_with_a_network_change_has_nothing_to_move() -> None:
+    result = change("prod", {"leanstack:network": {"cidr": "10.30.0.0/16"}, "leanstack:cache": {"enabled": True}})
+    assert not [r for r in result["risks"] if r["name"].startswith("cache")]
+    assert "aws:elasticache/replicationGroup:ReplicationGroup" in {r["type"] for r in result["added"]}
+
+
+def test_an_existing_cache_moved_by_a_network_change_is_said_in_elasticache_terms() -> None:
+    on = {"leanstack:cache": {"enabled": True}}
+    result = change("prod", {"leanstack:network": {"cidr": "10.30.0.0/16"}}, on)
+    cache = next(r for r in result["risks"] if r["name"] == "cache-group")
+    assert "ElastiCache moves no running cache to another VPC" in cache["text"] and "Multi-AZ" not in cache["text"]
+
+
+def test_mock_values_are_labelled_as_such() -> None:
+    on = {"leanstack:cache": {"enabled": True}, "leanstack:storage": {"enabled": True}}
+    body = rendered("prod", change("prod", on))
+    line = next(x for x in body.splitlines() if x.startswith("Mock values, made up offline"))
+    assert "the account id `123456789012`" in line and ".use1.cache.amazonaws.com`" in line
+    assert "Mock values" not in rendered("prod", change("prod", {"leanstack:alerts": {"errorRatePercent": 2}}))
 
 
 def test_database_class_applied_immediately_is_downtime() -> None:
@@ -245,16 +298,17 @@ def test_cache_engine_downgrade_is_refused() -> None:
 
 def test_database_identifier_change_in_dev_loses_the_database() -> None:
     result = change("dev", {"leanstack:database": {"identifier": "shop-dev-2"}})
-    # The database, its log group (named after it) and the host (its user data names the database's address).
+    # The database and its log group (named after it); not the host: its user data names where to
+    # read the database's address (an SSM parameter), never the address (issue 22).
     assert risks(result) == [
         (DATA_LOSS, "database-instance"),
         (DATA_LOSS, "database-logs"),
-        (DOWNTIME, "host-instance"),
     ]
     text = next(r["text"] for r in result["risks"] if r["name"] == "database-instance")
     assert text.startswith(
         'database `database-instance` is REPLACED (`dbSubnetGroupName` "leanstack-dev" → "shop-dev-2"; '
-        '`identifier` "leanstack-dev" → "shop-dev-2"): a new, empty database; the old one is deleted'
+        '`identifier` "leanstack-dev" → "shop-dev-2"): a new, empty database; the old one is deleted with its data '
+        "(RDS takes no final snapshot (skipFinalSnapshot is true); its automated backups are deleted with it"
     )
     assert "Instead: revert, or migrate deliberately: snapshot (or pg_dump), restore into the new database" in text
     logs = next(r["text"] for r in result["risks"] if r["name"] == "database-logs")
@@ -266,6 +320,13 @@ def test_database_identifier_change_in_prod_is_stopped_by_protect() -> None:
     assert risks(result)[:3] == [(DATA_LOSS, "database-instance"), (DATA_LOSS, "database-logs"),
                                  (REFUSED, "database-instance")]  # fmt: skip
     assert "`pulumi up` stops at its replacement" in text_of(result, REFUSED)
+    # What the plan itself says about prod's database: a final snapshot and retained automated backups.
+    db = next(r["text"] for r in result["risks"] if r["kind"] == DATA_LOSS and r["name"] == "database-instance")
+    assert (
+        "the old one is deleted with its data (RDS first takes the final snapshot `leanstack-prod-final`; its "
+        "automated backups are kept (deleteAutomatedBackups is false) until their 14-day retention ends)"
+    ) in db
+    assert "only when one is configured" not in db
 
 
 # --------------------------------------------------------------------------- weaker safety and policy

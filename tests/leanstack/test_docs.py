@@ -27,3 +27,21 @@ def test_every_field_of_every_component_args_is_listed() -> None:
     assert "`identifier`" in row and "Changing it replaces the database." in row.split("|")[-2]
     instance_class = next(line for line in reference.splitlines() if line.startswith("| `instance_class` |"))
     assert f'`"{DatabaseArgs().instance_class}"`' in instance_class  # the default, read from the dataclass
+
+
+def test_every_component_shows_its_constructor_and_its_outputs() -> None:
+    import inspect
+
+    import leanstack.components as library
+
+    reference = component_reference()
+    for component, _args in COMPONENT_ARGS:
+        cls = getattr(library, component)
+        heading = reference.split(f"#### `{component}` ←", 1)[1].split("####", 1)[0]
+        constructor = next(line for line in heading.splitlines() if line.startswith(f"`{component}("))
+        for parameter in list(inspect.signature(cls.__init__).parameters)[1:]:
+            assert f"{parameter}" in constructor, (component, parameter)
+        assert "Outputs: " in heading
+    database = reference.split("#### `Database` ←", 1)[1].split("####", 1)[0]
+    assert "stack: str, network: Network, alarm_topic_arn: pulumi.Input[str]" in database
+    assert "Outputs: `address`, `port`, `secret_arn`, `security_group_id`, `replica_addresses`." in database

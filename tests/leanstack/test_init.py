@@ -1,4 +1,4 @@
-"""`python -m leanstack init` and the placeholder checks: a fork fills six values, nothing else changes."""
+"""`python -m leanstack init` and the placeholder checks: a fork fills seven values, nothing else changes."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 from leanstack import __main__ as cli
 from leanstack.components import providers
 from leanstack.config.placeholders import Fill, leftover_placeholders, refusal
+from leanstack.config.stack_file import parse_stack_yaml
 from leanstack.init import InitError, fill_text, run_init
 from leanstack.mocks import run_program
+from leanstack.stack_edit import StackEditError, edit_stack_text
 from tests.conftest import SHIPPED, read_stack_config
 
 FILL = Fill(
@@ -21,6 +23,7 @@ FILL = Fill(
     owner="Platform team, alice@acme.dev",
     region="ap-southeast-2",
     backup_region="ap-southeast-1",
+    second_person="Bob Second, bob@acme.dev",
 )
 
 
@@ -34,12 +37,31 @@ def repo(tmp_path: Path) -> Path:
 def test_the_shipped_files_are_all_placeholders() -> None:
     for stack in ("dev", "prod", "scale"):
         left = leftover_placeholders(read_stack_config(stack))
-        assert [line.split(" ")[0] for line in left] == [
-            "leanstack:domain",
-            "leanstack:cdn.zoneId",
-            "leanstack:alertEmail",
-            "leanstack:owner",
-        ]
+        expected = ["leanstack:domain", "leanstack:alertEmail", "leanstack:owner", "leanstack:cdn.zoneId"]
+        if stack == "dev":
+            expected.insert(1, "leanstack:hostnames[0]")
+        else:
+            expected.insert(3, "leanstack:recovery.secondPerson")
+        assert [line.split(" ")[0] for line in left] == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "warned"),
+    [
+        ({"leanstack:storage": {"corsOrigins": ["https://app.example.org"]}}, "leanstack:storage.corsOrigins[0]"),
+        (
+            {"leanstack:recovery": {"database": {"owner": "Ada, ada@sub.EXAMPLE.net"}}},
+            "leanstack:recovery.database.owner",
+        ),
+        ({"leanstack:app": {"env": {"MAIL_FROM": "noreply@example.com."}}}, "leanstack:app.env.MAIL_FROM"),
+    ],
+)
+def test_any_example_domain_left_anywhere_is_a_placeholder(overrides: dict[str, object], warned: str) -> None:
+    filled = {"leanstack:domain": "acme.dev", "leanstack:owner": "Ops, ops@acme.dev", "aws:region": "eu-west-1"}
+    assert leftover_placeholders(filled) == []
+    assert [line.split(" ")[0] for line in leftover_placeholders({**filled, **overrides})] == [warned]
+    not_example = {"leanstack:app": {"env": {"A": "myexample.com", "B": "example.community", "C": "example.com.au"}}}
+    assert leftover_placeholders({**filled, **not_example}) == []
 
 
 def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> None:
@@ -54,6 +76,7 @@ def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> Non
             "leanstack",
             "zoneId",
             "region",
+            "secondPerson",
             "dev.acme-shop.dev",
         }
         stack = name[len("Pulumi.") : -len(".yaml")]
@@ -61,6 +84,7 @@ def test_init_fills_the_six_values_and_keeps_every_other_line(repo: Path) -> Non
         assert leftover_placeholders(raw) == []
         assert raw["aws:region"] == "ap-southeast-2" and raw["leanstack:backup"]["region"] == "ap-southeast-1"
         assert raw["leanstack:alertEmail"] == "pager@acme.dev" and raw["leanstack:owner"] == FILL.owner
+        assert raw.get("leanstack:recovery", {}).get("secondPerson", FILL.second_person) == FILL.second_person
     assert read_stack_config("dev", repo)["leanstack:domain"] == "dev.acme-shop.dev"  # dev keeps its label
     assert read_stack_config("dev", repo)["leanstack:hostnames"] == ["dev.acme-shop.dev"]
     assert read_stack_config("prod", repo)["leanstack:domain"] == "acme-shop.dev"
@@ -86,7 +110,36 @@ def test_init_writes_nothing_when_a_value_is_invalid(repo: Path) -> None:
 
 def test_owner_with_yaml_syntax_is_quoted(repo: Path) -> None:
     text = fill_text((repo / "stacks" / "Pulumi.prod.yaml").read_text(), Fill(**{**FILL.__dict__, "owner": "Ops: #1"}))
-    assert '  leanstack:owner: "Ops: #1"' in text.splitlines()
+    assert "  leanstack:owner: 'Ops: #1'" in text.splitlines()
+    assert parse_stack_yaml(text, "prod")["leanstack:owner"] == "Ops: #1"
+
+
+def _indented_by_four(text: str) -> str:
+    """The same YAML with every indentation doubled (valid YAML, as some editors write it)."""
+    return "\n".join(" " * (len(line) - len(line.lstrip(" "))) + line for line in text.split("\n"))
+
+
+def test_a_stack_file_indented_with_four_spaces_is_filled_and_keeps_its_comments(repo: Path) -> None:
+    for path in (repo / "stacks").glob("Pulumi.*.yaml"):
+        path.write_text(_indented_by_four(path.read_text()))
+    prod = repo / "stacks" / "Pulumi.prod.yaml"
+    before = prod.read_text()
+    assert "\n    leanstack:owner: Ops team, ops@example.com\n" in before
+    run_init(FILL, repo)
+    after = prod.read_text()
+    raw = read_stack_config("prod", repo)
+    assert raw["aws:region"] == FILL.region and raw["leanstack:owner"] == FILL.owner
+    assert raw["leanstack:recovery"]["secondPerson"] == FILL.second_person
+    assert raw["leanstack:cdn"]["zoneId"] == FILL.zone_id and raw["leanstack:backup"]["region"] == FILL.backup_region
+    assert leftover_placeholders(raw) == []
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b]
+    assert len(changed) == 7, changed  # the seven values, nothing else: every comment and indentation kept
+    assert all(len(a) - len(a.lstrip()) == len(b) - len(b.lstrip()) for a, b in changed)
+
+
+def test_a_file_without_a_config_map_is_refused_in_one_line() -> None:
+    with pytest.raises(StackEditError, match=r"^x: no `config:` map to edit$"):
+        edit_stack_text("other: 1\n", {}, "x")
 
 
 def test_cli_prints_its_commands_and_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -104,7 +157,7 @@ def test_cli_init_without_a_terminal_names_the_missing_flags(
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert cli.main(["init", "--domain", "acme.dev"]) == 2
     err = capsys.readouterr().err
-    missing = "--zone-id, --alert-email, --owner, --region, --backup-region"
+    missing = "--zone-id, --alert-email, --owner, --region, --backup-region, --second-person"
     assert err == f"leanstack: init: missing {missing} (no terminal to ask on)\n"
 
 
@@ -116,7 +169,7 @@ def test_validate_warns_once_per_leftover_placeholder(
     captured = capsys.readouterr()
     assert captured.out == "stacks/Pulumi.prod.yaml: valid\n"
     lines = captured.err.splitlines()
-    assert len(lines) == 4 and all(line.startswith("leanstack: warning: stacks/Pulumi.prod.yaml: ") for line in lines)
+    assert len(lines) == 5 and all(line.startswith("leanstack: warning: stacks/Pulumi.prod.yaml: ") for line in lines)
 
 
 def test_the_program_refuses_placeholders_only_when_creating_real_resources(

@@ -24,7 +24,13 @@ from moto import mock_aws
 from leanstack.deploy import HOST_TOOL
 from leanstack.host.render import MAINTENANCE_TOOL_PATH
 from leanstack.operate import filter_pattern, interactive_command, main, parse_since
-from tests.leanstack.test_deploy import ScriptedSsm, _launch_group, _remove_hosts
+from tests.leanstack.test_deploy import (
+    ScriptedSsm,
+    TaggedHosts,
+    _launch_group,
+    _remove_hosts,
+    stacks_in_the_tests_region,
+)
 
 REGION = "eu-west-1"
 HOST = "i-0123456789abcdef0"
@@ -56,8 +62,12 @@ def _no_pulumi(stack: str) -> dict[str, Any]:
     raise AssertionError("the stack's outputs were read although the arguments name the host and region")
 
 
+__all__ = ["stacks_in_the_tests_region"]  # the autouse fixture: dev's stack file in REGION
+
+
 def _run(*argv: str, stdin: str = "", **clients: Any) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
+    clients.setdefault("ec2", TaggedHosts({HOST: "dev"}))
     code = main(
         list(argv),
         env={**ENV, "LEANSTACK_HOST_INSTANCE_ID": HOST},
@@ -98,7 +108,7 @@ def test_config_set_list_unset_a_plain_value(ssm: Any) -> None:
     with pytest.raises(ssm.exceptions.ParameterNotFound):
         ssm.get_parameter(Name=f"{PATH}/env/FEATURE_X")
     code, _, err = _run("config", "dev", "unset", "FEATURE_X", ssm=ssm)
-    assert code == 1 and err.startswith("leanstack: FEATURE_X: not set by `config set`")
+    assert code == 2 and err.startswith("leanstack: FEATURE_X: not set by `config set`")
 
 
 def test_a_secret_comes_from_stdin_is_a_securestring_and_is_never_printed(ssm: Any) -> None:
@@ -340,17 +350,63 @@ def test_python_m_leanstack_routes_the_day_2_commands(capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.startswith("leanstack: PORT: not allowed")
 
 
-def test_config_refuses_bad_input_before_looking_anything_up_and_asks_for_the_region(
-    capsys: pytest.CaptureFixture[str],
+def test_config_refuses_bad_input_before_looking_anything_up_and_takes_the_region_from_the_stack_file(
+    capsys: pytest.CaptureFixture[str], clients: dict[str, Any]
 ) -> None:
-    def no_pulumi(stack: str) -> dict[str, Any]:
-        from leanstack.deploy import DeployError
-
-        raise DeployError("pulumi is not installed")
-
     assert main(["config", "dev", "set", "X_Y=1", "--secret"], env={}, stack_outputs=_no_pulumi) == 2
     assert "value on stdin" in capsys.readouterr().err
-    assert main(["config", "dev", "list"], env={}, stack_outputs=no_pulumi) == 1
-    assert capsys.readouterr().err == (
-        "leanstack: cannot find the stack's region: pulumi is not installed; pass --region or set AWS_REGION\n"
+    # No --region, no AWS_REGION, no Pulumi: the stack file says where the stack is (moto's SSM answers there).
+    out = io.StringIO()
+    assert main(["config", "dev", "list"], env={}, stack_outputs=_no_pulumi, stdout=out) == 0
+    assert out.getvalue().startswith("dev: no app variables") or "[" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["config", "{stack}", "set", "FEATURE_X=1"],
+        ["config", "{stack}", "list"],
+        ["config", "{stack}", "unset", "FEATURE_X"],
+        ["logs", "{stack}"],
+        ["restart", "{stack}"],
+        ["run", "{stack}", "--", "bin/rails", "db:reset"],
+        ["maintenance", "{stack}", "on"],
+    ],
+)
+def test_every_command_refuses_an_unknown_stack_a_wrong_region_and_another_stacks_host(
+    argv: list[str], clients: dict[str, Any], ssm: Any
+) -> None:
+    sent_before = len(ssm.list_commands()["Commands"])
+    code, _, err = _run(*(part.format(stack="prdo") for part in argv), ssm=ssm, logs=clients["logs"])
+    assert (code, err.split(" (stacks: ")[0]) == (2, "leanstack: unknown stack 'prdo': no stacks/Pulumi.prdo.yaml")
+    cut = argv.index("--") if "--" in argv else len(argv)  # before `--`, as `run --help` shows
+    with_region = [*argv[:cut], "--region", "eu-west-3", *argv[cut:]]
+    code, _, err = _run(*(part.format(stack="dev") for part in with_region), ssm=ssm)
+    assert (code, err) == (
+        2,
+        "leanstack: --region eu-west-3: stack dev is in eu-west-1 (aws:region in stacks/Pulumi.dev.yaml); "
+        "leave --region out or give that region\n",
     )
+    if argv[0] in ("restart", "run", "maintenance"):
+        # LEANSTACK_HOST_INSTANCE_ID left at a prod host: nothing is sent to it.
+        code, _, err = _run(*(part.format(stack="dev") for part in argv), ssm=ssm, ec2=TaggedHosts({HOST: "prod"}))
+        assert (
+            code == 2
+            and f"instance {HOST} (--instance-id or LEANSTACK_HOST_INSTANCE_ID) is not a host of stack dev" in err
+        )
+    assert len(ssm.list_commands()["Commands"]) == sent_before
+    assert "FEATURE_X" not in str(ssm.get_parameters_by_path(Path="/leanstack/", Recursive=True)["Parameters"])
+
+
+def test_run_help_shows_the_command_after_the_double_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    help_text = capsys.readouterr().out
+    assert "usage: python -m leanstack run STACK [--interactive]" in help_text and "-- CMD [ARG ...]" in help_text
+
+
+def test_maintenance_says_what_it_does_in_plain_words(ssm: Any) -> None:
+    code, out, _ = _run("maintenance", "dev", "on", ssm=ssm)
+    assert code == 0 and out.startswith("dev: putting the maintenance page up on every host:\n")
+    code, out, _ = _run("maintenance", "dev", "off", ssm=ssm)
+    assert code == 0 and out.startswith("dev: taking the maintenance page down on every host:\n")

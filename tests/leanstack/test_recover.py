@@ -109,10 +109,30 @@ def test_the_apps_ssm_secret_references_move_to_the_recovery_stacks_path(tmp_pat
         "STRIPE_KEY": "/leanstack/prod/app/stripe-key",
         "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
     }
+    document["config"]["leanstack:app"]["registrySecretArn"] = (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:ghcr-pull-Zz9Yy8"
+    )
     path.write_text(yaml.safe_dump(document))
     write_recovery_file("prod", BACKUPS, "", repo=repo)
     cfg = load_stack_config(read_stack_config("prod-recovery", repo), "prod-recovery")
+    # Issue 21, 2: the Secrets Manager ARN named the dead region; it now names the secret in the recovery
+    # region, by name (its new suffix is written back by `secrets restore --into`).
     assert cfg.app.secrets == {
         "STRIPE_KEY": "/leanstack/prod-recovery/app/stripe-key",
-        "SENTRY_DSN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:sentry-AbCdEf",
+        "SENTRY_DSN": f"arn:aws:secretsmanager:{cfg.region}:123456789012:secret:sentry",
     }
+    assert cfg.app.registry_secret_arn == f"arn:aws:secretsmanager:{cfg.region}:123456789012:secret:ghcr-pull"
+    assert cfg.region != "us-east-1"
+
+
+def test_recover_init_keeps_every_comment_of_the_stack_file(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, storage=False)
+    source = (repo / "stacks" / "Pulumi.prod.yaml").read_text()
+    written = write_recovery_file("prod", BACKUPS, repo=repo).read_text()
+    comments = [line.strip() for line in source.splitlines() if line.strip().startswith("#")]
+    assert len(comments) > 20
+    assert [c for c in comments if c not in written] == []
+    assert written.startswith("# The recovery stack of 'prod', written by python -m leanstack recover init")
+    assert (
+        load_stack_config(read_stack_config("prod-recovery", repo), "prod-recovery").backup.existing_bucket == BACKUPS
+    )

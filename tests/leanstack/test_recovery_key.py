@@ -9,7 +9,7 @@ import pytest
 
 from leanstack import sealed
 from leanstack.__main__ import main
-from leanstack.host.backup.leanstack_seal import seal
+from leanstack.host.agent.seal import seal
 
 
 def test_new_prints_a_matching_pair_once(capsys: pytest.CaptureFixture[str]) -> None:
@@ -29,7 +29,7 @@ def test_new_prints_a_matching_pair_once(capsys: pytest.CaptureFixture[str]) -> 
 
 
 def test_a_key_file_that_is_no_private_key_is_one_line() -> None:
-    with pytest.raises(sealed.SealedError, match="the key file is not an unencrypted PEM private key"):
+    with pytest.raises(sealed.SealedError, match="the key file is not a PEM private key"):
         sealed.load_private_key(b"-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n")
 
 

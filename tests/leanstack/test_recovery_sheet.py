@@ -16,7 +16,7 @@ from botocore import xform_name
 
 from leanstack.__main__ import COMMANDS, DEPLOY_COMMANDS, OPERATE_COMMANDS, RECOVERY_COMMANDS, main
 from leanstack.config import ConfigError, StackConfig, load_stack_config
-from leanstack.host.backup.leanstack_backup import RestoreOptions
+from leanstack.host.agent.restore import RestoreOptions
 from leanstack.mocks import StackRun
 from leanstack.runbook import (
     BEFORE_PULUMI,
@@ -135,7 +135,9 @@ def _aws_calls(line: str) -> Iterator[tuple[str, str, list[str]]]:
 # Options of the AWS CLI itself, not of an operation.
 GLOBAL_OPTIONS = {"region", "profile", "query", "output"}
 # The high-level `aws s3` commands (no botocore model) and the options the sheet may give them.
-S3_COMMANDS: dict[str, set[str]] = {"ls": set(), "cp": set()}
+S3_COMMANDS: dict[str, set[str]] = {"ls": {"recursive"}, "cp": set(), "sync": {"source-region"}}
+# Commands the AWS CLI adds to a service (no botocore operation), with their options.
+CLI_COMMANDS: dict[tuple[str, str], set[str]] = {("ecr", "get-login-password"): set()}
 
 
 @functools.cache
@@ -147,6 +149,9 @@ def _check_aws_call(service: str, command: str, options: list[str]) -> None:
     if service == "s3":
         assert command in S3_COMMANDS, command
         assert set(options) <= GLOBAL_OPTIONS | S3_COMMANDS[command], options
+        return
+    if (service, command) in CLI_COMMANDS:
+        assert set(options) <= GLOBAL_OPTIONS | CLI_COMMANDS[service, command], options
         return
     model = _service_model(service)
     if command == "wait":
@@ -253,22 +258,31 @@ def test_every_host_command_the_sheet_names_exists(dev: StackRun, prod: StackRun
         assert named <= _host_commands(run), named - _host_commands(run)
 
 
-def test_the_region_down_branch_walks_the_recovery_stack(run_with_key: StackRun) -> None:
-    laptop = list(commands(run_with_key, LAPTOP, WITH_KEY))
+def test_the_region_down_branch_walks_the_recovery_stack() -> None:
+    overrides = {"leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY}, "leanstack:storage": {"enabled": True}}
+    prod = run_with(overrides, "prod")
+    config = config_of(prod, overrides)
+    (branch,) = [b for b in recovery_branches(prod, config) if b.heading == "Region down"]
+    laptop = list(_joined(c for s in branch.steps if s.where == LAPTOP for c in (*s.commands, *s.check_commands)))
+    # The secrets before `pulumi up`: their new ARNs go into the recovery stack file, whose host role is granted them.
     order = [
-        "python -m leanstack recover init prod --backup-bucket BUCKET",
+        "python -m leanstack recover init prod --backup-bucket $BUCKET",
         "pulumi state delete --stack prod 'URN'",
-        "pulumi up --stack prod-recovery",
         "python -m leanstack secrets restore prod --from-backup",
+        "pulumi up --stack prod-recovery",
+        "docker buildx build --platform linux/arm64",
+        "python -m leanstack deploy prod-recovery",
     ]
     found = [next(n for n, c in enumerate(laptop) if c.startswith(step)) for step in order]
     assert found == sorted(found), order
-    text = runbook_markdown(run_with_key, config_of(run_with_key, WITH_KEY))
-    text = text.split("### Region down", 1)[1].split("\n## ", 1)[0]
+    text = runbook_markdown(prod, config).split("### Region down", 1)[1].split("\n## ", 1)[0]
+    assert "sudo leanstack-restore --from-stack prod" in text
     assert "sudo leanstack-restore --swap --use-restored RESTORED" in text
     assert text.count("*Estimate:") >= 6 and "estimates, not measurements" in text
     # The recovery stack's own role reads the bucket: no hand-made grant any more.
     assert not [c for c in laptop if c.startswith("aws iam put-role-policy")]
+    # The uploads come back from the replica.
+    assert [c for c in laptop if c.startswith('aws s3 sync "s3://REPLICA" "s3://$UPLOADS"')]
 
 
 KNOWN_COMMANDS = set(COMMANDS) | set(DEPLOY_COMMANDS) | set(OPERATE_COMMANDS) | set(RECOVERY_COMMANDS)
@@ -534,7 +548,7 @@ def test_the_facts_of_the_stack_are_stated(prod: StackRun, scale: StackRun, run_
     keyed = runbook_markdown(run_with_key, config_of(run_with_key, WITH_KEY))
     assert "**Recovery key**: set" in keyed
     region = keyed.split("### Region down", 1)[1].split("\n## ", 1)[0]
-    assert "secrets restore prod --from-backup" in region and "shred -u recovery.pem" in region
+    assert "secrets restore prod --from-backup" in region and "never written to a file" in region
 
 
 def test_the_recovery_credentials_and_the_mute_are_on_the_sheet(prod: StackRun) -> None:
@@ -650,3 +664,9 @@ def test_the_host_previews_list_what_names_the_host_from_the_program(prod: Stack
         assert step.preview[0].startswith(f"{first}aws:ec2/instance:Instance ")
         updated = {tuple(line.split()[1:3]) for line in step.preview if line.startswith("~ ")}
         assert updated == dependents
+
+
+def test_the_region_down_restore_call_is_one_the_tool_accepts(prod: StackRun) -> None:
+    text = runbook_markdown(prod, config_of(prod)).split("### Region down", 1)[1]
+    (arguments,) = re.findall(r"sudo leanstack-restore (--from-stack \S+)", text)
+    RestoreOptions.parse(arguments.split())

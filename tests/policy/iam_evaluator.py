@@ -4,7 +4,7 @@ Implements the parts of AWS's policy evaluation logic leanstack's documents use:
 Deny wins, then any Allow, else the request is implicitly denied; Action and NotAction (service
 prefix and action name case-insensitive, `*` and `?` wildcards), Resource and NotResource (ARNs,
 case-sensitive, `*` and `?` match across `:` and `/`), and the condition operators StringEquals,
-StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike and Bool (keys case-insensitive;
+StringNotEquals, StringLike, StringNotLike, ArnEquals, ArnLike, Bool and Null (keys case-insensitive;
 several values of one key are ORed, several keys and operators are ANDed; a key missing from the
 request fails every operator but the Not ones, as in AWS). Any other operator raises: a test must
 never pass because the evaluator skipped a condition it does not understand.
@@ -41,6 +41,9 @@ def _condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mappin
                 ok = actual is not None and any(_glob(v, actual, ignore_case=False) for v in values)
             elif operator == "StringNotLike":
                 ok = actual is None or not any(_glob(v, actual, ignore_case=False) for v in values)
+            elif operator == "Null":
+                # "true": the key is absent from the request; "false": it is present.
+                ok = any((actual is None) == (v.lower() == "true") for v in values)
             elif operator == "Bool":
                 ok = actual is not None and actual.lower() in [v.lower() for v in values]
             else:

@@ -127,3 +127,20 @@ def test_validate_refuses_an_app_secret_outside_the_stacks_parameter_path() -> N
         ConfigError, match=r"^leanstack:app\.secrets\.STRIPE_KEY: got .*expected an SSM parameter under /leanstack/dev/"
     ):
         load_stack_config(raw, "dev")
+
+
+def test_every_host_writes_backups_under_its_own_stacks_folder_only(
+    dev: StackRun, prod: StackRun, scale: StackRun
+) -> None:
+    # Issue 21 item 3: a host wrote, and the restore read, whatever sat under the prefix.
+    for run in (dev, prod, scale):
+        stack, documents = run.stack, host_role_documents(run)
+        objects = f"arn:aws:s3:::{run.outputs['backupBucket']}/{run.outputs['backupPrefix']}"
+        for action in ("s3:PutObject", "s3:AbortMultipartUpload"):
+            assert allowed(documents, action, f"{objects}/{stack}/app/20260101T000000Z.dump"), (stack, action)
+            for other in ("prod-recovery", f"{stack}x", "_drills", "app"):
+                key = f"{objects}/{other}/20260101T000000Z.dump"
+                assert not allowed(documents, action, key), (stack, action, key)
+        # Reading the whole prefix: the old layout, and the old stack's dumps on a recovery stack.
+        assert allowed(documents, "s3:GetObject", f"{objects}/app/20260101T000000Z.dump")
+        assert not allowed(documents, "s3:DeleteObject", f"{objects}/{stack}/app/20260101T000000Z.dump")

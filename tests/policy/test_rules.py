@@ -131,12 +131,10 @@ def _allow_everything(p: dict[str, Any]) -> None:
 
 
 def _allow_deleting_backups(p: dict[str, Any]) -> None:
-    # WriteAndReadBackups is the statement on the backup bucket's prefix.
+    # WriteBackups is the statement on the stack's folder of the backup bucket.
     _policy_doc(
         p,
-        lambda s: next(x for x in s if x.get("Sid") == "WriteAndReadBackups")["Action"].append(
-            "s3:DeleteObjectVersion"
-        ),
+        lambda s: next(x for x in s if x.get("Sid") == "WriteBackups")["Action"].append("s3:DeleteObjectVersion"),
     )
 
 

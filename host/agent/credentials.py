@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """leanstack-credentials: the app's own AWS identity, served to its container.
 
 An HTTP endpoint in the container-credentials protocol the AWS SDKs support through
@@ -32,10 +31,18 @@ Environment (systemd reads /etc/leanstack/credentials.env):
     REFRESH_BEFORE_SECONDS  default 1200: assume again this long before expiry. The SDKs
                             refetch credentials that expire within 15 minutes, so this
                             stays above 900 in production; tests lower it.
+    SOCKET_TIMEOUT_SECONDS  default 5: a connection that sends nothing for this long is closed
+    MAX_CONNECTIONS         default 32: connections served at once (one thread each); more
+                            are closed at once, so idle connections cannot pile up threads
 
-The app's container gets (the deploy tool's part):
+Each container gets a token of its own (the deploy tool's part), derived from the token
+file's secret and the container's name, which the container never sees:
     AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.2:51680/leanstack/credentials
-    AWS_CONTAINER_AUTHORIZATION_TOKEN=<the token file's content>
+    AWS_CONTAINER_AUTHORIZATION_TOKEN=<container name>.<HMAC-SHA256(secret, name)>
+(`container_token`). The endpoint accepts a token only when its MAC matches its name, logs
+the name with every refusal and every first use, and never accepts the secret itself: a
+container's token names that container, and one container's token cannot be turned into
+another's. A container started without a token gets nothing.
 
 Python 3.9, stdlib and boto3 only: it runs on Amazon Linux 2023's system Python.
 """
@@ -47,6 +54,7 @@ import datetime
 import hmac
 import json
 import os
+import re
 import secrets
 import sys
 import threading
@@ -54,17 +62,18 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
+from . import contract
+from .common import ConfigError, env_int, one_line, utc_now
+
 # boto3 is imported where credentials are fetched: the install code (and so `plan`) reads this
 # module's constants and must not need boto3.
 
-DEFAULT_ADDRESS = "169.254.170.2"
-DEFAULT_PORT = 51680
-DEFAULT_PATH = "/leanstack/credentials"
-DEFAULT_TOKEN_FILE = "/var/lib/leanstack-credentials/token"
-
-
-class ConfigError(Exception):
-    """Bad configuration: one line on stderr, exit 2."""
+DEFAULT_ADDRESS = contract.CREDENTIALS_ADDRESS
+DEFAULT_PORT = contract.CREDENTIALS_PORT
+DEFAULT_PATH = contract.CREDENTIALS_PATH
+DEFAULT_TOKEN_FILE = contract.CREDENTIALS_TOKEN_PATH
+# A container's name as docker allows it, which the token carries in the clear.
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ class Settings:
     session_name: str
     duration: int
     refresh_before: int
+    socket_timeout: int = 5
+    max_connections: int = 32
 
     @staticmethod
     def from_env(env: Mapping[str, str]) -> Settings:
@@ -89,34 +100,23 @@ class Settings:
         path = env.get("CREDENTIALS_PATH", "").strip() or DEFAULT_PATH
         if not path.startswith("/"):
             raise ConfigError(f"CREDENTIALS_PATH must start with '/', got {path!r}")
-        duration = _int(env, "DURATION_SECONDS", 3600, 900, 3600)
-        refresh_before = _int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 3600)
+        duration = env_int(env, "DURATION_SECONDS", 3600, 900, 3600)
+        refresh_before = env_int(env, "REFRESH_BEFORE_SECONDS", 1200, 0, 3600)
         if refresh_before >= duration:
             raise ConfigError(f"REFRESH_BEFORE_SECONDS ({refresh_before}) must be below DURATION_SECONDS ({duration})")
         return Settings(
             role_arn=role_arn,
             region=(env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", "")).strip() or None,
             address=env.get("LISTEN_ADDRESS", "").strip() or DEFAULT_ADDRESS,
-            port=_int(env, "LISTEN_PORT", DEFAULT_PORT, 1, 65535),
+            port=env_int(env, "LISTEN_PORT", DEFAULT_PORT, 1, 65535),
             path=path,
             token_file=env.get("TOKEN_FILE", "").strip() or DEFAULT_TOKEN_FILE,
             session_name=env.get("SESSION_NAME", "").strip() or "leanstack-app",
             duration=duration,
             refresh_before=refresh_before,
+            socket_timeout=env_int(env, "SOCKET_TIMEOUT_SECONDS", 5, 1, 60),
+            max_connections=env_int(env, "MAX_CONNECTIONS", 32, 1, 1024),
         )
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    text = env.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or not minimum <= int(text) <= maximum:
-        raise ConfigError(f"{name} must be a whole number from {minimum} to {maximum}, got {text!r}")
-    return int(text)
-
-
-def utc_now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def read_or_create_token(path: str) -> str:
@@ -138,6 +138,24 @@ def read_or_create_token(path: str) -> str:
         handle.write(token + "\n")
     os.replace(temporary, path)
     return token
+
+
+def container_token(secret: str, container: str) -> str:
+    """The token of one container: its name and the HMAC of the name under the endpoint's
+    secret. The deploy tool gives it to the container; the endpoint checks it (`token_owner`)."""
+    if not CONTAINER_NAME.match(container):
+        raise ValueError(f"{container!r} is not a container name")
+    mac = hmac.new(secret.encode("ascii"), container.encode("ascii"), "sha256").digest()
+    return f"{container}.{base64.urlsafe_b64encode(mac).decode('ascii').rstrip('=')}"
+
+
+def token_owner(secret: str, offered: str) -> Optional[str]:
+    """The container a token belongs to, or None when it is not a valid container token."""
+    name, _, _ = offered.rpartition(".")
+    if not CONTAINER_NAME.match(name):
+        return None
+    expected = container_token(secret, name).encode("ascii")
+    return name if hmac.compare_digest(offered.encode("utf-8", "replace"), expected) else None
 
 
 Assume = Callable[[], Dict[str, Any]]
@@ -185,7 +203,7 @@ class CredentialCache:
                 except Exception as error:
                     if self._current is None or self._current["Expiration"] - now <= datetime.timedelta(minutes=1):
                         raise
-                    log(f"refresh failed, serving the current credentials: {one_line(str(error))}")
+                    log(f"refresh failed, serving the current credentials: {one_line(str(error))[:300]}")
             current = self._current
         expiration: datetime.datetime = current["Expiration"]
         return {
@@ -196,36 +214,37 @@ class CredentialCache:
         }
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())[:300]
-
-
 def log(message: str) -> None:
     print(f"leanstack-credentials: {message}", file=sys.stderr, flush=True)
 
 
-def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type:
-    expected = token.encode("ascii")
+def make_handler(settings: Settings, secret: str, cache: CredentialCache) -> type:
+    seen: Dict[str, bool] = {}
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "leanstack-credentials"
         sys_version = ""
+        # The socket's timeout: a connection that sends nothing is closed, its thread freed.
+        timeout = settings.socket_timeout
 
         def do_GET(self) -> None:
             if self.path.split("?", 1)[0] != settings.path:
                 self._answer(404, {"code": "NotFound", "message": "no such path"})
                 return
-            offered = self.headers.get("Authorization", "").encode("utf-8", "replace")
-            if not hmac.compare_digest(offered, expected):
-                # The SDKs send the token as the whole Authorization header.
+            # The SDKs send the token as the whole Authorization header.
+            owner = token_owner(secret, self.headers.get("Authorization", ""))
+            if owner is None:
                 self._answer(403, {"code": "AccessDenied", "message": "missing or wrong authorization token"})
                 return
             try:
                 body = cache.get()
             except Exception as error:
-                log(f"cannot assume {settings.role_arn}: {one_line(str(error))}")
+                log(f"cannot assume {settings.role_arn}: {one_line(str(error))[:300]}")
                 self._answer(503, {"code": "ServiceUnavailable", "message": "cannot assume the app role now"})
                 return
+            if owner not in seen:
+                seen[owner] = True
+                log(f"first credentials for container {owner}")
             self._answer(200, body)
 
         def do_POST(self) -> None:
@@ -250,16 +269,49 @@ def make_handler(settings: Settings, token: str, cache: CredentialCache) -> type
     return Handler
 
 
+class BoundedServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most `max_connections` connections (threads) at once; a
+    connection beyond them is closed at once rather than given a thread."""
+
+    daemon_threads = True
+
+    def __init__(self, address: Any, handler: type, max_connections: int) -> None:
+        super().__init__(address, handler)
+        self.max_connections = max_connections
+        self.slots = threading.BoundedSemaphore(max_connections)
+        self.refused = 0
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.refused += 1
+            if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
+                log(f"{self.refused} connections closed unserved: all {self.max_connections} slots busy")
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
 def serve(settings: Settings, assume: Assume) -> None:
-    token = read_or_create_token(settings.token_file)
+    secret = read_or_create_token(settings.token_file)
     cache = CredentialCache(assume, settings.refresh_before)
-    server = ThreadingHTTPServer((settings.address, settings.port), make_handler(settings, token, cache))
-    server.daemon_threads = True
+    server = BoundedServer(
+        (settings.address, settings.port), make_handler(settings, secret, cache), settings.max_connections
+    )
     try:
         cache.get()
     except Exception as error:
         # Serve anyway: the app gets 503 until STS answers, and the unit stays up to retry.
-        log(f"cannot assume {settings.role_arn} yet: {one_line(str(error))}")
+        log(f"cannot assume {settings.role_arn} yet: {one_line(str(error))[:300]}")
     log(f"serving {settings.path} on {settings.address}:{settings.port}")
     try:
         server.serve_forever()
@@ -283,7 +335,3 @@ def main(argv: List[str]) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
