@@ -846,7 +846,7 @@ class ProxyHost(LeanComponent):
             "still-broken",
             "Site down for users: the host has failed a status check for 15 minutes and automatic "
             "recovery did not fix it. First check: EC2 console > the host > Status checks and System log; "
-            "if needed, `pulumi up --replace` the instance. Runbook: #host-still-broken",
+            "if needed, replace the instance as the runbook says. Runbook: #host-still-broken",
             namespace="AWS/EC2",
             metric_name="StatusCheckFailed",
             dimensions={"InstanceId": instance.id},

@@ -133,6 +133,13 @@ def _check_recovery(c: StackConfig) -> None:
                 f"missing; {why}, so expected who can run recovery when the owner cannot, "
                 'e.g. "Grace, grace@example.com"',
             )
+    state = c.recovery.credentials.pulumi_state
+    if re.search(rf"(?:\bregion=|[.-]){re.escape(c.region)}\b", state):
+        raise ConfigError(
+            f"{p}:recovery.credentials.pulumiState",
+            f"got {_show(state)}, which names {c.region}; expected Pulumi state outside aws:region: recovering from a "
+            f"region outage there needs the state, so keep it in another region",
+        )
     if c.recovery.rto_minutes and c.recovery.rto_minutes < 30:
         raise ConfigError(
             f"{p}:recovery.rtoMinutes",

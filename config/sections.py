@@ -837,6 +837,18 @@ def _check_no_secret(value: Any) -> str | None:
     return None
 
 
+# A state backend URL as `pulumi login` takes it: s3://, gs://, azblob://, file://, https:// (no user:password@).
+STATE_URL_RE = re.compile(r"\b(?:s3|gs|azblob|file|https)://[^\s@,;]+")
+
+
+def _check_state_place(value: Any) -> str | None:
+    """Where the state and its passphrase are: a backend URL may be long, but never carries a credential."""
+    text = str(value)
+    if re.search(r"://[^\s/]*@", text):
+        return "where the state and its passphrase are, with no user or password in the URL"
+    return _check_no_secret(STATE_URL_RE.sub("URL", text))
+
+
 @dataclass(frozen=True)
 class SystemRecovery(Validated):
     """Who brings one system back, and how fast and how fresh; empty fields fall back to the stack's."""
@@ -872,6 +884,19 @@ class RecoveryCredentials(Validated):
     recovery_key: str = setting(
         "", doc="Where the recovery key's private half is (backup.recoveryPublicKey).", pattern=r"[^\x00-\x1f]{0,160}",
         allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+    code_hosting: str = setting(
+        "", doc="Where the code host's login and 2FA recovery codes are (the repository the stack is deployed from).",
+        pattern=r"[^\x00-\x1f]{0,160}", allowed="one line of at most 160 characters", check=_check_no_secret,
+    )  # fmt: skip
+    pulumi_state: str = setting(
+        "", doc="Where the Pulumi state is (the pulumi login URL; it must not be in the stack's region) and where its "
+        "credentials and the stack's secrets passphrase are.",
+        pattern=r"[^\x00-\x1f]{0,160}", allowed="one line of at most 160 characters", check=_check_state_place,
+    )  # fmt: skip
+    password_manager: str = setting(
+        "", doc="Where the team password manager's emergency access is (its recovery kit, who holds it).",
+        pattern=r"[^\x00-\x1f]{0,160}", allowed="one line of at most 160 characters", check=_check_no_secret,
     )  # fmt: skip
 
 

@@ -3,7 +3,8 @@
     python -m leanstack plan STACK [--format text|markdown|json]   every resource, priced, with a diagram
     python -m leanstack diff BASE [HEAD] [--stack S] [--format text|markdown|json]
                                                                  what a change does, risk first
-    python -m leanstack runbook STACK                            the recovery sheet of a stack, in Markdown
+    python -m leanstack runbook STACK [--branch NAME]            the recovery sheet of a stack, in Markdown
+                                                                 (--branch: the triage and one branch only)
     python -m leanstack validate STACK                           check stacks/Pulumi.<STACK>.yaml
     python -m leanstack deploy STACK TAG | rollback STACK | releases STACK
                                                                  ship the app (needs AWS credentials)
@@ -109,11 +110,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_runbook(args: argparse.Namespace) -> int:
-    from leanstack.runbook import RunbookError, render_runbook
+    from leanstack.runbook import RunbookError, UnknownBranchError, render_runbook
 
     try:
-        sys.stdout.write(render_runbook(args.stack))
-    except RunbookError as error:
+        sys.stdout.write(render_runbook(args.stack, branch=args.branch))
+    except (RunbookError, UnknownBranchError) as error:
         raise InputError(str(error)) from None
     return 0
 
@@ -208,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--format", choices=FORMATS, default="text")
     runbook = commands.add_parser("runbook", help="print the stack's recovery sheet (Markdown)")
     runbook.add_argument("stack")
+    runbook.add_argument("--branch", help="print only this branch, after the triage (e.g. host-gone)")
     validate = commands.add_parser("validate", help="validate stacks/Pulumi.<stack>.yaml")
     validate.add_argument("stack")
     commands.add_parser("schema", help="print the JSON Schema of the stack files")
