@@ -170,10 +170,7 @@ def drill_credentials_service() -> HostFile:
 
 def _drill_unit_settings() -> tuple[str, str]:
     """The drill unit's [Unit] and [Service] lines that keep it from the metadata service."""
-    unit = (
-        f"Requires={contract.DRILL_CREDENTIALS_SERVICE}\n"
-        f"After={contract.DRILL_CREDENTIALS_SERVICE}\n"
-    )
+    unit = f"Requires={contract.DRILL_CREDENTIALS_SERVICE}\nAfter={contract.DRILL_CREDENTIALS_SERVICE}\n"
     service = (
         "# No metadata service: restored dumps run in this unit's PostgreSQL, and whoever reaches\n"
         "# it takes the host role. The host role's credentials come from the file the unit above\n"

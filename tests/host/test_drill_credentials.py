@@ -34,7 +34,12 @@ def without_keys(env: dict[str, str]) -> dict[str, str]:
 
 def write_credentials(env: dict[str, str], path: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*tool_command("drill-credentials"), str(path)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [*tool_command("drill-credentials"), str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -104,7 +109,7 @@ def test_the_file_holds_the_chains_credentials_root_only_and_boto3_reads_it(
 def test_expiring_credentials_are_written_with_their_expiry(
     tmp_path: Path, endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expiry = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=3)).replace(microsecond=0)
+    expiry = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=3)).replace(microsecond=0)
     ContainerEndpoint.expiration = expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
     path = tmp_path / "drill-aws-credentials"
     path.write_text("[default]\naws_access_key_id = OLD\naws_secret_access_key = OLD\n")
