@@ -36,8 +36,10 @@ def expiry_of(credentials: Any) -> Optional[datetime.datetime]:
     return expiry if isinstance(expiry, datetime.datetime) else None
 
 
-def render(access_key: str, secret_key: str, token: Optional[str], method: str, expiry: Optional[str]) -> str:
-    values = {"aws_access_key_id": access_key, "aws_secret_access_key": secret_key}
+def render(
+    access_key: Optional[str], secret_key: Optional[str], token: Optional[str], method: str, expiry: Optional[str]
+) -> str:
+    values = {"aws_access_key_id": access_key or "", "aws_secret_access_key": secret_key or ""}
     if token:
         values["aws_session_token"] = token
     for name, value in values.items():

@@ -163,3 +163,13 @@ def test_the_drill_runs_on_the_file_alone(
     drilled = run_tool("restore-drill", drill_env)
     assert drilled.returncode == 0, drilled.stderr
     assert drilled.stdout.startswith("restore drill ok: ") and "(local target)" in drilled.stdout
+
+
+def test_a_value_that_would_break_the_file_is_refused() -> None:
+    from leanstack.host.agent.common import Failure
+    from leanstack.host.agent.drill_credentials import render
+
+    assert render("AKIA", "secret", None, "env", None).endswith("aws_secret_access_key = secret\n")
+    for access_key, secret_key in (("AKIA", "secret\naws_session_token = planted"), ("", "secret"), (None, "s")):
+        with pytest.raises(Failure, match="not one plain line; nothing written"):
+            render(access_key, secret_key, "token", "env", None)
