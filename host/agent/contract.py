@@ -134,10 +134,12 @@ DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
 # StateDirectory=leanstack-credentials of the endpoint's unit (DynamicUser: a link into /var/lib/private).
 CREDENTIALS_TOKEN_PATH = "/var/lib/leanstack-credentials/token"
 # The host role's short-lived credentials for the drill unit, which cannot reach the metadata
-# service: written (root only, 0600) by DRILL_CREDENTIALS_SERVICE before each drill, handed to the
-# drill by systemd (LoadCredential=), removed when the drill stops.
+# service: written (root only, 0600) by DRILL_CREDENTIALS_SERVICE before each drill, copied for
+# the drill's user into its RuntimeDirectory (DRILL_RUN_DIR), removed when the drill stops.
 RUN_DIR = "/run/leanstack"
-DRILL_CREDENTIALS_PATH = f"{RUN_DIR}/drill-aws-credentials"
+DRILL_CREDENTIALS_NAME = "drill-aws-credentials"
+DRILL_CREDENTIALS_PATH = f"{RUN_DIR}/{DRILL_CREDENTIALS_NAME}"
+DRILL_RUN_DIR = "/run/leanstack-restore-drill"
 # The instance metadata service (IPv4 and the Nitro IPv6 address): the drill unit may not reach it.
 METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
 

@@ -171,14 +171,21 @@ def drill_credentials_service() -> HostFile:
 def _drill_unit_settings() -> tuple[str, str]:
     """The drill unit's [Unit] and [Service] lines that keep it from the metadata service."""
     unit = f"Requires={contract.DRILL_CREDENTIALS_SERVICE}\nAfter={contract.DRILL_CREDENTIALS_SERVICE}\n"
+    # The drill's copy, in its RuntimeDirectory (owned by its dynamic user, removed when it stops).
+    # Copied as root by an ExecStartPre with "+" (no user, no sandbox, still in the unit's cgroup:
+    # it reaches nothing). Not LoadCredential=: in the box (systemd 252 in a container) it loads nothing.
+    copy = f"{contract.DRILL_RUN_DIR}/{contract.DRILL_CREDENTIALS_NAME}"
+    owner = '"$$(stat -c %%u "$RUNTIME_DIRECTORY")"'
+    group = '"$$(stat -c %%g "$RUNTIME_DIRECTORY")"'
     service = (
         "# No metadata service: restored dumps run in this unit's PostgreSQL, and whoever reaches\n"
         "# it takes the host role. The host role's credentials come from the file the unit above\n"
-        "# wrote (only those: keys in the manager's environment are dropped), copied by systemd\n"
-        "# into $CREDENTIALS_DIRECTORY; the file is removed when the drill stops.\n"
+        "# wrote (only those: keys in the manager's environment are dropped); the drill reads a\n"
+        "# copy only its user can read, and the file is removed when the drill stops.\n"
         f"IPAddressDeny={' '.join(contract.METADATA_ADDRESSES)}\n"
-        f"LoadCredential=aws:{contract.DRILL_CREDENTIALS_PATH}\n"
-        "Environment=AWS_SHARED_CREDENTIALS_FILE=%d/aws\n"
+        f"ExecStartPre=+/usr/bin/sh -c 'install -m 0400 -o {owner} -g {group} "
+        f'{contract.DRILL_CREDENTIALS_PATH} "$RUNTIME_DIRECTORY/{contract.DRILL_CREDENTIALS_NAME}"\'\n'
+        f"Environment=AWS_SHARED_CREDENTIALS_FILE={copy}\n"
         "UnsetEnvironment=AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE\n"
         f"ExecStopPost=+/usr/bin/rm -f {contract.DRILL_CREDENTIALS_PATH}\n"
     )

@@ -177,8 +177,10 @@ def test_the_drill_unit_cannot_reach_the_metadata_service_and_gets_the_host_role
     assert "\nAfter=leanstack-restore-drill-credentials.service\n" in unit
     for setting in (
         "IPAddressDeny=169.254.169.254 fd00:ec2::254",
-        "LoadCredential=aws:/run/leanstack/drill-aws-credentials",
-        "Environment=AWS_SHARED_CREDENTIALS_FILE=%d/aws",
+        "ExecStartPre=+/usr/bin/sh -c 'install -m 0400 -o \"$$(stat -c %%u \"$RUNTIME_DIRECTORY\")\" "
+        "-g \"$$(stat -c %%g \"$RUNTIME_DIRECTORY\")\" /run/leanstack/drill-aws-credentials "
+        "\"$RUNTIME_DIRECTORY/drill-aws-credentials\"'",
+        "Environment=AWS_SHARED_CREDENTIALS_FILE=/run/leanstack-restore-drill/drill-aws-credentials",
         "UnsetEnvironment=AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",
         "ExecStopPost=+/usr/bin/rm -f /run/leanstack/drill-aws-credentials",
         "DynamicUser=yes",
@@ -186,7 +188,7 @@ def test_the_drill_unit_cannot_reach_the_metadata_service_and_gets_the_host_role
         assert f"\n{setting}\n" in service, setting
     # Nothing else of the drill's sandbox changed: the backup unit's lines, in the same order.
     backup = files["/etc/systemd/system/leanstack-backup.service"].content
-    assert "IPAddressDeny" not in backup and "LoadCredential" not in backup
+    assert "IPAddressDeny" not in backup and "AWS_SHARED_CREDENTIALS_FILE" not in backup
     assert backup.split("Nice=10\n", 1)[1] == drill.split("Nice=10\n", 1)[1]
     # The credentials unit: root (no DynamicUser, no User), no RemainAfterExit (each drill
     # start runs it again), writing into a root-only runtime directory kept after it exits.
@@ -219,10 +221,11 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip("no system unit directory to verify the units against")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
-    # The drill's ExecStopPost removes its credentials file with the system's rm (AL2023 and
-    # Debian both merged /usr: /usr/bin/rm).
+    # The drill copies its credentials file with the system's sh and removes it with its rm
+    # (AL2023 and Debian both merged /usr: /usr/bin/sh, /usr/bin/rm).
     (root / "usr/bin").mkdir(parents=True)
-    shutil.copy2("/usr/bin/rm", root / "usr/bin/rm")
+    for program in ("sh", "rm"):
+        shutil.copy2(f"/usr/bin/{program}", root / "usr/bin" / program)
     # The variant with every drill option on: its unit has the most settings.
     install_into(
         root, backup_host_files(dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
