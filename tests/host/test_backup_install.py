@@ -177,9 +177,9 @@ def test_the_drill_unit_cannot_reach_the_metadata_service_and_gets_the_host_role
     assert "\nAfter=leanstack-restore-drill-credentials.service\n" in unit
     for setting in (
         "IPAddressDeny=169.254.169.254 fd00:ec2::254",
-        "ExecStartPre=+/usr/bin/sh -c 'install -m 0400 -o \"$$(stat -c %%u \"$RUNTIME_DIRECTORY\")\" "
-        "-g \"$$(stat -c %%g \"$RUNTIME_DIRECTORY\")\" /run/leanstack/drill-aws-credentials "
-        "\"$RUNTIME_DIRECTORY/drill-aws-credentials\"'",
+        'ExecStartPre=+/usr/bin/sh -c \'install -m 0400 -o "$$(stat -c %%u "$RUNTIME_DIRECTORY")" '
+        '-g "$$(stat -c %%g "$RUNTIME_DIRECTORY")" /run/leanstack/drill-aws-credentials '
+        '"$RUNTIME_DIRECTORY/drill-aws-credentials"\'',
         "Environment=AWS_SHARED_CREDENTIALS_FILE=/run/leanstack-restore-drill/drill-aws-credentials",
         "UnsetEnvironment=AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",
         "ExecStopPost=+/usr/bin/rm -f /run/leanstack/drill-aws-credentials",
