@@ -139,7 +139,6 @@ CREDENTIALS_TOKEN_PATH = "/var/lib/leanstack-credentials/token"
 RUN_DIR = "/run/leanstack"
 DRILL_CREDENTIALS_NAME = "drill-aws-credentials"
 DRILL_CREDENTIALS_PATH = f"{RUN_DIR}/{DRILL_CREDENTIALS_NAME}"
-DRILL_RUN_DIR = "/run/leanstack-restore-drill"
 # The instance metadata service (IPv4 and the Nitro IPv6 address): the drill unit may not reach it.
 METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
 
@@ -161,6 +160,8 @@ BACKUP_TIMER = "leanstack-backup.timer"
 DRILL_SERVICE = "leanstack-restore-drill.service"
 DRILL_TIMER = "leanstack-restore-drill.timer"
 DRILL_CREDENTIALS_SERVICE = "leanstack-restore-drill-credentials.service"
+# The drill unit's RuntimeDirectory= (its unit's name): its lock and its copy of the credentials.
+DRILL_RUN_DIR = f"/run/{DRILL_SERVICE.rsplit('.', 1)[0]}"
 SEAL_TIMER = "leanstack-seal-secrets.timer"
 CREDENTIALS_SERVICE = "leanstack-credentials.service"
 HOST_FILES_SERVICE = "leanstack-host-files.service"
