@@ -26,7 +26,8 @@ from support.nginx_harness import Response, request
 from support.system import skip_or_fail
 from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config
 
-NAME = "leanstack-box-test"
+# BOX_TEST_NAME: another name, so two sessions on one machine (two worktrees) keep their own boxes.
+NAME = os.environ.get("BOX_TEST_NAME", "leanstack-box-test")
 # The dev stack with the two host features dev leaves off: the app's own AWS identity (file
 # storage, so leanstack-credentials runs) and sealed secrets (so the seal timer runs).
 BOX_OVERRIDES = {
