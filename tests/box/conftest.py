@@ -28,11 +28,12 @@ from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config
 
 # BOX_TEST_NAME: another name, so two sessions on one machine (two worktrees) keep their own boxes.
 NAME = os.environ.get("BOX_TEST_NAME", "leanstack-box-test")
-# The dev stack with the two host features dev leaves off: the app's own AWS identity (file
-# storage, so leanstack-credentials runs) and sealed secrets (so the seal timer runs).
+# The dev stack with the host features dev leaves off: the app's own AWS identity (file storage,
+# so leanstack-credentials runs), sealed secrets (so the seal timer runs) and the drill starting
+# the real app image against the restored data (as the restoring role, never a superuser).
 BOX_OVERRIDES = {
     "leanstack:storage": {"enabled": True},
-    "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY},
+    "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY, "drillStartsApp": True},
 }
 REPO = Path(__file__).resolve().parent.parent.parent
 

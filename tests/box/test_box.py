@@ -255,6 +255,9 @@ def test_the_drill_unit_passes_and_cannot_reach_the_metadata_service(box: Box) -
     assert f"/system.slice/{drill}" in said and "metadata: refused" in said, said
     assert box.sh(f"systemctl show -p Result --value {drill}").stdout.strip() == "success"
     assert "restore drill ok" in said, said
+    # backup.drillStartsApp: the serving image, started by the drill on its internal network against
+    # the scratch database, answered its health path.
+    assert "the app answered its health path" in said, said
     # The credentials came from the unit before it, and their file is gone with the drill.
     wrote = box.sh(f"journalctl -u {credentials} --since @{since} --no-pager").stdout
     assert "wrote /run/leanstack/drill-aws-credentials (0600)" in wrote, wrote
