@@ -171,7 +171,9 @@ def docker_drill_argv(app: App, image: str, name: str, socket_dir: str, names: S
         "--volume",
         f"{socket_dir}:{socket_dir}",
     ]
-    if app.env_file and os.path.exists(app.env_file):
+    # The docker CLI reads an env file itself, as the drill's user: the host's app.env is root's
+    # (0600), and the plain values it once held come from the app's SSM config (app_plain_env).
+    if app.env_file and os.access(app.env_file, os.R_OK):
         argv += ["--env-file", app.env_file]
     # Names only: docker takes the values from its environment, so the password is in no argv.
     for variable in (*names, "LEANSTACK_DRILL", "PORT", *contract.DATABASE_VARIABLES):
