@@ -27,11 +27,19 @@ from support.system import skip_or_fail
 from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config
 
 NAME = "leanstack-box-test"
-# The dev stack with the two host features dev leaves off: the app's own AWS identity (file
-# storage, so leanstack-credentials runs) and sealed secrets (so the seal timer runs).
+# A worker (app.processes): the app image's python, printing in a loop; a short grace keeps deploys quick.
+BOX_WORKER = "ticker"
+BOX_WORKER_COMMAND = [
+    "python3",
+    "-c",
+    "import itertools, time; [print('ticker alive', flush=True) or time.sleep(1) for _ in itertools.count()]",
+]
+# The dev stack with the host features dev leaves off: the app's own AWS identity (file
+# storage, so leanstack-credentials runs), sealed secrets (so the seal timer runs) and a worker.
 BOX_OVERRIDES = {
     "leanstack:storage": {"enabled": True},
     "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY},
+    "leanstack:app": {"processes": {BOX_WORKER: {"command": BOX_WORKER_COMMAND, "count": 1, "stopTimeoutSeconds": 5}}},
 }
 REPO = Path(__file__).resolve().parent.parent.parent
 
