@@ -122,6 +122,16 @@ def test_a_worker_from_app_processes_runs_restarts_on_deploy_and_when_killed(box
     assert f"process {BOX_WORKER} 1 ended (exit-code, exit 137); systemd restarts it" in box.sh(journal).stdout
 
 
+def test_a_deploy_stops_the_old_versions_unit_cleanly_not_failed(box: Box) -> None:
+    old_port = box.sh("leanstack-app status").stdout.split(" on port ", 1)[1].split()[0]
+    push(box, "w3")
+    box.sh("leanstack-app deploy w3")
+    state = box.sh(f"systemctl show -p ActiveState -p Result leanstack-app@{old_port}").stdout.split()
+    # docker stop's SIGTERM ends `docker run` with 143: the stop the deploy asked for, not a failure.
+    assert sorted(state) == ["ActiveState=inactive", "Result=success"], state
+    assert box.sh("systemctl list-units --failed --no-legend --plain").stdout.strip() == ""
+
+
 @contextmanager
 def request_loop(box: Box) -> Iterator[Counter[str]]:
     """Requests one after another through nginx until the block ends; counts each answer."""
