@@ -76,6 +76,18 @@ def app_config_parameter(box: Box) -> dict[str, Any]:
     return dict(json.loads(box.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]))
 
 
+def deploy_when_free(box: Box, tag: str) -> subprocess.CompletedProcess[str]:
+    """`leanstack-app deploy TAG`, once a restart the config timer started (after a config change) is done."""
+    deadline = time.monotonic() + 180
+    while True:
+        done = box.sh(f"leanstack-app deploy {tag}", check=False)
+        if done.returncode == 0:
+            return done
+        if "another deploy is running" not in done.stderr or time.monotonic() > deadline:
+            pytest.fail(f"leanstack-app deploy {tag}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+        time.sleep(2)
+
+
 def test_a_worker_from_app_processes_runs_restarts_on_deploy_and_when_killed(box: Box) -> None:
     # Runs before any test here rewrites the app's config: the worker came from the stack config.
     seeded = app_config_parameter(box)
@@ -94,7 +106,7 @@ def test_a_worker_from_app_processes_runs_restarts_on_deploy_and_when_killed(box
     since = box.sh("date +%s").stdout.strip()
     set_app_config(box, {**seeded, "release_command": ["python3", "-c", "print('migrated')"]})
     try:
-        said = box.sh("leanstack-app deploy w2").stdout.splitlines()
+        said = deploy_when_free(box, "w2").stdout.splitlines()
     finally:
         set_app_config(box, seeded)
     released = next(i for i, line in enumerate(said) if "the release command of w2 succeeded" in line)
@@ -125,7 +137,7 @@ def test_a_worker_from_app_processes_runs_restarts_on_deploy_and_when_killed(box
 def test_a_deploy_stops_the_old_versions_unit_cleanly_not_failed(box: Box) -> None:
     old_port = box.sh("leanstack-app status").stdout.split(" on port ", 1)[1].split()[0]
     push(box, "w3")
-    box.sh("leanstack-app deploy w3")
+    deploy_when_free(box, "w3")
     state = box.sh(f"systemctl show -p ActiveState -p Result leanstack-app@{old_port}").stdout.split()
     # docker stop's SIGTERM ends `docker run` with 143: the stop the deploy asked for, not a failure.
     assert sorted(state) == ["ActiveState=inactive", "Result=success"], state
