@@ -12,6 +12,7 @@ from leanstack.host.agent.contract import (
     PROJECT,
     app_parameters_path,
     cache_token_parameter,
+    database_parameter,
     releases_parameter,
     tls_parameter_prefix,
 )
@@ -52,6 +53,12 @@ def app_config_parameter(stack: str) -> str:
 
 def pulumi_owned_parameter(stack: str, name: str) -> bool:
     """Whether the stack's Pulumi program writes this SSM parameter (the app config document, the release
-    history, the cache token, the TLS material): a sealed restore never does."""
-    owned = (releases_parameter(stack), app_config_parameter(stack), cache_token_parameter(stack))
+    history, the cache token, the database's location, the TLS material): a sealed restore never does (a
+    forged bundle must not point the host at another database)."""
+    owned = (
+        releases_parameter(stack),
+        app_config_parameter(stack),
+        cache_token_parameter(stack),
+        database_parameter(stack),
+    )
     return name in owned or name.startswith(tls_parameter_prefix(stack) + "/")

@@ -504,6 +504,13 @@ def render_mermaid(plan: dict[str, Any]) -> str:
         if r["type"] == "aws:budgets/budget:Budget" and r["component"] in drawn and emails:
             lines.append('  inbox(["email inbox"])')
             edges.add(f'  {_node_id(r["component"])} -.->|"spend over budget"| inbox')
+    for board in (r for r in resources if r["type"] == "aws:cloudwatch/dashboard:Dashboard"):
+        body = str(board["inputs"].get("dashboardBody", ""))
+        for r in resources:
+            shown = r["type"] in ("aws:rds/instance:Instance", "aws:cloudwatch/logGroup:LogGroup")
+            name = str(r["inputs"].get("identifier") or r["inputs"].get("name") or "")
+            if shown and name and f'"{name}"' in body and {board["component"], r["component"]} <= set(drawn):
+                edges.add(f'  {_node_id(board["component"])} -.->|"shows"| {_node_id(r["component"])}')
     nodes = sorted(set(lines[2:]))
     return "\n".join(lines[:2] + nodes + sorted(edges)) + "\n"
 

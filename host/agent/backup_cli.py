@@ -22,6 +22,12 @@ backups that restore.
                                      Behind a load balancer the page must be on every host
                                      first (the laptop's maintenance STACK on)
 
+    leanstack-backup drill-credentials PATH
+                                     write the host's AWS credentials (boto3's default
+                                     chain: the instance role's) to PATH, 0600, as a shared
+                                     credentials file, for the drill's unit, which cannot
+                                     reach the metadata service; prints their expiry
+
     leanstack-backup database-env    print where the database is now, as shell assignments
                                      (DATABASE_HOST, _PORT, _SECRET_ARN; no password), for
                                      `eval` in the recovery sheet's manual steps
@@ -102,6 +108,7 @@ from .backup_settings import (
 )
 from .common import ConfigError, Failure, env_value, one_line
 from .drill import restore_drill
+from .drill_credentials import write_drill_credentials
 from .postgres import Busy
 from .restore import RestoreOptions, restore
 
@@ -134,6 +141,27 @@ def print_database_env() -> int:
     return 0
 
 
+def print_drill_credentials(arguments: List[str]) -> int:
+    """`drill-credentials PATH`: the credentials file the drill's unit loads."""
+    command = f"{BACKUP_COMMAND} drill-credentials"
+    if len(arguments) != 1:
+        print(f"{command}: expected one argument, the file to write (see --help)", file=sys.stderr)
+        return 2
+    try:
+        said = write_drill_credentials(arguments[0])
+    except ConfigError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return 2
+    except Failure as failure:
+        print(f"{command}: failed: {one_line(str(failure))}", file=sys.stderr)
+        return failure.code
+    except OSError as error:
+        print(f"{command}: failed: writing {arguments[0]}: {one_line(str(error))}", file=sys.stderr)
+        return 1
+    print(said)
+    return 0
+
+
 def main(argv: List[str]) -> int:
     program = os.path.basename(argv[0]) if argv else BACKUP_COMMAND
     arguments = argv[1:]
@@ -142,6 +170,8 @@ def main(argv: List[str]) -> int:
         return 0
     if arguments == ["database-env"]:
         return print_database_env()
+    if arguments[:1] == ["drill-credentials"]:
+        return print_drill_credentials(arguments[1:])
     if arguments and arguments[0] in SUBCOMMANDS:
         command = SUBCOMMANDS[arguments[0]]
         arguments = arguments[1:]

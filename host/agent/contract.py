@@ -133,6 +133,14 @@ APP_LOCK_PATH = "/run/leanstack-app.lock"
 DRILL_WORK_DIR = "/var/lib/leanstack-restore-drill"
 # StateDirectory=leanstack-credentials of the endpoint's unit (DynamicUser: a link into /var/lib/private).
 CREDENTIALS_TOKEN_PATH = "/var/lib/leanstack-credentials/token"
+# The host role's short-lived credentials for the drill unit, which cannot reach the metadata
+# service: written (root only, 0600) by DRILL_CREDENTIALS_SERVICE before each drill, copied for
+# the drill's user into its RuntimeDirectory (DRILL_RUN_DIR), removed when the drill stops.
+RUN_DIR = "/run/leanstack"
+DRILL_CREDENTIALS_NAME = "drill-aws-credentials"
+DRILL_CREDENTIALS_PATH = f"{RUN_DIR}/{DRILL_CREDENTIALS_NAME}"
+# The instance metadata service (IPv4 and the Nitro IPv6 address): the drill unit may not reach it.
+METADATA_ADDRESSES = ("169.254.169.254", "fd00:ec2::254")
 
 # The app's credentials endpoint (container-credentials protocol).
 CREDENTIALS_ADDRESS = "169.254.170.2"
@@ -151,6 +159,9 @@ BACKUP_SERVICE = "leanstack-backup.service"
 BACKUP_TIMER = "leanstack-backup.timer"
 DRILL_SERVICE = "leanstack-restore-drill.service"
 DRILL_TIMER = "leanstack-restore-drill.timer"
+DRILL_CREDENTIALS_SERVICE = "leanstack-restore-drill-credentials.service"
+# The drill unit's RuntimeDirectory= (its unit's name): its lock and its copy of the credentials.
+DRILL_RUN_DIR = f"/run/{DRILL_SERVICE.rsplit('.', 1)[0]}"
 SEAL_TIMER = "leanstack-seal-secrets.timer"
 CREDENTIALS_SERVICE = "leanstack-credentials.service"
 HOST_FILES_SERVICE = "leanstack-host-files.service"

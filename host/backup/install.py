@@ -141,9 +141,11 @@ def render_env_file(settings: BackupSettings) -> str:
     return _template("backup.env.in").substitute(assignments=assignments)
 
 
-def _service(name: str, description: str, exec_start: str, timeout: str, extra: str = "") -> HostFile:
+def _service(
+    name: str, description: str, exec_start: str, timeout: str, extra: str = "", unit_extra: str = ""
+) -> HostFile:
     content = _template("service.in").substitute(
-        name=name, description=description, exec_start=exec_start, timeout=timeout, extra=extra
+        name=name, description=description, exec_start=exec_start, timeout=timeout, extra=extra, unit_extra=unit_extra
     )
     return HostFile(path=f"{UNIT_DIR}/{name}.service", content=content)
 
@@ -155,6 +157,41 @@ def _timer(name: str, description: str, calendar: str, randomized_delay: str) ->
     return HostFile(path=f"{UNIT_DIR}/{name}.timer", content=content)
 
 
+def drill_credentials_service() -> HostFile:
+    """The oneshot that writes the host role's credentials for the drill before each drill."""
+    content = _template("drill-credentials.service.in").substitute(
+        drill_service=contract.DRILL_SERVICE,
+        exec_start=BACKUP_TOOL_PATH,
+        path=contract.DRILL_CREDENTIALS_PATH,
+        runtime_directory=contract.RUN_DIR.removeprefix("/run/"),
+    )
+    return HostFile(path=f"{UNIT_DIR}/{contract.DRILL_CREDENTIALS_SERVICE}", content=content)
+
+
+def _drill_unit_settings() -> tuple[str, str]:
+    """The drill unit's [Unit] and [Service] lines that keep it from the metadata service."""
+    unit = f"Requires={contract.DRILL_CREDENTIALS_SERVICE}\nAfter={contract.DRILL_CREDENTIALS_SERVICE}\n"
+    # The drill's copy, in its RuntimeDirectory (owned by its dynamic user, removed when it stops).
+    # Copied as root by an ExecStartPre with "+" (no user, no sandbox, still in the unit's cgroup:
+    # it reaches nothing). Not LoadCredential=: in the box (systemd 252 in a container) it loads nothing.
+    copy = f"{contract.DRILL_RUN_DIR}/{contract.DRILL_CREDENTIALS_NAME}"
+    owner = '"$$(stat -c %%u "$RUNTIME_DIRECTORY")"'
+    group = '"$$(stat -c %%g "$RUNTIME_DIRECTORY")"'
+    service = (
+        "# No metadata service: restored dumps run in this unit's PostgreSQL, and whoever reaches\n"
+        "# it takes the host role. The host role's credentials come from the file the unit above\n"
+        "# wrote (only those: keys in the manager's environment are dropped); the drill reads a\n"
+        "# copy only its user can read, and the file is removed when the drill stops.\n"
+        f"IPAddressDeny={' '.join(contract.METADATA_ADDRESSES)}\n"
+        f"ExecStartPre=+/usr/bin/sh -c 'install -m 0400 -o {owner} -g {group} "
+        f'{contract.DRILL_CREDENTIALS_PATH} "$RUNTIME_DIRECTORY/{contract.DRILL_CREDENTIALS_NAME}"\'\n'
+        f"Environment=AWS_SHARED_CREDENTIALS_FILE={copy}\n"
+        "UnsetEnvironment=AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE\n"
+        f"ExecStopPost=+/usr/bin/rm -f {contract.DRILL_CREDENTIALS_PATH}\n"
+    )
+    return unit, service
+
+
 def backup_tool() -> HostFile:
     """leanstack-backup's entry script (its code, the agent's modules, travels through the host-files bucket)."""
     return entry_file(contract.BACKUP_COMMAND)
@@ -162,10 +199,11 @@ def backup_tool() -> HostFile:
 
 def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
     """Every file the host needs for daily backups and monthly restore drills."""
+    drill_unit_extra, drill_no_metadata = _drill_unit_settings()
     drill_extra = (
         "# The drill's local PostgreSQL: on disk, owned by the dynamic user, kept out of /tmp.\n"
         "StateDirectory=leanstack-restore-drill\n"
-    )
+    ) + drill_no_metadata
     if settings.drill_starts_app:
         # docker run for the app's drill start (the socket is root-equivalent: opt-in only).
         drill_extra += "SupplementaryGroups=docker\n"
@@ -208,7 +246,9 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
             DRILL_TOOL_PATH,
             "12h",
             drill_extra,
+            drill_unit_extra,
         ),
+        drill_credentials_service(),
         _timer(
             "leanstack-restore-drill",
             "leanstack: monthly restore drill",

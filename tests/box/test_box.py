@@ -314,12 +314,60 @@ def test_a_backup_unit_writes_a_dump_to_the_backup_bucket(box: Box) -> None:
     assert dumps and s3.head_object(Bucket=box.values["BOX_BACKUP_BUCKET"], Key=dumps[0])["ContentLength"] > 0
 
 
-def test_the_drill_unit_passes(box: Box) -> None:
-    since = box.sh("date +%s").stdout.strip()
-    box.sh("systemctl start leanstack-restore-drill.service", timeout=600)
-    assert box.sh("systemctl show -p Result --value leanstack-restore-drill.service").stdout.strip() == "success"
-    said = box.sh(f"journalctl -u leanstack-restore-drill.service --since @{since} --no-pager").stdout
+# A process that tries the metadata service's address, saying which cgroup it ran in.
+METADATA_PROBE = (
+    "import socket\n"
+    "print(open('/proc/self/cgroup').read().strip())\n"
+    "try:\n"
+    "    socket.create_connection(('169.254.169.254', 80), 3).close()\n"
+    "    print('metadata: connected')\n"
+    "except OSError as error:\n"
+    "    print('metadata: refused', type(error).__name__, error)\n"
+)
+
+
+PROBE_DROP_IN = "/run/systemd/system/leanstack-restore-drill.service.d/metadata-probe.conf"
+
+
+def test_the_drill_unit_passes_and_cannot_reach_the_metadata_service(box: Box) -> None:
+    drill, credentials = "leanstack-restore-drill.service", "leanstack-restore-drill-credentials.service"
+    denied = box.sh(f"systemctl show -p IPAddressDeny --value {drill}").stdout.split()
+    assert set(denied) == {"169.254.169.254/32", "fd00:ec2::254/128"}, denied
+    # The box has no metadata service: a stand-in listens on its address (the box's loopback),
+    # reachable from outside the drill's unit, so a refusal inside it is the unit's doing.
+    box.sh("ip addr add 169.254.169.254/32 dev lo")
+    try:
+        box.sh("systemd-run --unit=box-metadata-stand-in python3 -m http.server --bind 169.254.169.254 80")
+        box.wait("python3 -c \"import socket; socket.create_connection(('169.254.169.254', 80), 3)\"", timeout=30)
+        outside = box.sh(f"python3 -c {shlex.quote(METADATA_PROBE)}").stdout
+        assert "metadata: connected" in outside, outside
+
+        box.sh(f"cat > /run/metadata-probe.py <<'EOF'\n{METADATA_PROBE}EOF")
+        # The probe runs as the drill's first step of its own: in the drill's unit (its cgroup,
+        # where systemd's BPF filter sits, and its sandbox), as its user.
+        box.sh(
+            f"mkdir -p {PROBE_DROP_IN.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/usr/bin/python3 "
+            f"/run/metadata-probe.py\\n' > {PROBE_DROP_IN} && systemctl daemon-reload"
+        )
+        since = box.sh("date +%s").stdout.strip()
+        box.sh(f"systemctl start {drill}", check=False, timeout=600)
+    finally:
+        box.sh(
+            f"rm -f {PROBE_DROP_IN}; systemctl daemon-reload; systemctl stop box-metadata-stand-in.service;"
+            " ip addr del 169.254.169.254/32 dev lo",
+            check=False,
+        )
+    said = box.sh(f"journalctl -u {drill} --since @{since} --no-pager").stdout
+    assert f"/system.slice/{drill}" in said and "metadata: refused" in said, said
+    assert box.sh(f"systemctl show -p Result --value {drill}").stdout.strip() == "success"
     assert "restore drill ok" in said, said
+    # backup.drillStartsApp: the serving image, started by the drill on its internal network against
+    # the scratch database, answered its health path.
+    assert "the app answered its health path" in said, said
+    # The credentials came from the unit before it, and their file is gone with the drill.
+    wrote = box.sh(f"journalctl -u {credentials} --since @{since} --no-pager").stdout
+    assert "wrote /run/leanstack/drill-aws-credentials (0600)" in wrote, wrote
+    assert box.sh("test -e /run/leanstack/drill-aws-credentials", check=False).returncode == 1
 
 
 def test_restore_swap_with_the_app_serving(box: Box) -> None:

@@ -287,7 +287,8 @@ def files_of(document: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_single_hosts_user_data_is_the_jobs_hosts_but_for_nginx(prod: StackRun, prod_grown: StackRun) -> None:
-    """Growing prod changes where cloud-init runs and how nginx meets its clients, nothing else."""
+    """Growing prod changes where cloud-init runs, how nginx meets its clients and that the host is one of
+    several behind a load balancer, nothing else."""
     single = single_host_config(prod)
     jobs = cloud_config(template_of(prod_grown, "jobs"))
     assert {k: v for k, v in jobs.items() if k != "write_files"} == {
@@ -296,7 +297,12 @@ def test_the_single_hosts_user_data_is_the_jobs_hosts_but_for_nginx(prod: StackR
     single_files, jobs_files = files_of(single), files_of(jobs)
     # The load balancer's trust store holds the origin-pull CA now; the host needs no copy.
     assert set(single_files) - set(jobs_files) == {PULL_CA} and set(jobs_files) <= set(single_files)
-    assert [p for p in jobs_files if jobs_files[p] != single_files[p]] == [NGINX_CONF]
+    backup_env = "/etc/leanstack/backup.env"
+    assert sorted(p for p in jobs_files if jobs_files[p] != single_files[p]) == sorted([NGINX_CONF, backup_env])
+    # Behind the load balancer the restore's swap needs the page on every host first (it says so).
+    added = set(jobs_files[backup_env].splitlines()) - set(single_files[backup_env].splitlines())
+    assert added == {'BEHIND_LOAD_BALANCER="1"'}
+    assert set(single_files[backup_env].splitlines()) <= set(jobs_files[backup_env].splitlines())
 
 
 def test_scaled_hosts_run_nginx_behind_the_load_balancer_the_single_host_does_not(

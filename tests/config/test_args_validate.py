@@ -158,7 +158,8 @@ def test_release_command_and_jobs_load() -> None:
     config = load_stack_config({**APP_STACK, "leanstack:app": app}, "dev")
     assert config.app.release_command == ("bin/rails", "db:migrate", "db:migrate")
     assert config.app.jobs["nightly-report"].schedule == "*-*-* 03:15:00"
-    assert config.app.jobs["sweep"].command == ("bin/sweep",)
+    # A string is shell form, as Docker's CMD: run by /bin/sh -c.
+    assert config.app.jobs["sweep"].command == ("/bin/sh", "-c", "bin/sweep")
     with pytest.raises(ConfigError, match=r"^JobArgs.schedule: got \"hourlyish\""):
         JobArgs(schedule="hourlyish", command=("bin/x",))
 

@@ -64,6 +64,7 @@ def test_every_file_with_its_mode() -> None:
         "/etc/systemd/system/leanstack-backup.timer": ("0644", "root:root"),
         "/etc/systemd/system/leanstack-restore-drill.service": ("0644", "root:root"),
         "/etc/systemd/system/leanstack-restore-drill.timer": ("0644", "root:root"),
+        "/etc/systemd/system/leanstack-restore-drill-credentials.service": ("0644", "root:root"),
     }
     # The entry script the host runs; the code is the agent's, fetched (tests/test_stack_user_data.py).
     entry = files["/usr/local/bin/leanstack-backup"].content
@@ -166,6 +167,42 @@ def test_units_schedule_and_hardening() -> None:
             assert f"\n{setting}\n" in service, setting
 
 
+def test_the_drill_unit_cannot_reach_the_metadata_service_and_gets_the_host_roles_credentials() -> None:
+    files = files_by_path()
+    drill = files["/etc/systemd/system/leanstack-restore-drill.service"].content
+    credentials = files["/etc/systemd/system/leanstack-restore-drill-credentials.service"].content
+    unit, _, service = drill.partition("\n[Service]\n")
+    # Before each drill, a fresh run of the credentials unit; the drill fails when it fails.
+    assert "\nRequires=leanstack-restore-drill-credentials.service\n" in unit
+    assert "\nAfter=leanstack-restore-drill-credentials.service\n" in unit
+    for setting in (
+        "IPAddressDeny=169.254.169.254 fd00:ec2::254",
+        'ExecStartPre=+/usr/bin/sh -c \'install -m 0400 -o "$$(stat -c %%u "$RUNTIME_DIRECTORY")" '
+        '-g "$$(stat -c %%g "$RUNTIME_DIRECTORY")" /run/leanstack/drill-aws-credentials '
+        '"$RUNTIME_DIRECTORY/drill-aws-credentials"\'',
+        "Environment=AWS_SHARED_CREDENTIALS_FILE=/run/leanstack-restore-drill/drill-aws-credentials",
+        "UnsetEnvironment=AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE",
+        "ExecStopPost=+/usr/bin/rm -f /run/leanstack/drill-aws-credentials",
+        "DynamicUser=yes",
+    ):
+        assert f"\n{setting}\n" in service, setting
+    # Nothing else of the drill's sandbox changed: the backup unit's lines, in the same order.
+    backup = files["/etc/systemd/system/leanstack-backup.service"].content
+    assert "IPAddressDeny" not in backup and "AWS_SHARED_CREDENTIALS_FILE" not in backup
+    assert backup.split("Nice=10\n", 1)[1] == drill.split("Nice=10\n", 1)[1]
+    # The credentials unit: root (no DynamicUser, no User), no RemainAfterExit (each drill
+    # start runs it again), writing into a root-only runtime directory kept after it exits.
+    assert "\nType=oneshot\n" in credentials
+    for setting in ("RemainAfterExit=", "DynamicUser=", "User="):
+        assert f"\n{setting}" not in credentials, setting
+    assert "\nExecStart=/usr/local/bin/leanstack-backup drill-credentials /run/leanstack/drill-aws-credentials\n" in (
+        credentials
+    )
+    for setting in ("RuntimeDirectory=leanstack", "RuntimeDirectoryMode=0700", "RuntimeDirectoryPreserve=yes"):
+        assert f"\n{setting}\n" in credentials, setting
+    assert "IPAddressDeny" not in credentials
+
+
 def install_into(root: Path, files: tuple[HostFile, ...]) -> None:
     for file in files:
         target = root / file.path.lstrip("/")
@@ -184,12 +221,17 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip("no system unit directory to verify the units against")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    # The drill copies its credentials file with the system's sh and removes it with its rm
+    # (AL2023 and Debian both merged /usr: /usr/bin/sh, /usr/bin/rm).
+    (root / "usr/bin").mkdir(parents=True)
+    for program in ("sh", "rm"):
+        shutil.copy2(f"/usr/bin/{program}", root / "usr/bin" / program)
     # The variant with every drill option on: its unit has the most settings.
     install_into(
         root, backup_host_files(dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
     )
     units = [str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))]
-    assert len(units) == 4
+    assert len(units) == 5
     verified = subprocess.run(
         [systemd_analyze, f"--root={root}", "verify", *units], capture_output=True, text=True, check=False
     )
