@@ -32,7 +32,12 @@
                                 an SSM session (the CLI wraps it in `aws ssm start-session`)
     leanstack-app job NAME      run the configured job NAME in a container of the serving
                                 release; a run of NAME still going makes this one skip
-                                (exit 0); publishes JobSuccess/JobFailure
+                                (exit 0); publishes JobSuccess/JobFailure (--from-timer,
+                                how the job's unit runs it: a job no longer in the config
+                                exits 0 and publishes nothing; it was removed)
+    leanstack-app job-exited NAME
+                                what the job's unit runs when it stops: remove the job's
+                                container if a stopped run left it; quiet when it is gone
     leanstack-app sync-jobs     (re)write the jobs' systemd units from the SSM config,
                                 remove those of removed jobs, reload systemd
     leanstack-app serve PORT    what systemd's leanstack-app@PORT.service runs: read the
@@ -105,13 +110,14 @@ from .app_runtime import read_current
 from .blue_green import boot, deploy, reload_config, restart, run_release_command_only
 from .common import Failure
 from .containers import interactive_command, run_one_off, serve
-from .jobs import job, sync_jobs
+from .jobs import job, job_exited, sync_jobs
 from .processes import process_exited, run_process, sync_processes
 
 USAGE = (
     f"usage: {PROGRAM} deploy TAG [--skip-release-command] | release-command TAG | restart | "
     "reload-config [--if-changed] | status | boot | run [--tty | --interactive] [--] CMD... | "
-    "job NAME | sync-jobs | process NAME N | process-exited NAME N | sync-processes | serve PORT"
+    "job NAME [--from-timer] | job-exited NAME | sync-jobs | process NAME N | process-exited NAME N | "
+    "sync-processes | serve PORT"
 )
 
 
@@ -134,7 +140,15 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     """`argv` as sys.argv has it (the program's name first), as every agent command takes it."""
     arguments = list((sys.argv if argv is None else argv)[1:])
     environment = dict(os.environ if env is None else env)
-    arity = {"deploy": 1, "release-command": 1, "job": 1, "serve": 1, "process": 2, "process-exited": 2}
+    arity = {
+        "deploy": 1,
+        "release-command": 1,
+        "job": 1,
+        "job-exited": 1,
+        "serve": 1,
+        "process": 2,
+        "process-exited": 2,
+    }
     try:
         if not arguments:
             raise Failure(USAGE, EXIT_USAGE)
@@ -142,6 +156,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         flags = {
             "deploy": {"--skip-release-command"},
             "reload-config": {"--if-changed"},
+            "job": {"--from-timer"},
         }.get(command, set())
         given = {a for a in rest if a in flags}
         positional = [a for a in rest if a not in flags]
@@ -177,7 +192,9 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         elif command == "run":
             return run_one_off(config, one_off, environment, tty=mode == "tty")
         elif command == "job":
-            return job(config, positional[0], environment)
+            return job(config, positional[0], environment, from_timer="--from-timer" in given)
+        elif command == "job-exited":
+            return job_exited(config, positional[0], environment)
         elif command == "sync-jobs":
             sync_jobs(config, environment)
         elif command == "process":

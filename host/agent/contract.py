@@ -199,6 +199,11 @@ def job_unit(job: str, kind: str = "service") -> str:
     return f"{JOB_UNIT_PREFIX}{job}.{kind}"
 
 
+def job_container(job: str) -> str:
+    """A job's container: one fixed name, so never two runs of one job, and its unit finds it."""
+    return f"job-{job}"
+
+
 # ---------------------------------------------------------------------------------------
 # The app's variables
 

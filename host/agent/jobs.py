@@ -14,7 +14,7 @@ from typing import Any
 from . import contract
 from .app_config import EXIT_USAGE, Config
 from .app_parameters import JOB_NAME, AppConfig, Job, read_app_config
-from .app_runtime import _checked, _now, _read_text, _say, _write_atomically, boto3_client
+from .app_runtime import _checked, _last_line, _now, _read_text, _run, _say, _write_atomically, boto3_client
 from .common import Failure
 from .containers import run_in_container, serving_image
 
@@ -45,10 +45,17 @@ def publish_job_metrics(config: Config, name: str, succeeded: bool) -> None:
         _say(f"warning: publishing JobSuccess/JobFailure failed: {' '.join(str(error).split())}")
 
 
-def job(config: Config, name: str, env: Mapping[str, str]) -> int:
-    """Run job `name` once; a run of it still going makes this one skip (exit 0)."""
+def _check_job_name(command: str, name: str) -> None:
     if not JOB_NAME.fullmatch(name):
-        raise Failure(f"job: {name!r} is not allowed: lower-case letters, digits and - (at most 40)", EXIT_USAGE)
+        raise Failure(f"{command}: {name!r} is not allowed: lower-case letters, digits and - (at most 40)", EXIT_USAGE)
+
+
+def job(config: Config, name: str, env: Mapping[str, str], from_timer: bool = False) -> int:
+    """Run job `name` once; a run of it still going makes this one skip (exit 0).
+
+    `from_timer` (the unit's own run): a job removed from the config while its timer fired
+    (sync-jobs removes the timer right after the config changes) exits 0 and publishes nothing."""
+    _check_job_name("job", name)
     path = job_lock_path(config, name)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -64,7 +71,11 @@ def job(config: Config, name: str, env: Mapping[str, str]) -> int:
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"pid {os.getpid()} since {_now()}\n".encode(), 0)
         try:
-            code = _job_locked(config, name, env)
+            app = read_app_config(config)
+            if from_timer and (app is None or name not in app.jobs):
+                _say(f"job {name} was removed from the app's config; nothing to run (sync-jobs removes its timer)")
+                return 0
+            code = _job_locked(config, name, env, app)
         except Failure:
             publish_job_metrics(config, name, succeeded=False)
             raise
@@ -77,15 +88,26 @@ def job(config: Config, name: str, env: Mapping[str, str]) -> int:
         os.close(descriptor)
 
 
-def _job_locked(config: Config, name: str, env: Mapping[str, str]) -> int:
-    app = read_app_config(config)
+def _job_locked(config: Config, name: str, env: Mapping[str, str], app: AppConfig | None) -> int:
     if app is None or name not in app.jobs:
         raise Failure(f"job {name!r} is not configured; configured: {', '.join(sorted(app.jobs)) if app else 'none'}")
     image = serving_image(config)
     _say(f"job {name}: {shlex.join(app.jobs[name].command)} in {image}")
-    # The container's name is fixed: never two of one job, and the unit's ExecStopPost finds it.
-    code, _ = run_in_container(config, env, image, app, f"job-{name}", app.jobs[name].command)
+    code, _ = run_in_container(config, env, image, app, contract.job_container(name), app.jobs[name].command)
     return code
+
+
+def job_exited(config: Config, name: str, env: Mapping[str, str]) -> int:
+    """`job-exited NAME` (the unit's ExecStopPost): remove the job's container if a stopped run left
+    it (a timeout ends the tool, not the container); silent when it is gone, as after every run."""
+    _check_job_name("job-exited", name)
+    container = contract.job_container(name)
+    done = _run(env, "LEANSTACK_PROCESS_CLEAR", 60, container=container)
+    if done.returncode == 0 and done.stdout.strip():
+        _say(f"job {name}: removed its container {container}, left by a stopped run")
+    elif done.returncode != 0 and "no such container" not in (done.stdout + done.stderr).lower():
+        _say(f"warning: cannot remove the container {container}: {_last_line(done)}")
+    return 0
 
 
 def job_units(name: str, job_config: Job) -> dict[str, str]:
@@ -100,9 +122,10 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
-ExecStart={contract.APP_COMMAND.path} job {name}
-# A timeout ends the tool, not the container: remove it (no-op when it is gone).
-ExecStopPost=-/usr/bin/docker rm --force job-{name}
+# --from-timer: a run the timer started after the job left the config does nothing, successfully.
+ExecStart={contract.APP_COMMAND.path} job {name} --from-timer
+# A timeout ends the tool, not the container: remove it (quiet when it is gone).
+ExecStopPost=-{contract.APP_COMMAND.path} job-exited {name}
 TimeoutStartSec={JOB_TIMEOUT}
 SyslogIdentifier=job-{name}
 """

@@ -19,6 +19,7 @@ from .postgres import (
     create_marked_database,
     maintenance_connection,
     quote_identifier,
+    quote_literal,
     run_psql,
 )
 from .restoring import (
@@ -112,13 +113,30 @@ def restore(settings: Settings, warnings: List[str], options: RestoreOptions) ->
             f"matches, and so do the row counts of {tables} tables ({rows} rows)"
         )
         if not options.swap:
-            lines += [
-                f"the app still uses {database}; look at {restored} if you like, then switch the app to it "
-                "(users see a maintenance page for the switch):",
-                f"  sudo leanstack-restore --swap --use-restored {restored}",
-            ]
+            if app_database_exists(settings, maintenance, database):
+                lines.append(
+                    f"the app still uses {database}; look at {restored} if you like, then switch the app to it "
+                    "(users see a maintenance page for the switch):"
+                )
+            else:
+                # The instance was deleted and remade: nothing uses the app's name yet.
+                lines.append(
+                    f"the app's database {database} does not exist; the next step is the swap, which renames "
+                    f"{restored} to {database} (users see a maintenance page for the switch):"
+                )
+            lines.append(f"  sudo leanstack-restore --swap --use-restored {restored}")
             return "\n".join(lines)
     return "\n".join(lines + swap(settings, maintenance, database, restored, fleet_page))
+
+
+def app_database_exists(settings: Settings, maintenance: Connection, database: str) -> bool:
+    listed = run_psql(
+        settings,
+        maintenance,
+        "cannot list databases",
+        f"SELECT count(*) FROM pg_database WHERE datname = {quote_literal(database)};",
+    )
+    return listed[:1] == ["1"]
 
 
 def restore_into_new_database(

@@ -181,11 +181,12 @@ def swap(
             raise Failure(f"{failure}; nothing was switched{still_on}") from None
     finally:
         session.close()
-    lines = [
+    # Said now, not returned: should the restart fail, the operator still learns the names changed.
+    say(
         f"switched: {app_name} now holds the restored data"
         + (f"; the previous database is kept as {before}" if app_exists else " (there was no app database)")
-    ]
-    say(lines[0])
+    )
+    lines: List[str] = []
     undo_hint = f"to undo: {undo}" if app_exists else ""
     problem = run_step(env, "LEANSTACK_APP_RESTART", APP_RESTART_COMMAND, [], 1800)
     if problem is not None:

@@ -28,12 +28,20 @@ from tests.conftest import RECOVERY_PUBLIC_KEY, merged, read_stack_config
 
 # BOX_TEST_NAME: another name, so two sessions on one machine (two worktrees) keep their own boxes.
 NAME = os.environ.get("BOX_TEST_NAME", "leanstack-box-test")
+# A worker (app.processes): the app image's python, printing in a loop; a short grace keeps deploys quick.
+BOX_WORKER = "ticker"
+BOX_WORKER_COMMAND = [
+    "python3",
+    "-c",
+    "import itertools, time; [print('ticker alive', flush=True) or time.sleep(1) for _ in itertools.count()]",
+]
 # The dev stack with the host features dev leaves off: the app's own AWS identity (file storage,
-# so leanstack-credentials runs), sealed secrets (so the seal timer runs) and the drill starting
-# the real app image against the restored data (as the restoring role, never a superuser).
+# so leanstack-credentials runs), sealed secrets (so the seal timer runs), the drill starting
+# the real app image against the restored data (as the restoring role, never a superuser) and a worker.
 BOX_OVERRIDES = {
     "leanstack:storage": {"enabled": True},
     "leanstack:backup": {"recoveryPublicKey": RECOVERY_PUBLIC_KEY, "drillStartsApp": True},
+    "leanstack:app": {"processes": {BOX_WORKER: {"command": BOX_WORKER_COMMAND, "count": 1, "stopTimeoutSeconds": 5}}},
 }
 REPO = Path(__file__).resolve().parent.parent.parent
 

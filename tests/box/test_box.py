@@ -12,14 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import yaml
 
 from leanstack.config import load_stack_config
+from leanstack.host.agent import contract
 from leanstack.mocks import run_program
 from leanstack.runbook import HOST, Step, recovery_branches
-from tests.box.conftest import BOX_OVERRIDES, Box
+from tests.box.conftest import BOX_OVERRIDES, BOX_WORKER, Box
 from tests.conftest import merged, read_stack_config
 
 pytestmark = pytest.mark.box
@@ -59,6 +61,87 @@ def test_site_answers_through_nginx_only_with_the_origin_pull_certificate(box: B
     refused = box.get(box.values["BOX_HEALTH_PATH"], client_cert=False)
     assert refused.status == 400
     assert b"ok" not in refused.body
+
+
+def worker_container(box: Box) -> dict[str, Any]:
+    """`docker inspect` of the box worker's first copy, once it runs."""
+    container = contract.process_container(BOX_WORKER, 1)
+    box.wait(f"docker inspect -f '{{{{.State.Running}}}}' {container} | grep -qx true", timeout=60)
+    inspected: dict[str, Any] = json.loads(box.sh(f"docker inspect {container}").stdout)[0]
+    return inspected
+
+
+def app_config_parameter(box: Box) -> dict[str, Any]:
+    name = f"{box.app_config()['parameters_path']}/config"
+    return dict(json.loads(box.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]))
+
+
+def deploy_when_free(box: Box, tag: str) -> subprocess.CompletedProcess[str]:
+    """`leanstack-app deploy TAG`, once a restart the config timer started (after a config change) is done."""
+    deadline = time.monotonic() + 180
+    while True:
+        done = box.sh(f"leanstack-app deploy {tag}", check=False)
+        if done.returncode == 0:
+            return done
+        if "another deploy is running" not in done.stderr or time.monotonic() > deadline:
+            pytest.fail(f"leanstack-app deploy {tag}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+        time.sleep(2)
+
+
+def test_a_worker_from_app_processes_runs_restarts_on_deploy_and_when_killed(box: Box) -> None:
+    # Runs before any test here rewrites the app's config: the worker came from the stack config.
+    seeded = app_config_parameter(box)
+    assert BOX_WORKER in seeded.get("processes", {}), seeded
+    unit = contract.process_unit(BOX_WORKER, 1)
+    box.wait(f"systemctl is-active {unit}", timeout=60)
+    first = worker_container(box)
+    # The serving release's image (the box app's version is its tag).
+    assert first["Config"]["Image"].rsplit(":", 1)[1] == serving(box), first["Config"]["Image"]
+    # No port: nothing published, nothing exposed to the host.
+    assert not first["HostConfig"]["PortBindings"] and not first["NetworkSettings"]["Ports"], first["NetworkSettings"]
+    assert "python3 -c import itertools" in box.sh(f"docker top {first['Name'].lstrip('/')} -o pid,args").stdout
+
+    # A deploy restarts the worker on the new image, after the release command.
+    push(box, "w2")
+    since = box.sh("date +%s").stdout.strip()
+    set_app_config(box, {**seeded, "release_command": ["python3", "-c", "print('migrated')"]})
+    try:
+        said = deploy_when_free(box, "w2").stdout.splitlines()
+    finally:
+        set_app_config(box, seeded)
+    released = next(i for i, line in enumerate(said) if "the release command of w2 succeeded" in line)
+    restarted = next(i for i, line in enumerate(said) if f"processes: {BOX_WORKER} x1;" in line)
+    assert released < restarted and "1 restarted" in said[restarted], said
+    second = worker_container(box)
+    assert second["Id"] != first["Id"]
+    assert second["Config"]["Image"] == first["Config"]["Image"].rsplit(":", 1)[0] + ":w2"
+    assert box.sh(f"systemctl is-active {unit}").stdout.strip() == "active"
+    # docker stop's SIGTERM reached the loop through docker's init: a clean stop, no restart counted.
+    journal = f"journalctl -u {unit} --since @{since} --no-pager"
+    assert f"process {BOX_WORKER} 1 ended" not in box.sh(journal).stdout
+
+    # Killed, the container is replaced by systemd (Restart=on-failure, 5 s later).
+    box.sh(f"docker kill {second['Name'].lstrip('/')}")
+    box.wait(
+        f"test \"$(docker inspect -f '{{{{.Id}}}}' {second['Name'].lstrip('/')} 2>/dev/null)\" != {second['Id']} "
+        f"&& systemctl is-active {unit}",
+        timeout=60,
+    )
+    third = worker_container(box)
+    assert third["Id"] != second["Id"] and third["Config"]["Image"] == second["Config"]["Image"]
+    assert int(box.sh(f"systemctl show -p NRestarts --value {unit}").stdout.strip()) >= 1
+    # systemd told the unit's ExecStopPost why it ended (SERVICE_RESULT), so the exit was counted.
+    assert f"process {BOX_WORKER} 1 ended (exit-code, exit 137); systemd restarts it" in box.sh(journal).stdout
+
+
+def test_a_deploy_stops_the_old_versions_unit_cleanly_not_failed(box: Box) -> None:
+    old_port = box.sh("leanstack-app status").stdout.split(" on port ", 1)[1].split()[0]
+    push(box, "w3")
+    deploy_when_free(box, "w3")
+    state = box.sh(f"systemctl show -p ActiveState -p Result leanstack-app@{old_port}").stdout.split()
+    # docker stop's SIGTERM ends `docker run` with 143: the stop the deploy asked for, not a failure.
+    assert sorted(state) == ["ActiveState=inactive", "Result=success"], state
+    assert box.sh("systemctl list-units --failed --no-legend --plain").stdout.strip() == ""
 
 
 @contextmanager
@@ -179,6 +262,29 @@ def test_a_job_fires_from_its_timer_and_runs_once_when_triggered_twice(box: Box)
         set_app_config(box, {"env": {}, "secrets": {}})
         box.sh("leanstack-app sync-jobs")
     assert box.sh("ls /etc/systemd/system | grep -c '^leanstack-job' || true").stdout.strip() == "0"
+
+
+def test_a_job_removed_before_its_timer_run_ends_well_and_no_cleanup_complains(box: Box) -> None:
+    since = box.sh("date +%s").stdout.strip()
+    config = app_config_parameter(box)
+    job = ["python3", "-c", "print('tock', 'ran')"]
+    set_app_config(box, {**config, "jobs": {"tock": {"schedule": "*-*-* 04:00:00", "command": job}}})
+    try:
+        box.sh("leanstack-app sync-jobs")
+        unit = contract.job_unit("tock")
+        box.sh(f"systemctl start {unit}")
+        assert box.sh(f"systemctl show -p Result --value {unit}").stdout.strip() == "success"
+        # The deploy has taken the job out of the config; its timer fires before sync-jobs runs.
+        set_app_config(box, config)
+        box.sh(f"systemctl start {unit}")
+        assert box.sh(f"systemctl show -p Result --value {unit}").stdout.strip() == "success"
+    finally:
+        set_app_config(box, config)
+        box.sh("leanstack-app sync-jobs")
+    said = box.sh(f"journalctl -u {unit} --since @{since} --no-pager").stdout
+    assert "tock ran" in said and "job tock was removed from the app's config" in said, said
+    assert "No such container" not in said, said
+    assert box.sh("systemctl list-units --failed --no-legend --plain").stdout.strip() == ""
 
 
 def test_a_config_change_is_applied_by_the_reload_timers_unit_without_a_failed_request(box: Box) -> None:

@@ -477,7 +477,7 @@ def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_job
     for setting in ("OnCalendar=Mon..Fri *-*-* 03:00:00", "Persistent=true", "RandomizedDelaySec=30s"):
         assert f"\n{setting}\n" in timer, setting
     service = (units / "leanstack-job-report.service").read_text()
-    assert "ExecStart=/usr/local/sbin/leanstack-app job report\n" in service
+    assert "ExecStart=/usr/local/sbin/leanstack-app job report --from-timer\n" in service
     verified = _verify(units, names)
     assert verified.returncode == 0, verified.stderr
     assert "leanstack" not in verified.stderr, verified.stderr
@@ -517,6 +517,52 @@ def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_job
     elsewhere = machine.run("sync-jobs")
     assert "(this host runs no jobs)" in elsewhere.stdout
     assert os.listdir(units) == []
+
+
+def _unit_command(service: str, setting: str) -> list[str]:
+    """The arguments `leanstack-app` gets from the unit's `setting` (ExecStart, ExecStopPost)."""
+    (line,) = [line for line in service.splitlines() if line.startswith(f"{setting}=")]
+    program, *arguments = line.split("=", 1)[1].lstrip("-").split()
+    assert program == "/usr/local/sbin/leanstack-app", line
+    return arguments
+
+
+def test_a_job_removed_while_its_timer_fires_exits_0_and_its_cleanup_is_quiet(app_host: AppHost) -> None:
+    machine = app_host.host
+    for key in ("LEANSTACK_SYSTEMD_RELOAD", "LEANSTACK_JOB_ENABLE", "LEANSTACK_JOB_DISABLE"):
+        machine.env[key] = "true"
+    units = Path(json.loads(Path(machine.env["LEANSTACK_APP_CONFIG"]).read_text())["unit_dir"])
+    app_host.put_config(jobs={"tick": {"schedule": "minutely", "command": ["/bin/true"]}})
+    machine.deploy("v1")
+    assert machine.run("sync-jobs").returncode == 0
+    service = (units / "leanstack-job-tick.service").read_text()
+    start, stop_post = _unit_command(service, "ExecStart"), _unit_command(service, "ExecStopPost")
+
+    # The deploy has written the config without tick; sync-jobs has not removed its timer yet,
+    # and the timer fires: the run says what happened and ends well (no failed unit).
+    app_host.put_config(jobs={})
+    fired = machine.run(*start)
+    assert fired.returncode == 0, fired.stderr
+    assert "job tick was removed from the app's config; nothing to run" in fired.stdout
+    assert not any(job == "tick" for _, job in _job_metrics(app_host)), "a removed job publishes nothing"
+    # By hand, a job that is not configured is still an error.
+    assert machine.run("job", "tick").returncode == 1
+
+    # After every run the container is gone already (docker run --rm): the cleanup says nothing,
+    # whichever way the docker CLI reports it (docker 20.10 exits 1, docker 28 exits 0).
+    for code in (1, 0):
+        machine.env["LEANSTACK_PROCESS_CLEAR"] = (
+            f"sh -c 'echo \"Error response from daemon: No such container: $1\" >&2; exit {code}' docker {{container}}"
+        )
+        cleaned = machine.run(*stop_post)
+        assert (cleaned.returncode, cleaned.stdout, cleaned.stderr) == (0, "", ""), cleaned
+    # A run stopped by its timeout left the container: its removal is said; another failure warns.
+    machine.env["LEANSTACK_PROCESS_CLEAR"] = "echo {container}"
+    assert "removed its container job-tick, left by a stopped run" in machine.run(*stop_post).stdout
+    machine.env["LEANSTACK_PROCESS_CLEAR"] = "sh -c 'echo Cannot connect to the Docker daemon >&2; exit 1'"
+    refused = machine.run(*stop_post)
+    assert refused.returncode == 0
+    assert "warning: cannot remove the container job-tick: Cannot connect to the Docker daemon" in refused.stdout
 
 
 def test_reload_config_on_a_host_whose_config_travels_in_its_files(app_host: AppHost) -> None:

@@ -191,6 +191,7 @@ def test_restore_swap_end_to_end_with_the_maintenance_page(
     assert restored.stderr == ""
     out = restored.stdout
     assert "the checksum matches, and so do the row counts of 1 tables (300 rows)" in out
+    assert sum("switched: " in line for line in out.splitlines()) == 1, out
     assert "maintenance page on" in out and "maintenance page off: users are served again" in out
     # While the databases were switched, users and the health path got the page, as a 503.
     (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
@@ -223,6 +224,9 @@ def test_restore_when_the_app_database_is_gone(
 
     restored = leanstack_restore(host.env)
     assert restored.returncode == 0, restored.stderr
+    # Nothing uses the app's name: the output says so, and that the swap comes next.
+    assert "the app still uses" not in restored.stdout
+    assert f"the app's database {app_database} does not exist; the next step is the swap" in restored.stdout
     # Nothing switched yet; the next step is printed, and is run here exactly as printed.
     (step,) = [line.strip() for line in restored.stdout.splitlines() if line.strip().startswith("sudo ")]
     assert step.startswith("sudo leanstack-restore --swap --use-restored leanstack_restore_")
@@ -261,7 +265,8 @@ def test_restore_when_the_app_database_is_gone(
     assert rows_served(host.nginx_port)[0] == 500
     switched = leanstack_restore(host.env, *step.split()[2:])
     assert switched.returncode == 0, switched.stderr
-    assert "(there was no app database)" in switched.stdout
+    (switched_line,) = [line for line in switched.stdout.splitlines() if "switched: " in line]
+    assert "(there was no app database)" in switched_line
     assert rows_served(host.nginx_port) == (200, "rows=300")
     assert postgres.psql("SELECT count(*) FROM customers;", database=app_database) == "300"
 
