@@ -234,13 +234,18 @@ def test_by_hand_runs_only_from_main() -> None:
     assert "workflow_dispatch" in load("deploy.yml")["on"] and "workflow_dispatch" in load("app-deploy.yml")["on"]
 
 
+# The README's test command, as root (the tests apt-install their servers and may not skip under CI=true),
+# with the PATH that holds setup-python's Python.
+TEST_RUN = 'sudo --preserve-env env "PATH=$PATH" make test'
+
+
 def test_pull_request_workflow_runs_tests_and_diff_without_secrets() -> None:
     text = (WORKFLOWS / "pull-request.yml").read_text()
     flow = load("pull-request.yml")
     assert set(flow["on"]) == {"pull_request"}  # never pull_request_target: fork code must not see secrets
     assert all(job["permissions"] == {"contents": "read"} for job in flow["jobs"].values())
     assert "secrets." not in text
-    assert any(step.get("run") == "make test" for step in flow["jobs"]["test"]["steps"])
+    assert any(step.get("run") == TEST_RUN for step in flow["jobs"]["test"]["steps"])
     diff_steps = flow["jobs"]["diff"]["steps"]
     assert any("python -m leanstack diff" in step.get("run", "") for step in diff_steps)
     [upload] = [step for step in diff_steps if step.get("uses", "").startswith("actions/upload-artifact@")]
@@ -313,7 +318,7 @@ def test_deploy_runs_the_readme_test_command_and_the_policy_pack_before_any_pulu
     # The README's test command, run the way the pull-request workflow runs it.
     assert "make test    # lint, type-check and the whole test suite" in readme
     test_steps = jobs["test"]["steps"]
-    assert [s.get("run") for s in test_steps][-1] == "make test"
+    assert [s.get("run") for s in test_steps][-1] == TEST_RUN
     assert test_steps == load("pull-request.yml")["jobs"]["test"]["steps"]
     assert "secrets." not in json.dumps(jobs["test"]) and jobs["test"]["permissions"] == {"contents": "read"}
     order = _order(jobs)
