@@ -293,51 +293,71 @@ class Database(LeanComponent):
         # the volume near that point; the alarm fires when it cannot (at the ceiling) or does not keep up.
         percent = self.free_storage_percent
         threshold = int(self.args.allocated_storage_gb * GIB * percent / 100)
-        aws.cloudwatch.MetricAlarm(
-            self.child_name("storage-low"),
-            name=f"{self.identifier}-storage-low",
-            alarm_description=(
-                f"Data at risk: the database has under {percent}% free storage. When it fills, writes fail and "
-                "users see errors. First check: RDS console > Monitoring > Free storage; raise "
-                "database.maxAllocatedStorageGb or clean up. Runbook: #database-storage-low"
-            ),
-            namespace="AWS/RDS",
+        self._alarm(
+            instance,
+            topic_arn,
+            "storage-low",
+            f"Data at risk: the database has under {percent}% free storage. When it fills, writes fail and "
+            "users see errors. First check: RDS console > Monitoring > Free storage; raise "
+            "database.maxAllocatedStorageGb or clean up. Runbook: #database-storage-low",
             metric_name="FreeStorageSpace",
-            dimensions={"DBInstanceIdentifier": instance.identifier},
             statistic="Minimum",
             period=300,
             evaluation_periods=2,
             comparison_operator="LessThanThreshold",
             threshold=threshold,
-            treat_missing_data="missing",
-            alarm_actions=[topic_arn],
-            ok_actions=[topic_arn],
-            tags=self.tags,
-            opts=self.child_opts(),
         )
 
     def _create_connections_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
         # Past max_connections PostgreSQL refuses new connections ("too many clients already") and users see
         # errors; 80% (alerts.databaseConnectionsPercent) of the class's default leaves time to act.
         limit, percent, threshold = self.max_connections, self.connections_percent, self.connections_threshold
-        aws.cloudwatch.MetricAlarm(
-            self.child_name("connections-high"),
-            name=f"{self.identifier}-connections-high",
-            alarm_description=(
-                f"Errors soon for users: the database has held over {threshold} connections ({percent}% of about "
-                f"{limit}, the default max_connections of {self.args.instance_class}, estimated from its memory) "
-                "for 5 minutes; at the limit new connections are refused. First check: `SELECT count(*), "
-                "application_name, state FROM pg_stat_activity GROUP BY 2, 3` (a leak, idle in transaction) and "
-                "`SHOW max_connections`; then a pooler or a larger class. Runbook: #database-connections-high"
-            ),
-            namespace="AWS/RDS",
+        self._alarm(
+            instance,
+            topic_arn,
+            "connections-high",
+            f"Errors soon for users: the database has held over {threshold} connections ({percent}% of about "
+            f"{limit}, the default max_connections of {self.args.instance_class}, estimated from its memory) "
+            "for 5 minutes; at the limit new connections are refused. First check: `SELECT count(*), "
+            "application_name, state FROM pg_stat_activity GROUP BY 2, 3` (a leak, idle in transaction) and "
+            "`SHOW max_connections`; then a pooler or a larger class. Runbook: #database-connections-high",
             metric_name="DatabaseConnections",
-            dimensions={"DBInstanceIdentifier": instance.identifier},
             statistic="Maximum",
             period=60,
             evaluation_periods=5,
             datapoints_to_alarm=5,
             comparison_operator="GreaterThanThreshold",
+            threshold=threshold,
+        )
+
+    def _alarm(
+        self,
+        instance: aws.rds.Instance,
+        topic_arn: pulumi.Input[str],
+        suffix: str,
+        description: str,
+        *,
+        metric_name: str,
+        statistic: str,
+        period: int,
+        evaluation_periods: int,
+        comparison_operator: str,
+        threshold: float,
+        datapoints_to_alarm: int | None = None,
+    ) -> None:
+        """An alarm on one of the instance's RDS metrics that pages `topic_arn`, and says when it is OK again."""
+        aws.cloudwatch.MetricAlarm(
+            self.child_name(suffix),
+            name=f"{self.identifier}-{suffix}",
+            alarm_description=description,
+            namespace="AWS/RDS",
+            metric_name=metric_name,
+            dimensions={"DBInstanceIdentifier": instance.identifier},
+            statistic=statistic,
+            period=period,
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=datapoints_to_alarm,
+            comparison_operator=comparison_operator,
             threshold=threshold,
             treat_missing_data="missing",
             alarm_actions=[topic_arn],
