@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import hashlib
 import json
+import math
 import socket
 import subprocess
 import time
@@ -75,6 +76,23 @@ def newest_successful_drill_age_days(settings: Settings, client: S3Client) -> fl
 # leanstack-backup
 
 
+def unused_dump_key(settings: Settings, s3: S3Client, database: str) -> str:
+    """<stack>/<database>/<stamp>.dump for a stamp no earlier backup used. Stamps have
+    one-second resolution and the bucket is write-once, so a second run within the
+    second of the last one (a manual backup right after the timer's) would upload its
+    whole dump only to be refused at the end; it waits for the next second instead."""
+    for _ in range(5):
+        stem = settings.stack_key(settings.stack, database, stamp(utc_now()))
+        try:
+            taken = list_keys(s3, settings.bucket, stem)
+        except AWS_ERRORS as error:
+            raise Failure(f"cannot list the earlier backups: {describe_aws_error(error)}") from None
+        if not taken:
+            return stem + DUMP_SUFFIX
+        time.sleep(1.0 - math.modf(time.time())[0] + 0.01)
+    raise Failure(f"the backup name {stem}{DUMP_SUFFIX} is taken, and so were the next four; is the clock stuck?")
+
+
 def backup(settings: Settings, warnings: List[str]) -> str:
     part_size = env_int(settings.env, "BACKUP_PART_SIZE_MIB", 16, 5, 5120) * 1024 * 1024
     metrics = Metrics(settings, warnings)
@@ -83,7 +101,7 @@ def backup(settings: Settings, warnings: List[str]) -> str:
     try:
         database = settings.database_name()
         source = settings.source_connection()
-        key = settings.stack_key(settings.stack, database, stamp(utc_now()) + DUMP_SUFFIX)
+        key = unused_dump_key(settings, s3, database)
         manifest = dump_to_s3(settings, s3, source, key, part_size)
     except Failure:
         failure_metrics: List[MetricValue] = [("BackupFailure", 1, "Count")]

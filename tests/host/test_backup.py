@@ -537,6 +537,36 @@ def test_concurrent_runs_second_exits_cleanly(
     assert len([key for key in keys if key.endswith(".manifest.json")]) == 1
 
 
+def test_a_backup_within_the_second_of_the_last_one_waits_for_a_name_of_its_own(
+    moto: Moto, bucket: str, app_database: str, postgres: PostgresServer, tool_env: dict[str, str]
+) -> None:
+    # Stamps have one-second resolution and the bucket is write-once: a manual backup right
+    # after the timer's must not upload its whole dump only to be refused at the end.
+    postgres.psql(SAMPLE_SQL, database=app_database, user=APP_USER)
+    assert run_tool("backup", tool_env).returncode == 0
+    s3 = moto.client_s3()
+    first_key, _ = backup_and_manifest(s3, bucket, app_database)
+    folder = first_key.rsplit("/", 1)[0]
+    now = datetime.datetime.now(datetime.UTC)
+    taken = {(now + datetime.timedelta(seconds=offset)).strftime(STAMP_FORMAT) for offset in range(2)}
+    for name in taken:
+        s3.put_object(Bucket=bucket, Key=f"{folder}/{name}.dump", Body=b"an earlier run's dump")
+
+    second = run_tool("backup", tool_env)
+
+    assert second.returncode == 0, second.stderr
+    new_dumps = [
+        key
+        for key in object_keys(s3, bucket)
+        if key.startswith(folder + "/")
+        and key.endswith(".dump")
+        and key != first_key
+        and key.rsplit("/", 1)[1].removesuffix(".dump") not in taken
+    ]
+    assert len(new_dumps) == 1, new_dumps
+    assert new_dumps[0].removesuffix(".dump") + ".manifest.json" in object_keys(s3, bucket)
+
+
 def test_password_from_secrets_manager(
     postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str]
 ) -> None:
