@@ -149,9 +149,11 @@ def test_two_drills_with_separate_lock_dirs_do_not_race(
 ) -> None:
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
     assert run_tool("backup", tool_env).returncode == 0
-    # The first drill holds its scratch database for a few seconds in its verification.
+    # The first drill holds its scratch database in its verification long enough for the
+    # second to start even on a loaded 2-core machine (3 s was not: CI saw the second start
+    # after the first had finished).
     slow = tmp_path / "slow.sql"
-    slow.write_text("SELECT pg_sleep(3) IS NOT NULL;\n")
+    slow.write_text("SELECT pg_sleep(15) IS NOT NULL;\n")
     first = start_tool(
         "restore-drill", {**tool_env, "VERIFY_SQL_FILE": str(slow), "LEANSTACK_LOCK_DIR": str(tmp_path / "one")}
     )
@@ -160,7 +162,7 @@ def test_two_drills_with_separate_lock_dirs_do_not_race(
             lambda: (
                 postgres.psql(
                     "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE query LIKE '%pg_sleep(3)%' AND pid <> pg_backend_pid();"
+                    "WHERE query LIKE '%pg_sleep(15)%' AND pid <> pg_backend_pid();"
                 )
                 == "1"
             ),
