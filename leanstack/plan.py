@@ -174,7 +174,7 @@ def alias_urns(run: StackRun) -> dict[str, list[str]]:
 
 
 def policy_results(run: StackRun) -> list[dict[str, Any]]:
-    """The policy pack's rules (policy/rules.py) run against this plan, as plain dicts."""
+    """The policy pack's rules (policy/rules/) run against this plan, as plain dicts."""
     from leanstack.policy_check import evaluate_policies
 
     return [dataclasses.asdict(result) for result in evaluate_policies(run)]
