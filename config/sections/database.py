@@ -108,8 +108,9 @@ class DatabaseArgs(Validated):
         False,
         doc="Replicate RDS automated backups (snapshots and transaction logs, backupRetentionDays kept) to "
         "backup.region, for point-in-time recovery there when the stack's region is down: a recovery point of "
-        "minutes instead of the last off-site dump. Costs the backup storage there ($0.095/GB-month) and its "
-        "transfer. Same account only (RDS does not replicate to another account).",
+        "minutes instead of the last off-site dump. Costs the backup storage there (per GB-month) and its "
+        "transfer between regions, both priced in the plan. Same account only (RDS does not replicate to another "
+        "account).",
     )
     aws_backup: AwsBackupArgs = setting(
         AwsBackupArgs(),

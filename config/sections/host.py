@@ -45,7 +45,7 @@ class HostsArgs(Validated):
     count: int = setting(
         1,
         doc="Proxy hosts. 1: the one host with an Elastic IP. More: an Auto Scaling group behind an "
-        "Application Load Balancer (about $30/month for the load balancer, plus each host).",
+        "Application Load Balancer, billed on top of the hosts (the plan prices both).",
         min=1,
         max=20,
     )
