@@ -34,21 +34,9 @@ from leanstack.config.sections.stack import REQUIRED_SECTIONS, SCALARS, SECTIONS
 
 
 def _load(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,20}", stack):
-        raise ConfigError("stack", f"got {shown(stack)}; expected lower-case letters, digits and '-', at most 21")
-    ours = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
-    known = [*SCALARS, *SECTIONS]
-    for name in ours:
-        if name not in known:
-            raise ConfigError(f"{PROJECT}:{name}", unknown_key(name, known))
-
-    region = raw.get("aws:region")
-    if region is None:
-        raise ConfigError("aws:region", "missing; expected the stack's AWS region such as us-east-1")
-    region = parse_scalar(
-        "aws:region", region, str, {"pattern": REGION_RE, "allowed": REGION_ALLOWED, "check": check_region}
-    )
-
+    """The steps of `load_stack_config`, in the order their errors are reported."""
+    ours = _our_keys(raw, stack)
+    region = _region(raw)
     for name, spec in SCALARS.items():
         if spec["required"] and name not in ours:
             raise ConfigError(f"{PROJECT}:{name}", f"missing; expected {spec['allowed']}")
@@ -58,15 +46,7 @@ def _load(raw: Mapping[str, Any], stack: str) -> StackConfig:
     for i, name in enumerate(hostnames):
         if name != domain and not name.endswith("." + domain):
             raise ConfigError(f"{PROJECT}:hostnames[{i}]", f"got {shown(name)}; expected {domain} or a name under it")
-
-    sections: dict[str, Any] = {}
-    for name, cls in SECTIONS.items():
-        key = f"{PROJECT}:{name}"
-        if name not in ours and name in REQUIRED_SECTIONS:
-            missing = [k for k, f in fields_by_key(cls).items() if f.default is dataclasses.MISSING]
-            raise ConfigError(key, f"missing; expected an object with at least {', '.join(missing)}")
-        sections[name] = parse_section(key, ours.get(name), cls)
-
+    sections = _sections(ours)
     check_certificate_covers(domain, hostnames, bool(given), sections["cdn"])
     alert_email = parse_scalar(f"{PROJECT}:alertEmail", ours["alertEmail"], str, SCALARS["alertEmail"])
     owner = parse_scalar(f"{PROJECT}:owner", ours["owner"], str, SCALARS["owner"]) if "owner" in ours else ""
@@ -81,6 +61,41 @@ def _load(raw: Mapping[str, Any], stack: str) -> StackConfig:
     )
     check_across(config)
     return config
+
+
+def _our_keys(raw: Mapping[str, Any], stack: str) -> dict[str, Any]:
+    """The `leanstack:` keys without their namespace, each a known one, for a stack of a valid name."""
+    if not re.fullmatch(r"[a-z][a-z0-9-]{0,20}", stack):
+        raise ConfigError("stack", f"got {shown(stack)}; expected lower-case letters, digits and '-', at most 21")
+    ours = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{PROJECT}:")}
+    known = [*SCALARS, *SECTIONS]
+    for name in ours:
+        if name not in known:
+            raise ConfigError(f"{PROJECT}:{name}", unknown_key(name, known))
+    return ours
+
+
+def _region(raw: Mapping[str, Any]) -> str:
+    """The stack's AWS region (`aws:region`, the provider's key), one the provider knows."""
+    region = raw.get("aws:region")
+    if region is None:
+        raise ConfigError("aws:region", "missing; expected the stack's AWS region such as us-east-1")
+    parsed: str = parse_scalar(
+        "aws:region", region, str, {"pattern": REGION_RE, "allowed": REGION_ALLOWED, "check": check_region}
+    )
+    return parsed
+
+
+def _sections(ours: Mapping[str, Any]) -> dict[str, Any]:
+    """Every section's Args, parsed from its key or built from its defaults; the required ones must be given."""
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        key = f"{PROJECT}:{name}"
+        if name not in ours and name in REQUIRED_SECTIONS:
+            missing = [k for k, f in fields_by_key(cls).items() if f.default is dataclasses.MISSING]
+            raise ConfigError(key, f"missing; expected an object with at least {', '.join(missing)}")
+        sections[name] = parse_section(key, ours.get(name), cls)
+    return sections
 
 
 def load_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
