@@ -12,8 +12,6 @@ from leanstack.config.fields import Validated, setting
 PERSON_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9 .,'@_+()-]{0,79}"
 PERSON_RE = f"({PERSON_NAME_RE})?"
 PERSON_ALLOWED = 'a name, team or email of 1-80 characters such as "Ada Lovelace, ada@example.com"'
-# The systems a recovery is split into, in the order the sheet lists them.
-RECOVERY_SYSTEMS = ("database", "files", "secrets", "host", "dns", "deploy")
 
 
 def _check_no_secret(value: Any) -> str | None:
