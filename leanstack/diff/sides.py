@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from leanstack.diff import plan_stacks as planner
+import leanstack.diff.plan_stacks as planner
 from leanstack.plan import PLAN_FORMAT_VERSION
 
 WORKTREE = "working tree"
