@@ -126,14 +126,7 @@ class Deployer:
         tag, action, several = release.tag, release.action, len(hosts) > 1
         # Marked after the history names the tag: a concurrent deploy's unmarking keeps it (see prune_releases).
         if self.registry is not None:
-            try:
-                if not protect_release(self.registry, self.stack, tag):
-                    self.say(
-                        f"{tag} is not in {app_repository_name(self.stack)}: nothing marked (an image from elsewhere)"
-                    )
-            except DeployError as error:
-                self._record(replace(release, result="failed", finished=utc_now(), detail=str(error)[:200]))
-                raise
+            self._mark_released(release)
         if several:
             # Once, before the host-by-host rollout; each host then deploys with --skip-release-command.
             self._release_command(release, hosts[-1])
@@ -188,6 +181,16 @@ class Deployer:
         if late_problem:
             raise DeployError(late_problem)
         return done
+
+    def _mark_released(self, release: Release) -> None:
+        """Mark the image released so that the lifecycle keeps it; a failure is recorded and stops the deploy."""
+        tag = release.tag
+        try:
+            if not protect_release(self.registry, self.stack, tag):
+                self.say(f"{tag} is not in {app_repository_name(self.stack)}: nothing marked (an image from elsewhere)")
+        except DeployError as error:
+            self._record(replace(release, result="failed", finished=utc_now(), detail=str(error)[:200]))
+            raise
 
     def _abort(
         self,
