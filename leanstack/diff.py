@@ -42,6 +42,7 @@ from typing import Any
 
 import yaml
 
+import leanstack.config.resource_types as resource_types
 from leanstack.cost import estimate, fmt_delta, fmt_money, money
 from leanstack.plan import PLAN_FORMAT_VERSION, POLICY_FAILED_EXIT, ingress_openings, source_kind
 from leanstack.resource_facts import DOWNGRADE, SHRINK, Facts, facts_for
@@ -59,34 +60,12 @@ ORPHANED = "orphaned"
 RISK_ORDER = (POLICY, DATA_LOSS, REFUSED, DOWNTIME, EXPOSURE, WEAKER, ORPHANED)
 
 
-HOST = "aws:ec2/instance:Instance"
-BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
-OBJECT_LOCK_TYPES = frozenset(
-    {
-        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-        "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
-    }
-)
-LIFECYCLE_TYPES = frozenset(
-    {
-        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-        "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
-    }
-)
-ENCRYPTION_CONFIG_TYPES = frozenset(
-    {
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
-    }
-)
-IAM_DOCUMENT_TYPES = frozenset(
-    {
-        "aws:iam/rolePolicy:RolePolicy",
-        "aws:iam/policy:Policy",
-        "aws:s3/bucketPolicy:BucketPolicy",
-        "aws:iam/role:Role",
-    }
-)
+HOST = resource_types.EC2_INSTANCE.token
+BUCKET_TYPES = resource_types.tokens_in(resource_types.BUCKET)
+OBJECT_LOCK_TYPES = resource_types.tokens_in(resource_types.OBJECT_LOCK)
+LIFECYCLE_TYPES = resource_types.tokens_in(resource_types.LIFECYCLE)
+ENCRYPTION_CONFIG_TYPES = resource_types.tokens_in(resource_types.BUCKET_ENCRYPTION)
+IAM_DOCUMENT_TYPES = resource_types.tokens_in(resource_types.IAM_DOCUMENT)
 USER_DATA = ("userData", "userDataBase64")
 CONTEXT_LINES = 2
 
@@ -768,7 +747,7 @@ COPY_ADVICE = (
 )
 
 
-RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_INSTANCE = resource_types.RDS_INSTANCE.token
 
 
 def deleted_with(r: dict[str, Any]) -> str:
@@ -876,11 +855,11 @@ def _in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None,
             )
         else:
             f.note(new, f"`{prop}`: {effect}")
-    if new["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and changed - {"tags", "tagSpecifications"}:
+    if new["type"] == resource_types.EC2_LAUNCH_TEMPLATE.token and changed - {"tags", "tagSpecifications"}:
         groups = [
             r
             for r in (head or {}).get("resources", [])
-            if r["type"] == "aws:autoscaling/group:Group"
+            if r["type"] == resource_types.AUTOSCALING_GROUP.token
             and (r["inputs"].get("launchTemplate") or {}).get("id") == new.get("id")
         ]
         for g in groups:
@@ -1143,8 +1122,11 @@ def _removal_risk(f: Findings, r: dict[str, Any], added: list[dict[str, Any]]) -
 
 
 SUBNET_GROUPS = {
-    "aws:rds/subnetGroup:SubnetGroup": ("aws:rds/instance:Instance", "dbSubnetGroupName"),
-    "aws:elasticache/subnetGroup:SubnetGroup": ("aws:elasticache/replicationGroup:ReplicationGroup", "subnetGroupName"),
+    resource_types.RDS_SUBNET_GROUP.token: (resource_types.RDS_INSTANCE.token, "dbSubnetGroupName"),
+    resource_types.ELASTICACHE_SUBNET_GROUP.token: (
+        resource_types.ELASTICACHE_REPLICATION_GROUP.token,
+        "subnetGroupName",
+    ),
 }
 
 
@@ -1294,7 +1276,7 @@ def _follows(change: dict[str, Any]) -> bool:
 
 def _replaced_vpcs(f: Findings, changed: list[dict[str, Any]]) -> None:
     """A replaced VPC in one line, with everything it drags along: replaced, and updated in place."""
-    for vpc in (c for c in changed if c["replaced"] and c["type"] == "aws:ec2/vpc:Vpc"):
+    for vpc in (c for c in changed if c["replaced"] and c["type"] == resource_types.EC2_VPC.token):
         why = "; ".join(_brief(x) for x in vpc["replacedBy"])
         dragged = sorted(c["name"] for c in changed if c["replaced"] and c is not vpc)
         updated = sorted(c["name"] for c in changed if not c["replaced"] and any(_follows(x) for x in c["changes"]))

@@ -20,7 +20,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from leanstack.config.resource_types import backup, compute, database, edge, identity, monitoring, network, storage
+import leanstack.config.resource_types.backup as backup
+import leanstack.config.resource_types.compute as compute
+import leanstack.config.resource_types.database as database
+import leanstack.config.resource_types.edge as edge
+import leanstack.config.resource_types.identity as identity
+import leanstack.config.resource_types.monitoring as monitoring
+import leanstack.config.resource_types.network as network
+import leanstack.config.resource_types.storage as storage
 from leanstack.config.resource_types.backup import (
     BACKUP_PLAN,
     BACKUP_RESTORE_TESTING_PLAN,
