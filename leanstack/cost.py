@@ -1,9 +1,10 @@
 """Monthly cost of a plan, per resource, per component and in total, from `pricing.json`.
 
-Pricing is by resource *type*: a function per priced type reads the resource's inputs
+Pricing is by resource *type*: the table of resource types (`leanstack.config.resource_types`)
+names each priced type's rule, and the rule here of that name reads the resource's inputs
 (instance class, storage, Multi-AZ, engine, period...) and the region it lives in, and
 returns dollars a month with a one-line basis a reviewer can check by hand. Types known to
-cost nothing are listed in FREE with the reason; every other type is "not priced", shown
+cost nothing say why in the table (FREE here); every other type is "not priced", shown
 as such and never counted as zero, so a new resource nobody priced stands out.
 
 Usage-based charges (log ingestion, backup storage, e-mails) are priced from the stated
