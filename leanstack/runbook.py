@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import leanstack.config.resource_types as resource_types
 from leanstack.config import StackConfig, backup_interval_hours, load_stack_config
 from leanstack.config.naming import stack_prefix
 from leanstack.config.sections import STATE_URL_RE
@@ -33,15 +34,13 @@ from leanstack.mocks import Resource, StackRun, read_stack_config, run_program
 from leanstack.plan import build_plan
 from leanstack.recover import recovery_stack
 
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-RDS_INSTANCE = "aws:rds/instance:Instance"
-EC2_INSTANCE = "aws:ec2/instance:Instance"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-STATEFUL_TYPES = {
-    "aws:rds/instance:Instance": "PostgreSQL database",
-    "aws:elasticache/replicationGroup:ReplicationGroup": "cache (rebuildable: holds nothing that cannot be recomputed)",
-    "aws:s3/bucket:Bucket": "S3 bucket",
-}
+ALARM = resource_types.CLOUDWATCH_METRIC_ALARM.token
+RDS_INSTANCE = resource_types.RDS_INSTANCE.token
+EC2_INSTANCE = resource_types.EC2_INSTANCE.token
+SECURITY_GROUP = resource_types.EC2_SECURITY_GROUP.token
+S3_BUCKET = resource_types.S3_BUCKET.token
+SSM_PARAMETER = resource_types.SSM_PARAMETER.token
+STATEFUL_TYPES = {token: entry.stateful for token, entry in resource_types.TYPES.items() if entry.stateful}
 ANCHOR_RE = re.compile(r"Runbook: #([a-z0-9-]+)")
 
 
@@ -514,7 +513,7 @@ def recovery_facts(run: StackRun, config: StackConfig) -> RecoveryFacts:
         (r for r in run.of_type(SECURITY_GROUP) if r.component == "Database"),
         None,
     )
-    bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if r.component == "BackupBucket")
+    bucket = next(r for r in run.of_type(S3_BUCKET) if r.component == "BackupBucket")
     host = next((r for r in run.of_type(EC2_INSTANCE) if r.component == "ProxyHost"), None)
     host_filters = f"Name=tag:Name,Values={config.name_prefix}-host"
     if config.hosts.scaled:
@@ -606,7 +605,7 @@ def _host_previews(f: RecoveryFacts, sign: str, operation: str, note: str) -> tu
         preview_line(sign, EC2_INSTANCE, "host-instance", operation, note),
         *(preview_line("~", t, n, "update", "fine: names the new host") for t, n in f.host_dependents),
         preview_line("+-", RDS_INSTANCE, "database-instance", "replace", "STOP: never for a host"),
-        preview_line("-", "aws:s3/bucket:Bucket", "...", "delete", "STOP: never for a host"),
+        preview_line("-", S3_BUCKET, "...", "delete", "STOP: never for a host"),
     )
 
 
@@ -1846,7 +1845,7 @@ def _access(run: StackRun, config: StackConfig) -> list[str]:
         f"(`pulumi stack output databaseSecretArn{s}`); never in config, state or on disk.",
         f"- **Origin certificate and key**: SSM Parameter Store SecureStrings under `/leanstack/{config.stack}/tls/`.",
     ]
-    if any(r.type == "aws:ssm/parameter:Parameter" and "/cache/" in str(r.inputs.get("name")) for r in run.resources):
+    if any(r.type == SSM_PARAMETER and "/cache/" in str(r.inputs.get("name")) for r in run.resources):
         lines.append(f"- **Cache auth token**: SSM SecureString `pulumi stack output cacheAuthTokenParameter{s}`.")
     lines += [
         "- **Pulumi state and config secrets**: wherever `pulumi login` points, encrypted with the stack's secrets "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import leanstack.config.resource_types as resource_types
 from leanstack.resource_facts import Facts, facts_for
 
 # Risk kinds, most severe first.
@@ -20,36 +21,14 @@ RISK_ORDER = (POLICY, DATA_LOSS, REFUSED, DOWNTIME, EXPOSURE, WEAKER, ORPHANED)
 
 # The types and type families the risk checks single out; what a change does to each type is in
 # leanstack/resource_facts.py.
-HOST = "aws:ec2/instance:Instance"
-BUCKET_TYPES = frozenset({"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2"})
-OBJECT_LOCK_TYPES = frozenset(
-    {
-        "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-        "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
-    }
-)
-LIFECYCLE_TYPES = frozenset(
-    {
-        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-        "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
-    }
-)
-ENCRYPTION_CONFIG_TYPES = frozenset(
-    {
-        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-        "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
-    }
-)
-IAM_DOCUMENT_TYPES = frozenset(
-    {
-        "aws:iam/rolePolicy:RolePolicy",
-        "aws:iam/policy:Policy",
-        "aws:s3/bucketPolicy:BucketPolicy",
-        "aws:iam/role:Role",
-    }
-)
+HOST = resource_types.EC2_INSTANCE.token
+BUCKET_TYPES = resource_types.tokens_in(resource_types.BUCKET)
+OBJECT_LOCK_TYPES = resource_types.tokens_in(resource_types.OBJECT_LOCK)
+LIFECYCLE_TYPES = resource_types.tokens_in(resource_types.LIFECYCLE)
+ENCRYPTION_CONFIG_TYPES = resource_types.tokens_in(resource_types.BUCKET_ENCRYPTION)
+IAM_DOCUMENT_TYPES = resource_types.tokens_in(resource_types.IAM_DOCUMENT)
 
-RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_INSTANCE = resource_types.RDS_INSTANCE.token
 
 
 def facts_of(r: dict[str, Any]) -> Facts:

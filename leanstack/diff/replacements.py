@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import leanstack.config.resource_types as resource_types
 from leanstack.diff.findings import (
     BUCKET_TYPES,
     DATA_LOSS,
@@ -144,8 +145,11 @@ def unaliased_renames(
 
 
 SUBNET_GROUPS = {
-    "aws:rds/subnetGroup:SubnetGroup": ("aws:rds/instance:Instance", "dbSubnetGroupName"),
-    "aws:elasticache/subnetGroup:SubnetGroup": ("aws:elasticache/replicationGroup:ReplicationGroup", "subnetGroupName"),
+    resource_types.RDS_SUBNET_GROUP.token: (resource_types.RDS_INSTANCE.token, "dbSubnetGroupName"),
+    resource_types.ELASTICACHE_SUBNET_GROUP.token: (
+        resource_types.ELASTICACHE_REPLICATION_GROUP.token,
+        "subnetGroupName",
+    ),
 }
 
 
@@ -203,7 +207,7 @@ def moved_data_stores(f: Findings, changed: list[dict[str, Any]], existing: dict
 
 def replaced_vpcs(f: Findings, changed: list[dict[str, Any]]) -> None:
     """A replaced VPC in one line, with everything it drags along: replaced, and updated in place."""
-    for vpc in (c for c in changed if c["replaced"] and c["type"] == "aws:ec2/vpc:Vpc"):
+    for vpc in (c for c in changed if c["replaced"] and c["type"] == resource_types.EC2_VPC.token):
         why = "; ".join(brief(x) for x in vpc["replacedBy"])
         dragged = sorted(c["name"] for c in changed if c["replaced"] and c is not vpc)
         updated = sorted(

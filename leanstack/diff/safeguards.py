@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import leanstack.config.resource_types as resource_types
 from leanstack.diff.findings import (
     DOWNTIME,
     ENCRYPTION_CONFIG_TYPES,
@@ -125,11 +126,11 @@ def in_place_risks(f: Findings, c: dict[str, Any], head: dict[str, Any] | None, 
             )
         else:
             f.note(new, f"`{prop}`: {effect}")
-    if new["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and changed - {"tags", "tagSpecifications"}:
+    if new["type"] == resource_types.EC2_LAUNCH_TEMPLATE.token and changed - {"tags", "tagSpecifications"}:
         groups = [
             r
             for r in (head or {}).get("resources", [])
-            if r["type"] == "aws:autoscaling/group:Group"
+            if r["type"] == resource_types.AUTOSCALING_GROUP.token
             and (r["inputs"].get("launchTemplate") or {}).get("id") == new.get("id")
         ]
         for g in groups:

@@ -1,47 +1,53 @@
-"""The resource types the rules judge, and their families (a bucket's V1 and V2 attachments, IAM documents)."""
+"""The resource types the rules judge, and their families (a bucket's V1 and V2 attachments, IAM
+documents), read from the one table of resource types. The V1/V2 pairs are tuples in a fixed order
+(V1 first) so the rules see them in the same order every run."""
 
 from __future__ import annotations
 
-RDS = "aws:rds/instance:Instance"
-RDS_CLUSTER = "aws:rds/cluster:Cluster"
-CACHE_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
-CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
-INSTANCE = "aws:ec2/instance:Instance"
-LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
-LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
-EBS_VOLUME = "aws:ebs/volume:Volume"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
-SG_INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-BUCKET = "aws:s3/bucket:Bucket"
-BUCKET_V2 = "aws:s3/bucketV2:BucketV2"
-PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
-BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-BUCKET_VERSIONING = ("aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2")
+import leanstack.config.resource_types as resource_types
+
+RDS = resource_types.RDS_INSTANCE.token
+RDS_CLUSTER = resource_types.RDS_CLUSTER.token
+CACHE_GROUP = resource_types.ELASTICACHE_REPLICATION_GROUP.token
+CACHE_CLUSTER = resource_types.ELASTICACHE_CLUSTER.token
+INSTANCE = resource_types.EC2_INSTANCE.token
+LAUNCH_TEMPLATE = resource_types.EC2_LAUNCH_TEMPLATE.token
+LOAD_BALANCER = resource_types.LB_LOAD_BALANCER.token
+EBS_VOLUME = resource_types.EBS_VOLUME.token
+SECURITY_GROUP = resource_types.EC2_SECURITY_GROUP.token
+SG_RULE = resource_types.EC2_SECURITY_GROUP_RULE.token
+SG_INGRESS = resource_types.VPC_SECURITY_GROUP_INGRESS_RULE.token
+BUCKET = resource_types.S3_BUCKET.token
+BUCKET_V2 = resource_types.S3_BUCKET_V2.token
+PUBLIC_ACCESS_BLOCK = resource_types.S3_BUCKET_PUBLIC_ACCESS_BLOCK.token
+BUCKET_POLICY = resource_types.S3_BUCKET_POLICY.token
+BUCKET_VERSIONING = (resource_types.S3_BUCKET_VERSIONING.token, resource_types.S3_BUCKET_VERSIONING_V2.token)
 BUCKET_ENCRYPTION = (
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+    resource_types.S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION.token,
+    resource_types.S3_BUCKET_SERVER_SIDE_ENCRYPTION_CONFIGURATION_V2.token,
 )
 OBJECT_LOCK = (
-    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration",
-    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2",
+    resource_types.S3_BUCKET_OBJECT_LOCK_CONFIGURATION.token,
+    resource_types.S3_BUCKET_OBJECT_LOCK_CONFIGURATION_V2.token,
 )
 BUCKET_LIFECYCLE = (
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
-    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+    resource_types.S3_BUCKET_LIFECYCLE_CONFIGURATION.token,
+    resource_types.S3_BUCKET_LIFECYCLE_CONFIGURATION_V2.token,
 )
-ROLE = "aws:iam/role:Role"
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-ROLE_POLICY_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-POLICY_ATTACHMENT = "aws:iam/policyAttachment:PolicyAttachment"
-MANAGED_POLICY = "aws:iam/policy:Policy"
-INSTANCE_PROFILE = "aws:iam/instanceProfile:InstanceProfile"
-DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+# An incomplete multipart upload is billed until aborted: a lifecycle must abort it within this.
+MAX_INCOMPLETE_UPLOAD_DAYS = 7
+ROLE = resource_types.IAM_ROLE.token
+ROLE_POLICY = resource_types.IAM_ROLE_POLICY.token
+ROLE_POLICY_ATTACHMENT = resource_types.IAM_ROLE_POLICY_ATTACHMENT.token
+POLICY_ATTACHMENT = resource_types.IAM_POLICY_ATTACHMENT.token
+MANAGED_POLICY = resource_types.IAM_POLICY.token
+INSTANCE_PROFILE = resource_types.IAM_INSTANCE_PROFILE.token
+DNS_RECORD = resource_types.CLOUDFLARE_DNS_RECORD.token
 
 # IAM documents by resource type and property.
 POLICY_DOCUMENTS: dict[str, str] = {
     MANAGED_POLICY: "policy",
     ROLE_POLICY: "policy",
-    "aws:iam/userPolicy:UserPolicy": "policy",
-    "aws:iam/groupPolicy:GroupPolicy": "policy",
+    resource_types.IAM_USER_POLICY.token: "policy",
+    resource_types.IAM_GROUP_POLICY.token: "policy",
 }
