@@ -8,8 +8,8 @@ free storage, the hours since the last good off-site backup and the days since t
 restore drill, and the app's container starts (a deploy or a restart starts new containers,
 each its own log stream: the deploy markers).
 
-Cost: $3/month per dashboard beyond the account's first 3 (CloudWatch's free tier counts
-dashboards of up to 50 metrics); leanstack prices it at $3 (see `python -m leanstack plan`).
+Cost: billed monthly per dashboard beyond the account's first three (CloudWatch's free tier
+counts dashboards of up to 50 metrics); leanstack prices it as billed (see `python -m leanstack plan`).
 
 Replacement: none that loses anything; the body is rewritten in place on every change.
 

@@ -4,7 +4,7 @@ Builds a VPC with two public subnets (for the host) and two private subnets (for
 database and cache; RDS requires subnets in two AZs), an internet gateway, a public route
 table with a default route, and a private route table with no route out. There is no NAT
 gateway: nothing in the private subnets needs the internet, and a NAT gateway would be
-the most expensive line of the bill (~$33/month plus data). The VPC's default security
+the most expensive line of the bill (billed hourly plus per GB). The VPC's default security
 group is emptied so nothing can use it by accident.
 
 Or, with `existing_vpc_id`, creates nothing and passes the given subnets through (and looks
@@ -14,7 +14,7 @@ up the VPC's CIDR blocks).
 client address the load balancer forwards only from a peer in them (the load balancer's
 addresses come from its subnets, so from these blocks).
 
-Cost: $0/month (VPCs, subnets, route tables and internet gateways are free).
+Cost: nothing (VPCs, subnets, route tables and internet gateways are free).
 Replacement: changing `cidr` replaces the VPC and so everything in it, the database included.
 
 Example:
