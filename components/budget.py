@@ -63,7 +63,7 @@ class Budget(LeanComponent):
         if limit_usd <= 0:
             raise ValueError(f"Budget {name}: limit_usd must be above 0, got {limit_usd}")
         self.name = stack_prefix(stack)
-        aws.budgets.Budget(
+        self.budget = aws.budgets.Budget(
             self.child_name("monthly"),
             name=self.name,
             budget_type="COST",

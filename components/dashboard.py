@@ -150,7 +150,7 @@ class Dashboard(LeanComponent):
         body = pulumi.Output.all(sources.database_identifier, sources.load_balancer_arn_suffix).apply(
             lambda ids: dashboard_body(stack, region, sources, str(ids[0]), None if ids[1] is None else str(ids[1]))
         )
-        aws.cloudwatch.Dashboard(
+        self.dashboard = aws.cloudwatch.Dashboard(
             self.child_name("dashboard"),
             dashboard_name=self.name,
             dashboard_body=body,

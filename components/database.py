@@ -123,13 +123,16 @@ class Database(LeanComponent):
         self._create_storage_alarm(alarm_topic_arn)
         self._create_connections_alarm(alarm_topic_arn)
         self.replicas = [self._create_replica(n) for n in range(1, args.read_replicas + 1)]
+        self._register_outputs()
 
+    def _register_outputs(self) -> None:
+        """What other components and the program read: the endpoints, the secret, the security group."""
         self.address = self.instance.address
         self.arn = self.instance.arn
         self.subnet_group_name = self.subnet_group.name
         self.port = self.instance.port
-        self.database_name = args.database_name
-        self.username = args.username
+        self.database_name = self.args.database_name
+        self.username = self.args.username
         self.secret_arn = self.instance.master_user_secrets.apply(_first_secret_arn)
         self.security_group_id = self.security_group.id
         self.replica_addresses = [replica.address for replica in self.replicas]

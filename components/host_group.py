@@ -406,19 +406,23 @@ class HostGroup(LeanComponent):
             opts=self.child_opts(depends_on=list(launch.depends_on)),
         )
         if role == WEB_ROLE and self.args.autoscale.max:
-            aws.autoscaling.Policy(
-                self.child_name("web-cpu"),
-                autoscaling_group_name=group.name,
-                policy_type="TargetTrackingScaling",
-                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type="ASGAverageCPUUtilization"
-                    ),
-                    target_value=CPU_TARGET_PERCENT,
-                ),
-                opts=self.child_opts(),
-            )
+            self._create_cpu_policy(group)
         return group
+
+    def _create_cpu_policy(self, group: aws.autoscaling.Group) -> aws.autoscaling.Policy:
+        """Autoscaled: the web group tracks its average CPU."""
+        return aws.autoscaling.Policy(
+            self.child_name("web-cpu"),
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ASGAverageCPUUtilization"
+                ),
+                target_value=CPU_TARGET_PERCENT,
+            ),
+            opts=self.child_opts(),
+        )
 
     # ------------------------------------------------------------------ alarms
 

@@ -43,6 +43,10 @@ class Network(LeanComponent):
     def __init__(self, name: str, args: NetworkArgs | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
         self.args = args or NetworkArgs()
+        # The children, by role; none with `existing_vpc_id` (nothing is created then).
+        self.vpc: aws.ec2.Vpc | None = None
+        self.internet_gateway: aws.ec2.InternetGateway | None = None
+        self.subnets: dict[str, aws.ec2.Subnet] = {}
         if self.args.existing_vpc_id:
             self._use_existing()
         else:
@@ -71,7 +75,7 @@ class Network(LeanComponent):
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self)).names
         # Four equal subnets: public a/b, private a/b.
         blocks = list(ipaddress.ip_network(self.args.cidr).subnets(prefixlen_diff=2))
-        vpc = aws.ec2.Vpc(
+        self.vpc = vpc = aws.ec2.Vpc(
             self.child_name("vpc"),
             cidr_block=self.args.cidr,
             enable_dns_hostnames=True,
@@ -90,7 +94,7 @@ class Network(LeanComponent):
             tags=self.named_tags(self.child_name("default-sg-unused")),
             opts=self.child_opts(),
         )
-        gateway = aws.ec2.InternetGateway(
+        self.internet_gateway = gateway = aws.ec2.InternetGateway(
             self.child_name("igw"),
             vpc_id=vpc.id,
             tags=self.named_tags(self.child_name("igw")),
@@ -116,6 +120,7 @@ class Network(LeanComponent):
             zone = zones[index]
             public = self._subnet(f"public-{letter}", vpc.id, str(blocks[index]), zone, public_routes)
             private = self._subnet(f"private-{letter}", vpc.id, str(blocks[index + 2]), zone, private_routes)
+            self.subnets.update({f"public-{letter}": public, f"private-{letter}": private})
             public_ids.append(public.id)
             private_ids.append(private.id)
         self.public_subnet_ids = pulumi.Output.all(*public_ids)

@@ -28,10 +28,10 @@ TOPIC = {topic!r}
 net = Network("net", NetworkArgs())
 cert = OriginCertificate("cert", OriginCertificateArgs(hostnames=("shop.example.org",)))
 db = Database("db", DatabaseArgs(read_replicas=1), stack="prod", network=net, alarm_topic_arn=TOPIC{database})
-Cache("cache", CacheArgs(enabled=True), stack="prod", network=net, eviction_policy="noeviction"{cache})
+cache = Cache("cache", CacheArgs(enabled=True), stack="prod", network=net, eviction_policy="noeviction"{cache})
 backups = BackupBucket("backups", BackupBucketArgs(region="us-west-2"), stack="prod",
                        writer_role_name="leanstack-prod-host"{backup_bucket})
-ProxyHost(
+host = ProxyHost(
     "host",
     ProxyHostArgs(),
     stack="prod",
@@ -40,6 +40,13 @@ ProxyHost(
     dependencies=HostDependencies(network=net, certificate=cert, alarm_topic_arn=TOPIC, database=db, backups=backups),
     {proxy_host}
 )
+children = {{
+    "db.instance": db.instance, "db.replicas[0]": db.replicas[0], "cache.replication_group": cache.replication_group,
+    "backups.bucket": backups.bucket, "host.instance": host.instance, "host.role": host.role,
+    "host.security_group": host.security_group, "net.vpc": net.vpc,
+}}
+for label, child in children.items():
+    pulumi.export(label, child.urn)
 """
 
 
@@ -147,3 +154,17 @@ def test_the_generated_reference_names_each_components_transformable_children() 
         cls = getattr(library, component)
         assert cls.TRANSFORMABLE and line.endswith(", ".join(f"`{c}`" for c in cls.TRANSFORMABLE) + ".")
         assert "transform: Transforms | None = None" in section
+
+
+def test_each_components_children_are_its_attributes(plain: StackRun) -> None:
+    names = {urn: name for name, urn in ((r.name, r.urn) for r in plain.resources)}
+    assert {label: names[urn] for label, urn in plain.outputs.items()} == {
+        "db.instance": "db-instance",
+        "db.replicas[0]": "db-replica-1",
+        "cache.replication_group": "cache-group",
+        "backups.bucket": "backups-bucket",
+        "host.instance": "host-instance",
+        "host.role": "host-role",
+        "host.security_group": "host-sg",
+        "net.vpc": "net-vpc",
+    }
