@@ -145,6 +145,18 @@ def component_outputs(component: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+def component_transforms(component: str) -> list[str]:
+    """The children a component's `transform` may change (its TRANSFORMABLE keys), in its order."""
+    for node in _component_class(component).body:
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "TRANSFORMABLE" for t in node.targets)
+            and isinstance(node.value, ast.Tuple)
+        ):
+            return [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return []
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -170,6 +182,14 @@ def component_reference() -> str:
         out += [f"#### `{component}` ← `{args_name}` ({where})", "", summary, ""]
         outputs = ", ".join(f"`{o}`" for o in component_outputs(component)) or "none"
         out += [f"`{constructor_line(component)}`", "", f"Outputs: {outputs}.", ""]
+        if children := component_transforms(component):
+            out += [
+                "Transform: `transform={child: function}` gets a child's keyword arguments (`opts` included) "
+                "before it is created and may change them (in place, or by returning new ones); children: "
+                + ", ".join(f"`{c}`" for c in children)
+                + ".",
+                "",
+            ]
         out += ["| field | stack key | type | default | what it does | changing it |", "|---|---|---|---|---|---|"]
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
