@@ -172,7 +172,8 @@ def _init_questions() -> tuple[tuple[str, str, str], ...]:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from leanstack.docs import REPO, component_reference, write_pages
+    from leanstack.docs import component_reference, write_pages
+    from leanstack.mocks import REPO
 
     if args.write:
         changed = write_pages()
