@@ -149,7 +149,7 @@ def test_a_transform_naming_no_child_is_refused_in_one_line() -> None:
 def test_the_generated_reference_names_each_components_transformable_children() -> None:
     reference = component_reference()
     for component in ("Database", "ProxyHost", "Cache", "BackupBucket"):
-        section = reference.split(f"#### `{component}` ←", 1)[1].split("####", 1)[0]
+        section = reference.split(f"\n## `{component}` ←", 1)[1].split("\n## ", 1)[0]
         line = next(x for x in section.splitlines() if x.startswith("Transform: "))
         cls = getattr(library, component)
         assert cls.TRANSFORMABLE and line.endswith(", ".join(f"`{c}`" for c in cls.TRANSFORMABLE) + ".")
