@@ -57,8 +57,10 @@ plan: $(VENV)/.runtime
 test: lint typecheck system-packages npm-tools docker-daemon
 	$(PY) -m pytest
 
-## lint: ruff, and deptry (every import the package makes is a declared dependency)
+## lint: uv.lock matches pyproject.toml (`make lock` otherwise), ruff, and deptry (every import the
+## package makes is a declared dependency)
 lint: $(VENV)/.dev
+	$(UV) lock --check --quiet
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m deptry .
