@@ -96,7 +96,7 @@ init: $(VENV)/.runtime
 ## wheel: the library as one package, leanstack, in dist/ (its dependencies are not copied; setuptools
 ## from the venv, so it builds offline)
 wheel: $(VENV)/.runtime
-	$(UV) build --quiet --wheel --no-build-isolation --python $(PY) --out-dir dist
+	$(UV) build --quiet --wheel --no-build-isolation --no-create-gitignore --python $(PY) --out-dir dist
 	rm -rf build leanstack.egg-info
 	@ls dist/leanstack-*.whl
 
