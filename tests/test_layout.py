@@ -154,7 +154,7 @@ def test_each_room_is_in_the_package_once() -> None:
 
 
 def test_the_program_and_plan_run_without_the_host_tools_libraries(tmp_path: Path) -> None:
-    """`make plan` installs requirements.txt only: boto3/botocore (the host tools' and the
+    """`make plan` installs the runtime only (no dev group): boto3/botocore (the host tools' and the
     deploy's) must not be imported by the program or by `plan`, even with every optional piece
     on (the host tools' text is read, not imported)."""
     import subprocess
