@@ -29,7 +29,7 @@ PLACEHOLDER_SENSITIVE = (
     "tests/leanstack/test_cli.py",
     "tests/leanstack/test_runbook.py",
     "tests/test_stack_guard.py",
-    "tests/leanstack/test_schema.py",
+    "tests/config/test_schema.py",
     "tests/leanstack/test_init.py",
     "tests/components/test_alerts.py",
     "tests/components/test_cdn.py",

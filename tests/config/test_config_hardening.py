@@ -29,7 +29,7 @@ from leanstack.config import (
 from leanstack.config.stack_file import StackFileError, parse_stack_yaml
 from leanstack.mocks import run_program
 from tests.conftest import merged, read_stack_config
-from tests.leanstack.test_settings import (
+from tests.config.test_settings import (
     BAD_ALERT_AND_RECOVERY_CONFIG,
     BAD_CONFIG,
     BAD_GROWTH_CONFIG,
