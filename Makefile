@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  ?= dev
 FORMAT ?= text
 
-.PHONY: plan test lint typecheck schema docs init wheel bench clean box box-down docker-daemon
+.PHONY: plan test test-fast lint typecheck schema docs init wheel bench clean box box-down docker-daemon
 
 $(VENV)/.runtime: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ plan: $(VENV)/.runtime
 ## test: lint, type-check and the whole test suite
 test: lint typecheck docker-daemon
 	$(PY) -m pytest
+
+## test-fast: the quick loop: no lint, no type-check, none of the tests marked `servers` or `box`
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not servers and not box"
 
 ## lint: ruff, and deptry (every import the package makes is a declared dependency)
 lint: $(VENV)/.dev

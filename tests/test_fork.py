@@ -12,8 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
+
+# A copy of the repository through init and its CI's checks (pip, git, the program, minutes).
+pytestmark = pytest.mark.servers
 
 FORK_VALUES = (
     ("--domain", "fork-shop.net"),

@@ -11,9 +11,14 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from leanstack import __version__
 from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
+
+# make on a fresh clone: a virtualenv and every requirement installed (pip, minutes).
+pytestmark = pytest.mark.servers
 
 
 def _env() -> dict[str, str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from support.repo_copy import REPO, copy_repository
+from tests.conftest import starts_servers
 
 ROOMS = ("components", "config", "host", "policy")
 
@@ -52,6 +53,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = copy_repository(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("dist")

@@ -19,7 +19,7 @@ import pytest
 from leanstack.mocks import REPO, run_program
 from leanstack.plan import build_plan, render_mermaid
 from support.system import skip_or_fail
-from tests.conftest import merged, read_stack_config
+from tests.conftest import merged, read_stack_config, starts_servers
 
 Plan = dict[str, Any]
 MERMAID_NPM = ("mermaid@11.17.2", "jsdom@25.0.1")
@@ -57,6 +57,7 @@ process.stdout.write(JSON.stringify(out));
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def mermaid() -> Path:
     if (
         not (MERMAID_DIR / "node_modules" / "mermaid" / "package.json").exists()
