@@ -17,8 +17,9 @@ import pytest
 from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
 
-# A copy of the repository through init and its CI's checks (pip, git, the program, minutes).
-pytestmark = pytest.mark.servers
+# A copy of the repository through init, validate, plan and part of its tests (minutes; each
+# step may take its 10 minutes on a loaded machine).
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(1800)]
 
 FORK_VALUES = (
     ("--domain", "fork-shop.net"),

@@ -22,6 +22,9 @@ import pytest
 from support.repo_copy import REPO, copy_repository
 from tests.conftest import starts_servers
 
+# A wheel built and installed into fresh virtualenvs with its dependencies (pip, each step up to 10 minutes).
+pytestmark = pytest.mark.timeout(1800)
+
 ROOMS = ("components", "config", "host", "policy")
 
 RUN_EXAMPLE = """
