@@ -41,11 +41,13 @@ def _apt_install(package: str) -> str | None:
     if shutil.which("apt-get") is None:
         return "no apt-get on this machine"
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    # Two pytest-xdist workers may install at once: the second waits for dpkg's lock instead of failing.
+    wait_for_lock = ["-o", "DPkg::Lock::Timeout=600"]
     if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
+        subprocess.run(["apt-get", *wait_for_lock, "update", "-qq"], env=env, capture_output=True, check=False)
         _apt_updated = True
     done = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
+        ["apt-get", *wait_for_lock, "install", "-y", "-qq", "--no-install-recommends", package],
         env=env,
         capture_output=True,
         text=True,
