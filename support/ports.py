@@ -22,13 +22,13 @@ Nothing here imports pytest: the benchmarks use it too.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import tempfile
 import threading
 from pathlib import Path
-from typing import IO
 
 # Ports 1024-10239 are left alone: the well-known services' neighbourhood (5432, 8080, ...).
 LOWEST_PORT = 10240
@@ -48,27 +48,31 @@ class _Block:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._owned: tuple[IO[bytes], int] | None = None
+        self._owned: tuple[int, int] | None = None
         self._next = 0
 
-    def _claim(self) -> tuple[IO[bytes], int]:
-        LOCK_DIR.mkdir(mode=0o777, parents=True, exist_ok=True)
+    def _claim(self) -> tuple[int, int]:
+        """(the descriptor holding the block's lock, the block's first port)."""
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        # Shared by every account on the machine, like /tmp (a lock file is opened read-only: flock needs no more).
+        with contextlib.suppress(PermissionError):
+            LOCK_DIR.chmod(0o1777)
         blocks = (_ephemeral_start() - LOWEST_PORT) // BLOCK_SIZE
         # Start at a block that depends on the process id, so concurrent processes seldom try the same one first.
         for offset in range(blocks):
             number = (os.getpid() + offset) % blocks
-            handle = open(LOCK_DIR / f"block-{number}", "ab")  # noqa: SIM115 (held for the process's life)
+            descriptor = os.open(LOCK_DIR / f"block-{number}", os.O_RDONLY | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                handle.close()
+                os.close(descriptor)
                 continue
-            return handle, LOWEST_PORT + number * BLOCK_SIZE
+            return descriptor, LOWEST_PORT + number * BLOCK_SIZE  # held until the process ends
         raise RuntimeError(f"every block of loopback ports under {LOCK_DIR} is held by another process")
 
     def port(self) -> int:
         with self._lock:
-            if self._owned is None or self._owned[0].closed:
+            if self._owned is None:
                 self._owned = self._claim()
             first = self._owned[1]
             for _ in range(BLOCK_SIZE):
