@@ -143,11 +143,13 @@ def cascade_replacements(changed: list[dict[str, Any]], new: dict[str, dict[str,
     replacement (a subnet's VPC, a host's subnet) is replaced too. The mocks keep ids stable,
     so this follows the references the plan shows."""
     by_urn = {c["urn"]: c for c in changed}
+    # Walked in URN order wherever the order shows: a property naming two replaced resources
+    # (a database's subnet ids) must read the same on every run, whatever the hash seed.
     replaced = {c["urn"] for c in changed if c["replaced"]}
     grew = True
     while grew:
         grew = False
-        gone_ids = {i: new[u]["name"] for u in replaced for i in ids_of(new[u])}
+        gone_ids = {i: new[u]["name"] for u in sorted(replaced) for i in ids_of(new[u])}
         for urn, r in new.items():
             if urn in replaced:
                 continue
@@ -182,7 +184,7 @@ def cascade_replacements(changed: list[dict[str, Any]], new: dict[str, dict[str,
             grew = True
     # What is not replaced but names a replaced resource in another property is updated in place
     # to the new one (an internet gateway's VPC, an address's instance, a database's security groups).
-    gone_ids = {i: new[u]["name"] for u in replaced for i in ids_of(new[u])}
+    gone_ids = {i: new[u]["name"] for u in sorted(replaced) for i in ids_of(new[u])}
     for urn, r in new.items():
         if urn in replaced:
             continue

@@ -239,3 +239,56 @@ def test_both_ways_of_planning_a_side_are_byte_identical_to_plan(repo_copy: Path
     forked_out, _ = forked.communicate(timeout=600)
     assert alone.returncode == 0 and forked.returncode == 0
     assert forked_out == together["prod"] == out
+
+
+CASCADE_SCRIPT = """
+import json
+from leanstack.diff.match import cascade_replacements
+
+def resource(name, type_, ident, **inputs):
+    return {"urn": "urn:" + name, "type": type_, "name": name, "component": "c", "id": ident, "inputs": inputs}
+
+new = {
+    "urn:" + n: r
+    for n, r in {
+        "subnet-a": resource("subnet-a", "aws:ec2/subnet:Subnet", "subnet-aaaaaaaa"),
+        "subnet-b": resource("subnet-b", "aws:ec2/subnet:Subnet", "subnet-bbbbbbbb"),
+        "subnet-c": resource("subnet-c", "aws:ec2/subnet:Subnet", "subnet-cccccccc"),
+        "subnet-d": resource("subnet-d", "aws:ec2/subnet:Subnet", "subnet-dddddddd"),
+        "group": resource(
+            "group", "aws:rds/subnetGroup:SubnetGroup", "group-11111111",
+            subnetIds=["subnet-aaaaaaaa", "subnet-bbbbbbbb", "subnet-cccccccc", "subnet-dddddddd"],
+        ),
+        "ip": resource("ip", "aws:ec2/eip:Eip", "eipalloc-1111", tags=["subnet-dddddddd", "subnet-aaaaaaaa"]),
+    }.items()
+}
+changed = [
+    {"urn": "urn:" + n, "type": "aws:ec2/subnet:Subnet", "name": n, "component": "c", "changes": [],
+     "replaced": True, "replacedBy": [], "old": new["urn:" + n], "new": new["urn:" + n]}
+    for n in ("subnet-d", "subnet-b", "subnet-c", "subnet-a")
+]
+cascade_replacements(changed, new)
+print(json.dumps([{k: c[k] for k in ("urn", "changes", "replacedBy")} for c in changed], sort_keys=True))
+"""
+
+
+def test_a_cascade_reads_the_same_whatever_the_hash_seed() -> None:
+    """Replaced resources are a set; a property naming several of them must list them in one
+    order on every run (two diff runs of one change once differed in which subnet they named)."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", CASCADE_SCRIPT],
+            env={**os.environ, "PYTHONHASHSEED": str(seed)},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        for seed in range(8)
+    }
+    assert len(outputs) == 1, outputs
+    assert "subnet-a" in next(iter(outputs))
