@@ -20,7 +20,7 @@ leanstack does not do it with Pulumi (aws.costexplorer.CostAllocationTag): the s
 account-wide, so two stacks would each claim it and destroying one would deactivate it for the
 other; in an AWS Organization only the management account may change it; and AWS lists a new
 tag key for activation only up to 24 hours after a resource first carries it. Until the tag is
-active, the budget sees no spend and never alerts (the README's setup steps say so).
+active, the budget sees no spend and never alerts (docs/getting-started.md says so).
 
 Cost: the first two budgets of an account are free; each one beyond is billed daily. A dev and a
 prod stack fit in the free two; the plan prices the budget as free and says so.

@@ -25,7 +25,7 @@ Builds:
   the database's RDS-managed secret, writing and reading backups (never deleting them).
   SecureStrings stay on the account's aws/ssm key: with reads scoped to the stack's path, a
   per-stack KMS key (billed monthly) would only add a second lock against the account's own
-  administrators, who can change its key policy (see the README's security section);
+  administrators, who can change its key policy (see docs/security.md);
 - alarms (`components.host_alarms`): automatic recovery when AWS's system status check fails, a
   page when the host stays broken, "errors up" (the share of user requests answered with a 5xx,
   from two metric filters on nginx's access log and metric math, above `alerts.errorRatePercent`

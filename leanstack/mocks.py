@@ -8,7 +8,7 @@ the outputs a real provider would compute (ids, ARNs, endpoints) deterministical
 two runs on two machines produce byte-identical plans.
 
 What the mocks cannot tell: whether AWS or Cloudflare would accept the inputs. A real
-`pulumi preview` with credentials is still the final word (see the README).
+`pulumi preview` with credentials is still the final word (see docs/what-is-verified.md).
 """
 
 from __future__ import annotations

@@ -319,3 +319,75 @@ def test_the_type_table_is_a_leaf() -> None:
         if (ours(name) is not None and not name.startswith(TYPE_TABLE)) or name.split(".")[0].startswith("pulumi")
     ]
     assert bad == []
+
+
+# The sizes a reader can hold in their head: the library and its tooling (the host agent has its
+# own limit in tests/host/test_host_programs_portable.py).
+MAX_MODULE_LINES = 800
+MAX_FUNCTION_LINES = 100
+MAX_COMPONENT_PARAMETERS = 8
+
+
+def library_modules() -> list[Path]:
+    return [p for p in modules() if room_of(p) in ("components", "config", "policy", "tooling")] + [
+        p for p in modules() if room_of(p) == "host" and "agent" not in p.parts
+    ]
+
+
+def test_no_module_of_the_library_is_longer_than_a_reader_can_hold() -> None:
+    checked = library_modules()
+    assert len(checked) > 60
+    long = [
+        f"{p.relative_to(REPO)}: {n} lines"
+        for p in checked
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    ]
+    assert long == []
+
+
+def test_no_function_of_the_library_is_longer_than_a_screenful_or_two() -> None:
+    long = [
+        f"{p.relative_to(REPO)}:{node.lineno} {node.name}: {n} lines"
+        for p in library_modules()
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and (n := (node.end_lineno or node.lineno) - node.lineno + 1) > MAX_FUNCTION_LINES
+    ]
+    assert long == []
+
+
+def test_no_component_takes_more_than_eight_parameters() -> None:
+    """Dependencies travel as one typed object; a constructor with a dozen arguments is a
+    component doing several jobs."""
+    found = 0
+    wide = []
+    for path in sorted((REPO / "components").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for member in node.body:
+                if isinstance(member, ast.FunctionDef) and member.name == "__init__":
+                    found += 1
+                    arguments = member.args
+                    count = len(arguments.posonlyargs) + len(arguments.args) + len(arguments.kwonlyargs) - 1
+                    if count > MAX_COMPONENT_PARAMETERS and any(
+                        isinstance(base, ast.Name) and base.id.endswith(("Component", "ComponentResource"))
+                        for base in node.bases
+                    ):
+                        wide.append(f"{path.relative_to(REPO)}: {node.name} takes {count}")
+    assert found > 10
+    assert wide == []
+
+
+def test_no_module_of_the_library_imports_another_modules_private_name() -> None:
+    """A leading underscore says "only this module uses it"; a name another module needs is
+    public in its home."""
+    bad = [
+        f"{p.relative_to(REPO)}: {node.module}.{alias.name}"
+        for p in library_modules()
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("leanstack")
+        for alias in node.names
+        if alias.name.startswith("_") and not alias.name.startswith("__")
+    ]
+    assert bad == []

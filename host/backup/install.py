@@ -66,14 +66,14 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text(encoding="utf-8"))
 
 
-def _env_line(name: str, value: str) -> str:
+def env_line(name: str, value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError(f"{name} must be a single line without control characters")
     quoted = value.replace("\\", "\\\\").replace('"', '\\"')
     return f'{name}="{quoted}"'
 
 
-def _calendar(expression: str, field_name: str) -> str:
+def checked_calendar(expression: str, field_name: str) -> str:
     """The OnCalendar value; BackupSettings' calendars are UTC, so say so to systemd."""
     if _CONTROL.search(expression) or not expression.strip():
         raise ValueError(f"{field_name} must be one non-empty line")
@@ -137,11 +137,11 @@ def render_env_file(settings: BackupSettings) -> str:
     if settings.files_bucket:
         # The replica lives in the backup region, beside the backups (FILES_BUCKET_REGION's default).
         values.update(FILES_BUCKET=settings.files_bucket, FILES_SQL_FILE=FILES_SQL_PATH)
-    assignments = "\n".join(_env_line(name, value) for name, value in values.items())
+    assignments = "\n".join(env_line(name, value) for name, value in values.items())
     return _template("backup.env.in").substitute(assignments=assignments)
 
 
-def _service(
+def service_unit(
     name: str, description: str, exec_start: str, timeout: str, extra: str = "", unit_extra: str = ""
 ) -> HostFile:
     content = _template("service.in").substitute(
@@ -150,7 +150,7 @@ def _service(
     return HostFile(path=f"{UNIT_DIR}/{name}.service", content=content)
 
 
-def _timer(name: str, description: str, calendar: str, randomized_delay: str) -> HostFile:
+def timer_unit(name: str, description: str, calendar: str, randomized_delay: str) -> HostFile:
     content = _template("timer.in").substitute(
         description=description, calendar=calendar, randomized_delay=randomized_delay
     )
@@ -228,19 +228,19 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
         ),
         HostFile(path=ENV_FILE_PATH, content=render_env_file(settings), permissions="0640"),
         *verify,
-        _service(
+        service_unit(
             "leanstack-backup",
             "leanstack: stream a pg_dump of the application database to the off-site bucket",
             BACKUP_TOOL_PATH,
             "6h",
         ),
-        _timer(
+        timer_unit(
             "leanstack-backup",
             "leanstack: daily off-site database backup",
-            _calendar(settings.backup_calendar, "backup_calendar"),
+            checked_calendar(settings.backup_calendar, "backup_calendar"),
             "10min",
         ),
-        _service(
+        service_unit(
             "leanstack-restore-drill",
             "leanstack: restore the newest backup into a scratch database and check it",
             DRILL_TOOL_PATH,
@@ -249,10 +249,10 @@ def backup_host_files(settings: BackupSettings) -> tuple[HostFile, ...]:
             drill_unit_extra,
         ),
         drill_credentials_service(),
-        _timer(
+        timer_unit(
             "leanstack-restore-drill",
             "leanstack: monthly restore drill",
-            _calendar(settings.drill_calendar, "drill_calendar"),
+            checked_calendar(settings.drill_calendar, "drill_calendar"),
             "30min",
         ),
     )

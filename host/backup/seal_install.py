@@ -17,7 +17,7 @@ from __future__ import annotations
 from leanstack.host.agent import contract
 from leanstack.host.agent.common import ConfigError
 from leanstack.host.agent.seal import public_key_der
-from leanstack.host.backup.install import _calendar, _env_line, _service, _timer
+from leanstack.host.backup.install import checked_calendar, env_line, service_unit, timer_unit
 from leanstack.host.params import HostFile
 from leanstack.host.shipping import entry_file
 
@@ -36,8 +36,8 @@ def render_seal_env(public_key: str, secret_ids: tuple[str, ...]) -> str:
             raise ValueError(f"secret_ids: {secret_id!r} is not a secret name leanstack may seal")
     lines = [
         "# leanstack-seal-secrets settings, rendered from the stack. No secret values.",
-        _env_line("RECOVERY_PUBLIC_KEY", "".join(public_key.split())),
-        _env_line("SECRET_IDS", ",".join(secret_ids)),
+        env_line("RECOVERY_PUBLIC_KEY", "".join(public_key.split())),
+        env_line("SECRET_IDS", ",".join(secret_ids)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -51,17 +51,17 @@ def seal_host_files(public_key: str, secret_ids: tuple[str, ...], calendar: str)
     return (
         seal_tool(),
         HostFile(path=SEAL_ENV_PATH, content=render_seal_env(public_key, secret_ids), permissions="0640"),
-        _service(
+        service_unit(
             "leanstack-seal-secrets",
             "leanstack: seal the app's config and secrets to the recovery key, off-site",
             SEAL_TOOL_PATH,
             "15min",
             f"EnvironmentFile={SEAL_ENV_PATH}\n",
         ),
-        _timer(
+        timer_unit(
             "leanstack-seal-secrets",
             "leanstack: daily sealed copy of the app's config and secrets",
-            _calendar(calendar, "calendar"),
+            checked_calendar(calendar, "calendar"),
             "10min",
         ),
     )

@@ -1,5 +1,5 @@
 """The host's promises, proven in the box: the dev stack's host booted from its real user data
-(see support/box and README "The box"). One box per session; the tests run in file order and
+(see support/box and docs/contributing.md, "The box"). One box per session; the tests run in file order and
 each leaves the host serving."""
 
 from __future__ import annotations

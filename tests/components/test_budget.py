@@ -17,7 +17,8 @@ def test_each_stack_emails_the_alert_address_at_80_and_100_percent_of_actual_spe
     budget = dev.one(BUDGET).inputs
     assert (budget["budgetType"], budget["timeUnit"], budget["limitUnit"]) == ("COST", "MONTHLY", "USD")
     assert budget["name"] == "leanstack-dev" == dev.outputs["budgetName"]
-    # Only this stack's resources: the Stack tag every resource carries (activated in Billing, see the README).
+    # Only this stack's resources: the Stack tag every resource carries (activated in Billing,
+    # see docs/getting-started.md).
     assert budget["costFilters"] == [{"name": "TagKeyValue", "values": ["user:Stack$dev"]}]
     alerts = sorted((n["threshold"], n["notificationType"], n["thresholdType"]) for n in budget["notifications"])
     assert alerts == [(80, "ACTUAL", "PERCENTAGE"), (100, "ACTUAL", "PERCENTAGE")]

@@ -140,7 +140,7 @@ def test_edge_request_is_proxied_with_real_client_ip_and_request_id(stack: Stack
     assert seen.headers["X-Forwarded-Proto"] == "https"
     assert seen.headers["Host"] == HOST
     assert seen.headers["X-Forwarded-Host"] == HOST
-    # Cloudflare's own headers reach the app as sent (the README lists what the app receives).
+    # Cloudflare's own headers reach the app as sent (docs/day-2-operations.md lists what the app receives).
     assert (seen.headers["CF-Connecting-IP"], seen.headers["CF-IPCountry"]) == ("203.0.113.7", "GB")
 
 
