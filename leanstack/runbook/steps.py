@@ -1,0 +1,123 @@
+"""The pieces of a recovery branch: numbered steps, the branch itself, and the steps several branches share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from leanstack.config import StackConfig
+from leanstack.runbook.facts import (
+    BEFORE_PULUMI,
+    EC2_INSTANCE,
+    LAPTOP,
+    NO_OWNER,
+    RDS_INSTANCE,
+    RecoveryFacts,
+    github_anchor,
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered step: what and why, where it runs, its commands, and how to check it worked.
+
+    `only` marks a conditional step ("when you copy rows back"): it is rendered first, in bold, so
+    nobody runs a step of the path they did not take. `opens_session` marks the step that opens the
+    SSM session every following step on the host runs in.
+    """
+
+    text: str
+    where: str = ""
+    commands: tuple[str, ...] = ()
+    check: str = ""
+    check_commands: tuple[str, ...] = ()
+    # What the step's `pulumi preview` must (not) look like, as diff lines: "fine" or "STOP".
+    preview: tuple[str, ...] = ()
+    only: str = ""
+    opens_session: bool = False
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One answer to "what is gone?": symptoms, what is lost, numbered steps, how to undo the switch.
+
+    `keeps` names what the undo needs (a side table, the old instance): no step drops one of them
+    unless it is marked conditional on being sure.
+    """
+
+    heading: str
+    symptoms: str
+    loses: str
+    steps: tuple[Step, ...]
+    undo: tuple[str, ...] = ()
+    keeps: tuple[str, ...] = ()
+
+    @property
+    def anchor(self) -> str:
+        return github_anchor(self.heading)
+
+
+def preview_line(sign: str, type_: str, name: str, operation: str, note: str) -> str:
+    """One line of an expected preview, in the columns `pulumi preview` prints (sign, type, name, operation)."""
+    return f"{sign:<2}{type_ + ' ':<31}{name + ' ':<20}{operation + ' ':<10}{note}"
+
+
+def host_previews(f: RecoveryFacts, sign: str, operation: str, note: str) -> tuple[str, ...]:
+    """A new host: it is created or replaced, what names it is updated, and the data is never touched."""
+    return (
+        preview_line(sign, EC2_INSTANCE, "host-instance", operation, note),
+        *(preview_line("~", t, n, "update", "fine: names the new host") for t, n in f.host_dependents),
+        preview_line("+-", RDS_INSTANCE, "database-instance", "replace", "STOP: never for a host"),
+        preview_line("-", "aws:s3/bucket:Bucket", "...", "delete", "STOP: never for a host"),
+    )
+
+
+def health_check(f: RecoveryFacts) -> tuple[str, ...]:
+    return (f"curl -sS -o /dev/null -w '%{{http_code}}\\n' {f.site_health_url}   # 200",)
+
+
+def shell_step(f: RecoveryFacts, only: str = "") -> Step:
+    return Step(
+        "Open a session on the host (SSM: no SSH, no key); the steps *on the host* below run in it.",
+        LAPTOP,
+        tuple(f.open_shell),
+        check="the prompt changes to the host's (`sh-5.2$`); `Target not connected` or `None`: the host is not "
+        "running, see [Host gone](#host-gone).",
+        only=only,
+        opens_session=True,
+    )
+
+
+# How a step that runs `pulumi` points to what it needs first.
+BEFORE_PULUMI_LINK = f"first, once per shell: [{BEFORE_PULUMI}](#{github_anchor(BEFORE_PULUMI)})"
+
+
+def closing_steps(f: RecoveryFacts, config: StackConfig, regions: tuple[str, ...] = ()) -> tuple[Step, ...]:
+    """Every branch ends here: no alarm of the stack left firing, and the owner told."""
+    second = config.recovery.second_person
+    return (
+        Step(
+            "Make sure every alarm of the stack is back to OK (the site-down alarm needs "
+            f"{config.alerts.site_down_minutes} minutes of good answers to clear: run it again then).",
+            LAPTOP,
+            tuple(
+                f"aws cloudwatch describe-alarms --region {region} --alarm-name-prefix {f.alarm_prefix} "
+                "--state-value ALARM --query 'MetricAlarms[].AlarmName' --output text"
+                for region in (regions or f.alarm_regions)
+            ),
+            check="each command prints nothing; an alarm still listed: go to its section under [Alarms](#alarms).",
+        ),
+        Step(
+            f"Tell the owner, {config.owner or NO_OWNER}"
+            + (f", and the second person, {second}" if second else "")
+            + ": what happened and when, what was lost (the branch's *Data lost*, in minutes or rows), what you "
+            "ran, and what is left to clean up. Write the same in the incident notes.",
+            check="they answered that they read it.",
+        ),
+    )
+
+
+# The check after every `aws rds restore-db-instance-*` command.
+RESTORE_STARTED = (
+    'it prints the new instance with `"DBInstanceStatus": "creating"`; an error here has created nothing, so fix '
+    "the option it names and run it again."
+)
