@@ -30,7 +30,7 @@ def recovery_branches(run: StackRun, config: StackConfig) -> list[Branch]:
         rows_deleted(f, config),
         database_dropped(f, config),
         instance_deleted(f, config, s),
-        host_gone(f, config, s),
+        host_gone(f, config),
         region_down(f, config),
     ]
     return [

@@ -17,7 +17,7 @@ from leanstack.runbook.steps import (
     Branch,
     Step,
     health_check,
-    host_previews,
+    load_branch,
     shell_step,
 )
 
@@ -25,103 +25,9 @@ from leanstack.runbook.steps import (
 SNAPSHOT, AUTOMATED, FROM_DUMP = "from the final snapshot", "from the automated backups", "from the off-site dump"
 
 
-def host_gone(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:
+def host_gone(f: RecoveryFacts, config: StackConfig) -> Branch:
     """The host terminated or broken: the groups replace it, or `pulumi up` rebuilds it; no data is lost."""
-    region = f.region
-    list_hosts = (
-        f"aws ec2 describe-instances --region {region} --filters {f.host_filters} "
-        "--query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text",
-    )
-    rebuild = _rebuild(f, config, s)
-    steps = (
-        Step(
-            "Confirm which hosts exist, their state and their status checks.",
-            LAPTOP,
-            (
-                *list_hosts,
-                f"aws ec2 describe-instance-status --region {region} --include-all-instances --filters "
-                f"Name=instance-status.status,Values=impaired --query 'InstanceStatuses[].InstanceId' --output text",
-            ),
-            check="the first command lists the host(s) and their state; the second the impaired ones.",
-        ),
-        *rebuild,
-        shell_step(f),
-        Step(
-            "Prove the new host's backups and restores work.",
-            HOST,
-            (f"sudo systemctl start {BACKUP_COMMAND}", f"sudo {DRILL_COMMAND}"),
-            check="the backup's last line names the dump it wrote, and the drill ends `passed` with the restore time:",
-            check_commands=(f"sudo journalctl -u {BACKUP_COMMAND} -n 5 --no-pager",),
-        ),
-    )
-    return Branch(
-        "Host gone",
-        "The SSM session fails and EC2 shows the host terminated, or it fails its status checks; Cloudflare "
-        "shows a 52x page. The database is fine.",
-        "Nothing: the host holds no data (the app's data is in RDS, its backups off-site).",
-        steps,
-    )
-
-
-def _rebuild(f: RecoveryFacts, config: StackConfig, s: str) -> tuple[Step, ...]:
-    """Scaled out, the groups replace a host and `up` puts a group back; one host is rebuilt or replaced by name."""
-    region = f.region
-    if config.hosts.scaled:
-        return (
-            Step(
-                "This stack is scaled out: its Auto Scaling groups replace a lost or unhealthy host by themselves "
-                "within minutes. Watch them do it.",
-                LAPTOP,
-                tuple(
-                    f"aws autoscaling describe-scaling-activities --region {region} --auto-scaling-group-name "
-                    f'"$(pulumi stack output {output}{s})" --max-records 3 '
-                    "--query 'Activities[].[StatusCode,Description]' --output text"
-                    for output in ("hostWebGroup", "hostJobsGroup")
-                ),
-                check=f"a `Successful` launch, and after the boot the site answers 200 ({BEFORE_PULUMI_LINK}):",
-                check_commands=health_check(f),
-            ),
-            Step(
-                "The groups did not replace it (a launch failure, a group changed by hand): put the stack back "
-                f"as the repository describes it ({BEFORE_PULUMI_LINK}). Read the preview like this diff, "
-                "then apply it.",
-                LAPTOP,
-                (f"pulumi refresh{s} --yes", f"pulumi preview --diff{s}", f"pulumi up{s}"),
-                preview=(
-                    "~ aws:autoscaling/group:Group   ...                 update    fine: the group put back",
-                    "+-aws:rds/instance:Instance     database-instance   replace   STOP: never for a lost host",
-                    "- aws:s3/bucket:Bucket          ...                 delete    STOP: never for a lost host",
-                ),
-                check="after `up` and the boot, the site answers 200:",
-                check_commands=health_check(f),
-                only="when no launch succeeded within 15 minutes",
-            ),
-        )
-    return (
-        Step(
-            "This stack runs one host and nothing replaces it by itself: rebuild it from the repository "
-            f"({BEFORE_PULUMI_LINK}). `refresh` notices the host is gone and drops it from the state; "
-            "`up` builds a new one; the Elastic IP moves to it, Cloudflare keeps pointing at it. Read the "
-            "preview like this diff, then apply it.",
-            LAPTOP,
-            (f"pulumi refresh{s} --yes", f"pulumi preview --diff{s}", f"pulumi up{s}"),
-            preview=host_previews(f, "+", "create", "fine: the new host"),
-            check="after `up` and a few minutes of boot, the site answers 200:",
-            check_commands=health_check(f),
-            only="when step 1 shows the host terminated, or none",
-        ),
-        Step(
-            "It runs but fails its status checks (or the alarm [Host still broken](#host-still-broken) fired): "
-            "`refresh` and `up` see nothing to do for a running host, so replace it by name (the URN in "
-            f"single quotes: it contains `$`; {BEFORE_PULUMI_LINK}).",
-            LAPTOP,
-            (f"pulumi preview --diff{s} --replace '{f.host_urn}'", f"pulumi up{s} --replace '{f.host_urn}'"),
-            preview=host_previews(f, "+-", "replace", "fine: you asked for it"),
-            check="after `up` and the boot the site answers 200:",
-            check_commands=health_check(f),
-            only="when step 1 shows the host running",
-        ),
-    )
+    return load_branch("host_gone.yaml.j2", f, config)
 
 
 def instance_deleted(f: RecoveryFacts, config: StackConfig, s: str) -> Branch:

@@ -1,33 +1,20 @@
 """The recovery sheet as Markdown: the facts of the stack put into the templates of templates/, section by section.
 
 Each template renders one section exactly as it appears in the sheet, ending with a blank line; the sheet
-is the sections one after the other. Block tags sit on lines of their own (trim_blocks and lstrip_blocks
-drop those lines whole), and a condition inside a line is an inline `{{ a if b else c }}`, so a template
-line is an output line.
+is the sections one after the other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import jinja2
 
 from leanstack.config import StackConfig, load_stack_config
 from leanstack.mocks import StackRun, read_stack_config, run_program
 from leanstack.runbook.alarms import alarm_sheet
 from leanstack.runbook.branches import BRANCH_NAMES, recovery_branches
-from leanstack.runbook.facts import (
-    BEFORE_PULUMI,
-    DRILL_COMMAND,
-    DRILL_TARGETS,
-    NO_OWNER,
-    NO_PASSWORD_MANAGER,
-    WHERE,
-    github_anchor,
-    recovery_facts,
-)
+from leanstack.runbook.environment import render_template
+from leanstack.runbook.facts import DRILL_TARGETS, recovery_facts
 from leanstack.runbook.sections import (
     backup_every,
     backup_folder,
@@ -42,52 +29,9 @@ from leanstack.runbook.sections import (
 )
 from leanstack.runbook.steps import Branch, health_check
 
-_TEMPLATES = Path(__file__).parent / "templates"
-
 
 class UnknownBranchError(ValueError):
     """`--branch` named no branch of the sheet."""
-
-
-def markdown_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
-    """A Markdown table; a cell's `|` is escaped and its line breaks become spaces."""
-    head = list(header)
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
-        undefined=jinja2.StrictUndefined,
-        # Markdown, not HTML: the sheet prints commands verbatim, escaping would corrupt them.
-        autoescape=False,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["anchor"] = github_anchor
-    env.globals.update(
-        table=markdown_table,
-        WHERE=WHERE,
-        BEFORE_PULUMI=BEFORE_PULUMI,
-        NO_OWNER=NO_OWNER,
-        NO_PASSWORD_MANAGER=NO_PASSWORD_MANAGER,
-        DRILL_COMMAND=DRILL_COMMAND,
-    )
-    return env
-
-
-_ENV = _environment()
-
-
-def _render(template: str, **values: Any) -> str:
-    return _ENV.get_template(template).render(**values)
 
 
 def runbook_markdown(run: StackRun, config: StackConfig, branch: str | None = None) -> str:
@@ -102,11 +46,13 @@ def runbook_markdown(run: StackRun, config: StackConfig, branch: str | None = No
     branches = recovery_branches(run, config)
     common = {"config": config, "f": f}
     parts = [
-        _render("header.md.j2", branch=branch, sites=", ".join(f"https://{h}" for h in config.hostnames), **common),
-        _render("triage.md.j2", triage_rows=_triage_rows(branches), health=health_check(f), **common),
+        render_template(
+            "header.md.j2", branch=branch, sites=", ".join(f"https://{h}" for h in config.hostnames), **common
+        ),
+        render_template("triage.md.j2", triage_rows=_triage_rows(branches), health=health_check(f), **common),
         # Always there: the triage's own text points to it, and most branches need it.
-        _render("before_pulumi.md.j2", login=pulumi_login(config), **common),
-        *(_render("branch.md.j2", branch=b) for b in branches if branch is None or b.anchor == branch),
+        render_template("before_pulumi.md.j2", login=pulumi_login(config), **common),
+        *(render_template("branch.md.j2", branch=b) for b in branches if branch is None or b.anchor == branch),
     ]
     if branch is None:
         parts += _reference_sections(run, config, common)
@@ -122,20 +68,20 @@ def _reference_sections(run: StackRun, config: StackConfig, common: dict[str, An
     """What follows the branches in the whole sheet: people, services, targets, backups, operations, alarms."""
     f = common["f"]
     return [
-        _render("people.md.j2", rows=people_rows(config), credentials=credential_places(config), **common),
-        _render("services.md.j2", rows=service_rows(run, config), **common),
-        _render("targets.md.j2", every=backup_every(config), **common),
-        _render(
+        render_template("people.md.j2", rows=people_rows(config), credentials=credential_places(config), **common),
+        render_template("services.md.j2", rows=service_rows(run, config), **common),
+        render_template("targets.md.j2", every=backup_every(config), **common),
+        render_template(
             "backups.md.j2",
             folder=backup_folder(config, f.database_name),
             drill_target=DRILL_TARGETS[config.backup.drill_target],
             **common,
         ),
-        _render("rollback.md.j2", **common),
-        _render("app_operations.md.j2", jobs=job_rows(config), **common),
-        _render("alarms.md.j2", alarms=alarm_sheet(run, config), **common),
-        _render("stateful.md.j2", rows=stateful_rows(run), **common),
-        _render("access.md.j2", host_target=host_target(config), cache_token=has_cache_token(run), **common),
+        render_template("rollback.md.j2", **common),
+        render_template("app_operations.md.j2", jobs=job_rows(config), **common),
+        render_template("alarms.md.j2", alarms=alarm_sheet(run, config), **common),
+        render_template("stateful.md.j2", rows=stateful_rows(run), **common),
+        render_template("access.md.j2", host_target=host_target(config), cache_token=has_cache_token(run), **common),
     ]
 
 

@@ -1,10 +1,19 @@
-"""The pieces of a recovery branch: numbered steps, the branch itself, and the steps several branches share."""
+"""The pieces of a recovery branch: numbered steps, the branch itself, and the steps several branches share.
+
+A branch's prose and commands live in templates/branches/<name>.yaml.j2: YAML rendered with the stack's facts,
+prose folded (`>-`), commands literal (`|-`), loaded here into a Branch of Steps (an unknown key is an error).
+`- session: ONLY` stands for the step that opens the SSM session on the host.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import yaml
 
 from leanstack.config import StackConfig
+from leanstack.runbook.environment import render_template
 from leanstack.runbook.facts import (
     BEFORE_PULUMI,
     EC2_INSTANCE,
@@ -121,3 +130,34 @@ RESTORE_STARTED = (
     'it prints the new instance with `"DBInstanceStatus": "creating"`; an error here has created nothing, so fix '
     "the option it names and run it again."
 )
+
+
+def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: Any) -> Branch:
+    """The branch written in templates/branches/<template>, with the stack's facts filled in."""
+    text = render_template(
+        f"branches/{template}",
+        f=f,
+        config=config,
+        s=f" --stack {config.stack}",
+        health=health_check(f),
+        BEFORE_PULUMI_LINK=BEFORE_PULUMI_LINK,
+        RESTORE_STARTED=RESTORE_STARTED,
+        host_previews=lambda sign, operation, note: host_previews(f, sign, operation, note),
+        **values,
+    )
+    data = yaml.safe_load(text)
+    return Branch(
+        str(data["heading"]),
+        str(data["symptoms"]),
+        str(data["loses"]),
+        tuple(_step(item, f) for item in data["steps"]),
+        undo=tuple(data.get("undo", ())),
+        keeps=tuple(data.get("keeps", ())),
+    )
+
+
+def _step(item: dict[str, Any], f: RecoveryFacts) -> Step:
+    if "session" in item:
+        return shell_step(f, only=str(item["session"]))
+    fields: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value for key, value in item.items()}
+    return Step(**fields)
