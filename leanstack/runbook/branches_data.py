@@ -5,15 +5,12 @@ from __future__ import annotations
 from leanstack.config import StackConfig
 from leanstack.host.agent.contract import stack_backup_prefix
 from leanstack.runbook.facts import (
-    APP_TOOL,
-    BACKUP_COMMAND,
     HOST,
     LAPTOP,
-    MAINTENANCE_COMMAND,
     RESTORE_COMMAND,
     RecoveryFacts,
 )
-from leanstack.runbook.steps import BEFORE_PULUMI_LINK, Branch, Step, health_check, shell_step
+from leanstack.runbook.steps import BEFORE_PULUMI_LINK, Branch, Step, health_check, load_branch, shell_step
 
 # What `python -m leanstack db restore` is: RDS point-in-time recovery into a new instance beside the current one.
 DB_RESTORE = "python -m leanstack db restore"
@@ -45,6 +42,13 @@ def merge_commands(db: str) -> tuple[str, ...]:
         "NOTHING; check; COMMIT;",
     )
 
+
+# What the swap's adopting `pulumi up` must (not) show.
+SWAP_PREVIEW = (
+    "~ aws:rds/instance:Instance     database-instance   update    fine: the restored one adopted",
+    "+-aws:rds/instance:Instance     database-instance   replace   STOP: a new, empty database",
+    "+-aws:ec2/instance:Instance     host-instance       replace   STOP: no host is replaced here",
+)
 
 MERGE_CHECK = (
     "count the rows you expected back before COMMIT (ROLLBACK leaves the live data as it was), and "
@@ -228,93 +232,5 @@ def _clean_up(f: RecoveryFacts, config: StackConfig) -> tuple[Step, ...]:
 
 
 def database_dropped(f: RecoveryFacts, config: StackConfig) -> Branch:
-    db = f.database_name
-    stack, region = config.stack, config.region
-    find_drop: tuple[str, ...] = (
-        f"python -m leanstack logs {stack} --region {region} --since 1d --filter 'does not exist'",
-    )
-    if "postgresql" in f.log_exports:
-        find_drop += (
-            f"aws logs filter-log-events --region {region} --log-group-name "
-            f"/aws/rds/instance/{f.database_identifier}/postgresql --filter-pattern '\"does not exist\"' "
-            "--limit 1 --query 'events[0].message' --output text",
-        )
-    steps = (
-        Step(
-            "Find when it was dropped: the first `does not exist` error is a moment after the drop. Write that "
-            "time down (T below, a minute earlier, UTC).",
-            LAPTOP,
-            find_drop,
-            check="you have T; the first line's time is the drop, give or take the app's next connection.",
-        ),
-        Step(
-            "The owner decides between the newest dump (what the restore below takes: everything since it is "
-            "lost) and point-in-time recovery to T (about 5 minutes lost; the whole instance as it was at T, "
-            "other databases included). Restoring the dump into a new database is harmless (it touches nothing "
-            "the app uses) and takes minutes: do the next two steps at once, while the owner decides. If the "
-            "owner cannot be reached within a quarter of the RTO, take the dump when it is younger than "
-            f"{config.recovery.rpo_hours or 25} h, else point-in-time.",
-            check="the decision and who made it are in the incident notes.",
-        ),
-        shell_step(f),
-        Step(
-            "Restore the newest complete backup into a new database. It works without the app's "
-            "database; it verifies the checksum while streaming, compares row counts with the manifest, "
-            f"and prints the next step: `sudo {RESTORE_COMMAND} --swap --use-restored leanstack_restore_...`.",
-            HOST,
-            (f"sudo {RESTORE_COMMAND}",),
-            check="it ends saying the row counts match; if that backup fails, give the previous one with "
-            f"`sudo {RESTORE_COMMAND} --backup STAMP` (list them as in [Backups](#backups-where-they-live)).",
-        ),
-        Step(
-            "Switch the app to it, with the line the restore printed (RESTORED: the name in it): a maintenance "
-            "page (503 with Retry-After) while the databases are renamed and the app restarts; the page "
-            "lifts once the app's health path answers 200. If the switch fails, nothing is switched.",
-            HOST,
-            (f"sudo {RESTORE_COMMAND} --swap --use-restored RESTORED",),
-            check=f"the app serves again (`sudo {APP_TOOL} status`), and from your laptop the site answers 200:",
-            check_commands=health_check(f),
-            only="when the owner took the dump",
-        ),
-        Step(
-            f"Restore the instance as it was at T and switch the app to it (as in [Rows deleted or corrupted]"
-            f"(#rows-deleted-or-corrupted), the swap): the current instance is kept, renamed, for the undo the "
-            f"command prints, with the dump restored on it, unused. It also prints how Pulumi adopts the new "
-            f"instance without replacing anything: run that step as printed ({BEFORE_PULUMI_LINK}).",
-            LAPTOP,
-            (f'{DB_RESTORE} {stack} --to "T" --swap   # T: YYYY-MM-DD HH:MM:SS, UTC',),
-            preview=(
-                "~ aws:rds/instance:Instance     database-instance   update    fine: the restored one adopted",
-                "+-aws:rds/instance:Instance     database-instance   replace   STOP: a new, empty database",
-                "+-aws:ec2/instance:Instance     host-instance       replace   STOP: no host is replaced here",
-            ),
-            check="it ends printing the undo line (copy it into the incident notes) and the site answers 200:",
-            check_commands=health_check(f),
-            only="when the owner took point-in-time",
-        ),
-        shell_step(f),
-        Step(
-            "Take a fresh backup of the restored data now, rather than at the next timer.",
-            HOST,
-            (f"sudo systemctl start {BACKUP_COMMAND}",),
-            check="it succeeded (its last line names the dump it wrote):",
-            check_commands=(f"sudo journalctl -u {BACKUP_COMMAND} -n 5 --no-pager",),
-        ),
-    )
-    return Branch(
-        "App database dropped",
-        f'The app logs `database "{db}" does not exist`; users get errors on every page.',
-        "Everything written since the newest backup (its manifest's `started_at`); about 5 minutes with "
-        "point-in-time recovery.",
-        steps,
-        undo=(
-            "The app's database was gone, so the switch replaced nothing (it says `there was no app "
-            f"database`); had there been one, it printed `to undo the switch: sudo {RESTORE_COMMAND} --swap "
-            "--use-restored ...`: run that line.",
-            f"To take the restored data out of service while you decide, `sudo {MAINTENANCE_COMMAND} on` shows "
-            "users the maintenance page.",
-            f"The maintenance page stays up when the app does not come back after a switch: `sudo "
-            f"{MAINTENANCE_COMMAND} off` lifts it by hand (`sudo {MAINTENANCE_COMMAND} status` says whether it "
-            "is on).",
-        ),
-    )
+    """The app's database dropped on a standing instance: restore the newest dump, or the instance to T."""
+    return load_branch("database_dropped.yaml.j2", f, config, DB_RESTORE=DB_RESTORE, swap_preview=SWAP_PREVIEW)

@@ -13,6 +13,7 @@ from typing import Any
 import jinja2
 
 from leanstack.runbook.facts import (
+    APP_TOOL,
     BACKUP_COMMAND,
     BEFORE_PULUMI,
     DRILL_COMMAND,
@@ -60,6 +61,7 @@ def _environment() -> jinja2.Environment:
         BEFORE_PULUMI=BEFORE_PULUMI,
         NO_OWNER=NO_OWNER,
         NO_PASSWORD_MANAGER=NO_PASSWORD_MANAGER,
+        APP_TOOL=APP_TOOL,
         BACKUP_COMMAND=BACKUP_COMMAND,
         DRILL_COMMAND=DRILL_COMMAND,
         MAINTENANCE_COMMAND=MAINTENANCE_COMMAND,
