@@ -125,13 +125,6 @@ def closing_steps(f: RecoveryFacts, config: StackConfig, regions: tuple[str, ...
     )
 
 
-# The check after every `aws rds restore-db-instance-*` command.
-RESTORE_STARTED = (
-    'it prints the new instance with `"DBInstanceStatus": "creating"`; an error here has created nothing, so fix '
-    "the option it names and run it again."
-)
-
-
 def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: Any) -> Branch:
     """The branch written in templates/branches/<template>, with the stack's facts filled in."""
     text = render_template(
@@ -141,7 +134,6 @@ def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: 
         s=f" --stack {config.stack}",
         health=health_check(f),
         BEFORE_PULUMI_LINK=BEFORE_PULUMI_LINK,
-        RESTORE_STARTED=RESTORE_STARTED,
         host_previews=lambda sign, operation, note: host_previews(f, sign, operation, note),
         **values,
     )
