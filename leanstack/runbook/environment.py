@@ -14,6 +14,7 @@ import jinja2
 
 from leanstack.runbook.facts import (
     APP_TOOL,
+    APP_UNIT_GLOB,
     BACKUP_COMMAND,
     BEFORE_PULUMI,
     DRILL_COMMAND,
@@ -62,6 +63,7 @@ def _environment() -> jinja2.Environment:
         NO_OWNER=NO_OWNER,
         NO_PASSWORD_MANAGER=NO_PASSWORD_MANAGER,
         APP_TOOL=APP_TOOL,
+        APP_UNIT_GLOB=APP_UNIT_GLOB,
         BACKUP_COMMAND=BACKUP_COMMAND,
         DRILL_COMMAND=DRILL_COMMAND,
         MAINTENANCE_COMMAND=MAINTENANCE_COMMAND,
