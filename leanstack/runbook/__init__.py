@@ -12,9 +12,10 @@ names where secrets live, never what they are. Commands use `pulumi stack output
 rather than pasted values, so the sheet stays right after a host is replaced.
 
 The package, by concern: `facts` (what the sheet states, computed from the resources and the
-config), `steps` and the `branches*` modules (the recovery branches, as steps whose commands the
-tests run), `alarms` (a section per runbook anchor the alarms link to), `sections` (the facts of
-the reference sections), `render` (the facts put into the Markdown templates of templates/).
+config), `steps` and `branches` (the recovery branches as typed steps, whose commands the tests
+run, loaded from templates/branches/*.yaml.j2), `alarms` (a section per runbook anchor the alarms
+link to), `sections` (the facts of the reference sections), `environment` (the Jinja environment)
+and `render` (the facts put into the Markdown templates of templates/, section by section).
 """
 
 from leanstack.runbook.alarms import ALARM_HEADINGS, alarm_anchor, alarm_steps

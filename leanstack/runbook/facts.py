@@ -1,7 +1,6 @@
 """The facts the recovery sheet states: names, regions, commands, read from the program's resources and the config.
 
-Everything the templates and the recovery branches print that depends on the stack is computed here, once;
-the prose lives in the branch modules and in templates/.
+Everything the sheet prints that depends on the stack is computed here, once; the prose lives in templates/.
 """
 
 from __future__ import annotations

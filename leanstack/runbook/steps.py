@@ -17,8 +17,6 @@ from leanstack.runbook.environment import render_template
 from leanstack.runbook.facts import (
     BEFORE_PULUMI,
     EC2_INSTANCE,
-    LAPTOP,
-    NO_OWNER,
     RDS_INSTANCE,
     RecoveryFacts,
     github_anchor,
@@ -85,15 +83,9 @@ def health_check(f: RecoveryFacts) -> tuple[str, ...]:
 
 
 def shell_step(f: RecoveryFacts, only: str = "") -> Step:
-    return Step(
-        "Open a session on the host (SSM: no SSH, no key); the steps *on the host* below run in it.",
-        LAPTOP,
-        tuple(f.open_shell),
-        check="the prompt changes to the host's (`sh-5.2$`); `Target not connected` or `None`: the host is not "
-        "running, see [Host gone](#host-gone).",
-        only=only,
-        opens_session=True,
-    )
+    """The step that opens the SSM session on the host the following steps *on the host* run in."""
+    session: dict[str, Any] = yaml.safe_load(render_template("branches/session_step.yaml.j2", f=f))
+    return _step({**session, "only": only}, f)
 
 
 # How a step that runs `pulumi` points to what it needs first.
@@ -102,27 +94,9 @@ BEFORE_PULUMI_LINK = f"first, once per shell: [{BEFORE_PULUMI}](#{github_anchor(
 
 def closing_steps(f: RecoveryFacts, config: StackConfig, regions: tuple[str, ...] = ()) -> tuple[Step, ...]:
     """Every branch ends here: no alarm of the stack left firing, and the owner told."""
-    second = config.recovery.second_person
-    return (
-        Step(
-            "Make sure every alarm of the stack is back to OK (the site-down alarm needs "
-            f"{config.alerts.site_down_minutes} minutes of good answers to clear: run it again then).",
-            LAPTOP,
-            tuple(
-                f"aws cloudwatch describe-alarms --region {region} --alarm-name-prefix {f.alarm_prefix} "
-                "--state-value ALARM --query 'MetricAlarms[].AlarmName' --output text"
-                for region in (regions or f.alarm_regions)
-            ),
-            check="each command prints nothing; an alarm still listed: go to its section under [Alarms](#alarms).",
-        ),
-        Step(
-            f"Tell the owner, {config.owner or NO_OWNER}"
-            + (f", and the second person, {second}" if second else "")
-            + ": what happened and when, what was lost (the branch's *Data lost*, in minutes or rows), what you "
-            "ran, and what is left to clean up. Write the same in the incident notes.",
-            check="they answered that they read it.",
-        ),
-    )
+    text = render_template("branches/closing_steps.yaml.j2", f=f, config=config, regions=regions or f.alarm_regions)
+    closing: list[dict[str, Any]] = yaml.safe_load(text)
+    return tuple(_step(item, f) for item in closing)
 
 
 def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: Any) -> Branch:
