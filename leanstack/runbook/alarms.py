@@ -9,11 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import yaml
-
 from leanstack.config import StackConfig
 from leanstack.mocks import Resource, StackRun
-from leanstack.runbook.environment import render_template
+from leanstack.runbook.environment import render_yaml
 from leanstack.runbook.facts import (
     ALARM,
     RunbookError,
@@ -49,8 +47,7 @@ def alarm_steps(run: StackRun, config: StackConfig) -> dict[str, list[str]]:
     Every command is pinned to the stack and region; every step on a host says how to open the session.
     The steps are written in templates/alarm_steps.yaml.j2.
     """
-    text = render_template("alarm_steps.yaml.j2", f=recovery_facts(run, config), config=config)
-    steps: dict[str, list[str]] = yaml.safe_load(text)
+    steps: dict[str, list[str]] = render_yaml("alarm_steps.yaml.j2", f=recovery_facts(run, config), config=config)
     return steps
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from leanstack.config import StackConfig
-from leanstack.runbook.environment import render_template
+from leanstack.runbook.environment import render_yaml
 from leanstack.runbook.facts import (
     BEFORE_PULUMI,
     EC2_INSTANCE,
@@ -84,7 +82,7 @@ def health_check(f: RecoveryFacts) -> tuple[str, ...]:
 
 def shell_step(f: RecoveryFacts, only: str = "") -> Step:
     """The step that opens the SSM session on the host the following steps *on the host* run in."""
-    session: dict[str, Any] = yaml.safe_load(render_template("branches/session_step.yaml.j2", f=f))
+    session: dict[str, Any] = render_yaml("branches/session_step.yaml.j2", f=f)
     return _step({**session, "only": only}, f)
 
 
@@ -94,14 +92,14 @@ BEFORE_PULUMI_LINK = f"first, once per shell: [{BEFORE_PULUMI}](#{github_anchor(
 
 def closing_steps(f: RecoveryFacts, config: StackConfig, regions: tuple[str, ...] = ()) -> tuple[Step, ...]:
     """Every branch ends here: no alarm of the stack left firing, and the owner told."""
-    text = render_template("branches/closing_steps.yaml.j2", f=f, config=config, regions=regions or f.alarm_regions)
-    closing: list[dict[str, Any]] = yaml.safe_load(text)
+    regions = regions or f.alarm_regions
+    closing: list[dict[str, Any]] = render_yaml("branches/closing_steps.yaml.j2", f=f, config=config, regions=regions)
     return tuple(_step(item, f) for item in closing)
 
 
 def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: Any) -> Branch:
     """The branch written in templates/branches/<template>, with the stack's facts filled in."""
-    text = render_template(
+    data = render_yaml(
         f"branches/{template}",
         f=f,
         config=config,
@@ -111,7 +109,6 @@ def load_branch(template: str, f: RecoveryFacts, config: StackConfig, **values: 
         host_previews=lambda sign, operation, note: host_previews(f, sign, operation, note),
         **values,
     )
-    data = yaml.safe_load(text)
     return Branch(
         str(data["heading"]),
         str(data["symptoms"]),
