@@ -7,14 +7,13 @@ is the sections one after the other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from leanstack.config import StackConfig, load_stack_config
 from leanstack.mocks import StackRun, read_stack_config, run_program
 from leanstack.runbook.alarms import alarm_sheet
 from leanstack.runbook.branches import BRANCH_NAMES, recovery_branches
 from leanstack.runbook.environment import render_template
-from leanstack.runbook.facts import DRILL_TARGETS, recovery_facts
+from leanstack.runbook.facts import DRILL_TARGETS, RecoveryFacts, recovery_facts
 from leanstack.runbook.sections import (
     backup_every,
     backup_folder,
@@ -45,17 +44,16 @@ def runbook_markdown(run: StackRun, config: StackConfig, branch: str | None = No
     f = recovery_facts(run, config)
     branches = recovery_branches(run, config)
     common = {"config": config, "f": f}
+    sites = ", ".join(f"https://{h}" for h in config.hostnames)
     parts = [
-        render_template(
-            "header.md.j2", branch=branch, sites=", ".join(f"https://{h}" for h in config.hostnames), **common
-        ),
+        render_template("header.md.j2", branch=branch, sites=sites, **common),
         render_template("triage.md.j2", triage_rows=_triage_rows(branches), health=health_check(f), **common),
         # Always there: the triage's own text points to it, and most branches need it.
         render_template("before_pulumi.md.j2", login=pulumi_login(config), **common),
         *(render_template("branch.md.j2", branch=b) for b in branches if branch is None or b.anchor == branch),
     ]
     if branch is None:
-        parts += _reference_sections(run, config, common)
+        parts += _reference_sections(run, config, f)
     return "".join(parts).rstrip("\n") + "\n"
 
 
@@ -64,9 +62,9 @@ def _triage_rows(branches: list[Branch]) -> list[list[str]]:
     return [[b.symptoms, b.heading, b.loses, f"[{b.heading}](#{b.anchor})"] for b in branches]
 
 
-def _reference_sections(run: StackRun, config: StackConfig, common: dict[str, Any]) -> list[str]:
+def _reference_sections(run: StackRun, config: StackConfig, f: RecoveryFacts) -> list[str]:
     """What follows the branches in the whole sheet: people, services, targets, backups, operations, alarms."""
-    f = common["f"]
+    common = {"config": config, "f": f}
     return [
         render_template("people.md.j2", rows=people_rows(config), credentials=credential_places(config), **common),
         render_template("services.md.j2", rows=service_rows(run, config), **common),
