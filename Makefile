@@ -45,9 +45,10 @@ typecheck: $(VENV)/.dev
 schema: $(VENV)/.runtime
 	$(PY) -m leanstack schema > stacks/stack-config.schema.json
 
-## docs: regenerate the README's component reference from the Args (tests/leanstack/test_docs.py checks it)
-docs: $(VENV)/.runtime
+## docs: regenerate docs/'s generated pages, then build the site strictly (warnings fail) into build/site
+docs: $(VENV)/.dev
 	$(PY) -m leanstack docs --write
+	$(PY) -m sphinx -W --keep-going -q -b html docs build/site
 
 ## init: fill a fork's seven values into every stack file (asks for each; or pass ARGS="--domain ...")
 init: $(VENV)/.runtime

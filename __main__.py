@@ -25,6 +25,8 @@ from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.providers import aws_provider
 from leanstack.components.proxy_host import (
+    HostDependencies,
+    HostSite,
     ProxyHost,
     access_log_metrics,
     host_name,
@@ -85,8 +87,7 @@ database = Database(
     stack=stack,
     network=network,
     alarm_topic_arn=alerts.topic_arn,
-    free_storage_percent=cfg.alerts.database_free_storage_percent,
-    connections_percent=cfg.alerts.database_connections_percent,
+    thresholds=cfg.alerts,
     opts=main,
 )
 cache = (
@@ -116,29 +117,33 @@ storage = (
 host = ProxyHost(
     "host",
     cfg.host,
-    cfg.app,
     stack=stack,
     region=cfg.region,
-    hostnames=cfg.hostnames,
-    network=network,
-    certificate=certificate,
-    alarm_topic_arn=alerts.topic_arn,
-    ticket_topic_arn=alerts.ticket_topic_arn,
-    cdn_proxied=cfg.cdn.proxied,
-    database=database,
-    backups=backups,
-    thresholds=cfg.alerts,
-    application=app,
-    hosts=cfg.hosts,
-    backup_jobs=BackupJobs(
-        backup_calendar=cfg.backup.backup_calendar,
-        drill_calendar=cfg.backup.drill_calendar,
-        drill_target=cfg.backup.drill_target,
-        drill_database_url=cfg.backup.drill_database_url,
-        drill_starts_app=cfg.backup.drill_starts_app,
-        verify_sql=cfg.backup.verify_sql,
+    site=HostSite(
+        hostnames=cfg.hostnames,
+        app=cfg.app,
+        cdn_proxied=cfg.cdn.proxied,
+        thresholds=cfg.alerts,
+        hosts=cfg.hosts,
+        backup_jobs=BackupJobs(
+            backup_calendar=cfg.backup.backup_calendar,
+            drill_calendar=cfg.backup.drill_calendar,
+            drill_target=cfg.backup.drill_target,
+            drill_database_url=cfg.backup.drill_database_url,
+            drill_starts_app=cfg.backup.drill_starts_app,
+            verify_sql=cfg.backup.verify_sql,
+        ),
     ),
-    storage=storage,
+    dependencies=HostDependencies(
+        network=network,
+        certificate=certificate,
+        alarm_topic_arn=alerts.topic_arn,
+        ticket_topic_arn=alerts.ticket_topic_arn,
+        database=database,
+        backups=backups,
+        application=app,
+        storage=storage,
+    ),
     opts=main,
 )
 database.allow_from("host", host.security_group_id)
@@ -153,11 +158,8 @@ if cfg.database.aws_backup.enabled:
         "rds-backup",
         cfg.database.aws_backup,
         database=database,
+        backups=backups,
         stack=stack,
-        backup_region=cfg.backup.region,
-        retention_days=cfg.database.backup_retention_days,
-        lock_days=cfg.backup.object_lock_days,
-        lock_mode=cfg.backup.object_lock_mode,
         ticket_topic_arn=alerts.ticket_topic_arn,
         opts=main,
     )

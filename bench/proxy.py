@@ -6,7 +6,7 @@ Two cases, in one run:
 
 (a) The test upstream: the small threaded HTTP/1.1 app the tests put behind nginx
     (`support.nginx_harness.TestUpstream`, answering a few hundred bytes of JSON). This
-    is the case issue 6's target is about: nginx keeps >= 80% of direct throughput for
+    is the case the proxy's target is about: nginx keeps >= 80% of direct throughput for
     small responses on loopback. It is run twice: (a1) with the headers a request from
     Cloudflare's edge carries, (a2) with bare requests (Host only), where the five headers
     nginx adds are most of what the upstream has to parse. The upstream echoes the request
@@ -508,7 +508,7 @@ def main() -> int:
         f"  wrk: 1 thread, {args.connections} keep-alive connections, {args.seconds} s per run,"
         f" {args.rounds} rounds of direct, bare and rendered runs per case; median (min-max over rounds)"
     )
-    print(f"  target (issue 6): nginx keeps >= {TARGET:.0%} of direct throughput for small responses, case (a)")
+    print(f"  target: nginx keeps >= {TARGET:.0%} of direct throughput for small responses, case (a)")
 
     summary: list[str] = []
     with tempfile.TemporaryDirectory(prefix="leanstack-bench-") as temp:

@@ -16,12 +16,14 @@ Args validate themselves on construction (`DatabaseArgs(instance_class="foo")` r
 from leanstack.components.alerts import Alerts
 from leanstack.components.app import App
 from leanstack.components.backup_bucket import BackupBucket
+from leanstack.components.base import Transform, Transforms
 from leanstack.components.budget import Budget
 from leanstack.components.cache import Cache
 from leanstack.components.cdn import Cdn
 from leanstack.components.dashboard import Dashboard, DashboardSources
 from leanstack.components.database import Database
-from leanstack.components.host_group import HostGroup
+from leanstack.components.host_group import GroupDependencies, HostGroup
+from leanstack.components.host_inputs import HostDependencies, HostSite
 from leanstack.components.network import Network
 from leanstack.components.origin_certificate import OriginCertificate
 from leanstack.components.proxy_host import ProxyHost
@@ -65,7 +67,10 @@ __all__ = [
     "DashboardSources",
     "Database",
     "DatabaseArgs",
+    "GroupDependencies",
+    "HostDependencies",
     "HostGroup",
+    "HostSite",
     "HostsArgs",
     "Network",
     "NetworkArgs",
@@ -76,6 +81,8 @@ __all__ = [
     "SlackArgs",
     "Storage",
     "StorageArgs",
+    "Transform",
+    "Transforms",
     "UptimeCheck",
     "UptimeCheckArgs",
 ]

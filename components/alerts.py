@@ -21,11 +21,11 @@ subscribed, so that alarm still reaches the same inbox; nothing asks, nothing is
 us-east-1 stack it is the one topic.
 
 The topics are not encrypted with KMS on purpose: CloudWatch alarms cannot publish to a
-topic encrypted with the AWS-managed SNS key, a customer-managed key costs $1/month plus
-a key policy to get right, and alarm messages carry alarm names and descriptions, not data.
+topic encrypted with the AWS-managed SNS key, a customer-managed key is billed monthly and
+needs a key policy to get right, and alarm messages carry alarm names and descriptions, not data.
 
-Cost: $0/month at a small team's alarm volume (SNS email: first 1,000 free, then $2 per 100,000;
-AWS Chatbot: no charge of its own).
+Cost: nothing at a small team's alarm volume (SNS email notifications are billed only past the
+free tier; AWS Chatbot has no charge of its own).
 
 Replacement: changing the stack's region replaces the topics (and AWS emails a new
 confirmation link); changing an email replaces its subscription; changing the Slack channel

@@ -23,9 +23,9 @@ Builds:
   host name, so the app picks up the new password within minutes and without a human.
   The restart is a blue/green deploy of the running tag: no request is dropped.
 
-Cost: ECR $0.10/GB-month of images (a few hundred MB: cents); the log group is
-usage-based ($0.50/GB ingested); EventBridge rules on AWS events, SSM Run Command and the
-Standard-tier config parameter are free.
+Cost: billed are the images stored in ECR (per GB-month; a few hundred MB cost cents) and the
+log group's ingestion and storage (usage-based); EventBridge rules on AWS events, SSM Run Command
+and the Standard-tier config parameter are free. Priced in `python -m leanstack plan`.
 
 Replacement: the config parameter changes in place; renaming the repository (the stack name) creates a
 new, empty one; push the
@@ -148,10 +148,10 @@ class App(LeanComponent):
         self.releases_parameter = contract.releases_parameter(stack)
         self.log_group_name = contract.app_log_group(stack)
         self.parameters_path = contract.app_parameters_path(stack)
-        repository = self._create_repository()
+        self.repository = repository = self._create_repository()
         self._create_release_history()
         self.config_parameter = self._create_config_parameter(cache)
-        aws.cloudwatch.LogGroup(
+        self.log_group = aws.cloudwatch.LogGroup(
             self.child_name("logs"),
             name=self.log_group_name,
             retention_in_days=30,

@@ -20,10 +20,10 @@ The host's role may put under its own stack's folder, `<prefix>/<stack>/`, get a
 the prefix, and never delete: `writer_statements` is the IAM policy the host role gets, and the
 bucket policy admits that role by ARN.
 
-Cost: S3 Standard $0.023/GB-month, Glacier Instant Retrieval $0.004/GB-month (us-west-2);
-a 1 GB compressed daily dump kept a year is ~$2/month, plus ~$1.50/month for the expired
-year kept as noncurrent versions before they are deleted (the price of an overwrite or
-stray delete never shortening a backup's life). Requests are cents.
+Cost: billed are the storage of the dumps (S3 Standard, then Glacier Instant Retrieval after
+`glacier_after_days`), the expired year kept as noncurrent versions before they are deleted (the
+price of an overwrite or stray delete never shortening a backup's life), and the requests (cents);
+priced per GB in `python -m leanstack plan`.
 
 Recovery stacks (`existing_bucket`, written by `python -m leanstack recover init`): the
 region-down stack's bucket is used by name and nothing is created for it; this stack's host
@@ -33,9 +33,14 @@ policy) and restores the old stack's with `leanstack-restore --from-stack OLD`.
 Replacement: changing `region` or `bucket_name` creates a new, empty bucket; the old one
 and its locked backups stay until their retention ends (the diff flags it).
 
+Children, reachable as attributes (None in a recovery stack) and changeable before creation with
+`transform` (a mapping of child key to a function that gets the child's keyword arguments, `opts`
+included, and may change them): `bucket`, `object_lock`.
+
 Example:
     backups = BackupBucket("backups", BackupBucketArgs(region="us-west-2"), stack="prod",
-                           writer_role_name="leanstack-prod-host")
+                           writer_role_name="leanstack-prod-host",
+                           transform={"bucket": lambda args: args["tags"].update(DataClass="backups")})
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.components.base import LeanComponent
+from leanstack.components.base import LeanComponent, Transforms
 from leanstack.components.private_bucket import lock_down_bucket
 from leanstack.components.providers import aws_provider
 from leanstack.config import BackupBucketArgs
@@ -139,6 +144,7 @@ def writer_statements(bucket_arn: pulumi.Input[str], prefix: str, stack: str) ->
 
 
 class BackupBucket(LeanComponent):
+    TRANSFORMABLE = ("bucket", "object_lock")
     bucket_name: pulumi.Output[str]
     bucket_arn: pulumi.Output[str]
     region: str
@@ -151,9 +157,10 @@ class BackupBucket(LeanComponent):
         *,
         stack: str,
         writer_role_name: str,
+        transform: Transforms | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(name, opts)
+        super().__init__(name, opts, transform)
         self.args = args
         self.stack = stack
         self.region = args.region
@@ -166,15 +173,18 @@ class BackupBucket(LeanComponent):
             role_arn=args.role_arn,
             opts=self.child_opts(),
         )
+        # None in a recovery stack, which creates nothing (see `existing_bucket`).
+        self.bucket: aws.s3.Bucket | None = None
+        self.object_lock: aws.s3.BucketObjectLockConfiguration | None = None
         if args.existing_bucket:
             # A recovery stack: the region-down stack's bucket, by name. Nothing is created, changed
             # or deleted on it (its lock, policy and lifecycle are that stack's and stay as they are).
             self.bucket_name, self.bucket_arn = existing_bucket(args.existing_bucket)
         else:
-            bucket = self._create_bucket()
-            self._lock_down(bucket, writer_role_name)
-            self.bucket_name = bucket.bucket
-            self.bucket_arn = bucket.arn
+            self.bucket = self._create_bucket()
+            self.object_lock = self._lock_down(self.bucket, writer_role_name)
+            self.bucket_name = self.bucket.bucket
+            self.bucket_arn = self.bucket.arn
         self.register_outputs({"bucket_name": self.bucket_name, "bucket_arn": self.bucket_arn})
 
     def _opts(self, **kwargs: Any) -> pulumi.ResourceOptions:
@@ -187,32 +197,42 @@ class BackupBucket(LeanComponent):
     def _create_bucket(self) -> aws.s3.Bucket:
         return aws.s3.Bucket(
             self.child_name("bucket"),
-            bucket=self.args.bucket_name or None,
-            bucket_prefix=None if self.args.bucket_name else f"{stack_prefix(self.stack)}-backups-",
-            # Object Lock can only be turned on when the bucket is created.
-            object_lock_enabled=True,
-            force_destroy=False,
-            tags=self.tags,
-            # Backups outlive the stack: `pulumi destroy` leaves the bucket (and its locked objects).
-            opts=self._opts(retain_on_delete=True),
+            **self.transformed(
+                "bucket",
+                dict(
+                    bucket=self.args.bucket_name or None,
+                    bucket_prefix=None if self.args.bucket_name else f"{stack_prefix(self.stack)}-backups-",
+                    # Object Lock can only be turned on when the bucket is created.
+                    object_lock_enabled=True,
+                    force_destroy=False,
+                    tags=self.tags,
+                    # Backups outlive the stack: `pulumi destroy` leaves the bucket (and its locked objects).
+                    opts=self._opts(retain_on_delete=True),
+                ),
+            ),
         )
 
-    def _lock_down(self, bucket: aws.s3.Bucket, writer_role_name: str) -> None:
+    def _lock_down(self, bucket: aws.s3.Bucket, writer_role_name: str) -> aws.s3.BucketObjectLockConfiguration:
         statements = [*self._writer_statements(bucket, writer_role_name), deny_overwrites(bucket.arn, self.prefix)]
         if self.args.recovery_public_key:
             # The sealed copies are as write-once as the dumps.
             statements.append(deny_overwrites(bucket.arn, sealed_prefix(self.stack), "DenyOverwritingSealedSecrets"))
         versioning = lock_down_bucket(self, bucket, self._opts, statements, lifecycle_rules=self._lifecycle_rules())
-        aws.s3.BucketObjectLockConfiguration(
+        return aws.s3.BucketObjectLockConfiguration(
             self.child_name("object-lock"),
-            bucket=bucket.id,
-            object_lock_enabled="Enabled",
-            rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
-                default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
-                    mode=self.args.object_lock_mode, days=self.args.object_lock_days
-                )
+            **self.transformed(
+                "object_lock",
+                dict(
+                    bucket=bucket.id,
+                    object_lock_enabled="Enabled",
+                    rule=aws.s3.BucketObjectLockConfigurationRuleArgs(
+                        default_retention=aws.s3.BucketObjectLockConfigurationRuleDefaultRetentionArgs(
+                            mode=self.args.object_lock_mode, days=self.args.object_lock_days
+                        )
+                    ),
+                    opts=self._opts(depends_on=[versioning]),
+                ),
             ),
-            opts=self._opts(depends_on=[versioning]),
         )
 
     def _lifecycle_rules(self) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:

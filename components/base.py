@@ -8,14 +8,19 @@ import inspect
 import json
 import typing
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import pulumi
 import pulumi_aws as aws
 from pulumi.runtime import settings
 
 from leanstack.config.naming import PROJECT  # config/naming.py: the one place the name and the scheme live
+
+# A per-child hook (SST's `transform`): it gets the keyword arguments the component is about to create
+# one child with (`opts` included) and may change them in place or return new ones.
+Transform = Callable[[dict[str, Any]], dict[str, Any] | None]
+Transforms = Mapping[str, Transform]
 
 # The physical names each running program has claimed, per kind (a program's root resource is
 # its key: the mocks run many programs in one process, and names are unique per program).
@@ -71,16 +76,39 @@ class LeanComponent(pulumi.ComponentResource):
     Every constructor refuses an argument of the wrong kind in one line (a dict where an
     Args dataclass belongs), and `claim_physical_name` refuses a second component of a kind
     that would take the same AWS name in one program.
+
+    `transform` maps a child's key (one of the class's `TRANSFORMABLE`) to a function that may
+    change that child's arguments before it is created, for what no Args field covers (a tag, an
+    instance class, a resource option); an unknown key is refused in one line.
     """
+
+    # The children a `transform` may change, by key (each is also the attribute the child is reachable at).
+    TRANSFORMABLE: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "__init__" in cls.__dict__:
             cls.__init__ = _checked_init(cls, cls.__dict__["__init__"])  # type: ignore[method-assign]
 
-    def __init__(self, name: str, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self, name: str, opts: pulumi.ResourceOptions | None = None, transform: Transforms | None = None
+    ) -> None:
+        unknown = sorted(set(transform or {}) - set(self.TRANSFORMABLE))
+        if unknown:  # refused before anything is registered
+            kind = type(self).__name__
+            known = ", ".join(self.TRANSFORMABLE) or "none"
+            raise ValueError(f"{kind}({name!r}): transform names no child {unknown[0]!r} (its children: {known})")
         super().__init__(f"{PROJECT}:index:{type(self).__name__}", name, None, opts)
         self.component_name = name
+        self._transforms: dict[str, Transform] = dict(transform or {})
+
+    def transformed(self, child: str, args: dict[str, Any]) -> dict[str, Any]:
+        """`args` of the child `child` as the user's transform leaves them (as given without one)."""
+        change = self._transforms.get(child)
+        if change is None:
+            return args
+        changed = change(args)
+        return args if changed is None else changed
 
     def claim_physical_name(self, what: str, physical: str, setting: str) -> str:
         """`physical` for this component, or ValueError in one line when another component of the program has it."""

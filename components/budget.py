@@ -22,8 +22,8 @@ other; in an AWS Organization only the management account may change it; and AWS
 tag key for activation only up to 24 hours after a resource first carries it. Until the tag is
 active, the budget sees no spend and never alerts (the README's setup steps say so).
 
-Cost: the first two budgets of an account are free; each one beyond costs $0.02 a day ($0.61 a
-month). A dev and a prod stack fit in the free two; the plan prices the budget at $0 and says so.
+Cost: the first two budgets of an account are free; each one beyond is billed daily. A dev and a
+prod stack fit in the free two; the plan prices the budget as free and says so.
 
 Replacement: renaming the stack replaces the budget (its name); changing the limit or the
 address updates it in place.
@@ -63,7 +63,7 @@ class Budget(LeanComponent):
         if limit_usd <= 0:
             raise ValueError(f"Budget {name}: limit_usd must be above 0, got {limit_usd}")
         self.name = stack_prefix(stack)
-        aws.budgets.Budget(
+        self.budget = aws.budgets.Budget(
             self.child_name("monthly"),
             name=self.name,
             budget_type="COST",

@@ -14,7 +14,7 @@ Builds, on the zone given by `zone_id`:
   the app's own header (`private, no-store` on a per-user file), a 404's `no-store` and a
   redirect's TTL are kept, at the edge and in browsers, instead of being forced to a year.
 
-Cost: $0/month on Cloudflare's Free plan (all of the above is included).
+Cost: nothing on Cloudflare's Free plan (all of the above is included).
 
 The zone-level settings apply to the whole zone, not just these hostnames: if the zone
 serves other sites, review them before the first `pulumi up`.

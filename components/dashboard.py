@@ -8,8 +8,8 @@ free storage, the hours since the last good off-site backup and the days since t
 restore drill, and the app's container starts (a deploy or a restart starts new containers,
 each its own log stream: the deploy markers).
 
-Cost: $3/month per dashboard beyond the account's first 3 (CloudWatch's free tier counts
-dashboards of up to 50 metrics); leanstack prices it at $3 (see `python -m leanstack plan`).
+Cost: billed monthly per dashboard beyond the account's first three (CloudWatch's free tier
+counts dashboards of up to 50 metrics); leanstack prices it as billed (see `python -m leanstack plan`).
 
 Replacement: none that loses anything; the body is rewritten in place on every change.
 
@@ -150,7 +150,7 @@ class Dashboard(LeanComponent):
         body = pulumi.Output.all(sources.database_identifier, sources.load_balancer_arn_suffix).apply(
             lambda ids: dashboard_body(stack, region, sources, str(ids[0]), None if ids[1] is None else str(ids[1]))
         )
-        aws.cloudwatch.Dashboard(
+        self.dashboard = aws.cloudwatch.Dashboard(
             self.child_name("dashboard"),
             dashboard_name=self.name,
             dashboard_body=body,

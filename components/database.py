@@ -18,15 +18,14 @@ encrypted like the primary (RDS encrypts a replica with its source's key), Singl
 that can be a few seconds stale, and the primary's inputs do not change when replicas come
 or go, so adding or removing one never touches the primary or its data.
 
-Cost (us-east-1, on demand): db.t4g.micro ~$11.68/month + 20 GiB gp3 $2.30 + the managed
-secret $0.40; Multi-AZ doubles instance and storage. Backups up to the database size are
-free. Production (`leanstack.config.is_production`) keeps its automated backups after the
-instance is deleted (`delete_automated_backups=False`), so point-in-time recovery survives
-a deleted instance: they cost nothing while the instance lives, and once it is gone they
-are billed as backup storage ($0.095/GB-month) until their `backup_retention_days` run out.
-The final snapshot (`leanstack-<stack>-final`) is billed the same until someone deletes it.
-Each read replica costs what a Single-AZ instance of the same class and storage does
-(no secret of its own). See `python -m leanstack plan` for the priced plan.
+Cost: billed are the instance (on demand, by `instance_class`; Multi-AZ doubles instance and
+storage), its gp3 storage, the managed secret, and each read replica as a Single-AZ instance of
+the same class and storage (no secret of its own); priced per region in `python -m leanstack plan`.
+Backups up to the database's size are free. Production (`leanstack.config.is_production`) keeps
+its automated backups after the instance is deleted (`delete_automated_backups=False`), so
+point-in-time recovery survives a deleted instance: they cost nothing while the instance lives,
+and once it is gone they are billed as backup storage until their `backup_retention_days` run
+out. The final snapshot (`leanstack-<stack>-final`) is billed the same until someone deletes it.
 
 Replacement: changing `identifier`, `database_name` or `username` replaces the instance,
 and with it the data (restore from a snapshot or the off-site backups). `protect` makes
@@ -34,9 +33,15 @@ Pulumi refuse that; `deletion_protection` makes RDS refuse it. Replicas hold no 
 their own: lowering `read_replicas` deletes the highest-numbered ones (RDS cannot take a
 final snapshot of a replica, and needs none), and a replica is never Pulumi-protected.
 
+Children, reachable as attributes and changeable before creation with `transform` (a mapping of
+child key to a function that gets the child's keyword arguments, `opts` included, and may change
+them): `instance`, `security_group`, `subnet_group`, `parameter_group`, `log_group`, and `replica`
+(applied to each of `replicas`).
+
 Example:
     db = Database("database", DatabaseArgs(multi_az=True, read_replicas=1), stack="prod", network=net,
-                  alarm_topic_arn=topic)
+                  alarm_topic_arn=topic, thresholds=AlertThresholds(database_connections_percent=70),
+                  transform={"instance": lambda args: args.update(performance_insights_enabled=True)})
     db.allow_from("host", host.security_group_id)
     pulumi.export("replicas", db.replica_addresses)
 """
@@ -44,14 +49,17 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-from leanstack.components.base import LeanComponent
+from leanstack.components.alarms import metric_alarm
+from leanstack.components.base import LeanComponent, Transforms
 from leanstack.components.network import Network
 from leanstack.components.providers import aws_provider
 from leanstack.config import (
+    AlertThresholds,
     DatabaseArgs,
     default_max_connections,
     final_snapshot_name,
@@ -71,6 +79,7 @@ def _first_secret_arn(secrets: Sequence[aws.rds.outputs.InstanceMasterUserSecret
 
 
 class Database(LeanComponent):
+    TRANSFORMABLE = ("instance", "security_group", "subnet_group", "parameter_group", "log_group", "replica")
     address: pulumi.Output[str]
     port: pulumi.Output[int]
     secret_arn: pulumi.Output[str]
@@ -87,45 +96,46 @@ class Database(LeanComponent):
         stack: str,
         network: Network,
         alarm_topic_arn: pulumi.Input[str],
-        free_storage_percent: int = 10,
-        connections_percent: int = 80,
+        thresholds: AlertThresholds | None = None,
+        transform: Transforms | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        super().__init__(name, opts)
-        self.args = args
-        self.free_storage_percent = free_storage_percent
-        self.connections_percent = connections_percent
+        super().__init__(name, opts, transform)
+        self.args, self.stack, self.network = args, stack, network
+        thresholds = thresholds or AlertThresholds()
+        self.free_storage_percent = thresholds.database_free_storage_percent
+        self.connections_percent = thresholds.database_connections_percent
         limit = default_max_connections(args.instance_class)
         if limit is None:  # validate refuses such a class first (DatabaseArgs.instance_class)
             raise ValueError(f"no max_connections figure for {args.instance_class}")
         self.max_connections = limit
         # The connections alarm's threshold (the dashboard draws it too).
-        self.connections_threshold = limit * connections_percent // 100
-        self.stack = stack
+        self.connections_threshold = limit * self.connections_percent // 100
         # Also the name of its subnet group, parameter group, security group and log group.
         self.identifier = self.claim_physical_name(
             "RDS identifier", args.identifier or stack_prefix(stack), "DatabaseArgs(identifier=...)"
         )
-        self.network = network
-        self._security_group = self._create_security_group()
-        subnet_group = self._create_subnet_group()
-        parameters = self._create_parameter_group()
-        log_group = self._create_log_group()
-        instance = self._create_instance(subnet_group, parameters, log_group)
-        self._create_storage_alarm(instance, alarm_topic_arn)
-        self._create_connections_alarm(instance, alarm_topic_arn)
-        replicas = [self._create_replica(n, instance, parameters) for n in range(1, args.read_replicas + 1)]
+        self.security_group = self._create_security_group()
+        self.subnet_group = self._create_subnet_group()
+        self.parameter_group = self._create_parameter_group()
+        self.log_group = self._create_log_group()
+        self.instance = self._create_instance()
+        self._create_storage_alarm(alarm_topic_arn)
+        self._create_connections_alarm(alarm_topic_arn)
+        self.replicas = [self._create_replica(n) for n in range(1, args.read_replicas + 1)]
+        self._register_outputs()
 
-        self.address = instance.address
-        self.arn = instance.arn
-        self.subnet_group_name = subnet_group.name
-        self.port = instance.port
-        self.database_name = args.database_name
-        self.username = args.username
-        self.secret_arn = instance.master_user_secrets.apply(_first_secret_arn)
-        self.security_group_id = self._security_group.id
-        self.replica_addresses = [replica.address for replica in replicas]
-        self._instance = instance
+    def _register_outputs(self) -> None:
+        """What other components and the program read: the endpoints, the secret, the security group."""
+        self.address = self.instance.address
+        self.arn = self.instance.arn
+        self.subnet_group_name = self.subnet_group.name
+        self.port = self.instance.port
+        self.database_name = self.args.database_name
+        self.username = self.args.username
+        self.secret_arn = self.instance.master_user_secrets.apply(_first_secret_arn)
+        self.security_group_id = self.security_group.id
+        self.replica_addresses = [replica.address for replica in self.replicas]
         self.register_outputs(
             {
                 "address": self.address,
@@ -138,56 +148,76 @@ class Database(LeanComponent):
 
     def allow_from(self, client: str, security_group_id: pulumi.Input[str]) -> None:
         """Admit PostgreSQL connections from one client security group (and nothing else)."""
-        self._admit(self._security_group.id, client, security_group_id, 5432, "PostgreSQL")
+        self._admit(self.security_group.id, client, security_group_id, 5432, "PostgreSQL")
 
     def _create_security_group(self) -> aws.ec2.SecurityGroup:
         # No inline rules: clients are admitted one by one with `allow_from`, and the
         # database needs no egress at all.
         return aws.ec2.SecurityGroup(
             self.child_name("sg"),
-            name=f"{self.identifier}-db",
-            description="PostgreSQL: only from the clients admitted by leanstack",
-            vpc_id=self.network.vpc_id,
-            tags=self.named_tags(f"{self.identifier}-db"),
-            opts=self.child_opts(),
+            **self.transformed(
+                "security_group",
+                dict(
+                    name=f"{self.identifier}-db",
+                    description="PostgreSQL: only from the clients admitted by leanstack",
+                    vpc_id=self.network.vpc_id,
+                    tags=self.named_tags(f"{self.identifier}-db"),
+                    opts=self.child_opts(),
+                ),
+            ),
         )
 
     def _create_subnet_group(self) -> aws.rds.SubnetGroup:
         return aws.rds.SubnetGroup(
             self.child_name("subnets"),
-            name=self.identifier,
-            subnet_ids=self.network.private_subnet_ids,
-            description="Private subnets in two AZs",
-            tags=self.tags,
-            opts=self.child_opts(),
+            **self.transformed(
+                "subnet_group",
+                dict(
+                    name=self.identifier,
+                    subnet_ids=self.network.private_subnet_ids,
+                    description="Private subnets in two AZs",
+                    tags=self.tags,
+                    opts=self.child_opts(),
+                ),
+            ),
         )
 
     def _create_parameter_group(self) -> aws.rds.ParameterGroup:
         major = self.args.engine_version.split(".")[0]
         return aws.rds.ParameterGroup(
             self.child_name("params"),
-            name=f"{self.identifier}-pg{major}",
-            family=postgres_parameter_family(self.args.engine_version),
-            description=f"leanstack PostgreSQL {major}: TLS only, slow statements logged",
-            parameters=[
-                aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
-                aws.rds.ParameterGroupParameterArgs(
-                    name="log_min_duration_statement", value=str(self.args.slow_query_ms)
+            **self.transformed(
+                "parameter_group",
+                dict(
+                    name=f"{self.identifier}-pg{major}",
+                    family=postgres_parameter_family(self.args.engine_version),
+                    description=f"leanstack PostgreSQL {major}: TLS only, slow statements logged",
+                    parameters=[
+                        aws.rds.ParameterGroupParameterArgs(name="rds.force_ssl", value="1"),
+                        aws.rds.ParameterGroupParameterArgs(
+                            name="log_min_duration_statement", value=str(self.args.slow_query_ms)
+                        ),
+                    ],
+                    tags=self.tags,
+                    # A new major version needs a new family: create the new group before the old one goes.
+                    opts=self.child_opts(),
                 ),
-            ],
-            tags=self.tags,
-            # A new major version needs a new family: create the new group before the old one goes.
-            opts=self.child_opts(),
+            ),
         )
 
     def _create_log_group(self) -> aws.cloudwatch.LogGroup:
         # RDS would create this group itself on first export, with no retention (kept and billed forever).
         return aws.cloudwatch.LogGroup(
             self.child_name("logs"),
-            name=f"/aws/rds/instance/{self.identifier}/postgresql",
-            retention_in_days=self.args.log_retention_days,
-            tags=self.tags,
-            opts=self.child_opts(),
+            **self.transformed(
+                "log_group",
+                dict(
+                    name=f"/aws/rds/instance/{self.identifier}/postgresql",
+                    retention_in_days=self.args.log_retention_days,
+                    tags=self.tags,
+                    opts=self.child_opts(),
+                ),
+            ),
         )
 
     def replicate_backups(self, region: str) -> None:
@@ -198,21 +228,15 @@ class Database(LeanComponent):
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         aws.rds.InstanceAutomatedBackupsReplication(
             self.child_name("backups-replication"),
-            source_db_instance_arn=self._instance.arn,
+            source_db_instance_arn=self.instance.arn,
             retention_period=self.args.backup_retention_days,
             kms_key_id=pulumi.Output.concat("arn:aws:kms:", region, ":", account, ":alias/aws/rds"),
             opts=self.child_opts(provider=provider),
         )
 
-    def _create_instance(
-        self,
-        subnet_group: aws.rds.SubnetGroup,
-        parameters: aws.rds.ParameterGroup,
-        log_group: aws.cloudwatch.LogGroup,
-    ) -> aws.rds.Instance:
+    def _create_instance(self) -> aws.rds.Instance:
         a = self.args
-        return aws.rds.Instance(
-            self.child_name("instance"),
+        args = dict(
             identifier=self.identifier,
             engine="postgres",
             engine_version=a.engine_version,
@@ -226,9 +250,9 @@ class Database(LeanComponent):
             manage_master_user_password=True,
             port=5432,
             publicly_accessible=False,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[self._security_group.id],
-            parameter_group_name=parameters.name,
+            db_subnet_group_name=self.subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=self.parameter_group.name,
             multi_az=a.multi_az,
             backup_retention_period=a.backup_retention_days,
             backup_window=a.backup_window,
@@ -248,17 +272,16 @@ class Database(LeanComponent):
             # Changes wait for the maintenance window unless someone chooses otherwise in the console.
             apply_immediately=False,
             tags=self.named_tags(self.identifier),
-            opts=self.child_opts(protect=a.protect, depends_on=[log_group]),
+            opts=self.child_opts(protect=a.protect, depends_on=[self.log_group]),
         )
+        return aws.rds.Instance(self.child_name("instance"), **self.transformed("instance", args))
 
-    def _create_replica(
-        self, number: int, primary: aws.rds.Instance, parameters: aws.rds.ParameterGroup
-    ) -> aws.rds.Instance:
+    def _create_replica(self, number: int) -> aws.rds.Instance:
         """Read replica `number`: engine, version, storage size, database and user come from the primary."""
         a = self.args
         identifier = f"{self.identifier}-replica-{number}"
-        return aws.rds.Instance(
-            self.child_name(f"replica-{number}"),
+        primary = self.instance
+        args = dict(
             identifier=identifier,
             # Same region: the primary's identifier. The replica depends on the primary, never the reverse.
             replicate_source_db=primary.identifier,
@@ -269,8 +292,8 @@ class Database(LeanComponent):
             storage_encrypted=True,
             port=5432,
             publicly_accessible=False,
-            vpc_security_group_ids=[self._security_group.id],
-            parameter_group_name=parameters.name,
+            vpc_security_group_ids=[self.security_group.id],
+            parameter_group_name=self.parameter_group.name,
             multi_az=a.replica_multi_az,
             # Kept like the primary's, so a replica promoted in an emergency has point-in-time recovery at once.
             backup_retention_period=a.backup_retention_days,
@@ -287,14 +310,14 @@ class Database(LeanComponent):
             tags=self.named_tags(identifier),
             opts=self.child_opts(depends_on=[primary]),
         )
+        return aws.rds.Instance(self.child_name(f"replica-{number}"), **self.transformed("replica", args))
 
-    def _create_storage_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
+    def _create_storage_alarm(self, topic_arn: pulumi.Input[str]) -> None:
         # 10% (alerts.databaseFreeStoragePercent) of the allocated size. Storage autoscaling grows
         # the volume near that point; the alarm fires when it cannot (at the ceiling) or does not keep up.
         percent = self.free_storage_percent
         threshold = int(self.args.allocated_storage_gb * GIB * percent / 100)
         self._alarm(
-            instance,
             topic_arn,
             "storage-low",
             f"Data at risk: the database has under {percent}% free storage. When it fills, writes fail and "
@@ -308,12 +331,11 @@ class Database(LeanComponent):
             threshold=threshold,
         )
 
-    def _create_connections_alarm(self, instance: aws.rds.Instance, topic_arn: pulumi.Input[str]) -> None:
+    def _create_connections_alarm(self, topic_arn: pulumi.Input[str]) -> None:
         # Past max_connections PostgreSQL refuses new connections ("too many clients already") and users see
         # errors; 80% (alerts.databaseConnectionsPercent) of the class's default leaves time to act.
         limit, percent, threshold = self.max_connections, self.connections_percent, self.connections_threshold
         self._alarm(
-            instance,
             topic_arn,
             "connections-high",
             f"Errors soon for users: the database has held over {threshold} connections ({percent}% of about "
@@ -330,38 +352,16 @@ class Database(LeanComponent):
             threshold=threshold,
         )
 
-    def _alarm(
-        self,
-        instance: aws.rds.Instance,
-        topic_arn: pulumi.Input[str],
-        suffix: str,
-        description: str,
-        *,
-        metric_name: str,
-        statistic: str,
-        period: int,
-        evaluation_periods: int,
-        comparison_operator: str,
-        threshold: float,
-        datapoints_to_alarm: int | None = None,
-    ) -> None:
+    def _alarm(self, topic_arn: pulumi.Input[str], suffix: str, description: str, **metric: Any) -> None:
         """An alarm on one of the instance's RDS metrics that pages `topic_arn`, and says when it is OK again."""
-        aws.cloudwatch.MetricAlarm(
-            self.child_name(suffix),
+        metric_alarm(
+            self,
+            suffix,
+            description,
             name=f"{self.identifier}-{suffix}",
-            alarm_description=description,
+            notify=topic_arn,
             namespace="AWS/RDS",
-            metric_name=metric_name,
-            dimensions={"DBInstanceIdentifier": instance.identifier},
-            statistic=statistic,
-            period=period,
-            evaluation_periods=evaluation_periods,
-            datapoints_to_alarm=datapoints_to_alarm,
-            comparison_operator=comparison_operator,
-            threshold=threshold,
+            dimensions={"DBInstanceIdentifier": self.instance.identifier},
             treat_missing_data="missing",
-            alarm_actions=[topic_arn],
-            ok_actions=[topic_arn],
-            tags=self.tags,
-            opts=self.child_opts(),
+            **metric,
         )

@@ -33,11 +33,11 @@ group and its alarms) and hands them to this component, which builds, in two ste
   healthy host, a host refusing the connection or timing out). The app's own 5xx still
   reach nginx's access log on every host and its error-rate alarm.
 
-Cost (us-east-1, on demand): the ALB $16.43/month + 1 LCU assumed $5.84 + its 2 public IPv4
-addresses $7.30; each host t4g.small $12.26 + 20 GiB gp3 $1.60 + public IPv4 $3.65 (the
-single host's Elastic IP, $3.65, goes). Two hosts in all: $64.59/month for the load balancer and
-hosts, $47.18 more than the one host with its Elastic IP (`python -m leanstack diff`).
-Target group, listener, trust store, launch templates and the imported certificate are free.
+Cost: billed are the load balancer (hourly, plus its capacity units), its two public IPv4
+addresses, and per host one instance of the host's type, its gp3 root volume and a public IPv4
+address; the single host's Elastic IP goes. Target group, listener, trust store, launch
+templates and the imported certificate are free. Priced per region in `python -m leanstack plan`;
+`python -m leanstack diff` shows what growing from one host adds.
 
 Replacement: a new AMI, instance type or user data makes a new launch template version and
 an instance refresh replaces the hosts one at a time (no downtime with two or more hosts).
@@ -49,10 +49,14 @@ as soon as the load balancer's group exists, while Cloudflare still points at th
 until the new hosts are healthy: expect a few minutes of errors, so grow in a quiet hour.
 Shrinking back is the same in reverse (the new single host boots before DNS moves to it).
 
+Children, reachable as attributes: `security_group`, `target_group`, `load_balancer`, and once
+launched `web_group` and `jobs_group`.
+
 Example:
-    group = HostGroup("host-group", HostsArgs(count=2), stack="prod", network=net,
-                      certificate=cert, health_path="/healthz", cloudflare_ipv4=ranges,
-                      files_bucket=bucket.bucket, alarm_topic_arn=alerts.topic_arn)
+    group = HostGroup("host-group", HostsArgs(count=2), stack="prod",
+                      dependencies=GroupDependencies(network=net, certificate=cert, cloudflare_ipv4=ranges,
+                                                     files_bucket=bucket.bucket, alarm_topic_arn=alerts.topic_arn),
+                      health_path="/healthz")
     group.launch(HostLaunch(ami=ami, instance_type="t4g.small", root_volume_gb=20,
                             instance_profile_name=profile.name, security_group_id=host_sg.id,
                             user_data=web_user_data, jobs_user_data=jobs_user_data))
@@ -67,6 +71,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from leanstack.components.alarms import metric_alarm
 from leanstack.components.base import LeanComponent
 from leanstack.components.error_share import count_query, error_share_alarm
 from leanstack.components.network import Network
@@ -76,7 +81,7 @@ from leanstack.config import AlertThresholds, HostsArgs
 from leanstack.config.naming import stack_prefix
 from leanstack.host.render import ORIGIN_PULL_CA_PEM
 
-__all__ = ["JOBS_ROLE", "WEB_ROLE", "HostGroup", "HostLaunch", "HostsArgs"]
+__all__ = ["JOBS_ROLE", "WEB_ROLE", "GroupDependencies", "HostGroup", "HostLaunch", "HostsArgs"]
 
 # The `Role` tag on each host: which member kind it is.
 WEB_ROLE = "web"
@@ -88,6 +93,20 @@ DEREGISTRATION_DELAY_SECONDS = 70
 HEALTH_CHECK_GRACE_SECONDS = 300
 CPU_TARGET_PERCENT = 60
 UNHEALTHY_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class GroupDependencies:
+    """What the load balancer stands on: the network, the origin certificate, Cloudflare's ranges, a bucket, a topic."""
+
+    network: Network
+    certificate: OriginCertificate
+    # Who may reach the load balancer on 443 while the CDN proxies (Cloudflare's published IPv4 ranges).
+    cloudflare_ipv4: pulumi.Input[Sequence[str]]
+    # A bucket of the stack's for Cloudflare's origin-pull CA bundle, which the load balancer's trust store reads.
+    files_bucket: pulumi.Input[str]
+    # Pages: unhealthy targets, load balancer errors.
+    alarm_topic_arn: pulumi.Input[str]
 
 
 @dataclass(frozen=True)
@@ -125,12 +144,8 @@ class HostGroup(LeanComponent):
         args: HostsArgs,
         *,
         stack: str,
-        network: Network,
-        certificate: OriginCertificate,
+        dependencies: GroupDependencies,
         health_path: str,
-        cloudflare_ipv4: pulumi.Input[Sequence[str]],
-        files_bucket: pulumi.Input[str],
-        alarm_topic_arn: pulumi.Input[str],
         cdn_proxied: bool = True,
         thresholds: AlertThresholds | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -138,20 +153,32 @@ class HostGroup(LeanComponent):
         super().__init__(name, opts)
         if not args.scaled:
             raise ValueError("HostGroup needs hosts.count > 1 or hosts.autoscale; one host is a ProxyHost")
-        self.args, self.stack, self.network = args, stack, network
+        self.args, self.stack, self.network = args, stack, dependencies.network
         self.cdn_proxied = cdn_proxied
         self.thresholds = thresholds or AlertThresholds()
-        self.topic_arn = alarm_topic_arn
-        self._security_group = self._create_security_group(cloudflare_ipv4)
-        self.security_group_id = self._security_group.id
-        self._target_group = self._create_target_group(health_path)
-        self.target_group_arn = self._target_group.arn
-        self._load_balancer = aws.lb.LoadBalancer(
+        self.topic_arn = dependencies.alarm_topic_arn
+        self.security_group = self._create_security_group(dependencies.cloudflare_ipv4)
+        self.target_group = self._create_target_group(health_path)
+        self.load_balancer = self._create_load_balancer()
+        self._create_listener(dependencies.certificate, dependencies.files_bucket)
+        self._create_load_balancer_alarm()
+        self.web_group: aws.autoscaling.Group | None = None
+        self.jobs_group: aws.autoscaling.Group | None = None
+
+        self.security_group_id = self.security_group.id
+        self.target_group_arn = self.target_group.arn
+        self.load_balancer_dns_name = self.load_balancer.dns_name
+        self.load_balancer_arn_suffix = self.load_balancer.arn_suffix
+        self.web_group_name = self.jobs_group_name = pulumi.Output.from_input("")
+        self.origin = self.load_balancer_dns_name
+
+    def _create_load_balancer(self) -> aws.lb.LoadBalancer:
+        return aws.lb.LoadBalancer(
             self.child_name("lb"),
             load_balancer_type="application",
             internal=False,
-            security_groups=[self._security_group.id],
-            subnets=network.public_subnet_ids,
+            security_groups=[self.security_group.id],
+            subnets=self.network.public_subnet_ids,
             # Requests with header names the ALB cannot parse never reach nginx.
             drop_invalid_header_fields=True,
             # The default, pinned: with the CDN off, nginx takes the client's address from the last
@@ -160,15 +187,9 @@ class HostGroup(LeanComponent):
             xff_header_processing_mode="append",
             # Below nginx's 65 s keepalive, so the ALB never reuses a connection nginx just closed.
             idle_timeout=60,
-            tags=self.named_tags(f"{stack_prefix(stack)}-hosts"),
+            tags=self.named_tags(f"{stack_prefix(self.stack)}-hosts"),
             opts=self.child_opts(),
         )
-        self.load_balancer_dns_name = self._load_balancer.dns_name
-        self.load_balancer_arn_suffix = self._load_balancer.arn_suffix
-        self._create_listener(certificate, files_bucket)
-        self._create_load_balancer_alarm()
-        self.web_group_name = self.jobs_group_name = pulumi.Output.from_input("")
-        self.origin = self.load_balancer_dns_name
 
     # ------------------------------------------------------------------ the front
 
@@ -248,13 +269,13 @@ class HostGroup(LeanComponent):
             mutual_tls = aws.lb.ListenerMutualAuthenticationArgs(mode="verify", trust_store_arn=trust_store.arn)
         aws.lb.Listener(
             self.child_name("https"),
-            load_balancer_arn=self._load_balancer.arn,
+            load_balancer_arn=self.load_balancer.arn,
             port=443,
             protocol="HTTPS",
             ssl_policy=TLS_POLICY,
             certificate_arn=imported.arn,
             mutual_authentication=mutual_tls,
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self._target_group.arn)],
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=self.target_group.arn)],
             tags=self.tags,
             opts=self.child_opts(),
         )
@@ -265,7 +286,7 @@ class HostGroup(LeanComponent):
         """The hosts: one launch template and Auto Scaling group per member kind, and their alarm."""
         aws.vpc.SecurityGroupEgressRule(
             self.child_name("to-hosts"),
-            security_group_id=self._security_group.id,
+            security_group_id=self.security_group.id,
             referenced_security_group_id=launch.security_group_id,
             ip_protocol="tcp",
             from_port=443,
@@ -274,11 +295,11 @@ class HostGroup(LeanComponent):
             tags=self.tags,
             opts=self.child_opts(),
         )
-        web = self._create_group(WEB_ROLE, launch, launch.user_data)
-        jobs = self._create_group(JOBS_ROLE, launch, launch.jobs_user_data)
+        self.web_group = web = self._create_group(WEB_ROLE, launch, launch.user_data)
+        self.jobs_group = jobs = self._create_group(JOBS_ROLE, launch, launch.jobs_user_data)
         self.web_group_name = web.name
         self.jobs_group_name = jobs.name
-        self.origin = pulumi.Output.all(self._load_balancer.dns_name, web.name, jobs.name).apply(lambda v: str(v[0]))
+        self.origin = pulumi.Output.all(self.load_balancer.dns_name, web.name, jobs.name).apply(lambda v: str(v[0]))
         self._create_unhealthy_alarm()
         self.register_outputs(
             {
@@ -359,7 +380,7 @@ class HostGroup(LeanComponent):
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)
             ),
-            target_group_arns=[self._target_group.arn],
+            target_group_arns=[self.target_group.arn],
             # The load balancer's health check decides: a host whose app does not answer is replaced.
             health_check_type="ELB",
             health_check_grace_period=HEALTH_CHECK_GRACE_SECONDS,
@@ -385,32 +406,29 @@ class HostGroup(LeanComponent):
             opts=self.child_opts(depends_on=list(launch.depends_on)),
         )
         if role == WEB_ROLE and self.args.autoscale.max:
-            aws.autoscaling.Policy(
-                self.child_name("web-cpu"),
-                autoscaling_group_name=group.name,
-                policy_type="TargetTrackingScaling",
-                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
-                        predefined_metric_type="ASGAverageCPUUtilization"
-                    ),
-                    target_value=CPU_TARGET_PERCENT,
-                ),
-                opts=self.child_opts(),
-            )
+            self._create_cpu_policy(group)
         return group
+
+    def _create_cpu_policy(self, group: aws.autoscaling.Group) -> aws.autoscaling.Policy:
+        """Autoscaled: the web group tracks its average CPU."""
+        return aws.autoscaling.Policy(
+            self.child_name("web-cpu"),
+            autoscaling_group_name=group.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                    predefined_metric_type="ASGAverageCPUUtilization"
+                ),
+                target_value=CPU_TARGET_PERCENT,
+            ),
+            opts=self.child_opts(),
+        )
 
     # ------------------------------------------------------------------ alarms
 
-    def _alarm(self, suffix: str, description: str, **kwargs: Any) -> None:
-        aws.cloudwatch.MetricAlarm(
-            self.child_name(suffix),
-            name=f"{stack_prefix(self.stack)}-{suffix}",
-            alarm_description=description,
-            alarm_actions=[self.topic_arn],
-            ok_actions=[self.topic_arn],
-            tags=self.tags,
-            opts=self.child_opts(),
-            **kwargs,
+    def _alarm(self, suffix: str, description: str, **metric: Any) -> None:
+        metric_alarm(
+            self, suffix, description, name=f"{stack_prefix(self.stack)}-{suffix}", notify=self.topic_arn, **metric
         )
 
     def _create_unhealthy_alarm(self) -> None:
@@ -422,8 +440,8 @@ class HostGroup(LeanComponent):
             namespace="AWS/ApplicationELB",
             metric_name="UnHealthyHostCount",
             dimensions={
-                "TargetGroup": self._target_group.arn_suffix,
-                "LoadBalancer": self._load_balancer.arn_suffix,
+                "TargetGroup": self.target_group.arn_suffix,
+                "LoadBalancer": self.load_balancer.arn_suffix,
             },
             statistic="Maximum",
             period=60,
@@ -439,7 +457,7 @@ class HostGroup(LeanComponent):
 
         def metric(query_id: str, metric_name: str) -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
             return count_query(
-                query_id, "AWS/ApplicationELB", metric_name, {"LoadBalancer": self._load_balancer.arn_suffix}
+                query_id, "AWS/ApplicationELB", metric_name, {"LoadBalancer": self.load_balancer.arn_suffix}
             )
 
         self._alarm(

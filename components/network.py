@@ -4,7 +4,7 @@ Builds a VPC with two public subnets (for the host) and two private subnets (for
 database and cache; RDS requires subnets in two AZs), an internet gateway, a public route
 table with a default route, and a private route table with no route out. There is no NAT
 gateway: nothing in the private subnets needs the internet, and a NAT gateway would be
-the most expensive line of the bill (~$33/month plus data). The VPC's default security
+the most expensive line of the bill (billed hourly plus per GB). The VPC's default security
 group is emptied so nothing can use it by accident.
 
 Or, with `existing_vpc_id`, creates nothing and passes the given subnets through (and looks
@@ -14,7 +14,7 @@ up the VPC's CIDR blocks).
 client address the load balancer forwards only from a peer in them (the load balancer's
 addresses come from its subnets, so from these blocks).
 
-Cost: $0/month (VPCs, subnets, route tables and internet gateways are free).
+Cost: nothing (VPCs, subnets, route tables and internet gateways are free).
 Replacement: changing `cidr` replaces the VPC and so everything in it, the database included.
 
 Example:
@@ -43,6 +43,10 @@ class Network(LeanComponent):
     def __init__(self, name: str, args: NetworkArgs | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(name, opts)
         self.args = args or NetworkArgs()
+        # The children, by role; none with `existing_vpc_id` (nothing is created then).
+        self.vpc: aws.ec2.Vpc | None = None
+        self.internet_gateway: aws.ec2.InternetGateway | None = None
+        self.subnets: dict[str, aws.ec2.Subnet] = {}
         if self.args.existing_vpc_id:
             self._use_existing()
         else:
@@ -71,7 +75,7 @@ class Network(LeanComponent):
         zones = aws.get_availability_zones_output(state="available", opts=pulumi.InvokeOutputOptions(parent=self)).names
         # Four equal subnets: public a/b, private a/b.
         blocks = list(ipaddress.ip_network(self.args.cidr).subnets(prefixlen_diff=2))
-        vpc = aws.ec2.Vpc(
+        self.vpc = vpc = aws.ec2.Vpc(
             self.child_name("vpc"),
             cidr_block=self.args.cidr,
             enable_dns_hostnames=True,
@@ -90,7 +94,7 @@ class Network(LeanComponent):
             tags=self.named_tags(self.child_name("default-sg-unused")),
             opts=self.child_opts(),
         )
-        gateway = aws.ec2.InternetGateway(
+        self.internet_gateway = gateway = aws.ec2.InternetGateway(
             self.child_name("igw"),
             vpc_id=vpc.id,
             tags=self.named_tags(self.child_name("igw")),
@@ -116,6 +120,7 @@ class Network(LeanComponent):
             zone = zones[index]
             public = self._subnet(f"public-{letter}", vpc.id, str(blocks[index]), zone, public_routes)
             private = self._subnet(f"private-{letter}", vpc.id, str(blocks[index + 2]), zone, private_routes)
+            self.subnets.update({f"public-{letter}": public, f"private-{letter}": private})
             public_ids.append(public.id)
             private_ids.append(private.id)
         self.public_subnet_ids = pulumi.Output.all(*public_ids)

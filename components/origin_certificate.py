@@ -6,7 +6,7 @@ Cloudflare's edge trusts that CA in SSL mode "strict"; browsers do not, which is
 because only Cloudflare talks to the origin. The host fetches the certificate and key at
 boot from SSM Parameter Store (see ProxyHost), so they are never inlined in user data.
 
-Cost: $0/month. The certificate is valid for 15 years; replacing it (e.g. by adding a
+Cost: nothing. The certificate is valid for 15 years; replacing it (e.g. by adding a
 hostname) issues a new one and replaces the SSM parameters and the host.
 
 Example:
@@ -48,6 +48,7 @@ class OriginCertificate(LeanComponent):
             requested_validity=VALIDITY_DAYS,
             opts=self.child_opts(),
         )
+        self.private_key, self.certificate = key, certificate
         self.certificate_pem = certificate.certificate
         self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
         self.register_outputs({})

@@ -24,11 +24,11 @@ Off by default, and off means no resources at all: `__main__` creates it only wi
   list, get, put and delete objects in the uploads bucket and nothing else. It exists with
   storage only: without the bucket the app has nothing in AWS to reach.
 
-Cost (us-east-1): storage at S3 Standard $0.023/GB-month in each bucket (the replica moves to
-Glacier IR $0.004/GB-month after backup.glacierAfterDays), cross-region replication transfer
-$0.02/GB written, replication metrics billed as CloudWatch custom metrics (4 metrics, $0.30
-each: ~$1.20/month), one alarm $0.10/month. 10 GB of uploads growing 1 GB a month: ~$2/month.
-Replication Time Control (a 15-minute SLA) would add $0.015/GB; the alarm's one hour does without.
+Cost: billed are the storage in each bucket (S3 Standard; the replica moves to Glacier Instant
+Retrieval after backup.glacierAfterDays), the cross-region replication transfer per GB written,
+the replication metrics (four CloudWatch custom metrics) and one alarm; priced per region in
+`python -m leanstack plan`. Replication Time Control (a 15-minute SLA) would be billed per GB
+more; the alarm's one hour does without.
 
 Replacement: the buckets' names and regions are fixed; changing backup.region creates a new,
 empty replica (the old one is retained with its locked objects; the diff flags it).
@@ -50,6 +50,7 @@ from typing import Any, NamedTuple, TypeAlias
 import pulumi
 import pulumi_aws as aws
 
+from leanstack.components.alarms import metric_alarm
 from leanstack.components.backup_bucket import BackupBucket, existing_bucket
 from leanstack.components.base import LeanComponent, policy_json, policy_output
 from leanstack.components.private_bucket import lock_down_bucket
@@ -131,10 +132,10 @@ class Storage(LeanComponent):
         self._account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
         uploads, uploads_versioning = self._create_uploads_bucket()
         replica, replica_versioning = self._replica_bucket()
-        role = self._create_replication_role(uploads, replica)
+        self.replication_role = role = self._create_replication_role(uploads, replica)
         self._replicate(uploads, replica, role, depends_on=[uploads_versioning, *replica_versioning])
         self._create_files_at_risk_alarm(uploads, replica, alarm_topic_arn)
-        self._uploads = uploads
+        self.uploads_bucket, self.replica_bucket = uploads, replica
         self.bucket_name, self.bucket_arn = uploads.bucket, uploads.arn
         self.replica_name, self.replica_arn = replica.bucket, replica.arn
         self.replica_region = backup.region
@@ -380,16 +381,18 @@ class Storage(LeanComponent):
                 ),
             )
 
-        aws.cloudwatch.MetricAlarm(
-            self.child_name("files-at-risk"),
-            name=f"{stack_prefix(self.stack)}-files-at-risk",
-            alarm_description=(
+        metric_alarm(
+            self,
+            "files-at-risk",
+            (
                 "Data at risk: uploaded files are not reaching the off-site replica (a replication failed, or "
                 f"files have waited more than {FILES_AT_RISK_SECONDS // 60} minutes), so losing the uploads bucket "
                 "now would lose them. First check: the replication status of a recent object "
                 "(`aws s3api head-object`), the replication role and the replica's bucket policy. "
                 "Runbook: #files-at-risk"
             ),
+            name=f"{stack_prefix(self.stack)}-files-at-risk",
+            notify=topic_arn,
             metric_queries=[
                 metric("failed", "OperationsFailedReplication", "Sum"),
                 metric("latency", "ReplicationLatency", "Maximum"),
@@ -405,10 +408,6 @@ class Storage(LeanComponent):
             threshold=1,
             # No uploads, no metric: nothing is at risk.
             treat_missing_data="notBreaching",
-            alarm_actions=[topic_arn],
-            ok_actions=[topic_arn],
-            tags=self.tags,
-            opts=self.child_opts(),
         )
 
     # ------------------------------------------------------------------ the app's own role
@@ -432,7 +431,7 @@ class Storage(LeanComponent):
         aws.iam.RolePolicy(
             self.child_name("app-permissions"),
             role=role.id,
-            policy=policy_output(*uploads_statements(self._uploads.arn)),
+            policy=policy_output(*uploads_statements(self.uploads_bucket.arn)),
             opts=self.child_opts(),
         )
         return role

@@ -9,9 +9,10 @@ Route 53 publishes health-check metrics only in us-east-1, so the alarm lives th
 the stack's provider when the stack is in us-east-1, otherwise with the Alerts component's
 us-east-1 provider and its us-east-1 topic (which has the same email subscribed).
 
-Cost: a health check on a non-AWS endpoint (Cloudflare) $0.75/month + HTTPS $2.00/month
-(Route 53 prices for optional features on non-AWS endpoints); the 10-second "fast" interval
-would add $2.00 more and tells a small team nothing the 30-second one does not. One alarm $0.10.
+Cost: billed are one health check on a non-AWS endpoint (Cloudflare) with its HTTPS option
+(Route 53 prices optional features on non-AWS endpoints) and one alarm; priced in
+`python -m leanstack plan`. The 10-second "fast" interval would be billed as one more option and
+tells a small team nothing the 30-second one does not.
 
 Replacement: changing the hostname, path or interval replaces the health check (and so the
 alarm's dimension); history in CloudWatch starts again. Nothing stateful.
@@ -26,6 +27,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from leanstack.components.alarms import metric_alarm
 from leanstack.components.base import LeanComponent
 from leanstack.config import UptimeCheckArgs
 from leanstack.config.naming import stack_prefix
@@ -50,50 +52,56 @@ class UptimeCheck(LeanComponent):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(name, opts)
-        self.args = args
+        self.args, self.stack = args, stack
         self.url = f"https://{args.hostname}{args.health_path}"
-        extra = {"provider": provider} if provider is not None else {}
-        check = aws.route53.HealthCheck(
+        # In us-east-1 when a provider is given: Route 53's health check metrics live only there.
+        self._extra = {"provider": provider} if provider is not None else {}
+        self.check = self._create_check()
+        self._create_site_down_alarm(topic_arn, in_us_east_1=provider is not None)
+        self.health_check_id = self.check.id
+        self.register_outputs({"health_check_id": self.health_check_id})
+
+    def _create_check(self) -> aws.route53.HealthCheck:
+        return aws.route53.HealthCheck(
             self.child_name("check"),
             type="HTTPS",
-            fqdn=args.hostname,
+            fqdn=self.args.hostname,
             port=443,
-            resource_path=args.health_path,
+            resource_path=self.args.health_path,
             # SNI is required: Cloudflare serves many sites on the same addresses.
             enable_sni=True,
             request_interval=REQUEST_INTERVAL_SECONDS,
             failure_threshold=FAILURE_THRESHOLD,
             measure_latency=False,
-            tags=self.named_tags(f"{stack_prefix(stack)}-site"),
-            opts=self.child_opts(**extra),
+            tags=self.named_tags(f"{stack_prefix(self.stack)}-site"),
+            opts=self.child_opts(**self._extra),
         )
+
+    def _create_site_down_alarm(self, topic_arn: pulumi.Input[str], in_us_east_1: bool) -> None:
         us_east_1 = " (this alarm lives in us-east-1, where Route 53 metrics are, and emails the same address)"
-        aws.cloudwatch.MetricAlarm(
-            self.child_name("site-down"),
-            name=f"{stack_prefix(stack)}-site-down",
-            alarm_description=(
+        metric_alarm(
+            self,
+            "site-down",
+            (
                 f"Site down for users: {self.url} has failed from Route 53's checkers around the world for "
-                f"{args.site_down_minutes} minutes. First check: open the URL yourself; a Cloudflare error page "
+                f"{self.args.site_down_minutes} minutes. First check: open the URL yourself; a Cloudflare error page "
                 "means the origin is unreachable (host, nginx, security group), a 502/504 from nginx means the app "
                 "is down (on the host via SSM: `sudo leanstack-app status`, then "
-                f"`sudo journalctl -u 'leanstack-app@*' -n 50 --no-pager`){us_east_1 if provider else ''}. "
+                f"`sudo journalctl -u 'leanstack-app@*' -n 50 --no-pager`){us_east_1 if in_us_east_1 else ''}. "
                 "Runbook: #site-down"
             ),
+            name=f"{stack_prefix(self.stack)}-site-down",
+            notify=topic_arn,
             namespace="AWS/Route53",
             metric_name="HealthCheckStatus",
-            dimensions={"HealthCheckId": check.id},
+            dimensions={"HealthCheckId": self.check.id},
             statistic="Minimum",
             period=60,
-            evaluation_periods=args.site_down_minutes,
-            datapoints_to_alarm=args.site_down_minutes,
+            evaluation_periods=self.args.site_down_minutes,
+            datapoints_to_alarm=self.args.site_down_minutes,
             comparison_operator="LessThanThreshold",
             threshold=1,
             # No data from Route 53 means the check itself is gone: say so rather than stay quiet.
             treat_missing_data="breaching",
-            alarm_actions=[topic_arn],
-            ok_actions=[topic_arn],
-            tags=self.tags,
-            opts=self.child_opts(**extra),
+            opts=self.child_opts(**self._extra),
         )
-        self.health_check_id = check.id
-        self.register_outputs({"health_check_id": self.health_check_id})

@@ -4,8 +4,8 @@ One module per concern, arrows one way (naming <- fields <- sections <- rules <-
 
 - `naming`: the project's name and the naming scheme of what it creates;
 - `fields`: the field language (`setting`, patterns, checks) and the parser of one value;
-- `sections`: one frozen Args dataclass per section (each validates itself on construction) and
-  the whole `StackConfig`;
+- `sections`: one module per section of the stack file, each a frozen Args dataclass that
+  validates itself on construction, and the whole `StackConfig` (`sections.stack`);
 - `rules`: what one section's value means for another's (run by the loader);
 - `loading`: `load_stack_config(raw, stack)`, the one entry point from a stack's raw config;
 - `schema`: the JSON Schema of stacks/Pulumi.<stack>.yaml, from the same dataclasses;

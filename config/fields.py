@@ -15,12 +15,10 @@ import contextvars
 import dataclasses
 import difflib
 import importlib.util
-import ipaddress
 import json
 import re
 import types
 import typing
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import field
 from pathlib import Path
@@ -42,7 +40,8 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {message}")
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A value as an error message quotes it: JSON, cut to 80 characters."""
     text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -99,6 +98,7 @@ def setting(
 HOSTNAME_RE = r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]"
 HOSTNAME_ALLOWED = "a lower-case DNS name such as example.com (letters, digits, '-' and '.')"
 EMAIL_RE = r"[A-Za-z0-9._%+-]+@" + HOSTNAME_RE.replace("[a-z", "[A-Za-z")
+EMAIL_ALLOWED = "an email address such as ops@example.com"
 
 
 def _provider_regions() -> tuple[str, ...]:
@@ -130,7 +130,8 @@ REGION_RE = r"[a-z]{2}(-[a-z]+)+-\d{1,2}"
 REGION_ALLOWED = "an AWS region the provider knows (pulumi_aws.Region), such as us-east-1"
 
 
-def _check_region(value: Any) -> str | None:
+def check_region(value: Any) -> str | None:
+    """None for a region the provider knows; else what is allowed, with the closest names."""
     if value in AWS_REGIONS:
         return None
     close = sorted(difflib.get_close_matches(str(value), AWS_REGIONS, n=3, cutoff=0.85))
@@ -138,17 +139,8 @@ def _check_region(value: Any) -> str | None:
 
 
 URL_PATH_RE = r"/[A-Za-z0-9._~/-]*"
+URL_PATH_ALLOWED = "a URL path such as /healthz (letters, digits, '.', '_', '~', '-', '/')"
 SUBNET_ID_RE = r"subnet-[0-9a-f]{8,17}"
-
-
-def _check_cidr(value: Any) -> str | None:
-    try:
-        net = ipaddress.ip_network(str(value), strict=True)
-    except ValueError:
-        return "a valid IPv4 network such as 10.20.0.0/16"
-    if net.version != 4 or not net.is_private or not 16 <= net.prefixlen <= 24:
-        return "a private IPv4 network from /16 to /24 (room for four subnets), such as 10.20.0.0/16"
-    return None
 
 
 # Memory of an RDS instance size (GiB) in the general-purpose families (db.t*, db.m*); memory-optimised
@@ -185,37 +177,9 @@ def default_max_connections(instance_class: str) -> int | None:
     return min(int(class_memory // RDS_BYTES_PER_CONNECTION), RDS_MAX_CONNECTIONS_CAP)
 
 
-def _check_db_class(value: Any) -> str | None:
-    if default_max_connections(str(value)) is None:
-        return (
-            "a db.t*, db.m* or db.r* class of a size from micro to 24xlarge (the connections alarm's threshold "
-            "comes from the class's memory)"
-        )
-    return None
-
-
-def _check_pg_version(value: Any) -> str | None:
-    major = str(value).split(".")[0]
-    if re.fullmatch(r"\d+(\.\d+)?", str(value)) and major in POSTGRES_MAJOR_VERSIONS:
-        return None
-    return f"one of {', '.join(POSTGRES_MAJOR_VERSIONS)} (or a minor version of one, such as 17.4)"
-
-
 def postgres_parameter_family(engine_version: str) -> str:
     """The RDS parameter group family of a PostgreSQL version: postgres<major> (17.4 -> postgres17)."""
     return f"postgres{engine_version.split('.')[0]}"
-
-
-# ElastiCache versions per engine for node-based clusters, oldest first. Redis OSS ends at 7.1 on
-# ElastiCache (newer Redis is not open source; AWS moved on to Valkey); 4.0 and 5.0 are past standard
-# support. Valkey 7.2 is Redis OSS 7.2's successor. Source: the ElastiCache User Guide, "Engine
-# versions and upgrading in ElastiCache" (docs.aws.amazon.com/AmazonElastiCache/latest/dg/engine-versions.html).
-CACHE_ENGINE_VERSIONS: dict[str, tuple[str, ...]] = {
-    "valkey": ("7.2", "8.0", "8.1", "8.2", "9.0"),
-    "redis": ("6.2", "7.0", "7.1"),
-}
-# The default per engine: the newest Redis OSS there is; for Valkey the 8.0 line, in every region.
-CACHE_DEFAULT_VERSIONS = {"valkey": "8.0", "redis": "7.1"}
 
 
 # Names app.env and app.secrets may not use, with the reason the error gives: the host's list
@@ -247,17 +211,6 @@ SSM_PARAMETER_RE = r"(/[A-Za-z0-9_.-]+){1,15}"
 SSM_PARAMETER_MAX = 1011
 
 
-def _check_secret_source(value: Any) -> str | None:
-    text = str(value)
-    if not text.startswith("/"):
-        return None
-    if len(text) > SSM_PARAMETER_MAX:
-        return f"an SSM parameter name of at most {SSM_PARAMETER_MAX} characters (AWS's limit)"
-    if text[1:4].lower() in ("aws", "ssm"):
-        return "an SSM parameter name not starting with aws or ssm (AWS reserves them)"
-    return None
-
-
 # A Secrets Manager secret ARN (the host's leanstack-app checks the same shape on its own).
 SECRETS_MANAGER_ARN_RE = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@!-]+"
 
@@ -267,35 +220,8 @@ SECRETS_MANAGER_ARN_RE = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secre
 SCRATCH_DATABASE_PREFIX = "leanstack_"
 
 
-def _drill_url_problem(url: str) -> str | None:
-    """What is wrong with a drill server URL (a maintenance database URL without a password), or None."""
-    parts = urllib.parse.urlsplit(url)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:
-        port_ok = False
-    if (
-        parts.scheme not in ("postgres", "postgresql")
-        or not parts.hostname
-        or not parts.path.strip("/")
-        or not port_ok
-        or any(c.isspace() or ord(c) < 32 for c in url)
-    ):
-        return "expected a URL such as postgresql://drill@db.internal:5432/postgres (scheme, host, database name)"
-    if parts.password is not None:
-        return "expected no password in it: stack config is not secret (the value is not shown here)"
-    return None
-
-
 # CloudWatch Logs only accepts these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653)
-
-# RDS's time windows: hh24:mi in UTC, weekdays as RDS spells them (it refuses 24:00 and 25:00).
-_HHMM = r"([01]\d|2[0-3]):[0-5]\d"
-_WEEKDAY = r"(mon|tue|wed|thu|fri|sat|sun)"
-
-# PostgreSQL major versions RDS offers that are not past end of standard support.
-POSTGRES_MAJOR_VERSIONS = ("14", "15", "16", "17")
 
 # --------------------------------------------------------------------------- naming
 
@@ -305,11 +231,13 @@ def camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _fields(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+def fields_by_key(cls: type[Any]) -> dict[str, dataclasses.Field[Any]]:
+    """An Args dataclass's fields by their key in the stack file (camelCase)."""
     return {camel(f.name): f for f in dataclasses.fields(cls)}
 
 
-def _suggest(key: str, known: list[str]) -> str:
+def unknown_key(key: str, known: list[str]) -> str:
+    """The error for a key that is not one of `known`, naming the closest one (or listing them all)."""
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     if not close:
         lowered = {k.lower(): k for k in known}
@@ -332,25 +260,26 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def _parse_scalar(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+def parse_scalar(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    """One bool, int, str or Literal value checked against its field's metadata; ConfigError names `key`."""
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ConfigError(key, f"got {_show(value)}; allowed: {', '.join(map(str, choices))}")
+            raise ConfigError(key, f"got {shown(value)}; allowed: {', '.join(map(str, choices))}")
         return value
     if hint is bool:
         # The engine passes scalars as strings ("true"); YAML gives real booleans.
         if isinstance(value, str) and value.lower() in {"true", "false"}:
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise ConfigError(key, f"got {_show(value)}; expected true or false")
+            raise ConfigError(key, f"got {shown(value)}; expected true or false")
         return value
     if hint is int:
         if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"got {_show(value)}; expected a whole number{_range(meta)}")
+            raise ConfigError(key, f"got {shown(value)}; expected a whole number{_range(meta)}")
         low, high = meta.get("min"), meta.get("max")
         if (low is not None and value < low) or (high is not None and value > high):
             raise ConfigError(key, f"got {value}; expected a whole number{_range(meta)}")
@@ -359,15 +288,15 @@ def _parse_scalar(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> A
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)  # `engineVersion: 17` in YAML is a number; accept it as "17"
         if not isinstance(value, str):
-            raise ConfigError(key, f"got {_show(value)}; expected a string")
+            raise ConfigError(key, f"got {shown(value)}; expected a string")
         pattern = meta.get("pattern")
         if pattern and not re.fullmatch(pattern, value):
-            raise ConfigError(key, f"got {_show(value)}; expected {meta.get('allowed') or 'match ' + pattern}")
+            raise ConfigError(key, f"got {shown(value)}; expected {meta.get('allowed') or 'match ' + pattern}")
         check = meta.get("check")
         if check is not None:
             problem = check(value)
             if problem:
-                raise ConfigError(key, f"got {_show(value)}; expected {problem}")
+                raise ConfigError(key, f"got {shown(value)}; expected {problem}")
         return value
     raise TypeError(f"unsupported setting type {hint!r} for {key}")  # a bug in this module
 
@@ -383,7 +312,8 @@ def _range(meta: Mapping[str, Any]) -> str:
     return ""
 
 
-def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+def parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    """A value of any field type (list, map, nested section or scalar) parsed into it; ConfigError names `key`."""
     origin = typing.get_origin(hint)
     if origin is tuple:
         (item_hint, _ellipsis) = typing.get_args(hint)
@@ -391,17 +321,17 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
         if isinstance(value, str):
             value = list(command_argv(value)) if meta.get("command") else [value]
         if not isinstance(value, list):
-            raise ConfigError(key, f"got {_show(value)}; expected a list of {meta.get('allowed') or 'values'}")
-        items = tuple(_parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))
+            raise ConfigError(key, f"got {shown(value)}; expected a list of {meta.get('allowed') or 'values'}")
+        items = tuple(parse_scalar(f"{key}[{i}]", item, item_hint, meta) for i, item in enumerate(value))
         if meta.get("unique", True) and len(set(items)) != len(items):
-            raise ConfigError(key, f"got {_show(value)}; expected no duplicates")
+            raise ConfigError(key, f"got {shown(value)}; expected no duplicates")
         return items
     if origin is dict:
         value = _decode(value)
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise ConfigError(key, f"got {_show(value)}; expected an object of NAME: value")
+            raise ConfigError(key, f"got {shown(value)}; expected an object of NAME: value")
         item_hint = typing.get_args(hint)[1]
         parsed: dict[str, Any] = {}
         for name, item in sorted(value.items()):
@@ -415,32 +345,33 @@ def _parse_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> An
             if dataclasses.is_dataclass(item_hint):
                 # An object per name (app.jobs); an instance built in Python is already checked.
                 cls = typing.cast(type[Any], item_hint)
-                parsed[str(name)] = item if isinstance(item, cls) else _parse_section(f"{key}.{name}", item, cls)
+                parsed[str(name)] = item if isinstance(item, cls) else parse_section(f"{key}.{name}", item, cls)
             else:
-                parsed[str(name)] = _parse_scalar(f"{key}.{name}", item, str, meta)
+                parsed[str(name)] = parse_scalar(f"{key}.{name}", item, str, meta)
         return parsed
     if dataclasses.is_dataclass(hint):
-        return _parse_section(key, value, typing.cast(type[Any], hint))
+        return parse_section(key, value, typing.cast(type[Any], hint))
     if isinstance(hint, types.UnionType):
         raise TypeError(f"unsupported union for {key}")
-    return _parse_scalar(key, value, hint, meta)
+    return parse_scalar(key, value, hint, meta)
 
 
-def _parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
+def parse_section(key: str, raw: Any, cls: type[Any]) -> Any:
+    """A section's raw object (camelCase keys) as an instance of `cls`; ConfigError names `key` and the field."""
     raw = _decode(raw)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(key, f"got {_show(raw)}; expected an object with keys {', '.join(_fields(cls))}")
-    known = _fields(cls)
+        raise ConfigError(key, f"got {shown(raw)}; expected an object with keys {', '.join(fields_by_key(cls))}")
+    known = fields_by_key(cls)
     hints = typing.get_type_hints(cls)
     for name in raw:
         if name not in known:
-            raise ConfigError(f"{key}.{name}", _suggest(str(name), list(known)))
+            raise ConfigError(f"{key}.{name}", unknown_key(str(name), list(known)))
     values: dict[str, Any] = {}
     for name, f in known.items():
         if name in raw:
-            values[f.name] = _parse_value(f"{key}.{name}", raw[name], hints[f.name], f.metadata)
+            values[f.name] = parse_value(f"{key}.{name}", raw[name], hints[f.name], f.metadata)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{key}.{name}", f"missing; expected {f.metadata.get('allowed') or 'a value'}")
     return cls(**values)
@@ -483,26 +414,16 @@ class Validated:
             if dataclasses.is_dataclass(hint):
                 if not isinstance(value, typing.cast(type[Any], hint)):
                     raise ConfigError(
-                        key, f"got {_show(value)}; expected an instance of {typing.cast(type[Any], hint).__name__}"
+                        key, f"got {shown(value)}; expected an instance of {typing.cast(type[Any], hint).__name__}"
                     )
                 continue
             raw = list(value) if isinstance(value, tuple) else value
-            parsed = _parse_value(key, raw, hint, f.metadata)
+            parsed = parse_value(key, raw, hint, f.metadata)
             if parsed != value or type(parsed) is not type(value):
                 object.__setattr__(self, f.name, parsed)
         # The loader runs the section rules itself, after every section's fields, naming the stack key.
         if not LOADING.get() and (problem := self.section_problem()):
             raise ConfigError(f"{cls.__name__}.{problem[0]}", problem[1])
-
-
-def _minutes(hhmm: str) -> int:
-    hours, minutes = hhmm.split(":")
-    return int(hours) * 60 + int(minutes)
-
-
-def _overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
-    week = 10080
-    return any(a_start + shift < b_end and b_start < a_end + shift for shift in (-week, 0, week))
 
 
 # --------------------------------------------------------------------------- systemd OnCalendar

@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 import re
 
-from leanstack.config.fields import CACHE_ENGINE_VERSIONS, ConfigError, _show, camel
+from leanstack.config.fields import ConfigError, camel, shown
 from leanstack.config.naming import PROJECT
-from leanstack.config.sections import CdnArgs, StackConfig
+from leanstack.config.sections.cache import CACHE_ENGINE_VERSIONS
+from leanstack.config.sections.cdn import CdnArgs
+from leanstack.config.sections.stack import StackConfig
 
 # --------------------------------------------------------------------------- hostnames the CDN can serve
 
@@ -25,7 +27,7 @@ def guess_zone(domain: str) -> str:
     return ".".join(labels[-keep:])
 
 
-def _check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bool, cdn: CdnArgs) -> None:
+def check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bool, cdn: CdnArgs) -> None:
     """Every hostname is one Cloudflare's certificate for the zone covers, or visitors get a TLS error.
 
     Universal SSL (free, on by default) covers the zone's apex and `*.zone`: one level, as any
@@ -36,7 +38,7 @@ def _check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bo
     if domain != zone and not domain.endswith("." + zone):
         raise ConfigError(
             f"{p}:cdn.zoneName",
-            f"got {_show(zone)}; expected the zone domain {domain} is in: {domain} or a parent of it",
+            f"got {shown(zone)}; expected the zone domain {domain} is in: {domain} or a parent of it",
         )
     if cdn.advanced_certificate:
         return
@@ -58,7 +60,7 @@ def _check_certificate_covers(domain: str, hostnames: tuple[str, ...], given: bo
             )
         raise ConfigError(
             f"{p}:hostnames[{i}]",
-            f"got {_show(name)}; {why}: remove it, or set cdn.zoneName if the zone is deeper, or "
+            f"got {shown(name)}; {why}: remove it, or set cdn.zoneName if the zone is deeper, or "
             "cdn.advancedCertificate: true if a paid certificate covers it",
         )
 
@@ -137,7 +139,7 @@ def _check_recovery(c: StackConfig) -> None:
     if re.search(rf"(?:\bregion=|[.-]){re.escape(c.region)}\b", state):
         raise ConfigError(
             f"{p}:recovery.credentials.pulumiState",
-            f"got {_show(state)}, which names {c.region}; expected Pulumi state outside aws:region: recovering from a "
+            f"got {shown(state)}, which names {c.region}; expected Pulumi state outside aws:region: recovering from a "
             f"region outage there needs the state, so keep it in another region",
         )
     if c.recovery.rto_minutes and c.recovery.rto_minutes < 30:
@@ -150,7 +152,7 @@ def _check_recovery(c: StackConfig) -> None:
         if interval is None:
             raise ConfigError(
                 f"{p}:backup.backupCalendar",
-                f"got {_show(c.backup.backup_calendar)}; cannot tell how often it runs to check recovery.rpoHours; "
+                f"got {shown(c.backup.backup_calendar)}; cannot tell how often it runs to check recovery.rpoHours; "
                 'expected a daily or more frequent form such as "*-*-* 03:30:00" or "*-*-* 00/6:00:00"',
             )
         worst = interval + BACKUP_MARGIN_HOURS
@@ -186,7 +188,7 @@ def _check_app_parameters(c: StackConfig) -> None:
     if c.app.processes and c.cache.enabled and policy and policy != "noeviction":
         raise ConfigError(
             f"{PROJECT}:cache.evictionPolicy",
-            f"got {_show(policy)} with app.processes; a worker's queue on a cache that evicts loses jobs when memory "
+            f"got {shown(policy)} with app.processes; a worker's queue on a cache that evicts loses jobs when memory "
             "runs out, silently: expected noeviction (the default with workers; a full cache then refuses writes, "
             "which the app sees)",
         )
@@ -194,12 +196,12 @@ def _check_app_parameters(c: StackConfig) -> None:
         if source.startswith("/") and not source.startswith(own):
             raise ConfigError(
                 f"{PROJECT}:app.secrets.{name}",
-                f"got {_show(source)}; expected an SSM parameter under {own} (the host may read only its own "
+                f"got {shown(source)}; expected an SSM parameter under {own} (the host may read only its own "
                 "stack's parameters) or a Secrets Manager ARN",
             )
 
 
-def _check_across(c: StackConfig) -> None:
+def check_across(c: StackConfig) -> None:
     """Rules that involve more than one key."""
     p = PROJECT
     # The one exception: a recovery stack (backup.existingBucket) runs in the region that held the
@@ -207,7 +209,7 @@ def _check_across(c: StackConfig) -> None:
     if c.backup.region == c.region and not c.backup.existing_bucket:
         raise ConfigError(
             f"{p}:backup.region",
-            f"got {_show(c.backup.region)}, the stack's own region; expected another region so that backups "
+            f"got {shown(c.backup.region)}, the stack's own region; expected another region so that backups "
             "survive a regional outage",
         )
     if problem := c.backup.section_problem():
@@ -270,7 +272,7 @@ def _check_cache_version(c: StackConfig) -> None:
             newer = " (Redis OSS ends at 7.1; Valkey has 8.x: set cache.engine: valkey)"
         raise ConfigError(
             f"{PROJECT}:cache.engineVersion",
-            f"got {_show(c.cache.engine_version)}; expected one of {', '.join(versions)} for engine "
+            f"got {shown(c.cache.engine_version)}; expected one of {', '.join(versions)} for engine "
             f"{c.cache.engine}{newer}",
         )
 

@@ -7,10 +7,9 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
-# --------------------------------------------------------------------------- JSON Schema
-from leanstack.config.fields import AWS_REGIONS, _fields
+from leanstack.config.fields import AWS_REGIONS, fields_by_key
 from leanstack.config.naming import PROJECT
-from leanstack.config.sections import REQUIRED_SECTIONS, SCALARS, SECTIONS
+from leanstack.config.sections.stack import REQUIRED_SECTIONS, SCALARS, SECTIONS
 
 
 def _schema_for(hint: Any, meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,7 +62,7 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {name: _json_default(getattr(value, f.name)) for name, f in _fields(type(value)).items()}
+        return {name: _json_default(getattr(value, f.name)) for name, f in fields_by_key(type(value)).items()}
     return value
 
 
@@ -71,7 +70,7 @@ def _section_schema(cls: type[Any]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     required: list[str] = []
-    for name, f in _fields(cls).items():
+    for name, f in fields_by_key(cls).items():
         prop = _schema_for(hints[f.name], f.metadata)
         if f.default is not dataclasses.MISSING:
             default = f.default

@@ -17,7 +17,7 @@
     python -m leanstack init [--domain D --zone-id Z --alert-email E --owner O --region R --backup-region B
                           --second-person P]
                                                                  fill a fork's seven values into every stack file
-    python -m leanstack docs [--write]                           the README's component reference (Markdown)
+    python -m leanstack docs [--write]                           the component reference; --write: every generated page
     python -m leanstack --version
     python -m leanstack recovery-key new                         the recovery keypair (private half printed once)
     python -m leanstack secrets restore STACK --from-backup ...  the app's config and secrets from their
@@ -172,10 +172,12 @@ def _init_questions() -> tuple[tuple[str, str, str], ...]:
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    from leanstack.docs import component_reference, write_readme
+    from leanstack.docs import component_reference, write_pages
+    from leanstack.mocks import REPO
 
     if args.write:
-        print("README.md: component reference " + ("updated" if write_readme() else "already current"))
+        changed = write_pages()
+        print("\n".join(f"{p.relative_to(REPO)}: updated" for p in changed) or "docs: every generated page current")
     else:
         sys.stdout.write(component_reference())
     return 0
@@ -216,8 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     init = commands.add_parser("init", help="fill a fork's seven values into every stack file, then validate")
     for _field, flag, question in _init_questions():
         init.add_argument(flag, help=f"{question} (asked for when not given)")
-    docs = commands.add_parser("docs", help="print the README's component reference, generated from the Args")
-    docs.add_argument("--write", action="store_true", help="put it into README.md between its markers")
+    docs = commands.add_parser("docs", help="print the component reference, generated from the Args")
+    docs.add_argument("--write", action="store_true", help="rewrite every generated page under docs/")
     recovery_key = commands.add_parser("recovery-key", help="make a recovery keypair (private half printed once)")
     recovery_key.add_argument("action", choices=("new",))
     commands.add_parser(

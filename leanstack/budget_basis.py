@@ -12,47 +12,52 @@ import math
 from typing import Any
 
 from leanstack.config import StackConfig
+from leanstack.config.resource_types import (
+    AUTOSCALING_GROUP,
+    CLOUDWATCH_DASHBOARD,
+    EC2_EIP,
+    EC2_INSTANCE,
+    EC2_LAUNCH_TEMPLATE,
+    ELASTICACHE_REPLICATION_GROUP,
+    LB_LOAD_BALANCER,
+    RDS_INSTANCE,
+    ResourceType,
+)
 from leanstack.cost import Context, load_pricing, price_resource
 
 DEFAULT_FACTOR = 1.5
 
 
+def _resource(kind: ResourceType, urn: str, inputs: dict[str, Any], region: str) -> dict[str, Any]:
+    """One resource as the plan lists it, for the price rule of its type to read."""
+    return {"type": kind.token, "urn": urn, "inputs": inputs, "options": {"region": region}}
+
+
+def _host_resources(cfg: StackConfig) -> list[dict[str, Any]]:
+    """The hosts: one EC2 instance and its address, or the scaled group's template, group and load balancer."""
+    hosts, region = cfg.hosts, cfg.region
+    if not hosts.scaled:
+        host = {"instanceType": cfg.host.instance_type, "rootBlockDevice": {"volumeSize": cfg.host.root_volume_gb}}
+        return [_resource(EC2_INSTANCE, "basis-host", host, region), _resource(EC2_EIP, "basis-ip", {}, region)]
+    count = hosts.autoscale.min if hosts.autoscale.max else hosts.count
+    template = {
+        "instanceType": cfg.host.instance_type,
+        "blockDeviceMappings": [{"ebs": {"volumeSize": cfg.host.root_volume_gb}}],
+        "networkInterfaces": [{"associatePublicIpAddress": True}],
+    }
+    group = {"launchTemplate": {"id": "basis-hosts"}, "desiredCapacity": count}
+    # The group's price rule finds its template by id.
+    return [
+        {**_resource(EC2_LAUNCH_TEMPLATE, "basis-hosts", template, region), "id": "basis-hosts"},
+        _resource(AUTOSCALING_GROUP, "basis-group", group, region),
+        _resource(LB_LOAD_BALANCER, "basis-lb", {}, region),
+    ]
+
+
 def _basis_resources(cfg: StackConfig) -> list[dict[str, Any]]:
     """The config's big-ticket items, as the resource inputs the plan's pricing functions read."""
-    region = {"region": cfg.region}
-    host = {"instanceType": cfg.host.instance_type, "rootBlockDevice": {"volumeSize": cfg.host.root_volume_gb}}
-    hosts = cfg.hosts
-    resources: list[dict[str, Any]] = []
-    if hosts.scaled:
-        count = hosts.autoscale.min if hosts.autoscale.max else hosts.count
-        resources.append(
-            {
-                "type": "aws:ec2/launchTemplate:LaunchTemplate",
-                "id": "basis-hosts",
-                "urn": "basis-hosts",
-                "inputs": {
-                    "instanceType": cfg.host.instance_type,
-                    "blockDeviceMappings": [{"ebs": {"volumeSize": cfg.host.root_volume_gb}}],
-                    "networkInterfaces": [{"associatePublicIpAddress": True}],
-                },
-                "options": region,
-            }
-        )
-        resources.append(
-            {
-                "type": "aws:autoscaling/group:Group",
-                "urn": "basis-group",
-                "inputs": {"launchTemplate": {"id": "basis-hosts"}, "desiredCapacity": count},
-                "options": region,
-            }
-        )
-        resources.append(
-            {"type": "aws:lb/loadBalancer:LoadBalancer", "urn": "basis-lb", "inputs": {}, "options": region}
-        )
-    else:
-        resources.append({"type": "aws:ec2/instance:Instance", "urn": "basis-host", "inputs": host, "options": region})
-        resources.append({"type": "aws:ec2/eip:Eip", "urn": "basis-ip", "inputs": {}, "options": region})
-    db = cfg.database
+    region, db = cfg.region, cfg.database
+    resources = _host_resources(cfg)
     primary = {
         "engine": "postgres",
         "identifier": "basis-db",
@@ -61,31 +66,20 @@ def _basis_resources(cfg: StackConfig) -> list[dict[str, Any]]:
         "multiAz": db.multi_az,
         "manageMasterUserPassword": True,
     }
-    resources.append({"type": "aws:rds/instance:Instance", "urn": "basis-db", "inputs": primary, "options": region})
+    resources.append(_resource(RDS_INSTANCE, "basis-db", primary, region))
     for n in range(db.read_replicas):
         replica = {"replicateSourceDb": "basis-db", "instanceClass": db.instance_class, "multiAz": db.replica_multi_az}
-        resources.append(
-            {"type": "aws:rds/instance:Instance", "urn": f"basis-replica-{n}", "inputs": replica, "options": region}
-        )
+        resources.append(_resource(RDS_INSTANCE, f"basis-replica-{n}", replica, region))
     if cfg.cache.enabled:
         cache = {
             "nodeType": cfg.cache.node_type,
             "engine": cfg.cache.engine,
             "numCacheClusters": cfg.cache.replicas + 1,
         }
-        resources.append(
-            {
-                "type": "aws:elasticache/replicationGroup:ReplicationGroup",
-                "urn": "basis-cache",
-                "inputs": cache,
-                "options": region,
-            }
-        )
+        resources.append(_resource(ELASTICACHE_REPLICATION_GROUP, "basis-cache", cache, region))
     # A fixed $3 of every stack since the dashboard came; without it, the alarms and logs the basis leaves out
     # would push a small stack's real bill past the 80% line the basis is meant to stay under.
-    resources.append(
-        {"type": "aws:cloudwatch/dashboard:Dashboard", "urn": "basis-dashboard", "inputs": {}, "options": region}
-    )
+    resources.append(_resource(CLOUDWATCH_DASHBOARD, "basis-dashboard", {}, region))
     return resources
 
 

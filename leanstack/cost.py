@@ -1,9 +1,10 @@
 """Monthly cost of a plan, per resource, per component and in total, from `pricing.json`.
 
-Pricing is by resource *type*: a function per priced type reads the resource's inputs
+Pricing is by resource *type*: the table of resource types (`leanstack.config.resource_types`)
+names each priced type's rule, and the rule here of that name reads the resource's inputs
 (instance class, storage, Multi-AZ, engine, period...) and the region it lives in, and
 returns dollars a month with a one-line basis a reviewer can check by hand. Types known to
-cost nothing are listed in FREE with the reason; every other type is "not priced", shown
+cost nothing say why in the table (FREE here); every other type is "not priced", shown
 as such and never counted as zero, so a new resource nobody priced stands out.
 
 Usage-based charges (log ingestion, backup storage, e-mails) are priced from the stated
@@ -19,73 +20,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from leanstack.config.resource_types import EC2_LAUNCH_TEMPLATE, RDS_INSTANCE, TYPES
+
 PRICING_FILE = Path(__file__).with_name("pricing.json")
 
 PRICED, FREE_STATUS, NOT_PRICED = "priced", "free", "not priced"
 
-# Types that cost nothing by themselves, with the reason shown in the plan.
-FREE: dict[str, str] = {
-    "aws:ec2/vpc:Vpc": "no charge",
-    "aws:ec2/subnet:Subnet": "no charge",
-    "aws:ec2/internetGateway:InternetGateway": "no charge (data transfer is billed, see assumptions)",
-    "aws:ec2/routeTable:RouteTable": "no charge",
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": "no charge",
-    "aws:ec2/route:Route": "no charge",
-    "aws:ec2/securityGroup:SecurityGroup": "no charge",
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": "no charge",
-    "aws:ec2/securityGroupRule:SecurityGroupRule": "no charge",
-    "aws:ec2/eipAssociation:EipAssociation": "no charge (the address is priced on the EIP)",
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": "no charge",
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": "no charge",
-    "aws:iam/role:Role": "no charge",
-    "aws:iam/rolePolicy:RolePolicy": "no charge",
-    "aws:iam/policy:Policy": "no charge",
-    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": "no charge",
-    "aws:iam/instanceProfile:InstanceProfile": "no charge",
-    "aws:rds/subnetGroup:SubnetGroup": "no charge",
-    "aws:rds/parameterGroup:ParameterGroup": "no charge",
-    "aws:elasticache/subnetGroup:SubnetGroup": "no charge",
-    "aws:elasticache/parameterGroup:ParameterGroup": "no charge",
-    "aws:s3/bucketPolicy:BucketPolicy": "no charge",
-    "aws:s3/bucketVersioning:BucketVersioning": "no charge (old versions are in the bucket's storage)",
-    "aws:s3/bucketVersioningV2:BucketVersioningV2": "no charge (old versions are in the bucket's storage)",
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "no charge",
-    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "no charge",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "no charge (SSE-S3)",
-    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2": "no charge (SSE-S3)",
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": "no charge (transitions: see the bucket)",
-    "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2": "no charge (transitions: see the bucket)",
-    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": "no charge",
-    "aws:s3/bucketObjectLockConfigurationV2:BucketObjectLockConfigurationV2": "no charge",
-    "aws:s3/bucketObjectv2:BucketObjectv2": "storage counted in its bucket",
-    "aws:s3/bucketCorsConfiguration:BucketCorsConfiguration": "no charge",
-    "aws:s3/bucketObject:BucketObject": "storage counted in its bucket",
-    "aws:sns/topic:Topic": "no charge below 1M publishes a month",
-    "aws:sns/topicPolicy:TopicPolicy": "no charge",
-    "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration": "no charge (AWS Chatbot bills nothing itself)",
-    "aws:backup/vault:Vault": "no charge (its recovery points: see the backup plan)",
-    "aws:backup/vaultLockConfiguration:VaultLockConfiguration": "no charge",
-    "aws:backup/vaultNotifications:VaultNotifications": "no charge (SNS deliveries: see the subscriptions)",
-    "aws:backup/selection:Selection": "no charge",
-    "aws:backup/restoreTestingPlan:RestoreTestingPlan": "no charge (each test: see the restore testing selection)",
-    "aws:cloudwatch/logResourcePolicy:LogResourcePolicy": "no charge",
-    "aws:cloudwatch/logMetricFilter:LogMetricFilter": "no charge (its metric: see the custom-metrics assumption)",
-    "aws:cloudwatch/eventRule:EventRule": "no charge for rules on AWS service events",
-    "aws:cloudwatch/eventTarget:EventTarget": "no charge (SSM Run Command on EC2 is free)",
-    "aws:ecr/lifecyclePolicy:LifecyclePolicy": "no charge",
-    "aws:ec2/launchTemplate:LaunchTemplate": "no charge (its hosts are priced on the Auto Scaling group)",
-    "aws:autoscaling/policy:Policy": "no charge (target tracking's own alarms are not priced: cents a month)",
-    "aws:lb/targetGroup:TargetGroup": "no charge (priced on the load balancer)",
-    "aws:lb/listener:Listener": "no charge (priced on the load balancer)",
-    "aws:lb/trustStore:TrustStore": "no charge (mutual TLS is billed in the load balancer's LCUs)",
-    "aws:acm/certificate:Certificate": "no charge for certificates imported into ACM",
-    "tls:index/privateKey:PrivateKey": "computed locally by Pulumi",
-    "tls:index/certRequest:CertRequest": "computed locally by Pulumi",
-    "tls:index/selfSignedCert:SelfSignedCert": "computed locally by Pulumi",
-    "random:index/randomPassword:RandomPassword": "computed locally by Pulumi",
-    "random:index/randomId:RandomId": "computed locally by Pulumi",
-    "random:index/randomString:RandomString": "computed locally by Pulumi",
-}
+# Types that cost nothing by themselves, with the reason shown in the plan (the table's `free`).
+FREE: dict[str, str] = {token: entry.free for token, entry in TYPES.items() if entry.free}
 FREE_PREFIXES: dict[str, str] = {
     "pulumi:providers:": "a provider configuration, not a cloud resource",
     "cloudflare:": "included in Cloudflare's Free plan",
@@ -192,7 +134,7 @@ def _ec2_instance(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
 
 def _launch_template(ctx: Context, template_id: str) -> dict[str, Any] | None:
     for other in ctx.resources:
-        if other["type"] == "aws:ec2/launchTemplate:LaunchTemplate" and template_id in (other.get("id"), other["urn"]):
+        if other["type"] == EC2_LAUNCH_TEMPLATE.token and template_id in (other.get("id"), other["urn"]):
             return other
     return None
 
@@ -425,7 +367,7 @@ def _replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
 
 def _rds_backup_replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     """Replicated automated backups: about the source's allocated storage, stored and transferred."""
-    source = next((o for o in ctx.resources if o["type"] == "aws:rds/instance:Instance"
+    source = next((o for o in ctx.resources if o["type"] == RDS_INSTANCE.token
                    and not o["inputs"].get("replicateSourceDb")), None)  # fmt: skip
     gb = float((source or {}).get("inputs", {}).get("allocatedStorage") or 20)
     g = ctx.pricing["global"]
@@ -437,7 +379,7 @@ def _rds_backup_replication(r: dict[str, Any], t: dict[str, Any], ctx: Context) 
 
 def _database_source(ctx: Context) -> dict[str, Any] | None:
     """The plan's primary RDS instance (not a read replica)."""
-    return next((o for o in ctx.resources if o["type"] == "aws:rds/instance:Instance"
+    return next((o for o in ctx.resources if o["type"] == RDS_INSTANCE.token
                  and not o["inputs"].get("replicateSourceDb")), None)  # fmt: skip
 
 
@@ -521,32 +463,35 @@ def _health_check(r: dict[str, Any], t: dict[str, Any], ctx: Context) -> Price:
     return Price(PRICED, money(total), f"{kind} check of {where} ${base}{extra}")
 
 
-REGIONAL: dict[str, PriceFn] = {
-    "aws:ec2/instance:Instance": _ec2_instance,
-    "aws:ec2/eip:Eip": _eip,
-    "aws:autoscaling/group:Group": _autoscaling_group,
-    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
-    "aws:rds/instance:Instance": _rds_instance,
-    "aws:elasticache/replicationGroup:ReplicationGroup": _elasticache_group,
-    "aws:secretsmanager/secret:Secret": _secret,
-    "aws:ssm/parameter:Parameter": _ssm_parameter,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": _metric_alarm,
-    "aws:cloudwatch/compositeAlarm:CompositeAlarm": _composite_alarm,
-    "aws:cloudwatch/logGroup:LogGroup": _log_group,
-    "aws:s3/bucket:Bucket": _s3_bucket,
-    "aws:s3/bucketV2:BucketV2": _s3_bucket,
-    "aws:sns/topicSubscription:TopicSubscription": _sns_subscription,
-    "aws:ecr/repository:Repository": _ecr_repository,
-    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": _replication,
-    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": _rds_backup_replication,
-    "aws:backup/plan:Plan": _backup_plan,
-    "aws:backup/restoreTestingSelection:RestoreTestingSelection": _restore_test,
+# The cost model's rules by name (the table of resource types names each type's rule): a regional
+# rule reads the region's prices, a global one only the global prices.
+REGIONAL_RULES: dict[str, PriceFn] = {
+    "ec2_instance": _ec2_instance,
+    "eip": _eip,
+    "autoscaling_group": _autoscaling_group,
+    "load_balancer": _load_balancer,
+    "rds_instance": _rds_instance,
+    "elasticache_group": _elasticache_group,
+    "secret": _secret,
+    "ssm_parameter": _ssm_parameter,
+    "metric_alarm": _metric_alarm,
+    "composite_alarm": _composite_alarm,
+    "log_group": _log_group,
+    "s3_bucket": _s3_bucket,
+    "sns_subscription": _sns_subscription,
+    "ecr_repository": _ecr_repository,
+    "replication": _replication,
+    "rds_backup_replication": _rds_backup_replication,
+    "backup_plan": _backup_plan,
+    "restore_test": _restore_test,
 }
-GLOBAL: dict[str, PriceFn] = {
-    "aws:route53/healthCheck:HealthCheck": _health_check,
-    "aws:budgets/budget:Budget": _budget,
-    "aws:cloudwatch/dashboard:Dashboard": _dashboard,
+GLOBAL_RULES: dict[str, PriceFn] = {
+    "health_check": _health_check,
+    "budget": _budget,
+    "dashboard": _dashboard,
 }
+REGIONAL: dict[str, PriceFn] = {t: REGIONAL_RULES[e.price] for t, e in TYPES.items() if e.price in REGIONAL_RULES}
+GLOBAL: dict[str, PriceFn] = {t: GLOBAL_RULES[e.price] for t, e in TYPES.items() if e.price in GLOBAL_RULES}
 PRICED_TYPES = frozenset(REGIONAL) | frozenset(GLOBAL)
 
 

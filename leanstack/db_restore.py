@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from leanstack.config import ConfigError, load_stack_config, stack_prefix
+from leanstack.config.resource_types import RDS_INSTANCE
 from leanstack.mocks import REPO, StackFileError, read_stack_config
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -55,7 +56,7 @@ KEPT_SUFFIX = "-before-"
 # RDS identifiers are at most 63 characters.
 MAX_IDENTIFIER = 63
 # The Pulumi resource the stack's database is (components/database.py: Database("database") > "instance").
-DATABASE_URN = "urn:pulumi:{stack}::leanstack::leanstack:index:Database$aws:rds/instance:Instance::database-instance"
+DATABASE_URN = "urn:pulumi:{stack}::leanstack::leanstack:index:Database$" + RDS_INSTANCE.token + "::database-instance"
 
 
 class RestoreError(ValueError):

@@ -13,7 +13,6 @@ What the mocks cannot tell: whether AWS or Cloudflare would accept the inputs. A
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import runpy
@@ -31,11 +30,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from leanstack.config import PROJECT
+from leanstack.config.resource_types import MOCK_ACCOUNT as MOCK_ACCOUNT  # re-exported: tests build ARNs with it
+from leanstack.config.resource_types import MockCall, digest, type_of
 from leanstack.config.stack_file import StackFileError as StackFileError  # re-exported: callers catch it from here
 from leanstack.config.stack_file import parse_stack_yaml
 
 REPO = Path(__file__).resolve().parent.parent
-MOCK_ACCOUNT = "123456789012"
 # The cache endpoints the mocks make up (AWS assigns the real ones): the diff labels them as such.
 MOCK_CACHE_ENDPOINT = r"[a-z]+\.[a-z0-9-]+\.[0-9a-f]{6}\.use1\.cache\.amazonaws\.com"
 SECRET = "[secret]"
@@ -145,10 +145,6 @@ def _unwrap(value: Any) -> Any:
 # --------------------------------------------------------------------------- the mocks
 
 
-def _digest(*parts: str, length: int = 8) -> str:
-    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
-
-
 class LeanMocks(pulumi_mocks.Mocks):
     """Deterministic stand-ins for AWS, Cloudflare, TLS and random outputs."""
 
@@ -173,7 +169,7 @@ class LeanMocks(pulumi_mocks.Mocks):
             names = [f"{region}{z}" for z in "abc"]
             return {"id": region, "names": names, "zoneIds": [f"use1-az{i}" for i in (1, 2, 4)]}
         if token == "aws:ec2/getAmi:getAmi":
-            ami = "ami-0" + _digest(region, "al2023-arm64", length=16)
+            ami = "ami-0" + digest(region, "al2023-arm64", length=16)
             return {"id": ami, "imageId": ami, "name": "al2023-ami-2023.9.20251110.0-kernel-6.1-arm64",
                     "architecture": "arm64"}  # fmt: skip
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -184,7 +180,7 @@ class LeanMocks(pulumi_mocks.Mocks):
         if token == "aws:ec2/getVpc:getVpc":
             # An existing VPC (network.existingVpcId): AWS's default-VPC block, a secondary block
             # still associated and one being removed, so callers can tell which count.
-            vpc_id = str(args.args.get("id") or "vpc-0" + _digest(region, "vpc", length=16))
+            vpc_id = str(args.args.get("id") or "vpc-0" + digest(region, "vpc", length=16))
             blocks = [
                 ("172.31.0.0/16", "associated"),
                 ("100.64.0.0/20", "associated"),
@@ -210,86 +206,15 @@ class LeanMocks(pulumi_mocks.Mocks):
             return f"{name}-provider-id", inputs
         region = inputs.get("region") or self.region_of(args.provider or "")
         service = typ.split(":")[1].split("/")[0]
-        rid = f"{name}-{_digest(typ, name)}"
+        rid = f"{name}-{digest(typ, name)}"
         arn = f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{name}"
         state: dict[str, Any] = {**inputs, "arn": arn}
 
-        if typ == "aws:ec2/instance:Instance":
-            rid = "i-0" + _digest(typ, name, length=16)
-            state["privateIp"] = "10.20.0.10"
-        elif typ == "aws:ec2/eip:Eip":
-            rid = "eipalloc-0" + _digest(typ, name, length=16)
-            # 203.0.113.0/24 is TEST-NET-3: never a real host.
-            state.update(publicIp=f"203.0.113.{int(_digest(name, length=2), 16) % 250 + 1}", allocationId=rid)
-        elif typ == "aws:rds/instance:Instance":
-            ident = inputs.get("identifier", name)
-            address = f"{ident}.c{_digest(name, length=10)}.{region}.rds.amazonaws.com"
-            state.update(
-                address=address, endpoint=f"{address}:5432", port=inputs.get("port", 5432),
-                arn=f"arn:aws:rds:{region}:{MOCK_ACCOUNT}:db:{ident}",
-                masterUserSecrets=[{
-                    "secretArn": f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{_digest(name)}",
-                    "secretStatus": "active", "kmsKeyId": "alias/aws/secretsmanager",
-                }],
-            )  # fmt: skip
-            rid = ident
-        elif typ == "aws:s3/bucket:Bucket":
-            bucket = inputs.get("bucket") or f"{inputs.get('bucketPrefix', name)}{_digest(name)}"
-            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region,
-                         bucketRegionalDomainName=f"{bucket}.s3.{region}.amazonaws.com")  # fmt: skip
-            rid = bucket
-        elif typ == "aws:iam/role:Role":
-            role = inputs.get("name", name)
-            state.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:role/{role}", name=role)
-            rid = role
-        elif typ == "aws:iam/instanceProfile:InstanceProfile":
-            profile = inputs.get("name", name)
-            state.update(arn=f"arn:aws:iam::{MOCK_ACCOUNT}:instance-profile/{profile}", name=profile)
-            rid = profile
-        elif typ == "aws:sns/topic:Topic":
-            state["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT}:{inputs.get('name', name)}"
-        elif typ == "aws:ssm/parameter:Parameter":
-            state["arn"] = f"arn:aws:ssm:{region}:{MOCK_ACCOUNT}:parameter{inputs.get('name', '/' + name)}"
-        elif typ == "aws:elasticache/replicationGroup:ReplicationGroup":
-            group = inputs.get("replicationGroupId", name)
-            state["primaryEndpointAddress"] = f"master.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
-            state["readerEndpointAddress"] = f"replica.{group}.{_digest(name, length=6)}.use1.cache.amazonaws.com"
-            rid = group
-        elif typ == "aws:ecr/repository:Repository":
-            repo = inputs.get("name", name)
-            state.update(
-                arn=f"arn:aws:ecr:{region}:{MOCK_ACCOUNT}:repository/{repo}",
-                repositoryUrl=f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repo}",
-                name=repo,
-            )
-            rid = repo
-        elif typ in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
-            kind = "app" if typ.endswith("LoadBalancer") else "targetgroup"
-            suffix = f"{kind}/{name}/{_digest(typ, name, length=16)}"
-            state.update(arn=f"arn:aws:elasticloadbalancing:{region}:{MOCK_ACCOUNT}:{suffix}", arnSuffix=suffix)
-            if kind == "app":
-                state["dnsName"] = f"{name}-{_digest(name, length=10)}.{region}.elb.amazonaws.com"
-            rid = state["arn"]
-        elif typ == "aws:ec2/launchTemplate:LaunchTemplate":
-            rid = "lt-0" + _digest(typ, name, length=16)
-            state.update(latestVersion=1, defaultVersion=1)
-        elif typ == "aws:autoscaling/group:Group":
-            group_name = inputs.get("name") or f"{inputs.get('namePrefix', name)}{_digest(name, length=12)}"
-            state.update(name=group_name, arn=f"arn:aws:autoscaling:{region}:{MOCK_ACCOUNT}:autoScalingGroup:{name}")
-            rid = group_name
-        elif typ == "tls:index/privateKey:PrivateKey":
-            state.update(privateKeyPem="MOCK PRIVATE KEY", publicKeyPem="MOCK PUBLIC KEY")
-        elif typ == "tls:index/certRequest:CertRequest":
-            state["certRequestPem"] = "MOCK CSR"
-        elif typ == "cloudflare:index/originCaCertificate:OriginCaCertificate":
-            state.update(certificate="MOCK ORIGIN CERTIFICATE", expiresOn="2041-11-22T00:00:00Z")
-        elif typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = "mock-" + _digest(name, length=24)
-        elif typ.startswith("aws:ec2/") and service == "ec2":
-            prefix = {"Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "InternetGateway": "igw",
-                      "RouteTable": "rtb"}.get(typ.rsplit(":", 1)[1], "")  # fmt: skip
-            if prefix:
-                rid = f"{prefix}-0{_digest(typ, name, length=16)}"
+        entry = type_of(typ)
+        if entry is not None and entry.mock is not None:
+            own_id, outputs = entry.mock(MockCall(typ, name, str(region), inputs))
+            state.update(outputs)
+            rid = rid if own_id is None else own_id
         return rid, state
 
 

@@ -68,14 +68,14 @@ from leanstack.deploy import (
     Deployer,
     DeployError,
     Ec2Client,
-    _client,
-    _describe,
-    _error_code,
-    _host_finder,
-    _last_line,
-    _pulumi_outputs,
+    aws_client,
     check_hosts_of_stack,
+    describe_error,
+    error_code,
     find_target,
+    host_finder,
+    last_line,
+    pulumi_outputs,
 )
 from leanstack.host.agent import contract
 from leanstack.host.render import MAINTENANCE_TOOL_PATH
@@ -125,7 +125,7 @@ def _all_parameters(ssm: Any, path: str) -> dict[str, dict[str, Any]]:
                 return found
             request["NextToken"] = page["NextToken"]
     except Exception as error:
-        raise DeployError(f"cannot read {path}/*: {_describe(error)}") from None
+        raise DeployError(f"cannot read {path}/*: {describe_error(error)}") from None
 
 
 def config_list(ssm: Any, stack: str) -> str:
@@ -194,7 +194,7 @@ def config_set(ssm: Any, stack: str, assignment: str, secret: bool, stdin: TextI
             Description=f"leanstack app {'secret' if secret else 'variable'} {name} (python -m leanstack config)",
         )
     except Exception as error:
-        raise DeployError(f"cannot write {target}: {_describe(error)}") from None
+        raise DeployError(f"cannot write {target}: {describe_error(error)}") from None
     _delete(ssm, other, missing_ok=True)  # a name is a plain value or a secret, never both (the host refuses it)
     return f"{stack}: {name} set ({'secret' if secret else 'plain'}); the hosts switch to it within 2 minutes\n"
 
@@ -204,11 +204,11 @@ def _delete(ssm: Any, name: str, missing_ok: bool) -> bool:
         ssm.delete_parameter(Name=name)
         return True
     except Exception as error:
-        if _error_code(error) == "ParameterNotFound" or "ParameterNotFound" in type(error).__name__:
+        if error_code(error) == "ParameterNotFound" or "ParameterNotFound" in type(error).__name__:
             if missing_ok:
                 return False
             raise DeployError(f"{name}: not set") from None
-        raise DeployError(f"cannot delete {name}: {_describe(error)}") from None
+        raise DeployError(f"cannot delete {name}: {describe_error(error)}") from None
 
 
 def config_unset(ssm: Any, stack: str, name: str) -> str:
@@ -230,12 +230,12 @@ def _on_hosts(deployer: Deployer, hosts: Sequence[str], command: str, what: str,
     failed = 0
     for host in hosts:
         command_id = deployer.send(host, command, what=what, comment=f"leanstack {what} {deployer.stack}", doing=what)
-        status, _code, output, errors = deployer._wait(command_id, host)
+        status, _code, output, errors = deployer.wait(command_id, host)
         if status == "Success":
-            say(f"  {host}  done{': ' + _last_line(output) if _last_line(output) else ''}")
+            say(f"  {host}  done{': ' + last_line(output) if last_line(output) else ''}")
         else:
             failed += 1
-            say(f"  {host}  {status}: {_last_line(errors) or _last_line(output)}")
+            say(f"  {host}  {status}: {last_line(errors) or last_line(output)}")
     if failed:
         raise DeployError(f"{what} failed on {failed} of {len(hosts)} host(s) of {deployer.stack}")
     return 0
@@ -251,7 +251,7 @@ def run_command(deployer: Deployer, host: str, argv: Sequence[str], out: TextIO,
         doing="running",
         timeout=RUN_TIMEOUT_SECONDS,
     )
-    status, code, output, errors = deployer._wait(command_id, host, RUN_TIMEOUT_SECONDS)
+    status, code, output, errors = deployer.wait(command_id, host, RUN_TIMEOUT_SECONDS)
     out.write(output)
     err.write(errors)
     if status == "Success":
@@ -335,7 +335,7 @@ def read_logs(
                     break
                 request["nextToken"] = page["nextToken"]
         except Exception as error:
-            raise DeployError(f"cannot read {group}: {_describe(error)}") from None
+            raise DeployError(f"cannot read {group}: {describe_error(error)}") from None
     return sorted(found)
 
 
@@ -408,7 +408,7 @@ def main(
     ssm: Any = None,
     logs: Any = None,
     env: Mapping[str, str] | None = None,
-    stack_outputs: Callable[[str], Mapping[str, Any]] = _pulumi_outputs,
+    stack_outputs: Callable[[str], Mapping[str, Any]] = pulumi_outputs,
     ec2: Ec2Client | None = None,
     autoscaling: AutoScalingClient | None = None,
     stdin: TextIO | None = None,
@@ -449,12 +449,12 @@ def main(
         )
         if on_hosts:
             check_hosts_of_stack(
-                args.stack, target.instance_ids, ec2 if ec2 is not None else _client("ec2", target.region)
+                args.stack, target.instance_ids, ec2 if ec2 is not None else aws_client("ec2", target.region)
             )
         if args.command == "logs":
-            client = logs if logs is not None else _client("logs", target.region)
+            client = logs if logs is not None else aws_client("logs", target.region)
             return _logs(client, args, out, sleep, clock, follow_rounds)
-        ssm_client = ssm if ssm is not None else _client("ssm", target.region)
+        ssm_client = ssm if ssm is not None else aws_client("ssm", target.region)
         if args.command == "config":
             if args.action == "list":
                 out.write(config_list(ssm_client, args.stack))
@@ -471,7 +471,7 @@ def main(
             env=environment,
             sleep=sleep,
             say=lambda message: print(message, file=err, flush=True),
-            find_hosts=_host_finder(args.stack, target.region, ec2, autoscaling),
+            find_hosts=host_finder(args.stack, target.region, ec2, autoscaling),
         )
         hosts, _looked_up = deployer.hosts()
         if args.command == "run":

@@ -15,6 +15,36 @@ import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
+from leanstack.config.resource_types import (
+    ALARM,
+    AUTOSCALING_GROUP,
+    BUDGETS_BUDGET,
+    CLOUDFLARE_DNS_RECORD,
+    CLOUDWATCH_DASHBOARD,
+    CLOUDWATCH_EVENT_TARGET,
+    CLOUDWATCH_LOG_GROUP,
+    EC2_EIP,
+    EC2_INSTANCE,
+    EC2_LAUNCH_TEMPLATE,
+    EC2_SECURITY_GROUP,
+    EC2_SECURITY_GROUP_RULE,
+    ECR_REPOSITORY,
+    ELASTICACHE_REPLICATION_GROUP,
+    IAM_POLICY,
+    IAM_ROLE_POLICY,
+    LB_LOAD_BALANCER,
+    RDS_INSTANCE,
+    ROUTE53_HEALTH_CHECK,
+    S3_BUCKET,
+    S3_BUCKET_V2,
+    SECRETSMANAGER_SECRET,
+    SNS_TOPIC,
+    SNS_TOPIC_SUBSCRIPTION,
+    SSM_PARAMETER,
+    TYPES,
+    VPC_SECURITY_GROUP_INGRESS_RULE,
+    tokens_in,
+)
 from leanstack.cost import estimate, fmt_money, fmt_total, load_pricing
 from leanstack.resource_facts import facts_for
 
@@ -24,57 +54,9 @@ if TYPE_CHECKING:
 # 2: every resource carries `aliases`, the URNs it answers to (a rename with an alias is no change).
 PLAN_FORMAT_VERSION = 2
 
-# The inputs worth a line in the text plan, per resource type; the JSON plan has them all.
-KEY_INPUTS: dict[str, tuple[str, ...]] = {
-    "aws:ec2/vpc:Vpc": ("cidrBlock",),
-    "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone", "mapPublicIpOnLaunch"),
-    "aws:ec2/securityGroup:SecurityGroup": ("name", "ingress"),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("fromPort", "toPort", "description"),
-    "aws:ec2/instance:Instance": ("instanceType", "ami", "metadataOptions", "rootBlockDevice", "keyName"),
-    "aws:ec2/eip:Eip": ("domain",),
-    "aws:rds/instance:Instance": (
-        "identifier",
-        "engine",
-        "engineVersion",
-        "instanceClass",
-        "allocatedStorage",
-        "maxAllocatedStorage",
-        "multiAz",
-        "storageEncrypted",
-        "publiclyAccessible",
-        "backupRetentionPeriod",
-        "deletionProtection",
-        "skipFinalSnapshot",
-        "manageMasterUserPassword",
-    ),
-    "aws:rds/parameterGroup:ParameterGroup": ("family", "parameters"),
-    "aws:elasticache/replicationGroup:ReplicationGroup": (
-        "engine",
-        "nodeType",
-        "atRestEncryptionEnabled",
-        "transitEncryptionEnabled",
-        "authToken",
-    ),
-    "aws:s3/bucket:Bucket": ("bucket", "bucketPrefix", "objectLockEnabled"),
-    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": ("rule",),
-    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": ("rules",),
-    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": ("blockPublicAcls", "restrictPublicBuckets"),
-    "aws:cloudwatch/metricAlarm:MetricAlarm": ("metricName", "comparisonOperator", "threshold", "period"),
-    "aws:route53/healthCheck:HealthCheck": ("type", "fqdn", "resourcePath", "requestInterval"),
-    "aws:sns/topicSubscription:TopicSubscription": ("protocol", "endpoint"),
-    "aws:ssm/parameter:Parameter": ("name", "type", "value"),
-    "aws:iam/role:Role": ("name",),
-    "cloudflare:index/dnsRecord:DnsRecord": ("name", "type", "proxied"),
-    "cloudflare:index/zoneSetting:ZoneSetting": ("settingId", "value"),
-    "cloudflare:index/originCaCertificate:OriginCaCertificate": (
-        "hostnames",
-        "requestType",
-        "requestedValidity",
-    ),
-    "pulumi:providers:aws": ("region", "profile"),
-}
-
-ALARM_TYPES = frozenset({"aws:cloudwatch/metricAlarm:MetricAlarm", "aws:cloudwatch/compositeAlarm:CompositeAlarm"})
+# The inputs worth a line in the text plan, per resource type (the table's); the JSON plan has them all.
+KEY_INPUTS: dict[str, tuple[str, ...]] = {token: entry.key_inputs for token, entry in TYPES.items() if entry.key_inputs}
+ALARM_TYPES = tokens_in(ALARM)
 WORLD = frozenset({"0.0.0.0/0", "::/0"})
 
 
@@ -174,7 +156,7 @@ def alias_urns(run: StackRun) -> dict[str, list[str]]:
 
 
 def policy_results(run: StackRun) -> list[dict[str, Any]]:
-    """The policy pack's rules (policy/rules.py) run against this plan, as plain dicts."""
+    """The policy pack's rules (policy/rules/) run against this plan, as plain dicts."""
     from leanstack.policy_check import evaluate_policies
 
     return [dataclasses.asdict(result) for result in evaluate_policies(run)]
@@ -238,7 +220,7 @@ def ingress_openings(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in resources:
         i, kind = r["inputs"], r["type"]
         entries: list[dict[str, Any]] = []
-        if kind == "aws:ec2/securityGroup:SecurityGroup":
+        if kind == EC2_SECURITY_GROUP.token:
             for e in i.get("ingress") or []:
                 entries.append(
                     {
@@ -248,7 +230,7 @@ def ingress_openings(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         "target": r.get("id") or r["name"],
                     }
                 )
-        elif kind == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+        elif kind == VPC_SECURITY_GROUP_INGRESS_RULE.token:
             cidrs = [c for c in (i.get("cidrIpv4"), i.get("cidrIpv6")) if c]
             ref = i.get("referencedSecurityGroupId")
             entries.append(
@@ -259,7 +241,7 @@ def ingress_openings(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "target": i.get("securityGroupId", ""),
                 }
             )
-        elif kind == "aws:ec2/securityGroupRule:SecurityGroupRule" and i.get("type") == "ingress":
+        elif kind == EC2_SECURITY_GROUP_RULE.token and i.get("type") == "ingress":
             ref = i.get("sourceSecurityGroupId")
             entries.append(
                 {
@@ -291,9 +273,9 @@ def internet_exposure(plan: dict[str, Any]) -> dict[str, list[str]]:
             out.setdefault(o["component"], set()).add(f"{o['port']} from {label}")
     for r in plan["resources"]:
         i = r["inputs"]
-        if r["type"] == "aws:rds/instance:Instance" and i.get("publiclyAccessible"):
+        if r["type"] == RDS_INSTANCE.token and i.get("publiclyAccessible"):
             out.setdefault(r["component"], set()).add(f"{i.get('port', 5432)}/tcp: database publicly accessible")
-        if r["type"] == "cloudflare:index/dnsRecord:DnsRecord":
+        if r["type"] == CLOUDFLARE_DNS_RECORD.token:
             if i.get("proxied"):
                 out.setdefault(r["component"], set()).add(f"80,443/tcp at Cloudflare's edge: {i.get('name')}")
             else:
@@ -308,9 +290,9 @@ def count_secrets(resources: list[dict[str, Any]]) -> dict[str, int]:
     for r in resources:
         kind, i = r["type"], r["inputs"]
         secret = (
-            kind == "aws:secretsmanager/secret:Secret"
-            or (kind == "aws:rds/instance:Instance" and bool(i.get("manageMasterUserPassword")))
-            or (kind == "aws:ssm/parameter:Parameter" and i.get("type") == "SecureString")
+            kind == SECRETSMANAGER_SECRET.token
+            or (kind == RDS_INSTANCE.token and bool(i.get("manageMasterUserPassword")))
+            or (kind == SSM_PARAMETER.token and i.get("type") == "SecureString")
         )
         if secret:
             out[r["component"]] = out.get(r["component"], 0) + 1
@@ -331,7 +313,7 @@ def summarize(plan: dict[str, Any]) -> dict[str, Any]:
             "notPriced": len(cost["components"][component]["notPriced"]),
             "secrets": secrets.get(component, 0),
             "alarms": sum(1 for r in members if r["type"] in ALARM_TYPES),
-            "healthChecks": sum(1 for r in members if r["type"] == "aws:route53/healthCheck:HealthCheck"),
+            "healthChecks": sum(1 for r in members if r["type"] == ROUTE53_HEALTH_CHECK.token),
             "internet": exposure.get(component, []),
         }
     return {
@@ -369,9 +351,9 @@ def _label(text: str) -> str:
 
 def _hosts_label(resources: list[dict[str, Any]]) -> str:
     """The hosts in scale mode: Auto Scaling groups of launch-template hosts, by role."""
-    templates = {r.get("id"): r["inputs"] for r in resources if r["type"] == "aws:ec2/launchTemplate:LaunchTemplate"}
+    templates = {r.get("id"): r["inputs"] for r in resources if r["type"] == EC2_LAUNCH_TEMPLATE.token}
     parts = []
-    for g in sorted((r for r in resources if r["type"] == "aws:autoscaling/group:Group"), key=lambda r: str(r["name"])):
+    for g in sorted((r for r in resources if r["type"] == AUTOSCALING_GROUP.token), key=lambda r: str(r["name"])):
         i = g["inputs"]
         template = templates.get((i.get("launchTemplate") or {}).get("id"), {})
         low, high = i.get("minSize"), i.get("maxSize")
@@ -383,17 +365,17 @@ def _hosts_label(resources: list[dict[str, Any]]) -> str:
 
 def _describe(component: str, members: list[dict[str, Any]], resources: list[dict[str, Any]]) -> str:
     by_type = {r["type"]: r for r in members}
-    if "aws:ec2/instance:Instance" in by_type:
-        i = by_type["aws:ec2/instance:Instance"]["inputs"]
-        eip = " + Elastic IP" if "aws:ec2/eip:Eip" in by_type else ""
+    if EC2_INSTANCE.token in by_type:
+        i = by_type[EC2_INSTANCE.token]["inputs"]
+        eip = " + Elastic IP" if EC2_EIP.token in by_type else ""
         return f"EC2 {i.get('instanceType', '?')}{eip}, nginx"
-    if component == "ProxyHost" and any(r["type"] == "aws:autoscaling/group:Group" for r in resources):
+    if component == "ProxyHost" and any(r["type"] == AUTOSCALING_GROUP.token for r in resources):
         return _hosts_label(resources)
-    if "aws:lb/loadBalancer:LoadBalancer" in by_type:
-        lb = by_type["aws:lb/loadBalancer:LoadBalancer"]["inputs"]
+    if LB_LOAD_BALANCER.token in by_type:
+        lb = by_type[LB_LOAD_BALANCER.token]["inputs"]
         kind = "Application" if lb.get("loadBalancerType", "application") == "application" else "Network"
         return f"{kind} Load Balancer, HTTPS 443"
-    databases = [r for r in members if r["type"] == "aws:rds/instance:Instance"]
+    databases = [r for r in members if r["type"] == RDS_INSTANCE.token]
     if databases:
         primary = next((r for r in databases if not r["inputs"].get("replicateSourceDb")), databases[0])
         i = primary["inputs"]
@@ -401,19 +383,19 @@ def _describe(component: str, members: list[dict[str, Any]], resources: list[dic
         replicas = len(databases) - 1
         extra = f" + {replicas} read replica{'s' if replicas != 1 else ''}" if replicas else ""
         return f"RDS PostgreSQL {i.get('engineVersion', '')} {i.get('instanceClass', '?')} {az}{extra}"
-    if "aws:elasticache/replicationGroup:ReplicationGroup" in by_type:
-        i = by_type["aws:elasticache/replicationGroup:ReplicationGroup"]["inputs"]
+    if ELASTICACHE_REPLICATION_GROUP.token in by_type:
+        i = by_type[ELASTICACHE_REPLICATION_GROUP.token]["inputs"]
         return f"ElastiCache {i.get('engine', '?')} {i.get('nodeType', '?')}"
-    if "aws:ecr/repository:Repository" in by_type:
+    if ECR_REPOSITORY.token in by_type:
         return "ECR image repository, restart on password rotation"
-    buckets = [r for r in members if r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")]
+    buckets = [r for r in members if r["type"] in (S3_BUCKET.token, S3_BUCKET_V2.token)]
     if buckets:
         return f"S3 in {buckets[0]['options'].get('region') or '?'}"
-    if "aws:sns/topic:Topic" in by_type:
+    if SNS_TOPIC.token in by_type:
         return "SNS topic"
     if any(r["type"].startswith("cloudflare:") for r in members):
         return "Cloudflare proxy, TLS strict"
-    if "aws:route53/healthCheck:HealthCheck" in by_type:
+    if ROUTE53_HEALTH_CHECK.token in by_type:
         return "Route 53 health check"
     return ", ".join(sorted({r["type"].rsplit(":", 1)[-1] for r in members})[:3])
 
@@ -425,7 +407,7 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     by_component = {c: [r for r in resources if r["component"] == c] for c in plan["components"]}
     sg_owner: dict[str, str] = {}
     for r in resources:
-        if r["type"] == "aws:ec2/securityGroup:SecurityGroup" and r.get("id"):
+        if r["type"] == EC2_SECURITY_GROUP.token and r.get("id"):
             sg_owner[r["id"]] = r["component"]
     lines = ["flowchart LR", '  users(("Users"))']
     for c in drawn:
@@ -434,7 +416,7 @@ def render_mermaid(plan: dict[str, Any]) -> str:
         lines.append(f"  {_node_id(c)}{shape.format(f'{c}<br/>{desc}')}")
     edges: set[str] = set()
     cloudflare = _cloudflare_ranges()
-    proxied = any(r["type"] == "cloudflare:index/dnsRecord:DnsRecord" and r["inputs"].get("proxied") for r in resources)
+    proxied = any(r["type"] == CLOUDFLARE_DNS_RECORD.token and r["inputs"].get("proxied") for r in resources)
     if proxied and "Cdn" in drawn:
         edges.add('  users -->|"HTTPS 443"| cdn')
     for o in ingress_openings(resources):
@@ -450,16 +432,16 @@ def render_mermaid(plan: dict[str, Any]) -> str:
             source = sg_owner.get(group)
             if source and source in drawn and source != target:
                 edges.add(f'  {_node_id(source)} -->|"{o["port"]}"| {_node_id(target)}')
-    buckets = [r for r in resources if r["type"] in ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")]
-    for policy in (r for r in resources if r["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")):
+    buckets = [r for r in resources if r["type"] in (S3_BUCKET.token, S3_BUCKET_V2.token)]
+    for policy in (r for r in resources if r["type"] in (IAM_ROLE_POLICY.token, IAM_POLICY.token)):
         text = json.dumps(policy["inputs"].get("policy", ""))
         for b in buckets:
             reaches = b.get("id") and b["id"] in text and b["component"] != policy["component"]
             if reaches and b["component"] in drawn and policy["component"] in drawn:
                 edges.add(f'  {_node_id(policy["component"])} -->|"HTTPS 443, IAM"| {_node_id(b["component"])}')
-    for policy in (r for r in resources if r["type"] in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy")):
+    for policy in (r for r in resources if r["type"] in (IAM_ROLE_POLICY.token, IAM_POLICY.token)):
         text = str(policy["inputs"].get("policy", ""))
-        for repo in (r for r in resources if r["type"] == "aws:ecr/repository:Repository"):
+        for repo in (r for r in resources if r["type"] == ECR_REPOSITORY.token):
             pulls = f":repository/{repo.get('id') or repo['inputs'].get('name')}" in text
             if pulls and repo["component"] in drawn and policy["component"] in drawn:
                 edges.add(
@@ -468,18 +450,16 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     host_names = {
         str((r["inputs"].get("tags") or {}).get("Name"))
         for r in resources
-        if r["type"] in ("aws:ec2/instance:Instance", "aws:ec2/launchTemplate:LaunchTemplate")
+        if r["type"] in (EC2_INSTANCE.token, EC2_LAUNCH_TEMPLATE.token)
     }
     for r in resources:
-        if r["type"] != "aws:cloudwatch/eventTarget:EventTarget" or r["component"] not in drawn:
+        if r["type"] != CLOUDWATCH_EVENT_TARGET.token or r["component"] not in drawn:
             continue
         targets = {v for t in r["inputs"].get("runCommandTargets") or [] for v in t.get("values") or []}
         if "ProxyHost" in drawn and (targets & host_names or any(t.endswith("-host") for t in targets)):
             edges.add(f'  {_node_id(r["component"])} -.->|"restart on password rotation"| host')
     topics = {
-        str(r["inputs"].get("name") or r["name"]): r["component"]
-        for r in resources
-        if r["type"] == "aws:sns/topic:Topic"
+        str(r["inputs"].get("name") or r["name"]): r["component"] for r in resources if r["type"] == SNS_TOPIC.token
     }
     alarms: dict[tuple[str, str], int] = {}
     for r in resources:
@@ -492,22 +472,22 @@ def render_mermaid(plan: dict[str, Any]) -> str:
     for (source, owner), n in alarms.items():
         edges.add(f'  {_node_id(source)} -.->|"{n} alarm{"s" if n != 1 else ""}"| {_node_id(owner)}')
     for r in resources:
-        if r["type"] == "aws:sns/topicSubscription:TopicSubscription" and r["component"] in drawn:
+        if r["type"] == SNS_TOPIC_SUBSCRIPTION.token and r["component"] in drawn:
             lines.append(f'  inbox(["{_label(str(r["inputs"].get("protocol", "?")))} inbox"])')
             edges.add(f"  {_node_id(r['component'])} --> inbox")
-        if r["type"] == "aws:route53/healthCheck:HealthCheck" and r["component"] in drawn:
+        if r["type"] == ROUTE53_HEALTH_CHECK.token and r["component"] in drawn:
             target = "cdn" if "Cdn" in drawn and r["inputs"].get("fqdn") else "host" if "ProxyHost" in drawn else ""
             if target:
                 edges.add(f'  {_node_id(r["component"])} -.->|"health check"| {target}')
     for r in resources:
         emails = any(n.get("subscriberEmailAddresses") for n in r["inputs"].get("notifications") or [])
-        if r["type"] == "aws:budgets/budget:Budget" and r["component"] in drawn and emails:
+        if r["type"] == BUDGETS_BUDGET.token and r["component"] in drawn and emails:
             lines.append('  inbox(["email inbox"])')
             edges.add(f'  {_node_id(r["component"])} -.->|"spend over budget"| inbox')
-    for board in (r for r in resources if r["type"] == "aws:cloudwatch/dashboard:Dashboard"):
+    for board in (r for r in resources if r["type"] == CLOUDWATCH_DASHBOARD.token):
         body = str(board["inputs"].get("dashboardBody", ""))
         for r in resources:
-            shown = r["type"] in ("aws:rds/instance:Instance", "aws:cloudwatch/logGroup:LogGroup")
+            shown = r["type"] in (RDS_INSTANCE.token, CLOUDWATCH_LOG_GROUP.token)
             name = str(r["inputs"].get("identifier") or r["inputs"].get("name") or "")
             if shown and name and f'"{name}"' in body and {board["component"], r["component"]} <= set(drawn):
                 edges.add(f'  {_node_id(board["component"])} -.->|"shows"| {_node_id(r["component"])}')

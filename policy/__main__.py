@@ -1,6 +1,6 @@
 """leanstack's CrossGuard policy pack: `pulumi preview --policy-pack policy` from the repo root.
 
-The rules live in `policy/rules.py` (plain Python, also run offline by the test suite and
+The rules live in `policy/rules/` (plain Python, also run offline by the test suite and
 `python -m leanstack plan`); `policy/crossguard.py` adapts them to pulumi_policy.
 """
 

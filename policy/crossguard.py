@@ -1,6 +1,6 @@
 """The adapter between leanstack's rules and Pulumi CrossGuard (`pulumi_policy`).
 
-`resource_policies()`/`stack_policies()` wrap every `policy.rules.Rule` in a
+`policies()` wraps every `policy.rules.Rule` in a
 `ResourceValidationPolicy` (rules judged one resource at a time) or a `StackValidationPolicy`
 (rules that need the whole stack), translating what CrossGuard hands over into the rules'
 `Subject`/`StackView`:

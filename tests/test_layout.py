@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "components": {"config", "host"},
     "tooling": {"config", "host", "policy"},
 }
+# The table of resource types is a leaf of the config room (it imports nothing of ours but itself):
+# the policy pack reads its type tokens from it rather than spell them a second time, without
+# standing on the rest of the config model.
+TYPE_TABLE = "leanstack.config.resource_types"
+MAY_IMPORT_MODULES: dict[str, set[str]] = {"policy": {TYPE_TABLE}}
 
 
 def room_of(path: Path) -> str:
@@ -64,12 +70,7 @@ def ours(name: str) -> str | None:
 
 def test_nothing_imports_a_room_by_its_folder_name() -> None:
     """`import components` would load a second copy of the module next to `leanstack.components`."""
-    bad = [
-        f"{p.relative_to(REPO)}: {name}"
-        for p in modules()
-        for name in imports(p)
-        if name.split(".")[0] in (*ROOMS, "settings")
-    ]
+    bad = [f"{p.relative_to(REPO)}: {name}" for p in modules() for name in imports(p) if name.split(".")[0] in ROOMS]
     assert bad == []
 
 
@@ -81,7 +82,7 @@ def test_arrows_point_one_way(room: str) -> None:
     for path in checked:
         for name in imports(path):
             target = ours(name)
-            if name == CONTRACT:
+            if name == CONTRACT or name in MAY_IMPORT_MODULES.get(room, set()):
                 continue
             if target is not None and target != room and target not in MAY_IMPORT[room]:
                 bad.append(f"{path.relative_to(REPO)} imports {name}")
@@ -248,5 +249,46 @@ def test_every_journal_command_the_library_prints_uses_sudo() -> None:
         for line, text in _code_strings(path)
         for at in [i for i in range(len(text)) if text.startswith("journalctl", i)]
         if not text[:at].endswith("sudo ")
+    ]
+    assert bad == []
+
+
+# A resource type token as Pulumi writes it: `aws:rds/instance:Instance`, `cloudflare:index/dnsRecord:DnsRecord`,
+# `pulumi:providers:aws` (not an invoke's `aws:ec2/getAmi:getAmi`, nor the engine's own `pulumi:pulumi:Stack`).
+TYPE_TOKEN = re.compile(r"(aws|cloudflare|random|tls):\w+/\w+:[A-Z]\w*|pulumi:providers:\w+")
+
+
+def test_the_type_table_is_the_one_place_a_type_token_is_written() -> None:
+    """Every resource type token of the library is written once, in leanstack.config.resource_types;
+    every other module reads it from there (`RDS_INSTANCE.token`). Prose may name a type; a literal
+    that is one may not. Tests and their fixtures may write tokens."""
+    table = REPO / "config" / "resource_types"
+    checked = [
+        p
+        for p in modules()
+        if (room_of(p) in (*ROOMS, "tooling") or p == REPO / "__main__.py") and table not in p.parents
+    ]
+    assert len(checked) > 60
+    bad = [
+        f"{path.relative_to(REPO)}:{line}: {text!r}"
+        for path in checked
+        for line, text in _code_strings(path)
+        if TYPE_TOKEN.fullmatch(text)
+    ]
+    assert bad == []
+    written = [text for p in sorted(table.glob("*.py")) for _, text in _code_strings(p) if TYPE_TOKEN.fullmatch(text)]
+    assert len(written) > 80 and len(written) == len(set(written))
+
+
+def test_the_type_table_is_a_leaf() -> None:
+    """The table imports nothing of ours but itself, and no Pulumi: components, tooling and the policy
+    pack can all read it."""
+    table = sorted((REPO / "config" / "resource_types").glob("*.py"))
+    assert len(table) > 3
+    bad = [
+        f"{p.relative_to(REPO)}: {name}"
+        for p in table
+        for name in imports(p)
+        if (ours(name) is not None and not name.startswith(TYPE_TABLE)) or name.split(".")[0].startswith("pulumi")
     ]
     assert bad == []

@@ -8,19 +8,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import leanstack.config.resource_types as resource_types
 from leanstack.config import StackConfig
 from leanstack.host.agent.contract import APP_COMMAND, APP_UNIT_TEMPLATE
 from leanstack.mocks import StackRun
 
-ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-RDS_INSTANCE = "aws:rds/instance:Instance"
-EC2_INSTANCE = "aws:ec2/instance:Instance"
-SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
-STATEFUL_TYPES = {
-    "aws:rds/instance:Instance": "PostgreSQL database",
-    "aws:elasticache/replicationGroup:ReplicationGroup": "cache (rebuildable: holds nothing that cannot be recomputed)",
-    "aws:s3/bucket:Bucket": "S3 bucket",
-}
+ALARM = resource_types.CLOUDWATCH_METRIC_ALARM.token
+RDS_INSTANCE = resource_types.RDS_INSTANCE.token
+EC2_INSTANCE = resource_types.EC2_INSTANCE.token
+SECURITY_GROUP = resource_types.EC2_SECURITY_GROUP.token
+S3_BUCKET = resource_types.S3_BUCKET.token
+SSM_PARAMETER = resource_types.SSM_PARAMETER.token
+STATEFUL_TYPES = {token: entry.stateful for token, entry in resource_types.TYPES.items() if entry.stateful}
 
 
 class RunbookError(ValueError):
@@ -151,7 +150,7 @@ def recovery_facts(run: StackRun, config: StackConfig) -> RecoveryFacts:
         (r for r in run.of_type(SECURITY_GROUP) if r.component == "Database"),
         None,
     )
-    bucket = next(r for r in run.of_type("aws:s3/bucket:Bucket") if r.component == "BackupBucket")
+    bucket = next(r for r in run.of_type(S3_BUCKET) if r.component == "BackupBucket")
     host = next((r for r in run.of_type(EC2_INSTANCE) if r.component == "ProxyHost"), None)
     host_filters = f"Name=tag:Name,Values={config.name_prefix}-host"
     if config.hosts.scaled:

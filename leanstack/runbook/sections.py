@@ -13,7 +13,7 @@ from leanstack.config.sections import STATE_URL_RE
 from leanstack.host.agent.contract import stack_backup_prefix
 from leanstack.mocks import Resource, StackRun
 from leanstack.plan import build_plan
-from leanstack.runbook.facts import STATEFUL_TYPES
+from leanstack.runbook.facts import SSM_PARAMETER, STATEFUL_TYPES
 
 
 @dataclass(frozen=True)
@@ -151,9 +151,7 @@ def host_target(config: StackConfig) -> str:
 
 def has_cache_token(run: StackRun) -> bool:
     """Whether the stack keeps a cache auth token in SSM."""
-    return any(
-        r.type == "aws:ssm/parameter:Parameter" and "/cache/" in str(r.inputs.get("name")) for r in run.resources
-    )
+    return any(r.type == SSM_PARAMETER and "/cache/" in str(r.inputs.get("name")) for r in run.resources)
 
 
 def _physical(resource: Resource) -> str:

@@ -16,6 +16,7 @@ from leanstack.runbook.facts import (
     BEFORE_PULUMI,
     EC2_INSTANCE,
     RDS_INSTANCE,
+    S3_BUCKET,
     RecoveryFacts,
     github_anchor,
 )
@@ -72,7 +73,7 @@ def host_previews(f: RecoveryFacts, sign: str, operation: str, note: str) -> tup
         preview_line(sign, EC2_INSTANCE, "host-instance", operation, note),
         *(preview_line("~", t, n, "update", "fine: names the new host") for t, n in f.host_dependents),
         preview_line("+-", RDS_INSTANCE, "database-instance", "replace", "STOP: never for a host"),
-        preview_line("-", "aws:s3/bucket:Bucket", "...", "delete", "STOP: never for a host"),
+        preview_line("-", S3_BUCKET, "...", "delete", "STOP: never for a host"),
     )
 
 

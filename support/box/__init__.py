@@ -4,7 +4,7 @@
 with the real Pulumi program under mocks, builds (or reuses) a Debian bookworm image that
 boots systemd as PID 1, seeds cloud-init's NoCloud datasource with that user data, starts the
 box in Docker, deploys a first release of a small real app image through the box's own
-registry, and writes build/box/box.env. `down` removes the box. See README "The box".
+registry, and writes build/box/box.env. `down` removes the box. See docs/contributing.md, "The box".
 
 - `packages`: AL2023 package names -> Debian's, in one table.
 - `image`: the box image and the app image, cached under build/box/ and keyed by their inputs.

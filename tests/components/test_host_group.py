@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from leanstack.components import Network, OriginCertificate
-from leanstack.components.host_group import HostGroup, HostsArgs
+from leanstack.components.host_group import GroupDependencies, HostGroup, HostsArgs
 from leanstack.host.render import ORIGIN_PULL_CA_PEM
 from leanstack.mocks import CLOUDFLARE_IPV4, REPO, Resource, StackRun, run_program
 from tests.components.helpers import children
@@ -65,9 +65,15 @@ def enabled_units(template: Resource) -> list[str]:
 def test_one_host_is_not_a_group() -> None:
     with pytest.raises(ValueError, match=r"hosts.count > 1 or hosts.autoscale"):
         # Never-constructed stand-ins of the right kinds: the constructor refuses one host before it uses them.
-        HostGroup.__init__(object.__new__(HostGroup), "x", HostsArgs(), stack="s", network=object.__new__(Network),
-                           certificate=object.__new__(OriginCertificate), health_path="/", cloudflare_ipv4=[],
-                           files_bucket="", alarm_topic_arn="")  # fmt: skip
+        dependencies = GroupDependencies(
+            network=object.__new__(Network),
+            certificate=object.__new__(OriginCertificate),
+            cloudflare_ipv4=[],
+            files_bucket="",
+            alarm_topic_arn="",
+        )
+        HostGroup.__init__(object.__new__(HostGroup), "x", HostsArgs(), stack="s", dependencies=dependencies,
+                           health_path="/")  # fmt: skip
 
 
 def test_load_balancer_listens_on_443_only_from_cloudflare_with_the_origin_certificate(three: StackRun) -> None:

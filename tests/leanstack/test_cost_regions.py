@@ -94,3 +94,20 @@ def test_a_diff_with_unpriced_resources_says_its_totals_are_partial(unpriced_reg
     result = {"base": "main", "head": "work", "stacks": {"dev": stack}, "risks": [], "changed": True}
     expected = f"PARTIAL: 0 → {unpriced} resources not priced, not in the totals"
     assert expected in diff_text(result) and expected in diff_markdown(result)
+
+
+def test_every_instance_price_says_what_the_dated_public_source_showed() -> None:
+    """Each EC2, RDS and ElastiCache figure records its check against one named, dated dataset
+    (support/price_check.py redoes the check from a clone of it)."""
+    pricing = load_pricing()
+    checked = pricing["checkedAgainst"]
+    source = checked["source"]
+    assert source["repository"].startswith("https://github.com/") and re.fullmatch(r"[0-9a-f]{40}", source["commit"])
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", source["date"])
+    for region, table in pricing["regions"].items():
+        for kind in ("ec2Hourly", "rdsPostgresHourly", "elasticacheRedisHourly"):
+            for item, figure in table.get(kind, {}).items():
+                entry = checked["prices"][region][f"{kind}.{item}"]
+                assert entry.startswith(("agrees (", "changed from ", "ambiguous: ")), (region, kind, item)
+                if entry.startswith("changed from "):
+                    assert float(entry.split()[2]) != figure, (region, kind, item)
