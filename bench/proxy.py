@@ -60,7 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pytest  # only for require_program's skip/fail exceptions
 
 from leanstack.host.params import HostParams
-from support.nginx_harness import RunningNginx, TestUpstream, free_port, loopback_paths
+from support.nginx_harness import RunningNginx, TestUpstream, loopback_paths
+from support.ports import free_port
 from support.system import require_program
 
 TARGET = 0.80

@@ -30,6 +30,9 @@
 
 BASE and HEAD are git revisions (HEAD defaults to the working tree) or saved JSON plans.
 
+`--repo DIR` before the command names the project whose stacks/ and __main__.py the commands read;
+by default the checkout leanstack runs from, or the current directory for an installed package.
+
 Exit codes: 0 success (for diff: no changes), 1 diff found changes (for deploy: the deploy
 failed and the hosts serve the previous version, unless the error says the fleet is split),
 2 bad input (one line on stderr naming what is wrong: unknown stack, invalid stack file,
@@ -44,8 +47,10 @@ import argparse
 import gc
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from leanstack import __version__
@@ -74,7 +79,7 @@ if (_missing := _missing_module()) is not None:  # run by a Python without leans
 
 from leanstack.config import ConfigError, json_schema, load_stack_config  # noqa: E402
 from leanstack.config.placeholders import leftover_placeholders  # noqa: E402
-from leanstack.mocks import StackFileError, read_stack_config  # noqa: E402
+from leanstack.mocks import PROJECT_ENV, StackFileError, read_stack_config  # noqa: E402
 
 FORMATS = ("text", "markdown", "json")
 
@@ -261,6 +266,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] == "--version":
         print(f"leanstack {__version__}")
         return 0
+    if argv[0] == "--repo" or argv[0].startswith("--repo="):
+        where, argv = (argv[1:2], argv[2:]) if argv[0] == "--repo" else ([argv[0].split("=", 1)[1]], argv[1:])
+        if not where or not Path(where[0]).is_dir() or not argv:
+            print("leanstack: --repo needs a folder and then a command: leanstack --repo DIR plan dev", file=sys.stderr)
+            return 2
+        os.environ[PROJECT_ENV] = str(Path(where[0]).resolve())
     if argv and argv[0] in DEPLOY_COMMANDS:
         from leanstack import deploy
 

@@ -20,6 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import leanstack.config.resource_types as resource_types
 from leanstack.config.fields import camel
 from leanstack.config.sections import SECTIONS
 from leanstack.mocks import REPO
@@ -325,7 +326,11 @@ def cost_figures(plans: dict[str, dict[str, Any]] | None = None) -> str:
     ]
     for stack, plan in plans.items():
         region = _stack_region(plan)
-        budget = [r["inputs"].get("limitAmount") for r in plan["resources"] if r["type"] == "aws:budgets/budget:Budget"]
+        budget = [
+            r["inputs"].get("limitAmount")
+            for r in plan["resources"]
+            if r["type"] == resource_types.BUDGETS_BUDGET.token
+        ]
         limit = f"${budget[0]}" if budget else "—"
         cost = plan["cost"]
         verified = str(sources.get(region, {}).get("verified", "—"))
@@ -355,10 +360,10 @@ def cost_figures(plans: dict[str, dict[str, Any]] | None = None) -> str:
 
 # Where a plan names the instance classes it pays for, and the price table each is in.
 INSTANCE_CLASSES = (
-    ("aws:ec2/instance:Instance", "instanceType", "ec2Hourly"),
-    ("aws:ec2/launchTemplate:LaunchTemplate", "instanceType", "ec2Hourly"),
-    ("aws:rds/instance:Instance", "instanceClass", "rdsPostgresHourly"),
-    ("aws:elasticache/replicationGroup:ReplicationGroup", "nodeType", "elasticacheRedisHourly"),
+    (resource_types.EC2_INSTANCE.token, "instanceType", "ec2Hourly"),
+    (resource_types.EC2_LAUNCH_TEMPLATE.token, "instanceType", "ec2Hourly"),
+    (resource_types.RDS_INSTANCE.token, "instanceClass", "rdsPostgresHourly"),
+    (resource_types.ELASTICACHE_REPLICATION_GROUP.token, "nodeType", "elasticacheRedisHourly"),
 )
 
 
@@ -407,9 +412,9 @@ def growth_figures(plans: dict[str, dict[str, Any]] | None = None) -> str:
     pricing = load_pricing()
     region = _stack_region(prod)
     table, hours = pricing["regions"][region], float(pricing["hoursPerMonth"])
-    host = str(_input_of(prod, "aws:ec2/instance:Instance", "instanceType"))
-    database = str(_input_of(prod, "aws:rds/instance:Instance", "instanceClass"))
-    multi_az = 2.0 if _input_of(prod, "aws:rds/instance:Instance", "multiAz") else 1.0
+    host = str(_input_of(prod, resource_types.EC2_INSTANCE.token, "instanceType"))
+    database = str(_input_of(prod, resource_types.RDS_INSTANCE.token, "instanceClass"))
+    multi_az = 2.0 if _input_of(prod, resource_types.RDS_INSTANCE.token, "multiAz") else 1.0
     cache = "cache.t4g.micro"
     valkey = money(table["elasticacheRedisHourly"][cache] * table["elasticacheValkeyFactor"] * hours)
     cost = scale["cost"]["resources"]

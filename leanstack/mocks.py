@@ -293,17 +293,31 @@ def _alias_spec(alias: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- running a stack
 
 
-# The folder of stack files the commands read when it is not the repository's stacks/ (a checkout
-# elsewhere, or the tests' copies under tests/fixtures/shipped/stacks).
+# The folder of stack files the commands read when it is not the project's stacks/ (the tests'
+# copies under tests/fixtures/shipped/stacks).
 STACKS_ENV = "LEANSTACK_STACKS"
+# The project the commands read (its stacks/ and Pulumi program): `leanstack --repo DIR` sets it.
+PROJECT_ENV = "LEANSTACK_REPO"
+
+
+def project_dir() -> Path:
+    """The project the commands read: the one --repo named, else the checkout this package runs from
+    (an editable install reads its own stacks/ from any directory), else the current directory (an
+    installed package, whose folder in site-packages holds no stacks/)."""
+    named = os.environ.get(PROJECT_ENV, "")
+    if named:
+        return Path(named)
+    if (REPO / "Pulumi.yaml").is_file():
+        return REPO
+    return Path.cwd()
 
 
 def stacks_dir(repo: Path | None = None) -> Path:
-    """Where the stack files are: `repo`'s stacks/, else the folder LEANSTACK_STACKS names, else this repository's."""
+    """Where the stack files are: `repo`'s stacks/, else the folder LEANSTACK_STACKS names, else the project's."""
     if repo is not None:
         return repo / "stacks"
     named = os.environ.get(STACKS_ENV, "")
-    return Path(named) if named else REPO / "stacks"
+    return Path(named) if named else project_dir() / "stacks"
 
 
 def stack_file(stack: str, repo: Path | None = None) -> Path:
@@ -319,7 +333,7 @@ def read_stack_config(stack: str, repo: Path | None = None) -> dict[str, Any]:
     """The `config:` map of stacks/Pulumi.<stack>.yaml, or StackFileError in one line."""
     path = stack_file(stack, repo)
     if not path.exists():
-        known = ", ".join(available_stacks(repo)) or "none"
+        known = ", ".join(available_stacks(repo)) or f"none in {stacks_dir(repo)}; pass --repo DIR"
         raise StackFileError(f"unknown stack {stack!r}: no stacks/{path.name} (stacks: {known})")
     try:
         text = path.read_text(encoding="utf-8")
@@ -339,7 +353,7 @@ def _engine_value(value: Any) -> str:
 
 def run_program(stack: str, config: Mapping[str, Any], program: Path | None = None) -> StackRun:
     """Run the Pulumi program for `stack` with `config` under the mocks; return what it registered."""
-    program = program or REPO / "__main__.py"
+    program = program or project_dir() / "__main__.py"
     region = str(config.get("aws:region", "us-east-1"))
     mocks = LeanMocks(default_region=region)
     monitor = RecordingMonitor(mocks)
@@ -365,4 +379,4 @@ def run_program(stack: str, config: Mapping[str, Any], program: Path | None = No
 
 def run_stack(stack: str, repo: Path | None = None) -> StackRun:
     """Run the program for stacks/Pulumi.<stack>.yaml offline."""
-    return run_program(stack, read_stack_config(stack, repo), (repo or REPO) / "__main__.py")
+    return run_program(stack, read_stack_config(stack, repo), (repo or project_dir()) / "__main__.py")

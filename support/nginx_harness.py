@@ -43,13 +43,6 @@ BIG_HTML = ("<p>" + "leanstack compressible text " * 200 + "</p>\n").encode()
 PNG_BYTES = bytes(range(256)) * 16
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class _Server(ThreadingHTTPServer):
     # socketserver's listen backlog is 5: more simultaneous connects (wrk opens 32 at once)
     # would have their SYNs dropped and retried a second later.

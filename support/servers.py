@@ -1,7 +1,7 @@
 """Real servers on loopback for the backup tests and the backup benchmark.
 
-`PostgresServer` runs Debian's PostgreSQL on a throw-away data directory, a free
-loopback port and a private unix-socket directory. `initdb` refuses to run as root, so
+`PostgresServer` runs Debian's PostgreSQL on a throw-away data directory, a loopback port
+from `support.ports` and a private unix-socket directory. `initdb` refuses to run as root, so
 when this process is root the server runs as the `postgres` user (which Debian's package
 creates) or, failing that, `nobody`. `LoopbackProxy` sits between a client and a server
 and cuts or pauses the connection after a byte budget, to fail an upload mid-stream at a
@@ -24,15 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from support.ports import free_port
+
 SUPERUSER = "postgres"
 SUPERUSER_PASSWORD = "superuser-test-password"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _unprivileged_account() -> pwd.struct_passwd | None:

@@ -1,21 +1,24 @@
-"""Getting Debian's real programs (nginx, PostgreSQL, cloud-init, wrk) for the tests.
+"""The Debian programs and npm tools the tests run, looked up, never installed.
 
-A test that needs one calls `require_program`. It installs the package with apt when it
-can (root and apt-get present), and otherwise skips with the reason. Under CI=true a
-missing program fails the test instead: CI must exercise the real programs.
+`make system-packages` installs the Debian packages (support/system-packages.txt) and `make
+npm-tools` the npm ones (support/npm/package-lock.json) before the tests, as `make test` does. A
+test that needs one calls `require_program` or `require_npm_package`: when it is missing, the test
+skips with the make target to run, and fails instead under CI=true, where CI must exercise them.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-_apt_updated = False
+SUPPORT = Path(__file__).resolve().parent
+# One line per program: the program, its Debian package, and where Debian keeps it off PATH.
+SYSTEM_PACKAGES = SUPPORT / "system-packages.txt"
+NPM_MODULES = SUPPORT / "npm" / "node_modules"
 
 
 def _in_ci() -> bool:
@@ -33,31 +36,14 @@ def _find(program: str, extra_dirs: tuple[str, ...]) -> str | None:
     return None
 
 
-def _apt_install(package: str) -> str | None:
-    """Install one Debian package; returns why it could not be done, or None."""
-    global _apt_updated
-    if os.geteuid() != 0:
-        return "not root, so apt-get cannot install it"
-    if shutil.which("apt-get") is None:
-        return "no apt-get on this machine"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    if not _apt_updated:
-        subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True, check=False)
-        _apt_updated = True
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        return f"apt-get install {package} failed: {done.stderr.strip().splitlines()[-1:]}"
-    return None
+def listed_programs() -> dict[str, str]:
+    """support/system-packages.txt: program -> Debian package."""
+    rows = (line.split() for line in SYSTEM_PACKAGES.read_text(encoding="utf-8").splitlines())
+    return {row[0]: row[1] for row in rows if row and not row[0].startswith("#")}
 
 
 def require_program(program: str, package: str, extra_dirs: tuple[str, ...] = ()) -> str:
-    """Return the path of `program`, installing Debian `package` if needed.
+    """Return the path of `program` (Debian `package`, listed in support/system-packages.txt).
 
     `extra_dirs` are globbed for programs Debian keeps off PATH
     (e.g. "/usr/lib/postgresql/*/bin").
@@ -65,11 +51,15 @@ def require_program(program: str, package: str, extra_dirs: tuple[str, ...] = ()
     found = _find(program, extra_dirs)
     if found:
         return found
-    why = _apt_install(package)
-    found = _find(program, extra_dirs)
-    if found:
-        return found
-    skip_or_fail(f"{program} (Debian package {package}) is not available: {why or 'not found after install'}")
+    skip_or_fail(f"{program} (Debian package {package}) is not installed: run `make system-packages` as root")
+
+
+def require_npm_package(name: str) -> Path:
+    """The folder of npm package `name` installed by `make npm-tools` (node and npm on PATH)."""
+    package = NPM_MODULES / name
+    if not (package / "package.json").exists() or not shutil.which("node"):
+        skip_or_fail(f"npm package {name} is not installed: run `make npm-tools` (needs node and npm)")
+    return package
 
 
 def skip_or_fail(reason: str) -> NoReturn:

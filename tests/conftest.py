@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,6 +18,8 @@ from support.repo_copy import copy_repository
 # A repository-shaped folder with the tests' copies of the shipped stack files: the tests read
 # these, never stacks/, so a fork that fills its placeholders (python -m leanstack init) stays green.
 SHIPPED = Path(__file__).resolve().parent / "fixtures" / "shipped"
+# Fixture stacks of realistic pull requests (a dev and a prod with values of their own), for diff.
+DIFF_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "diff"
 # Every command a test runs, in this process or in a child that inherits the environment, reads these copies.
 os.environ[mocks.STACKS_ENV] = str(SHIPPED / "stacks")
 
@@ -57,6 +59,52 @@ def _copying_the_repository() -> bool:
 
 
 sys.addaudithook(_audit)
+
+# A test that starts a real server (PostgreSQL, moto's server, nginx, the policy pack's gRPC server)
+# or a heavy outside program (cloud-init, systemd-analyze, node, pip, make) is marked `servers`, so
+# `pytest -m "not servers and not box"` (make test-fast) leaves it out. A fixture that starts one
+# says so with @starts_servers, and every test that uses it, itself or through another fixture, is
+# marked; a test that runs such a program without a fixture carries the marker itself.
+_FixtureFunction = TypeVar("_FixtureFunction", bound=Callable[..., Any])
+
+
+def starts_servers(fixture_function: _FixtureFunction) -> _FixtureFunction:
+    """Mark a fixture function (under @pytest.fixture) as one that starts a real server."""
+    fixture_function.starts_servers = True  # type: ignore[attr-defined]
+    return fixture_function
+
+
+# Fixtures that install into one folder of the working tree (npm under build/): under pytest-xdist
+# the tests that use one run in one worker (`--dist loadgroup`), so two workers never install at once.
+SHARED_FOLDER_FIXTURES = frozenset({"mermaid", "actionlint"})
+# Per-test timeouts by marker (pytest-timeout; the rest get pyproject's `timeout`). The box's
+# first test boots the box (an image build on a fresh machine); a server test starts its servers.
+TIMEOUT_SECONDS = {"box": 1800, "servers": 600}
+
+
+def _uses_a_server_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    # The fixture a test gets for a name is the last definition (the closest conftest or module).
+    return any(getattr(defs[-1].func, "starts_servers", False) for defs in info.name2fixturedefs.values() if defs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if _uses_a_server_fixture(item):
+            item.add_marker(pytest.mark.servers)
+        # All box tests share the one box: they run in one worker, one after the other.
+        if item.get_closest_marker("box") is not None:
+            item.add_marker(pytest.mark.xdist_group("box"))
+        for name in sorted(used & SHARED_FOLDER_FIXTURES):
+            item.add_marker(pytest.mark.xdist_group(name))
+        if item.get_closest_marker("timeout") is None:
+            for marker, seconds in TIMEOUT_SECONDS.items():
+                if item.get_closest_marker(marker) is not None:
+                    item.add_marker(pytest.mark.timeout(seconds))
+                    break
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
+
+# A copy of the repository through init, validate, plan and part of its tests (minutes; each
+# step may take its 10 minutes on a loaded machine).
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(1800)]
 
 FORK_VALUES = (
     ("--domain", "fork-shop.net"),
@@ -29,7 +35,7 @@ PLACEHOLDER_SENSITIVE = (
     "tests/leanstack/test_cli.py",
     "tests/leanstack/test_runbook.py",
     "tests/test_stack_guard.py",
-    "tests/leanstack/test_schema.py",
+    "tests/config/test_schema.py",
     "tests/leanstack/test_init.py",
     "tests/components/test_alerts.py",
     "tests/components/test_cdn.py",

@@ -111,6 +111,33 @@ def test_bench_and_the_library_never_import_tests() -> None:
     assert bad == []
 
 
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in a conftest.py (fixtures) or a helper module (code): a test module
+    imported by another hides where a fixture comes from, and its module code runs twice."""
+    bad = []
+    for path in modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            bad += [
+                f"{path.relative_to(REPO)}: {name}"
+                for name in names
+                if name.split(".")[0] == "tests" and name.split(".")[-1].startswith("test_")
+            ]
+    assert bad == []
+
+
+def test_test_folders_are_the_rooms() -> None:
+    """tests/<room>/ holds the tests of one room: components, config, host, policy, the tooling
+    (leanstack/) and the box (support/box)."""
+    folders = {p.name for p in (REPO / "tests").iterdir() if (p / "__init__.py").exists()}
+    assert folders == {*ROOMS, "leanstack", "box"}
+
+
 def test_no_import_cycles_between_modules() -> None:
     """Module-level imports of ours form no cycle (a cycle makes import order matter)."""
     graph: dict[str, set[str]] = {}
@@ -154,7 +181,7 @@ def test_each_room_is_in_the_package_once() -> None:
 
 
 def test_the_program_and_plan_run_without_the_host_tools_libraries(tmp_path: Path) -> None:
-    """`make plan` installs requirements.txt only: boto3/botocore (the host tools' and the
+    """`make plan` installs the runtime only (no dev group): boto3/botocore (the host tools' and the
     deploy's) must not be imported by the program or by `plan`, even with every optional piece
     on (the host tools' text is read, not imported)."""
     import subprocess

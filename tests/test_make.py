@@ -11,9 +11,15 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from leanstack import __version__
 from leanstack.mocks import STACKS_ENV
 from support.repo_copy import copy_repository
+
+# make on a fresh clone: a virtualenv and every requirement installed (pip, minutes; `make wheel`
+# alone may take its 30 minutes on a loaded machine).
+pytestmark = [pytest.mark.servers, pytest.mark.timeout(2400)]
 
 
 def _env() -> dict[str, str]:

@@ -8,8 +8,6 @@ large for user data installs a file only when its sha256 matches.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import os
 import stat
@@ -21,22 +19,9 @@ import pytest
 
 from leanstack.mocks import REPO, StackRun
 from support.system import require_program
-from tests.components.helpers import written_file
+from tests.components.helpers import cloud_config, gzipped_user_data, written_file
 
 HOSTS = ["dev", "prod", "scale-web", "scale-jobs"]
-
-
-def user_data(run: StackRun, host: str) -> bytes:
-    """The gzipped user data of the single host, or of a scale-mode launch template ("scale-web")."""
-    if host.startswith("scale-"):
-        encoded = run.named(f"host-group-{host.removeprefix('scale-')}-template").inputs["userData"]
-    else:
-        encoded = run.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
-    return base64.b64decode(encoded)
-
-
-def cloud_config(run: StackRun, host: str) -> str:
-    return gzip.decompress(user_data(run, host)).decode()
 
 
 @pytest.fixture()
@@ -46,9 +31,10 @@ def runs(dev: StackRun, prod: StackRun, scale: StackRun) -> dict[str, StackRun]:
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_stack_user_data_fits_ec2s_16_kb(host: str, runs: dict[str, StackRun]) -> None:
-    assert len(user_data(runs[host], host)) <= 16384
+    assert len(gzipped_user_data(runs[host], host)) <= 16384
 
 
+@pytest.mark.servers
 @pytest.mark.parametrize("host", HOSTS)
 def test_stack_user_data_passes_cloud_init_schema(host: str, runs: dict[str, StackRun], tmp_path: Path) -> None:
     cloud_init = require_program("cloud-init", "cloud-init")
@@ -129,6 +115,7 @@ def test_fetch_script_refuses_a_tampered_file(dev: StackRun, tmp_path: Path) -> 
     assert not (installed / "backup.py").exists()
 
 
+@pytest.mark.servers
 def test_fetch_unit_parses_with_systemd(dev: StackRun, tmp_path: Path) -> None:
     analyze = require_program("systemd-analyze", "systemd")
     unit = tmp_path / "leanstack-host-files.service"

@@ -1,7 +1,7 @@
 """The library installs: a wheel built from this repository holds one top-level package, `leanstack`,
 and a program outside the repository (examples/shop) runs from it under Pulumi's mocks.
 
-Fast and offline: the wheel is built without build isolation (setuptools from requirements-dev),
+Fast and offline: the wheel is built without build isolation (setuptools from uv.lock's build group),
 the fresh virtualenv borrows the project's third-party packages through a .pth file, and pip
 installs the wheel with --no-deps --no-index.
 """
@@ -20,6 +20,10 @@ from pathlib import Path
 import pytest
 
 from support.repo_copy import REPO, copy_repository
+from tests.conftest import starts_servers
+
+# A wheel built and installed into fresh virtualenvs with its dependencies (pip, each step up to 10 minutes).
+pytestmark = pytest.mark.timeout(1800)
 
 ROOMS = ("components", "config", "host", "policy")
 
@@ -52,6 +56,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = copy_repository(tmp_path_factory.mktemp("source"))
     out = tmp_path_factory.mktemp("dist")
@@ -151,3 +156,13 @@ def test_the_wheel_installs_with_its_own_dependencies_and_every_command_runs(whe
     assert "-----BEGIN PRIVATE KEY-----" in key.stdout and "PUBLIC half" in key.stdout
     imported = _run([str(python), "-I", "-c", "import leanstack, sys; print(leanstack.__file__)"], elsewhere)
     assert imported.stdout.strip().startswith(str(venv)), "the fresh virtualenv's own leanstack"
+
+    # The installed command reads the project in the current directory, not its folder in site-packages.
+    project = tmp_path / "project"
+    shutil.copytree(shipped, project / "stacks")
+    env_run.pop("LEANSTACK_STACKS")
+    for cwd, args in ((project, ["validate", "dev"]), (elsewhere, ["--repo", str(project), "validate", "prod"])):
+        done = subprocess.run(
+            [str(leanstack), *args], cwd=cwd, env=env_run, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert (done.returncode, done.stdout) == (0, f"stacks/Pulumi.{args[-1]}.yaml: valid\n"), done.stderr

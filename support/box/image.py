@@ -9,7 +9,6 @@ new digest and so a new build.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -89,11 +88,7 @@ def _run(argv: Sequence[str], log: Path) -> None:
 def _mmdebstrap() -> str:
     found = shutil.which("mmdebstrap")
     if found is None:
-        if os.geteuid() != 0:
-            raise SystemExit("box: mmdebstrap is not installed: apt-get install mmdebstrap")
-        subprocess.run(["apt-get", "install", "-y", "-q", "mmdebstrap"], check=True, stdout=subprocess.DEVNULL)
-        found = shutil.which("mmdebstrap")
-    assert found is not None
+        raise SystemExit("box: mmdebstrap is not installed: run `make system-packages` as root")
     return found
 
 

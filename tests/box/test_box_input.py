@@ -14,7 +14,7 @@ from leanstack.host.render import ORIGIN_PULL_CA_PEM
 from leanstack.mocks import StackRun
 from support.box.packages import DEBIAN_PACKAGES, UnmappedPackage, debian_packages
 from support.box.render import CLIENT_CA_PATH, LOCAL_REGISTRY, host_user_data, substitute
-from tests.test_stack_user_data import cloud_config
+from tests.components.helpers import cloud_config
 
 TEST_CA = "-----BEGIN CERTIFICATE-----\nTEST CA\n-----END CERTIFICATE-----\n"
 

@@ -69,3 +69,16 @@ def is_taggable(type_token: str) -> bool:
     module = importlib.import_module(f"pulumi_aws.{module_path.split('/')[0]}")
     cls = getattr(module, class_name)
     return "tags" in inspect.signature(cls._internal_init).parameters
+
+
+def gzipped_user_data(run: StackRun, host: str) -> bytes:
+    """The gzipped user data of the single host, or of a scale-mode launch template ("scale-web")."""
+    if host.startswith("scale-"):
+        encoded = run.named(f"host-group-{host.removeprefix('scale-')}-template").inputs["userData"]
+    else:
+        encoded = run.one("aws:ec2/instance:Instance").inputs["userDataBase64"]
+    return base64.b64decode(encoded)
+
+
+def cloud_config(run: StackRun, host: str) -> str:
+    return gzip.decompress(gzipped_user_data(run, host)).decode()

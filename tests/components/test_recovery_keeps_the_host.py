@@ -18,8 +18,7 @@ from leanstack.diff import diff_plans
 from leanstack.host.agent import contract
 from leanstack.mocks import LeanMocks, StackRun, run_program
 from leanstack.plan import build_plan
-from tests.conftest import read_stack_config
-from tests.leanstack.test_diff_scenarios import FIXTURES
+from tests.conftest import DIFF_FIXTURES, read_stack_config
 
 RESTORED_SECRET = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:rds!db-restored-0a1b2c"
 RESTORED_ADDRESS = "leanstack-prod.crestored0.eu-central-1.rds.amazonaws.com"
@@ -45,7 +44,7 @@ def _user_data(run: StackRun) -> str:
 
 
 def test_a_restored_database_changes_its_parameter_and_never_the_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    config = read_stack_config("prod", FIXTURES)
+    config = read_stack_config("prod", DIFF_FIXTURES)
     before = run_program("prod", config)
     _restored(monkeypatch)
     after = run_program("prod", config)

@@ -10,7 +10,6 @@ systemd runs with TZ=UTC here too.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from typing import Any
 
@@ -19,6 +18,7 @@ import pytest
 from leanstack.config import ConfigError, load_stack_config
 from leanstack.config.calendar import CalendarInvalid, check_calendar
 from leanstack.config.fields import calendar_problem
+from support.system import require_program
 from tests.conftest import merged, read_stack_config
 
 CORPUS = [
@@ -50,12 +50,7 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def systemd_analyze() -> str:
-    found = shutil.which("systemd-analyze")
-    if found is None and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "systemd"], check=True, capture_output=True, timeout=900)
-        found = shutil.which("systemd-analyze")
-    assert found, "systemd-analyze is needed (apt-get install systemd, as root)"
-    return found
+    return require_program("systemd-analyze", "systemd")
 
 
 def systemd_accepts(binary: str, expression: str) -> bool:

@@ -13,89 +13,19 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from leanstack.host.agent.app_config import ReservedName
-from leanstack.host.agent.app_parameters import config_parameter, env_parameter, secret_parameter
+from leanstack.host.agent.app_parameters import env_parameter
 from leanstack.host.agent.containers import docker_environment
 from support.servers import PostgresServer
 from support.system import require_program
-from tests.host.conftest import APP_PASSWORD, APP_USER, FAKE_CREDENTIALS, Moto
-from tests.host.test_deploy import (  # noqa: F401 (fixtures)
-    DATABASE_SECRET,
-    REPOSITORY,
-    Host,
-    Load,
-    host,
-    nginx,
-    pki,
-)
-
-STAND_IN_DOCKER = Path(__file__).resolve().parent / "stand_in_docker.py"
-REGION = "eu-west-1"
-
-
-@dataclass
-class AppHost:
-    """test_deploy's host with its app config in moto's SSM under its own stack name."""
-
-    host: Host
-    moto: Moto
-    stack: str
-
-    @property
-    def path(self) -> str:
-        return f"/leanstack/{self.stack}/app"
-
-    def ssm(self) -> Any:
-        return self.moto.session().client("ssm", region_name=REGION, endpoint_url=self.moto.endpoint)
-
-    def put_config(self, **config: Any) -> None:
-        self.ssm().put_parameter(
-            Name=config_parameter(self.path), Value=json.dumps(config), Type="String", Overwrite=True
-        )
-
-    def set_env(self, name: str, value: str) -> None:
-        self.ssm().put_parameter(Name=env_parameter(self.path, name), Value=value, Type="String", Overwrite=True)
-
-    def set_secret(self, name: str, value: str) -> None:
-        self.ssm().put_parameter(
-            Name=secret_parameter(self.path, name), Value=value, Type="SecureString", Overwrite=True
-        )
-
-    def runs(self) -> list[dict[str, Any]]:
-        log = self.host.state / "docker-runs.jsonl"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-    def app_environment(self) -> dict[str, str]:
-        environment: dict[str, str] = self.host.get()["environment"]
-        return environment
-
-
-@pytest.fixture
-def app_host(host: Host, moto: Moto, tmp_path: Path) -> Iterator[AppHost]:  # noqa: F811
-    stack = f"ops-{uuid.uuid4().hex[:8]}"
-    host.configure(stack=stack, parameters_path=f"/leanstack/{stack}/app", unit_dir=str(tmp_path / "units"))
-    docker = host.state / "bin" / "docker"
-    docker.write_text(f'#!/bin/sh\nexec {sys.executable} {STAND_IN_DOCKER} "$@"\n')
-    host.env.update(FAKE_CREDENTIALS, AWS_ENDPOINT_URL=moto.endpoint, AWS_REGION=REGION)
-    yield AppHost(host, moto, stack)
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("leanstack-app: "), lines[0]
-    return lines[0]
+from tests.host.app_host import DATABASE_SECRET, REGION, AppHost, Load, one_line, verify_units
+from tests.host.helpers import APP_PASSWORD, APP_USER
 
 
 def test_the_app_gets_its_ssm_config_release_and_redis_url_and_no_value_is_in_argv_or_a_file(
@@ -167,7 +97,7 @@ def test_a_config_change_reaches_the_app_blue_green_with_zero_failed_requests(ap
 def test_a_missing_config_or_a_reserved_name_fails_with_one_line_and_changes_nothing(app_host: AppHost) -> None:
     done = app_host.host.run("deploy", "v1")
     assert done.returncode == 1
-    assert _one_line(done.stderr) == (
+    assert one_line(done.stderr) == (
         f"leanstack-app: {app_host.path}/config: parameter not found (pulumi up writes it); "
         "the app cannot start without it"
     )
@@ -177,7 +107,7 @@ def test_a_missing_config_or_a_reserved_name_fails_with_one_line_and_changes_not
     app_host.set_env("DATABASE_PASSWORD", "nope")
     done = app_host.host.run("deploy", "v1")
     assert done.returncode == 1
-    assert _one_line(done.stderr) == (
+    assert one_line(done.stderr) == (
         f"leanstack-app: {app_host.path}/env/DATABASE_PASSWORD: 'DATABASE_PASSWORD' is refused: DATABASE_* names "
         "are reserved: leanstack sets DATABASE_HOST, _PORT, _NAME, _USER and _PASSWORD; leanstack never passes it "
         "to docker or the app (unset it: python -m leanstack config STACK unset NAME)"
@@ -187,7 +117,7 @@ def test_a_missing_config_or_a_reserved_name_fails_with_one_line_and_changes_not
     app_host.put_config(secrets={"MISSING": f"/leanstack/{app_host.stack}/nowhere"})
     ran = app_host.host.run("deploy", "v1")
     assert ran.returncode == 1
-    assert "cannot read /leanstack/" in _one_line(ran.stderr) and "ParameterNotFound" in ran.stderr
+    assert "cannot read /leanstack/" in one_line(ran.stderr) and "ParameterNotFound" in ran.stderr
 
 
 def test_reserved_names_planted_in_ssm_are_refused_and_never_reach_docker(app_host: AppHost) -> None:
@@ -204,7 +134,7 @@ def test_reserved_names_planted_in_ssm_are_refused_and_never_reach_docker(app_ho
     for command in (("deploy", "v2"), ("reload-config",), ("run", "--", "true")):
         done = app_host.host.run(*command)
         assert done.returncode == 1, command
-        line = _one_line(done.stderr)
+        line = one_line(done.stderr)
         assert "is refused:" in line and "leanstack never passes it to docker or the app" in line, line
     # The first name in the path's order is named; each is reserved for its own reason.
     assert "/app/env/DOCKER_HOST: 'DOCKER_HOST' is refused: DOCKER_* names are reserved: the docker CLI" in line
@@ -278,7 +208,7 @@ def test_a_failing_release_command_keeps_the_old_version_serving_and_the_databas
         load.wait_for(20)
 
     assert failed.returncode == 1
-    assert _one_line(failed.stderr) == (
+    assert one_line(failed.stderr) == (
         "leanstack-app: the release command of v2-bad exited 1 (migrating v2-bad | step 2 of 3: adding column | "
         "ERROR: column already exists); not deployed, the old version serves, the database is as the command left it"
     )
@@ -306,7 +236,7 @@ def test_a_failing_release_command_keeps_the_old_version_serving_and_the_databas
 def test_run_streams_a_one_off_command_in_the_serving_release_and_returns_its_code(app_host: AppHost) -> None:
     nothing = app_host.host.run("run", "--", "true")
     assert nothing.returncode == 1
-    assert "nothing is deployed yet" in _one_line(nothing.stderr)
+    assert "nothing is deployed yet" in one_line(nothing.stderr)
     app_host.put_config(env={"GREETING": "hi"})
     app_host.set_secret("TOKEN", "one-off-secret")
     app_host.host.deploy("v1")
@@ -327,7 +257,7 @@ def test_run_streams_a_one_off_command_in_the_serving_release_and_returns_its_co
     assert interactive.stdout == "sudo /usr/local/sbin/leanstack-app run --tty -- bash -l\n"
     usage = app_host.host.run("run")
     assert usage.returncode == 2
-    assert "run: no command given" in _one_line(usage.stderr)
+    assert "run: no command given" in one_line(usage.stderr)
 
 
 JOB = r"""
@@ -416,7 +346,7 @@ def test_a_job_runs_once_under_two_triggers_and_publishes_its_result(app_host: A
     assert "job broken failed (exit 4)" in failed.stdout
     unknown = app_host.host.run("job", "nightly")
     assert unknown.returncode == 1
-    assert _one_line(unknown.stderr) == "leanstack-app: job 'nightly' is not configured; configured: broken, report"
+    assert one_line(unknown.stderr) == "leanstack-app: job 'nightly' is not configured; configured: broken, report"
     metrics = _job_metrics(app_host)
     assert metrics[("JobSuccess", "report")] == 1 and metrics[("JobFailure", "report")] == 0
     assert metrics[("JobFailure", "broken")] == 1
@@ -424,27 +354,6 @@ def test_a_job_runs_once_under_two_triggers_and_publishes_its_result(app_host: A
     # The Stack-only series (one alarm for every job) exists; moto sums it with the Stack+Job
     # ones (CloudWatch matches dimensions exactly), so its value is not checked here.
     assert ("JobFailure", "") in metrics and ("JobSuccess", "") in metrics
-
-
-def _verify(units: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
-    analyze = require_program("systemd-analyze", "systemd")
-    check = units.parent / "verify"
-    check.mkdir(exist_ok=True)
-    for name in names:
-        text = (units / name).read_text()
-        # systemd checks that each program exists; neither is installed here.
-        for program in ("/usr/local/sbin/leanstack-app", "/usr/bin/docker"):
-            text = text.replace(program, "/bin/true")
-        (check / name).write_text(text)
-    (check / "docker.service").write_text("[Service]\nExecStart=/bin/true\n")
-    return subprocess.run(
-        [analyze, "verify", *(str(check / name) for name in names)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{check}:"},
-        timeout=60,
-        check=False,
-    )
 
 
 def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_jobs(app_host: AppHost) -> None:
@@ -478,7 +387,7 @@ def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_job
         assert f"\n{setting}\n" in timer, setting
     service = (units / "leanstack-job-report.service").read_text()
     assert "ExecStart=/usr/local/sbin/leanstack-app job report --from-timer\n" in service
-    verified = _verify(units, names)
+    verified = verify_units(units, names)
     assert verified.returncode == 0, verified.stderr
     assert "leanstack" not in verified.stderr, verified.stderr
     assert calls.read_text().splitlines() == [
@@ -490,14 +399,14 @@ def test_sync_jobs_writes_units_systemd_accepts_and_removes_those_of_removed_job
     broken = units.parent / "broken"
     broken.mkdir()
     (broken / "leanstack-job-x.timer").write_text(timer.replace("OnCalendar=", "OnCalender="))
-    assert _verify(broken, ["leanstack-job-x.timer"]).stderr != ""
+    assert verify_units(broken, ["leanstack-job-x.timer"]).stderr != ""
 
     unchanged = machine.run("sync-jobs")
     assert "0 unit(s) written, 0 removed" in unchanged.stdout
     app_host.put_config(jobs={"report": {"schedule": "not a time", "command": ["bin/report"]}})
     refused = machine.run("sync-jobs")
     assert refused.returncode == 1
-    assert _one_line(refused.stderr) == (
+    assert one_line(refused.stderr) == (
         "leanstack-app: jobs.report.schedule: 'not a time' is not a systemd OnCalendar expression"
     )
     assert sorted(os.listdir(units)) == names

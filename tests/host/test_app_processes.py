@@ -16,14 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.host.test_app_operations import (  # noqa: F401 (fixtures)
-    REGION,
-    AppHost,
-    _one_line,
-    _verify,
-    app_host,
-)
-from tests.host.test_deploy import host, nginx, pki  # noqa: F401 (fixtures)
+from tests.host.app_host import REGION, AppHost, one_line, verify_units
 
 WORKER = """\
 import os, sys
@@ -39,7 +32,7 @@ with open(sys.argv[1], "a") as log:
 """
 
 
-def _record_systemctl(app_host: AppHost) -> Path:  # noqa: F811
+def _record_systemctl(app_host: AppHost) -> Path:
     machine = app_host.host
     calls = machine.state / "systemctl.log"
     hooks = {
@@ -55,7 +48,7 @@ def _record_systemctl(app_host: AppHost) -> Path:  # noqa: F811
     return calls
 
 
-def test_a_deploy_writes_verified_units_and_restarts_the_workers_after_the_release_command(app_host: AppHost) -> None:  # noqa: F811
+def test_a_deploy_writes_verified_units_and_restarts_the_workers_after_the_release_command(app_host: AppHost) -> None:
     machine = app_host.host
     calls = _record_systemctl(app_host)
     release = machine.directory / "release.py"
@@ -81,14 +74,14 @@ def test_a_deploy_writes_verified_units_and_restarts_the_workers_after_the_relea
         "StartLimitIntervalSec=0",
     ):
         assert f"\n{line}\n" in unit, line
-    verified = _verify(units, names)
+    verified = verify_units(units, names)
     assert verified.returncode == 0, verified.stderr
     assert "leanstack" not in verified.stderr, verified.stderr
     # The check can fail: a unit systemd refuses is reported.
     broken = units.parent / "broken-units"
     broken.mkdir()
     (broken / names[0]).write_text(unit.replace("Restart=on-failure", "Restart=sometimes"))
-    assert _verify(broken, [names[0]]).stderr != ""
+    assert verify_units(broken, [names[0]]).stderr != ""
     # The release command first, then the new units, then every copy restarted on the new image.
     assert calls.read_text().splitlines() == [
         "release command",
@@ -120,7 +113,7 @@ def test_a_deploy_writes_verified_units_and_restarts_the_workers_after_the_relea
     ]
 
 
-def test_a_copy_runs_the_serving_image_with_the_apps_environment_and_no_port(app_host: AppHost) -> None:  # noqa: F811
+def test_a_copy_runs_the_serving_image_with_the_apps_environment_and_no_port(app_host: AppHost) -> None:
     machine = app_host.host
     _record_systemctl(app_host)
     script = machine.directory / "worker.py"
@@ -150,7 +143,7 @@ def test_a_copy_runs_the_serving_image_with_the_apps_environment_and_no_port(app
     assert machine.run("process", "mailer", "1").returncode == 3  # systemd sees the failure and restarts it
 
 
-def test_a_failed_exit_counts_a_restart_and_a_clean_stop_does_not(app_host: AppHost) -> None:  # noqa: F811
+def test_a_failed_exit_counts_a_restart_and_a_clean_stop_does_not(app_host: AppHost) -> None:
     machine = app_host.host
     app_host.put_config(processes={"mailer": {"command": ["bin/mailer"], "count": 1, "stop_timeout_seconds": 30}})
     machine.env["SERVICE_RESULT"] = "success"
@@ -177,20 +170,20 @@ def test_a_failed_exit_counts_a_restart_and_a_clean_stop_does_not(app_host: AppH
     assert removed.count(["rm", "--force", "worker-mailer-1"]) == 2  # after each exit
 
 
-def test_bad_process_input_is_one_line(app_host: AppHost) -> None:  # noqa: F811
+def test_bad_process_input_is_one_line(app_host: AppHost) -> None:
     machine = app_host.host
     app_host.put_config(processes={"web": {"command": ["x"], "count": 1, "stop_timeout_seconds": 30}})
     refused = machine.run("sync-processes")
     assert refused.returncode == 1
-    assert "processes.web: the name is not allowed" in _one_line(refused.stderr)
+    assert "processes.web: the name is not allowed" in one_line(refused.stderr)
     app_host.put_config(processes={"mailer": {"command": ["x"], "count": 0, "stop_timeout_seconds": 30}})
-    assert "processes.mailer.count: 0 is not allowed: a whole number from 1 to 10" in _one_line(
+    assert "processes.mailer.count: 0 is not allowed: a whole number from 1 to 10" in one_line(
         machine.run("sync-processes").stderr
     )
     app_host.put_config(processes={"mailer": {"command": ["x"], "count": 1, "stop_timeout_seconds": 30}})
-    assert _one_line(machine.run("process", "mailer", "2").stderr) == (
+    assert one_line(machine.run("process", "mailer", "2").stderr) == (
         "leanstack-app: process mailer: copy 2 is not configured (count 1)"
     )
-    assert _one_line(machine.run("process", "nope", "1").stderr) == (
+    assert one_line(machine.run("process", "nope", "1").stderr) == (
         "leanstack-app: process 'nope' is not configured; configured: mailer"
     )

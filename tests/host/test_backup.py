@@ -21,21 +21,27 @@ from pathlib import Path
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from mypy_boto3_cloudwatch import CloudWatchClient
 from mypy_boto3_s3 import S3Client
 
 from support.servers import LoopbackProxy, PostgresServer
-from tests.host.conftest import (
+from tests.host.helpers import (
     APP_PASSWORD,
     APP_USER,
     BUCKET_REGION,
     HOST_REGION,
+    STAMP_FORMAT,
     Moto,
+    assert_one_line_failure,
+    backup_and_manifest,
+    drill_reports,
+    metric_maximum,
+    metric_names,
+    object_keys,
     run_tool,
+    scratch_databases,
     start_tool,
 )
 
-STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 MIB = 1024 * 1024
 
 SAMPLE_SQL = """
@@ -90,69 +96,8 @@ def verification_sql(expected: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def assert_one_line_failure(result: object, *fragments: str, status: int = 1) -> str:
-    assert hasattr(result, "returncode") and hasattr(result, "stderr")
-    stderr: str = result.stderr
-    assert result.returncode == status, stderr
-    lines = stderr.splitlines()
-    assert len(lines) == 1, f"expected one line on stderr, got: {stderr!r}"
-    assert "Traceback" not in stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
-
-
-def object_keys(s3: S3Client, bucket: str) -> list[str]:
-    return sorted(item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
-
-
 def open_uploads(s3: S3Client, bucket: str) -> list[str]:
     return [upload["Key"] for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
-
-
-def cloudwatch(moto: Moto) -> CloudWatchClient:
-    return moto.session().client("cloudwatch", region_name=HOST_REGION, endpoint_url=moto.endpoint)
-
-
-def metric_maximum(moto: Moto, stack: str, name: str, namespace: str = "LeanstackTest") -> float | None:
-    now = datetime.datetime.now(datetime.UTC)
-    points = cloudwatch(moto).get_metric_statistics(
-        Namespace=namespace,
-        MetricName=name,
-        Dimensions=[{"Name": "Stack", "Value": stack}],
-        StartTime=now - datetime.timedelta(hours=1),
-        EndTime=now + datetime.timedelta(hours=1),
-        Period=3600,
-        Statistics=["Maximum"],
-    )["Datapoints"]
-    return max((point["Maximum"] for point in points), default=None)
-
-
-def metric_names(moto: Moto, stack: str) -> set[str]:
-    listed = cloudwatch(moto).list_metrics(Namespace="LeanstackTest", Dimensions=[{"Name": "Stack", "Value": stack}])[
-        "Metrics"
-    ]
-    return {metric["MetricName"] for metric in listed}
-
-
-def scratch_databases(postgres: PostgresServer) -> list[str]:
-    listed = postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'leanstack_drill%' ORDER BY 1;")
-    return listed.split()
-
-
-def drill_reports(s3: S3Client, bucket: str) -> list[dict[str, object]]:
-    keys = [key for key in object_keys(s3, bucket) if key.startswith("backups/") and "/_drills/" in key]
-    return [json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) for key in keys]
-
-
-def backup_and_manifest(s3: S3Client, bucket: str, database: str) -> tuple[str, dict[str, object]]:
-    # <prefix>/<stack>/<database>/: each stack's own folder.
-    keys = [key for key in object_keys(s3, bucket) if key.startswith("backups/") and f"/{database}/" in key]
-    dumps = [key for key in keys if key.endswith(".dump")]
-    assert len(dumps) == 1, keys
-    manifest_key = dumps[0].removesuffix(".dump") + ".manifest.json"
-    assert manifest_key in keys
-    return dumps[0], json.loads(s3.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())
 
 
 def pg_dumps_of(database: str) -> list[int]:

@@ -12,27 +12,26 @@ import sys
 import time
 from pathlib import Path
 
-from support.servers import PostgresServer, free_port, wait_until
-from tests.host.conftest import APP_PASSWORD, APP_USER, Moto, run_tool, start_tool
-from tests.host.test_backup import (
+from support.ports import free_port
+from support.servers import PostgresServer, wait_until
+from tests.host.helpers import (
+    APP_PASSWORD,
+    APP_USER,
+    CUSTOMERS_SQL,
     STAMP_FORMAT,
+    STAND_IN_APP,
+    Moto,
+    app_config,
     assert_one_line_failure,
     backup_and_manifest,
     drill_reports,
     metric_maximum,
     metric_names,
+    plant,
+    run_tool,
     scratch_databases,
+    start_tool,
 )
-
-STAND_IN_APP = Path(__file__).resolve().parent / "stand_in_app.py"
-CUSTOMERS_SQL = (
-    "CREATE TABLE customers (id int PRIMARY KEY, name text);"
-    "INSERT INTO customers SELECT g, 'c' || g FROM generate_series(1, 300) g;"
-)
-
-
-def plant(moto: Moto, bucket: str, key: str, body: bytes) -> None:
-    moto.client_s3().put_object(Bucket=bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256")
 
 
 def stamp_after(dump_key: str, seconds: int) -> str:
@@ -208,26 +207,6 @@ def test_drill_succeeds_with_the_app_database_or_the_instance_gone(
     assert "(local target)" in drilled.stdout
     # The local drill's report compares its restore time with the instance drill's.
     assert "the last instance drill restored" in drilled.stdout
-
-
-def app_config(tmp_path: Path, container_port: int, health_timeout: float) -> Path:
-    state = tmp_path / "app-state"
-    state.mkdir(parents=True)
-    (state / "current.json").write_text(json.dumps({"port": 3000, "image": "registry.example/app:v42"}))
-    config = tmp_path / "app.json"
-    config.write_text(
-        json.dumps(
-            {
-                "image": "registry.example/app",
-                "container_port": container_port,
-                "health_path": "/healthz",
-                "health_timeout_seconds": health_timeout,
-                "env_file": str(tmp_path / "app.env"),
-                "state_dir": str(state),
-            }
-        )
-    )
-    return config
 
 
 def test_local_drill_starts_the_app_against_the_restored_data(

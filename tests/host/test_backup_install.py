@@ -18,26 +18,12 @@ from leanstack.host.params import BackupSettings, HostFile
 from leanstack.host.shipping import entry_script
 from support.agent import agent_script
 from support.system import require_program
+from tests.host.helpers import BACKUP_SETTINGS, install_into
 
-SETTINGS = BackupSettings(
-    bucket="leanstack-prod-backups",
-    bucket_region="eu-central-1",
-    prefix="prod",
-    database_name="app",
-    database_host="app.abc123.eu-west-1.rds.amazonaws.com",
-    database_port=5432,
-    database_user="leanstack",
-    database_secret_arn="arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-0a1b2c-AbCdEf",
-    drill_database_url="",
-    backup_calendar="*-*-* 03:30:00",
-    drill_calendar="*-*-01 05:00:00",
-    metrics_namespace="Leanstack",
-    stack="prod",
-)
 TOOL = agent_script("leanstack-backup")
 
 
-def files_by_path(settings: BackupSettings = SETTINGS) -> dict[str, HostFile]:
+def files_by_path(settings: BackupSettings = BACKUP_SETTINGS) -> dict[str, HostFile]:
     return {file.path: file for file in backup_host_files(settings)}
 
 
@@ -90,8 +76,8 @@ def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
         "BACKUP_BUCKET": "leanstack-prod-backups",
         "BACKUP_BUCKET_REGION": "eu-central-1",
         "BACKUP_PREFIX": "prod",
-        "DATABASE_SECRET_ARN": SETTINGS.database_secret_arn,
-        "DATABASE_HOST": SETTINGS.database_host,
+        "DATABASE_SECRET_ARN": BACKUP_SETTINGS.database_secret_arn,
+        "DATABASE_HOST": BACKUP_SETTINGS.database_host,
         "DATABASE_PORT": "5432",
         "DATABASE_NAME": "app",
         "DATABASE_USER": "leanstack",
@@ -120,24 +106,24 @@ def test_env_file_is_what_the_tool_reads_and_holds_no_secret() -> None:
 def test_env_file_refuses_secrets_and_injection() -> None:
     with pytest.raises(ValueError, match="password"):
         render_env_file(
-            dataclasses.replace(SETTINGS, drill_target="url", drill_database_url="postgresql://u:pw@h/postgres")
+            dataclasses.replace(BACKUP_SETTINGS, drill_target="url", drill_database_url="postgresql://u:pw@h/postgres")
         )
     with pytest.raises(ValueError, match="single line"):
-        render_env_file(dataclasses.replace(SETTINGS, bucket="b\nDATABASE_URL=postgresql://evil"))
+        render_env_file(dataclasses.replace(BACKUP_SETTINGS, bucket="b\nDATABASE_URL=postgresql://evil"))
     with pytest.raises(ValueError, match="ARN"):
-        render_env_file(dataclasses.replace(SETTINGS, database_secret_arn="not-an-arn"))
-    quoted = render_env_file(dataclasses.replace(SETTINGS, prefix='we"ird\\prefix'))
+        render_env_file(dataclasses.replace(BACKUP_SETTINGS, database_secret_arn="not-an-arn"))
+    quoted = render_env_file(dataclasses.replace(BACKUP_SETTINGS, prefix='we"ird\\prefix'))
     assert parse_env_file(quoted)["BACKUP_PREFIX"] == 'we"ird\\prefix'
     allowed = render_env_file(
-        dataclasses.replace(SETTINGS, drill_target="url", drill_database_url="postgresql://u@h/postgres")
+        dataclasses.replace(BACKUP_SETTINGS, drill_target="url", drill_database_url="postgresql://u@h/postgres")
     )
     assert parse_env_file(allowed)["DRILL_DATABASE_URL"] == "postgresql://u@h/postgres"
     with pytest.raises(ValueError, match="drill_target must be one of local, instance, url"):
-        render_env_file(dataclasses.replace(SETTINGS, drill_target="production"))
+        render_env_file(dataclasses.replace(BACKUP_SETTINGS, drill_target="production"))
     with pytest.raises(ValueError, match="drill_target url needs drill_database_url"):
-        render_env_file(dataclasses.replace(SETTINGS, drill_target="url"))
+        render_env_file(dataclasses.replace(BACKUP_SETTINGS, drill_target="url"))
     with pytest.raises(ValueError, match="drill_starts_app needs drill_target local"):
-        render_env_file(dataclasses.replace(SETTINGS, drill_target="instance", drill_starts_app=True))
+        render_env_file(dataclasses.replace(BACKUP_SETTINGS, drill_target="instance", drill_starts_app=True))
 
 
 def test_units_schedule_and_hardening() -> None:
@@ -203,14 +189,7 @@ def test_the_drill_unit_cannot_reach_the_metadata_service_and_gets_the_host_role
     assert "IPAddressDeny" not in credentials
 
 
-def install_into(root: Path, files: tuple[HostFile, ...]) -> None:
-    for file in files:
-        target = root / file.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(file.content, encoding="utf-8")
-        target.chmod(int(file.permissions, 8))
-
-
+@pytest.mark.servers
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     systemd_analyze = require_program("systemd-analyze", "systemd")
     # verify loads each unit with its dependencies (timers.target, sysinit.target...) and
@@ -228,7 +207,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
         shutil.copy2(f"/usr/bin/{program}", root / "usr/bin" / program)
     # The variant with every drill option on: its unit has the most settings.
     install_into(
-        root, backup_host_files(dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
+        root, backup_host_files(dataclasses.replace(BACKUP_SETTINGS, drill_starts_app=True, verify_sql="SELECT true;"))
     )
     units = [str(root / "etc/systemd/system" / name) for name in sorted(os.listdir(root / "etc/systemd/system"))]
     assert len(units) == 5
@@ -255,7 +234,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert rejected.returncode != 0
     assert "NoSuchSetting" in rejected.stderr and "missing-" in rejected.stderr
 
-    for expression in (SETTINGS.backup_calendar, SETTINGS.drill_calendar):
+    for expression in (BACKUP_SETTINGS.backup_calendar, BACKUP_SETTINGS.drill_calendar):
         calendar = subprocess.run(
             [systemd_analyze, "calendar", f"{expression} UTC"], capture_output=True, text=True, check=False
         )
@@ -275,7 +254,7 @@ def test_help_and_bad_arguments() -> None:
 
 
 def test_drill_settings_reach_the_host() -> None:
-    settings = dataclasses.replace(SETTINGS, drill_starts_app=True, verify_sql="SELECT count(*) > 0 FROM users;")
+    settings = dataclasses.replace(BACKUP_SETTINGS, drill_starts_app=True, verify_sql="SELECT count(*) > 0 FROM users;")
     files = files_by_path(settings)
     values = parse_env_file(files["/etc/leanstack/backup.env"].content)
     assert (values["DRILL_TARGET"], values["DRILL_STARTS_APP"]) == ("local", "1")
@@ -289,6 +268,6 @@ def test_drill_settings_reach_the_host() -> None:
     assert "SupplementaryGroups" not in default["/etc/systemd/system/leanstack-restore-drill.service"].content
     assert "/etc/leanstack/drill-verify.sql" not in default
     assert "StateDirectory" not in default["/etc/systemd/system/leanstack-backup.service"].content
-    instance = parse_env_file(render_env_file(dataclasses.replace(SETTINGS, drill_target="instance")))
+    instance = parse_env_file(render_env_file(dataclasses.replace(BACKUP_SETTINGS, drill_target="instance")))
     assert (instance["DRILL_TARGET"], instance["DRILL_DATABASE_URL"]) == ("instance", "")
     assert "postgresql17-server" in BACKUP_PACKAGES

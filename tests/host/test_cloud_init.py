@@ -105,12 +105,14 @@ def _files(document: str) -> dict[str, dict[str, Any]]:
     return {entry["path"]: entry for entry in yaml.safe_load(document)["write_files"]}
 
 
+@pytest.mark.servers
 def test_cloud_config_passes_cloud_init_schema(tmp_path: Path) -> None:
     checked = _schema(_typical(), tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "Valid cloud-config" in checked.stdout
 
 
+@pytest.mark.servers
 def test_schema_check_catches_a_broken_document(tmp_path: Path) -> None:
     document = yaml.safe_load(_typical())
     document["write_files"][0]["defer"] = "after packages"
@@ -311,6 +313,7 @@ def _verify_drop_in(tmp_path: Path, drop_in: str) -> subprocess.CompletedProcess
     )
 
 
+@pytest.mark.servers
 def test_nginx_drop_in_parses_with_systemd(tmp_path: Path) -> None:
     drop_in = _files(_typical())["/etc/systemd/system/nginx.service.d/leanstack.conf"]["content"]
     checked = _verify_drop_in(tmp_path, drop_in)
@@ -318,6 +321,7 @@ def test_nginx_drop_in_parses_with_systemd(tmp_path: Path) -> None:
     assert "leanstack.conf" not in checked.stderr, checked.stderr
 
 
+@pytest.mark.servers
 def test_systemd_check_flags_a_mistyped_drop_in(tmp_path: Path) -> None:
     checked = _verify_drop_in(tmp_path, "[Service]\nExecStartPree=/bin/true\n")
     assert "Unknown key" in checked.stderr and "leanstack.conf" in checked.stderr

@@ -19,8 +19,10 @@ import pytest
 
 from leanstack.host.agent.credentials import container_token
 from support.agent import agent_script
-from support.servers import free_port, wait_until
-from tests.host.conftest import FAKE_CREDENTIALS, HOST_REGION, Moto
+from support.ports import free_port
+from support.servers import wait_until
+from tests.conftest import starts_servers
+from tests.host.helpers import FAKE_CREDENTIALS, HOST_REGION, Moto
 
 ENDPOINT = agent_script("leanstack-credentials")
 ROLE_ARN = "arn:aws:iam::123456789012:role/leanstack-test-app"
@@ -73,6 +75,7 @@ def endpoint_env(moto: Moto, tmp_path: Path, port: int, **extra: str) -> dict[st
 
 
 @pytest.fixture()
+@starts_servers
 def endpoint(moto: Moto, tmp_path: Path) -> Iterator[Endpoint]:
     # 900 s credentials (the SDKs refetch them on every use: under their 15-minute margin),
     # assumed again once 3 s old: a refresh within the test's seconds.

@@ -49,6 +49,7 @@ def test_bad_arguments_are_refused(arguments: tuple[str, ...], message: str) -> 
         credentials_host_files(*arguments)
 
 
+@pytest.mark.servers
 @pytest.mark.parametrize("address", ["169.254.170.2", "127.0.0.1"])
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path, address: str) -> None:
     systemd_analyze = require_program("systemd-analyze", "systemd")

@@ -121,6 +121,7 @@ def test_bad_settings_are_refused_naming_the_key(changes: dict[str, object], mes
         app_host_files(_settings(**changes))
 
 
+@pytest.mark.servers
 def test_cloud_config_with_the_app_passes_cloud_init_schema(tmp_path: Path) -> None:
     document = render_cloud_config(
         _params(), extra_files=app_host_files(_settings()), packages=APP_PACKAGES, enable_units=APP_UNITS
@@ -179,6 +180,7 @@ def _verify_units(tmp_path: Path, names: tuple[str, ...]) -> subprocess.Complete
     )
 
 
+@pytest.mark.servers
 def test_units_parse_with_systemd(tmp_path: Path) -> None:
     checked = _verify_units(
         tmp_path,

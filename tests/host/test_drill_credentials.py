@@ -20,8 +20,7 @@ import botocore.session
 import pytest
 
 from support.servers import PostgresServer
-from tests.host.conftest import APP_USER, FAKE_CREDENTIALS, Moto, run_tool, tool_command
-from tests.host.test_backup import assert_one_line_failure
+from tests.host.helpers import APP_USER, FAKE_CREDENTIALS, Moto, assert_one_line_failure, run_tool, tool_command
 
 CUSTOMERS_SQL = "CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers SELECT generate_series(1, 50);"
 # The metadata service stays out of every run here: a missing credential fails at once.

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from support.servers import PostgresServer
-from tests.host.conftest import APP_USER, BUCKET_REGION, Moto, run_tool
-from tests.host.test_backup import assert_one_line_failure, drill_reports
+from tests.host.helpers import APP_USER, BUCKET_REGION, Moto, assert_one_line_failure, drill_reports, run_tool
 
 FILES = [f"uploads/{number:03d}/photo é {number}.jpg" for number in range(1, 31)]
 FILES_SQL = "SELECT key FROM attachments UNION SELECT avatar_key FROM users WHERE avatar_key IS NOT NULL;"
@@ -89,7 +88,7 @@ def test_the_install_renders_the_files_check_only_when_configured() -> None:
     import dataclasses
 
     from leanstack.host.backup.install import FILES_SQL_PATH, backup_host_files
-    from tests.host.test_backup_install import SETTINGS
+    from tests.host.helpers import BACKUP_SETTINGS as SETTINGS
 
     plain = {file.path: file.content for file in backup_host_files(SETTINGS)}
     assert FILES_SQL_PATH not in plain and "FILES_" not in plain["/etc/leanstack/backup.env"]

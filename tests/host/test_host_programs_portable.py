@@ -49,10 +49,10 @@ def test_python_3_9_syntax_and_stdlib_plus_boto3(program: Path) -> None:
 
 
 def _vermin(*paths: Path) -> subprocess.CompletedProcess[str]:
-    """vermin (requirements-dev.txt) over `paths`: every construct and standard-library name
+    """vermin (uv.lock's dev group) over `paths`: every construct and standard-library name
     newer than Python 3.9 is a violation (AL2023's system Python)."""
     vermin = shutil.which("vermin", path=str(Path(sys.executable).parent)) or shutil.which("vermin")
-    assert vermin, "vermin is not installed: pip install -r requirements-dev.txt"
+    assert vermin, "vermin is not installed: make .venv/.dev"
     return subprocess.run(
         [vermin, "--target=3.9-", "--violations", "--no-tips", "--no-parse-comments", *map(str, paths)],
         capture_output=True,

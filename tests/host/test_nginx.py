@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,28 +29,16 @@ from support.nginx_harness import (
     RunningNginx,
     TestUpstream,
     client_context,
-    free_port,
     loopback_paths,
-    make_pki,
     nginx_check,
     request,
 )
-from support.system import require_program
+from support.ports import free_port
+from tests.host.helpers import HOST, OTHER_HOST
 
-HOST = "app.leanstack.test"
-OTHER_HOST = "www.leanstack.test"
 TRUSTED_EDGE = "127.0.0.1"
 UNTRUSTED_SOURCE = "127.0.0.2"
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-def _nginx() -> str:
-    nginx = require_program("nginx", "nginx", extra_dirs=("/usr/sbin",))
-    built = subprocess.run([nginx, "-V"], capture_output=True, text=True, check=True).stderr
-    for needed in ("--with-http_ssl_module", "--with-http_realip_module"):
-        assert needed in built, f"{nginx} lacks {needed}; install Debian's 'nginx' package"
-    assert "--without-http_gzip_module" not in built
-    return nginx
 
 
 def _params(app_port: int, **changes: object) -> HostParams:
@@ -80,16 +67,6 @@ class Stack:
     def edge(self) -> ssl.SSLContext:
         """What Cloudflare's edge presents: the origin-pull client certificate."""
         return client_context(self.pki, client_cert=self.pki.client_cert, client_key=self.pki.client_key)
-
-
-@pytest.fixture(scope="module")
-def nginx() -> str:
-    return _nginx()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), (HOST, OTHER_HOST))
 
 
 @pytest.fixture(scope="module")

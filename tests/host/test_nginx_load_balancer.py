@@ -27,13 +27,12 @@ from support.nginx_harness import (
     RunningNginx,
     TestUpstream,
     client_context,
-    free_port,
     load_balancer_context,
     loopback_paths,
-    make_pki,
     request,
 )
-from tests.host.test_nginx import HOST, OTHER_HOST, _nginx
+from support.ports import free_port
+from tests.host.helpers import HOST, OTHER_HOST
 
 LOAD_BALANCER = "127.0.0.1"
 OUTSIDE_THE_VPC = "127.0.0.2"
@@ -80,16 +79,6 @@ class Behind:
         recorded = self.upstream.find(response_request_id or "")
         assert recorded is not None, "the request did not reach the app"
         return recorded.headers
-
-
-@pytest.fixture(scope="module")
-def nginx() -> str:
-    return _nginx()
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), (HOST, OTHER_HOST))
 
 
 def _run(nginx: str, pki: Pki, directory: Path, params: HostParams) -> RunningNginx:

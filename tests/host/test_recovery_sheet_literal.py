@@ -21,13 +21,8 @@ from leanstack.mocks import run_program
 from leanstack.runbook import HOST, LAPTOP, Step, recovery_branches
 from support.nginx_harness import request
 from support.servers import PostgresServer
-from tests.host.conftest import APP_USER, Moto, run_tool
-from tests.host.test_backup_drill import CUSTOMERS_SQL
-from tests.host.test_restore import HOST as SITE
-from tests.host.test_restore import Host, leanstack_restore
-
-# The fixture: the rendered env file, a stand-in app, Debian's nginx with the maintenance page.
-from tests.host.test_restore import host as host
+from tests.host.helpers import APP_USER, CUSTOMERS_SQL, Moto, RestoreHost, leanstack_restore, run_tool
+from tests.host.helpers import HOST as SITE
 
 # A stack of this test's own: the sheet's values come from it, not from stacks/.
 STACK: dict[str, Any] = {
@@ -73,7 +68,12 @@ def table_digest(postgres: PostgresServer, database: str) -> str:
 
 
 def test_a_dropped_app_database_is_restored_by_following_the_sheet(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    tool_env: dict[str, str],
+    restore_host: RestoreHost,
 ) -> None:
     steps = dropped_database_branch()
     # Before the disaster: data, and the nightly backup of it.
@@ -82,7 +82,7 @@ def test_a_dropped_app_database_is_restored_by_following_the_sheet(
     assert run_tool("backup", tool_env).returncode == 0
     # The disaster.
     postgres.psql(f"DROP DATABASE {app_database} WITH (FORCE);")
-    assert request(host.nginx_port, "/healthz", host=SITE, context=None).status != 200
+    assert request(restore_host.nginx_port, "/healthz", host=SITE, context=None).status != 200
 
     # The host steps follow the step that opens the session (which this test stands in for); the
     # laptop steps before and after it (finding the time, the alarms, telling the owner) cannot run here.
@@ -105,26 +105,26 @@ def test_a_dropped_app_database_is_restored_by_following_the_sheet(
                     name = line.rsplit(" ", 1)[1]
                     arguments = [name if a == "RESTORED" else a for a in arguments]
                     assert " ".join(["sudo", "leanstack-restore", *arguments]) == line
-                done = leanstack_restore(host.env, *arguments)
+                done = leanstack_restore(restore_host.env, *arguments)
             elif words[1:3] == ["systemctl", "start"]:
                 # systemctl runs the unit's ExecStart with its EnvironmentFile; the tool reads
                 # the same rendered file itself under sudo.
                 assert unit_exec_start(words[3]) == BACKUP_TOOL_PATH
-                done = run_tool("backup", host.env)
+                done = run_tool("backup", restore_host.env)
             else:
                 raise AssertionError(f"the sheet runs {command!r} on the host, which this test cannot follow")
             assert done.returncode == 0, f"{command}: {done.stderr}"
             printed += [line.strip() for line in done.stdout.splitlines()]
         if step.check_commands and "curl" in step.check_commands[0]:
             # The sheet's check, asked of nginx instead of through Cloudflare.
-            assert request(host.nginx_port, "/healthz", host=SITE, context=None).status == 200
+            assert request(restore_host.nginx_port, "/healthz", host=SITE, context=None).status == 200
         for check in step.check_commands:
             # The journal is readable only with sudo for the session user (AL2023: adm/wheel/systemd-journal).
             assert "journalctl" not in check or check.startswith("sudo journalctl "), check
 
     # The restored data is the backup's, row for row.
     assert table_digest(postgres, app_database) == before
-    assert request(host.nginx_port, "/", host=SITE, context=None).body.decode() == "rows=300"
+    assert request(restore_host.nginx_port, "/", host=SITE, context=None).body.decode() == "rows=300"
     # And the fresh backup the sheet asked for is there, complete: a second manifest.
     listed = moto.client_s3().list_objects_v2(Bucket=bucket, Prefix="backups/")
     manifests = [

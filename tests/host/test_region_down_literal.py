@@ -51,9 +51,10 @@ from leanstack.mocks import read_stack_config, run_program
 from leanstack.recovery_key import new_keypair
 from leanstack.runbook import HOST, Step, recovery_branches
 from tests.components.helpers import written_file
-from tests.host.conftest import FAKE_CREDENTIALS
+from tests.conftest import starts_servers
+from tests.host.helpers import FAKE_CREDENTIALS
+from tests.policy.helpers import host_role_documents
 from tests.policy.iam_evaluator import allowed
-from tests.policy.test_host_role_scope import host_role_documents
 
 # Regions no other test of the host suite uses: moto keeps one state per process, whatever the server.
 DOWN, BACKUP = "ap-south-1", "ap-northeast-1"
@@ -79,6 +80,7 @@ def fixture_stack(public_key: str, mail_arn: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def endpoint() -> Iterator[str]:
     """A moto server of this test's own (its state is the process's: the regions above keep it apart)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)

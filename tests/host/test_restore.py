@@ -12,65 +12,31 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from leanstack.host.backup.install import render_env_file
-from leanstack.host.params import BackupSettings, HostParams
+from leanstack.host.params import BackupSettings
 from leanstack.host.render import MAINTENANCE_RETRY_AFTER_SECONDS, render_maintenance_tool
-from support.nginx_harness import RunningNginx, loopback_paths, request
-from support.servers import SUPERUSER, PostgresServer, free_port, wait_until
-from support.system import require_program
-from tests.host.conftest import (
-    APP_PASSWORD,
+from support.nginx_harness import loopback_paths, request
+from support.servers import SUPERUSER, PostgresServer, wait_until
+from tests.host.helpers import (
     APP_USER,
     BUCKET_REGION,
-    FAKE_CREDENTIALS,
-    HOST_REGION,
-    TOOL,
+    CUSTOMERS_SQL,
+    HOST,
     Moto,
+    RestoreHost,
+    assert_one_line_failure,
+    leanstack_restore,
     run_tool,
 )
-from tests.host.test_backup import assert_one_line_failure
-from tests.host.test_backup_drill import CUSTOMERS_SQL, STAND_IN_APP
 
-HOST = "app.leanstack.test"
 MESSAGE = "We are restoring data and will be back shortly."
-# Stands in for `leanstack-app restart`: records what nginx answers users meanwhile.
-OBSERVER = """
-import json, sys, urllib.error, urllib.request
-seen = {}
-for path in ("/", "/healthz"):
-    request = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}{path}", headers={"Host": sys.argv[2]})
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            seen[path] = [response.status, response.headers.get("Retry-After"), response.read().decode()]
-    except urllib.error.HTTPError as error:
-        seen[path] = [error.code, error.headers.get("Retry-After"), error.read().decode()]
-with open(sys.argv[3], "a") as handle:
-    handle.write(json.dumps(seen) + "\\n")
-"""
-
-
-@dataclass
-class Host:
-    env: dict[str, str]
-    nginx_port: int
-    observed: Path
-    maintenance_page: Path
-
-
-def leanstack_restore(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
-    python = os.environ.get("BACKUP_TOOL_PYTHON") or sys.executable
-    return subprocess.run(
-        [python, str(TOOL), "restore", *arguments], env=env, capture_output=True, text=True, timeout=180, check=False
-    )
 
 
 def rows_served(port: int) -> tuple[int, str]:
@@ -78,115 +44,16 @@ def rows_served(port: int) -> tuple[int, str]:
     return response.status, response.body.decode()
 
 
-@pytest.fixture()
-def host(
-    postgres: PostgresServer,
-    moto: Moto,
-    bucket: str,
-    app_database: str,
-    stack_name: str,
-    tmp_path: Path,
-) -> Iterator[Host]:
-    nginx = require_program("nginx", "nginx", extra_dirs=("/usr/sbin",))
-    secrets = moto.session().client("secretsmanager", region_name=HOST_REGION, endpoint_url=moto.endpoint)
-    arn = secrets.create_secret(
-        Name=f"rds!{app_database}", SecretString=json.dumps({"username": APP_USER, "password": APP_PASSWORD})
-    )["ARN"]
-    settings = BackupSettings(
-        bucket=bucket,
-        bucket_region=BUCKET_REGION,
-        prefix="backups",
-        database_name=app_database,
-        database_host="127.0.0.1",
-        database_port=postgres.port,
-        database_user=APP_USER,
-        database_secret_arn=arn,
-        metrics_namespace="LeanstackTest",
-        stack=stack_name,
-    )
-    env_file = tmp_path / "backup.env"
-    # The rendered file; only TLS differs, which the test server does not offer.
-    env_file.write_text(render_env_file(settings).replace('DATABASE_SSLMODE="require"', 'DATABASE_SSLMODE="disable"'))
-    app_port = free_port()
-    state = tmp_path / "app-state"
-    state.mkdir()
-    (state / "current.json").write_text(json.dumps({"port": app_port, "image": "registry.example/app:v42"}))
-    app_config = tmp_path / "app.json"
-    app_config.write_text(
-        json.dumps(
-            {
-                "image": "registry.example/app",
-                "container_port": 8080,
-                "health_path": "/healthz",
-                "health_timeout_seconds": 10,
-                "state_dir": str(state),
-            }
-        )
-    )
-    app = subprocess.Popen(
-        [sys.executable, str(STAND_IN_APP)],
-        env={
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PORT": str(app_port),
-            "PG_BIN_DIR": str(postgres.bin_dir),
-            "DATABASE_HOST": "127.0.0.1",
-            "DATABASE_PORT": str(postgres.port),
-            "DATABASE_NAME": app_database,
-            "DATABASE_USER": APP_USER,
-            "DATABASE_PASSWORD": APP_PASSWORD,
-        },
-        stderr=subprocess.PIPE,
-    )
-    directory = tmp_path / "nginx"
-    paths = loopback_paths(directory, free_port(), tls=False)
-    maintenance_tool = tmp_path / "leanstack-maintenance"
-    maintenance_tool.write_text(render_maintenance_tool(paths=paths))
-    observed = tmp_path / "observed.jsonl"
-    observer = tmp_path / "observe.py"
-    observer.write_text(OBSERVER)
-    params = HostParams(stack="test", region=HOST_REGION, hostnames=(HOST,), app_port=app_port, cdn_proxied=False)
-    try:
-        assert app.stderr is not None and app.stderr.readline().strip() == b"listening"
-        with RunningNginx(nginx, params, paths, directory):
-            yield Host(
-                env={
-                    # What `sudo` leaves: PATH (the PostgreSQL programs are on it on the host)
-                    # and the instance role (moto's credentials and endpoint here).
-                    "PATH": f"{postgres.bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-                    "HOME": str(tmp_path),
-                    **FAKE_CREDENTIALS,
-                    "AWS_ENDPOINT_URL": moto.endpoint,
-                    "LEANSTACK_BACKUP_ENV": str(env_file),
-                    "LEANSTACK_APP_CONFIG": str(app_config),
-                    "LEANSTACK_LOCK_DIR": str(tmp_path / "lock"),
-                    "LEANSTACK_MAINTENANCE": f"{sys.executable} {maintenance_tool}",
-                    "LEANSTACK_APP_RESTART": f"{sys.executable} {observer} {paths.listen_port} {HOST} {observed}",
-                },
-                nginx_port=paths.listen_port,
-                observed=observed,
-                maintenance_page=Path(paths.maintenance_page),
-            )
-    finally:
-        app.kill()
-        app.wait()
-        leftovers = postgres.psql(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'leanstack_restore_%' "
-            f"OR datname LIKE '{app_database}_before_restore_%';"
-        )
-        for name in leftovers.split():
-            postgres.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE);')
-
-
 def test_restore_swap_end_to_end_with_the_maintenance_page(
-    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], restore_host: RestoreHost
 ) -> None:
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
     assert run_tool("backup", tool_env).returncode == 0
     # The disaster: rows deleted by mistake.
     postgres.psql("DELETE FROM customers WHERE id > 100;", app_database, APP_USER)
-    assert rows_served(host.nginx_port) == (200, "rows=100")
+    assert rows_served(restore_host.nginx_port) == (200, "rows=100")
 
-    restored = leanstack_restore(host.env, "--swap")
+    restored = leanstack_restore(restore_host.env, "--swap")
     assert restored.returncode == 0, restored.stderr
     assert restored.stderr == ""
     out = restored.stdout
@@ -194,14 +61,14 @@ def test_restore_swap_end_to_end_with_the_maintenance_page(
     assert sum("switched: " in line for line in out.splitlines()) == 1, out
     assert "maintenance page on" in out and "maintenance page off: users are served again" in out
     # While the databases were switched, users and the health path got the page, as a 503.
-    (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
+    (seen,) = [json.loads(line) for line in restore_host.observed.read_text().splitlines()]
     for path in ("/", "/healthz"):
         status, retry_after, body = seen[path]
         assert (status, retry_after) == (503, str(MAINTENANCE_RETRY_AFTER_SECONDS)), path
         assert MESSAGE in body and "Down for maintenance" in body
-    assert not host.maintenance_page.exists()
-    assert rows_served(host.nginx_port) == (200, "rows=300")
-    assert request(host.nginx_port, "/healthz", host=HOST, context=None).status == 200
+    assert not restore_host.maintenance_page.exists()
+    assert rows_served(restore_host.nginx_port) == (200, "rows=300")
+    assert request(restore_host.nginx_port, "/healthz", host=HOST, context=None).status == 200
 
     # The previous database is kept, and the printed undo command brings it back.
     (undo,) = [line.split("to undo the switch: ", 1)[1] for line in out.splitlines() if "to undo the switch: " in line]
@@ -209,20 +76,20 @@ def test_restore_swap_end_to_end_with_the_maintenance_page(
     before = undo.rsplit(" ", 1)[1]
     assert before.startswith(f"{app_database}_before_restore_")
     assert postgres.psql("SELECT count(*) FROM customers;", database=before) == "100"
-    undone = leanstack_restore(host.env, *undo.split()[2:])
+    undone = leanstack_restore(restore_host.env, *undo.split()[2:])
     assert undone.returncode == 0, undone.stderr
-    assert rows_served(host.nginx_port) == (200, "rows=100")
+    assert rows_served(restore_host.nginx_port) == (200, "rows=100")
 
 
 def test_restore_when_the_app_database_is_gone(
-    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], restore_host: RestoreHost
 ) -> None:
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
     assert run_tool("backup", tool_env).returncode == 0
     postgres.psql(f"DROP DATABASE {app_database} WITH (FORCE);")
-    assert rows_served(host.nginx_port)[0] == 500
+    assert rows_served(restore_host.nginx_port)[0] == 500
 
-    restored = leanstack_restore(host.env)
+    restored = leanstack_restore(restore_host.env)
     assert restored.returncode == 0, restored.stderr
     # Nothing uses the app's name: the output says so, and that the swap comes next.
     assert "the app still uses" not in restored.stdout
@@ -230,7 +97,7 @@ def test_restore_when_the_app_database_is_gone(
     # Nothing switched yet; the next step is printed, and is run here exactly as printed.
     (step,) = [line.strip() for line in restored.stdout.splitlines() if line.strip().startswith("sudo ")]
     assert step.startswith("sudo leanstack-restore --swap --use-restored leanstack_restore_")
-    assert rows_served(host.nginx_port)[0] == 500
+    assert rows_served(restore_host.nginx_port)[0] == 500
     # Someone is looking at the restored database: the rename fails, nothing is switched
     # and the maintenance page comes off again.
     restored_name = step.rsplit(" ", 1)[1]
@@ -255,32 +122,32 @@ def test_restore_when_the_app_database_is_gone(
             lambda: postgres.psql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{restored_name}';") == "1",
             timeout=10,
         )
-        busy = leanstack_restore(host.env, *step.split()[2:])
+        busy = leanstack_restore(restore_host.env, *step.split()[2:])
     finally:
         looking.communicate(b"\\q\n", timeout=10)
     assert_one_line_failure(
         busy, "cannot rename the databases", "is being accessed by other users", "nothing was switched"
     )
-    assert not host.maintenance_page.exists()
-    assert rows_served(host.nginx_port)[0] == 500
-    switched = leanstack_restore(host.env, *step.split()[2:])
+    assert not restore_host.maintenance_page.exists()
+    assert rows_served(restore_host.nginx_port)[0] == 500
+    switched = leanstack_restore(restore_host.env, *step.split()[2:])
     assert switched.returncode == 0, switched.stderr
     (switched_line,) = [line for line in switched.stdout.splitlines() if "switched: " in line]
     assert "(there was no app database)" in switched_line
-    assert rows_served(host.nginx_port) == (200, "rows=300")
+    assert rows_served(restore_host.nginx_port) == (200, "rows=300")
     assert postgres.psql("SELECT count(*) FROM customers;", database=app_database) == "300"
 
     # Only databases leanstack-restore made can be switched to; bad input is one line.
-    refused = leanstack_restore(host.env, "--swap", "--use-restored", "postgres")
+    refused = leanstack_restore(restore_host.env, "--swap", "--use-restored", "postgres")
     assert_one_line_failure(refused, "postgres was not made by leanstack-restore")
-    assert not host.maintenance_page.exists()
+    assert not restore_host.maintenance_page.exists()
     for arguments, named in (
         (["--backup", "yesterday"], "--backup 'yesterday' is not a backup stamp"),
         (["--database", "app"], "--database 'app' must start with leanstack_"),
         (["--use-restored", "x"], "--use-restored goes with --swap only"),
         (["--now"], "unknown argument '--now'"),
     ):
-        assert_one_line_failure(leanstack_restore(host.env, *arguments), named, status=2)
+        assert_one_line_failure(leanstack_restore(restore_host.env, *arguments), named, status=2)
 
 
 def test_maintenance_tool_is_python_3_9_and_refuses_bad_arguments(tmp_path: Path) -> None:
@@ -312,7 +179,12 @@ def backup_stamps(moto: Moto, bucket: str, folder: str) -> list[str]:
 
 
 def test_a_backup_far_below_the_previous_one_is_restored_only_when_named(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    tool_env: dict[str, str],
+    restore_host: RestoreHost,
 ) -> None:
     # Issue 21 item 3: the nightly backup after the data was lost is the newest one.
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
@@ -322,7 +194,7 @@ def test_a_backup_far_below_the_previous_one_is_restored_only_when_named(
     folder = f"backups/{tool_env['STACK']}/{app_database}/"
     good, small = backup_stamps(moto, bucket, folder)
 
-    refused = leanstack_restore(host.env)
+    refused = leanstack_restore(restore_host.env)
     assert_one_line_failure(
         refused,
         f"refusing {folder}{small}.dump: 10 rows",
@@ -330,16 +202,21 @@ def test_a_backup_far_below_the_previous_one_is_restored_only_when_named(
         f"--backup {good}",
     )
     assert postgres.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'leanstack_restore_%';") == "0"
-    named = leanstack_restore(host.env, "--backup", small)
+    named = leanstack_restore(restore_host.env, "--backup", small)
     assert named.returncode == 0, named.stderr
     assert "row counts of 1 tables (10 rows)" in named.stdout
-    earlier = leanstack_restore(host.env, "--backup", good)
+    earlier = leanstack_restore(restore_host.env, "--backup", good)
     assert earlier.returncode == 0, earlier.stderr
     assert "row counts of 1 tables (300 rows)" in earlier.stdout
 
 
 def test_a_recovery_host_restores_the_old_stacks_backups_with_from_stack(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    tool_env: dict[str, str],
+    restore_host: RestoreHost,
 ) -> None:
     # Region down: the recovery stack's host shares the old stack's bucket. Its own nightly
     # backup ran before the operator restored: a dump of its new, empty database.
@@ -359,23 +236,28 @@ def test_a_recovery_host_restores_the_old_stacks_backups_with_from_stack(
         body = s3.get_object(Bucket=bucket, Key=f"{old}{old_stamp}{suffix}")["Body"].read()
         s3.put_object(Bucket=bucket, Key=planted + suffix, Body=body, ChecksumAlgorithm="SHA256")
 
-    refused = leanstack_restore(host.env)
+    refused = leanstack_restore(restore_host.env)
     assert_one_line_failure(refused, "it holds no rows", "--from-stack STACK")
-    restored = leanstack_restore(host.env, "--from-stack", old_stack, "--swap")
+    restored = leanstack_restore(restore_host.env, "--from-stack", old_stack, "--swap")
     assert restored.returncode == 0, restored.stderr
     assert f"restoring {old}{old_stamp}.dump" in restored.stdout
     assert "row counts of 1 tables (300 rows)" in restored.stdout
-    assert rows_served(host.nginx_port) == (200, "rows=300")
+    assert rows_served(restore_host.nginx_port) == (200, "rows=300")
     # The planted copy under the old stack's name is passed over when restoring this stack.
-    named = leanstack_restore(host.env, "--backup", "29000101T000000Z")
+    named = leanstack_restore(restore_host.env, "--backup", "29000101T000000Z")
     assert_one_line_failure(named, f"{planted}.manifest.json is unusable", f'written by stack "{old_stack}"')
     assert_one_line_failure(
-        leanstack_restore(host.env, "--from-stack", "../x"), "--from-stack '../x' is not a stack name", status=2
+        leanstack_restore(restore_host.env, "--from-stack", "../x"), "--from-stack '../x' is not a stack name", status=2
     )
 
 
 def test_backups_in_the_folder_before_per_stack_folders_are_still_restored(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    tool_env: dict[str, str],
+    restore_host: RestoreHost,
 ) -> None:
     # Dumps written before the per-stack folders, <prefix>/<database>/, stay where Object Lock
     # keeps them; the restore reads them when their manifest names this stack.
@@ -389,7 +271,7 @@ def test_backups_in_the_folder_before_per_stack_folders_are_still_restored(
         body = s3.get_object(Bucket=bucket, Key=f"{own}{stamp}{suffix}")["Body"].read()
         s3.put_object(Bucket=bucket, Key=legacy + suffix, Body=body, ChecksumAlgorithm="SHA256")
         s3.delete_object(Bucket=bucket, Key=f"{own}{stamp}{suffix}")
-    restored = leanstack_restore(host.env)
+    restored = leanstack_restore(restore_host.env)
     assert restored.returncode == 0, restored.stderr
     assert f"restoring {legacy}.dump" in restored.stdout
 
@@ -399,7 +281,7 @@ LONG_NAME = "app_" + "x" * 59
 
 @pytest.mark.parametrize("app_database", [LONG_NAME])
 def test_the_swap_keeps_the_previous_database_under_a_name_postgresql_does_not_cut(
-    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], restore_host: RestoreHost
 ) -> None:
     # Issue 21 item 8: <app>_before_restore_<time> passed 63 bytes; PostgreSQL cut it, and
     # the printed undo named a database that did not exist.
@@ -409,15 +291,15 @@ def test_the_swap_keeps_the_previous_database_under_a_name_postgresql_does_not_c
         postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
         assert run_tool("backup", tool_env).returncode == 0
         postgres.psql("DELETE FROM customers WHERE id > 250;", app_database, APP_USER)
-        first = leanstack_restore(host.env, "--swap")
+        first = leanstack_restore(restore_host.env, "--swap")
         assert first.returncode == 0, first.stderr
         (undo,) = [line.split("to undo the switch: ", 1)[1] for line in first.stdout.splitlines() if "to undo" in line]
         before = undo.rsplit(" ", 1)[1]
         assert len(before.encode()) <= 63
         assert postgres.psql("SELECT count(*) FROM customers;", database=before) == "250"
-        undone = leanstack_restore(host.env, *undo.split()[2:])
+        undone = leanstack_restore(restore_host.env, *undo.split()[2:])
         assert undone.returncode == 0, undone.stderr
-        assert rows_served(host.nginx_port) == (200, "rows=250")
+        assert rows_served(restore_host.nginx_port) == (200, "rows=250")
     finally:
         postgres.psql(f"DROP DATABASE IF EXISTS {app_database} WITH (FORCE);")
         for name in postgres.psql("SELECT datname FROM pg_database WHERE datname LIKE 'app_xxx%';").split():
@@ -425,11 +307,11 @@ def test_the_swap_keeps_the_previous_database_under_a_name_postgresql_does_not_c
 
 
 def test_scaled_out_the_swap_needs_the_page_on_every_host_first(
-    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], host: Host
+    postgres: PostgresServer, app_database: str, tool_env: dict[str, str], restore_host: RestoreHost
 ) -> None:
     # Issue 21 item 6: scaled out, --swap put the page on its own host only. This host cannot
     # reach the others, so it refuses until the laptop's command has put it on all of them.
-    env_file = Path(host.env["LEANSTACK_BACKUP_ENV"])
+    env_file = Path(restore_host.env["LEANSTACK_BACKUP_ENV"])
     line = 'BEHIND_LOAD_BALANCER="1"'
     settings = BackupSettings(
         bucket="b",
@@ -447,7 +329,7 @@ def test_scaled_out_the_swap_needs_the_page_on_every_host_first(
     postgres.psql(CUSTOMERS_SQL, app_database, APP_USER)
     assert run_tool("backup", tool_env).returncode == 0
 
-    refused = leanstack_restore(host.env, "--swap")
+    refused = leanstack_restore(restore_host.env, "--swap")
     assert_one_line_failure(
         refused,
         "behind a load balancer",
@@ -455,15 +337,15 @@ def test_scaled_out_the_swap_needs_the_page_on_every_host_first(
         "nothing was restored or switched",
     )
     assert postgres.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'leanstack_restore_%';") == "0"
-    assert not host.maintenance_page.exists()
+    assert not restore_host.maintenance_page.exists()
 
     # What `python -m leanstack maintenance STACK on` runs on every host.
-    maintenance = host.env["LEANSTACK_MAINTENANCE"].split()
+    maintenance = restore_host.env["LEANSTACK_MAINTENANCE"].split()
     subprocess.run([*maintenance, "on"], check=True, capture_output=True)
-    switched = leanstack_restore(host.env, "--swap")
+    switched = leanstack_restore(restore_host.env, "--swap")
     assert switched.returncode == 0, switched.stderr
     assert f"python -m leanstack maintenance {tool_env['STACK']} off" in switched.stdout
     assert "maintenance page off" not in switched.stdout
-    assert host.maintenance_page.exists()
-    (seen,) = [json.loads(line) for line in host.observed.read_text().splitlines()]
+    assert restore_host.maintenance_page.exists()
+    (seen,) = [json.loads(line) for line in restore_host.observed.read_text().splitlines()]
     assert seen["/"][0] == 503

@@ -23,10 +23,22 @@ from pathlib import Path
 
 import pytest
 
-from support.servers import SUPERUSER, PostgresServer, free_port
-from tests.host.conftest import APP_USER, Moto, run_tool, tool_command
-from tests.host.test_backup import STAMP_FORMAT, assert_one_line_failure, backup_and_manifest, scratch_databases
-from tests.host.test_backup_drill import CUSTOMERS_SQL, STAND_IN_APP, app_config, plant
+from support.ports import free_port
+from support.servers import SUPERUSER, PostgresServer
+from tests.host.helpers import (
+    APP_USER,
+    CUSTOMERS_SQL,
+    STAMP_FORMAT,
+    STAND_IN_APP,
+    Moto,
+    app_config,
+    assert_one_line_failure,
+    backup_and_manifest,
+    plant,
+    run_tool,
+    scratch_databases,
+    tool_command,
+)
 
 EVIL_FUNCTION = """
 CREATE FUNCTION act() RETURNS boolean LANGUAGE plpgsql AS $$

@@ -13,7 +13,7 @@ import pytest
 from leanstack.host.backup.seal_install import SEAL_ENV_PATH, seal_host_files
 from leanstack.recovery_key import new_keypair
 from support.system import require_program
-from tests.host.test_backup_install import install_into
+from tests.host.helpers import install_into
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def test_bad_input_is_refused(public_key: str, key: str | None, ids: tuple[str, 
         seal_host_files(key or public_key, ids, "daily")
 
 
+@pytest.mark.servers
 def test_units_pass_systemd_analyze_verify(tmp_path: Path, public_key: str) -> None:
     systemd_analyze = require_program("systemd-analyze", "systemd")
     system_units = next((Path(d) for d in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(d).is_dir()), None)

@@ -24,7 +24,7 @@ from leanstack.host.agent.seal_job import seal_secrets
 from leanstack.recovery_key import new_keypair
 from support.agent import agent_script
 from support.system import require_program
-from tests.host.conftest import BUCKET_REGION, FAKE_CREDENTIALS, HOST_REGION, Moto
+from tests.host.helpers import BUCKET_REGION, FAKE_CREDENTIALS, HOST_REGION, Moto
 
 SEAL = agent_script("leanstack-seal-secrets")
 ROOT = Path(__file__).resolve().parents[2]

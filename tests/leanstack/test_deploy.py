@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,45 +37,14 @@ from leanstack.deploy import (
     main,
 )
 from leanstack.host.agent.blue_green import serving_tags
-from leanstack.mocks import STACKS_ENV, StackRun
-from tests.conftest import SHIPPED
+from leanstack.mocks import StackRun
+from tests.leanstack.helpers import REGION, ScriptedSsm, TaggedHosts, launch_group, remove_hosts
 
-REGION = "eu-west-1"
+# The commands read the stack files: the tests' copies, in the region moto answers in.
+pytestmark = pytest.mark.usefixtures("stacks_in_the_tests_region")
+
 INSTANCE = "i-0123456789abcdef0"
 ENV = {"LEANSTACK_HOST_INSTANCE_ID": INSTANCE, "AWS_REGION": REGION, "LEANSTACK_DEPLOYED_BY": "ci"}
-
-
-@pytest.fixture(autouse=True)
-def stacks_in_the_tests_region(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The tests' stack files with aws:region set to the region moto answers in (the commands take it from there)."""
-    folder = tmp_path_factory.getbasetemp() / "stacks-in-eu-west-1"
-    if not folder.exists():
-        folder.mkdir()
-        for source in (SHIPPED / "stacks").glob("Pulumi.*.yaml"):
-            text = source.read_text().replace("  aws:region: us-east-1\n", f"  aws:region: {REGION}\n")
-            (folder / source.name).write_text(text)
-    monkeypatch.setenv(STACKS_ENV, str(folder))
-    return folder
-
-
-@dataclass
-class TaggedHosts:
-    """ec2:DescribeInstances for named hosts (moto cannot make an instance of a given id): each carries its
-    stack's tags, Name=leanstack-<stack>-host and Stack=<stack>."""
-
-    stack_of: dict[str, str]
-
-    def describe_instances(self, **kwargs: Any) -> Any:
-        ids = next(f["Values"] for f in kwargs.get("Filters", []) if f["Name"] == "instance-id")
-        instances = [
-            {
-                "InstanceId": host,
-                "Tags": [{"Key": "Name", "Value": f"leanstack-{stack}-host"}, {"Key": "Stack", "Value": stack}],
-            }
-            for host in ids
-            if (stack := self.stack_of.get(host))
-        ]
-        return {"Reservations": [{"Instances": instances}]}
 
 
 PROD_HOST = TaggedHosts({INSTANCE: "prod"})
@@ -101,36 +69,6 @@ def ssm(moto_ssm: Any) -> Any:
             moto_ssm.delete_parameter(Name=f"/leanstack/{stack}/releases")
     _earlier_commands.update(command["CommandId"] for command in moto_ssm.list_commands()["Commands"])
     return moto_ssm
-
-
-@dataclass
-class ScriptedSsm:
-    """moto's client, except that `get_command_invocation` gives the listed answers in turn.
-
-    An answer is an invocation dict, or a string: the code of an error to raise.
-    """
-
-    moto: Any
-    answers: list[dict[str, Any] | str]
-    asked: int = 0
-    sent: list[dict[str, Any]] = field(default_factory=list)
-
-    def send_command(self, **kwargs: Any) -> Any:
-        self.sent.append(kwargs)
-        return self.moto.send_command(**kwargs)
-
-    def get_command_invocation(self, **kwargs: Any) -> Any:
-        answer = self.answers[min(self.asked, len(self.answers) - 1)]
-        self.asked += 1
-        if isinstance(answer, str):
-            raise ClientError({"Error": {"Code": answer, "Message": f"{answer} (scripted)"}}, "GetCommandInvocation")
-        return answer
-
-    def get_parameter(self, **kwargs: Any) -> Any:
-        return self.moto.get_parameter(**kwargs)
-
-    def put_parameter(self, **kwargs: Any) -> Any:
-        return self.moto.put_parameter(**kwargs)
 
 
 def _failed(stderr: str, code: int = 1) -> dict[str, Any]:
@@ -519,51 +457,9 @@ def aws(ssm: Any) -> Iterator[tuple[Any, Any]]:
     """moto's EC2 and Auto Scaling, with no host of any stack when the test starts and ends."""
     ec2 = boto3.client("ec2", region_name=REGION)
     autoscaling = boto3.client("autoscaling", region_name=REGION)
-    _remove_hosts(ec2, autoscaling)
+    remove_hosts(ec2, autoscaling)
     yield ec2, autoscaling
-    _remove_hosts(ec2, autoscaling)
-
-
-def _remove_hosts(ec2: Any, autoscaling: Any) -> None:
-    for group in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]:
-        autoscaling.delete_auto_scaling_group(AutoScalingGroupName=group["AutoScalingGroupName"], ForceDelete=True)
-    running = [
-        instance["InstanceId"]
-        for reservation in ec2.describe_instances()["Reservations"]
-        for instance in reservation["Instances"]
-        if instance["State"]["Name"] != "terminated"
-    ]
-    if running:
-        ec2.terminate_instances(InstanceIds=running)
-
-
-def _launch_group(ec2: Any, autoscaling: Any, role: str, count: int, stack: str = "dev") -> list[str]:
-    """An Auto Scaling group of `count` hosts of `stack`, tagged as host_group.py tags them."""
-    name = f"leanstack-{stack}-{role}-{uuid.uuid4().hex[:6]}"
-    ec2.create_launch_template(
-        LaunchTemplateName=name,
-        LaunchTemplateData={
-            "ImageId": "ami-12c6146b",
-            "InstanceType": "t4g.small",
-            "TagSpecifications": [
-                {
-                    "ResourceType": "instance",
-                    "Tags": [{"Key": "Name", "Value": f"leanstack-{stack}-host"}, {"Key": "Role", "Value": role}],
-                }
-            ],
-        },
-    )
-    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    autoscaling.create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": name},
-        MinSize=0,
-        MaxSize=count,
-        DesiredCapacity=count,
-        VPCZoneIdentifier=subnet,
-    )
-    group = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
-    return [member["InstanceId"] for member in group["Instances"]]
+    remove_hosts(ec2, autoscaling)
 
 
 @dataclass
@@ -642,8 +538,8 @@ def _run_scaled(fleet: Fleet, aws: tuple[Any, Any], *argv: str) -> int:
 def _fleet_on(ssm: Any, aws: tuple[Any, Any], tag: str, web: int, jobs: int = 1) -> tuple[Fleet, list[str]]:
     """`web` + `jobs` hosts of dev, all serving `tag` by a recorded deploy; the hosts in deploy order."""
     ec2, autoscaling = aws
-    _launch_group(ec2, autoscaling, "web", web)
-    _launch_group(ec2, autoscaling, "jobs", jobs)
+    launch_group(ec2, autoscaling, "web", web)
+    launch_group(ec2, autoscaling, "jobs", jobs)
     hosts = find_hosts("dev", ec2, autoscaling)
     fleet = Fleet(ssm)
     assert _run_scaled(fleet, aws, "deploy", "dev", tag) == 0
@@ -656,9 +552,9 @@ def _fleet_on(ssm: Any, aws: tuple[Any, Any], tag: str, web: int, jobs: int = 1)
 
 def test_the_hosts_are_the_stacks_running_in_service_ones_web_first_jobs_last(aws: tuple[Any, Any]) -> None:
     ec2, autoscaling = aws
-    jobs = _launch_group(ec2, autoscaling, "jobs", 1)
-    web = _launch_group(ec2, autoscaling, "web", 3)
-    other_stack = _launch_group(ec2, autoscaling, "web", 1, stack="prod")
+    jobs = launch_group(ec2, autoscaling, "jobs", 1)
+    web = launch_group(ec2, autoscaling, "web", 3)
+    other_stack = launch_group(ec2, autoscaling, "web", 1, stack="prod")
     web_group = autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
     (web_group_name,) = [g["AutoScalingGroupName"] for g in web_group if web[0] in str(g["Instances"])]
     autoscaling.enter_standby(
@@ -792,7 +688,7 @@ def test_a_first_release_failing_on_a_later_host_leaves_it_where_it_reached(
     ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     ec2, autoscaling = aws
-    _launch_group(ec2, autoscaling, "web", 2)
+    launch_group(ec2, autoscaling, "web", 2)
     hosts = find_hosts("dev", ec2, autoscaling)
     fleet = Fleet(ssm, broken={(hosts[1], "v1"): _failed("leanstack-app: v1 broken")})
 
@@ -857,7 +753,7 @@ def test_no_host_found_is_one_line_and_changes_nothing(
     ssm: Any, aws: tuple[Any, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     ec2, autoscaling = aws
-    _launch_group(ec2, autoscaling, "web", 1, stack="prod")
+    launch_group(ec2, autoscaling, "web", 1, stack="prod")
     fleet = Fleet(ssm)
 
     assert _run_scaled(fleet, aws, "deploy", "dev", "v1") == 1
@@ -876,7 +772,7 @@ def test_all_hosts_looks_them_up_without_pulumi_and_wins_over_the_environment(
 ) -> None:
     """As the app-deploy workflow runs it: no Pulumi login, AWS_REGION set."""
     ec2, autoscaling = aws
-    hosts = _launch_group(ec2, autoscaling, "web", 2)
+    hosts = launch_group(ec2, autoscaling, "web", 2)
     # No pulumi on the PATH: reading the stack's outputs would fail.
     monkeypatch.setenv("PATH", str(tmp_path))
     fleet = Fleet(ssm)

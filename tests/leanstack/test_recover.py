@@ -13,8 +13,8 @@ from leanstack.config import ConfigError, load_stack_config
 from leanstack.mocks import read_stack_config, run_program
 from leanstack.plan import build_plan, failed_policies
 from leanstack.recover import RecoverError, write_recovery_file
+from tests.policy.helpers import host_role_documents
 from tests.policy.iam_evaluator import allowed
-from tests.policy.test_host_role_scope import host_role_documents
 
 SHIPPED = Path(__file__).resolve().parent.parent / "fixtures" / "shipped" / "stacks"
 BACKUPS, REPLICA = "leanstack-prod-backups-20260101", "leanstack-prod-uploads-replica-20260101"

@@ -7,6 +7,7 @@ adapter with pulumi_policy's own argument classes and unknown-checking proxies i
 from __future__ import annotations
 
 import runpy
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,10 @@ def test_the_pack_registers_every_rule_as_a_mandatory_policy(monkeypatch: pytest
 
 def test_the_pack_file_declares_a_python_runtime() -> None:
     text = (PACK.parent / "PulumiPolicy.yaml").read_text()
-    assert "name: python" in text and "virtualenv: ../.venv" in text
-    assert "pulumi-policy==" in (PACK.parent / "requirements.txt").read_text()
+    assert "name: python" in text and "virtualenv: ../.venv" in text and "toolchain: uv" in text
+    # pulumi-policy comes from the project's lock (its policy group), with the runtime's protobuf.
+    groups = tomllib.loads((PACK.parent.parent / "pyproject.toml").read_text())["dependency-groups"]
+    assert [p for p in groups["policy"] if p.startswith("pulumi-policy==")] == groups["policy"]
 
 
 def test_unknowns_from_a_preview_become_unknown_and_proxies_become_plain() -> None:

@@ -12,10 +12,9 @@ from typing import Any
 import pytest
 
 from leanstack.mocks import MOCK_ACCOUNT, StackRun
+from tests.policy.helpers import host_role_documents
 from tests.policy.iam_evaluator import allowed, decide
 
-ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 READS = ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath")
 # The statement of AmazonSSMManagedInstanceCore that finding 1 is about (AWS's published document).
 MANAGED_INSTANCE_CORE_READ = {
@@ -23,17 +22,6 @@ MANAGED_INSTANCE_CORE_READ = {
     "Action": ["ssm:DescribeAssociation", "ssm:GetDocument", "ssm:GetParameter", "ssm:GetParameters"],
     "Resource": "*",
 }
-
-
-def host_role_documents(run: StackRun) -> list[str]:
-    role = run.named("host-role")
-    attached = [a for a in run.of_type(ATTACHMENT) if a.inputs["role"] in (role.id, role.inputs["name"])]
-    assert attached == [], "an AWS-managed policy on the host role is not evaluated here; it must not be there"
-    documents = [
-        p.inputs["policy"] for p in run.of_type(ROLE_POLICY) if p.inputs["role"] in (role.id, role.inputs["name"])
-    ]
-    assert documents, "the host role has no policy"
-    return documents
 
 
 def parameter(region: str, name: str) -> str:

@@ -24,7 +24,8 @@ from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 from leanstack.mocks import Resource, StackRun
 from leanstack.policy.rules import RULES
-from tests.policy.test_rules import EXPECTED_IN_UNSAFE
+from tests.conftest import starts_servers
+from tests.policy.helpers import EXPECTED_IN_UNSAFE
 
 PACK_DIR = Path(__file__).resolve().parents[2] / "policy"
 
@@ -64,6 +65,7 @@ def custom(run: StackRun) -> list[Resource]:
 
 
 @pytest.fixture(scope="module")
+@starts_servers
 def pack() -> Iterator[dict[str, analyzer_pb2_grpc.AnalyzerStub]]:
     """One pack process per stack name (the pack reads the stack's name from its environment)."""
     processes: list[subprocess.Popen[bytes]] = []

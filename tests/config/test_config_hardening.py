@@ -28,8 +28,7 @@ from leanstack.config import (
 )
 from leanstack.config.stack_file import StackFileError, parse_stack_yaml
 from leanstack.mocks import run_program
-from tests.conftest import merged, read_stack_config
-from tests.leanstack.test_settings import (
+from tests.config.helpers import (
     BAD_ALERT_AND_RECOVERY_CONFIG,
     BAD_CONFIG,
     BAD_GROWTH_CONFIG,
@@ -38,6 +37,7 @@ from tests.leanstack.test_settings import (
     error_of,
     load,
 )
+from tests.conftest import merged, read_stack_config
 
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/stripe-AbCdEf"
 
