@@ -268,7 +268,7 @@ def test_every_journal_command_the_library_prints_uses_sudo() -> None:
     """On Amazon Linux 2023 the session user sees `-- No entries --` from the system journal
     (only adm/wheel/systemd-journal may read it): every journalctl the host agent, the host's
     files or an alarm's text tells someone to run starts with sudo. (The recovery sheet,
-    leanstack/runbook.py, has its own test.)"""
+    leanstack/runbook/, has its own test.)"""
     checked = [p for p in modules() if room_of(p) in ("host", "components")]
     bad = [
         f"{path.relative_to(REPO)}:{line}: {text.strip()[:80]!r}"

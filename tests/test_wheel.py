@@ -76,6 +76,8 @@ def test_the_wheel_holds_one_top_level_package_with_its_data_files(wheel: Path) 
     # Every file the code reads (templates, the CA, prices, the policy pack's metadata) and every module.
     shipped = [f"leanstack/{p.relative_to(REPO)}" for room in ROOMS for p in (REPO / room).rglob("*") if p.is_file()]
     shipped += ["leanstack/pricing.json", "leanstack/__main__.py"]
+    runbook_templates = (REPO / "leanstack" / "runbook" / "templates").rglob("*")
+    shipped += [str(p.relative_to(REPO)) for p in runbook_templates if p.is_file()]
     missing = [n for n in shipped if "__pycache__" not in n and n not in names]
     assert missing == []
     assert not [n for n in names if n.startswith(("leanstack/tests", "tests/", "support/", "bench/"))]
