@@ -3,7 +3,7 @@
 Runs, one after the other, each as its own pytest process over the same selection:
 
 - serial:   pytest -n 0
-- parallel: pytest -n 2 --dist loadgroup   (pyproject's addopts; the box tests in one worker)
+- parallel: pytest -n 2 --dist loadfile    (pyproject's addopts; the box tests in one worker)
 - fast:     pytest -m "not servers and not box"   (make test-fast: two workers, no real servers)
 
 and prints each one's wall time, its summary line, and the ratios. Targets (issue 25): the
@@ -32,8 +32,8 @@ FAST_TARGET_SECONDS = 60.0
 FAST_MARKERS = "not servers and not box"
 RUNS = {
     "serial": ["-n", "0"],
-    "parallel": ["-n", "2", "--dist", "loadgroup"],
-    "fast": ["-n", "2", "--dist", "loadgroup"],
+    "parallel": ["-n", "2", "--dist", "loadfile"],
+    "fast": ["-n", "2", "--dist", "loadfile"],
 }
 # pytest's last line: "265 passed, 3 deselected in 50.60s" (-q), or the same between "=" rules.
 SUMMARY = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+ in [\d.]+s.*?|no tests ran.*?)\s*=*$")

@@ -74,9 +74,6 @@ def starts_servers(fixture_function: _FixtureFunction) -> _FixtureFunction:
     return fixture_function
 
 
-# Fixtures that install into one folder of the working tree (npm under build/): under pytest-xdist
-# the tests that use one run in one worker (`--dist loadgroup`), so two workers never install at once.
-SHARED_FOLDER_FIXTURES = frozenset({"mermaid", "actionlint"})
 # Per-test timeouts by marker (pytest-timeout; the rest get pyproject's `timeout`). The box's
 # first test boots the box (an image build on a fresh machine); a server test starts its servers.
 TIMEOUT_SECONDS = {"box": 1800, "servers": 600}
@@ -92,14 +89,8 @@ def _uses_a_server_fixture(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        used = set(getattr(item, "fixturenames", ()))
         if _uses_a_server_fixture(item):
             item.add_marker(pytest.mark.servers)
-        # All box tests share the one box: they run in one worker, one after the other.
-        if item.get_closest_marker("box") is not None:
-            item.add_marker(pytest.mark.xdist_group("box"))
-        for name in sorted(used & SHARED_FOLDER_FIXTURES):
-            item.add_marker(pytest.mark.xdist_group(name))
         if item.get_closest_marker("timeout") is None:
             for marker, seconds in TIMEOUT_SECONDS.items():
                 if item.get_closest_marker(marker) is not None:

@@ -67,3 +67,22 @@ def test_the_stand_ins_are_not_in_the_host_files() -> None:
     rootfs = Path(__file__).resolve().parents[2] / "support" / "box" / "rootfs"
     host_paths = {"/etc/nginx/nginx.conf", "/usr/local/sbin/leanstack-app", "/usr/local/bin/leanstack-backup"}
     assert not any((rootfs / path.lstrip("/")).exists() for path in host_paths)
+
+
+def test_every_test_of_the_one_box_is_in_one_file_which_one_worker_runs() -> None:
+    """The box is one container of one name: pytest-xdist hands a test file to one worker
+    (`--dist loadfile`), so every test using the `box` fixture must sit in test_box.py."""
+    import ast
+    import tomllib
+
+    tests = Path(__file__).resolve().parent.parent
+    users = sorted(
+        str(path.relative_to(tests))
+        for path in tests.rglob("test_*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.FunctionDef) and any(a.arg == "box" for a in node.args.args)
+    )
+    assert users and set(users) == {"box/test_box.py"}
+    pyproject = tomllib.loads((tests.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = pyproject["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert addopts[addopts.index("--dist") + 1] == "loadfile"

@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import signal
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -405,23 +406,41 @@ def test_drill_without_any_backup_fails(moto: Moto, bucket: str, tool_env: dict[
 
 
 def test_object_lock_refuses_overwrite_and_delete(
-    postgres: PostgresServer, moto: Moto, bucket: str, app_database: str, tool_env: dict[str, str], stack_name: str
+    postgres: PostgresServer,
+    moto: Moto,
+    bucket: str,
+    app_database: str,
+    bulk_database: str,
+    tool_env: dict[str, str],
+    stack_name: str,
 ) -> None:
-    postgres.psql("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);", app_database, APP_USER)
     s3 = moto.client_s3()
-    # Objects already at the keys the next backup will pick: it must refuse to replace them.
-    now = datetime.datetime.now(datetime.UTC)
-    squatted = [
-        f"backups/{stack_name}/{app_database}/{(now + datetime.timedelta(seconds=offset)).strftime(STAMP_FORMAT)}.dump"
-        for offset in range(0, 20)
-    ]
-    for key in squatted:
-        s3.put_object(Bucket=bucket, Key=key, Body=b"earlier object", ChecksumAlgorithm="SHA256")
-    refused = run_tool("backup", tool_env)
+    # Another writer takes the very key while the dump is on its way (after the backup chose it
+    # as unused): S3 must refuse the completion, not replace the other object.
+    proxy = LoopbackProxy(moto.port, budget=7 * MIB, pause=True)
+    env = {
+        **tool_env,
+        "DATABASE_URL": postgres.url(APP_USER, APP_PASSWORD, bulk_database),
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
+    }
+    running = start_tool("backup", env)
+    try:
+        assert proxy.exhausted.wait(timeout=60)
+        uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert len(uploads) == 1, uploads
+        taken = uploads[0]["Key"]
+        s3.put_object(Bucket=bucket, Key=taken, Body=b"earlier object", ChecksumAlgorithm="SHA256")
+        proxy.resume()
+        stdout, stderr = running.communicate(timeout=120)
+    finally:
+        proxy.close()
+        if running.poll() is None:
+            running.kill()
+            running.wait()
+    refused = subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
     assert_one_line_failure(refused, "cannot complete the upload", "PreconditionFailed")
     assert open_uploads(s3, bucket) == []
-    for key in squatted:
-        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"earlier object"
+    assert s3.get_object(Bucket=bucket, Key=taken)["Body"].read() == b"earlier object"
     assert [key for key in object_keys(s3, bucket) if key.endswith(".manifest.json")] == []
 
     # A real backup, then what the bucket does with its objects.
