@@ -7,6 +7,7 @@ database and CloudWatch.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import http.server
@@ -99,6 +100,30 @@ def verification_sql(expected: dict[str, str]) -> str:
 
 def open_uploads(s3: S3Client, bucket: str) -> list[str]:
     return [upload["Key"] for upload in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+@contextlib.contextmanager
+def backup_paused_mid_upload(
+    moto: Moto, postgres: PostgresServer, bulk_database: str, tool_env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen[str], LoopbackProxy, dict[str, str]]]:
+    """leanstack-backup of the bulk database with its S3 traffic through a proxy that stalls it
+    after 7 MiB, parts in flight; yields the running tool, the proxy (the test resumes it) and
+    the tool's environment. On the way out the proxy closes and a tool still running is killed."""
+    proxy = LoopbackProxy(moto.port, budget=7 * MIB, pause=True)
+    env = {
+        **tool_env,
+        "DATABASE_URL": postgres.url(APP_USER, APP_PASSWORD, bulk_database),
+        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
+    }
+    tool = start_tool("backup", env)
+    try:
+        assert proxy.exhausted.wait(timeout=60), "the upload never reached the proxy's budget"
+        yield tool, proxy, env
+    finally:
+        proxy.close()
+        if tool.poll() is None:
+            tool.kill()
+            tool.wait()
 
 
 def pg_dumps_of(database: str) -> list[int]:
@@ -275,16 +300,8 @@ def test_interrupted_backup_aborts_its_upload(
     tool_env: dict[str, str],
     interruption: str,
 ) -> None:
-    proxy = LoopbackProxy(moto.port, budget=7 * MIB, pause=True)
-    env = {
-        **tool_env,
-        "DATABASE_URL": postgres.url(APP_USER, APP_PASSWORD, bulk_database),
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
-    }
-    tool = start_tool("backup", env)
-    try:
-        # The upload stalls at the proxy with parts in flight: the backup is mid-stream.
-        assert proxy.exhausted.wait(timeout=60), "the upload never reached the proxy's budget"
+    # The upload stalls at the proxy with parts in flight: the backup is mid-stream.
+    with backup_paused_mid_upload(moto, postgres, bulk_database, tool_env) as (tool, proxy, _):
         dumps = children_of(tool.pid, "pg_dump")
         assert len(dumps) == 1
         assert pg_dumps_of(bulk_database) == dumps
@@ -294,11 +311,6 @@ def test_interrupted_backup_aborts_its_upload(
             tool.send_signal(signal.SIGTERM)
         proxy.resume()
         _, stderr = tool.communicate(timeout=60)
-    finally:
-        proxy.close()
-        if tool.poll() is None:
-            tool.kill()
-            tool.wait()
     expected = "pg_dump failed" if interruption == "pg_dump dies" else "interrupted by SIGTERM"
     assert tool.returncode == 1, stderr
     assert len(stderr.splitlines()) == 1 and expected in stderr, stderr
@@ -417,26 +429,13 @@ def test_object_lock_refuses_overwrite_and_delete(
     s3 = moto.client_s3()
     # Another writer takes the very key while the dump is on its way (after the backup chose it
     # as unused): S3 must refuse the completion, not replace the other object.
-    proxy = LoopbackProxy(moto.port, budget=7 * MIB, pause=True)
-    env = {
-        **tool_env,
-        "DATABASE_URL": postgres.url(APP_USER, APP_PASSWORD, bulk_database),
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
-    }
-    running = start_tool("backup", env)
-    try:
-        assert proxy.exhausted.wait(timeout=60)
+    with backup_paused_mid_upload(moto, postgres, bulk_database, tool_env) as (running, proxy, _):
         uploads = s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
         assert len(uploads) == 1, uploads
         taken = uploads[0]["Key"]
         s3.put_object(Bucket=bucket, Key=taken, Body=b"earlier object", ChecksumAlgorithm="SHA256")
         proxy.resume()
         stdout, stderr = running.communicate(timeout=120)
-    finally:
-        proxy.close()
-        if running.poll() is None:
-            running.kill()
-            running.wait()
     refused = subprocess.CompletedProcess(running.args, running.returncode, stdout, stderr)
     assert_one_line_failure(refused, "cannot complete the upload", "PreconditionFailed")
     assert open_uploads(s3, bucket) == []
@@ -475,26 +474,13 @@ def test_object_lock_refuses_overwrite_and_delete(
 def test_concurrent_runs_second_exits_cleanly(
     moto: Moto, bucket: str, bulk_database: str, postgres: PostgresServer, tool_env: dict[str, str]
 ) -> None:
-    proxy = LoopbackProxy(moto.port, budget=7 * MIB, pause=True)
-    env = {
-        **tool_env,
-        "DATABASE_URL": postgres.url(APP_USER, APP_PASSWORD, bulk_database),
-        "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{proxy.port}",
-    }
-    first = start_tool("backup", env)
-    try:
-        assert proxy.exhausted.wait(timeout=60)
+    with backup_paused_mid_upload(moto, postgres, bulk_database, tool_env) as (first, proxy, env):
         second = run_tool("backup", {**env, "AWS_ENDPOINT_URL_S3": moto.endpoint})
         assert second.returncode == 0, second.stderr
         assert second.stderr == ""
         assert "another run is in progress" in second.stdout
         proxy.resume()
         _, stderr = first.communicate(timeout=120)
-    finally:
-        proxy.close()
-        if first.poll() is None:
-            first.kill()
-            first.wait()
     assert first.returncode == 0, stderr
     keys = object_keys(moto.client_s3(), bucket)
     assert len([key for key in keys if key.endswith(".dump")]) == 1
